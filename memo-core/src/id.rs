@@ -1,0 +1,129 @@
+//! 32-byte identifiers: content addresses (blake3) and account ids (ed25519 public keys).
+//!
+//! Every id prints as 64 lowercase hex digits and parses back from the same form.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// An id could not be parsed from text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdParseError {
+    /// The text is not 64 hex digits.
+    #[error("expected 64 hex digits, got {len} characters")]
+    Length {
+        /// Characters given.
+        len: usize,
+    },
+    /// The text has a character that is not a hex digit.
+    #[error("not a hex digit in id")]
+    Hex,
+}
+
+macro_rules! id_type {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub struct $name(pub [u8; 32]);
+
+        impl $name {
+            /// The raw bytes.
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                &self.0
+            }
+            /// Lowercase hex, 64 characters.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+            /// The first 8 hex digits, for logs and tables.
+            pub fn short(&self) -> String {
+                hex::encode(&self.0[..4])
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.short())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdParseError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                parse_hex32(s).map(Self)
+            }
+        }
+
+        impl From<[u8; 32]> for $name {
+            fn from(b: [u8; 32]) -> Self {
+                Self(b)
+            }
+        }
+    };
+}
+
+/// Parses 64 hex digits into 32 bytes.
+pub fn parse_hex32(s: &str) -> Result<[u8; 32], IdParseError> {
+    let s = s.trim();
+    if s.len() != 64 {
+        return Err(IdParseError::Length { len: s.chars().count() });
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).map_err(|_| IdParseError::Hex)?;
+    Ok(out)
+}
+
+id_type!(
+    /// A chunk's address: blake3 of its ciphertext. The unit of dedup and ownership.
+    ChunkId
+);
+id_type!(
+    /// A shard's address: blake3 of its bytes, which is also the root its storage proofs check against.
+    ShardId
+);
+id_type!(
+    /// An object's address: the chunk id of its encrypted manifest.
+    ObjectId
+);
+id_type!(
+    /// An account: the ed25519 public key of a user, provider or keeper.
+    AccountId
+);
+
+impl ChunkId {
+    /// The id of `ciphertext`.
+    pub fn of(ciphertext: &[u8]) -> Self {
+        Self(*blake3::hash(ciphertext).as_bytes())
+    }
+}
+
+impl ShardId {
+    /// The id of a shard's bytes.
+    pub fn of(shard: &[u8]) -> Self {
+        Self(*blake3::hash(shard).as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_errors() {
+        let id = ChunkId::of(b"abc");
+        let text = id.to_string();
+        assert_eq!(text.len(), 64);
+        assert_eq!(text.parse::<ChunkId>().unwrap(), id);
+        assert_eq!("abc".parse::<ChunkId>(), Err(IdParseError::Length { len: 3 }));
+        let bad = "z".repeat(64);
+        assert_eq!(bad.parse::<ShardId>(), Err(IdParseError::Hex));
+        assert_eq!(id.short(), &text[..8]);
+    }
+}

@@ -1,0 +1,15 @@
+//! memo-core: the deterministic, sans-IO heart of memo.
+//!
+//! Types, crypto, the object codec, wire encoding and identities. Nothing in this crate reads
+//! the clock, opens a socket or draws OS randomness: time, randomness and I/O results come in
+//! as arguments, so every state machine here is testable and replayable.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod id;
+pub mod identity;
+pub mod wire;
+
+pub use id::{AccountId, ChunkId, ObjectId, ShardId};
+pub use identity::{Keypair, Signable, Signed};

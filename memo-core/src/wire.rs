@@ -1,0 +1,127 @@
+//! Canonical binary encoding for everything memo signs, stores or sends.
+//!
+//! memo encodes with [postcard] (varint integers, length-prefixed sequences, no field names), which
+//! is deterministic for the types memo uses (no hash maps: ordered maps and vectors only), so equal
+//! values give equal bytes and signatures over encodings are stable. Decoding is bounded: input
+//! longer than the caller's limit is refused before anything is allocated, and trailing bytes are
+//! an error, so one value has exactly one accepted encoding.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A value could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The input exceeds the limit for this kind of message.
+    #[error("message of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Bytes given.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The bytes are not a valid encoding of the expected type.
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// What was being decoded.
+        what: &'static str,
+        /// Why it failed.
+        reason: String,
+    },
+    /// Bytes remain after a complete value.
+    #[error("malformed {what}: {extra} trailing bytes")]
+    Trailing {
+        /// What was being decoded.
+        what: &'static str,
+        /// How many bytes remained.
+        extra: usize,
+    },
+    /// The format version is one this build does not read.
+    #[error("{what} has format version {found}; this build reads version {expected}")]
+    Version {
+        /// What was being decoded.
+        what: &'static str,
+        /// The version found.
+        found: u8,
+        /// The version supported.
+        expected: u8,
+    },
+}
+
+/// Encodes `value` canonically.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    // postcard cannot fail on memo's types (no maps with non-string keys issues, no unsized
+    // sequences); a failure would be a programming error in a type definition.
+    postcard::to_allocvec(value).unwrap_or_else(|e| panic!("memo type failed to encode: {e}"))
+}
+
+/// Decodes one `T` from exactly `bytes`, refusing inputs over `max` bytes.
+pub fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    max: usize,
+    what: &'static str,
+) -> Result<T, WireError> {
+    if bytes.len() > max {
+        return Err(WireError::TooLarge { len: bytes.len(), max });
+    }
+    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| WireError::Malformed {
+        what,
+        reason: e.to_string(),
+    })?;
+    if !rest.is_empty() {
+        return Err(WireError::Trailing { what, extra: rest.len() });
+    }
+    Ok(value)
+}
+
+/// Encodes `value` behind a one-byte format version.
+pub fn encode_versioned<T: Serialize + ?Sized>(version: u8, value: &T) -> Vec<u8> {
+    let mut out = vec![version];
+    out.extend_from_slice(&encode(value));
+    out
+}
+
+/// Decodes a value written by [`encode_versioned`], checking the version first.
+pub fn decode_versioned<T: DeserializeOwned>(
+    bytes: &[u8],
+    version: u8,
+    max: usize,
+    what: &'static str,
+) -> Result<T, WireError> {
+    match bytes.first() {
+        None => Err(WireError::Malformed { what, reason: "empty input".into() }),
+        Some(&v) if v != version => Err(WireError::Version { what, found: v, expected: version }),
+        Some(_) => decode(&bytes[1..], max.saturating_sub(1), what),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_limits_and_trailing_bytes() {
+        let v: (u32, Vec<u8>) = (7, vec![1, 2, 3]);
+        let bytes = encode(&v);
+        assert_eq!(decode::<(u32, Vec<u8>)>(&bytes, 64, "t").unwrap(), v);
+        assert!(matches!(
+            decode::<(u32, Vec<u8>)>(&bytes, 2, "t"),
+            Err(WireError::TooLarge { .. })
+        ));
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(
+            decode::<(u32, Vec<u8>)>(&long, 64, "t"),
+            Err(WireError::Trailing { what: "t", extra: 1 })
+        );
+        // A length prefix claiming more bytes than exist is an error, not an allocation.
+        assert!(decode::<Vec<u8>>(&[0xff, 0xff, 0xff, 0xff, 0x0f], 64, "t").is_err());
+        let ver = encode_versioned(3, &v);
+        assert_eq!(decode_versioned::<(u32, Vec<u8>)>(&ver, 3, 64, "t").unwrap(), v);
+        assert_eq!(
+            decode_versioned::<(u32, Vec<u8>)>(&ver, 4, 64, "t"),
+            Err(WireError::Version { what: "t", found: 3, expected: 4 })
+        );
+    }
+}
