@@ -1,7 +1,9 @@
 //! `memo demo`: the system end to end, checking every step; exit 0 only if all held.
 
 use anyhow::{Context, Result, bail};
-use memo_core::codec::{CodecParams, ConvergenceDomain, Decoder, Encoder, MemoryShards, Parallelism};
+use memo_core::codec::{
+    CodecParams, ConvergenceDomain, Decoder, Encoder, MemoryShards, Parallelism,
+};
 use memo_core::{Keypair, ShardId};
 use std::time::Instant;
 
@@ -29,13 +31,17 @@ impl Steps {
         if !self.json {
             eprintln!("  ok  {name}: {detail}");
         }
-        self.done.push(serde_json::json!({ "step": name, "ok": true, "detail": detail }));
+        self.done
+            .push(serde_json::json!({ "step": name, "ok": true, "detail": detail }));
     }
 }
 
 /// Runs the demo.
 pub fn run(args: DemoArgs, json: bool) -> Result<()> {
-    let mut steps = Steps { json, done: Vec::new() };
+    let mut steps = Steps {
+        json,
+        done: Vec::new(),
+    };
     let params = CodecParams::with_shards(args.k, args.m);
     let encoder = Encoder::new(ConvergenceDomain::global(), params).context("codec parameters")?;
     let size = (args.size_mib * 1024 * 1024) as usize;
@@ -44,9 +50,14 @@ pub fn run(args: DemoArgs, json: bool) -> Result<()> {
     }
     let mut data = vec![0u8; size];
     let seed: [u8; 32] = rand::random();
-    blake3::Hasher::new_keyed(&seed).finalize_xof().fill(&mut data);
+    blake3::Hasher::new_keyed(&seed)
+        .finalize_xof()
+        .fill(&mut data);
     if !json {
-        eprintln!("memo demo: {} MiB of fresh random data, k={} m={}", args.size_mib, args.k, args.m);
+        eprintln!(
+            "memo demo: {} MiB of fresh random data, k={} m={}",
+            args.size_mib, args.k, args.m
+        );
     }
 
     let shards = MemoryShards::new();
@@ -75,13 +86,22 @@ pub fn run(args: DemoArgs, json: bool) -> Result<()> {
     if back != data {
         bail!("read back different bytes");
     }
-    steps.ok("get", format!("exact bytes back at {:.0} MiB/s", args.size_mib as f64 / dec_secs));
+    steps.ok(
+        "get",
+        format!(
+            "exact bytes back at {:.0} MiB/s",
+            args.size_mib as f64 / dec_secs
+        ),
+    );
 
     let (again, _) = encoder.encode_bytes(&data)?;
     if again.id() != obj.id() {
         bail!("storing the same data twice gave another object id");
     }
-    steps.ok("dedup", "the same data gives the same object id and chunk ids".into());
+    steps.ok(
+        "dedup",
+        "the same data gives the same object id and chunk ids".into(),
+    );
 
     let manifest = memo_core::codec::read_manifest(&shards, &obj)?;
     let mut lost = 0;
@@ -94,7 +114,10 @@ pub fn run(args: DemoArgs, json: bool) -> Result<()> {
     if back != data {
         bail!("read back different bytes after losing shards");
     }
-    steps.ok("lose m shards per chunk", format!("{lost} shards gone, exact bytes still back"));
+    steps.ok(
+        "lose m shards per chunk",
+        format!("{lost} shards gone, exact bytes still back"),
+    );
 
     let c0 = &manifest.chunks[0];
     let id: ShardId = c0.shards[args.m as usize];
@@ -105,19 +128,30 @@ pub fn run(args: DemoArgs, json: bool) -> Result<()> {
         Ok(_) => bail!("decoded wrong bytes from a corrupted shard"),
     }
 
-    let other = Encoder::new(ConvergenceDomain::private(&Keypair::from_seed("demo-user")), params)?;
+    let other = Encoder::new(
+        ConvergenceDomain::private(&Keypair::from_seed("demo-user")),
+        params,
+    )?;
     let (private_obj, _) = other.encode_bytes(&data[..1 << 20])?;
     let (global_obj, _) = encoder.encode_bytes(&data[..1 << 20])?;
     if private_obj.id() == global_obj.id() {
         bail!("a private convergence domain gave the global id");
     }
-    steps.ok("convergence domains", "a private domain gives other ids for the same data".into());
+    steps.ok(
+        "convergence domains",
+        "a private domain gives other ids for the same data".into(),
+    );
 
     if json {
-        println!("{}", serde_json::json!({ "ok": true, "object": obj.id().to_hex(), "steps": steps.done }));
+        println!(
+            "{}",
+            serde_json::json!({ "ok": true, "object": obj.id().to_hex(), "steps": steps.done })
+        );
     } else {
         eprintln!("memo demo: all {} steps held", steps.done.len());
-        eprintln!("(this build demonstrates the object pipeline; the networked roles land with later issues)");
+        eprintln!(
+            "(this build demonstrates the object pipeline; the networked roles land with later issues)"
+        );
     }
     Ok(())
 }

@@ -1,16 +1,66 @@
 //! One chunk: encrypt, address, erasure-code; and back from any k verified shards.
 //!
-//! Layout: `ciphertext = tag(16) || AES-256-SIV(plaintext)`, `chunk id = blake3(ciphertext)`.
+//! Layout: `ciphertext = AES-256-SIV segments ‖ their tags` (see [`super::siv`]),
+//! `chunk id = blake3(ciphertext)`.
 //! The ciphertext is zero-padded to `k × shard_len` (`shard_len` = ⌈len/k⌉ rounded up to even,
 //! as reed-solomon-simd needs) and cut into k data shards; m parity shards follow.
 //! `shard id = blake3(shard bytes)`.
 
-use super::convergence::{self, ConvergenceDomain, TAG_LEN};
-use super::params::{MAX_CHUNK_SIZE, check_shards};
 use super::CodecError;
+use super::convergence::ConvergenceDomain;
+use super::params::{MAX_CHUNK_SIZE, check_shards};
+use super::siv;
 use crate::id::{ChunkId, ShardId};
+use bytes::{Bytes, BytesMut};
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+
+thread_local! {
+    // Coders keep large work buffers: one per thread, reused across chunks, so coding a chunk
+    // does not allocate and fault in fresh memory each time.
+    static RS_ENCODER: RefCell<Option<ReedSolomonEncoder>> = const { RefCell::new(None) };
+    static RS_DECODER: RefCell<Option<ReedSolomonDecoder>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's encoder, reset for `k`, `m` and `slen`.
+fn with_encoder<T>(
+    k: usize,
+    m: usize,
+    slen: usize,
+    f: impl FnOnce(&mut ReedSolomonEncoder) -> Result<T, reed_solomon_simd::Error>,
+) -> Result<T, CodecError> {
+    RS_ENCODER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let enc = match slot.as_mut() {
+            Some(e) => {
+                e.reset(k, m, slen).map_err(rs_params)?;
+                e
+            }
+            None => slot.insert(ReedSolomonEncoder::new(k, m, slen).map_err(rs_params)?),
+        };
+        f(enc).map_err(rs_params)
+    })
+}
+
+fn with_decoder<T>(
+    k: usize,
+    m: usize,
+    slen: usize,
+    f: impl FnOnce(&mut ReedSolomonDecoder) -> Result<T, reed_solomon_simd::Error>,
+) -> Result<T, CodecError> {
+    RS_DECODER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let dec = match slot.as_mut() {
+            Some(d) => {
+                d.reset(k, m, slen).map_err(rs_params)?;
+                d
+            }
+            None => slot.insert(ReedSolomonDecoder::new(k, m, slen).map_err(rs_params)?),
+        };
+        f(dec).map_err(rs_params)
+    })
+}
 
 /// Everything needed to find, verify, rebuild and decrypt one chunk.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +79,14 @@ pub struct ChunkRef {
 
 impl std::fmt::Debug for ChunkRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ChunkRef({:?}, {} bytes, {}+{})", self.id, self.size, self.k(), self.m())
+        write!(
+            f,
+            "ChunkRef({:?}, {} bytes, {}+{})",
+            self.id,
+            self.size,
+            self.k(),
+            self.m()
+        )
     }
 }
 
@@ -44,7 +101,7 @@ impl ChunkRef {
     }
     /// Ciphertext length.
     pub fn ciphertext_len(&self) -> usize {
-        self.size as usize + TAG_LEN
+        siv::sealed_len(self.size as usize)
     }
     /// Bytes in each shard.
     pub fn shard_len(&self) -> usize {
@@ -58,7 +115,10 @@ impl ChunkRef {
     /// Checks the reference is internally consistent and within `max_size`, before anything
     /// is allocated for it.
     pub fn validate(&self, max_size: u32) -> Result<(), CodecError> {
-        let bad = |reason: String| CodecError::InvalidChunkRef { chunk: self.id, reason };
+        let bad = |reason: String| CodecError::InvalidChunkRef {
+            chunk: self.id,
+            reason,
+        };
         check_shards(self.k(), self.m()).map_err(|e| bad(e.to_string()))?;
         if self.size == 0 || self.size > max_size {
             return Err(bad(format!("size {} is outside 1..={max_size}", self.size)));
@@ -77,8 +137,8 @@ pub(crate) fn shard_len(ciphertext_len: usize, k: usize) -> usize {
 pub struct EncodedChunk {
     /// The chunk's reference (goes into the manifest).
     pub chunk: ChunkRef,
-    /// Shard bytes; `shards[i]` hashes to `chunk.shards[i]`.
-    pub shards: Vec<Vec<u8>>,
+    /// Shard bytes; `shards[i]` hashes to `chunk.shards[i]`. All slices of one buffer.
+    pub shards: Vec<Bytes>,
 }
 
 impl std::fmt::Debug for EncodedChunk {
@@ -87,9 +147,15 @@ impl std::fmt::Debug for EncodedChunk {
     }
 }
 
-/// Encodes one chunk whose plaintext is `buf[TAG_LEN..]` (the first `TAG_LEN` bytes are room for
-/// the tag, so nothing is copied). Plaintext must be 1..=[`MAX_CHUNK_SIZE`] bytes, except for
-/// manifests, which may be larger.
+/// The buffer capacity [`encode_chunk_in_place`] needs for `size` plaintext bytes, so that it
+/// never reallocates: room for the tag, the padding and the parity shards.
+pub fn encode_capacity(size: usize, k: usize, m: usize) -> usize {
+    shard_len(siv::sealed_len(size), k.max(1)) * (k + m)
+}
+
+/// Encodes one chunk whose plaintext is `buf`. Nothing is copied or allocated when `buf` has
+/// [`encode_capacity`]: the ciphertext, its padding and the parity shards all live in `buf`, and
+/// the shards are slices of it.
 pub fn encode_chunk_in_place(
     domain: &ConvergenceDomain,
     mut buf: Vec<u8>,
@@ -97,27 +163,41 @@ pub fn encode_chunk_in_place(
     m: usize,
 ) -> Result<EncodedChunk, CodecError> {
     check_shards(k, m)?;
-    let size = buf.len().checked_sub(TAG_LEN).filter(|&s| s > 0).ok_or(CodecError::EmptyObject)?;
-    let size = u32::try_from(size)
-        .map_err(|_| CodecError::InvalidParams(format!("chunk of {size} bytes is too large")))?;
-    let secret = domain.chunk_secret(&buf[TAG_LEN..]);
-    if !convergence::seal_in_place(&secret, &mut buf) {
-        return Err(CodecError::InvalidParams("cipher refused the chunk".into()));
+    if buf.is_empty() {
+        return Err(CodecError::EmptyObject);
     }
+    let size = u32::try_from(buf.len()).map_err(|_| {
+        CodecError::InvalidParams(format!("chunk of {} bytes is too large", buf.len()))
+    })?;
+    let secret = domain.chunk_secret(&buf);
+    siv::seal(&secret, &mut buf);
     let id = ChunkId::of(&buf);
     let slen = shard_len(buf.len(), k);
     buf.resize(slen * k, 0);
-    let mut enc = ReedSolomonEncoder::new(k, m, slen).map_err(rs_params)?;
-    for piece in buf.chunks(slen) {
-        enc.add_original_shard(piece).map_err(rs_params)?;
-    }
-    let result = enc.encode().map_err(rs_params)?;
-    let mut shards: Vec<Vec<u8>> = Vec::with_capacity(k + m);
-    shards.extend(buf.chunks(slen).map(<[u8]>::to_vec));
-    shards.extend(result.recovery_iter().map(<[u8]>::to_vec));
+    with_encoder(k, m, slen, |enc| {
+        for piece in buf.chunks(slen) {
+            enc.add_original_shard(piece)?;
+        }
+        let result = enc.encode()?;
+        buf.reserve_exact(slen * m);
+        for r in result.recovery_iter() {
+            buf.extend_from_slice(r);
+        }
+        Ok(())
+    })?;
+    let all = Bytes::from(buf);
+    let shards: Vec<Bytes> = (0..k + m)
+        .map(|i| all.slice(i * slen..(i + 1) * slen))
+        .collect();
     let ids = shards.iter().map(|s| ShardId::of(s)).collect();
     Ok(EncodedChunk {
-        chunk: ChunkRef { id, secret, size, data_shards: k as u8, shards: ids },
+        chunk: ChunkRef {
+            id,
+            secret,
+            size,
+            data_shards: k as u8,
+            shards: ids,
+        },
         shards,
     })
 }
@@ -129,8 +209,7 @@ pub fn encode_chunk(
     k: usize,
     m: usize,
 ) -> Result<EncodedChunk, CodecError> {
-    let mut buf = Vec::with_capacity(TAG_LEN + plaintext.len());
-    buf.resize(TAG_LEN, 0);
+    let mut buf = Vec::with_capacity(encode_capacity(plaintext.len(), k, m));
     buf.extend_from_slice(plaintext);
     encode_chunk_in_place(domain, buf, k, m)
 }
@@ -159,7 +238,7 @@ pub enum ShardOutcome {
 /// rebuilds, checks the chunk id and decrypts.
 pub struct ChunkDecoder<'a> {
     chunk: &'a ChunkRef,
-    slots: Vec<Option<Vec<u8>>>,
+    slots: Vec<Option<Bytes>>,
     good: usize,
     rejected: usize,
 }
@@ -167,11 +246,16 @@ pub struct ChunkDecoder<'a> {
 impl<'a> ChunkDecoder<'a> {
     /// A decoder for `chunk`, which must already be validated ([`ChunkRef::validate`]).
     pub fn new(chunk: &'a ChunkRef) -> Self {
-        Self { chunk, slots: vec![None; chunk.shards.len()], good: 0, rejected: 0 }
+        Self {
+            chunk,
+            slots: vec![None; chunk.shards.len()],
+            good: 0,
+            rejected: 0,
+        }
     }
 
     /// Offers shard `index`.
-    pub fn add(&mut self, index: usize, bytes: Vec<u8>) -> ShardOutcome {
+    pub fn add(&mut self, index: usize, bytes: Bytes) -> ShardOutcome {
         let Some(expected) = self.chunk.shards.get(index) else {
             return ShardOutcome::OutOfRange;
         };
@@ -204,7 +288,11 @@ impl<'a> ChunkDecoder<'a> {
 
     /// Indices that have no good shard yet.
     pub fn missing(&self) -> impl Iterator<Item = usize> + '_ {
-        self.slots.iter().enumerate().filter(|(_, s)| s.is_none()).map(|(i, _)| i)
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_none())
+            .map(|(i, _)| i)
     }
 
     /// The error to report when no more shards can be had.
@@ -223,36 +311,42 @@ impl<'a> ChunkDecoder<'a> {
         if !self.is_ready() {
             return Err(self.not_enough());
         }
-        let k = self.chunk.k();
+        let (k, m) = (self.chunk.k(), self.chunk.m());
         let slen = self.chunk.shard_len();
-        let ct_len = self.chunk.ciphertext_len();
         let mut out = Vec::with_capacity(slen * k);
         if self.slots[..k].iter().all(Option::is_some) {
             for s in self.slots[..k].iter().flatten() {
                 out.extend_from_slice(s);
             }
         } else {
-            let mut dec = ReedSolomonDecoder::new(k, self.chunk.m(), slen).map_err(rs_params)?;
-            for (i, s) in self.slots.iter().enumerate() {
-                if let Some(s) = s {
-                    if i < k {
-                        dec.add_original_shard(i, s).map_err(rs_params)?;
-                    } else {
-                        dec.add_recovery_shard(i - k, s).map_err(rs_params)?;
+            let slots = &self.slots;
+            with_decoder(k, m, slen, |dec| {
+                for (i, s) in slots.iter().enumerate() {
+                    if let Some(s) = s {
+                        if i < k {
+                            dec.add_original_shard(i, s)?;
+                        } else {
+                            dec.add_recovery_shard(i - k, s)?;
+                        }
                     }
                 }
-            }
-            let restored = dec.decode().map_err(rs_params)?;
-            for (i, s) in self.slots[..k].iter().enumerate() {
-                match s {
-                    Some(s) => out.extend_from_slice(s),
-                    None => out.extend_from_slice(
-                        restored.restored_original(i).ok_or_else(|| self.not_enough())?,
-                    ),
+                let restored = dec.decode()?;
+                for (i, s) in slots[..k].iter().enumerate() {
+                    match (s, restored.restored_original(i)) {
+                        (Some(s), _) => out.extend_from_slice(s),
+                        (None, Some(r)) => out.extend_from_slice(r),
+                        (None, None) => {
+                            return Err(reed_solomon_simd::Error::TooFewOriginalShards {
+                                original_count: k,
+                                original_received_count: 0,
+                            });
+                        }
+                    }
                 }
-            }
+                Ok(())
+            })?;
         }
-        out.truncate(ct_len);
+        out.truncate(self.chunk.ciphertext_len());
         if ChunkId::of(&out) != self.chunk.id {
             return Err(CodecError::ChunkMismatch(self.chunk.id));
         }
@@ -262,44 +356,50 @@ impl<'a> ChunkDecoder<'a> {
     /// Rebuilds, verifies and decrypts the chunk.
     pub fn finish(self) -> Result<Vec<u8>, CodecError> {
         let chunk = self.chunk;
-        let mut ct = self.ciphertext()?;
-        if !convergence::open_in_place(&chunk.secret, &mut ct) {
+        let mut buf = self.ciphertext()?;
+        if !siv::open(&chunk.secret, &mut buf, chunk.size as usize) {
             return Err(CodecError::Decrypt(chunk.id));
         }
-        ct.drain(..TAG_LEN);
-        Ok(ct)
+        Ok(buf)
     }
 }
 
-/// Re-creates any missing shards of a chunk from its ciphertext (for repair): returns the
-/// shards at `indices`, each verified against its id.
+/// Re-creates shards of a chunk from its verified ciphertext (for repair): returns the shards
+/// at `indices`, each checked against its id.
 pub fn reencode_shards(
     chunk: &ChunkRef,
     ciphertext: &[u8],
     indices: &[usize],
-) -> Result<Vec<(usize, Vec<u8>)>, CodecError> {
+) -> Result<Vec<(usize, Bytes)>, CodecError> {
     let (k, m, slen) = (chunk.k(), chunk.m(), chunk.shard_len());
     if ChunkId::of(ciphertext) != chunk.id {
         return Err(CodecError::ChunkMismatch(chunk.id));
     }
-    let mut padded = ciphertext.to_vec();
-    padded.resize(slen * k, 0);
-    let mut enc = ReedSolomonEncoder::new(k, m, slen).map_err(rs_params)?;
-    for piece in padded.chunks(slen) {
-        enc.add_original_shard(piece).map_err(rs_params)?;
-    }
-    let result = enc.encode().map_err(rs_params)?;
+    let mut all = BytesMut::with_capacity(slen * (k + m));
+    all.extend_from_slice(ciphertext);
+    all.resize(slen * k, 0);
+    with_encoder(k, m, slen, |enc| {
+        for piece in all.chunks(slen) {
+            enc.add_original_shard(piece)?;
+        }
+        let result = enc.encode()?;
+        for r in result.recovery_iter() {
+            all.extend_from_slice(r);
+        }
+        Ok(())
+    })?;
+    let all = all.freeze();
     let mut out = Vec::with_capacity(indices.len());
     for &i in indices {
-        let bytes = if i < k {
-            padded[i * slen..(i + 1) * slen].to_vec()
-        } else {
-            result.recovery(i - k).ok_or_else(|| CodecError::InvalidChunkRef {
+        let expected = chunk
+            .shards
+            .get(i)
+            .ok_or_else(|| CodecError::InvalidChunkRef {
                 chunk: chunk.id,
                 reason: format!("no shard {i}"),
-            })?.to_vec()
-        };
-        if Some(&ShardId::of(&bytes)) != chunk.shards.get(i) {
+            })?;
+        let bytes = all.slice(i * slen..(i + 1) * slen);
+        if ShardId::of(&bytes) != *expected {
             return Err(CodecError::ChunkMismatch(chunk.id));
         }
         out.push((i, bytes));
@@ -339,19 +439,28 @@ mod tests {
         let e = chunk(5000, 2, 2);
         let other = chunk(4999, 2, 2);
         let mut d = ChunkDecoder::new(&e.chunk);
-        let mut bad = e.shards[0].clone();
+        let mut bad = e.shards[0].to_vec();
         bad[3] ^= 0x40;
-        assert_eq!(d.add(0, bad), ShardOutcome::Rejected);
+        assert_eq!(d.add(0, bad.into()), ShardOutcome::Rejected);
         assert_eq!(d.add(1, other.shards[1].clone()), ShardOutcome::Rejected);
         assert_eq!(d.add(9, e.shards[1].clone()), ShardOutcome::OutOfRange);
         assert_eq!(d.add(2, e.shards[2].clone()), ShardOutcome::Accepted);
         assert_eq!(d.add(2, e.shards[2].clone()), ShardOutcome::Unneeded);
         assert!(!d.is_ready());
         match d.not_enough() {
-            CodecError::NotEnoughShards { needed: 2, good: 1, rejected: 2, missing: 3, .. } => {}
+            CodecError::NotEnoughShards {
+                needed: 2,
+                good: 1,
+                rejected: 2,
+                missing: 3,
+                ..
+            } => {}
             other => panic!("{other:?}"),
         }
-        assert!(matches!(d.finish(), Err(CodecError::NotEnoughShards { .. })));
+        assert!(matches!(
+            d.finish(),
+            Err(CodecError::NotEnoughShards { .. })
+        ));
     }
 
     #[test]
@@ -374,7 +483,10 @@ mod tests {
         }
         let ct = d.ciphertext().unwrap();
         let again = reencode_shards(&e.chunk, &ct, &[0, 5]).unwrap();
-        assert_eq!(again, vec![(0, e.shards[0].clone()), (5, e.shards[5].clone())]);
+        assert_eq!(
+            again,
+            vec![(0, e.shards[0].clone()), (5, e.shards[5].clone())]
+        );
     }
 
     #[test]

@@ -16,13 +16,15 @@ mod error;
 mod manifest;
 mod params;
 pub mod pipeline;
+pub mod siv;
 mod stream;
 
+pub use bytes::Bytes;
 pub use chunk::{
-    ChunkDecoder, ChunkRef, EncodedChunk, MAX_DATA_CHUNK, ShardOutcome, encode_chunk,
-    encode_chunk_in_place, reencode_shards,
+    ChunkDecoder, ChunkRef, EncodedChunk, MAX_DATA_CHUNK, ShardOutcome, encode_capacity,
+    encode_chunk, encode_chunk_in_place, reencode_shards,
 };
-pub use convergence::{ConvergenceDomain, DomainKind, TAG_LEN};
+pub use convergence::{ConvergenceDomain, DomainKind};
 pub use error::CodecError;
 pub use manifest::{MANIFEST_VERSION, MAX_MANIFEST_BYTES, Manifest, OBJECT_REF_VERSION, ObjectRef};
 pub use params::{

@@ -1,13 +1,14 @@
 //! Streaming encode from any `Read` and decode to any `Write`, parallel across chunks, with
 //! memory bounded by a window of chunks in flight.
 
-use super::chunk::{ChunkDecoder, ChunkRef, EncodedChunk, encode_chunk_in_place};
-use super::convergence::{ConvergenceDomain, TAG_LEN};
+use super::CodecError;
+use super::chunk::{ChunkDecoder, ChunkRef, EncodedChunk, encode_capacity, encode_chunk_in_place};
+use super::convergence::ConvergenceDomain;
 use super::manifest::{MAX_MANIFEST_BYTES, Manifest, ObjectRef};
 use super::params::{CodecParams, Parallelism};
 use super::pipeline::ordered_pipeline;
-use super::CodecError;
 use crate::id::ShardId;
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::ops::Range;
@@ -34,7 +35,11 @@ impl Encoder {
     /// An encoder for `domain` with validated `params` and default parallelism.
     pub fn new(domain: ConvergenceDomain, params: CodecParams) -> Result<Self, CodecError> {
         params.validate()?;
-        Ok(Self { domain, params, par: Parallelism::default() })
+        Ok(Self {
+            domain,
+            params,
+            par: Parallelism::default(),
+        })
     }
 
     /// Sets threads and window.
@@ -68,7 +73,10 @@ impl Encoder {
         progress: &mut dyn FnMut(Progress),
         sink: &mut dyn FnMut(EncodedChunk) -> io::Result<()>,
     ) -> Result<ObjectRef, CodecError> {
-        let (k, m) = (self.params.data_shards as usize, self.params.parity_shards as usize);
+        let (k, m) = (
+            self.params.data_shards as usize,
+            self.params.parity_shards as usize,
+        );
         let chunk_size = self.params.chunk_size as usize;
         let mut refs: Vec<ChunkRef> = Vec::new();
         let mut done = 0u64;
@@ -76,12 +84,12 @@ impl Encoder {
             self.par.threads,
             self.par.window,
             || {
-                let mut buf = vec![0u8; TAG_LEN + chunk_size];
-                let n = read_full(&mut reader, &mut buf[TAG_LEN..])?;
+                let mut buf = Vec::with_capacity(encode_capacity(chunk_size, k, m));
+                // `read_to_end` fills spare capacity without zeroing it first.
+                let n = read_chunk(&mut reader, &mut buf, chunk_size)?;
                 if n == 0 {
                     return Ok(None);
                 }
-                buf.truncate(TAG_LEN + n);
                 Ok(Some(buf))
             },
             |buf| encode_chunk_in_place(&self.domain, buf, k, m),
@@ -96,16 +104,24 @@ impl Encoder {
         if refs.is_empty() {
             return Err(CodecError::EmptyObject);
         }
-        let manifest = Manifest { size: done, chunk_size: self.params.chunk_size, chunks: refs };
-        let mut buf = vec![0u8; TAG_LEN];
-        buf.extend_from_slice(&manifest.to_bytes());
-        if buf.len() - TAG_LEN > MAX_MANIFEST_BYTES as usize {
+        let manifest = Manifest {
+            size: done,
+            chunk_size: self.params.chunk_size,
+            chunks: refs,
+        };
+        let bytes = manifest.to_bytes();
+        let mut buf = Vec::with_capacity(encode_capacity(bytes.len(), k, m));
+        buf.extend_from_slice(&bytes);
+        if buf.len() > MAX_MANIFEST_BYTES as usize {
             return Err(CodecError::InvalidParams(format!(
                 "object of {done} bytes needs a manifest over {MAX_MANIFEST_BYTES} bytes: use a larger chunk size"
             )));
         }
         let enc = encode_chunk_in_place(&self.domain, buf, k, m)?;
-        let obj = ObjectRef { manifest: enc.chunk.clone(), size: done };
+        let obj = ObjectRef {
+            manifest: enc.chunk.clone(),
+            size: done,
+        };
         sink(enc)?;
         Ok(obj)
     }
@@ -121,17 +137,21 @@ impl Encoder {
     }
 }
 
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
+/// Appends up to `max` bytes from `r` to `buf`, retrying short reads until `max` or EOF.
+fn read_chunk(r: &mut impl Read, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    let start = buf.len();
+    loop {
+        let got = buf.len() - start;
+        if got == max {
+            return Ok(got);
+        }
+        match r.by_ref().take((max - got) as u64).read_to_end(buf) {
+            Ok(0) => return Ok(buf.len() - start),
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(n)
 }
 
 /// Where a decoder gets shards from. Bytes from a source are never trusted: each is checked
@@ -139,7 +159,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 pub trait ShardSource: Sync {
     /// Shard `index` of `chunk`: `Ok(None)` if it is not available. An `Err` is treated like a
     /// missing shard, so one failing holder never fails a read that others can serve.
-    fn fetch(&self, chunk: &ChunkRef, index: usize) -> io::Result<Option<Vec<u8>>>;
+    fn fetch(&self, chunk: &ChunkRef, index: usize) -> io::Result<Option<Bytes>>;
 }
 
 /// Fetches and decodes one chunk from `source`: data shards first (no decoding work when they
@@ -210,7 +230,10 @@ impl Decoder {
                 let to = ((end - at) as usize).min(plain.len());
                 writer.write_all(&plain[from..to])?;
                 written += (to - from) as u64;
-                progress(Progress { done: written, total: Some(total) });
+                progress(Progress {
+                    done: written,
+                    total: Some(total),
+                });
                 Ok(())
             },
         )?;
@@ -219,7 +242,11 @@ impl Decoder {
     }
 
     /// Decodes the whole object into memory.
-    pub fn decode_to_vec(&self, source: &dyn ShardSource, obj: &ObjectRef) -> Result<Vec<u8>, CodecError> {
+    pub fn decode_to_vec(
+        &self,
+        source: &dyn ShardSource,
+        obj: &ObjectRef,
+    ) -> Result<Vec<u8>, CodecError> {
         let mut out = Vec::with_capacity(obj.size.min(1 << 30) as usize);
         self.decode_to_writer(source, obj, None, &mut |_| {}, &mut out)?;
         Ok(out)
@@ -229,7 +256,7 @@ impl Decoder {
 /// Shards in memory, keyed by shard id: a [`ShardSource`] for tests, simulations and demos.
 #[derive(Debug, Default)]
 pub struct MemoryShards {
-    map: Mutex<HashMap<ShardId, Vec<u8>>>,
+    map: Mutex<HashMap<ShardId, Bytes>>,
 }
 
 impl MemoryShards {
@@ -245,12 +272,19 @@ impl MemoryShards {
         }
     }
     /// Adds one shard under `id` (which need not match its bytes: for fault injection).
-    pub fn insert(&self, id: ShardId, bytes: Vec<u8>) {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).insert(id, bytes);
+    pub fn insert(&self, id: ShardId, bytes: impl Into<Bytes>) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, bytes.into());
     }
     /// Removes a shard; returns whether it was there.
     pub fn remove(&self, id: &ShardId) -> bool {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).remove(id).is_some()
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+            .is_some()
     }
     /// How many shards are held.
     pub fn len(&self) -> usize {
@@ -263,9 +297,15 @@ impl MemoryShards {
 }
 
 impl ShardSource for MemoryShards {
-    fn fetch(&self, chunk: &ChunkRef, index: usize) -> io::Result<Option<Vec<u8>>> {
-        let Some(id) = chunk.shards.get(index) else { return Ok(None) };
-        Ok(self.map.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned())
+    fn fetch(&self, chunk: &ChunkRef, index: usize) -> io::Result<Option<Bytes>> {
+        let Some(id) = chunk.shards.get(index) else {
+            return Ok(None);
+        };
+        Ok(self
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned())
     }
 }
-
