@@ -236,22 +236,27 @@ pub enum ShardOutcome {
 /// Each shard is checked against its id before it is kept, so corrupt or foreign shards are
 /// skipped rather than believed; once [`ChunkDecoder::is_ready`], [`ChunkDecoder::finish`]
 /// rebuilds, checks the chunk id and decrypts.
-pub struct ChunkDecoder<'a> {
-    chunk: &'a ChunkRef,
+pub struct ChunkDecoder {
+    chunk: ChunkRef,
     slots: Vec<Option<Bytes>>,
     good: usize,
     rejected: usize,
 }
 
-impl<'a> ChunkDecoder<'a> {
+impl ChunkDecoder {
     /// A decoder for `chunk`, which must already be validated ([`ChunkRef::validate`]).
-    pub fn new(chunk: &'a ChunkRef) -> Self {
+    pub fn new(chunk: &ChunkRef) -> Self {
         Self {
-            chunk,
+            chunk: chunk.clone(),
             slots: vec![None; chunk.shards.len()],
             good: 0,
             rejected: 0,
         }
+    }
+
+    /// The chunk being decoded.
+    pub fn chunk(&self) -> &ChunkRef {
+        &self.chunk
     }
 
     /// Offers shard `index`.
@@ -355,7 +360,7 @@ impl<'a> ChunkDecoder<'a> {
 
     /// Rebuilds, verifies and decrypts the chunk.
     pub fn finish(self) -> Result<Vec<u8>, CodecError> {
-        let chunk = self.chunk;
+        let chunk = self.chunk.clone();
         let mut buf = self.ciphertext()?;
         if !siv::open(&chunk.secret, &mut buf, chunk.size as usize) {
             return Err(CodecError::Decrypt(chunk.id));

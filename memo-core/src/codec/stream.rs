@@ -53,6 +53,22 @@ impl Encoder {
         &self.params
     }
 
+    /// The convergence domain.
+    pub fn domain(&self) -> &ConvergenceDomain {
+        &self.domain
+    }
+
+    /// Encodes one chunk from an owned plaintext buffer (see [`encode_capacity`] to avoid a
+    /// reallocation).
+    pub fn encode_chunk_owned(&self, plaintext: Vec<u8>) -> Result<EncodedChunk, CodecError> {
+        encode_chunk_in_place(
+            &self.domain,
+            plaintext,
+            self.params.data_shards as usize,
+            self.params.parity_shards as usize,
+        )
+    }
+
     /// Encodes one chunk of plaintext with this encoder's domain and shard counts.
     pub fn encode_chunk(&self, plaintext: &[u8]) -> Result<EncodedChunk, CodecError> {
         super::chunk::encode_chunk(
