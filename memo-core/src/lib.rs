@@ -9,7 +9,11 @@
 pub mod codec;
 pub mod id;
 pub mod identity;
+pub mod ownership;
 pub mod wire;
+
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 pub use id::{AccountId, ChunkId, ObjectId, ShardId};
 pub use identity::{Keypair, Signable, Signed};
