@@ -13,7 +13,7 @@
 
 mod model;
 
-pub use model::{ModelChecker, Op, Snapshot, Stats, random_ops, universe_chunk};
+pub use model::{ModelChecker, Op, Snapshot, Stats, meta_snapshot, random_ops, universe_chunk};
 
 use crate::id::{AccountId, ChunkId, ShardId};
 use crate::ownership::{

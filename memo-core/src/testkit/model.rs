@@ -377,6 +377,11 @@ impl<S: MetaStore> ModelChecker<S> {
         }
     }
 
+    /// The metadata part of [`ModelChecker::snapshot`] (what a reopened store must show).
+    pub fn snapshot_meta(&self) -> Snapshot {
+        meta_snapshot(&self.own, self.users, self.chunks.len())
+    }
+
     /// Everything observable about the universe.
     pub fn snapshot(&self) -> Snapshot {
         let users = (0..=self.users).map(Self::user).chain([account(0xee)]);
@@ -448,5 +453,26 @@ impl<S: MetaStore> ModelChecker<S> {
             held, placed,
             "holders hold exactly the placed shards of owned chunks"
         );
+    }
+}
+
+/// The metadata of a checker's universe (`users` accounts, `chunks` chunks) as seen through
+/// `own`, with no holder state: for comparing a store before and after a reopen.
+pub fn meta_snapshot<S: MetaStore>(own: &Ownership<S>, users: usize, chunks: usize) -> Snapshot {
+    let users = (0..=users)
+        .map(ModelChecker::<S>::user)
+        .chain([account(0xee)]);
+    let chunks: Vec<ChunkInfo> = (0..chunks).map(universe_chunk).collect();
+    Snapshot {
+        accounts: users.map(|u| own.account(&u).expect("read")).collect(),
+        owners: chunks
+            .iter()
+            .map(|c| own.owners(&c.id).expect("read"))
+            .collect(),
+        entries: chunks
+            .iter()
+            .map(|c| own.chunk(&c.id).expect("read"))
+            .collect(),
+        held: Vec::new(),
     }
 }
