@@ -9,8 +9,12 @@
 pub mod codec;
 pub mod id;
 pub mod identity;
+pub mod ownership;
 pub mod transport;
 pub mod wire;
+
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 pub use id::{AccountId, ChunkId, ObjectId, ShardId};
 pub use identity::{Keypair, Signable, Signed};

@@ -1,0 +1,191 @@
+//! The holder persona (PmidNode): a provider's shard store and its bookkeeping.
+
+use crate::id::ShardId;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A shard store failed or refused a shard.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShardStoreError {
+    /// The bytes offered do not hash to the shard id; nothing was stored.
+    #[error("shard bytes hash to {actual}, not {id}")]
+    Mismatch {
+        /// The id the bytes were offered under.
+        id: ShardId,
+        /// What they hash to.
+        actual: ShardId,
+    },
+    /// A stored shard no longer matches its id (bit rot, truncation, tampering).
+    #[error("stored shard {id} is corrupt: {reason}")]
+    Corrupt {
+        /// The shard.
+        id: ShardId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The backend failed (I/O, lock).
+    #[error("shard store {op} failed: {reason}")]
+    Backend {
+        /// The operation that failed.
+        op: &'static str,
+        /// The backend's message.
+        reason: String,
+    },
+}
+
+/// Content-addressed shard bytes. Every shard is stored under `blake3(bytes)`.
+///
+/// Contract (checked by `testkit::shard_store_conformance`): `put` refuses bytes that do not
+/// hash to the id and stores nothing; storing a shard twice keeps one copy and reports it was
+/// already there; `get` returns exactly the stored bytes or a [`ShardStoreError::Corrupt`] if
+/// they no longer match; `delete` frees the space (`used_bytes` drops by the shard's length).
+pub trait ShardStore: Send + Sync {
+    /// Stores `bytes` as shard `id`; returns true if newly stored, false if already held.
+    fn put(&self, id: &ShardId, bytes: &[u8]) -> Result<bool, ShardStoreError>;
+    /// The shard's bytes, verified, or `None` if not held.
+    fn get(&self, id: &ShardId) -> Result<Option<Vec<u8>>, ShardStoreError>;
+    /// True if the shard is held.
+    fn has(&self, id: &ShardId) -> Result<bool, ShardStoreError>;
+    /// Deletes the shard and frees its space; returns true if it was held.
+    fn delete(&self, id: &ShardId) -> Result<bool, ShardStoreError>;
+    /// Every shard held, in ascending id order.
+    fn list(&self) -> Result<Vec<ShardId>, ShardStoreError>;
+    /// Bytes of shard data held.
+    fn used_bytes(&self) -> Result<u64, ShardStoreError>;
+}
+
+/// Checks `bytes` hash to `id`.
+pub(crate) fn verify(id: &ShardId, bytes: &[u8]) -> Result<(), ShardStoreError> {
+    let actual = ShardId::of(bytes);
+    if actual != *id {
+        return Err(ShardStoreError::Mismatch { id: *id, actual });
+    }
+    Ok(())
+}
+
+/// In-memory [`ShardStore`].
+#[derive(Debug, Default)]
+pub struct MemoryShardStore {
+    inner: Mutex<HashMap<ShardId, Vec<u8>>>,
+}
+
+impl MemoryShardStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<ShardId, Vec<u8>>>, ShardStoreError> {
+        self.inner.lock().map_err(|_| ShardStoreError::Backend {
+            op: "lock",
+            reason: "poisoned".into(),
+        })
+    }
+}
+
+impl ShardStore for MemoryShardStore {
+    fn put(&self, id: &ShardId, bytes: &[u8]) -> Result<bool, ShardStoreError> {
+        verify(id, bytes)?;
+        let mut m = self.lock()?;
+        if m.contains_key(id) {
+            return Ok(false);
+        }
+        m.insert(*id, bytes.to_vec());
+        Ok(true)
+    }
+    fn get(&self, id: &ShardId) -> Result<Option<Vec<u8>>, ShardStoreError> {
+        Ok(self.lock()?.get(id).cloned())
+    }
+    fn has(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
+        Ok(self.lock()?.contains_key(id))
+    }
+    fn delete(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
+        Ok(self.lock()?.remove(id).is_some())
+    }
+    fn list(&self) -> Result<Vec<ShardId>, ShardStoreError> {
+        let mut v: Vec<ShardId> = self.lock()?.keys().copied().collect();
+        v.sort_unstable();
+        Ok(v)
+    }
+    fn used_bytes(&self) -> Result<u64, ShardStoreError> {
+        Ok(self.lock()?.values().map(|b| b.len() as u64).sum())
+    }
+}
+
+/// A holder refused or failed an operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HolderError {
+    /// Accepting the shard would exceed the space the provider offers.
+    #[error("holder full: {used} + {len} bytes > capacity {capacity}")]
+    Full {
+        /// Bytes held.
+        used: u64,
+        /// The shard's length.
+        len: u64,
+        /// The capacity offered.
+        capacity: u64,
+    },
+    /// The shard store refused or failed.
+    #[error(transparent)]
+    Store(#[from] ShardStoreError),
+}
+
+/// The holder persona: a provider's shards within the capacity it offers.
+#[derive(Debug)]
+pub struct Holder<S> {
+    store: S,
+    capacity: u64,
+}
+
+impl<S: ShardStore> Holder<S> {
+    /// A holder offering `capacity` bytes over `store`.
+    pub fn new(store: S, capacity: u64) -> Self {
+        Self { store, capacity }
+    }
+
+    /// The shard store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Capacity offered in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Accepts a shard (verified against its id) if it fits; returns true if newly stored.
+    pub fn accept(&self, id: &ShardId, bytes: &[u8]) -> Result<bool, HolderError> {
+        verify(id, bytes)?;
+        if self.store.has(id)? {
+            return Ok(false);
+        }
+        let used = self.store.used_bytes()?;
+        let len = bytes.len() as u64;
+        if used.checked_add(len).is_none_or(|u| u > self.capacity) {
+            return Err(HolderError::Full {
+                used,
+                len,
+                capacity: self.capacity,
+            });
+        }
+        Ok(self.store.put(id, bytes)?)
+    }
+
+    /// Serves a shard, verified.
+    pub fn read(&self, id: &ShardId) -> Result<Option<Vec<u8>>, HolderError> {
+        Ok(self.store.get(id)?)
+    }
+
+    /// Deletes purged shards; returns how many were held.
+    pub fn purge(&self, ids: &[ShardId]) -> Result<usize, HolderError> {
+        let mut n = 0;
+        for id in ids {
+            n += usize::from(self.store.delete(id)?);
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,8 @@
+//! Durable backends for memo-core's ownership traits: [`RedbMeta`] (metadata in redb) and
+//! [`FsShardStore`] (shard bytes as files). Both pass memo-core's conformance test kit.
+
+mod fs_shards;
+mod redb_meta;
+
+pub use fs_shards::FsShardStore;
+pub use redb_meta::{REDB_SCHEMA_VERSION, RedbMeta, raw};

@@ -1,0 +1,360 @@
+//! [`RedbMeta`]: the ownership metadata in a redb database, one durable transaction per object.
+
+use memo_core::ownership::{
+    Account, ChunkEntry, MetaRead, MetaStore, MetaTxn, StoreError, ref_key, refcount_from_bytes,
+    refcount_to_bytes,
+};
+use memo_core::{AccountId, ChunkId};
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition,
+    WriteTransaction,
+};
+use std::path::Path;
+
+/// Format version of the database layout; refused on open if different.
+pub const REDB_SCHEMA_VERSION: u64 = 1;
+
+/// user id → [`Account`] record (versioned postcard).
+const ACCOUNTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("memo.accounts");
+/// chunk id ‖ user id → reference count (8 bytes LE). One chunk's owners form one key range.
+const REFS: TableDefinition<&[u8; 64], &[u8]> = TableDefinition::new("memo.refs");
+/// chunk id → [`ChunkEntry`] record (versioned postcard).
+const CHUNKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("memo.chunks");
+/// "schema" → layout version.
+const META: TableDefinition<&str, u64> = TableDefinition::new("memo.meta");
+
+fn backend<E: std::fmt::Display>(op: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::Backend {
+        op,
+        reason: e.to_string(),
+    }
+}
+
+fn storage(op: &'static str) -> impl FnOnce(redb::StorageError) -> StoreError {
+    move |e| match e {
+        redb::StorageError::Corrupted(reason) => StoreError::Corrupt {
+            what: "redb page",
+            reason,
+        },
+        e => StoreError::Backend {
+            op,
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// Ownership metadata in redb (see [`MetaStore`]).
+///
+/// Layout: three tables keyed by fixed-width ids, values in memo's canonical versioned
+/// encodings, so a record that does not decode (corrupt or truncated) is reported as
+/// [`StoreError::Corrupt`] and the transaction that met it changes nothing. Every
+/// [`MetaStore::write`] is one redb write transaction committed with
+/// [`Durability::Immediate`]: when it returns the object's put or delete is on disk, and a crash
+/// at any moment leaves the state before or after it (redb's copy-on-write commit).
+///
+/// Cost per operation: a put or delete of an object of n chunks is n point reads of the
+/// registry and the reference table, n writes, at most n one-seek range probes, and one account
+/// read and write, all B-tree lookups, plus one commit. Nothing scans.
+pub struct RedbMeta {
+    db: Database,
+}
+
+impl std::fmt::Debug for RedbMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedbMeta")
+    }
+}
+
+impl RedbMeta {
+    /// Opens (or creates) the database at `path` with redb's default cache.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, None)
+    }
+
+    /// Opens (or creates) the database at `path`, with a page cache of `cache_bytes` if given.
+    pub fn open_with_cache(
+        path: impl AsRef<Path>,
+        cache_bytes: Option<usize>,
+    ) -> Result<Self, StoreError> {
+        let mut b = Database::builder();
+        if let Some(c) = cache_bytes {
+            b.set_cache_size(c);
+        }
+        let db = b.create(path.as_ref()).map_err(backend("open"))?;
+        let txn = db.begin_write().map_err(backend("begin write"))?;
+        {
+            txn.open_table(ACCOUNTS).map_err(backend("open table"))?;
+            txn.open_table(REFS).map_err(backend("open table"))?;
+            txn.open_table(CHUNKS).map_err(backend("open table"))?;
+            let mut meta = txn.open_table(META).map_err(backend("open table"))?;
+            let found = meta
+                .get("schema")
+                .map_err(storage("read"))?
+                .map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert("schema", REDB_SCHEMA_VERSION)
+                        .map_err(storage("write"))?;
+                }
+                Some(REDB_SCHEMA_VERSION) => {}
+                Some(v) => {
+                    return Err(StoreError::Corrupt {
+                        what: "schema",
+                        reason: format!(
+                            "database layout version {v}; this build reads {REDB_SCHEMA_VERSION}"
+                        ),
+                    });
+                }
+            }
+        }
+        txn.commit().map_err(backend("commit"))?;
+        Ok(Self { db })
+    }
+
+    /// Like [`MetaStore::write`] but committed without fsync ([`Durability::None`]): atomic and
+    /// visible, yet lost on a crash unless a later durable commit follows. For bulk loading.
+    pub fn write_unsynced<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut dyn MetaTxn) -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.write_with(Durability::None, f)
+    }
+
+    fn write_with<R, E: From<StoreError>>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut dyn MetaTxn) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let mut txn = self.db.begin_write().map_err(backend("begin write"))?;
+        txn.set_durability(durability)
+            .map_err(backend("set durability"))?;
+        let result = {
+            let mut tables = open_write(&txn)?;
+            f(&mut tables)
+        };
+        match result {
+            Ok(v) => {
+                txn.commit().map_err(backend("commit"))?;
+                Ok(v)
+            }
+            Err(e) => {
+                // Dropping would abort too; an abort error cannot un-write anything.
+                let _ = txn.abort();
+                Err(e)
+            }
+        }
+    }
+
+    /// The underlying database, for tests and maintenance (compaction, integrity checks).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+}
+
+type WTables<'t> = Tables<
+    Table<'t, &'static [u8; 32], &'static [u8]>,
+    Table<'t, &'static [u8; 64], &'static [u8]>,
+    Table<'t, &'static [u8; 32], &'static [u8]>,
+>;
+
+fn open_write(txn: &WriteTransaction) -> Result<WTables<'_>, StoreError> {
+    Ok(Tables {
+        accounts: txn.open_table(ACCOUNTS).map_err(backend("open table"))?,
+        refs: txn.open_table(REFS).map_err(backend("open table"))?,
+        chunks: txn.open_table(CHUNKS).map_err(backend("open table"))?,
+    })
+}
+
+type RTables = Tables<
+    redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    redb::ReadOnlyTable<&'static [u8; 64], &'static [u8]>,
+    redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+>;
+
+fn open_read(txn: &ReadTransaction) -> Result<RTables, StoreError> {
+    Ok(Tables {
+        accounts: txn.open_table(ACCOUNTS).map_err(backend("open table"))?,
+        refs: txn.open_table(REFS).map_err(backend("open table"))?,
+        chunks: txn.open_table(CHUNKS).map_err(backend("open table"))?,
+    })
+}
+
+struct Tables<A, R, C> {
+    accounts: A,
+    refs: R,
+    chunks: C,
+}
+
+impl<A, R, C> MetaRead for Tables<A, R, C>
+where
+    A: ReadableTable<&'static [u8; 32], &'static [u8]>,
+    R: ReadableTable<&'static [u8; 64], &'static [u8]>,
+    C: ReadableTable<&'static [u8; 32], &'static [u8]>,
+{
+    fn account(&self, user: &AccountId) -> Result<Option<Account>, StoreError> {
+        match self
+            .accounts
+            .get(user.as_bytes())
+            .map_err(storage("read"))?
+        {
+            Some(v) => Account::from_bytes(v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn refcount(&self, chunk: &ChunkId, user: &AccountId) -> Result<u64, StoreError> {
+        match self
+            .refs
+            .get(&ref_key(chunk, user))
+            .map_err(storage("read"))?
+        {
+            Some(v) => refcount_from_bytes(v.value()),
+            None => Ok(0),
+        }
+    }
+
+    fn has_owners(&self, chunk: &ChunkId) -> Result<bool, StoreError> {
+        let lo = ref_key(chunk, &AccountId([0; 32]));
+        let hi = ref_key(chunk, &AccountId([0xff; 32]));
+        let mut range = self
+            .refs
+            .range::<&[u8; 64]>(&lo..=&hi)
+            .map_err(storage("read"))?;
+        match range.next() {
+            None => Ok(false),
+            Some(r) => r.map(|_| true).map_err(storage("read")),
+        }
+    }
+
+    fn owners(&self, chunk: &ChunkId) -> Result<Vec<(AccountId, u64)>, StoreError> {
+        let lo = ref_key(chunk, &AccountId([0; 32]));
+        let hi = ref_key(chunk, &AccountId([0xff; 32]));
+        let mut out = Vec::new();
+        for item in self
+            .refs
+            .range::<&[u8; 64]>(&lo..=&hi)
+            .map_err(storage("read"))?
+        {
+            let (k, v) = item.map_err(storage("read"))?;
+            let mut user = [0u8; 32];
+            user.copy_from_slice(&k.value()[32..]);
+            out.push((AccountId(user), refcount_from_bytes(v.value())?));
+        }
+        Ok(out)
+    }
+
+    fn chunk(&self, chunk: &ChunkId) -> Result<Option<ChunkEntry>, StoreError> {
+        match self.chunks.get(chunk.as_bytes()).map_err(storage("read"))? {
+            Some(v) => ChunkEntry::from_bytes(v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+impl MetaTxn for WTables<'_> {
+    fn put_account(&mut self, user: &AccountId, account: &Account) -> Result<(), StoreError> {
+        let bytes = account.to_bytes();
+        self.accounts
+            .insert(user.as_bytes(), bytes.as_slice())
+            .map_err(storage("write"))?;
+        Ok(())
+    }
+
+    fn set_refcount(
+        &mut self,
+        chunk: &ChunkId,
+        user: &AccountId,
+        n: u64,
+    ) -> Result<(), StoreError> {
+        let key = ref_key(chunk, user);
+        if n == 0 {
+            self.refs.remove(&key).map_err(storage("write"))?;
+        } else {
+            let v = refcount_to_bytes(n);
+            self.refs
+                .insert(&key, v.as_slice())
+                .map_err(storage("write"))?;
+        }
+        Ok(())
+    }
+
+    fn put_chunk(&mut self, chunk: &ChunkId, entry: &ChunkEntry) -> Result<(), StoreError> {
+        let bytes = entry.to_bytes();
+        self.chunks
+            .insert(chunk.as_bytes(), bytes.as_slice())
+            .map_err(storage("write"))?;
+        Ok(())
+    }
+
+    fn remove_chunk(&mut self, chunk: &ChunkId) -> Result<(), StoreError> {
+        self.chunks
+            .remove(chunk.as_bytes())
+            .map_err(storage("write"))?;
+        Ok(())
+    }
+}
+
+impl MetaStore for RedbMeta {
+    fn read<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&dyn MetaRead) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let txn = self.db.begin_read().map_err(backend("begin read"))?;
+        let tables = open_read(&txn)?;
+        f(&tables)
+    }
+
+    fn write<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut dyn MetaTxn) -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.write_with(Durability::Immediate, f)
+    }
+}
+
+/// Raw table access for tests that damage records on purpose.
+#[doc(hidden)]
+pub mod raw {
+    use super::*;
+
+    /// Overwrites the raw value of a chunk entry.
+    pub fn put_chunk_bytes(m: &RedbMeta, chunk: &ChunkId, bytes: &[u8]) -> Result<(), StoreError> {
+        let txn = m.db.begin_write().map_err(backend("begin write"))?;
+        {
+            let mut t = txn.open_table(CHUNKS).map_err(backend("open table"))?;
+            t.insert(chunk.as_bytes(), bytes)
+                .map_err(storage("write"))?;
+        }
+        txn.commit().map_err(backend("commit"))
+    }
+
+    /// Overwrites the raw value of a reference count.
+    pub fn put_ref_bytes(
+        m: &RedbMeta,
+        chunk: &ChunkId,
+        user: &AccountId,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let txn = m.db.begin_write().map_err(backend("begin write"))?;
+        {
+            let mut t = txn.open_table(REFS).map_err(backend("open table"))?;
+            t.insert(&ref_key(chunk, user), bytes)
+                .map_err(storage("write"))?;
+        }
+        txn.commit().map_err(backend("commit"))
+    }
+
+    /// Overwrites the raw value of an account.
+    pub fn put_account_bytes(
+        m: &RedbMeta,
+        user: &AccountId,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let txn = m.db.begin_write().map_err(backend("begin write"))?;
+        {
+            let mut t = txn.open_table(ACCOUNTS).map_err(backend("open table"))?;
+            t.insert(user.as_bytes(), bytes).map_err(storage("write"))?;
+        }
+        txn.commit().map_err(backend("commit"))
+    }
+}

@@ -1,0 +1,316 @@
+//! The durable ownership backends: conformance, the seeds' scenario, random sequences, corrupt
+//! records and crash safety with a real killed process.
+
+use memo_core::ownership::{
+    ChunkInfo, ObjectChunks, Ownership, OwnershipError, ShardStore, ShardStoreError, StoreError,
+};
+use memo_core::testkit::{self, ModelChecker};
+use memo_core::{AccountId, ChunkId, ShardId};
+use memo_sdk::store::{FsShardStore, RedbMeta, raw};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// Temporary directories live as long as the test process (stores borrow their paths).
+static DIRS: Mutex<Vec<tempfile::TempDir>> = Mutex::new(Vec::new());
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join(name);
+    DIRS.lock().unwrap().push(d);
+    p
+}
+
+fn redb() -> RedbMeta {
+    RedbMeta::open(temp_path("meta.redb")).unwrap()
+}
+
+#[test]
+fn redb_meta_conformance() {
+    testkit::meta_store_conformance(redb);
+}
+
+#[test]
+fn fs_shard_store_conformance() {
+    testkit::shard_store_conformance(|| FsShardStore::open(temp_path("shards")).unwrap());
+}
+
+#[test]
+fn seeds_scenario_on_redb() {
+    testkit::seeds_scenario(redb());
+}
+
+#[test]
+fn state_survives_reopen() {
+    let path = temp_path("meta.redb");
+    let ops = testkit::random_ops(11, 60, 3, 8);
+    let snap = {
+        let mut m = ModelChecker::new(RedbMeta::open(&path).unwrap(), 3, 8);
+        for op in &ops {
+            m.apply(op);
+        }
+        m.snapshot_meta()
+    };
+    let reopened = Ownership::new(RedbMeta::open(&path).unwrap());
+    assert_eq!(testkit::meta_snapshot(&reopened, 3, 8), snap);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+    #[test]
+    fn redb_random_sequences_keep_the_invariants(seed in any::<u64>(), len in 1usize..60) {
+        let mut m = ModelChecker::new(redb(), 3, 8);
+        for op in testkit::random_ops(seed, len, 3, 8) {
+            m.apply(&op);
+        }
+    }
+}
+
+fn chunk(i: u64) -> ChunkInfo {
+    ChunkInfo {
+        id: ChunkId(*blake3::hash(&i.to_le_bytes()).as_bytes()),
+        stored_bytes: 1000 + i,
+        shards: (0..6u8).map(|j| ShardId([j; 32])).collect(),
+    }
+}
+
+#[test]
+fn corrupt_records_are_typed_errors_and_change_nothing() {
+    let meta = redb();
+    let own = Ownership::new(meta);
+    let u = AccountId([1; 32]);
+    own.open_account(u, u64::MAX).unwrap();
+    let (a, b) = (chunk(1), chunk(2));
+    own.put_object(u, &ObjectChunks::new(vec![a.clone(), b.clone()]))
+        .unwrap();
+    let before = (own.account(&u).unwrap(), own.refcount(&u, &a.id).unwrap());
+
+    // A truncated registry entry: the object touching it is refused whole.
+    let good = own.chunk(&b.id).unwrap().unwrap().to_bytes();
+    raw::put_chunk_bytes(own.store(), &b.id, &good[..good.len() - 3]).unwrap();
+    let obj = ObjectChunks::new(vec![a.clone(), b.clone()]);
+    for r in [
+        own.put_object(u, &obj).map(|_| ()),
+        own.delete_object(u, &obj).map(|_| ()),
+    ] {
+        assert!(
+            matches!(
+                r,
+                Err(OwnershipError::Store(StoreError::Corrupt {
+                    what: "chunk entry",
+                    ..
+                }))
+            ),
+            "{r:?}"
+        );
+    }
+    assert_eq!(
+        (own.account(&u).unwrap(), own.refcount(&u, &a.id).unwrap()),
+        before
+    );
+    raw::put_chunk_bytes(own.store(), &b.id, &good).unwrap();
+
+    // A refcount of the wrong width.
+    raw::put_ref_bytes(own.store(), &a.id, &u, &[1, 2, 3]).unwrap();
+    let r = own.delete_object(u, &ObjectChunks::new(vec![a.clone()]));
+    assert!(matches!(
+        r,
+        Err(OwnershipError::Store(StoreError::Corrupt {
+            what: "refcount",
+            ..
+        }))
+    ));
+    assert!(
+        own.owners(&a.id).is_err(),
+        "owners() reports the corrupt count too"
+    );
+    raw::put_ref_bytes(own.store(), &a.id, &u, &1u64.to_le_bytes()).unwrap();
+
+    // A garbage account record (wrong version byte).
+    raw::put_account_bytes(own.store(), &u, &[0xee, 0, 0]).unwrap();
+    let r = own.put_object(u, &ObjectChunks::new(vec![chunk(3)]));
+    assert!(matches!(
+        r,
+        Err(OwnershipError::Store(StoreError::Corrupt {
+            what: "account",
+            ..
+        }))
+    ));
+    assert_eq!(
+        own.chunk(&chunk(3).id).unwrap(),
+        None,
+        "refused put registered nothing"
+    );
+}
+
+#[test]
+fn damaged_shard_files_are_reported_not_served() {
+    let root = temp_path("shards");
+    let s = FsShardStore::open(&root).unwrap();
+    let bytes = vec![5u8; 4096];
+    let id = ShardId::of(&bytes);
+    s.put(&id, &bytes).unwrap();
+    let hex = id.to_hex();
+    let file = root.join("shards").join(&hex[..2]).join(&hex);
+    std::fs::write(&file, &bytes[..100]).unwrap();
+    assert!(matches!(s.get(&id), Err(ShardStoreError::Corrupt { .. })));
+    // A leftover temporary from a crash is removed on open; the byte count is rebuilt.
+    std::fs::write(root.join("tmp").join("junk"), b"x").unwrap();
+    let s = FsShardStore::open(&root).unwrap();
+    assert_eq!(s.used_bytes().unwrap(), 100);
+    assert!(!root.join("tmp").join("junk").exists());
+    assert!(s.delete(&id).unwrap());
+    assert!(!file.exists(), "a purge unlinks the file");
+}
+
+// ---- crash safety ------------------------------------------------------------------------
+
+const CHILD_ENV: &str = "MEMO_OWNERSHIP_CRASH_CHILD";
+const CRASH_USER: AccountId = AccountId([7; 32]);
+const CHUNKS_PER_OBJECT: u64 = 64;
+
+/// Step `s` of the child's fixed sequence: every third step deletes the object put two steps
+/// earlier; the others put object `s`, whose first half shares chunks with its neighbours
+/// (re-references) and whose second half is new.
+fn crash_step(s: u64) -> (bool, ObjectChunks) {
+    let (delete, obj) = if s % 3 == 2 {
+        (true, s - 2)
+    } else {
+        (false, s)
+    };
+    let chunks = (0..CHUNKS_PER_OBJECT)
+        .map(|j| {
+            if j < 32 {
+                chunk((obj / 4) << 16 | j)
+            } else {
+                chunk(obj << 16 | j | 1 << 40)
+            }
+        })
+        .collect();
+    (delete, ObjectChunks::new(chunks))
+}
+
+fn crash_child(path: &str) -> ! {
+    let own = Ownership::new(RedbMeta::open(path).unwrap());
+    own.open_account(CRASH_USER, u64::MAX).unwrap();
+    println!("ready");
+    for s in 0.. {
+        let (delete, obj) = crash_step(s);
+        if delete {
+            own.delete_object(CRASH_USER, &obj).unwrap();
+        } else {
+            own.put_object(CRASH_USER, &obj).unwrap();
+        }
+    }
+    unreachable!()
+}
+
+/// The refcounts after the first `k` steps, and the usage.
+struct CrashModel {
+    refs: BTreeMap<ChunkId, (u64, u64)>,
+    usage: u64,
+    steps: u64,
+}
+
+impl CrashModel {
+    fn step(&mut self) {
+        let (delete, obj) = crash_step(self.steps);
+        for c in &obj.chunks {
+            let e = self.refs.entry(c.id).or_insert((0, c.stored_bytes));
+            if delete {
+                e.0 -= 1;
+                self.usage -= c.stored_bytes;
+            } else {
+                e.0 += 1;
+                self.usage += c.stored_bytes;
+            }
+        }
+        self.steps += 1;
+    }
+
+    fn matches(&self, own: &Ownership<RedbMeta>) -> bool {
+        self.refs.iter().all(|(id, &(n, _))| {
+            let ok_ref = own.refcount(&CRASH_USER, id).unwrap() == n;
+            let ok_entry = own.chunk(id).unwrap().is_some() == (n > 0);
+            ok_ref && ok_entry
+        })
+    }
+}
+
+#[test]
+fn killed_mid_object_leaves_state_before_or_after() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    if let Ok(path) = std::env::var(CHILD_ENV) {
+        crash_child(&path);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut progressed = 0;
+    for round in 0..6u64 {
+        let path = temp_path("crash.redb");
+        let mut child = Command::new(&exe)
+            .args([
+                "killed_mid_object_leaves_state_before_or_after",
+                "--exact",
+                "--nocapture",
+            ])
+            .args(["--test-threads", "1"])
+            .env(CHILD_ENV, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        while !line.contains("ready") {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "child exited before it was ready"
+            );
+        }
+        // Kill at a different moment each round (the position, not the speed, is what varies).
+        std::thread::sleep(std::time::Duration::from_millis(40 + round * 53 % 250));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the child must still be running"
+        );
+        child.kill().unwrap(); // SIGKILL: no destructor, no flush, mid-transaction
+        child.wait().unwrap();
+
+        let own = Ownership::new(RedbMeta::open(&path).unwrap());
+        let usage = own.account(&CRASH_USER).unwrap().unwrap().usage;
+        let mut model = CrashModel {
+            refs: BTreeMap::new(),
+            usage: 0,
+            steps: 0,
+        };
+        let mut found = None;
+        while model.steps < 1_000_000 {
+            if model.usage == usage && model.matches(&own) {
+                found = Some(model.steps);
+                break;
+            }
+            model.step();
+        }
+        let k = found.expect("state equals the state after a whole number of objects");
+        // Every object's chunks are all-or-nothing: no chunk of the next object is referenced.
+        let (delete, next) = crash_step(k);
+        let partial = next.chunks.iter().filter(|c| {
+            let n = own.refcount(&CRASH_USER, &c.id).unwrap();
+            let m = model.refs.get(&c.id).map_or(0, |e| e.0);
+            n != m
+        });
+        assert_eq!(
+            partial.count(),
+            0,
+            "step {k} (delete: {delete}) half applied"
+        );
+        eprintln!("round {round}: killed after {k} whole objects");
+        progressed += usize::from(k > 0);
+    }
+    assert!(
+        progressed >= 3,
+        "the child committed objects before most kills"
+    );
+}
