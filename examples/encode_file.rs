@@ -11,7 +11,6 @@ use anyhow::{Context, Result, bail};
 use memo_core::codec::{Bytes, ChunkRef, CodecParams, ConvergenceDomain, Encoder, Parallelism};
 use memo_sdk::pipeline::{AsyncShardSource, decode_async, encode_async};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// Shards as files named by their id: the simplest shard store there is.
 struct DirStore(PathBuf);
@@ -81,9 +80,9 @@ async fn main() -> Result<()> {
     // 2. Decode from the shard files to a new file, and compare.
     let out_path = work.join("output.bin");
     let mut out = tokio::fs::File::create(&out_path).await?;
-    let source: Arc<dyn AsyncShardSource> = Arc::new(DirStore(shards_dir));
+    let source = DirStore(shards_dir);
     let n = decode_async(
-        source,
+        &source,
         &obj,
         None,
         Parallelism::default(),

@@ -9,7 +9,9 @@
 pub mod codec;
 pub mod id;
 pub mod identity;
+pub mod objects;
 pub mod ownership;
+pub mod protocol;
 pub mod transport;
 pub mod wire;
 

@@ -5,7 +5,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
+pub mod keeper;
+pub mod local;
+pub mod oplog;
 pub mod pipeline;
+pub mod provider;
+pub mod rpc;
 pub mod store;
 
+pub use client::{Client, ClientConfig, ClientError};
 pub use memo_core;

@@ -15,7 +15,6 @@ use memo_core::codec::{
 use std::future::Future;
 use std::io;
 use std::ops::Range;
-use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 fn join_error(e: tokio::task::JoinError) -> CodecError {
@@ -181,14 +180,14 @@ pub async fn read_manifest_async(
 /// up to `par.window` chunks at once. Returns the bytes written; everything written was
 /// verified.
 pub async fn decode_async<W: AsyncWrite + Unpin + Send>(
-    source: Arc<dyn AsyncShardSource>,
+    source: &dyn AsyncShardSource,
     obj: &ObjectRef,
     range: Option<Range<u64>>,
     par: Parallelism,
     progress: &mut (dyn FnMut(Progress) + Send),
     writer: &mut W,
 ) -> Result<u64, CodecError> {
-    let manifest = read_manifest_async(source.as_ref(), obj).await?;
+    let manifest = read_manifest_async(source, obj).await?;
     let range = range.unwrap_or(0..manifest.size);
     let (start, end) = (range.start.min(manifest.size), range.end.min(manifest.size));
     let total = end.saturating_sub(start);
@@ -197,12 +196,12 @@ pub async fn decode_async<W: AsyncWrite + Unpin + Send>(
         .chunks_in_range(start, end)
         .map(|(at, c)| (at, c.clone()))
         .collect();
-    let mut chunks = stream::iter(wanted)
-        .map(|(at, c)| {
-            let source = source.clone();
-            async move { Ok::<_, CodecError>((at, fetch_chunk_async(source.as_ref(), &c).await?)) }
-        })
-        .buffered(par.window.max(1));
+    let mut chunks =
+        stream::iter(wanted)
+            .map(|(at, c)| async move {
+                Ok::<_, CodecError>((at, fetch_chunk_async(source, &c).await?))
+            })
+            .buffered(par.window.max(1));
     while let Some(item) = chunks.next().await {
         let (at, plain) = item?;
         let from = start.saturating_sub(at) as usize;
@@ -222,7 +221,7 @@ pub async fn decode_async<W: AsyncWrite + Unpin + Send>(
 mod tests {
     use super::*;
     use memo_core::codec::{CodecParams, ConvergenceDomain, Decoder, MIN_CHUNK_SIZE, MemoryShards};
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     fn data(len: usize) -> Vec<u8> {
         let mut v = vec![0u8; len];
@@ -269,7 +268,7 @@ mod tests {
         assert_eq!(seen.last(), Some(&(input.len() as u64)));
         let mut out = Vec::new();
         let n = decode_async(
-            store.clone(),
+            store.as_ref(),
             &obj,
             Some(1000..30_000),
             Parallelism::default(),
@@ -334,7 +333,7 @@ mod tests {
         }
         let mut out = Vec::new();
         decode_async(
-            store.clone(),
+            store.as_ref(),
             &obj,
             None,
             Parallelism::default(),
@@ -346,7 +345,7 @@ mod tests {
         assert_eq!(out, input);
         store.remove(&chunks[0].chunk.shards[2]);
         let r = decode_async(
-            store,
+            store.as_ref(),
             &obj,
             None,
             Parallelism::default(),

@@ -1,0 +1,561 @@
+//! The user's client: put, get, delete, list, stat and account over the network.
+//!
+//! A put streams the input through the codec and uploads each new chunk's shards to the
+//! providers a keeper chose, in parallel, straight from the pipeline; chunks the network already
+//! has move no data. The object becomes visible only when the user's signed operation is
+//! applied, so an interrupted put leaves no object and no references behind.
+
+use crate::pipeline::{AsyncShardSource, decode_async, encode_async, read_manifest_async};
+use crate::provider::client as provider_client;
+use crate::rpc::{RpcError, call, unexpected};
+use async_trait::async_trait;
+use bytes::Bytes;
+use memo_core::codec::{
+    ChunkRef, CodecError, CodecParams, ConvergenceDomain, EncodedChunk, Encoder, ObjectRef,
+    Parallelism, Progress, siv,
+};
+use memo_core::id::{AccountId, ObjectId};
+use memo_core::objects::ObjectOp;
+use memo_core::ownership::ChunkInfo;
+use memo_core::protocol::{
+    AccountStatus, ChunkPlacement, ChunkStatus, ErrorCode, ObjectEntry, Request, Response,
+};
+use memo_core::transport::{Transport, TransportError};
+use memo_core::{ChunkId, Keypair, Signed, wire};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A client operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// No keeper could be reached.
+    #[error("no keeper reachable (tried {tried}): {last}")]
+    NoKeeper {
+        /// How many keepers were tried.
+        tried: usize,
+        /// The last error.
+        last: String,
+    },
+    /// A keeper or provider refused or failed a request.
+    #[error(transparent)]
+    Rpc(Box<RpcError>),
+    /// The ownership rules refused the operation (not an owner, quota exceeded, ...).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// No object with this id or name is in the user's index.
+    #[error("no object named {0} in your index")]
+    NotFound(String),
+    /// Encoding, decoding or verifying data failed.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// Uploading a shard failed.
+    #[error("uploading shard {index} of chunk {chunk} to {provider:?} failed: {error}")]
+    Upload {
+        /// The chunk.
+        chunk: String,
+        /// The shard index.
+        index: usize,
+        /// The provider.
+        provider: AccountId,
+        /// Why.
+        error: Box<RpcError>,
+    },
+    /// Local input or output failed.
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl From<RpcError> for ClientError {
+    fn from(e: RpcError) -> Self {
+        ClientError::Rpc(Box::new(e))
+    }
+}
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Keepers to talk to, in order of preference (the next is tried when one is unreachable).
+    pub keepers: Vec<AccountId>,
+    /// Chunking and erasure coding for new objects.
+    pub params: CodecParams,
+    /// Coding threads and window.
+    pub parallelism: Parallelism,
+    /// Chunks uploading at once.
+    pub uploads: usize,
+    /// Convergence domain: `None` for the global one.
+    pub domain: Option<ConvergenceDomain>,
+}
+
+impl ClientConfig {
+    /// Defaults for these keepers.
+    pub fn new(keepers: Vec<AccountId>) -> Self {
+        Self {
+            keepers,
+            params: CodecParams::default(),
+            parallelism: Parallelism::default(),
+            uploads: 8,
+            domain: None,
+        }
+    }
+}
+
+/// What a put did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PutReport {
+    /// The object id.
+    pub id: ObjectId,
+    /// The name stored in the user's index.
+    pub name: String,
+    /// The object's size.
+    pub size: u64,
+    /// Chunks (manifest included).
+    pub chunks: usize,
+    /// Chunks whose shards were uploaded (the rest were already stored).
+    pub uploaded_chunks: usize,
+    /// Shard bytes sent to providers.
+    pub uploaded_bytes: u64,
+    /// Handle that reads the object (keep it secret; share it to share the object).
+    pub object_ref: String,
+}
+
+/// An object in the user's index.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectInfo {
+    /// The object id.
+    pub id: ObjectId,
+    /// The user's name for it.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// This user's reference count.
+    pub refs: u64,
+    /// The read handle.
+    #[serde(skip)]
+    pub object_ref: ObjectRef,
+}
+
+/// An object with its chunks' health.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectStat {
+    /// The object.
+    pub object: ObjectInfo,
+    /// Each chunk, manifest last.
+    pub chunks: Vec<ChunkStatus>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct IndexEntry {
+    name: String,
+    object_ref: Vec<u8>,
+}
+
+/// A memo user: stores and reads files through keepers and providers.
+pub struct Client {
+    keypair: Keypair,
+    transport: Arc<dyn Transport>,
+    config: ClientConfig,
+    encoder: Encoder,
+    index_key: [u8; 32],
+}
+
+impl Client {
+    /// A client for `keypair` on `transport`.
+    pub fn new(
+        keypair: Keypair,
+        transport: Arc<dyn Transport>,
+        config: ClientConfig,
+    ) -> Result<Self, ClientError> {
+        let domain = config.domain.clone().unwrap_or_default();
+        let encoder = Encoder::new(domain, config.params)?.with_parallelism(config.parallelism);
+        let index_key = keypair.derive_secret("memo index v1");
+        Ok(Self {
+            keypair,
+            transport,
+            config,
+            encoder,
+            index_key,
+        })
+    }
+
+    /// This user's account id.
+    pub fn account(&self) -> AccountId {
+        self.keypair.account()
+    }
+
+    /// The transport in use.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
+    /// Calls the first reachable keeper.
+    async fn keeper(&self, req: &Request) -> Result<(AccountId, Response), ClientError> {
+        let mut last = String::from("no keepers configured");
+        for k in &self.config.keepers {
+            match call(self.transport.as_ref(), *k, req).await {
+                Ok(r) => return Ok((*k, r)),
+                Err(RpcError::Transport(
+                    e @ (TransportError::Unreachable(_)
+                    | TransportError::Timeout(_)
+                    | TransportError::Dropped(_)),
+                )) => {
+                    last = e.to_string();
+                }
+                Err(RpcError::Remote { error, .. }) if error.code == ErrorCode::Refused => {
+                    return Err(ClientError::Refused(error.message));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ClientError::NoKeeper {
+            tried: self.config.keepers.len(),
+            last,
+        })
+    }
+
+    /// Stores everything `reader` yields under `name`. `size` (if known) feeds progress.
+    pub async fn put<R: AsyncRead + Unpin + Send>(
+        &self,
+        name: &str,
+        reader: R,
+        size: Option<u64>,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<PutReport, ClientError> {
+        let placements: Mutex<Vec<ChunkPlacement>> = Mutex::new(Vec::new());
+        let all: Mutex<Vec<ChunkInfo>> = Mutex::new(Vec::new());
+        let stats = Mutex::new((0usize, 0u64));
+        let obj = encode_async(
+            &self.encoder,
+            self.config.parallelism,
+            self.config.uploads,
+            reader,
+            size,
+            progress,
+            |chunk: EncodedChunk| {
+                all.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(ChunkInfo::from(&chunk.chunk));
+                let (placements, stats) = (&placements, &stats);
+                async move {
+                    if let Some(p) = self.upload(chunk).await.map_err(io::Error::other)? {
+                        let bytes: u64 = p.1;
+                        placements
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(p.0);
+                        let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+                        s.0 += 1;
+                        s.1 += bytes;
+                    }
+                    Ok(())
+                }
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            CodecError::Io(io) => match io.downcast::<ClientError>() {
+                Ok(ce) => ce,
+                Err(io) => ClientError::Codec(CodecError::Io(io)),
+            },
+            other => ClientError::Codec(other),
+        })?;
+        let chunks = all.into_inner().unwrap_or_else(|p| p.into_inner());
+        let sealed = self.seal_entry(name, &obj);
+        let op = ObjectOp::Put {
+            object: obj.id(),
+            size: obj.size,
+            needed: self.config.params.data_shards,
+            sealed,
+            chunks: chunks.clone(),
+            placements: placements.into_inner().unwrap_or_else(|p| p.into_inner()),
+        };
+        self.submit(&op).await?;
+        let (uploaded_chunks, uploaded_bytes) =
+            stats.into_inner().unwrap_or_else(|p| p.into_inner());
+        Ok(PutReport {
+            id: obj.id(),
+            name: name.to_string(),
+            size: obj.size,
+            chunks: chunks.len(),
+            uploaded_chunks,
+            uploaded_bytes,
+            object_ref: obj.to_string(),
+        })
+    }
+
+    /// Stores a byte slice.
+    pub async fn put_bytes(&self, name: &str, data: &[u8]) -> Result<PutReport, ClientError> {
+        self.put(name, data, Some(data.len() as u64), &mut |_| {})
+            .await
+    }
+
+    /// Asks a keeper where to put a chunk and uploads its shards there, in parallel. Returns
+    /// `None` when the chunk is already stored (nothing uploaded).
+    async fn upload(
+        &self,
+        chunk: EncodedChunk,
+    ) -> Result<Option<(ChunkPlacement, u64)>, ClientError> {
+        let info = ChunkInfo::from(&chunk.chunk);
+        let (keeper, resp) = self.keeper(&Request::Place { chunks: vec![info] }).await?;
+        let placement = match resp {
+            Response::Placed(mut v) if v.len() == 1 => match v.pop().flatten() {
+                None => return Ok(None),
+                Some(p) => p,
+            },
+            other => return Err(unexpected(keeper, "Place", &other).into()),
+        };
+        if placement.holders.len() != chunk.shards.len()
+            || placement.holders.iter().any(Option::is_none)
+        {
+            return Err(RpcError::Unexpected {
+                peer: keeper,
+                asked: "Place",
+                got: "an incomplete placement".into(),
+            }
+            .into());
+        }
+        let t = self.transport.as_ref();
+        let sends = chunk
+            .chunk
+            .shards
+            .iter()
+            .zip(&chunk.shards)
+            .zip(&placement.holders)
+            .enumerate()
+            .map(|(index, ((id, bytes), holder))| {
+                let provider = holder.unwrap_or(AccountId([0; 32]));
+                let (id, bytes) = (*id, bytes.clone());
+                async move {
+                    provider_client::put_shard(t, provider, id, bytes)
+                        .await
+                        .map_err(|error| ClientError::Upload {
+                            chunk: chunk.chunk.id.short(),
+                            index,
+                            provider,
+                            error: Box::new(error),
+                        })
+                }
+            });
+        for r in futures::future::join_all(sends).await {
+            r?;
+        }
+        let bytes = chunk.chunk.stored_bytes();
+        Ok(Some((placement, bytes)))
+    }
+
+    async fn submit(&self, op: &ObjectOp) -> Result<u64, ClientError> {
+        let signed = Signed::sign(&self.keypair, op);
+        let (keeper, resp) = self
+            .keeper(&Request::Submit {
+                tx: wire::encode(&signed),
+            })
+            .await?;
+        match resp {
+            Response::Submitted { height, .. } => Ok(height),
+            other => Err(unexpected(keeper, "Submit", &other).into()),
+        }
+    }
+
+    fn seal_entry(&self, name: &str, obj: &ObjectRef) -> Vec<u8> {
+        let mut buf = wire::encode(&IndexEntry {
+            name: name.to_string(),
+            object_ref: obj.to_bytes(),
+        });
+        let len = buf.len() as u32;
+        siv::seal(&self.index_key, &mut buf);
+        let mut out = len.to_le_bytes().to_vec();
+        out.extend_from_slice(&buf);
+        out
+    }
+
+    fn open_entry(&self, entry: &ObjectEntry) -> Option<ObjectInfo> {
+        let len = u32::from_le_bytes(entry.sealed.get(..4)?.try_into().ok()?) as usize;
+        let mut buf = entry.sealed.get(4..)?.to_vec();
+        if !siv::open(&self.index_key, &mut buf, len) {
+            return None;
+        }
+        let e: IndexEntry = wire::decode(&buf, 64 * 1024, "index entry").ok()?;
+        let object_ref = ObjectRef::from_bytes(&e.object_ref).ok()?;
+        (object_ref.id() == entry.id).then_some(ObjectInfo {
+            id: entry.id,
+            name: e.name,
+            size: entry.size,
+            refs: entry.refs,
+            object_ref,
+        })
+    }
+
+    /// The user's objects.
+    pub async fn list(&self) -> Result<Vec<ObjectInfo>, ClientError> {
+        let (keeper, resp) = self.keeper(&Request::ListObjects).await?;
+        match resp {
+            Response::Objects(entries) => {
+                Ok(entries.iter().filter_map(|e| self.open_entry(e)).collect())
+            }
+            other => Err(unexpected(keeper, "ListObjects", &other).into()),
+        }
+    }
+
+    /// Finds an object in the user's index by id (full or a unique hex prefix) or name.
+    pub async fn find(&self, id_or_name: &str) -> Result<ObjectInfo, ClientError> {
+        let all = self.list().await?;
+        let q = id_or_name.trim();
+        let by_id: Vec<&ObjectInfo> = all
+            .iter()
+            .filter(|o| q.len() >= 8 && o.id.to_hex().starts_with(&q.to_ascii_lowercase()))
+            .collect();
+        if by_id.len() == 1 {
+            return Ok(by_id[0].clone());
+        }
+        let by_name: Vec<&ObjectInfo> = all.iter().filter(|o| o.name == q).collect();
+        match by_name.len() {
+            1 => Ok(by_name[0].clone()),
+            _ => Err(ClientError::NotFound(q.to_string())),
+        }
+    }
+
+    /// Writes an object (or a byte range of it) to `writer`. `what` is an id, a name, or a
+    /// shared `memo-obj1:` handle.
+    pub async fn get<W: AsyncWrite + Unpin + Send>(
+        &self,
+        what: &str,
+        range: Option<Range<u64>>,
+        writer: &mut W,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<u64, ClientError> {
+        let obj = match what.parse::<ObjectRef>() {
+            Ok(r) => r,
+            Err(_) => self.find(what).await?.object_ref,
+        };
+        let source = NetworkSource {
+            client: self,
+            holders: Mutex::new(HashMap::new()),
+        };
+        source.locate(&[obj.manifest.id]).await?;
+        let manifest = read_manifest_async(&source, &obj).await?;
+        let ids: Vec<ChunkId> = manifest.chunks.iter().map(|c| c.id).collect();
+        source.locate(&ids).await?;
+        Ok(decode_async(
+            &source,
+            &obj,
+            range,
+            self.config.parallelism,
+            progress,
+            writer,
+        )
+        .await?)
+    }
+
+    /// Reads a whole object into memory.
+    pub async fn get_bytes(&self, what: &str) -> Result<Vec<u8>, ClientError> {
+        let mut out = Vec::new();
+        self.get(what, None, &mut out, &mut |_| {}).await?;
+        Ok(out)
+    }
+
+    /// Drops one of the user's references to an object; the last owner's last delete purges it
+    /// from every provider.
+    pub async fn delete(&self, id_or_name: &str) -> Result<ObjectId, ClientError> {
+        let object = match self.find(id_or_name).await {
+            Ok(o) => o.id,
+            Err(ClientError::NotFound(q)) => match q.parse::<ObjectId>() {
+                // Not in our index: the keeper decides (and refuses a non-owner).
+                Ok(id) => id,
+                Err(_) => return Err(ClientError::NotFound(q)),
+            },
+            Err(e) => return Err(e),
+        };
+        self.submit(&ObjectOp::Delete { object }).await?;
+        Ok(object)
+    }
+
+    /// An object with its chunks' health.
+    pub async fn stat(&self, id_or_name: &str) -> Result<ObjectStat, ClientError> {
+        let object = self.find(id_or_name).await?;
+        let (keeper, resp) = self.keeper(&Request::StatObject { id: object.id }).await?;
+        match resp {
+            Response::Object { entry, chunks } => Ok(ObjectStat {
+                object: ObjectInfo {
+                    refs: entry.refs,
+                    ..object
+                },
+                chunks,
+            }),
+            other => Err(unexpected(keeper, "StatObject", &other).into()),
+        }
+    }
+
+    /// The user's account.
+    pub async fn account_status(&self) -> Result<AccountStatus, ClientError> {
+        let (keeper, resp) = self.keeper(&Request::Account).await?;
+        match resp {
+            Response::Account(a) => Ok(a),
+            other => Err(unexpected(keeper, "Account", &other).into()),
+        }
+    }
+}
+
+/// Shards fetched from their holders, located through the keeper.
+struct NetworkSource<'a> {
+    client: &'a Client,
+    holders: Mutex<HashMap<ChunkId, Vec<Option<AccountId>>>>,
+}
+
+impl NetworkSource<'_> {
+    async fn locate(&self, chunks: &[ChunkId]) -> Result<(), ClientError> {
+        let missing: Vec<ChunkId> = {
+            let h = self.holders.lock().unwrap_or_else(|p| p.into_inner());
+            chunks
+                .iter()
+                .filter(|c| !h.contains_key(c))
+                .copied()
+                .collect()
+        };
+        for batch in missing.chunks(memo_core::protocol::MAX_CHUNKS_PER_REQUEST) {
+            let (keeper, resp) = self
+                .client
+                .keeper(&Request::Locate {
+                    chunks: batch.to_vec(),
+                })
+                .await?;
+            let Response::Located(found) = resp else {
+                return Err(unexpected(keeper, "Locate", &resp).into());
+            };
+            let mut h = self.holders.lock().unwrap_or_else(|p| p.into_inner());
+            for (c, p) in batch.iter().zip(found) {
+                h.insert(*c, p.map(|p| p.holders).unwrap_or_default());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AsyncShardSource for NetworkSource<'_> {
+    async fn fetch(&self, chunk: &ChunkRef, index: usize) -> io::Result<Option<Bytes>> {
+        let known = self
+            .holders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&chunk.id);
+        if !known {
+            self.locate(&[chunk.id]).await.map_err(io::Error::other)?;
+        }
+        let holder = self
+            .holders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&chunk.id)
+            .and_then(|h| h.get(index).copied().flatten());
+        let Some(holder) = holder else {
+            return Ok(None);
+        };
+        provider_client::get_shard(self.client.transport.as_ref(), holder, chunk.shards[index])
+            .await
+            .map_err(io::Error::other)
+    }
+}

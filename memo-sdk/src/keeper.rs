@@ -1,0 +1,314 @@
+//! The keeper service: places chunks, keeps ownership metadata in sync through the shared
+//! [`OpLog`], answers users' queries and cascades purges to providers.
+
+use crate::oplog::OpLog;
+use crate::provider::{client as provider_client, kind};
+use bytes::Bytes;
+use futures::StreamExt;
+use memo_core::id::AccountId;
+use memo_core::objects::{Applied, ObjectOp, Objects};
+use memo_core::ownership::{ChunkInfo, MemoryMeta};
+use memo_core::protocol::{
+    AccountStatus, ChunkPlacement, ErrorCode, RemoteError, Request, Response,
+};
+use memo_core::transport::{Incoming, Transport};
+use memo_core::{ShardId, Signed, wire};
+use rand::seq::IndexedRandom;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+/// Keeper settings.
+#[derive(Debug, Clone)]
+pub struct KeeperConfig {
+    /// Quota given to each user's account, in stored bytes.
+    pub default_quota: u64,
+}
+
+impl Default for KeeperConfig {
+    fn default() -> Self {
+        Self {
+            default_quota: 64 << 30,
+        }
+    }
+}
+
+/// The outcome of the operation at one log position: `Ok` or the refusal's text.
+type Outcome = Result<(), RemoteError>;
+
+/// A keeper node.
+pub struct Keeper {
+    transport: Arc<dyn Transport>,
+    log: Arc<dyn OpLog>,
+    config: KeeperConfig,
+    state: Mutex<Objects<MemoryMeta>>,
+    providers: RwLock<Vec<AccountId>>,
+    outcomes: Mutex<BTreeMap<u64, (Outcome, Option<Applied>)>>,
+    applied: watch::Sender<u64>,
+}
+
+impl Keeper {
+    /// A keeper on `transport`, following `log`. Call [`Keeper::start`] to serve.
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        log: Arc<dyn OpLog>,
+        config: KeeperConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            transport,
+            log,
+            config,
+            state: Mutex::new(Objects::new(MemoryMeta::new())),
+            providers: RwLock::new(Vec::new()),
+            outcomes: Mutex::new(BTreeMap::new()),
+            applied: watch::channel(0).0,
+        })
+    }
+
+    /// This keeper's account.
+    pub fn account(&self) -> AccountId {
+        self.transport.local_id()
+    }
+
+    /// Makes a provider eligible for placement.
+    pub fn add_provider(&self, provider: AccountId) {
+        let mut p = self.providers.write().unwrap_or_else(|p| p.into_inner());
+        if !p.contains(&provider) {
+            p.push(provider);
+        }
+    }
+
+    /// Removes a provider from placement (it stopped or left).
+    pub fn remove_provider(&self, provider: &AccountId) {
+        self.providers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p| p != provider);
+    }
+
+    /// Starts following the log and serving requests; returns when the transport closes.
+    pub async fn run(self: Arc<Self>) {
+        let follower = tokio::spawn(self.clone().follow());
+        while let Some(incoming) = self.transport.next_incoming().await {
+            let me = self.clone();
+            tokio::spawn(async move { me.serve(incoming).await });
+        }
+        follower.abort();
+        info!(keeper = %self.account().short(), "transport closed; keeper stopped");
+    }
+
+    /// Applies the log in order, forever.
+    async fn follow(self: Arc<Self>) {
+        let mut entries = self.log.follow(0);
+        while let Some((pos, op)) = entries.next().await {
+            let outcome = self.apply(&op);
+            self.outcomes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(pos, outcome);
+            self.applied.send_replace(pos + 1);
+        }
+    }
+
+    fn apply(&self, signed: &Signed<ObjectOp>) -> (Outcome, Option<Applied>) {
+        let op = match signed.open() {
+            Ok(op) => op,
+            Err(e) => {
+                return (
+                    Err(RemoteError::new(ErrorCode::BadRequest, e.to_string())),
+                    None,
+                );
+            }
+        };
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = state.ensure_account(signed.signer, self.config.default_quota) {
+            return (
+                Err(RemoteError::new(ErrorCode::Internal, e.to_string())),
+                None,
+            );
+        }
+        match state.apply(signed.signer, &op) {
+            Ok(applied) => (Ok(()), Some(applied)),
+            Err(e) => (
+                Err(RemoteError::new(ErrorCode::Refused, e.to_string())),
+                None,
+            ),
+        }
+    }
+
+    async fn serve(self: Arc<Self>, incoming: Incoming) {
+        let Incoming { from, body, reply } = incoming;
+        let response = match Request::from_bytes(&body) {
+            Ok(req) => self.handle(from, req).await,
+            Err(e) => err(ErrorCode::BadRequest, e.to_string()),
+        };
+        let _ = reply.send(Bytes::from(response.to_bytes()));
+    }
+
+    /// Handles one request from `from`.
+    pub async fn handle(self: &Arc<Self>, from: AccountId, req: Request) -> Response {
+        match req {
+            Request::Place { chunks } => self.place(&chunks),
+            Request::Locate { chunks } => {
+                let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let mut out = Vec::with_capacity(chunks.len());
+                for c in &chunks {
+                    match state.locate(c) {
+                        Ok(p) => out.push(p),
+                        Err(e) => return err(ErrorCode::Internal, e.to_string()),
+                    }
+                }
+                Response::Located(out)
+            }
+            Request::Submit { tx } => self.submit(&tx).await,
+            Request::ListObjects => Response::Objects(
+                self.state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .list(&from),
+            ),
+            Request::StatObject { id } => {
+                match self
+                    .state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .stat(&from, &id)
+                {
+                    Ok(Some((entry, chunks))) => Response::Object { entry, chunks },
+                    Ok(None) => err(ErrorCode::NotFound, format!("no object {id} in your index")),
+                    Err(e) => err(ErrorCode::Internal, e.to_string()),
+                }
+            }
+            Request::Account => {
+                let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let account = state.ownership().account(&from).ok().flatten();
+                Response::Account(AccountStatus {
+                    user: from,
+                    balance: 0,
+                    stored_bytes: account.map(|a| a.usage).unwrap_or(0),
+                    quota: account
+                        .map(|a| a.quota)
+                        .unwrap_or(self.config.default_quota),
+                    objects: state.count(&from),
+                })
+            }
+            other => err(
+                ErrorCode::BadRequest,
+                format!("a keeper does not serve {}", kind(&other)),
+            ),
+        }
+    }
+
+    /// Chooses k + m distinct providers for each chunk not yet registered.
+    fn place(&self, chunks: &[ChunkInfo]) -> Response {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let providers = self
+            .providers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut rng = rand::rng();
+        let mut out = Vec::with_capacity(chunks.len());
+        for c in chunks {
+            match state.ownership().chunk(&c.id) {
+                Ok(Some(_)) => out.push(None),
+                Ok(None) => {
+                    if providers.len() < c.shards.len() {
+                        return err(
+                            ErrorCode::Unavailable,
+                            format!(
+                                "{} shards per chunk need as many providers; {} are live",
+                                c.shards.len(),
+                                providers.len()
+                            ),
+                        );
+                    }
+                    let chosen: Vec<AccountId> = providers
+                        .sample(&mut rng, c.shards.len())
+                        .copied()
+                        .collect();
+                    out.push(Some(ChunkPlacement {
+                        chunk: c.id,
+                        holders: chosen.into_iter().map(Some).collect(),
+                    }));
+                }
+                Err(e) => return err(ErrorCode::Internal, e.to_string()),
+            }
+        }
+        Response::Placed(out)
+    }
+
+    /// Verifies a signed operation, appends it to the log, waits until it is applied here, and
+    /// reports its outcome; a purge is cascaded to the holders.
+    async fn submit(self: &Arc<Self>, tx: &[u8]) -> Response {
+        let signed: Signed<ObjectOp> =
+            match wire::decode(tx, memo_core::objects::MAX_OP_BYTES + 256, "operation") {
+                Ok(s) => s,
+                Err(e) => return err(ErrorCode::BadRequest, e.to_string()),
+            };
+        if let Err(e) = signed.verify() {
+            return err(ErrorCode::Forbidden, e.to_string());
+        }
+        let digest = signed.digest();
+        let pos = match self.log.append(signed).await {
+            Ok(p) => p,
+            Err(e) => {
+                return err(
+                    ErrorCode::Unavailable,
+                    format!("log refused the operation: {e}"),
+                );
+            }
+        };
+        let mut applied = self.applied.subscribe();
+        if applied.wait_for(|&n| n > pos).await.is_err() {
+            return err(ErrorCode::Internal, "keeper stopped");
+        }
+        let outcome = self
+            .outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&pos);
+        match outcome {
+            Some((Ok(()), applied)) => {
+                if let Some(Applied::Delete(plan)) = applied {
+                    self.cascade_purge(&plan.purged).await;
+                }
+                Response::Submitted {
+                    tx: digest,
+                    height: pos,
+                }
+            }
+            Some((Err(e), _)) => Response::Error(e),
+            None => err(ErrorCode::Internal, "outcome lost"),
+        }
+    }
+
+    /// Tells every holder of purged chunks to delete their shards.
+    async fn cascade_purge(&self, purged: &[memo_core::ownership::Purge]) {
+        let mut by_holder: BTreeMap<AccountId, BTreeSet<ShardId>> = BTreeMap::new();
+        for p in purged {
+            for (holder, shard) in &p.shards {
+                by_holder.entry(*holder).or_default().insert(*shard);
+            }
+        }
+        let calls = by_holder.into_iter().map(|(holder, shards)| async move {
+            let n = shards.len();
+            match provider_client::delete_shards(
+                self.transport.as_ref(),
+                holder,
+                shards.into_iter().collect(),
+            )
+            .await
+            {
+                Ok(deleted) => debug!(holder = %holder.short(), deleted, "purge delivered"),
+                Err(e) => warn!(holder = %holder.short(), shards = n, "purge not delivered: {e}"),
+            }
+        });
+        futures::future::join_all(calls).await;
+    }
+}
+
+fn err(code: ErrorCode, message: impl Into<String>) -> Response {
+    Response::Error(RemoteError::new(code, message))
+}

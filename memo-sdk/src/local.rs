@@ -1,0 +1,167 @@
+//! A whole memo network in one process: keepers, providers and users wired together over any
+//! transport. Used by the tests, by `memo demo`, and by anyone who wants to try memo locally.
+
+use crate::client::{Client, ClientConfig, ClientError};
+use crate::keeper::{Keeper, KeeperConfig};
+use crate::oplog::{MemoryOpLog, OpLog};
+use crate::provider::Provider;
+use memo_core::codec::CodecParams;
+use memo_core::ownership::{MemoryShardStore, ShardStore};
+use memo_core::transport::{MemoryNetwork, Transport};
+use memo_core::{AccountId, Keypair};
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct LocalSpec {
+    /// Number of keepers.
+    pub keepers: usize,
+    /// Number of providers.
+    pub providers: usize,
+    /// User names.
+    pub users: Vec<String>,
+    /// Capacity of each provider in bytes.
+    pub provider_capacity: u64,
+    /// Codec parameters of every user.
+    pub params: CodecParams,
+}
+
+impl Default for LocalSpec {
+    fn default() -> Self {
+        Self {
+            keepers: 3,
+            providers: 6,
+            users: vec!["alice".into(), "bob".into(), "carol".into()],
+            provider_capacity: 16 << 30,
+            params: CodecParams::default(),
+        }
+    }
+}
+
+/// A running provider with its store.
+pub struct LocalProvider<S> {
+    /// The service.
+    pub service: Arc<Provider<S>>,
+    /// Its keypair.
+    pub keypair: Keypair,
+    task: JoinHandle<()>,
+}
+
+impl<S> LocalProvider<S> {
+    /// The provider's account.
+    pub fn account(&self) -> AccountId {
+        self.keypair.account()
+    }
+    /// Stops serving (as if the machine died).
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+/// A running local network.
+pub struct LocalNetwork<S> {
+    /// Keepers, each running.
+    pub keepers: Vec<Arc<Keeper>>,
+    /// Providers, each running.
+    pub providers: Vec<LocalProvider<S>>,
+    /// One client per user, talking to keeper `i % keepers`.
+    pub users: Vec<(String, Client)>,
+    /// The keepers' shared operation log.
+    pub log: MemoryOpLog,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl<S: ShardStore + 'static> LocalNetwork<S> {
+    /// Starts keepers, providers (stores from `store`) and users, with transports from
+    /// `transport` (given each node's keypair and every earlier node's transport, so a real
+    /// transport can learn addresses).
+    pub async fn start(
+        spec: &LocalSpec,
+        mut transport: impl FnMut(&Keypair) -> Arc<dyn Transport>,
+        mut store: impl FnMut(usize) -> S,
+    ) -> Result<Self, ClientError> {
+        let log = MemoryOpLog::new();
+        let mut tasks = Vec::new();
+        let keeper_keys: Vec<Keypair> = (0..spec.keepers)
+            .map(|i| Keypair::from_seed(&format!("keeper-{i}")))
+            .collect();
+        let keeper_ids: Vec<AccountId> = keeper_keys.iter().map(Keypair::account).collect();
+        let mut keepers = Vec::new();
+        for kp in &keeper_keys {
+            let k = Keeper::new(
+                transport(kp),
+                Arc::new(log.clone()) as Arc<dyn OpLog>,
+                KeeperConfig::default(),
+            );
+            tasks.push(tokio::spawn(k.clone().run()));
+            keepers.push(k);
+        }
+        let mut providers = Vec::new();
+        for i in 0..spec.providers {
+            let kp = Keypair::from_seed(&format!("provider-{i}"));
+            let p = Provider::new(
+                transport(&kp),
+                store(i),
+                spec.provider_capacity,
+                keeper_ids.clone(),
+            );
+            let task = tokio::spawn(p.clone().run());
+            for k in &keepers {
+                k.add_provider(kp.account());
+            }
+            providers.push(LocalProvider {
+                service: p,
+                keypair: kp,
+                task,
+            });
+        }
+        let mut users = Vec::new();
+        for (i, name) in spec.users.iter().enumerate() {
+            let kp = Keypair::from_seed(&format!("user-{name}"));
+            let mut order = keeper_ids.clone();
+            order.rotate_left(i % keeper_ids.len().max(1));
+            let mut cfg = ClientConfig::new(order);
+            cfg.params = spec.params;
+            users.push((name.clone(), Client::new(kp.clone(), transport(&kp), cfg)?));
+        }
+        Ok(Self {
+            keepers,
+            providers,
+            users,
+            log,
+            tasks,
+        })
+    }
+
+    /// The client of user `name`.
+    pub fn user(&self, name: &str) -> Option<&Client> {
+        self.users.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+    }
+}
+
+impl<S> Drop for LocalNetwork<S> {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for p in &self.providers {
+            p.stop();
+        }
+    }
+}
+
+/// A local network on an in-process [`MemoryNetwork`] with in-memory shard stores.
+pub async fn memory_network(
+    spec: &LocalSpec,
+) -> Result<(MemoryNetwork, LocalNetwork<MemoryShardStore>), ClientError> {
+    let net = MemoryNetwork::new();
+    let n2 = net.clone();
+    let local = LocalNetwork::start(
+        spec,
+        move |kp| Arc::new(n2.join(kp.account())) as Arc<dyn Transport>,
+        |_| MemoryShardStore::new(),
+    )
+    .await?;
+    Ok((net, local))
+}

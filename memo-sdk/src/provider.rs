@@ -1,0 +1,197 @@
+//! The provider service: holds shards and serves them, over any transport and shard store.
+
+use crate::rpc::unexpected;
+use bytes::Bytes;
+use memo_core::AccountId;
+use memo_core::ownership::{Holder, HolderError, ShardStore};
+use memo_core::protocol::{ErrorCode, RemoteError, Request, Response};
+use memo_core::transport::{Incoming, Transport};
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+use tracing::{debug, info, warn};
+
+/// A provider node: stores shards within its capacity, serves reads, deletes on a keeper's
+/// purge, and answers challenges.
+pub struct Provider<S> {
+    transport: Arc<dyn Transport>,
+    holder: Holder<S>,
+    keepers: RwLock<BTreeSet<AccountId>>,
+}
+
+impl<S: ShardStore + 'static> Provider<S> {
+    /// A provider offering `capacity` bytes of `store` on `transport`. Only `keepers` may
+    /// delete shards or challenge it.
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        store: S,
+        capacity: u64,
+        keepers: impl IntoIterator<Item = AccountId>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            transport,
+            holder: Holder::new(store, capacity),
+            keepers: RwLock::new(keepers.into_iter().collect()),
+        })
+    }
+
+    /// This provider's account.
+    pub fn account(&self) -> AccountId {
+        self.transport.local_id()
+    }
+
+    /// Trusts one more keeper (e.g. one that registered on the ledger later).
+    pub fn add_keeper(&self, keeper: AccountId) {
+        self.keepers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(keeper);
+    }
+
+    /// The shard store.
+    pub fn store(&self) -> &S {
+        self.holder.store()
+    }
+
+    /// Serves requests until the transport closes. Each request runs in its own task.
+    pub async fn run(self: Arc<Self>) {
+        while let Some(incoming) = self.transport.next_incoming().await {
+            let me = self.clone();
+            tokio::spawn(async move { me.serve(incoming).await });
+        }
+        info!(provider = %self.account().short(), "transport closed; provider stopped");
+    }
+
+    async fn serve(self: Arc<Self>, incoming: Incoming) {
+        let Incoming { from, body, reply } = incoming;
+        let response = match Request::from_bytes(&body) {
+            Ok(req) => {
+                let me = self.clone();
+                tokio::task::spawn_blocking(move || me.handle(from, req))
+                    .await
+                    .unwrap_or_else(|e| error(ErrorCode::Internal, format!("handler failed: {e}")))
+            }
+            Err(e) => error(ErrorCode::BadRequest, e.to_string()),
+        };
+        let _ = reply.send(Bytes::from(response.to_bytes()));
+    }
+
+    fn is_keeper(&self, who: &AccountId) -> bool {
+        self.keepers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(who)
+    }
+
+    /// Handles one request (blocking: it touches the disk).
+    pub fn handle(&self, from: AccountId, req: Request) -> Response {
+        match req {
+            Request::PutShard { shard, bytes } => match self.holder.accept(&shard, &bytes) {
+                Ok(new) => {
+                    debug!(shard = %shard.short(), from = %from.short(), new, "stored shard");
+                    Response::Stored(new)
+                }
+                Err(HolderError::Full { .. }) => error(ErrorCode::Unavailable, "provider is full"),
+                Err(e) => error(ErrorCode::BadRequest, e.to_string()),
+            },
+            Request::GetShard { shard } => match self.holder.read(&shard) {
+                Ok(b) => Response::Shard(b.map(Bytes::from)),
+                Err(e) => {
+                    warn!(shard = %shard.short(), "read failed: {e}");
+                    Response::Shard(None)
+                }
+            },
+            Request::DeleteShards { shards } => {
+                if !self.is_keeper(&from) {
+                    return error(ErrorCode::Forbidden, "only keepers may delete shards");
+                }
+                match self.holder.purge(&shards) {
+                    Ok(n) => {
+                        info!(count = n, keeper = %from.short(), "purged shards");
+                        Response::Deleted(n as u64)
+                    }
+                    Err(e) => error(ErrorCode::Internal, e.to_string()),
+                }
+            }
+            Request::ProviderStatus => {
+                let store = self.holder.store();
+                match (store.used_bytes(), store.list()) {
+                    (Ok(used), Ok(list)) => Response::ProviderStatus {
+                        capacity: self.holder.capacity(),
+                        used,
+                        shards: list.len() as u64,
+                    },
+                    (Err(e), _) | (_, Err(e)) => error(ErrorCode::Internal, e.to_string()),
+                }
+            }
+            other => error(
+                ErrorCode::BadRequest,
+                format!("a provider does not serve {}", kind(&other)),
+            ),
+        }
+    }
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+    Response::Error(RemoteError::new(code, message))
+}
+
+/// A short name of a request kind, for errors and logs.
+pub fn kind(req: &Request) -> &'static str {
+    match req {
+        Request::PutShard { .. } => "PutShard",
+        Request::GetShard { .. } => "GetShard",
+        Request::DeleteShards { .. } => "DeleteShards",
+        Request::ProviderStatus => "ProviderStatus",
+        Request::Prove { .. } => "Prove",
+        Request::Place { .. } => "Place",
+        Request::Locate { .. } => "Locate",
+        Request::Submit { .. } => "Submit",
+        Request::ListObjects => "ListObjects",
+        Request::StatObject { .. } => "StatObject",
+        Request::Account => "Account",
+    }
+}
+
+/// Client side of the provider protocol.
+pub mod client {
+    use super::*;
+    use crate::rpc::{RpcError, call};
+    use memo_core::ShardId;
+
+    /// Uploads one shard.
+    pub async fn put_shard(
+        t: &dyn Transport,
+        provider: AccountId,
+        shard: ShardId,
+        bytes: Bytes,
+    ) -> Result<bool, RpcError> {
+        match call(t, provider, &Request::PutShard { shard, bytes }).await? {
+            Response::Stored(new) => Ok(new),
+            other => Err(unexpected(provider, "PutShard", &other)),
+        }
+    }
+
+    /// Downloads one shard (unverified: check it against its id).
+    pub async fn get_shard(
+        t: &dyn Transport,
+        provider: AccountId,
+        shard: ShardId,
+    ) -> Result<Option<Bytes>, RpcError> {
+        match call(t, provider, &Request::GetShard { shard }).await? {
+            Response::Shard(b) => Ok(b),
+            other => Err(unexpected(provider, "GetShard", &other)),
+        }
+    }
+
+    /// Asks a provider to delete shards (keepers only).
+    pub async fn delete_shards(
+        t: &dyn Transport,
+        provider: AccountId,
+        shards: Vec<ShardId>,
+    ) -> Result<u64, RpcError> {
+        match call(t, provider, &Request::DeleteShards { shards }).await? {
+            Response::Deleted(n) => Ok(n),
+            other => Err(unexpected(provider, "DeleteShards", &other)),
+        }
+    }
+}
