@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod id;
 pub mod identity;
+pub mod proof;
 pub mod wire;
 
 pub use id::{AccountId, ChunkId, ObjectId, ShardId};
