@@ -37,7 +37,7 @@ pub const MAX_CACHE_GROUP_LOG2: u8 = 20;
 /// Number of leaves (blake3 chunks) in a shard of `shard_len` bytes. An empty shard is one
 /// empty leaf, as in blake3.
 pub fn leaf_count(shard_len: u64) -> u64 {
-    (shard_len / LEAF + u64::from(shard_len % LEAF != 0)).max(1)
+    shard_len.div_ceil(LEAF).max(1)
 }
 
 /// Length of leaf `index` in a shard of `shard_len` bytes, or `None` if there is no such leaf.
@@ -189,6 +189,12 @@ impl ShardReader for &[u8] {
     }
 }
 
+impl<R: ShardReader + ?Sized> ShardReader for &mut R {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), String> {
+        (**self).read_at(offset, buf)
+    }
+}
+
 /// A [`ShardReader`] from a closure `(offset, buf) -> Result<(), String>`.
 pub struct ReadFn<F>(pub F);
 
@@ -233,7 +239,7 @@ impl<R: ShardReader> Prover<'_, R> {
                 let r = self.subtree_cv(start + left, count - left)?;
                 return Ok(merge_subtrees_non_root(&l, &r, Mode::Hash));
             }
-            if start % group == 0 && (count == group || start + count == self.leaves) {
+            if start.is_multiple_of(group) && (count == group || start + count == self.leaves) {
                 let g = (start / group) as usize;
                 return cache
                     .cvs
