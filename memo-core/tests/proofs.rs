@@ -342,7 +342,7 @@ fn altered_bytes_sampled_are_caught_unsampled_only_when_sampled() {
         );
     }
 
-    // One flipped byte in a leaf that is not sampled, in another 64 KiB cache group. A provider
+    // One flipped byte in a leaf that is not sampled, in another cache group. A provider
     // that rehashes the whole shard per proof exposes it (the sibling subtree holding it hashes
     // wrongly) but that is luck, not security: one that answers from its tree cache, built while
     // the data was intact, passes this epoch. Security rests on the sampled leaves only: the
@@ -570,7 +570,7 @@ proptest! {
 /// A deterministic simulation over 2 000 seeds (block-hash chains) must agree. The simulated
 /// cheater is the strongest one: it keeps the chaining value of every leaf (a tree cache of
 /// 1-leaf groups), so its paths are always right and only the sampled leaf's bytes can give it
-/// away. (With the default 64 KiB cache it would also be caught whenever a dropped leaf shares
+/// away. (With the default 16 KiB cache it would also be caught whenever a dropped leaf shares
 /// the sampled leaf's group, which happens almost every epoch.)
 #[test]
 fn provider_keeping_90_percent_is_caught_within_44_epochs_with_99_percent() {

@@ -9,7 +9,7 @@
 //! * **Proof.** For each sampled leaf: its bytes and the sibling chaining values up to the root
 //!   ([`StorageProof`], grouped per epoch in a [`ProofResponse`]); about 1.3 KiB per leaf of a
 //!   256 KiB shard. A provider builds them from its store ([`ShardReader`]) and a small
-//!   [`TreeCache`] so it reads 64 KiB per proof instead of the whole shard.
+//!   [`TreeCache`] so it reads 16 KiB per proof instead of the whole shard.
 //! * **Verification.** [`verify_item`] / [`verify_response`] are pure functions with typed
 //!   errors ([`ProofError`]); a contract calls them inside its transaction.
 //! * **Reputation and placement.** [`Reputation`] scores providers from their proof outcomes;
