@@ -10,7 +10,7 @@ use blake3::hazmat::{HasherExt, Mode, merge_subtrees_non_root};
 use memo_core::proof::tree::{DEFAULT_CACHE_GROUP_LOG2, leaf_count, path_len};
 use memo_core::proof::{
     Challenge, ChallengeItem, ChallengeParams, CommittedShard, ProofResponse, StorageProof,
-    TreeCache, verify_item, verify_response,
+    TreeCache, verify, verify_response,
 };
 use memo_core::{AccountId, ShardId};
 
@@ -99,12 +99,12 @@ fn main() {
     println!("\n## Verification (256 KiB shard, 1 leaf per proof, one core)\n");
     let v = time(20_000, |i| {
         let k = i % n as usize;
-        verify_item(black_box(&items[k]), black_box(&proofs[k])).unwrap();
+        verify(black_box(&items[k]), black_box(&proofs[k])).unwrap();
     });
     let vd = time(20_000, |i| {
         let k = i % n as usize;
         let p = StorageProof::from_bytes(black_box(&encoded[k])).unwrap();
-        verify_item(&items[k], &p).unwrap();
+        verify(&items[k], &p).unwrap();
     });
     // A whole epoch's response: 8 shards of 256 KiB, decoded and verified.
     let shards: Vec<Vec<u8>> = (0..8).map(|i| bytes(256 << 10, 100 + i)).collect();
@@ -187,7 +187,11 @@ fn main() {
             black_box(StorageProof::prove_from_reader(&items[k], &data[..], Some(&c)).unwrap());
         });
         let cache_bytes = c.to_bytes().len();
-        let default = if log2 == DEFAULT_CACHE_GROUP_LOG2 { " (default)" } else { "" };
+        let default = if log2 == DEFAULT_CACHE_GROUP_LOG2 {
+            " (default)"
+        } else {
+            ""
+        };
         println!(
             "| cache, {} KiB groups{default} | {} KiB | {cache_bytes} B ({:.2} %) | {} |",
             1u32 << log2,

@@ -8,7 +8,7 @@ use memo_core::proof::tree::{leaf_count, leaf_len};
 use memo_core::proof::{
     Challenge, ChallengeError, ChallengeItem, ChallengeParams, CommittedShard, LEAF_LEN, LeafProof,
     MAX_RESPONSE_BYTES, ProofError, ProofResponse, ProveError, ReadFn, StorageProof, TreeCache,
-    verify_item, verify_response, verify_response_items,
+    verify, verify_response, verify_response_items,
 };
 use memo_core::wire::WireError;
 use memo_core::{AccountId, Keypair, ShardId, Signed};
@@ -292,14 +292,14 @@ fn never_stored_shard_cannot_be_faked() {
             .collect(),
     };
     assert!(matches!(
-        verify_item(item, &fake),
+        verify(item, &fake),
         Err(ProofError::PathMismatch { .. })
     ));
     // Another shard's bytes of the same length answered under this id.
     let other = bytes(100 * 1024, 4);
     let forged = StorageProof::prove(item, &other).unwrap();
     assert!(matches!(
-        verify_item(item, &forged),
+        verify(item, &forged),
         Err(ProofError::PathMismatch { .. })
     ));
     // The store without the shard answers with nothing.
@@ -334,7 +334,7 @@ fn altered_bytes_sampled_are_caught_unsampled_only_when_sampled() {
         StorageProof::prove_from_reader(item, &rotten[..], Some(&cache)).unwrap(),
     ] {
         assert_eq!(
-            verify_item(item, &proof),
+            verify(item, &proof),
             Err(ProofError::PathMismatch {
                 shard: id,
                 index: sampled as u64
@@ -350,9 +350,9 @@ fn altered_bytes_sampled_are_caught_unsampled_only_when_sampled() {
     let victim = (sampled + 128) % 256;
     let mut rotten = data.clone();
     rotten[victim * LEAF_LEN + 3] ^= 1;
-    assert!(verify_item(item, &StorageProof::prove(item, &rotten).unwrap()).is_err());
+    assert!(verify(item, &StorageProof::prove(item, &rotten).unwrap()).is_err());
     let cached = StorageProof::prove_from_reader(item, &rotten[..], Some(&cache)).unwrap();
-    assert_eq!(verify_item(item, &cached), Ok(()));
+    assert_eq!(verify(item, &cached), Ok(()));
     let (epoch, later) = (12..)
         .map(|e| (e, store.challenge(e, &committed, &p)))
         .find(|(_, c)| c.items[0].leaves[0] == victim as u64)
@@ -361,7 +361,7 @@ fn altered_bytes_sampled_are_caught_unsampled_only_when_sampled() {
         StorageProof::prove_from_reader(&later.items[0], &rotten[..], Some(&cache)).unwrap();
     assert!(
         matches!(
-            verify_item(&later.items[0], &proof),
+            verify(&later.items[0], &proof),
             Err(ProofError::PathMismatch { .. })
         ),
         "epoch {epoch}"
@@ -422,7 +422,7 @@ fn replayed_and_misdirected_proofs_fail() {
         .find(|p| p.shard == b)
         .unwrap();
     assert_eq!(
-        verify_item(item_a, &proof_b),
+        verify(item_a, &proof_b),
         Err(ProofError::WrongShard {
             expected: a,
             found: b
@@ -430,12 +430,12 @@ fn replayed_and_misdirected_proofs_fail() {
     );
     let mut renamed = proof_b.clone();
     renamed.shard = a;
-    assert!(verify_item(item_a, &renamed).is_err());
-    verify_item(item_b, &proof_b).unwrap();
+    assert!(verify(item_a, &renamed).is_err());
+    verify(item_b, &proof_b).unwrap();
     let mut wrong_len = proof_b;
     wrong_len.shard_len += 1;
     assert!(matches!(
-        verify_item(item_b, &wrong_len),
+        verify(item_b, &wrong_len),
         Err(ProofError::WrongLength { .. })
     ));
 }
@@ -473,7 +473,7 @@ fn wire_format_is_bounded_and_versioned() {
     let mut p = proof.clone();
     p.leaves[0].data.pop();
     assert!(matches!(
-        verify_item(&item, &p),
+        verify(&item, &p),
         Err(ProofError::LeafLength {
             expected: 1024,
             found: 1023,
@@ -483,7 +483,7 @@ fn wire_format_is_bounded_and_versioned() {
     let mut p = proof.clone();
     p.leaves[0].path.push([0; 32]);
     assert!(matches!(
-        verify_item(&item, &p),
+        verify(&item, &p),
         Err(ProofError::PathLength {
             expected: 8,
             found: 9,
@@ -498,7 +498,7 @@ fn wire_format_is_bounded_and_versioned() {
     let mut p = proof;
     p.leaves[0].index = 256;
     assert!(matches!(
-        verify_item(&bad, &p),
+        verify(&bad, &p),
         Err(ProofError::LeafOutOfRange { .. })
     ));
     assert!(matches!(
@@ -523,7 +523,7 @@ fn single_chunk_shards_prove_with_the_whole_shard() {
         let proof = StorageProof::prove(&item, &data).unwrap();
         assert_eq!(proof.leaves[0].data, data);
         assert!(proof.leaves[0].path.is_empty());
-        verify_item(&item, &proof).unwrap();
+        verify(&item, &proof).unwrap();
     }
 }
 
@@ -546,7 +546,7 @@ proptest! {
         let leaves = leaf_count(len as u64);
         let all = ChallengeItem { shard: id, shard_len: len as u64, leaves: (0..leaves).collect() };
         let proof = StorageProof::prove_from_reader(&all, &data[..], Some(&cache)).unwrap();
-        prop_assert_eq!(verify_item(&all, &proof), Ok(()));
+        prop_assert_eq!(verify(&all, &proof), Ok(()));
 
         // Every single-bit flip of one leaf's encoded proof is refused (by decode or verify).
         let leaf = pick.index(leaves as usize) as u64;
@@ -557,7 +557,7 @@ proptest! {
         let mut flipped = enc.clone();
         for bit in 0..enc.len() * 8 {
             flipped[bit / 8] ^= 1 << (bit % 8);
-            let accepted = StorageProof::from_bytes(&flipped).is_ok_and(|p| verify_item(&item, &p).is_ok());
+            let accepted = StorageProof::from_bytes(&flipped).is_ok_and(|p| verify(&item, &p).is_ok());
             prop_assert!(!accepted, "bit {} of {} accepted", bit, enc.len() * 8);
             flipped[bit / 8] ^= 1 << (bit % 8);
         }
@@ -664,4 +664,36 @@ fn provider_keeping_90_percent_is_caught_within_44_epochs_with_99_percent() {
         (mean - 10.0).abs() < 0.8,
         "mean epochs to catch {mean}, geometric mean 10"
     );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Mangled encodings (truncated, spliced, overwritten) decode to an error or to a proof that
+    /// fails verification; nothing panics.
+    #[test]
+    fn mangled_responses_are_refused_without_panic(
+        cut in any::<prop::sample::Index>(),
+        junk in prop::collection::vec(any::<u8>(), 0..64),
+        at in any::<prop::sample::Index>(),
+    ) {
+        let data = bytes(20 * 1024 + 3, 77);
+        let item = ChallengeItem { shard: ShardId::of(&data), shard_len: data.len() as u64, leaves: vec![4, 20] };
+        let ch = Challenge { epoch: 2, provider: AccountId([2; 32]), items: vec![item.clone()] };
+        let resp = ProofResponse { epoch: 2, provider: ch.provider, proofs: vec![StorageProof::prove(&item, &data).unwrap()] };
+        let enc = resp.to_bytes();
+        let mut m = enc[..cut.index(enc.len())].to_vec();
+        m.extend_from_slice(&junk);
+        let pos = at.index(enc.len());
+        let mut o = enc.clone();
+        for (i, b) in junk.iter().enumerate() {
+            if let Some(x) = o.get_mut(pos + i) { *x = *b; }
+        }
+        for bytes in [m, o] {
+            if bytes == enc { continue; }
+            if let Ok(r) = ProofResponse::from_bytes(&bytes) {
+                prop_assert!(r == resp || verify_response(&ch, &r).is_err());
+            }
+        }
+    }
 }

@@ -347,7 +347,7 @@ impl ProofResponse {
 /// challenged leaf with the challenged index; each leaf has the length its position implies in a
 /// shard of the committed length; each path has the depth blake3's tree gives that leaf; and the
 /// leaf and path hash (with blake3's chunk counters and parent/root flags) to the shard id.
-pub fn verify_item(item: &ChallengeItem, proof: &StorageProof) -> Result<(), ProofError> {
+pub fn verify(item: &ChallengeItem, proof: &StorageProof) -> Result<(), ProofError> {
     let shard = item.shard;
     if proof.shard != shard {
         return Err(ProofError::WrongShard {
@@ -414,7 +414,7 @@ pub fn verify_response_items(
         .items
         .iter()
         .zip(&response.proofs)
-        .map(|(i, p)| verify_item(i, p))
+        .map(|(i, p)| verify(i, p))
         .collect())
 }
 

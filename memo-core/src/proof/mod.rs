@@ -10,7 +10,7 @@
 //!   ([`StorageProof`], grouped per epoch in a [`ProofResponse`]); about 1.3 KiB per leaf of a
 //!   256 KiB shard. A provider builds them from its store ([`ShardReader`]) and a small
 //!   [`TreeCache`] so it reads 16 KiB per proof instead of the whole shard.
-//! * **Verification.** [`verify_item`] / [`verify_response`] are pure functions with typed
+//! * **Verification.** [`verify`] / [`verify_response`] are pure functions with typed
 //!   errors ([`ProofError`]); a contract calls them inside its transaction.
 //! * **Reputation and placement.** [`Reputation`] scores providers from their proof outcomes;
 //!   [`place`] picks distinct providers for a chunk's shards, weighted by score.
@@ -35,8 +35,7 @@ pub mod tree;
 pub use challenge::{
     Challenge, ChallengeItem, ChallengeParams, CommittedShard, MAX_LEAVES_PER_SHARD,
     MAX_RESPONSE_BYTES, MAX_SHARDS_PER_CHALLENGE, MAX_STORAGE_PROOF_BYTES, PROOF_FORMAT_VERSION,
-    ProofResponse, StorageProof, challenge_seed, verify_item, verify_response,
-    verify_response_items,
+    ProofResponse, StorageProof, challenge_seed, verify, verify_response, verify_response_items,
 };
 pub use error::{ChallengeError, PlacementError, ProofError, ProveError};
 pub use reputation::{Outcome, ProviderRecord, Reputation, ReputationParams, Score, place};

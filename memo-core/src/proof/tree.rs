@@ -307,7 +307,7 @@ pub fn prove_leaves(shard: &[u8], leaves: &[u64]) -> Result<Vec<LeafProof>, Prov
 /// With a `cache` (built once when the shard was stored) it reads only each sampled leaf and the
 /// rest of that leaf's cache group (16 KiB by default) and hashes that; without one it reads and
 /// hashes the whole shard per leaf. The proof is not checked here: a provider that wants to know
-/// whether its copy is still good calls [`verify_item`](super::verify_item) on the result.
+/// whether its copy is still good calls [`verify`](super::verify) on the result.
 pub fn prove_leaves_from_reader<R: ShardReader>(
     reader: R,
     shard_len: u64,
