@@ -38,5 +38,5 @@ pub use challenge::{
     ProofResponse, StorageProof, challenge_seed, verify, verify_response, verify_response_items,
 };
 pub use error::{ChallengeError, PlacementError, ProofError, ProveError};
-pub use reputation::{Outcome, ProviderRecord, Reputation, ReputationParams, Score, place};
+pub use reputation::{Outcome, PPM, ProviderRecord, Reputation, ReputationParams, Score, place};
 pub use tree::{LEAF_LEN, LeafProof, ReadFn, ShardReader, TreeCache};

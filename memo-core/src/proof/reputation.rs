@@ -331,6 +331,23 @@ mod tests {
     }
 
     #[test]
+    fn book_round_trips_canonically_and_tolerates_late_outcomes() {
+        let mut rep = Reputation::default();
+        rep.record(acct(2), 5, Outcome::Pass);
+        rep.record(acct(1), 9, Outcome::Offline);
+        rep.record(acct(1), 3, Outcome::Pass); // late: counted, no decay, epoch kept at 9
+        let r = rep.record_of(&acct(1), 9).unwrap();
+        assert_eq!(
+            (r.passes, r.offline, r.observations, r.epoch),
+            (PPM, PPM, 2, 9)
+        );
+        let bytes = crate::wire::encode(&rep);
+        let back: Reputation = crate::wire::decode(&bytes, 1 << 16, "reputation").unwrap();
+        assert_eq!(back, rep);
+        assert_eq!(crate::wire::encode(&back), bytes);
+    }
+
+    #[test]
     fn placement_is_distinct_deterministic_and_errors_when_short() {
         let rep = Reputation::default();
         let cands: Vec<_> = (1..=10).map(acct).collect();
