@@ -107,6 +107,10 @@ pub struct Challenge {
 ///
 /// Nobody can predict it before the block that fixes `block_hash` exists, and each provider's
 /// seed is different, so a provider cannot learn its challenge from another's.
+///
+/// The one party that could bias it is whoever produces that block, by trying many blocks
+/// (grinding); with the local chain's single sequencing keeper, that keeper must not collude with
+/// providers (a VRF or commit-reveal beacon would remove this trust later).
 pub fn challenge_seed(block_hash: &[u8; 32], provider: &AccountId, epoch: u64) -> [u8; 32] {
     let mut h = blake3::Hasher::new_derive_key(SEED_CONTEXT);
     h.update(block_hash)
@@ -288,6 +292,8 @@ impl StorageProof {
 /// [`ProofError::WrongEpoch`]; rewriting the epoch does not help, because the new epoch's seed
 /// selects other leaves ([`ProofError::WrongLeafIndex`]) unless the provider still holds them.
 /// It is [`Signable`], so a provider signs it and anyone can relay it to the ledger.
+/// The ledger should accept one response per provider and epoch (the first that verifies, or a
+/// miss at the deadline); the proofs themselves carry no nonce.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProofResponse {
     /// The challenged epoch.
