@@ -11,6 +11,7 @@ pub mod id;
 pub mod identity;
 pub mod objects;
 pub mod ownership;
+pub mod proof;
 pub mod protocol;
 pub mod transport;
 pub mod wire;
