@@ -166,8 +166,10 @@ impl RedbMeta {
     }
 }
 
-type WTables<'t> =
-    Tables<Table<'t, &'static [u8; 32], &'static [u8]>, Table<'t, &'static [u8; 65], &'static [u8]>>;
+type WTables<'t> = Tables<
+    Table<'t, &'static [u8; 32], &'static [u8]>,
+    Table<'t, &'static [u8; 65], &'static [u8]>,
+>;
 
 fn open_write(txn: &WriteTransaction) -> Result<WTables<'_>, StoreError> {
     Ok(Tables {
