@@ -4,9 +4,11 @@
 //! The functions panic (with a message naming the broken contract) on the first violation, so
 //! they are meant to be called from tests:
 //!
-//! ```ignore
-//! memo_core::testkit::meta_store_conformance(|| MyStore::open_temp());
-//! memo_core::testkit::shard_store_conformance(|| MyShards::open_temp());
+//! ```
+//! use memo_core::ownership::{MemoryMeta, MemoryShardStore};
+//! // A backend's test passes a constructor of fresh, empty stores:
+//! memo_core::testkit::meta_store_conformance(MemoryMeta::new);
+//! memo_core::testkit::shard_store_conformance(MemoryShardStore::new);
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
