@@ -145,6 +145,19 @@ fn corrupt_records_are_typed_errors_and_change_nothing() {
 }
 
 #[test]
+fn unknown_layout_version_is_refused_on_open() {
+    let path = temp_path("meta.redb");
+    let m = RedbMeta::open(&path).unwrap();
+    raw::set_schema_version(&m, 99).unwrap();
+    drop(m);
+    let err = RedbMeta::open(&path).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Corrupt { what: "schema", .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn damaged_shard_files_are_reported_not_served() {
     let root = temp_path("shards");
     let s = FsShardStore::open(&root).unwrap();

@@ -366,4 +366,14 @@ pub mod raw {
         }
         txn.commit().map_err(backend("commit"))
     }
+
+    /// Overwrites the stored layout version.
+    pub fn set_schema_version(m: &RedbMeta, version: u64) -> Result<(), StoreError> {
+        let txn = m.db.begin_write().map_err(backend("begin write"))?;
+        {
+            let mut t = txn.open_table(META).map_err(backend("open table"))?;
+            t.insert("schema", version).map_err(storage("write"))?;
+        }
+        txn.commit().map_err(backend("commit"))
+    }
 }
