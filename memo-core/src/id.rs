@@ -73,9 +73,7 @@ macro_rules! id_type {
 pub fn parse_hex32(s: &str) -> Result<[u8; 32], IdParseError> {
     let s = s.trim();
     if s.len() != 64 {
-        return Err(IdParseError::Length {
-            len: s.chars().count(),
-        });
+        return Err(IdParseError::Length { len: s.chars().count() });
     }
     let mut out = [0u8; 32];
     hex::decode_to_slice(s, &mut out).map_err(|_| IdParseError::Hex)?;
@@ -123,10 +121,7 @@ mod tests {
         let text = id.to_string();
         assert_eq!(text.len(), 64);
         assert_eq!(text.parse::<ChunkId>().unwrap(), id);
-        assert_eq!(
-            "abc".parse::<ChunkId>(),
-            Err(IdParseError::Length { len: 3 })
-        );
+        assert_eq!("abc".parse::<ChunkId>(), Err(IdParseError::Length { len: 3 }));
         let bad = "z".repeat(64);
         assert_eq!(bad.parse::<ShardId>(), Err(IdParseError::Hex));
         assert_eq!(id.short(), &text[..8]);

@@ -87,17 +87,12 @@ impl fmt::Debug for Keypair {
 impl Keypair {
     /// The keypair whose secret is `secret` (32 bytes from a CSPRNG, or a test seed).
     pub fn from_secret(secret: [u8; 32]) -> Self {
-        Self {
-            signing: SigningKey::from_bytes(&secret),
-        }
+        Self { signing: SigningKey::from_bytes(&secret) }
     }
 
     /// A deterministic keypair for tests and simulations, derived from a label.
     pub fn from_seed(label: &str) -> Self {
-        Self::from_secret(blake3::derive_key(
-            "memo 2026 test keypair v1",
-            label.as_bytes(),
-        ))
+        Self::from_secret(blake3::derive_key("memo 2026 test keypair v1", label.as_bytes()))
     }
 
     /// The 32 secret bytes. Keep them secret.
@@ -112,11 +107,7 @@ impl Keypair {
 
     /// Signs `message` under a domain-separation `context`.
     pub fn sign(&self, context: &str, message: &[u8]) -> Signature {
-        Signature(
-            self.signing
-                .sign(&signing_input(context, message))
-                .to_bytes(),
-        )
+        Signature(self.signing.sign(&signing_input(context, message)).to_bytes())
     }
 
     /// Derives a 32-byte secret for `purpose` from this keypair (e.g. a private convergence
@@ -145,8 +136,7 @@ pub fn verify(
     message: &[u8],
     signature: &Signature,
 ) -> Result<(), IdentityError> {
-    let key =
-        VerifyingKey::from_bytes(&signer.0).map_err(|_| IdentityError::BadPublicKey(*signer))?;
+    let key = VerifyingKey::from_bytes(&signer.0).map_err(|_| IdentityError::BadPublicKey(*signer))?;
     let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
     key.verify_strict(&signing_input(context, message), &sig)
         .map_err(|_| IdentityError::BadSignature(*signer))
@@ -179,12 +169,7 @@ pub struct Signed<T> {
 
 impl<T> Clone for Signed<T> {
     fn clone(&self) -> Self {
-        Self {
-            signer: self.signer,
-            body: self.body.clone(),
-            signature: self.signature,
-            _t: PhantomData,
-        }
+        Self { signer: self.signer, body: self.body.clone(), signature: self.signature, _t: PhantomData }
     }
 }
 
@@ -207,12 +192,7 @@ impl<T: Signable> Signed<T> {
     pub fn sign(keypair: &Keypair, value: &T) -> Self {
         let body = wire::encode(value);
         let signature = keypair.sign(T::CONTEXT, &body);
-        Self {
-            signer: keypair.account(),
-            body,
-            signature,
-            _t: PhantomData,
-        }
+        Self { signer: keypair.account(), body, signature, _t: PhantomData }
     }
 
     /// Verifies the signature, then decodes the body.
@@ -267,20 +247,13 @@ impl Keypair {
         let kf: KeyFileToml =
             toml::from_str(text).map_err(|e| IdentityError::KeyFile(e.message().to_string()))?;
         if kf.version != 1 {
-            return Err(IdentityError::KeyFile(format!(
-                "unsupported version {}",
-                kf.version
-            )));
+            return Err(IdentityError::KeyFile(format!("unsupported version {}", kf.version)));
         }
-        let secret =
-            parse_hex32(&kf.secret).map_err(|e| IdentityError::KeyFile(format!("secret: {e}")))?;
-        let account = parse_hex32(&kf.account)
-            .map_err(|e| IdentityError::KeyFile(format!("account: {e}")))?;
+        let secret = parse_hex32(&kf.secret).map_err(|e| IdentityError::KeyFile(format!("secret: {e}")))?;
+        let account = parse_hex32(&kf.account).map_err(|e| IdentityError::KeyFile(format!("account: {e}")))?;
         let kp = Keypair::from_secret(secret);
         if kp.account().0 != account {
-            return Err(IdentityError::KeyFile(
-                "secret does not belong to the stated account".into(),
-            ));
+            return Err(IdentityError::KeyFile("secret does not belong to the stated account".into()));
         }
         Ok(kp)
     }
@@ -320,16 +293,10 @@ mod tests {
     fn key_file_round_trip_and_errors() {
         let kp = Keypair::from_seed("bob");
         let text = kp.to_key_file();
-        assert_eq!(
-            Keypair::from_key_file(&text).unwrap().account(),
-            kp.account()
-        );
+        assert_eq!(Keypair::from_key_file(&text).unwrap().account(), kp.account());
         let other = Keypair::from_seed("carol").account().to_hex();
         let forged = text.replace(&kp.account().to_hex(), &other);
-        assert!(matches!(
-            Keypair::from_key_file(&forged),
-            Err(IdentityError::KeyFile(_))
-        ));
+        assert!(matches!(Keypair::from_key_file(&forged), Err(IdentityError::KeyFile(_))));
         assert!(Keypair::from_key_file("garbage = [").is_err());
         assert!(Keypair::from_key_file("version = 2\naccount = \"\"\nsecret = \"\"").is_err());
     }

@@ -63,21 +63,14 @@ pub fn decode<T: DeserializeOwned>(
     what: &'static str,
 ) -> Result<T, WireError> {
     if bytes.len() > max {
-        return Err(WireError::TooLarge {
-            len: bytes.len(),
-            max,
-        });
+        return Err(WireError::TooLarge { len: bytes.len(), max });
     }
-    let (value, rest) =
-        postcard::take_from_bytes::<T>(bytes).map_err(|e| WireError::Malformed {
-            what,
-            reason: e.to_string(),
-        })?;
+    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| WireError::Malformed {
+        what,
+        reason: e.to_string(),
+    })?;
     if !rest.is_empty() {
-        return Err(WireError::Trailing {
-            what,
-            extra: rest.len(),
-        });
+        return Err(WireError::Trailing { what, extra: rest.len() });
     }
     Ok(value)
 }
@@ -97,15 +90,8 @@ pub fn decode_versioned<T: DeserializeOwned>(
     what: &'static str,
 ) -> Result<T, WireError> {
     match bytes.first() {
-        None => Err(WireError::Malformed {
-            what,
-            reason: "empty input".into(),
-        }),
-        Some(&v) if v != version => Err(WireError::Version {
-            what,
-            found: v,
-            expected: version,
-        }),
+        None => Err(WireError::Malformed { what, reason: "empty input".into() }),
+        Some(&v) if v != version => Err(WireError::Version { what, found: v, expected: version }),
         Some(_) => decode(&bytes[1..], max.saturating_sub(1), what),
     }
 }
@@ -127,25 +113,15 @@ mod tests {
         long.push(0);
         assert_eq!(
             decode::<(u32, Vec<u8>)>(&long, 64, "t"),
-            Err(WireError::Trailing {
-                what: "t",
-                extra: 1
-            })
+            Err(WireError::Trailing { what: "t", extra: 1 })
         );
         // A length prefix claiming more bytes than exist is an error, not an allocation.
         assert!(decode::<Vec<u8>>(&[0xff, 0xff, 0xff, 0xff, 0x0f], 64, "t").is_err());
         let ver = encode_versioned(3, &v);
-        assert_eq!(
-            decode_versioned::<(u32, Vec<u8>)>(&ver, 3, 64, "t").unwrap(),
-            v
-        );
+        assert_eq!(decode_versioned::<(u32, Vec<u8>)>(&ver, 3, 64, "t").unwrap(), v);
         assert_eq!(
             decode_versioned::<(u32, Vec<u8>)>(&ver, 4, 64, "t"),
-            Err(WireError::Version {
-                what: "t",
-                found: 3,
-                expected: 4
-            })
+            Err(WireError::Version { what: "t", found: 3, expected: 4 })
         );
     }
 }

@@ -5,9 +5,9 @@
 //! as reed-solomon-simd needs) and cut into k data shards; m parity shards follow.
 //! `shard id = blake3(shard bytes)`.
 
-use super::CodecError;
 use super::convergence::{self, ConvergenceDomain, TAG_LEN};
 use super::params::{MAX_CHUNK_SIZE, check_shards};
+use super::CodecError;
 use crate::id::{ChunkId, ShardId};
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 use serde::{Deserialize, Serialize};
@@ -29,14 +29,7 @@ pub struct ChunkRef {
 
 impl std::fmt::Debug for ChunkRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "ChunkRef({:?}, {} bytes, {}+{})",
-            self.id,
-            self.size,
-            self.k(),
-            self.m()
-        )
+        write!(f, "ChunkRef({:?}, {} bytes, {}+{})", self.id, self.size, self.k(), self.m())
     }
 }
 
@@ -65,10 +58,7 @@ impl ChunkRef {
     /// Checks the reference is internally consistent and within `max_size`, before anything
     /// is allocated for it.
     pub fn validate(&self, max_size: u32) -> Result<(), CodecError> {
-        let bad = |reason: String| CodecError::InvalidChunkRef {
-            chunk: self.id,
-            reason,
-        };
+        let bad = |reason: String| CodecError::InvalidChunkRef { chunk: self.id, reason };
         check_shards(self.k(), self.m()).map_err(|e| bad(e.to_string()))?;
         if self.size == 0 || self.size > max_size {
             return Err(bad(format!("size {} is outside 1..={max_size}", self.size)));
@@ -107,11 +97,7 @@ pub fn encode_chunk_in_place(
     m: usize,
 ) -> Result<EncodedChunk, CodecError> {
     check_shards(k, m)?;
-    let size = buf
-        .len()
-        .checked_sub(TAG_LEN)
-        .filter(|&s| s > 0)
-        .ok_or(CodecError::EmptyObject)?;
+    let size = buf.len().checked_sub(TAG_LEN).filter(|&s| s > 0).ok_or(CodecError::EmptyObject)?;
     let size = u32::try_from(size)
         .map_err(|_| CodecError::InvalidParams(format!("chunk of {size} bytes is too large")))?;
     let secret = domain.chunk_secret(&buf[TAG_LEN..]);
@@ -131,13 +117,7 @@ pub fn encode_chunk_in_place(
     shards.extend(result.recovery_iter().map(<[u8]>::to_vec));
     let ids = shards.iter().map(|s| ShardId::of(s)).collect();
     Ok(EncodedChunk {
-        chunk: ChunkRef {
-            id,
-            secret,
-            size,
-            data_shards: k as u8,
-            shards: ids,
-        },
+        chunk: ChunkRef { id, secret, size, data_shards: k as u8, shards: ids },
         shards,
     })
 }
@@ -187,12 +167,7 @@ pub struct ChunkDecoder<'a> {
 impl<'a> ChunkDecoder<'a> {
     /// A decoder for `chunk`, which must already be validated ([`ChunkRef::validate`]).
     pub fn new(chunk: &'a ChunkRef) -> Self {
-        Self {
-            chunk,
-            slots: vec![None; chunk.shards.len()],
-            good: 0,
-            rejected: 0,
-        }
+        Self { chunk, slots: vec![None; chunk.shards.len()], good: 0, rejected: 0 }
     }
 
     /// Offers shard `index`.
@@ -229,11 +204,7 @@ impl<'a> ChunkDecoder<'a> {
 
     /// Indices that have no good shard yet.
     pub fn missing(&self) -> impl Iterator<Item = usize> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.is_none())
-            .map(|(i, _)| i)
+        self.slots.iter().enumerate().filter(|(_, s)| s.is_none()).map(|(i, _)| i)
     }
 
     /// The error to report when no more shards can be had.
@@ -276,9 +247,7 @@ impl<'a> ChunkDecoder<'a> {
                 match s {
                     Some(s) => out.extend_from_slice(s),
                     None => out.extend_from_slice(
-                        restored
-                            .restored_original(i)
-                            .ok_or_else(|| self.not_enough())?,
+                        restored.restored_original(i).ok_or_else(|| self.not_enough())?,
                     ),
                 }
             }
@@ -325,13 +294,10 @@ pub fn reencode_shards(
         let bytes = if i < k {
             padded[i * slen..(i + 1) * slen].to_vec()
         } else {
-            result
-                .recovery(i - k)
-                .ok_or_else(|| CodecError::InvalidChunkRef {
-                    chunk: chunk.id,
-                    reason: format!("no shard {i}"),
-                })?
-                .to_vec()
+            result.recovery(i - k).ok_or_else(|| CodecError::InvalidChunkRef {
+                chunk: chunk.id,
+                reason: format!("no shard {i}"),
+            })?.to_vec()
         };
         if Some(&ShardId::of(&bytes)) != chunk.shards.get(i) {
             return Err(CodecError::ChunkMismatch(chunk.id));
@@ -382,19 +348,10 @@ mod tests {
         assert_eq!(d.add(2, e.shards[2].clone()), ShardOutcome::Unneeded);
         assert!(!d.is_ready());
         match d.not_enough() {
-            CodecError::NotEnoughShards {
-                needed: 2,
-                good: 1,
-                rejected: 2,
-                missing: 3,
-                ..
-            } => {}
+            CodecError::NotEnoughShards { needed: 2, good: 1, rejected: 2, missing: 3, .. } => {}
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            d.finish(),
-            Err(CodecError::NotEnoughShards { .. })
-        ));
+        assert!(matches!(d.finish(), Err(CodecError::NotEnoughShards { .. })));
     }
 
     #[test]
@@ -417,10 +374,7 @@ mod tests {
         }
         let ct = d.ciphertext().unwrap();
         let again = reencode_shards(&e.chunk, &ct, &[0, 5]).unwrap();
-        assert_eq!(
-            again,
-            vec![(0, e.shards[0].clone()), (5, e.shards[5].clone())]
-        );
+        assert_eq!(again, vec![(0, e.shards[0].clone()), (5, e.shards[5].clone())]);
     }
 
     #[test]

@@ -54,18 +54,12 @@ impl Default for ConvergenceDomain {
 impl ConvergenceDomain {
     /// The network-wide domain.
     pub fn global() -> Self {
-        Self {
-            key: blake3::derive_key("memo 2026 convergence global v1", b""),
-            kind: DomainKind::Global,
-        }
+        Self { key: blake3::derive_key("memo 2026 convergence global v1", b""), kind: DomainKind::Global }
     }
 
     /// A domain shared by everyone who knows `secret`.
     pub fn group(secret: &[u8]) -> Self {
-        Self {
-            key: blake3::derive_key("memo 2026 convergence group v1", secret),
-            kind: DomainKind::Group,
-        }
+        Self { key: blake3::derive_key("memo 2026 convergence group v1", secret), kind: DomainKind::Group }
     }
 
     /// A domain of one account, derived from its keypair.
@@ -92,10 +86,7 @@ impl ConvergenceDomain {
 
 fn siv(secret: &[u8; 32]) -> Aes256Siv {
     let mut key = [0u8; 64];
-    blake3::Hasher::new_keyed(secret)
-        .update(b"aes-256-siv key")
-        .finalize_xof()
-        .fill(&mut key);
+    blake3::Hasher::new_keyed(secret).update(b"aes-256-siv key").finalize_xof().fill(&mut key);
     Aes256Siv::new((&key).into())
 }
 
@@ -118,12 +109,8 @@ pub(crate) fn open_in_place(secret: &[u8; 32], buf: &mut [u8]) -> bool {
         return false;
     }
     let (tag, body) = buf.split_at_mut(TAG_LEN);
-    let Ok(tag) = aes_siv::Tag::try_from(&*tag) else {
-        return false;
-    };
-    siv(secret)
-        .decrypt_inout_detached([SIV_HEADER], body.into(), &tag)
-        .is_ok()
+    let Ok(tag) = aes_siv::Tag::try_from(&*tag) else { return false };
+    siv(secret).decrypt_inout_detached([SIV_HEADER], body.into(), &tag).is_ok()
 }
 
 #[cfg(test)]
@@ -134,14 +121,8 @@ mod tests {
     fn domains_separate_keys() {
         let p = b"same plaintext";
         let g = ConvergenceDomain::global();
-        assert_eq!(
-            g.chunk_secret(p),
-            ConvergenceDomain::global().chunk_secret(p)
-        );
-        assert_ne!(
-            g.chunk_secret(p),
-            ConvergenceDomain::group(b"team").chunk_secret(p)
-        );
+        assert_eq!(g.chunk_secret(p), ConvergenceDomain::global().chunk_secret(p));
+        assert_ne!(g.chunk_secret(p), ConvergenceDomain::group(b"team").chunk_secret(p));
         assert_ne!(
             ConvergenceDomain::group(b"team").chunk_secret(p),
             ConvergenceDomain::group(b"other").chunk_secret(p)

@@ -6,8 +6,8 @@
 //! [`ObjectRef`]: the manifest chunk's reference (its secret included). The object id alone names
 //! the object but does not let anyone read it.
 
-use super::CodecError;
 use super::chunk::{ChunkRef, MAX_DATA_CHUNK};
+use super::CodecError;
 use crate::id::{ObjectId, ShardId};
 use crate::wire;
 use serde::{Deserialize, Serialize};
@@ -39,12 +39,8 @@ impl Manifest {
 
     /// Decodes and checks a manifest: every chunk reference valid, sizes adding up.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CodecError> {
-        let m: Manifest = wire::decode_versioned(
-            bytes,
-            MANIFEST_VERSION,
-            MAX_MANIFEST_BYTES as usize,
-            "manifest",
-        )?;
+        let m: Manifest =
+            wire::decode_versioned(bytes, MANIFEST_VERSION, MAX_MANIFEST_BYTES as usize, "manifest")?;
         m.check()?;
         Ok(m)
     }
@@ -117,8 +113,7 @@ impl ObjectRef {
 
     /// Decodes and validates an object reference.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CodecError> {
-        let r: ObjectRef =
-            wire::decode_versioned(bytes, OBJECT_REF_VERSION, 16 * 1024, "object reference")?;
+        let r: ObjectRef = wire::decode_versioned(bytes, OBJECT_REF_VERSION, 16 * 1024, "object reference")?;
         r.manifest.validate(MAX_MANIFEST_BYTES)?;
         Ok(r)
     }
@@ -133,9 +128,10 @@ impl std::fmt::Display for ObjectRef {
 impl std::str::FromStr for ObjectRef {
     type Err = CodecError;
     fn from_str(s: &str) -> Result<Self, CodecError> {
-        let hex_part = s.trim().strip_prefix(OBJECT_REF_PREFIX).ok_or_else(|| {
-            CodecError::BadObjectRef(format!("does not start with {OBJECT_REF_PREFIX}"))
-        })?;
+        let hex_part = s
+            .trim()
+            .strip_prefix(OBJECT_REF_PREFIX)
+            .ok_or_else(|| CodecError::BadObjectRef(format!("does not start with {OBJECT_REF_PREFIX}")))?;
         let bytes = hex::decode(hex_part).map_err(|e| CodecError::BadObjectRef(e.to_string()))?;
         Self::from_bytes(&bytes)
     }

@@ -26,22 +26,14 @@ pub struct CodecParams {
 
 impl Default for CodecParams {
     fn default() -> Self {
-        Self {
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            data_shards: 4,
-            parity_shards: 2,
-        }
+        Self { chunk_size: DEFAULT_CHUNK_SIZE, data_shards: 4, parity_shards: 2 }
     }
 }
 
 impl CodecParams {
     /// Parameters with the given k and m and the default chunk size.
     pub fn with_shards(data_shards: u8, parity_shards: u8) -> Self {
-        Self {
-            data_shards,
-            parity_shards,
-            ..Self::default()
-        }
+        Self { data_shards, parity_shards, ..Self::default() }
     }
 
     /// k + m.
@@ -85,12 +77,7 @@ pub struct Parallelism {
 
 impl Default for Parallelism {
     fn default() -> Self {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        Self {
-            threads,
-            window: 4 * threads,
-        }
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Self { threads, window: 4 * threads }
     }
 }

@@ -121,11 +121,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, (1..=200).map(|x| x * 2).collect::<Vec<_>>());
-        assert!(
-            peak.load(Ordering::SeqCst) <= 3,
-            "peak {}",
-            peak.load(Ordering::SeqCst)
-        );
+        assert!(peak.load(Ordering::SeqCst) <= 3, "peak {}", peak.load(Ordering::SeqCst));
     }
 
     #[test]
@@ -139,13 +135,7 @@ mod tests {
                 n += 1;
                 Ok((n <= 1000).then_some(n))
             },
-            |x| {
-                if x == 5 || x == 9 {
-                    Err(format!("bad {x}"))
-                } else {
-                    Ok(x)
-                }
-            },
+            |x| if x == 5 || x == 9 { Err(format!("bad {x}")) } else { Ok(x) },
             |x| {
                 seen.push(x);
                 Ok(())

@@ -1,12 +1,12 @@
 //! Streaming encode from any `Read` and decode to any `Write`, parallel across chunks, with
 //! memory bounded by a window of chunks in flight.
 
-use super::CodecError;
 use super::chunk::{ChunkDecoder, ChunkRef, EncodedChunk, encode_chunk_in_place};
 use super::convergence::{ConvergenceDomain, TAG_LEN};
 use super::manifest::{MAX_MANIFEST_BYTES, Manifest, ObjectRef};
 use super::params::{CodecParams, Parallelism};
 use super::pipeline::ordered_pipeline;
+use super::CodecError;
 use crate::id::ShardId;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -34,11 +34,7 @@ impl Encoder {
     /// An encoder for `domain` with validated `params` and default parallelism.
     pub fn new(domain: ConvergenceDomain, params: CodecParams) -> Result<Self, CodecError> {
         params.validate()?;
-        Ok(Self {
-            domain,
-            params,
-            par: Parallelism::default(),
-        })
+        Ok(Self { domain, params, par: Parallelism::default() })
     }
 
     /// Sets threads and window.
@@ -72,10 +68,7 @@ impl Encoder {
         progress: &mut dyn FnMut(Progress),
         sink: &mut dyn FnMut(EncodedChunk) -> io::Result<()>,
     ) -> Result<ObjectRef, CodecError> {
-        let (k, m) = (
-            self.params.data_shards as usize,
-            self.params.parity_shards as usize,
-        );
+        let (k, m) = (self.params.data_shards as usize, self.params.parity_shards as usize);
         let chunk_size = self.params.chunk_size as usize;
         let mut refs: Vec<ChunkRef> = Vec::new();
         let mut done = 0u64;
@@ -103,11 +96,7 @@ impl Encoder {
         if refs.is_empty() {
             return Err(CodecError::EmptyObject);
         }
-        let manifest = Manifest {
-            size: done,
-            chunk_size: self.params.chunk_size,
-            chunks: refs,
-        };
+        let manifest = Manifest { size: done, chunk_size: self.params.chunk_size, chunks: refs };
         let mut buf = vec![0u8; TAG_LEN];
         buf.extend_from_slice(&manifest.to_bytes());
         if buf.len() - TAG_LEN > MAX_MANIFEST_BYTES as usize {
@@ -116,10 +105,7 @@ impl Encoder {
             )));
         }
         let enc = encode_chunk_in_place(&self.domain, buf, k, m)?;
-        let obj = ObjectRef {
-            manifest: enc.chunk.clone(),
-            size: done,
-        };
+        let obj = ObjectRef { manifest: enc.chunk.clone(), size: done };
         sink(enc)?;
         Ok(obj)
     }
@@ -224,10 +210,7 @@ impl Decoder {
                 let to = ((end - at) as usize).min(plain.len());
                 writer.write_all(&plain[from..to])?;
                 written += (to - from) as u64;
-                progress(Progress {
-                    done: written,
-                    total: Some(total),
-                });
+                progress(Progress { done: written, total: Some(total) });
                 Ok(())
             },
         )?;
@@ -236,11 +219,7 @@ impl Decoder {
     }
 
     /// Decodes the whole object into memory.
-    pub fn decode_to_vec(
-        &self,
-        source: &dyn ShardSource,
-        obj: &ObjectRef,
-    ) -> Result<Vec<u8>, CodecError> {
+    pub fn decode_to_vec(&self, source: &dyn ShardSource, obj: &ObjectRef) -> Result<Vec<u8>, CodecError> {
         let mut out = Vec::with_capacity(obj.size.min(1 << 30) as usize);
         self.decode_to_writer(source, obj, None, &mut |_| {}, &mut out)?;
         Ok(out)
@@ -267,18 +246,11 @@ impl MemoryShards {
     }
     /// Adds one shard under `id` (which need not match its bytes: for fault injection).
     pub fn insert(&self, id: ShardId, bytes: Vec<u8>) {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, bytes);
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).insert(id, bytes);
     }
     /// Removes a shard; returns whether it was there.
     pub fn remove(&self, id: &ShardId) -> bool {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id)
-            .is_some()
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).remove(id).is_some()
     }
     /// How many shards are held.
     pub fn len(&self) -> usize {
@@ -292,14 +264,8 @@ impl MemoryShards {
 
 impl ShardSource for MemoryShards {
     fn fetch(&self, chunk: &ChunkRef, index: usize) -> io::Result<Option<Vec<u8>>> {
-        let Some(id) = chunk.shards.get(index) else {
-            return Ok(None);
-        };
-        Ok(self
-            .map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned())
+        let Some(id) = chunk.shards.get(index) else { return Ok(None) };
+        Ok(self.map.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned())
     }
 }
+
