@@ -12,6 +12,7 @@
 //! Each size is measured twice: one object per durable commit, and group commit (32 objects
 //! per durable commit through `Ownership::apply_batch`, each object still all-or-nothing).
 //! `MEMO_BENCH_OBJECTS` sets how many objects each phase measures (default 320).
+//! `MEMO_BENCH_CACHE_MB` sets redb's page cache (default: redb's 1 GiB).
 //! `MEMO_BENCH_DIR` picks the directory for the databases (default: the system temp dir).
 //!
 //! Run: `cargo bench -p memo-sdk --bench refcount`
@@ -180,6 +181,10 @@ fn fsync_latency(dir: &std::path::Path) -> f64 {
 
 fn main() {
     let sizes = env_list("MEMO_BENCH_SIZES", &[10_000, 1_000_000, 10_000_000]);
+    let cache = std::env::var("MEMO_BENCH_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map(|mb| mb << 20);
     let count = env_list("MEMO_BENCH_OBJECTS", &[320])[0] as usize;
     let base = std::env::var("MEMO_BENCH_DIR")
         .map(Into::into)
@@ -192,6 +197,10 @@ fn main() {
         "disk: 4 KiB write + fdatasync = {:.0} us",
         fsync_latency(dir.path()) * 1e6
     );
+    let cache_text = cache.map_or("redb default, 1 GiB".to_string(), |c| {
+        format!("{} MiB", c >> 20)
+    });
+    println!("redb page cache: {cache_text}");
     println!("chunk-references per second (ms per object of {PER_OBJECT} chunks)");
     println!();
     println!(
@@ -201,7 +210,7 @@ fn main() {
     let mut first: std::collections::BTreeMap<usize, f64> = Default::default();
     for &n in &sizes {
         let path = dir.path().join(format!("registry-{n}.redb"));
-        let meta = RedbMeta::open(&path).expect("open");
+        let meta = RedbMeta::open_with_cache(&path, cache).expect("open");
         let t = Instant::now();
         let ids = populate(&meta, n);
         let pop = t.elapsed().as_secs_f64();
