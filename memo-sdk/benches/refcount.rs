@@ -1,1 +1,267 @@
-fn main() {}
+//! Refcount throughput of the ownership state machine on redb with durable commits.
+//!
+//! For each registry size (default 10 thousand, 1 million and 10 million chunks; override with
+//! `MEMO_BENCH_SIZES=10000,100000`), a fresh database is filled with that many placed chunks (each
+//! owned once, 4+2 shards) in large unsynced batches with sorted keys, then made durable. Then,
+//! each as one durable redb transaction per object of 64 chunks:
+//! - put 64 new: 64 chunks nobody holds (registered, awaiting placement);
+//! - put 64 shared: 64 random registered chunks another user now also owns (dedup, no data);
+//! - delete 64: the user deletes those shared objects again (released, no purge);
+//! - delete 64 purge: the user deletes the new objects (last owner: registry entry removed).
+//!
+//! Each size is measured twice: one object per durable commit, and group commit (32 objects
+//! per durable commit through `Ownership::apply_batch`, each object still all-or-nothing).
+//! `MEMO_BENCH_OBJECTS` sets how many objects each phase measures (default 320).
+//! `MEMO_BENCH_CACHE_MB` sets redb's page cache (default: redb's 1 GiB).
+//! `MEMO_BENCH_DIR` picks the directory for the databases (default: the system temp dir).
+//!
+//! Run: `cargo bench -p memo-sdk --bench refcount`
+
+use memo_core::ownership::{
+    Account, ChunkEntry, ChunkInfo, MetaStore, MetaTxn, ObjectChunks, ObjectOp, Ownership,
+    ShardHealth, ShardSlot, StoreError,
+};
+use memo_core::{AccountId, ChunkId, ShardId};
+use memo_sdk::store::RedbMeta;
+use std::io::Write;
+use std::time::Instant;
+
+const PER_OBJECT: usize = 64;
+/// Objects per durable commit in the group-commit rows.
+const GROUP: usize = 32;
+const SHARDS: usize = 6;
+const STORED: u64 = 6 * 262_160;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+fn chunk_id(i: u64) -> ChunkId {
+    ChunkId(*blake3::hash(&i.to_le_bytes()).as_bytes())
+}
+
+fn info(id: ChunkId) -> ChunkInfo {
+    let shards = (0..SHARDS as u8)
+        .map(|j| {
+            let mut s = id.0;
+            s[0] ^= j + 1;
+            ShardId(s)
+        })
+        .collect();
+    ChunkInfo {
+        id,
+        stored_bytes: STORED,
+        shards,
+    }
+}
+
+fn placed_entry(id: ChunkId, i: u64) -> ChunkEntry {
+    let mut e = ChunkEntry::unplaced(&info(id));
+    for (j, s) in e.shards.iter_mut().enumerate() {
+        *s = ShardSlot {
+            holder: Some(AccountId([((i + j as u64) % 200) as u8; 32])),
+            ..s.clone()
+        };
+        s.health = ShardHealth::Healthy;
+    }
+    e
+}
+
+fn populate(meta: &RedbMeta, n: u64) -> Vec<ChunkId> {
+    let mut ids: Vec<ChunkId> = (0..n).map(chunk_id).collect();
+    ids.sort_unstable();
+    const OWNERS: u64 = 16;
+    let mut usage = [0u64; OWNERS as usize];
+    for (b, batch) in ids.chunks(250_000).enumerate() {
+        meta.write_unsynced(|t: &mut dyn MetaTxn| {
+            for (k, id) in batch.iter().enumerate() {
+                let i = (b * 250_000 + k) as u64;
+                let owner = AccountId([(i % OWNERS) as u8 + 1; 32]);
+                t.set_refcount(id, &owner, 1)?;
+                t.put_chunk(id, &placed_entry(*id, i))?;
+                usage[(i % OWNERS) as usize] += STORED;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .expect("populate");
+    }
+    meta.write(|t: &mut dyn MetaTxn| {
+        for (o, u) in usage.iter().enumerate() {
+            t.put_account(
+                &AccountId([o as u8 + 1; 32]),
+                &Account {
+                    usage: *u,
+                    quota: u64::MAX,
+                },
+            )?;
+        }
+        Ok::<_, StoreError>(())
+    })
+    .expect("durable commit");
+    ids
+}
+
+/// Seconds per object for the four phases, committing `batch` objects per durable transaction.
+fn measure(
+    own: &Ownership<RedbMeta>,
+    user: AccountId,
+    fresh: &[ObjectChunks],
+    shared: &[ObjectChunks],
+    batch: usize,
+) -> [f64; 4] {
+    let run = |objects: &[ObjectChunks], put: bool| -> f64 {
+        let t = Instant::now();
+        for group in objects.chunks(batch) {
+            let ops: Vec<ObjectOp> = group
+                .iter()
+                .map(|o| match put {
+                    true => ObjectOp::Put {
+                        user,
+                        object: o.clone(),
+                    },
+                    false => ObjectOp::Delete {
+                        user,
+                        object: o.clone(),
+                    },
+                })
+                .collect();
+            if batch == 1 {
+                // The plain single-object path.
+                match &ops[0] {
+                    ObjectOp::Put { object, .. } => {
+                        drop(own.put_object(user, object).expect("put"))
+                    }
+                    ObjectOp::Delete { object, .. } => {
+                        drop(own.delete_object(user, object).expect("delete"))
+                    }
+                }
+            } else {
+                for r in own.apply_batch(&ops).expect("batch") {
+                    r.expect("object in batch");
+                }
+            }
+        }
+        t.elapsed().as_secs_f64() / objects.len() as f64
+    };
+    [
+        run(fresh, true),
+        run(shared, true),
+        run(shared, false),
+        run(fresh, false),
+    ]
+}
+
+fn env_list(name: &str, default: &[u64]) -> Vec<u64> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .filter(|v: &Vec<u64>| !v.is_empty())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+fn fsync_latency(dir: &std::path::Path) -> f64 {
+    let p = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&p).expect("probe");
+    let t = Instant::now();
+    for _ in 0..100 {
+        f.write_all(&[0u8; 4096]).expect("probe");
+        f.sync_data().expect("probe");
+    }
+    let dt = t.elapsed().as_secs_f64() / 100.0;
+    let _ = std::fs::remove_file(p);
+    dt
+}
+
+fn main() {
+    let sizes = env_list("MEMO_BENCH_SIZES", &[10_000, 1_000_000, 10_000_000]);
+    let cache = std::env::var("MEMO_BENCH_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map(|mb| mb << 20);
+    let count = env_list("MEMO_BENCH_OBJECTS", &[320])[0] as usize;
+    let base = std::env::var("MEMO_BENCH_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|_| std::env::temp_dir());
+    let dir = tempfile::tempdir_in(base).expect("temp dir");
+    println!(
+        "refcount benchmark: redb 4.4, durable commits (Durability::Immediate), one transaction per object of {PER_OBJECT} chunks, {count} objects per phase"
+    );
+    println!(
+        "disk: 4 KiB write + fdatasync = {:.0} us",
+        fsync_latency(dir.path()) * 1e6
+    );
+    let cache_text = cache.map_or("redb default, 1 GiB".to_string(), |c| {
+        format!("{} MiB", c >> 20)
+    });
+    println!("redb page cache: {cache_text}");
+    println!("chunk-references per second (ms per object of {PER_OBJECT} chunks)");
+    println!();
+    println!(
+        "| chunks in registry | populate, db size | objects per durable commit | put 64 new | put 64 shared | delete 64 (owner left) | delete 64 (purge) | refs/s, mean of 4 | cost vs first size |"
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let mut first: std::collections::BTreeMap<usize, f64> = Default::default();
+    for &n in &sizes {
+        let path = dir.path().join(format!("registry-{n}.redb"));
+        let meta = RedbMeta::open_with_cache(&path, cache).expect("open");
+        let t = Instant::now();
+        let ids = populate(&meta, n);
+        let pop = t.elapsed().as_secs_f64();
+        let own = Ownership::new(meta);
+        let user = AccountId([0xbe; 32]);
+        own.open_account(user, u64::MAX).expect("account");
+        let mut rng = Rng(n);
+        let object_sets = |salt: u64, rng: &mut Rng| {
+            let fresh: Vec<ObjectChunks> = (0..count as u64)
+                .map(|o| {
+                    ObjectChunks::new(
+                        (0..PER_OBJECT as u64)
+                            .map(|j| info(chunk_id(u64::MAX - salt - o * 1000 - j)))
+                            .collect(),
+                    )
+                })
+                .collect();
+            let shared: Vec<ObjectChunks> = (0..count)
+                .map(|_| {
+                    ObjectChunks::new(
+                        (0..PER_OBJECT)
+                            .map(|_| info(ids[(rng.next() % ids.len() as u64) as usize]))
+                            .collect(),
+                    )
+                })
+                .collect();
+            (fresh, shared)
+        };
+        let warm = object_sets(1 << 40, &mut rng);
+        let single = object_sets(2 << 40, &mut rng);
+        let grouped = object_sets(3 << 40, &mut rng);
+        drop(ids);
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        measure(&own, user, &warm.0[..10], &warm.1[..10], 1);
+        for (batch, sets) in [(1, &single), (GROUP, &grouped)] {
+            let t = measure(&own, user, &sets.0, &sets.1, batch);
+            let mean = t.iter().sum::<f64>() / 4.0;
+            let base = *first.entry(batch).or_insert(mean);
+            let cell = |dt: f64| format!("{:.0} ({:.2} ms/obj)", PER_OBJECT as f64 / dt, dt * 1e3);
+            println!(
+                "| {n} | {pop:.1} s, {:.2} GB | {batch} | {} | {} | {} | {} | {:.0} | {:.2}x |",
+                size as f64 / 1e9,
+                cell(t[0]),
+                cell(t[1]),
+                cell(t[2]),
+                cell(t[3]),
+                PER_OBJECT as f64 / mean,
+                mean / base
+            );
+        }
+        drop(own);
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -1,1 +1,130 @@
-fn main() {}
+//! Shard bytes on disk: one file per shard (`FsShardStore`) against redb blobs, durable writes.
+//!
+//! Writes N shards of 256 KiB (a 1 MiB chunk's shard with k = 4) one durable put each, reads
+//! them all back, purges every other one, and reports throughput and the disk space held after
+//! the purge (what a purge gives back when the survivors are spread through the store).
+//!
+//! Run: `cargo bench -p memo-sdk --bench shard_store` (`MEMO_BENCH_SHARDS` sets N, default 400).
+
+use memo_core::ShardId;
+use memo_core::ownership::ShardStore;
+use memo_sdk::store::FsShardStore;
+use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+use std::path::Path;
+use std::time::Instant;
+
+const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("shards");
+const SHARD: usize = 256 * 1024;
+
+fn dir_bytes(p: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let m = match e.metadata() {
+                Ok(m) => m,
+                Err(_) => continue,
+            };
+            total += if m.is_dir() {
+                dir_bytes(&e.path())
+            } else {
+                m.len()
+            };
+        }
+    }
+    total
+}
+
+fn main() {
+    let n: usize = std::env::var("MEMO_BENCH_SHARDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    let shards: Vec<(ShardId, Vec<u8>)> = (0..n as u32)
+        .map(|i| {
+            let b: Vec<u8> = (0..SHARD)
+                .map(|j| (j as u32 ^ i.wrapping_mul(2654435761)) as u8)
+                .collect();
+            (ShardId::of(&b), b)
+        })
+        .collect();
+    let mb = (n * SHARD) as f64 / 1e6;
+    let dir = tempfile::tempdir().expect("temp");
+    println!(
+        "{n} shards of {} KiB, one durable write each\n",
+        SHARD / 1024
+    );
+    println!(
+        "| store | put MB/s | get MB/s | delete shards/s | disk after puts | disk after purging every other shard |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+
+    // One file per shard.
+    let root = dir.path().join("fs");
+    let fs = FsShardStore::open(&root).expect("open");
+    let t = Instant::now();
+    for (id, b) in &shards {
+        fs.put(id, b).expect("put");
+    }
+    let put = mb / t.elapsed().as_secs_f64();
+    let full = dir_bytes(&root);
+    let t = Instant::now();
+    for (id, _) in &shards {
+        assert!(fs.get(id).expect("get").is_some());
+    }
+    let get = mb / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for (id, _) in shards.iter().step_by(2) {
+        fs.delete(id).expect("delete");
+    }
+    let del = n.div_ceil(2) as f64 / t.elapsed().as_secs_f64();
+    let half = dir_bytes(&root);
+    println!(
+        "| file per shard | {put:.0} | {get:.0} | {del:.0} | {:.1} MB | {:.1} MB |",
+        full as f64 / 1e6,
+        half as f64 / 1e6
+    );
+
+    // redb blobs.
+    let path = dir.path().join("blobs.redb");
+    let db = Database::create(&path).expect("create");
+    let t = Instant::now();
+    for (id, b) in &shards {
+        let mut txn = db.begin_write().expect("txn");
+        txn.set_durability(Durability::Immediate)
+            .expect("durability");
+        {
+            let mut tab = txn.open_table(BLOBS).expect("table");
+            tab.insert(id.as_bytes(), b.as_slice()).expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let put = mb / t.elapsed().as_secs_f64();
+    let full = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let t = Instant::now();
+    {
+        let txn = db.begin_read().expect("read");
+        let tab = txn.open_table(BLOBS).expect("table");
+        for (id, b) in &shards {
+            let v = tab.get(id.as_bytes()).expect("get").expect("present");
+            assert_eq!(ShardId::of(v.value()), *id);
+            assert_eq!(v.value().len(), b.len());
+        }
+    }
+    let get = mb / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for (id, _) in shards.iter().step_by(2) {
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut tab = txn.open_table(BLOBS).expect("table");
+            tab.remove(id.as_bytes()).expect("remove");
+        }
+        txn.commit().expect("commit");
+    }
+    let del = n.div_ceil(2) as f64 / t.elapsed().as_secs_f64();
+    let half = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "| redb blobs | {put:.0} | {get:.0} | {del:.0} | {:.1} MB | {:.1} MB |",
+        full as f64 / 1e6,
+        half as f64 / 1e6
+    );
+}

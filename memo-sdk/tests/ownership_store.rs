@@ -2,7 +2,8 @@
 //! records and crash safety with a real killed process.
 
 use memo_core::ownership::{
-    ChunkInfo, ObjectChunks, Ownership, OwnershipError, ShardStore, ShardStoreError, StoreError,
+    ChunkInfo, ObjectChunks, ObjectOp, Ownership, OwnershipError, ShardStore, ShardStoreError,
+    StoreError,
 };
 use memo_core::testkit::{self, ModelChecker};
 use memo_core::{AccountId, ChunkId, ShardId};
@@ -144,6 +145,19 @@ fn corrupt_records_are_typed_errors_and_change_nothing() {
 }
 
 #[test]
+fn unknown_layout_version_is_refused_on_open() {
+    let path = temp_path("meta.redb");
+    let m = RedbMeta::open(&path).unwrap();
+    raw::set_schema_version(&m, 99).unwrap();
+    drop(m);
+    let err = RedbMeta::open(&path).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Corrupt { what: "schema", .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn damaged_shard_files_are_reported_not_served() {
     let root = temp_path("shards");
     let s = FsShardStore::open(&root).unwrap();
@@ -194,13 +208,35 @@ fn crash_child(path: &str) -> ! {
     let own = Ownership::new(RedbMeta::open(path).unwrap());
     own.open_account(CRASH_USER, u64::MAX).unwrap();
     println!("ready");
-    for s in 0.. {
-        let (delete, obj) = crash_step(s);
-        if delete {
-            own.delete_object(CRASH_USER, &obj).unwrap();
+    // Objects one per transaction, then group commits of 2, 3 and 4 objects, repeating.
+    let mut s = 0;
+    for round in 0u64.. {
+        let batch = 1 + round % 4;
+        if batch == 1 {
+            let (delete, obj) = crash_step(s);
+            if delete {
+                own.delete_object(CRASH_USER, &obj).unwrap();
+            } else {
+                own.put_object(CRASH_USER, &obj).unwrap();
+            }
         } else {
-            own.put_object(CRASH_USER, &obj).unwrap();
+            let ops: Vec<ObjectOp> = (s..s + batch)
+                .map(|k| match crash_step(k) {
+                    (true, object) => ObjectOp::Delete {
+                        user: CRASH_USER,
+                        object,
+                    },
+                    (false, object) => ObjectOp::Put {
+                        user: CRASH_USER,
+                        object,
+                    },
+                })
+                .collect();
+            for r in own.apply_batch(&ops).unwrap() {
+                r.unwrap();
+            }
         }
+        s += batch;
     }
     unreachable!()
 }

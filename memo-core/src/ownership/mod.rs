@@ -117,6 +117,34 @@ pub struct Placement {
     pub holder: AccountId,
 }
 
+/// One object's put or delete, for [`Ownership::apply_batch`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum ObjectOp {
+    /// `user` stores `object`.
+    Put {
+        /// The user.
+        user: AccountId,
+        /// The object's chunks.
+        object: ObjectChunks,
+    },
+    /// `user` deletes `object`.
+    Delete {
+        /// The user.
+        user: AccountId,
+        /// The object's chunks.
+        object: ObjectChunks,
+    },
+}
+
+/// What an applied [`ObjectOp`] did.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    /// A put's plan.
+    Put(PutPlan),
+    /// A delete's plan.
+    Delete(DeletePlan),
+}
+
 /// The ownership state machine (accounts and chunk registry) over a metadata store.
 #[derive(Debug)]
 pub struct Ownership<S> {
@@ -230,60 +258,7 @@ impl<S: MetaStore> Ownership<S> {
         object: &ObjectChunks,
     ) -> Result<PutPlan, OwnershipError> {
         let grouped = group(object, true)?;
-        self.store.write(|t| {
-            let mut account = t
-                .account(&user)?
-                .ok_or(OwnershipError::UnknownUser { user })?;
-            // Check everything first; write only once the whole object is accepted.
-            let mut needed = 0u64;
-            let mut steps = Vec::with_capacity(grouped.len());
-            for (id, (info, count)) in &grouped {
-                let known = match t.chunk(id)? {
-                    Some(entry) if !entry.matches(info) => {
-                        return Err(OwnershipError::ChunkMismatch { chunk: *id });
-                    }
-                    Some(_) => true,
-                    None => false,
-                };
-                let held = t.refcount(id, &user)?;
-                let bytes = info.stored_bytes.checked_mul(*count);
-                needed = bytes
-                    .and_then(|b| needed.checked_add(b))
-                    .unwrap_or(u64::MAX);
-                steps.push((*info, *count, known, held));
-            }
-            let after = account
-                .usage
-                .checked_add(needed)
-                .filter(|&u| u <= account.quota);
-            let Some(after) = after else {
-                return Err(OwnershipError::QuotaExceeded {
-                    user,
-                    usage: account.usage,
-                    needed,
-                    quota: account.quota,
-                });
-            };
-            let mut plan = PutPlan::default();
-            for (info, count, known, held) in steps {
-                let n = held.checked_add(count).ok_or_else(|| {
-                    StoreError::Inconsistent(format!("refcount overflow on {}", info.id))
-                })?;
-                if !known {
-                    t.put_chunk(&info.id, &ChunkEntry::unplaced(info))?;
-                    plan.new.push(info.clone());
-                } else if held == 0 {
-                    plan.shared.push(info.id);
-                } else {
-                    plan.rereferenced.push(info.id);
-                }
-                t.set_refcount(&info.id, &user, n)?;
-            }
-            account.usage = after;
-            t.put_account(&user, &account)?;
-            plan.usage = after;
-            Ok(plan)
-        })
+        self.store.write(|t| put_in(t, user, &grouped))
     }
 
     /// Deletes an object for `user`: one transaction over all its chunks (rule 2 per
@@ -296,57 +271,38 @@ impl<S: MetaStore> Ownership<S> {
         object: &ObjectChunks,
     ) -> Result<DeletePlan, OwnershipError> {
         let grouped = group(object, false)?;
+        self.store.write(|t| delete_in(t, user, &grouped))
+    }
+
+    /// Group commit: applies many objects' puts and deletes, in order, in ONE store
+    /// transaction (one durable commit for all of them). Each object is still all-or-nothing:
+    /// a refused object gets its typed error in the result list and changes nothing, the others
+    /// apply as if run one by one. Only a store failure fails the whole batch (outer `Err`), in
+    /// which case nothing of it is applied. A keeper uses this to amortise the disk's sync
+    /// latency over concurrent requests.
+    pub fn apply_batch(
+        &self,
+        ops: &[ObjectOp],
+    ) -> Result<Vec<Result<Outcome, OwnershipError>>, OwnershipError> {
         self.store.write(|t| {
-            let mut account = t
-                .account(&user)?
-                .ok_or(OwnershipError::UnknownUser { user })?;
-            let mut steps = Vec::with_capacity(grouped.len());
-            let mut freed = 0u64;
-            for (id, (_, count)) in &grouped {
-                let entry = t
-                    .chunk(id)?
-                    .ok_or(OwnershipError::UnknownChunk { chunk: *id })?;
-                let held = t.refcount(id, &user)?;
-                if held < *count {
-                    return Err(OwnershipError::NotOwner {
-                        user,
-                        chunk: *id,
-                        held,
-                        needed: *count,
-                    });
+            let mut out = Vec::with_capacity(ops.len());
+            for op in ops {
+                let r = match op {
+                    ObjectOp::Put { user, object } => group(object, true)
+                        .and_then(|g| put_in(t, *user, &g))
+                        .map(Outcome::Put),
+                    ObjectOp::Delete { user, object } => group(object, false)
+                        .and_then(|g| delete_in(t, *user, &g))
+                        .map(Outcome::Delete),
+                };
+                // put_in/delete_in refuse before their first write; only a store error can
+                // come after one, and it aborts the whole transaction.
+                if let Err(OwnershipError::Store(e)) = r {
+                    return Err(OwnershipError::Store(e));
                 }
-                freed = entry
-                    .stored_bytes
-                    .checked_mul(*count)
-                    .and_then(|b| freed.checked_add(b))
-                    .ok_or_else(|| StoreError::Inconsistent("usage overflow".into()))?;
-                steps.push((*id, *count, held, entry));
+                out.push(r);
             }
-            account.usage = account.usage.checked_sub(freed).ok_or_else(|| {
-                StoreError::Inconsistent(format!(
-                    "usage {} of {user} is below the {freed} bytes its references hold",
-                    account.usage
-                ))
-            })?;
-            let mut plan = DeletePlan::default();
-            for (id, count, held, entry) in steps {
-                let left = held - count;
-                t.set_refcount(&id, &user, left)?;
-                if left > 0 {
-                    plan.dereferenced.push(id);
-                } else if t.has_owners(&id)? {
-                    plan.released.push(id);
-                } else {
-                    t.remove_chunk(&id)?;
-                    plan.purged.push(Purge {
-                        chunk: id,
-                        shards: entry.placed(),
-                    });
-                }
-            }
-            t.put_account(&user, &account)?;
-            plan.usage = account.usage;
-            Ok(plan)
+            Ok(out)
         })
     }
 
@@ -409,6 +365,126 @@ impl<S: MetaStore> Ownership<S> {
             Ok(entry.healthy_shards())
         })
     }
+}
+
+type Grouped<'a> = BTreeMap<ChunkId, (&'a ChunkInfo, u64)>;
+
+/// Rule 1 for one object inside a transaction. Every refusal happens before the first write.
+fn put_in(
+    t: &mut dyn MetaTxn,
+    user: AccountId,
+    grouped: &Grouped<'_>,
+) -> Result<PutPlan, OwnershipError> {
+    let mut account = t
+        .account(&user)?
+        .ok_or(OwnershipError::UnknownUser { user })?;
+    // Check everything first; write only once the whole object is accepted.
+    let mut needed = 0u64;
+    let mut steps = Vec::with_capacity(grouped.len());
+    for (id, (info, count)) in grouped {
+        let known = match t.chunk(id)? {
+            Some(entry) if !entry.matches(info) => {
+                return Err(OwnershipError::ChunkMismatch { chunk: *id });
+            }
+            Some(_) => true,
+            None => false,
+        };
+        let held = t.refcount(id, &user)?;
+        let n = held
+            .checked_add(*count)
+            .ok_or_else(|| StoreError::Inconsistent(format!("refcount overflow on {id}")))?;
+        let bytes = info.stored_bytes.checked_mul(*count);
+        needed = bytes
+            .and_then(|b| needed.checked_add(b))
+            .unwrap_or(u64::MAX);
+        steps.push((*info, n, known, held));
+    }
+    let after = account
+        .usage
+        .checked_add(needed)
+        .filter(|&u| u <= account.quota);
+    let Some(after) = after else {
+        return Err(OwnershipError::QuotaExceeded {
+            user,
+            usage: account.usage,
+            needed,
+            quota: account.quota,
+        });
+    };
+    let mut plan = PutPlan::default();
+    for (info, n, known, held) in steps {
+        if !known {
+            t.put_chunk(&info.id, &ChunkEntry::unplaced(info))?;
+            plan.new.push(info.clone());
+        } else if held == 0 {
+            plan.shared.push(info.id);
+        } else {
+            plan.rereferenced.push(info.id);
+        }
+        t.set_refcount(&info.id, &user, n)?;
+    }
+    account.usage = after;
+    t.put_account(&user, &account)?;
+    plan.usage = after;
+    Ok(plan)
+}
+
+/// Rule 2 for one object inside a transaction. Every refusal happens before the first write.
+fn delete_in(
+    t: &mut dyn MetaTxn,
+    user: AccountId,
+    grouped: &Grouped<'_>,
+) -> Result<DeletePlan, OwnershipError> {
+    let mut account = t
+        .account(&user)?
+        .ok_or(OwnershipError::UnknownUser { user })?;
+    let mut steps = Vec::with_capacity(grouped.len());
+    let mut freed = 0u64;
+    for (id, (_, count)) in grouped {
+        let entry = t
+            .chunk(id)?
+            .ok_or(OwnershipError::UnknownChunk { chunk: *id })?;
+        let held = t.refcount(id, &user)?;
+        if held < *count {
+            return Err(OwnershipError::NotOwner {
+                user,
+                chunk: *id,
+                held,
+                needed: *count,
+            });
+        }
+        freed = entry
+            .stored_bytes
+            .checked_mul(*count)
+            .and_then(|b| freed.checked_add(b))
+            .ok_or_else(|| StoreError::Inconsistent("usage overflow".into()))?;
+        steps.push((*id, *count, held, entry));
+    }
+    account.usage = account.usage.checked_sub(freed).ok_or_else(|| {
+        StoreError::Inconsistent(format!(
+            "usage {} of {user} is below the {freed} bytes its references hold",
+            account.usage
+        ))
+    })?;
+    let mut plan = DeletePlan::default();
+    for (id, count, held, entry) in steps {
+        let left = held - count;
+        t.set_refcount(&id, &user, left)?;
+        if left > 0 {
+            plan.dereferenced.push(id);
+        } else if t.has_owners(&id)? {
+            plan.released.push(id);
+        } else {
+            t.remove_chunk(&id)?;
+            plan.purged.push(Purge {
+                chunk: id,
+                shards: entry.placed(),
+            });
+        }
+    }
+    t.put_account(&user, &account)?;
+    plan.usage = account.usage;
+    Ok(plan)
 }
 
 #[cfg(test)]

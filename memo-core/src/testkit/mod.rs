@@ -4,9 +4,11 @@
 //! The functions panic (with a message naming the broken contract) on the first violation, so
 //! they are meant to be called from tests:
 //!
-//! ```ignore
-//! memo_core::testkit::meta_store_conformance(|| MyStore::open_temp());
-//! memo_core::testkit::shard_store_conformance(|| MyShards::open_temp());
+//! ```
+//! use memo_core::ownership::{MemoryMeta, MemoryShardStore};
+//! // A backend's test passes a constructor of fresh, empty stores:
+//! memo_core::testkit::meta_store_conformance(MemoryMeta::new);
+//! memo_core::testkit::shard_store_conformance(MemoryShardStore::new);
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -16,6 +18,7 @@ mod model;
 pub use model::{ModelChecker, Op, Snapshot, Stats, meta_snapshot, random_ops, universe_chunk};
 
 use crate::id::{AccountId, ChunkId, ShardId};
+use crate::ownership::ObjectOp;
 use crate::ownership::{
     Account, ChunkEntry, ChunkInfo, Holder, MemoryShardStore, MetaStore, ObjectChunks, Ownership,
     OwnershipError, Placement, ShardHealth, ShardStore, ShardStoreError, StoreError,
@@ -37,6 +40,7 @@ pub fn meta_store_conformance<S: MetaStore>(make: impl Fn() -> S) {
     seeds_scenario(make());
     refusals_leave_state_unchanged(make());
     placement_and_health(make());
+    batch_equals_sequential(make(), make());
     let mut checker = ModelChecker::new(make(), 4, 12);
     for op in random_ops(7, 300, 4, 12) {
         checker.apply(&op);
@@ -625,4 +629,71 @@ pub fn shard_store_conformance<S: ShardStore>(make: impl Fn() -> S) {
     }
     assert_eq!(s.used_bytes().unwrap(), 0);
     assert!(s.list().unwrap().is_empty());
+}
+
+/// [`Ownership::apply_batch`] gives the same results and the same state as applying the same
+/// objects one transaction each, refusals included.
+pub fn batch_equals_sequential<S: MetaStore>(one: S, other: S) {
+    let (seq, batch) = (Ownership::new(one), Ownership::new(other));
+    let quota = universe_chunk(0).stored_bytes * 40;
+    for own in [&seq, &batch] {
+        for u in 0..3 {
+            own.open_account(ModelChecker::<S>::user(u), quota).unwrap();
+        }
+    }
+    let obj = |v: &[usize]| ObjectChunks::new(v.iter().map(|&i| universe_chunk(i)).collect());
+    let mut ops = Vec::new();
+    let mut stored: Vec<Vec<(usize, Vec<usize>)>> = vec![Vec::new(); 4];
+    for (i, op) in random_ops(99, 120, 3, 8).into_iter().enumerate() {
+        let user = |u: usize| ModelChecker::<S>::user(u);
+        ops.push(match op {
+            Op::Put { user: u, chunks } => {
+                stored[u].push((i, chunks.clone()));
+                ObjectOp::Put {
+                    user: user(u),
+                    object: obj(&chunks),
+                }
+            }
+            Op::DeleteStored { user: u, pick } => match stored[u].len() {
+                0 => ObjectOp::Delete {
+                    user: user(u),
+                    object: obj(&[pick % 8]),
+                },
+                n => ObjectOp::Delete {
+                    user: user(u),
+                    object: obj(&stored[u][pick % n].1),
+                },
+            },
+            Op::Delete { user: u, chunks } => ObjectOp::Delete {
+                user: user(u),
+                object: obj(&chunks),
+            },
+        });
+    }
+    let one_by_one: Vec<_> = ops
+        .iter()
+        .map(|op| match op {
+            ObjectOp::Put { user, object } => seq
+                .put_object(*user, object)
+                .map(crate::ownership::Outcome::Put),
+            ObjectOp::Delete { user, object } => seq
+                .delete_object(*user, object)
+                .map(crate::ownership::Outcome::Delete),
+        })
+        .collect();
+    let together = batch.apply_batch(&ops).unwrap();
+    assert_eq!(
+        together, one_by_one,
+        "a batch answers each object as if alone"
+    );
+    assert!(
+        together.iter().filter(|r| r.is_err()).count() > 5,
+        "the batch includes refusals"
+    );
+    assert!(together.iter().filter(|r| r.is_ok()).count() > 20);
+    assert_eq!(
+        meta_snapshot(&batch, 3, 8),
+        meta_snapshot(&seq, 3, 8),
+        "same state"
+    );
 }

@@ -1,7 +1,7 @@
 //! [`RedbMeta`]: the ownership metadata in a redb database, one durable transaction per object.
 
 use memo_core::ownership::{
-    Account, ChunkEntry, MetaRead, MetaStore, MetaTxn, StoreError, ref_key, refcount_from_bytes,
+    Account, ChunkEntry, MetaRead, MetaStore, MetaTxn, StoreError, refcount_from_bytes,
     refcount_to_bytes,
 };
 use memo_core::{AccountId, ChunkId};
@@ -16,10 +16,25 @@ pub const REDB_SCHEMA_VERSION: u64 = 1;
 
 /// user id → [`Account`] record (versioned postcard).
 const ACCOUNTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("memo.accounts");
-/// chunk id ‖ user id → reference count (8 bytes LE). One chunk's owners form one key range.
-const REFS: TableDefinition<&[u8; 64], &[u8]> = TableDefinition::new("memo.refs");
-/// chunk id → [`ChunkEntry`] record (versioned postcard).
-const CHUNKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("memo.chunks");
+/// The chunk registry and the reference counts in one table, so that a chunk's entry and its
+/// owners' counts sit next to each other (usually in one B-tree leaf):
+/// `chunk id ‖ 0 ‖ 0…0` → [`ChunkEntry`] record (versioned postcard);
+/// `chunk id ‖ 1 ‖ user id` → reference count (8 bytes LE). One chunk's owners form one range.
+const REGISTRY: TableDefinition<&[u8; 65], &[u8]> = TableDefinition::new("memo.registry");
+
+fn entry_key(chunk: &ChunkId) -> [u8; 65] {
+    let mut k = [0u8; 65];
+    k[..32].copy_from_slice(chunk.as_bytes());
+    k
+}
+
+fn ref_key(chunk: &ChunkId, user: &AccountId) -> [u8; 65] {
+    let mut k = [0u8; 65];
+    k[..32].copy_from_slice(chunk.as_bytes());
+    k[32] = 1;
+    k[33..].copy_from_slice(user.as_bytes());
+    k
+}
 /// "schema" → layout version.
 const META: TableDefinition<&str, u64> = TableDefinition::new("memo.meta");
 
@@ -45,7 +60,8 @@ fn storage(op: &'static str) -> impl FnOnce(redb::StorageError) -> StoreError {
 
 /// Ownership metadata in redb (see [`MetaStore`]).
 ///
-/// Layout: three tables keyed by fixed-width ids, values in memo's canonical versioned
+/// Layout: two tables keyed by fixed-width ids (accounts; the registry with each chunk's
+/// entry followed by its owners' reference counts), values in memo's canonical versioned
 /// encodings, so a record that does not decode (corrupt or truncated) is reported as
 /// [`StoreError::Corrupt`] and the transaction that met it changes nothing. Every
 /// [`MetaStore::write`] is one redb write transaction committed with
@@ -84,8 +100,7 @@ impl RedbMeta {
         let txn = db.begin_write().map_err(backend("begin write"))?;
         {
             txn.open_table(ACCOUNTS).map_err(backend("open table"))?;
-            txn.open_table(REFS).map_err(backend("open table"))?;
-            txn.open_table(CHUNKS).map_err(backend("open table"))?;
+            txn.open_table(REGISTRY).map_err(backend("open table"))?;
             let mut meta = txn.open_table(META).map_err(backend("open table"))?;
             let found = meta
                 .get("schema")
@@ -153,43 +168,37 @@ impl RedbMeta {
 
 type WTables<'t> = Tables<
     Table<'t, &'static [u8; 32], &'static [u8]>,
-    Table<'t, &'static [u8; 64], &'static [u8]>,
-    Table<'t, &'static [u8; 32], &'static [u8]>,
+    Table<'t, &'static [u8; 65], &'static [u8]>,
 >;
 
 fn open_write(txn: &WriteTransaction) -> Result<WTables<'_>, StoreError> {
     Ok(Tables {
         accounts: txn.open_table(ACCOUNTS).map_err(backend("open table"))?,
-        refs: txn.open_table(REFS).map_err(backend("open table"))?,
-        chunks: txn.open_table(CHUNKS).map_err(backend("open table"))?,
+        reg: txn.open_table(REGISTRY).map_err(backend("open table"))?,
     })
 }
 
 type RTables = Tables<
     redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
-    redb::ReadOnlyTable<&'static [u8; 64], &'static [u8]>,
-    redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    redb::ReadOnlyTable<&'static [u8; 65], &'static [u8]>,
 >;
 
 fn open_read(txn: &ReadTransaction) -> Result<RTables, StoreError> {
     Ok(Tables {
         accounts: txn.open_table(ACCOUNTS).map_err(backend("open table"))?,
-        refs: txn.open_table(REFS).map_err(backend("open table"))?,
-        chunks: txn.open_table(CHUNKS).map_err(backend("open table"))?,
+        reg: txn.open_table(REGISTRY).map_err(backend("open table"))?,
     })
 }
 
-struct Tables<A, R, C> {
+struct Tables<A, G> {
     accounts: A,
-    refs: R,
-    chunks: C,
+    reg: G,
 }
 
-impl<A, R, C> MetaRead for Tables<A, R, C>
+impl<A, G> MetaRead for Tables<A, G>
 where
     A: ReadableTable<&'static [u8; 32], &'static [u8]>,
-    R: ReadableTable<&'static [u8; 64], &'static [u8]>,
-    C: ReadableTable<&'static [u8; 32], &'static [u8]>,
+    G: ReadableTable<&'static [u8; 65], &'static [u8]>,
 {
     fn account(&self, user: &AccountId) -> Result<Option<Account>, StoreError> {
         match self
@@ -204,7 +213,7 @@ where
 
     fn refcount(&self, chunk: &ChunkId, user: &AccountId) -> Result<u64, StoreError> {
         match self
-            .refs
+            .reg
             .get(&ref_key(chunk, user))
             .map_err(storage("read"))?
         {
@@ -217,8 +226,8 @@ where
         let lo = ref_key(chunk, &AccountId([0; 32]));
         let hi = ref_key(chunk, &AccountId([0xff; 32]));
         let mut range = self
-            .refs
-            .range::<&[u8; 64]>(&lo..=&hi)
+            .reg
+            .range::<&[u8; 65]>(&lo..=&hi)
             .map_err(storage("read"))?;
         match range.next() {
             None => Ok(false),
@@ -231,20 +240,20 @@ where
         let hi = ref_key(chunk, &AccountId([0xff; 32]));
         let mut out = Vec::new();
         for item in self
-            .refs
-            .range::<&[u8; 64]>(&lo..=&hi)
+            .reg
+            .range::<&[u8; 65]>(&lo..=&hi)
             .map_err(storage("read"))?
         {
             let (k, v) = item.map_err(storage("read"))?;
             let mut user = [0u8; 32];
-            user.copy_from_slice(&k.value()[32..]);
+            user.copy_from_slice(&k.value()[33..]);
             out.push((AccountId(user), refcount_from_bytes(v.value())?));
         }
         Ok(out)
     }
 
     fn chunk(&self, chunk: &ChunkId) -> Result<Option<ChunkEntry>, StoreError> {
-        match self.chunks.get(chunk.as_bytes()).map_err(storage("read"))? {
+        match self.reg.get(&entry_key(chunk)).map_err(storage("read"))? {
             Some(v) => ChunkEntry::from_bytes(v.value()).map(Some),
             None => Ok(None),
         }
@@ -268,10 +277,10 @@ impl MetaTxn for WTables<'_> {
     ) -> Result<(), StoreError> {
         let key = ref_key(chunk, user);
         if n == 0 {
-            self.refs.remove(&key).map_err(storage("write"))?;
+            self.reg.remove(&key).map_err(storage("write"))?;
         } else {
             let v = refcount_to_bytes(n);
-            self.refs
+            self.reg
                 .insert(&key, v.as_slice())
                 .map_err(storage("write"))?;
         }
@@ -280,15 +289,15 @@ impl MetaTxn for WTables<'_> {
 
     fn put_chunk(&mut self, chunk: &ChunkId, entry: &ChunkEntry) -> Result<(), StoreError> {
         let bytes = entry.to_bytes();
-        self.chunks
-            .insert(chunk.as_bytes(), bytes.as_slice())
+        self.reg
+            .insert(&entry_key(chunk), bytes.as_slice())
             .map_err(storage("write"))?;
         Ok(())
     }
 
     fn remove_chunk(&mut self, chunk: &ChunkId) -> Result<(), StoreError> {
-        self.chunks
-            .remove(chunk.as_bytes())
+        self.reg
+            .remove(&entry_key(chunk))
             .map_err(storage("write"))?;
         Ok(())
     }
@@ -321,8 +330,8 @@ pub mod raw {
     pub fn put_chunk_bytes(m: &RedbMeta, chunk: &ChunkId, bytes: &[u8]) -> Result<(), StoreError> {
         let txn = m.db.begin_write().map_err(backend("begin write"))?;
         {
-            let mut t = txn.open_table(CHUNKS).map_err(backend("open table"))?;
-            t.insert(chunk.as_bytes(), bytes)
+            let mut t = txn.open_table(REGISTRY).map_err(backend("open table"))?;
+            t.insert(&entry_key(chunk), bytes)
                 .map_err(storage("write"))?;
         }
         txn.commit().map_err(backend("commit"))
@@ -337,7 +346,7 @@ pub mod raw {
     ) -> Result<(), StoreError> {
         let txn = m.db.begin_write().map_err(backend("begin write"))?;
         {
-            let mut t = txn.open_table(REFS).map_err(backend("open table"))?;
+            let mut t = txn.open_table(REGISTRY).map_err(backend("open table"))?;
             t.insert(&ref_key(chunk, user), bytes)
                 .map_err(storage("write"))?;
         }
@@ -354,6 +363,16 @@ pub mod raw {
         {
             let mut t = txn.open_table(ACCOUNTS).map_err(backend("open table"))?;
             t.insert(user.as_bytes(), bytes).map_err(storage("write"))?;
+        }
+        txn.commit().map_err(backend("commit"))
+    }
+
+    /// Overwrites the stored layout version.
+    pub fn set_schema_version(m: &RedbMeta, version: u64) -> Result<(), StoreError> {
+        let txn = m.db.begin_write().map_err(backend("begin write"))?;
+        {
+            let mut t = txn.open_table(META).map_err(backend("open table"))?;
+            t.insert("schema", version).map_err(storage("write"))?;
         }
         txn.commit().map_err(backend("commit"))
     }
