@@ -322,8 +322,8 @@ impl Contract {
     }
 
     /// Applies a whole block: batch-verifies the signatures, applies every transaction (all
-    /// must be valid), and checks the state root if one is claimed. On any failure the state is
-    /// left exactly as before.
+    /// must be valid), checks the state root if one is claimed, and commits. On any failure
+    /// the state is left exactly as before.
     pub fn apply_block(
         &mut self,
         height: Height,
@@ -331,6 +331,22 @@ impl Contract {
         txs: &[SignedTx],
         claimed_root: Option<[u8; 32]>,
     ) -> Result<[u8; 32], BlockError> {
+        self.execute_block(height, parent, txs, claimed_root)?;
+        self.commit_block()
+    }
+
+    /// Like [`Self::apply_block`] but leaves the block open on success, so the caller can
+    /// persist it first and then [`Self::commit_block`] (or [`Self::abort_block`]).
+    pub fn execute_block(
+        &mut self,
+        height: Height,
+        parent: [u8; 32],
+        txs: &[SignedTx],
+        claimed_root: Option<[u8; 32]>,
+    ) -> Result<[u8; 32], BlockError> {
+        if self.open.is_some() {
+            return Err(BlockError::AlreadyOpen);
+        }
         if !self.sigs.verify_batch(txs) {
             let index = self.sigs.find_invalid(txs).first().copied().unwrap_or(0);
             return Err(BlockError::InvalidTx {
@@ -350,7 +366,7 @@ impl Contract {
             self.abort_block();
             return Err(BlockError::StateRoot);
         }
-        self.commit_block()
+        Ok(root)
     }
 
     /// The signature checker (with its key cache), for batch checks by a sequencer.
