@@ -79,6 +79,7 @@ pub struct Contract {
     chain: u64,
     genesis_hash: [u8; 32],
     params: Params,
+    modules: [ModuleAddress; 4],
     g: Globals,
     accounts: Table<AccountId, Account>,
     roles: Table<AccountId, Role>,
@@ -129,6 +130,7 @@ impl Contract {
             chain: genesis.chain,
             genesis_hash,
             params: genesis.params.clone(),
+            modules: Module::ALL.map(|m| m.address(genesis.chain)),
             g: Globals {
                 height: 0,
                 epoch: 0,
@@ -403,7 +405,9 @@ impl Contract {
         }
         let module = Module::ALL
             .into_iter()
-            .find(|m| m.address(self.chain) == body.module)
+            .zip(self.modules)
+            .find(|(_, a)| *a == body.module)
+            .map(|(m, _)| m)
             .ok_or(Rejection::UnknownModule(body.module))?;
         if module != body.call.module() {
             return Err(Rejection::WrongModule {

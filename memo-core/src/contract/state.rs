@@ -14,6 +14,7 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 /// Lanes of the LtHash accumulator.
 const LANES: usize = 1024;
@@ -36,7 +37,9 @@ impl std::fmt::Debug for LtHash {
 
 fn expand(digest: &[u8; 32]) -> [u8; LANES * 2] {
     let mut out = [0u8; LANES * 2];
-    blake3::Hasher::new_derive_key("memo 2026 lthash lanes v1")
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    let key = KEY.get_or_init(|| blake3::derive_key("memo 2026 lthash lanes v1", b""));
+    blake3::Hasher::new_keyed(key)
         .update(digest)
         .finalize_xof()
         .fill(&mut out);
@@ -65,7 +68,9 @@ impl LtHash {
 
 /// The digest of one table entry.
 fn entry_digest<K: Serialize, V: Serialize>(tag: u8, key: &K, value: &V) -> [u8; 32] {
-    let mut h = blake3::Hasher::new_derive_key("memo 2026 state entry v1");
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    let hash_key = KEY.get_or_init(|| blake3::derive_key("memo 2026 state entry v1", b""));
+    let mut h = blake3::Hasher::new_keyed(hash_key);
     h.update(&[tag]);
     let k = crate::wire::encode(key);
     h.update(&(k.len() as u32).to_le_bytes());
@@ -263,5 +268,16 @@ mod tests {
         b.insert(3, 4);
         b.fold(&mut y);
         assert_ne!(x, y);
+        // The key matters, not only the value; and so does the table.
+        let (mut p, mut q, mut r) = (Table::new(1), Table::new(1), Table::new(2));
+        p.insert(1u32, 5u32);
+        q.insert(2u32, 5u32);
+        r.insert(1u32, 5u32);
+        let (mut hp, mut hq, mut hr) = (LtHash::default(), LtHash::default(), LtHash::default());
+        p.fold(&mut hp);
+        q.fold(&mut hq);
+        r.fold(&mut hr);
+        assert_ne!(hp, hq);
+        assert_ne!(hp, hr);
     }
 }

@@ -44,10 +44,16 @@ pub struct Block {
 
 /// The commitment to a block's transactions and their order: blake3 over their digests.
 pub fn tx_root(txs: &[SignedTx]) -> [u8; 32] {
+    let digests: Vec<[u8; 32]> = txs.iter().map(SignedTx::digest).collect();
+    tx_root_of(&digests)
+}
+
+/// [`tx_root`] from the transactions' digests.
+pub(crate) fn tx_root_of(digests: &[[u8; 32]]) -> [u8; 32] {
     let mut h = blake3::Hasher::new_derive_key("memo 2026 block tx root v1");
-    h.update(&(txs.len() as u64).to_le_bytes());
-    for tx in txs {
-        h.update(&tx.digest());
+    h.update(&(digests.len() as u64).to_le_bytes());
+    for d in digests {
+        h.update(d);
     }
     *h.finalize().as_bytes()
 }

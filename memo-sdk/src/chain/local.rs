@@ -1,6 +1,6 @@
 //! The local chain: one sequencer, redb persistence, verifying followers.
 
-use super::block::{Block, BlockHeader, Head, tx_root};
+use super::block::{Block, BlockHeader, Head, tx_root, tx_root_of};
 use super::{Ledger, LedgerError, TxStatus};
 use async_trait::async_trait;
 use memo_core::AccountId;
@@ -408,12 +408,13 @@ impl Inner {
                 return Err(e.into());
             }
         };
+        let digests: Vec<[u8; 32]> = txs.iter().map(SignedTx::digest).collect();
         let header = BlockHeader {
             chain: self.config.genesis.chain,
             height,
             parent,
             time_ms: time_ms.max(self.head.time_ms),
-            tx_root: tx_root(&txs),
+            tx_root: tx_root_of(&digests),
             state_root,
             sequencer: key.account(),
         };
@@ -425,9 +426,9 @@ impl Inner {
         }
         self.contract.commit_block()?;
         self.advance(&block);
-        for (index, (tx, outcome)) in block.txs.iter().zip(outcomes).enumerate() {
+        for (index, (digest, outcome)) in digests.into_iter().zip(outcomes).enumerate() {
             self.set_status(
-                tx.digest(),
+                digest,
                 TxStatus::Included {
                     height,
                     index,
