@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod contract;
 pub mod id;
 pub mod identity;
 pub mod objects;

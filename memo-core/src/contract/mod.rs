@@ -1,0 +1,1216 @@
+//! The contract: a deterministic state machine over signed transactions.
+//!
+//! It holds what memo must be able to trust: who plays which role (users, keepers, providers)
+//! and their stakes; storage orders with their escrow; the commitments (shard ids) that storage
+//! proofs are checked against; payments, penalties and the repair fund; epochs and a randomness
+//! beacon. Anyone who replays the same blocks from the same [`Genesis`] reaches the same state
+//! and the same [`Contract::state_root`].
+//!
+//! # Modules and transactions
+//!
+//! The contract has four modules, each at an address fixed at genesis ([`Module::address`]):
+//! **roles** ([`RolesCall`]), **market** ([`MarketCall`]), **files** ([`FilesCall`]) and
+//! **settlement** ([`SettlementCall`]). A [`Tx`] names the module's address, the call, the chain
+//! and the sender's next nonce, and travels signed ([`SignedTx`]). Reads ([`Query`]) need no
+//! identity. An invalid transaction is rejected with a [`Rejection`] and changes nothing (every
+//! table is journaled and rolled back).
+//!
+//! # Blocks and epochs
+//!
+//! The caller drives blocks: [`Contract::begin_block`] (height and parent hash; no clock here),
+//! transactions, [`Contract::end_block`] (the state root), then [`Contract::commit_block`] or
+//! [`Contract::abort_block`]. Epoch `e` spans heights `e·epoch_blocks ..`; when a block opens a
+//! new epoch, the ledger first settles the previous one:
+//!
+//! - an order's provider is paid `bytes × price` for the epoch only if its proof passed; the
+//!   user's keepers get `keeper_fee_bps` of it, split equally (their pay for coordinating);
+//! - no proof (with a commitment) → no pay and a `missed` mark; a failed proof was already
+//!   slashed (`slash_amount` of stake into the repair fund); unpaid epochs refund the user;
+//! - the beacon becomes `blake3(previous beacon, parent block hash, epoch)`; it seeds the
+//!   epoch's challenges and the keepers matched to users registering in the epoch;
+//! - roles whose notice ended leave (stakes return; their remaining orders end and refund);
+//! - expired download receipts are forgotten (they can no longer be settled anyway).
+
+mod error;
+mod genesis;
+mod sig;
+mod state;
+mod types;
+
+pub use error::{BlockError, GenesisError, Rejection};
+pub use genesis::{Genesis, Params};
+pub use sig::SigChecker;
+pub use types::*;
+
+use crate::id::AccountId;
+use serde::Serialize;
+use state::{LtHash, Table};
+use std::sync::Arc;
+
+/// The hook that checks storage proofs. The contract calls it for each proof transaction with
+/// the challenge it derived (the committed shard and the epoch's seed); the proofs module
+/// supplies the real blake3-Merkle verifier.
+pub trait ProofVerifier: Send + Sync {
+    /// `Ok` if `proof` answers `challenge`; otherwise why not. Must be deterministic.
+    fn verify(&self, challenge: &Challenge, proof: &[u8]) -> Result<(), String>;
+}
+
+/// The scalar part of the state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+struct Globals {
+    height: Height,
+    epoch: Epoch,
+    beacon: [u8; 32],
+    next_order: OrderId,
+    repair_fund: Amount,
+    supply: Amount,
+}
+
+struct OpenBlock {
+    globals: Globals,
+    acc: LtHash,
+}
+
+#[derive(Clone, Copy)]
+struct Marks([usize; 8]);
+
+/// The contract's state and its transition function.
+pub struct Contract {
+    chain: u64,
+    genesis_hash: [u8; 32],
+    params: Params,
+    modules: [ModuleAddress; 4],
+    g: Globals,
+    accounts: Table<AccountId, Account>,
+    roles: Table<AccountId, Role>,
+    keepers: Table<AccountId, ()>,
+    orders: Table<OrderId, Order>,
+    commitments: Table<OrderId, Commitment>,
+    receipts: Table<[u8; 32], Epoch>,
+    receipt_expiry: Table<(Epoch, [u8; 32]), ()>,
+    leaving: Table<(Epoch, AccountId), ()>,
+    acc: LtHash,
+    root: [u8; 32],
+    open: Option<OpenBlock>,
+    verifier: Arc<dyn ProofVerifier>,
+    sigs: SigChecker,
+}
+
+impl std::fmt::Debug for Contract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Contract")
+            .field("chain", &self.chain)
+            .field("height", &self.g.height)
+            .field("epoch", &self.g.epoch)
+            .field("root", &hex::encode(&self.root[..8]))
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! tables {
+    ($s:expr, $f:ident $(, $arg:expr)*) => {{
+        $s.accounts.$f($($arg),*);
+        $s.roles.$f($($arg),*);
+        $s.keepers.$f($($arg),*);
+        $s.orders.$f($($arg),*);
+        $s.commitments.$f($($arg),*);
+        $s.receipts.$f($($arg),*);
+        $s.receipt_expiry.$f($($arg),*);
+        $s.leaving.$f($($arg),*);
+    }};
+}
+
+impl Contract {
+    /// The state at genesis (height 0, epoch 0).
+    pub fn new(genesis: &Genesis, verifier: Arc<dyn ProofVerifier>) -> Result<Self, GenesisError> {
+        genesis.params.validate()?;
+        let genesis_hash = genesis.hash();
+        let beacon = derive("memo 2026 beacon v1", &[&genesis_hash]);
+        let mut c = Self {
+            chain: genesis.chain,
+            genesis_hash,
+            params: genesis.params.clone(),
+            modules: Module::ALL.map(|m| m.address(genesis.chain)),
+            g: Globals {
+                height: 0,
+                epoch: 0,
+                beacon,
+                next_order: 0,
+                repair_fund: 0,
+                supply: 0,
+            },
+            accounts: Table::new(1),
+            roles: Table::new(2),
+            keepers: Table::new(3),
+            orders: Table::new(4),
+            commitments: Table::new(5),
+            receipts: Table::new(6),
+            receipt_expiry: Table::new(7),
+            leaving: Table::new(8),
+            acc: LtHash::default(),
+            root: [0; 32],
+            open: None,
+            verifier,
+            sigs: SigChecker::new(),
+        };
+        let mut supply: Amount = 0;
+        for (a, amount) in &genesis.balances {
+            supply = supply.checked_add(*amount).ok_or(GenesisError::Overflow)?;
+            c.accounts.insert(
+                *a,
+                Account {
+                    balance: *amount,
+                    nonce: 0,
+                },
+            );
+        }
+        c.g.supply = supply;
+        let mut acc = LtHash::default();
+        tables!(c, fold, &mut acc);
+        tables!(c, commit);
+        c.acc = acc;
+        c.root = c.compute_root();
+        Ok(c)
+    }
+
+    fn compute_root(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_derive_key("memo 2026 state root v1");
+        h.update(&self.genesis_hash);
+        h.update(&crate::wire::encode(&self.g));
+        h.update(&self.acc.bytes());
+        *h.finalize().as_bytes()
+    }
+
+    /// The state root after the last committed block (or the last [`Self::end_block`]).
+    pub fn state_root(&self) -> [u8; 32] {
+        self.root
+    }
+
+    /// The state root recomputed from every entry (slow; for audits and tests). Equals
+    /// [`Self::state_root`] outside a block.
+    pub fn recompute_root(&self) -> [u8; 32] {
+        let mut acc = LtHash::default();
+        tables!(self, fold_all, &mut acc);
+        let mut h = blake3::Hasher::new_derive_key("memo 2026 state root v1");
+        h.update(&self.genesis_hash);
+        h.update(&crate::wire::encode(&self.g));
+        h.update(&acc.bytes());
+        *h.finalize().as_bytes()
+    }
+
+    /// The chain id.
+    pub fn chain(&self) -> u64 {
+        self.chain
+    }
+
+    /// The genesis hash (the parent of block 1).
+    pub fn genesis_hash(&self) -> [u8; 32] {
+        self.genesis_hash
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The height of the last block begun.
+    pub fn height(&self) -> Height {
+        self.g.height
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.g.epoch
+    }
+
+    /// The current epoch's beacon.
+    pub fn beacon(&self) -> [u8; 32] {
+        self.g.beacon
+    }
+
+    /// Whether a block is open.
+    pub fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// The address of a module by name (`roles`, `market`, `files`, `settlement`).
+    pub fn module_address(&self, name: &str) -> Option<ModuleAddress> {
+        Module::from_name(name).map(|m| m.address(self.chain))
+    }
+
+    /// The money held in balances, escrows, stakes and the repair fund. Equals the genesis
+    /// supply in every state: money moves, it is never made or lost.
+    pub fn total_money(&self) -> u128 {
+        let balances: u128 = self
+            .accounts
+            .iter()
+            .map(|(_, a)| u128::from(a.balance))
+            .sum();
+        let escrows: u128 = self.orders.iter().map(|(_, o)| u128::from(o.escrow)).sum();
+        let stakes: u128 = self.roles.iter().map(|(_, r)| u128::from(r.stake())).sum();
+        balances + escrows + stakes + u128::from(self.g.repair_fund)
+    }
+
+    /// The money minted at genesis.
+    pub fn supply(&self) -> Amount {
+        self.g.supply
+    }
+
+    // ----- blocks -----
+
+    /// Opens block `height` (the next one) whose parent has hash `parent`. If it starts a new
+    /// epoch, the previous epoch is settled first.
+    pub fn begin_block(&mut self, height: Height, parent: [u8; 32]) -> Result<(), BlockError> {
+        if self.open.is_some() {
+            return Err(BlockError::AlreadyOpen);
+        }
+        let expected = self.g.height + 1;
+        if height != expected {
+            return Err(BlockError::WrongHeight {
+                expected,
+                got: height,
+            });
+        }
+        self.open = Some(OpenBlock {
+            globals: self.g.clone(),
+            acc: self.acc.clone(),
+        });
+        self.g.height = height;
+        let new_epoch = height / self.params.epoch_blocks;
+        if new_epoch != self.g.epoch {
+            let old = self.g.epoch;
+            self.settle_epoch(old);
+            self.g.epoch = new_epoch;
+            self.g.beacon = derive(
+                "memo 2026 beacon v1",
+                &[&self.g.beacon, &parent, &new_epoch.to_le_bytes()],
+            );
+            self.process_leaving(new_epoch);
+            self.prune_receipts(new_epoch);
+        }
+        Ok(())
+    }
+
+    /// Folds the block's changes into the root and returns it. The block stays open (it can
+    /// still be aborted, e.g. when the root differs from the one a block claims).
+    pub fn end_block(&mut self) -> Result<[u8; 32], BlockError> {
+        if self.open.is_none() {
+            return Err(BlockError::NotOpen);
+        }
+        let mut acc = std::mem::take(&mut self.acc);
+        tables!(self, fold, &mut acc);
+        self.acc = acc;
+        self.root = self.compute_root();
+        Ok(self.root)
+    }
+
+    /// Commits the open block and returns the state root.
+    pub fn commit_block(&mut self) -> Result<[u8; 32], BlockError> {
+        let root = self.end_block()?;
+        tables!(self, commit);
+        self.open = None;
+        Ok(root)
+    }
+
+    /// Undoes everything since [`Self::begin_block`].
+    pub fn abort_block(&mut self) {
+        if let Some(open) = self.open.take() {
+            tables!(self, rollback, 0);
+            tables!(self, clear_dirty);
+            self.g = open.globals;
+            self.acc = open.acc;
+            self.root = self.compute_root();
+        }
+    }
+
+    /// Applies a whole block: batch-verifies the signatures, applies every transaction (all
+    /// must be valid), checks the state root if one is claimed, and commits. On any failure
+    /// the state is left exactly as before.
+    pub fn apply_block(
+        &mut self,
+        height: Height,
+        parent: [u8; 32],
+        txs: &[SignedTx],
+        claimed_root: Option<[u8; 32]>,
+    ) -> Result<[u8; 32], BlockError> {
+        self.execute_block(height, parent, txs, claimed_root)?;
+        self.commit_block()
+    }
+
+    /// Like [`Self::apply_block`] but leaves the block open on success, so the caller can
+    /// persist it first and then [`Self::commit_block`] (or [`Self::abort_block`]).
+    pub fn execute_block(
+        &mut self,
+        height: Height,
+        parent: [u8; 32],
+        txs: &[SignedTx],
+        claimed_root: Option<[u8; 32]>,
+    ) -> Result<[u8; 32], BlockError> {
+        if self.open.is_some() {
+            return Err(BlockError::AlreadyOpen);
+        }
+        if !self.sigs.verify_batch(txs) {
+            let index = self.sigs.find_invalid(txs).first().copied().unwrap_or(0);
+            return Err(BlockError::InvalidTx {
+                index,
+                reason: Rejection::BadSignature,
+            });
+        }
+        self.begin_block(height, parent)?;
+        for (index, tx) in txs.iter().enumerate() {
+            if let Err(reason) = self.apply_verified(tx) {
+                self.abort_block();
+                return Err(BlockError::InvalidTx { index, reason });
+            }
+        }
+        let root = self.end_block()?;
+        if claimed_root.is_some_and(|c| c != root) {
+            self.abort_block();
+            return Err(BlockError::StateRoot);
+        }
+        Ok(root)
+    }
+
+    /// The signature checker (with its key cache), for batch checks by a sequencer.
+    pub fn sig_checker(&mut self) -> &mut SigChecker {
+        &mut self.sigs
+    }
+
+    // ----- transactions -----
+
+    /// Checks the signature (strictly), then applies the transaction.
+    pub fn apply(&mut self, tx: &SignedTx) -> Result<Outcome, Rejection> {
+        if self.open.is_none() {
+            return Err(Rejection::NoOpenBlock);
+        }
+        if !self.sigs.verify_one(tx) {
+            return Err(Rejection::BadSignature);
+        }
+        self.apply_verified(tx)
+    }
+
+    /// Applies a transaction whose signature the caller has already checked (e.g. in a batch).
+    pub fn apply_verified(&mut self, tx: &SignedTx) -> Result<Outcome, Rejection> {
+        if self.open.is_none() {
+            return Err(Rejection::NoOpenBlock);
+        }
+        let body: Tx =
+            crate::wire::decode(&tx.body, <Tx as crate::Signable>::MAX_BYTES, "transaction")
+                .map_err(|e| Rejection::Malformed(e.to_string()))?;
+        if body.chain != self.chain {
+            return Err(Rejection::WrongChain {
+                expected: self.chain,
+                got: body.chain,
+            });
+        }
+        let module = Module::ALL
+            .into_iter()
+            .zip(self.modules)
+            .find(|(_, a)| *a == body.module)
+            .map(|(m, _)| m)
+            .ok_or(Rejection::UnknownModule(body.module))?;
+        if module != body.call.module() {
+            return Err(Rejection::WrongModule {
+                call: body.call.module(),
+            });
+        }
+        let sender = tx.signer;
+        let expected = self.accounts.get(&sender).map_or(0, |a| a.nonce);
+        if body.nonce < expected {
+            return Err(Rejection::NonceReplayed {
+                expected,
+                got: body.nonce,
+            });
+        }
+        if body.nonce > expected {
+            return Err(Rejection::NonceGap {
+                expected,
+                got: body.nonce,
+            });
+        }
+        let marks = self.marks();
+        let globals = self.g.clone();
+        match self.dispatch(sender, &body.call) {
+            Ok(outcome) => {
+                self.accounts.upsert(&sender, |a| a.nonce += 1);
+                Ok(outcome)
+            }
+            Err(r) => {
+                self.rollback(marks);
+                self.g = globals;
+                Err(r)
+            }
+        }
+    }
+
+    fn marks(&self) -> Marks {
+        Marks([
+            self.accounts.mark(),
+            self.roles.mark(),
+            self.keepers.mark(),
+            self.orders.mark(),
+            self.commitments.mark(),
+            self.receipts.mark(),
+            self.receipt_expiry.mark(),
+            self.leaving.mark(),
+        ])
+    }
+
+    fn rollback(&mut self, m: Marks) {
+        self.accounts.rollback(m.0[0]);
+        self.roles.rollback(m.0[1]);
+        self.keepers.rollback(m.0[2]);
+        self.orders.rollback(m.0[3]);
+        self.commitments.rollback(m.0[4]);
+        self.receipts.rollback(m.0[5]);
+        self.receipt_expiry.rollback(m.0[6]);
+        self.leaving.rollback(m.0[7]);
+    }
+
+    fn dispatch(&mut self, sender: AccountId, call: &Call) -> Result<Outcome, Rejection> {
+        match call {
+            Call::Roles(RolesCall::RegisterUser) => self.register_user(sender),
+            Call::Roles(RolesCall::RegisterKeeper { stake, address }) => {
+                self.register_keeper(sender, *stake, address)
+            }
+            Call::Roles(RolesCall::RegisterProvider {
+                stake,
+                capacity,
+                price,
+                address,
+            }) => self.register_provider(sender, *stake, *capacity, *price, address),
+            Call::Roles(RolesCall::AddStake { amount }) => self.add_stake(sender, *amount),
+            Call::Roles(RolesCall::Leave) => self.leave(sender),
+            Call::Market(MarketCall::CreateOrder {
+                provider,
+                bytes,
+                price,
+                duration,
+            }) => self.create_order(sender, *provider, *bytes, *price, *duration),
+            Call::Market(MarketCall::EndOrder { order }) => self.end_order(sender, *order),
+            Call::Files(FilesCall::Commit {
+                order,
+                shard_len,
+                shards,
+            }) => self.commit(sender, *order, *shard_len, shards),
+            Call::Settlement(SettlementCall::Transfer { to, amount }) => {
+                self.transfer(sender, *to, *amount)
+            }
+            Call::Settlement(SettlementCall::SubmitProof(p)) => self.submit_proof(sender, p),
+            Call::Settlement(SettlementCall::SettleReceipt(r)) => self.settle_receipt(sender, r),
+        }
+    }
+
+    // ----- money helpers -----
+
+    fn debit(&mut self, who: AccountId, amount: Amount) -> Result<(), Rejection> {
+        let available = self.accounts.get(&who).map_or(0, |a| a.balance);
+        if available < amount {
+            return Err(Rejection::InsufficientBalance {
+                needed: amount,
+                available,
+            });
+        }
+        self.accounts.upsert(&who, |a| a.balance -= amount);
+        Ok(())
+    }
+
+    /// Credits `amount`. Balances never exceed the supply, which fits in an `Amount`, so this
+    /// cannot overflow; it saturates rather than panic.
+    fn credit(&mut self, who: AccountId, amount: Amount) {
+        if amount > 0 {
+            self.accounts
+                .upsert(&who, |a| a.balance = a.balance.saturating_add(amount));
+        }
+    }
+
+    // ----- roles -----
+
+    fn require_unregistered(&self, who: AccountId) -> Result<(), Rejection> {
+        match self.roles.get(&who) {
+            Some(r) => Err(Rejection::AlreadyRegistered(r.kind())),
+            None => Ok(()),
+        }
+    }
+
+    fn require_role(&self, who: AccountId, needed: RoleKind) -> Result<&Role, Rejection> {
+        let role = self.roles.get(&who).ok_or(Rejection::NotRegistered(who))?;
+        if role.kind() != needed {
+            return Err(Rejection::WrongRole {
+                account: who,
+                needed,
+            });
+        }
+        if role.status != Status::Active {
+            return Err(Rejection::Leaving(who));
+        }
+        Ok(role)
+    }
+
+    fn check_address(&self, address: &str) -> Result<(), Rejection> {
+        if address.len() > self.params.max_address_len as usize {
+            return Err(Rejection::Invalid("address (too long)"));
+        }
+        Ok(())
+    }
+
+    /// Picks up to `keepers_per_user` active keepers for `user`, seeded by the beacon.
+    fn match_keepers(&self, user: &AccountId) -> Vec<AccountId> {
+        let mut list: Vec<AccountId> = self.keepers.iter().map(|(k, _)| *k).collect();
+        let want = (self.params.keepers_per_user as usize).min(list.len());
+        let mut xof = blake3::Hasher::new_derive_key("memo 2026 keeper match v1")
+            .update(&self.g.beacon)
+            .update(&user.0)
+            .finalize_xof();
+        for i in 0..want {
+            let mut b = [0u8; 8];
+            xof.fill(&mut b);
+            let j = i + (u64::from_le_bytes(b) % (list.len() - i) as u64) as usize;
+            list.swap(i, j);
+        }
+        list.truncate(want);
+        list
+    }
+
+    fn register_user(&mut self, sender: AccountId) -> Result<Outcome, Rejection> {
+        self.require_unregistered(sender)?;
+        let keepers = self.match_keepers(&sender);
+        let role = Role {
+            info: RoleInfo::User {
+                keepers: keepers.clone(),
+            },
+            status: Status::Active,
+            since: self.g.epoch,
+        };
+        self.roles.insert(sender, role);
+        Ok(Outcome::Matched(keepers))
+    }
+
+    fn register_keeper(
+        &mut self,
+        sender: AccountId,
+        stake: Amount,
+        address: &str,
+    ) -> Result<Outcome, Rejection> {
+        self.require_unregistered(sender)?;
+        self.check_address(address)?;
+        if stake < self.params.min_keeper_stake || stake == 0 {
+            return Err(Rejection::StakeTooLow {
+                stake,
+                minimum: self.params.min_keeper_stake,
+            });
+        }
+        self.debit(sender, stake)?;
+        let role = Role {
+            info: RoleInfo::Keeper {
+                stake,
+                address: address.to_string(),
+            },
+            status: Status::Active,
+            since: self.g.epoch,
+        };
+        self.roles.insert(sender, role);
+        self.keepers.insert(sender, ());
+        Ok(Outcome::Done)
+    }
+
+    fn register_provider(
+        &mut self,
+        sender: AccountId,
+        stake: Amount,
+        capacity: u64,
+        price: Amount,
+        address: &str,
+    ) -> Result<Outcome, Rejection> {
+        self.require_unregistered(sender)?;
+        self.check_address(address)?;
+        if capacity == 0 {
+            return Err(Rejection::Invalid("capacity (zero)"));
+        }
+        if stake < self.params.min_provider_stake || stake == 0 {
+            return Err(Rejection::StakeTooLow {
+                stake,
+                minimum: self.params.min_provider_stake,
+            });
+        }
+        self.debit(sender, stake)?;
+        let role = Role {
+            info: RoleInfo::Provider {
+                stake,
+                capacity,
+                used: 0,
+                price,
+                address: address.to_string(),
+                stats: ProofStats::default(),
+            },
+            status: Status::Active,
+            since: self.g.epoch,
+        };
+        self.roles.insert(sender, role);
+        Ok(Outcome::Done)
+    }
+
+    fn add_stake(&mut self, sender: AccountId, amount: Amount) -> Result<Outcome, Rejection> {
+        if amount == 0 {
+            return Err(Rejection::Invalid("amount (zero)"));
+        }
+        let role = self
+            .roles
+            .get(&sender)
+            .ok_or(Rejection::NotRegistered(sender))?;
+        if role.kind() == RoleKind::User {
+            return Err(Rejection::WrongRole {
+                account: sender,
+                needed: RoleKind::Provider,
+            });
+        }
+        role.stake()
+            .checked_add(amount)
+            .ok_or(Rejection::Overflow)?;
+        self.debit(sender, amount)?;
+        self.roles.update(&sender, |r| match &mut r.info {
+            RoleInfo::Keeper { stake, .. } | RoleInfo::Provider { stake, .. } => *stake += amount,
+            RoleInfo::User { .. } => {}
+        });
+        Ok(Outcome::Done)
+    }
+
+    fn leave(&mut self, sender: AccountId) -> Result<Outcome, Rejection> {
+        let role = self
+            .roles
+            .get(&sender)
+            .ok_or(Rejection::NotRegistered(sender))?;
+        if role.status != Status::Active {
+            return Err(Rejection::Leaving(sender));
+        }
+        let effective = self
+            .g
+            .epoch
+            .saturating_add(self.params.notice_epochs.max(1));
+        self.roles
+            .update(&sender, |r| r.status = Status::Leaving { effective });
+        self.leaving.insert((effective, sender), ());
+        self.keepers.remove(&sender);
+        Ok(Outcome::Done)
+    }
+
+    fn process_leaving(&mut self, epoch: Epoch) {
+        let due: Vec<(Epoch, AccountId)> = self
+            .leaving
+            .range(..=(epoch, AccountId([0xff; 32])))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            self.leaving.remove(&key);
+            let who = key.1;
+            let Some(role) = self.roles.get(&who).cloned() else {
+                continue;
+            };
+            let ending: Vec<OrderId> = self
+                .orders
+                .iter()
+                .filter(|(_, o)| o.user == who || o.provider == who)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in ending {
+                self.finish_order(id);
+            }
+            self.roles.remove(&who);
+            self.keepers.remove(&who);
+            self.credit(who, role.stake());
+        }
+    }
+
+    // ----- market -----
+
+    fn is_users_keeper(&self, user: &AccountId, who: &AccountId) -> bool {
+        matches!(self.roles.get(user), Some(Role { info: RoleInfo::User { keepers }, .. }) if keepers.contains(who))
+    }
+
+    fn create_order(
+        &mut self,
+        sender: AccountId,
+        provider: AccountId,
+        bytes: u64,
+        price: Amount,
+        duration: u64,
+    ) -> Result<Outcome, Rejection> {
+        self.require_role(sender, RoleKind::User)?;
+        if bytes == 0 {
+            return Err(Rejection::Invalid("bytes (zero)"));
+        }
+        if duration == 0 || duration > self.params.max_order_epochs {
+            return Err(Rejection::Invalid("duration"));
+        }
+        let p = self.require_role(provider, RoleKind::Provider)?;
+        let RoleInfo::Provider {
+            stake,
+            capacity,
+            used,
+            price: ask,
+            ..
+        } = &p.info
+        else {
+            return Err(Rejection::WrongRole {
+                account: provider,
+                needed: RoleKind::Provider,
+            });
+        };
+        if *stake < self.params.min_provider_stake {
+            return Err(Rejection::StakeTooLow {
+                stake: *stake,
+                minimum: self.params.min_provider_stake,
+            });
+        }
+        if price < *ask {
+            return Err(Rejection::PriceBelowAsk {
+                ask: *ask,
+                offered: price,
+            });
+        }
+        let free = capacity.saturating_sub(*used);
+        if bytes > free {
+            return Err(Rejection::CapacityExceeded {
+                free,
+                requested: bytes,
+            });
+        }
+        let escrow = bytes
+            .checked_mul(price)
+            .and_then(|x| x.checked_mul(duration))
+            .ok_or(Rejection::Overflow)?;
+        self.debit(sender, escrow)?;
+        self.roles.update(&provider, |r| {
+            if let RoleInfo::Provider { used, .. } = &mut r.info {
+                *used += bytes;
+            }
+        });
+        let id = self.g.next_order;
+        self.g.next_order += 1;
+        let start = self.g.epoch + 1;
+        let order = Order {
+            user: sender,
+            provider,
+            bytes,
+            price,
+            start,
+            end: start + duration,
+            escrow,
+            proof: None,
+        };
+        self.orders.insert(id, order);
+        Ok(Outcome::OrderCreated(id))
+    }
+
+    fn end_order(&mut self, sender: AccountId, id: OrderId) -> Result<Outcome, Rejection> {
+        let order = self
+            .orders
+            .get(&id)
+            .ok_or(Rejection::UnknownOrder(id))?
+            .clone();
+        if sender != order.user && !self.is_users_keeper(&order.user, &sender) {
+            return Err(Rejection::NotOrderParty(id));
+        }
+        let cur = self.g.epoch;
+        if order.start > cur {
+            self.finish_order(id);
+            return Ok(Outcome::Done);
+        }
+        let new_end = cur + 1;
+        if order.end > new_end {
+            let refund = (order.end - new_end)
+                .saturating_mul(order.per_epoch())
+                .min(order.escrow);
+            self.orders.update(&id, |o| {
+                o.end = new_end;
+                o.escrow -= refund;
+            });
+            self.credit(order.user, refund);
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// Removes an order: the remaining escrow returns to the user, the provider's space frees.
+    fn finish_order(&mut self, id: OrderId) {
+        let Some(order) = self.orders.remove(&id) else {
+            return;
+        };
+        self.commitments.remove(&id);
+        self.credit(order.user, order.escrow);
+        self.roles.update(&order.provider, |r| {
+            if let RoleInfo::Provider { used, .. } = &mut r.info {
+                *used = used.saturating_sub(order.bytes);
+            }
+        });
+    }
+
+    fn settle_epoch(&mut self, e: Epoch) {
+        let due: Vec<OrderId> = self
+            .orders
+            .iter()
+            .filter(|(_, o)| o.start <= e && e < o.end)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some(order) = self.orders.get(&id).cloned() else {
+                continue;
+            };
+            let pay = order.per_epoch().min(order.escrow);
+            let committed = self.commitments.contains(&id);
+            match order.proof {
+                Some(ProofMark::Passed(x)) if x == e => {
+                    self.pay_provider(&order, pay);
+                    self.provider_stats(&order.provider, |s| s.proven += 1);
+                }
+                Some(ProofMark::Failed(x)) if x == e => self.credit(order.user, pay),
+                _ => {
+                    if committed {
+                        self.provider_stats(&order.provider, |s| s.missed += 1);
+                    }
+                    self.credit(order.user, pay);
+                }
+            }
+            self.orders.update(&id, |o| o.escrow -= pay);
+            if order.end <= e + 1 {
+                self.finish_order(id);
+            }
+        }
+    }
+
+    fn provider_stats(&mut self, provider: &AccountId, f: impl FnOnce(&mut ProofStats)) {
+        self.roles.update(provider, |r| {
+            if let RoleInfo::Provider { stats, .. } = &mut r.info {
+                f(stats);
+            }
+        });
+    }
+
+    /// Pays one epoch: the keepers' fee share split among the user's registered keepers, the
+    /// rest (and any remainder of the split) to the provider.
+    fn pay_provider(&mut self, order: &Order, pay: Amount) {
+        let keepers: Vec<AccountId> = match self.roles.get(&order.user) {
+            Some(Role {
+                info: RoleInfo::User { keepers },
+                ..
+            }) => keepers
+                .iter()
+                .filter(|k| matches!(self.roles.get(k), Some(r) if r.kind() == RoleKind::Keeper))
+                .copied()
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut to_provider = pay;
+        if !keepers.is_empty() {
+            let fee = (u128::from(pay) * u128::from(self.params.keeper_fee_bps) / 10_000) as Amount;
+            let share = fee / keepers.len() as Amount;
+            for k in keepers {
+                self.credit(k, share);
+                to_provider -= share;
+            }
+        }
+        self.credit(order.provider, to_provider);
+    }
+
+    // ----- files -----
+
+    fn commit(
+        &mut self,
+        sender: AccountId,
+        id: OrderId,
+        shard_len: u64,
+        shards: &[crate::id::ShardId],
+    ) -> Result<Outcome, Rejection> {
+        let order = self.orders.get(&id).ok_or(Rejection::UnknownOrder(id))?;
+        if sender != order.user && !self.is_users_keeper(&order.user, &sender) {
+            return Err(Rejection::NotOrderParty(id));
+        }
+        if self.commitments.contains(&id) {
+            return Err(Rejection::AlreadyCommitted(id));
+        }
+        if shards.is_empty() || shards.len() > self.params.max_shards_per_commit as usize {
+            return Err(Rejection::Invalid("shard count"));
+        }
+        if shard_len == 0 {
+            return Err(Rejection::Invalid("shard length (zero)"));
+        }
+        self.commitments.insert(
+            id,
+            Commitment {
+                shard_len,
+                shards: shards.to_vec(),
+            },
+        );
+        Ok(Outcome::Done)
+    }
+
+    // ----- settlement -----
+
+    fn transfer(
+        &mut self,
+        sender: AccountId,
+        to: AccountId,
+        amount: Amount,
+    ) -> Result<Outcome, Rejection> {
+        if amount == 0 {
+            return Err(Rejection::Invalid("amount (zero)"));
+        }
+        self.debit(sender, amount)?;
+        self.credit(to, amount);
+        Ok(Outcome::Done)
+    }
+
+    /// The challenge order `id`'s provider must answer in the current epoch: the committed
+    /// shard chosen by the seed `blake3(chain, beacon, provider, epoch, order)`. `None` if the
+    /// order is not live this epoch or has no commitment.
+    pub fn challenge(&self, id: OrderId) -> Option<Challenge> {
+        let order = self.orders.get(&id)?;
+        let epoch = self.g.epoch;
+        if !(order.start <= epoch && epoch < order.end) {
+            return None;
+        }
+        let c = self.commitments.get(&id)?;
+        let seed = derive(
+            "memo 2026 challenge v1",
+            &[
+                &self.chain.to_le_bytes(),
+                &self.g.beacon,
+                &order.provider.0,
+                &epoch.to_le_bytes(),
+                &id.to_le_bytes(),
+            ],
+        );
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&seed[..8]);
+        let index = (u64::from_le_bytes(first) % c.shards.len() as u64) as usize;
+        Some(Challenge {
+            chain: self.chain,
+            provider: order.provider,
+            order: id,
+            epoch,
+            seed,
+            shard: c.shards[index],
+            shard_len: c.shard_len,
+        })
+    }
+
+    fn submit_proof(&mut self, sender: AccountId, p: &StorageProof) -> Result<Outcome, Rejection> {
+        let order = self
+            .orders
+            .get(&p.order)
+            .ok_or(Rejection::UnknownOrder(p.order))?;
+        if order.provider != sender {
+            return Err(Rejection::NotOrderParty(p.order));
+        }
+        let epoch = self.g.epoch;
+        if p.epoch != epoch {
+            return Err(Rejection::WrongEpoch {
+                current: epoch,
+                got: p.epoch,
+            });
+        }
+        if !(order.start <= epoch && epoch < order.end) {
+            return Err(Rejection::OrderNotRunning {
+                order: p.order,
+                epoch,
+            });
+        }
+        if matches!(order.proof, Some(ProofMark::Passed(e) | ProofMark::Failed(e)) if e == epoch) {
+            return Err(Rejection::AlreadyProven(p.order));
+        }
+        let challenge = self
+            .challenge(p.order)
+            .ok_or(Rejection::NotCommitted(p.order))?;
+        if challenge.shard != p.shard {
+            return Err(Rejection::WrongShard {
+                expected: challenge.shard,
+                got: p.shard,
+            });
+        }
+        match self.verifier.verify(&challenge, &p.proof) {
+            Ok(()) => {
+                self.orders
+                    .update(&p.order, |o| o.proof = Some(ProofMark::Passed(epoch)));
+                Ok(Outcome::ProofPassed)
+            }
+            Err(reason) => {
+                self.orders
+                    .update(&p.order, |o| o.proof = Some(ProofMark::Failed(epoch)));
+                let mut slashed = 0;
+                let amount = self.params.slash_amount;
+                self.roles.update(&sender, |r| {
+                    if let RoleInfo::Provider { stake, stats, .. } = &mut r.info {
+                        slashed = amount.min(*stake);
+                        *stake -= slashed;
+                        stats.failed += 1;
+                    }
+                });
+                self.g.repair_fund += slashed;
+                Ok(Outcome::ProofFailed { reason, slashed })
+            }
+        }
+    }
+
+    fn settle_receipt(
+        &mut self,
+        sender: AccountId,
+        signed: &crate::identity::Signed<Receipt>,
+    ) -> Result<Outcome, Rejection> {
+        self.require_role_any_status(sender, RoleKind::Provider)?;
+        let r = signed.open().map_err(|_| Rejection::BadReceipt)?;
+        if r.user != signed.signer {
+            return Err(Rejection::BadReceipt);
+        }
+        if r.chain != self.chain {
+            return Err(Rejection::WrongChain {
+                expected: self.chain,
+                got: r.chain,
+            });
+        }
+        if r.provider != sender {
+            return Err(Rejection::NotReceiptProvider(r.provider));
+        }
+        let epoch = self.g.epoch;
+        if r.expires < epoch {
+            return Err(Rejection::ReceiptExpired(r.expires));
+        }
+        if r.expires > epoch.saturating_add(self.params.max_receipt_epochs) {
+            return Err(Rejection::ReceiptTooLong(r.expires));
+        }
+        let id = Receipt::id_of(signed);
+        if self.receipts.contains(&id) {
+            return Err(Rejection::ReceiptAlreadySettled);
+        }
+        let amount = r.bytes.checked_mul(r.price).ok_or(Rejection::Overflow)?;
+        self.debit(r.user, amount)?;
+        self.credit(sender, amount);
+        self.receipts.insert(id, r.expires);
+        self.receipt_expiry.insert((r.expires, id), ());
+        Ok(Outcome::ReceiptSettled(amount))
+    }
+
+    fn require_role_any_status(&self, who: AccountId, needed: RoleKind) -> Result<(), Rejection> {
+        let role = self.roles.get(&who).ok_or(Rejection::NotRegistered(who))?;
+        if role.kind() != needed {
+            return Err(Rejection::WrongRole {
+                account: who,
+                needed,
+            });
+        }
+        Ok(())
+    }
+
+    fn prune_receipts(&mut self, epoch: Epoch) {
+        let old: Vec<(Epoch, [u8; 32])> = self
+            .receipt_expiry
+            .range(..(epoch, [0u8; 32]))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in old {
+            self.receipt_expiry.remove(&key);
+            self.receipts.remove(&key.1);
+        }
+    }
+
+    // ----- reads -----
+
+    /// Answers a read. Reads need no identity.
+    pub fn query(&self, q: &Query) -> Answer {
+        match q {
+            Query::Module(name) => Answer::Module(self.module_address(name)),
+            Query::Account(a) => Answer::Account(self.account(a)),
+            Query::Role(a) => Answer::Role(self.role(a).cloned()),
+            Query::Keepers(a) => Answer::Keepers(self.keepers_of(a)),
+            Query::Providers => Answer::Providers(self.providers()),
+            Query::Order(id) => Answer::Order(self.order(*id).cloned()),
+            Query::Commitment(id) => Answer::Commitment(self.commitments.get(id).cloned()),
+            Query::Challenge(id) => Answer::Challenge(self.challenge(*id)),
+            Query::ReceiptSettled(id) => Answer::ReceiptSettled(self.receipts.contains(id)),
+            Query::Status => Answer::Status(self.status()),
+        }
+    }
+
+    /// An account (zero balance and nonce if never seen).
+    pub fn account(&self, a: &AccountId) -> Account {
+        self.accounts.get(a).copied().unwrap_or_default()
+    }
+
+    /// An account's role.
+    pub fn role(&self, a: &AccountId) -> Option<&Role> {
+        self.roles.get(a)
+    }
+
+    /// The keepers matched to a user.
+    pub fn keepers_of(&self, a: &AccountId) -> Vec<AccountId> {
+        match self.roles.get(a) {
+            Some(Role {
+                info: RoleInfo::User { keepers },
+                ..
+            }) => keepers.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A live order.
+    pub fn order(&self, id: OrderId) -> Option<&Order> {
+        self.orders.get(&id)
+    }
+
+    /// Every live order, by id.
+    pub fn orders(&self) -> impl Iterator<Item = (OrderId, &Order)> {
+        self.orders.iter().map(|(id, o)| (*id, o))
+    }
+
+    /// Active providers that can take orders.
+    pub fn providers(&self) -> Vec<ProviderOffer> {
+        self.roles
+            .iter()
+            .filter_map(|(a, r)| match &r.info {
+                RoleInfo::Provider {
+                    stake,
+                    capacity,
+                    used,
+                    price,
+                    address,
+                    stats,
+                } if r.status == Status::Active
+                    && *stake >= self.params.min_provider_stake
+                    && capacity > used =>
+                {
+                    Some(ProviderOffer {
+                        provider: *a,
+                        price: *price,
+                        free: capacity - used,
+                        address: address.clone(),
+                        stats: *stats,
+                    })
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Height, epoch, beacon and funds.
+    pub fn status(&self) -> ChainStatus {
+        ChainStatus {
+            chain: self.chain,
+            height: self.g.height,
+            epoch: self.g.epoch,
+            beacon: self.g.beacon,
+            repair_fund: self.g.repair_fund,
+            supply: self.g.supply,
+            orders: self.orders.len() as u64,
+        }
+    }
+}
+
+fn derive(context: &str, parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key(context);
+    for p in parts {
+        h.update(&(p.len() as u32).to_le_bytes());
+        h.update(p);
+    }
+    *h.finalize().as_bytes()
+}
+
+#[cfg(test)]
+mod tests;

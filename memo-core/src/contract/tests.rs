@@ -1,0 +1,978 @@
+use super::*;
+use crate::id::ShardId;
+use crate::identity::{Keypair, Signed};
+use std::collections::HashMap;
+
+/// Passes a proof iff it is `blake3(seed ‖ shard)`: it must depend on the challenge.
+struct StubVerifier;
+
+impl ProofVerifier for StubVerifier {
+    fn verify(&self, c: &Challenge, proof: &[u8]) -> Result<(), String> {
+        if proof == stub_proof(c).as_slice() {
+            Ok(())
+        } else {
+            Err("stub: wrong proof".into())
+        }
+    }
+}
+
+fn stub_proof(c: &Challenge) -> Vec<u8> {
+    let mut h = blake3::Hasher::new();
+    h.update(&c.seed);
+    h.update(&c.shard.0);
+    h.finalize().as_bytes().to_vec()
+}
+
+const CHAIN: u64 = 7;
+
+fn kp(name: &str) -> Keypair {
+    Keypair::from_seed(name)
+}
+
+fn params() -> Params {
+    Params {
+        epoch_blocks: 4,
+        notice_epochs: 2,
+        keepers_per_user: 2,
+        ..Params::default()
+    }
+}
+
+struct World {
+    c: Contract,
+    nonces: HashMap<AccountId, u64>,
+    parent: [u8; 32],
+}
+
+impl World {
+    fn new(names: &[&str]) -> Self {
+        let g = Genesis::new(
+            CHAIN,
+            params(),
+            names.iter().map(|n| (kp(n).account(), 1_000_000)),
+        )
+        .unwrap();
+        let mut c = Contract::new(&g, Arc::new(StubVerifier)).unwrap();
+        let parent = g.hash();
+        c.begin_block(1, parent).unwrap();
+        Self {
+            c,
+            nonces: HashMap::new(),
+            parent,
+        }
+    }
+
+    fn tx(&mut self, who: &Keypair, call: Call) -> SignedTx {
+        let n = self.nonces.entry(who.account()).or_insert(0);
+        Signed::sign(who, &Tx::new(CHAIN, *n, call))
+    }
+
+    fn send(&mut self, who: &Keypair, call: Call) -> Result<Outcome, Rejection> {
+        let tx = self.tx(who, call);
+        let r = self.c.apply(&tx);
+        if r.is_ok() {
+            *self.nonces.get_mut(&who.account()).unwrap() += 1;
+        }
+        r
+    }
+
+    /// Commits the open block and opens the next one.
+    fn next_block(&mut self) {
+        let root = self.c.commit_block().unwrap();
+        self.parent = *blake3::hash(&root).as_bytes();
+        let h = self.c.height() + 1;
+        self.c.begin_block(h, self.parent).unwrap();
+    }
+
+    fn next_epoch(&mut self) {
+        let e = self.c.epoch();
+        while self.c.epoch() == e {
+            self.next_block();
+        }
+    }
+
+    fn balance(&self, name: &str) -> Amount {
+        self.c.account(&kp(name).account()).balance
+    }
+
+    fn conserved(&self) {
+        assert_eq!(self.c.total_money(), u128::from(self.c.supply()));
+    }
+}
+
+fn provider_call(stake: Amount) -> Call {
+    Call::Roles(RolesCall::RegisterProvider {
+        stake,
+        capacity: 1 << 20,
+        price: 2,
+        address: "/ip4/127.0.0.1/tcp/1".into(),
+    })
+}
+
+fn keeper_call(stake: Amount) -> Call {
+    Call::Roles(RolesCall::RegisterKeeper {
+        stake,
+        address: "k".into(),
+    })
+}
+
+fn order_call(provider: &str, bytes: u64, price: Amount, duration: u64) -> Call {
+    Call::Market(MarketCall::CreateOrder {
+        provider: kp(provider).account(),
+        bytes,
+        price,
+        duration,
+    })
+}
+
+fn shards(n: u8) -> Vec<ShardId> {
+    (0..n).map(|i| ShardId::of(&[i])).collect()
+}
+
+/// A world with keepers k1..k3, provider p, user u (matched), one committed order of 100 bytes
+/// at price 2 for 3 epochs.
+fn market() -> (World, OrderId) {
+    let mut w = World::new(&["u", "p", "k1", "k2", "k3", "x"]);
+    for k in ["k1", "k2", "k3"] {
+        w.send(&kp(k), keeper_call(1_000)).unwrap();
+    }
+    w.send(&kp("p"), provider_call(1_000)).unwrap();
+    w.send(&kp("u"), Call::Roles(RolesCall::RegisterUser))
+        .unwrap();
+    let Outcome::OrderCreated(id) = w.send(&kp("u"), order_call("p", 100, 2, 3)).unwrap() else {
+        panic!()
+    };
+    w.send(
+        &kp("u"),
+        Call::Files(FilesCall::Commit {
+            order: id,
+            shard_len: 4096,
+            shards: shards(6),
+        }),
+    )
+    .unwrap();
+    (w, id)
+}
+
+fn prove(w: &mut World, id: OrderId, good: bool) -> Result<Outcome, Rejection> {
+    let c = w.c.challenge(id).expect("challenge");
+    let proof = if good { stub_proof(&c) } else { vec![0; 32] };
+    let p = StorageProof {
+        order: id,
+        epoch: c.epoch,
+        shard: c.shard,
+        proof,
+    };
+    w.send(&kp("p"), Call::Settlement(SettlementCall::SubmitProof(p)))
+}
+
+#[test]
+fn genesis_toml_round_trip_and_validation() {
+    let g = Genesis::new(
+        3,
+        params(),
+        [(kp("a").account(), 5), (kp("b").account(), 7)],
+    )
+    .unwrap();
+    let text = g.to_toml();
+    assert_eq!(Genesis::from_toml(&text).unwrap(), g);
+    assert_eq!(g.supply(), 12);
+    let bad = text.replace("epoch_blocks = 4", "epoch_blocks = 0");
+    assert_eq!(
+        Genesis::from_toml(&bad),
+        Err(GenesisError::Param("epoch_blocks"))
+    );
+    assert!(matches!(
+        Genesis::from_toml("chain = 1\n[[balances]]\naccount = \"zz\"\namount = 1"),
+        Err(GenesisError::Account(_))
+    ));
+    let a = kp("a").account();
+    assert!(matches!(
+        Genesis::new(1, params(), [(a, 1), (a, 2)]),
+        Err(GenesisError::Duplicate(_))
+    ));
+    assert!(matches!(
+        Genesis::from_toml("chain = 1\nbogus = 2"),
+        Err(GenesisError::Toml(_))
+    ));
+}
+
+#[test]
+fn modules_have_fixed_addresses_and_reads_need_no_identity() {
+    let w = World::new(&["a"]);
+    let roles = w.c.module_address("roles").unwrap();
+    assert_eq!(roles, Module::Roles.address(CHAIN));
+    assert_ne!(roles, Module::Roles.address(CHAIN + 1));
+    assert_ne!(roles, w.c.module_address("market").unwrap());
+    assert_eq!(
+        w.c.query(&Query::Module("nope".into())),
+        Answer::Module(None)
+    );
+    assert_eq!(
+        w.c.query(&Query::Account(kp("a").account())),
+        Answer::Account(Account {
+            balance: 1_000_000,
+            nonce: 0
+        })
+    );
+}
+
+#[test]
+fn roles_register_stake_lookup_and_leave_after_notice() {
+    let mut w = World::new(&["p", "k", "u", "poor"]);
+    w.send(&kp("p"), provider_call(5_000)).unwrap();
+    assert_eq!(w.balance("p"), 995_000);
+    let role = w.c.role(&kp("p").account()).unwrap();
+    assert_eq!(role.kind(), RoleKind::Provider);
+    assert_eq!(role.stake(), 5_000);
+    assert_eq!(role.address(), "/ip4/127.0.0.1/tcp/1");
+    assert_eq!(
+        w.send(&kp("p"), provider_call(5_000)),
+        Err(Rejection::AlreadyRegistered(RoleKind::Provider))
+    );
+    assert_eq!(
+        w.send(&kp("k"), keeper_call(10)),
+        Err(Rejection::StakeTooLow {
+            stake: 10,
+            minimum: 1_000
+        })
+    );
+    let poor = kp("poor");
+    w.send(
+        &poor,
+        Call::Settlement(SettlementCall::Transfer {
+            to: kp("u").account(),
+            amount: 999_500,
+        }),
+    )
+    .unwrap();
+    assert_eq!(
+        w.send(&poor, keeper_call(1_000)),
+        Err(Rejection::InsufficientBalance {
+            needed: 1_000,
+            available: 500
+        })
+    );
+    w.send(&kp("p"), Call::Roles(RolesCall::AddStake { amount: 1 }))
+        .unwrap();
+    assert_eq!(w.c.role(&kp("p").account()).unwrap().stake(), 5_001);
+    assert!(matches!(
+        w.send(&kp("u"), Call::Roles(RolesCall::AddStake { amount: 1 })),
+        Err(Rejection::NotRegistered(_))
+    ));
+
+    w.send(&kp("p"), Call::Roles(RolesCall::Leave)).unwrap();
+    assert_eq!(
+        w.send(&kp("p"), Call::Roles(RolesCall::Leave)),
+        Err(Rejection::Leaving(kp("p").account()))
+    );
+    assert!(
+        w.c.providers().is_empty(),
+        "a leaving provider takes no orders"
+    );
+    w.next_epoch();
+    assert!(
+        w.c.role(&kp("p").account()).is_some(),
+        "still serving notice"
+    );
+    w.next_epoch();
+    assert!(w.c.role(&kp("p").account()).is_none());
+    assert_eq!(w.balance("p"), 1_000_000, "stake returned");
+    w.next_block();
+    w.conserved();
+}
+
+#[test]
+fn keeper_matching_is_random_among_active_keepers_and_recorded() {
+    let names: Vec<String> = (0..8).map(|i| format!("k{i}")).collect();
+    let mut all: Vec<&str> = names.iter().map(String::as_str).collect();
+    all.extend(["u1", "u2", "u3"]);
+    let mut w = World::new(&all);
+    for k in &names[..7] {
+        w.send(&kp(k), keeper_call(1_000)).unwrap();
+    }
+    w.send(&kp("k0"), Call::Roles(RolesCall::Leave)).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for u in ["u1", "u2", "u3"] {
+        let Outcome::Matched(ks) = w
+            .send(&kp(u), Call::Roles(RolesCall::RegisterUser))
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(ks.len(), 2);
+        assert_ne!(ks[0], ks[1]);
+        assert!(
+            !ks.contains(&kp("k0").account()),
+            "leaving keepers are not matched"
+        );
+        assert!(
+            !ks.contains(&kp("k7").account()),
+            "unregistered accounts are not matched"
+        );
+        assert_eq!(w.c.keepers_of(&kp(u).account()), ks);
+        seen.extend(ks);
+    }
+    assert!(seen.len() > 2, "different users get different keepers");
+}
+
+#[test]
+fn rejections_are_typed_and_change_nothing() {
+    let mut w = World::new(&["a", "b"]);
+    let a = kp("a");
+    let before = w.c.end_block().unwrap();
+    // Bad signature.
+    let mut t = w.tx(
+        &a,
+        Call::Settlement(SettlementCall::Transfer {
+            to: kp("b").account(),
+            amount: 5,
+        }),
+    );
+    t.body[0] ^= 1;
+    assert_eq!(w.c.apply(&t), Err(Rejection::BadSignature));
+    let mut forged = w.tx(&a, Call::Roles(RolesCall::RegisterUser));
+    forged.signer = kp("b").account();
+    assert_eq!(w.c.apply(&forged), Err(Rejection::BadSignature));
+    // Wrong chain, unknown module, wrong module.
+    let body = Tx::new(CHAIN + 1, 0, Call::Roles(RolesCall::RegisterUser));
+    assert!(matches!(
+        w.c.apply(&Signed::sign(&a, &body)),
+        Err(Rejection::WrongChain { .. })
+    ));
+    let mut body = Tx::new(CHAIN, 0, Call::Roles(RolesCall::RegisterUser));
+    body.module = ModuleAddress([9; 32]);
+    assert_eq!(
+        w.c.apply(&Signed::sign(&a, &body)),
+        Err(Rejection::UnknownModule(ModuleAddress([9; 32])))
+    );
+    body.module = Module::Market.address(CHAIN);
+    assert_eq!(
+        w.c.apply(&Signed::sign(&a, &body)),
+        Err(Rejection::WrongModule {
+            call: Module::Roles
+        })
+    );
+    // Out-of-order and replayed nonces.
+    let gap = Tx::new(CHAIN, 1, Call::Roles(RolesCall::RegisterUser));
+    assert_eq!(
+        w.c.apply(&Signed::sign(&a, &gap)),
+        Err(Rejection::NonceGap {
+            expected: 0,
+            got: 1
+        })
+    );
+    let first = w.tx(&a, Call::Roles(RolesCall::RegisterUser));
+    assert!(w.c.apply(&first).is_ok());
+    assert_eq!(
+        w.c.apply(&first),
+        Err(Rejection::NonceReplayed {
+            expected: 1,
+            got: 0
+        })
+    );
+    *w.nonces.get_mut(&a.account()).unwrap() += 1;
+    let mid = w.c.end_block().unwrap();
+    assert_ne!(mid, before);
+    // Wrong role, too little balance: a failing call mid-way leaves no trace.
+    assert!(matches!(
+        w.send(&a, order_call("b", 10, 1, 1)),
+        Err(Rejection::NotRegistered(_))
+    ));
+    assert!(matches!(
+        w.send(
+            &a,
+            Call::Settlement(SettlementCall::Transfer {
+                to: kp("b").account(),
+                amount: 2_000_000
+            })
+        ),
+        Err(Rejection::InsufficientBalance { .. })
+    ));
+    assert_eq!(
+        w.send(
+            &a,
+            Call::Settlement(SettlementCall::Transfer {
+                to: a.account(),
+                amount: 0
+            })
+        ),
+        Err(Rejection::Invalid("amount (zero)"))
+    );
+    assert_eq!(w.c.end_block().unwrap(), mid);
+    assert_eq!(w.c.account(&a.account()).nonce, 1);
+    let leave = w.tx(&a, Call::Roles(RolesCall::Leave));
+    assert!(w.c.apply_verified(&leave).is_ok());
+    w.c.abort_block();
+    assert_eq!(w.c.state_root(), w.c.recompute_root());
+}
+
+#[test]
+fn storage_is_paid_only_for_proven_epochs_with_keeper_fees() {
+    let (mut w, id) = market();
+    assert_eq!(
+        w.balance("u"),
+        1_000_000 - 600,
+        "escrow = 100 bytes × 2 × 3 epochs"
+    );
+    assert_eq!(w.c.order(id).unwrap().escrow, 600);
+    let early = StorageProof {
+        order: id,
+        epoch: 0,
+        shard: shards(1)[0],
+        proof: vec![],
+    };
+    assert_eq!(
+        w.send(
+            &kp("p"),
+            Call::Settlement(SettlementCall::SubmitProof(early))
+        ),
+        Err(Rejection::OrderNotRunning {
+            order: id,
+            epoch: 0
+        })
+    );
+    w.next_epoch(); // epoch 1: the order's first epoch
+    assert_eq!(prove(&mut w, id, true), Ok(Outcome::ProofPassed));
+    assert_eq!(prove(&mut w, id, true), Err(Rejection::AlreadyProven(id)));
+    let p_before = w.balance("p");
+    w.next_epoch(); // epoch 1 settled: 200 paid, 5% to the two matched keepers
+    let keepers = w.c.keepers_of(&kp("u").account());
+    assert_eq!(keepers.len(), 2);
+    assert_eq!(w.balance("p") - p_before, 190);
+    for k in &keepers {
+        assert_eq!(w.c.account(k).balance, 1_000_000 - 1_000 + 5);
+    }
+    // Epoch 2: no proof → no pay, a mark, and the user gets the epoch back.
+    let u_before = w.balance("u");
+    w.next_epoch();
+    assert_eq!(w.balance("p"), p_before + 190);
+    assert_eq!(w.balance("u"), u_before + 200);
+    let Some(RoleInfo::Provider { stats, used, .. }) =
+        w.c.role(&kp("p").account()).map(|r| r.info.clone())
+    else {
+        panic!()
+    };
+    assert_eq!(
+        stats,
+        ProofStats {
+            proven: 1,
+            failed: 0,
+            missed: 1
+        }
+    );
+    assert_eq!(used, 100);
+    // Epoch 3: a wrong proof → slashed into the repair fund, unpaid.
+    assert!(matches!(
+        prove(&mut w, id, false),
+        Ok(Outcome::ProofFailed { slashed: 100, .. })
+    ));
+    assert_eq!(w.c.status().repair_fund, 100);
+    w.next_epoch();
+    assert!(w.c.order(id).is_none(), "the order ran out");
+    assert_eq!(w.balance("u"), u_before + 400);
+    let Some(RoleInfo::Provider { used, stake, .. }) =
+        w.c.role(&kp("p").account()).map(|r| r.info.clone())
+    else {
+        panic!()
+    };
+    assert_eq!((used, stake), (0, 900));
+    // Below minimum stake: no new orders.
+    assert_eq!(
+        w.send(&kp("u"), order_call("p", 10, 2, 1)),
+        Err(Rejection::StakeTooLow {
+            stake: 900,
+            minimum: 1_000
+        })
+    );
+    w.send(&kp("p"), Call::Roles(RolesCall::AddStake { amount: 100 }))
+        .unwrap();
+    assert!(w.send(&kp("u"), order_call("p", 10, 2, 1)).is_ok());
+    w.conserved();
+}
+
+#[test]
+fn proofs_are_checked_against_the_commitment_and_challenge() {
+    let (mut w, id) = market();
+    w.next_epoch();
+    let c = w.c.challenge(id).unwrap();
+    assert!(shards(6).contains(&c.shard));
+    assert_eq!(c.shard_len, 4096);
+    let other = shards(6).into_iter().find(|s| *s != c.shard).unwrap();
+    let p = StorageProof {
+        order: id,
+        epoch: c.epoch,
+        shard: other,
+        proof: stub_proof(&c),
+    };
+    assert!(matches!(
+        w.send(&kp("p"), Call::Settlement(SettlementCall::SubmitProof(p))),
+        Err(Rejection::WrongShard { .. })
+    ));
+    let p = StorageProof {
+        order: id,
+        epoch: c.epoch + 1,
+        shard: c.shard,
+        proof: stub_proof(&c),
+    };
+    assert!(matches!(
+        w.send(
+            &kp("p"),
+            Call::Settlement(SettlementCall::SubmitProof(p.clone()))
+        ),
+        Err(Rejection::WrongEpoch { .. })
+    ));
+    // Only the order's provider may prove.
+    let p = StorageProof {
+        order: id,
+        epoch: c.epoch,
+        shard: c.shard,
+        proof: stub_proof(&c),
+    };
+    assert_eq!(
+        w.send(&kp("x"), Call::Settlement(SettlementCall::SubmitProof(p))),
+        Err(Rejection::NotOrderParty(id))
+    );
+    // Challenges change with the epoch's beacon.
+    let b1 = w.c.beacon();
+    w.next_epoch();
+    assert_ne!(w.c.beacon(), b1);
+    assert_ne!(w.c.challenge(id).unwrap().seed, c.seed);
+}
+
+#[test]
+fn early_end_refunds_the_rest_and_frees_space() {
+    let (mut w, id) = market();
+    // Not started yet: everything back.
+    let Outcome::OrderCreated(id2) = w.send(&kp("u"), order_call("p", 50, 2, 4)).unwrap() else {
+        panic!()
+    };
+    let u = w.balance("u");
+    assert_eq!(
+        w.send(&kp("x"), Call::Market(MarketCall::EndOrder { order: id2 })),
+        Err(Rejection::NotOrderParty(id2))
+    );
+    w.send(&kp("u"), Call::Market(MarketCall::EndOrder { order: id2 }))
+        .unwrap();
+    assert_eq!(w.balance("u"), u + 400);
+    assert!(w.c.order(id2).is_none());
+    // Running: the current epoch still settles, later ones refund. A matched keeper may purge.
+    w.next_epoch();
+    let keeper = w.c.keepers_of(&kp("u").account())[0];
+    let kname = ["k1", "k2", "k3"]
+        .into_iter()
+        .find(|n| kp(n).account() == keeper)
+        .unwrap();
+    w.send(&kp(kname), Call::Market(MarketCall::EndOrder { order: id }))
+        .unwrap();
+    assert_eq!(w.balance("u"), u + 400 + 400);
+    assert_eq!(w.c.order(id).unwrap().end, 2);
+    prove(&mut w, id, true).unwrap();
+    w.next_epoch();
+    assert!(w.c.order(id).is_none());
+    let Some(RoleInfo::Provider { used, .. }) =
+        w.c.role(&kp("p").account()).map(|r| r.info.clone())
+    else {
+        panic!()
+    };
+    assert_eq!(used, 0);
+    w.conserved();
+}
+
+#[test]
+fn commitments_are_recorded_once_by_a_party() {
+    let (mut w, id) = market();
+    assert_eq!(
+        w.c.query(&Query::Commitment(id)),
+        Answer::Commitment(Some(Commitment {
+            shard_len: 4096,
+            shards: shards(6)
+        }))
+    );
+    let again = Call::Files(FilesCall::Commit {
+        order: id,
+        shard_len: 1,
+        shards: shards(1),
+    });
+    assert_eq!(
+        w.send(&kp("u"), again.clone()),
+        Err(Rejection::AlreadyCommitted(id))
+    );
+    assert_eq!(w.send(&kp("x"), again), Err(Rejection::NotOrderParty(id)));
+    let Outcome::OrderCreated(id2) = w.send(&kp("u"), order_call("p", 1, 2, 1)).unwrap() else {
+        panic!()
+    };
+    let empty = Call::Files(FilesCall::Commit {
+        order: id2,
+        shard_len: 1,
+        shards: vec![],
+    });
+    assert_eq!(
+        w.send(&kp("u"), empty),
+        Err(Rejection::Invalid("shard count"))
+    );
+}
+
+fn receipt(user: &str, provider: &str, serial: u64, expires: Epoch) -> Signed<Receipt> {
+    let r = Receipt {
+        chain: CHAIN,
+        user: kp(user).account(),
+        provider: kp(provider).account(),
+        serial,
+        bytes: 1000,
+        price: 3,
+        expires,
+    };
+    Signed::sign(&kp(user), &r)
+}
+
+#[test]
+fn receipts_settle_once_and_only_by_their_provider() {
+    let (mut w, _) = market();
+    w.send(&kp("x"), provider_call(1_000)).unwrap();
+    let r = receipt("u", "p", 1, 3);
+    let settle = |r: &Signed<Receipt>| Call::Settlement(SettlementCall::SettleReceipt(r.clone()));
+    assert_eq!(
+        w.send(&kp("x"), settle(&r)),
+        Err(Rejection::NotReceiptProvider(kp("p").account()))
+    );
+    assert_eq!(
+        w.send(&kp("u"), settle(&r)),
+        Err(Rejection::WrongRole {
+            account: kp("u").account(),
+            needed: RoleKind::Provider
+        })
+    );
+    let (u, p) = (w.balance("u"), w.balance("p"));
+    assert_eq!(
+        w.send(&kp("p"), settle(&r)),
+        Ok(Outcome::ReceiptSettled(3000))
+    );
+    assert_eq!((w.balance("u"), w.balance("p")), (u - 3000, p + 3000));
+    assert_eq!(
+        w.send(&kp("p"), settle(&r)),
+        Err(Rejection::ReceiptAlreadySettled)
+    );
+    w.next_block();
+    assert_eq!(
+        w.send(&kp("p"), settle(&r)),
+        Err(Rejection::ReceiptAlreadySettled)
+    );
+    // A receipt "signed" by someone else for the user is refused.
+    let mut forged = r.clone();
+    forged.signer = kp("x").account();
+    assert_eq!(
+        w.send(&kp("p"), settle(&forged)),
+        Err(Rejection::BadReceipt)
+    );
+    let mut tampered = receipt("u", "p", 2, 3);
+    tampered.body[10] ^= 1;
+    assert_eq!(
+        w.send(&kp("p"), settle(&tampered)),
+        Err(Rejection::BadReceipt)
+    );
+    assert_eq!(
+        w.send(&kp("p"), settle(&receipt("u", "p", 3, 500))),
+        Err(Rejection::ReceiptTooLong(500))
+    );
+    // After expiry the id is forgotten, and the receipt can no longer be settled.
+    for _ in 0..4 {
+        w.next_epoch();
+    }
+    assert_eq!(
+        w.send(&kp("p"), settle(&r)),
+        Err(Rejection::ReceiptExpired(3))
+    );
+    assert_eq!(
+        w.c.query(&Query::ReceiptSettled(Receipt::id_of(&r))),
+        Answer::ReceiptSettled(false)
+    );
+    w.conserved();
+}
+
+#[test]
+fn apply_block_checks_signatures_order_and_root() {
+    let g = Genesis::new(
+        CHAIN,
+        params(),
+        [(kp("a").account(), 100), (kp("b").account(), 100)],
+    )
+    .unwrap();
+    let new = || Contract::new(&g, Arc::new(StubVerifier)).unwrap();
+    let pay = |n: u64, amount: u64| {
+        Signed::sign(
+            &kp("a"),
+            &Tx::new(
+                CHAIN,
+                n,
+                Call::Settlement(SettlementCall::Transfer {
+                    to: kp("b").account(),
+                    amount,
+                }),
+            ),
+        )
+    };
+    let txs = vec![pay(0, 10), pay(1, 20), pay(2, 30)];
+    let mut c1 = new();
+    let root = c1.apply_block(1, g.hash(), &txs, None).unwrap();
+    assert_eq!(root, c1.recompute_root());
+    // Replay gives the same root; a wrong claimed root is refused and changes nothing.
+    let mut c2 = new();
+    let genesis_root = c2.state_root();
+    assert_eq!(
+        c2.apply_block(1, g.hash(), &txs, Some([0; 32])),
+        Err(BlockError::StateRoot)
+    );
+    assert_eq!(c2.state_root(), genesis_root);
+    assert_eq!(c2.height(), 0);
+    assert_eq!(c2.apply_block(1, g.hash(), &txs, Some(root)), Ok(root));
+    // Reordered transactions: the nonces break.
+    let mut c3 = new();
+    let reordered = vec![txs[1].clone(), txs[0].clone(), txs[2].clone()];
+    assert!(matches!(
+        c3.apply_block(1, g.hash(), &reordered, None),
+        Err(BlockError::InvalidTx {
+            index: 0,
+            reason: Rejection::NonceGap { .. }
+        })
+    ));
+    // A forged signature.
+    let mut bad = txs.clone();
+    bad[2].signature.0[5] ^= 1;
+    assert_eq!(
+        c3.apply_block(1, g.hash(), &bad, None),
+        Err(BlockError::InvalidTx {
+            index: 2,
+            reason: Rejection::BadSignature
+        })
+    );
+    assert_eq!(c3.state_root(), genesis_root);
+    assert_eq!(
+        c3.apply_block(2, g.hash(), &txs, None),
+        Err(BlockError::WrongHeight {
+            expected: 1,
+            got: 2
+        })
+    );
+    // A different parent hash gives a different beacon, hence a different state.
+    let p4 = Params {
+        epoch_blocks: 1,
+        ..params()
+    };
+    let g4 = Genesis::new(CHAIN, p4, [(kp("a").account(), 100)]).unwrap();
+    let mut x = Contract::new(&g4, Arc::new(StubVerifier)).unwrap();
+    let mut y = Contract::new(&g4, Arc::new(StubVerifier)).unwrap();
+    assert_ne!(
+        x.apply_block(1, [1; 32], &[], None),
+        y.apply_block(1, [2; 32], &[], None)
+    );
+}
+
+#[test]
+fn batch_and_single_verification_agree_with_identity() {
+    let a = kp("a");
+    let txs: Vec<SignedTx> = (0..20)
+        .map(|n| Signed::sign(&a, &Tx::new(CHAIN, n, Call::Roles(RolesCall::RegisterUser))))
+        .collect();
+    let mut s = SigChecker::new();
+    assert!(txs.iter().all(|t| t.verify().is_ok() && s.verify_one(t)));
+    assert!(s.verify_batch(&txs));
+    let mut bad = txs.clone();
+    bad[7].body.push(0);
+    assert!(!s.verify_batch(&bad));
+    assert_eq!(s.find_invalid(&bad), vec![7]);
+    let mut badkey = txs.clone();
+    badkey[3].signer = AccountId([0xff; 32]);
+    assert!(!s.verify_batch(&badkey));
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NAMES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+
+    fn arb_call() -> impl Strategy<Value = (usize, u8, usize, u64, u64)> {
+        (
+            0..NAMES.len(),
+            0u8..13,
+            0..NAMES.len(),
+            0u64..3_000,
+            0u64..6,
+        )
+    }
+
+    /// A call and its sender; most calls go to a plausible sender so that many succeed.
+    fn make(
+        c: &Contract,
+        who: usize,
+        op: u8,
+        other: usize,
+        amount: u64,
+        small: u64,
+    ) -> (usize, Call) {
+        let other_id = kp(NAMES[other]).account();
+        let live: Vec<(OrderId, Order)> = c.orders().map(|(id, o)| (id, o.clone())).collect();
+        let pick = live.get(amount as usize % (live.len() + 1)).cloned();
+        let order = pick.as_ref().map_or(amount, |(id, _)| *id);
+        let index_of = |a: AccountId| {
+            NAMES
+                .iter()
+                .position(|n| kp(n).account() == a)
+                .unwrap_or(who)
+        };
+        let party = |p: bool| match (&pick, p) {
+            (Some((_, o)), true) if small != 0 => index_of(o.provider),
+            (Some((_, o)), false) if small != 0 => index_of(o.user),
+            _ => who,
+        };
+        match op {
+            0 => (
+                who,
+                Call::Settlement(SettlementCall::Transfer {
+                    to: other_id,
+                    amount,
+                }),
+            ),
+            1 => (who, Call::Roles(RolesCall::RegisterUser)),
+            2 => (who, keeper_call(amount)),
+            3 => (
+                who,
+                Call::Roles(RolesCall::RegisterProvider {
+                    stake: amount,
+                    capacity: 10_000,
+                    price: small,
+                    address: String::new(),
+                }),
+            ),
+            4 => (who, Call::Roles(RolesCall::AddStake { amount })),
+            5 if small == 0 => (who, Call::Roles(RolesCall::Leave)),
+            5 | 6 => {
+                let sender = if small == 5 { who } else { 4 + who % 2 };
+                let provider = kp(NAMES[other % 2]).account();
+                (
+                    sender,
+                    Call::Market(MarketCall::CreateOrder {
+                        provider,
+                        bytes: amount % 500,
+                        price: small,
+                        duration: small % 4,
+                    }),
+                )
+            }
+            7 => (party(false), Call::Market(MarketCall::EndOrder { order })),
+            8 => (
+                party(false),
+                Call::Files(FilesCall::Commit {
+                    order,
+                    shard_len: 10,
+                    shards: shards((small % 4) as u8),
+                }),
+            ),
+            9 | 10 => {
+                let ch = c.challenge(order);
+                let (epoch, shard, proof) = match &ch {
+                    Some(ch) if op == 9 => (ch.epoch, ch.shard, stub_proof(ch)),
+                    Some(ch) => (ch.epoch, ch.shard, vec![1]),
+                    None => (c.epoch(), ShardId::of(b"x"), vec![]),
+                };
+                (
+                    party(true),
+                    Call::Settlement(SettlementCall::SubmitProof(StorageProof {
+                        order,
+                        epoch,
+                        shard,
+                        proof,
+                    })),
+                )
+            }
+            11 => (
+                0,
+                Call::Settlement(SettlementCall::SettleReceipt(receipt(
+                    NAMES[other],
+                    "a",
+                    amount % 4,
+                    c.epoch() + small,
+                ))),
+            ),
+            _ => (
+                who,
+                Call::Settlement(SettlementCall::SettleReceipt(receipt(
+                    NAMES[other],
+                    NAMES[(other + 1) % 6],
+                    small,
+                    c.epoch() + 1,
+                ))),
+            ),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+        /// Money is conserved and every rejection leaves the state root unchanged, across
+        /// random valid and invalid transactions and epoch turns; replay gives the same root.
+        #[test]
+        fn money_is_conserved_and_rejections_change_nothing(
+            steps in proptest::collection::vec((arb_call(), 0u8..8, any::<bool>()), 1..120)
+        ) {
+            let mut w = World::new(&NAMES);
+            let mut setup = vec![];
+            for (name, call) in [
+                ("a", provider_call(1_000)),
+                ("b", Call::Roles(RolesCall::RegisterProvider { stake: 1_500, capacity: 2_000, price: 1, address: String::new() })),
+                ("c", keeper_call(1_000)),
+                ("d", keeper_call(2_000)),
+                ("e", Call::Roles(RolesCall::RegisterUser)),
+                ("f", Call::Roles(RolesCall::RegisterUser)),
+            ] {
+                let tx = w.tx(&kp(name), call);
+                w.c.apply(&tx).unwrap();
+                *w.nonces.get_mut(&kp(name).account()).unwrap() += 1;
+                setup.push(tx);
+            }
+            let mut log: Vec<Vec<SignedTx>> = vec![setup];
+            let mut stats = [0usize; 13];
+            let mut parents = vec![w.parent];
+            for ((who, op, other, amount, small), nonce_skew, new_block) in steps {
+                let (who, call) = make(&w.c, who, op, other, amount, small);
+                let sender = kp(NAMES[who]);
+                let mut tx = w.tx(&sender, call);
+                if nonce_skew == 0 {
+                    // A wrong nonce: replay or gap.
+                    let mut body: Tx = crate::wire::decode(&tx.body, 1 << 20, "t").unwrap();
+                    body.nonce = if body.nonce > 0 && small % 2 == 0 { body.nonce - 1 } else { body.nonce + 1 };
+                    tx = Signed::sign(&sender, &body);
+                }
+                let before = w.c.end_block().unwrap();
+                match w.c.apply(&tx) {
+                    Ok(_) => {
+                        stats[op as usize] += 1;
+                        *w.nonces.entry(sender.account()).or_insert(0) += 1;
+                        log.last_mut().unwrap().push(tx);
+                    }
+                    Err(_) => prop_assert_eq!(w.c.end_block().unwrap(), before),
+                }
+                prop_assert_eq!(w.c.total_money(), u128::from(w.c.supply()));
+                if new_block {
+                    w.next_block();
+                    log.push(vec![]);
+                    parents.push(w.parent);
+                }
+            }
+            let root = w.c.commit_block().unwrap();
+            if std::env::var_os("MEMO_PROPTEST_STATS").is_some() {
+                eprintln!("accepted per op: {stats:?}");
+            }
+            prop_assert_eq!(root, w.c.recompute_root());
+            prop_assert_eq!(w.c.total_money(), u128::from(w.c.supply()));
+            // Replay from genesis.
+            let g = Genesis::new(CHAIN, params(), NAMES.iter().map(|n| (kp(n).account(), 1_000_000))).unwrap();
+            let mut r = Contract::new(&g, Arc::new(StubVerifier)).unwrap();
+            for (i, txs) in log.iter().enumerate() {
+                r.apply_block(i as u64 + 1, parents[i], txs, None).unwrap();
+            }
+            prop_assert_eq!(r.state_root(), root);
+        }
+    }
+}

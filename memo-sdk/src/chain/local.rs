@@ -1,0 +1,474 @@
+//! The local chain: one sequencer, redb persistence, verifying followers.
+
+use super::block::{Block, BlockHeader, Head, tx_root, tx_root_of};
+use super::{Ledger, LedgerError, TxStatus};
+use async_trait::async_trait;
+use memo_core::AccountId;
+use memo_core::contract::{
+    Answer, Contract, Genesis, Height, ProofVerifier, Query, Rejection, SignedTx, Tx,
+};
+use memo_core::identity::{Keypair, Signable};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::broadcast;
+
+const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Most transactions waiting for a block.
+const MEMPOOL_LIMIT: usize = 1 << 20;
+/// Statuses remembered.
+const STATUS_LIMIT: usize = 1 << 20;
+
+fn storage(e: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Storage(e.to_string())
+}
+
+/// What a local chain needs to know: its genesis and its sequencer's account.
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    /// The genesis.
+    pub genesis: Genesis,
+    /// The account whose signature every block must carry.
+    pub sequencer: AccountId,
+}
+
+struct Inner {
+    contract: Contract,
+    db: Database,
+    head: Head,
+    key: Option<Keypair>,
+    mempool: Vec<SignedTx>,
+    statuses: HashMap<[u8; 32], TxStatus>,
+    status_order: VecDeque<[u8; 32]>,
+    config: ChainConfig,
+}
+
+/// The embedded ledger: blocks in redb, applied by the contract state machine.
+///
+/// A sequencer (opened with its key) takes transactions and produces blocks; a follower (opened
+/// without) imports blocks and rejects any that does not verify. Both replay their stored
+/// blocks on open, verifying each one again.
+pub struct LocalChain {
+    inner: Mutex<Inner>,
+    events: broadcast::Sender<Arc<Block>>,
+}
+
+impl std::fmt::Debug for LocalChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalChain").finish_non_exhaustive()
+    }
+}
+
+impl LocalChain {
+    /// Opens (or creates) the sequencer's chain at `path`, replaying the stored blocks.
+    pub fn open_sequencer(
+        path: &Path,
+        genesis: Genesis,
+        key: Keypair,
+        verifier: Arc<dyn ProofVerifier>,
+    ) -> Result<Self, LedgerError> {
+        let config = ChainConfig {
+            genesis,
+            sequencer: key.account(),
+        };
+        Self::open(path, config, Some(key), verifier)
+    }
+
+    /// Opens (or creates) a follower's chain at `path`, replaying the stored blocks.
+    pub fn open_follower(
+        path: &Path,
+        config: ChainConfig,
+        verifier: Arc<dyn ProofVerifier>,
+    ) -> Result<Self, LedgerError> {
+        Self::open(path, config, None, verifier)
+    }
+
+    fn open(
+        path: &Path,
+        config: ChainConfig,
+        key: Option<Keypair>,
+        verifier: Arc<dyn ProofVerifier>,
+    ) -> Result<Self, LedgerError> {
+        let contract = Contract::new(&config.genesis, verifier)?;
+        let db = Database::create(path).map_err(storage)?;
+        let genesis_hash = config.genesis.hash();
+        let mut seq_id = [0u8; 64];
+        seq_id[..32].copy_from_slice(&genesis_hash);
+        seq_id[32..].copy_from_slice(&config.sequencer.0);
+        {
+            let w = db.begin_write().map_err(storage)?;
+            {
+                let mut meta = w.open_table(META).map_err(storage)?;
+                let stored = meta
+                    .get("genesis")
+                    .map_err(storage)?
+                    .map(|v| v.value().to_vec());
+                match stored {
+                    Some(s) if s != seq_id => return Err(LedgerError::GenesisMismatch),
+                    Some(_) => {}
+                    None => {
+                        meta.insert("genesis", seq_id.as_slice()).map_err(storage)?;
+                    }
+                }
+                w.open_table(BLOCKS).map_err(storage)?;
+            }
+            w.commit().map_err(storage)?;
+        }
+        let head = Head {
+            height: 0,
+            epoch: 0,
+            hash: genesis_hash,
+            state_root: contract.state_root(),
+            time_ms: 0,
+        };
+        let (events, _) = broadcast::channel(1024);
+        let mut inner = Inner {
+            contract,
+            db,
+            head,
+            key,
+            mempool: Vec::new(),
+            statuses: HashMap::new(),
+            status_order: VecDeque::new(),
+            config,
+        };
+        inner.replay()?;
+        Ok(Self {
+            inner: Mutex::new(inner),
+            events,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the contract half-applied (blocks are
+        // applied atomically), so a poisoned lock is still safe to use.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a signed transaction; returns its hash.
+    pub fn submit_tx(&self, tx: SignedTx) -> Result<[u8; 32], LedgerError> {
+        let mut s = self.lock();
+        if s.key.is_none() {
+            return Err(LedgerError::NotSequencer);
+        }
+        if tx.body.len() > Tx::MAX_BYTES {
+            return Err(LedgerError::TooLarge(tx.body.len()));
+        }
+        if s.mempool.len() >= MEMPOOL_LIMIT {
+            return Err(LedgerError::MempoolFull);
+        }
+        let hash = tx.digest();
+        s.set_status(hash, TxStatus::Pending);
+        s.mempool.push(tx);
+        Ok(hash)
+    }
+
+    /// Produces the next block from the queued transactions (an empty block if none, which
+    /// still advances height and epochs). `time_ms` is the caller's clock; a time before the
+    /// head's is raised to it. Invalid transactions are left out and marked rejected.
+    pub fn produce_block(&self, time_ms: u64) -> Result<Arc<Block>, LedgerError> {
+        let block = self.lock().produce(time_ms)?;
+        let _ = self.events.send(block.clone());
+        Ok(block)
+    }
+
+    /// Verifies and imports the next block (a follower's path). Any failure leaves the chain
+    /// unchanged.
+    pub fn import_block(&self, block: Block) -> Result<(), LedgerError> {
+        let block = Arc::new(block);
+        self.lock().import(&block, true)?;
+        let _ = self.events.send(block);
+        Ok(())
+    }
+
+    /// Imports every block this chain lacks from `source` (a follower catching up).
+    pub async fn sync_from(&self, source: &dyn Ledger) -> Result<Height, LedgerError> {
+        loop {
+            let next = self.lock().head.height + 1;
+            match source.block(next).await? {
+                Some(b) => self.import_block(b)?,
+                None => return Ok(next - 1),
+            }
+        }
+    }
+
+    /// Produces a block every `every`, stamped with the system clock, until the chain is
+    /// dropped. Errors are logged and production continues.
+    pub fn spawn_producer(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(chain) = weak.upgrade() else { break };
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                if let Err(e) = chain.produce_block(now) {
+                    tracing::warn!(error = %e, "block production failed");
+                }
+            }
+        })
+    }
+
+    /// The head.
+    pub fn head_now(&self) -> Head {
+        self.lock().head.clone()
+    }
+
+    /// Reads the state.
+    pub fn query_now(&self, q: &Query) -> Answer {
+        self.lock().contract.query(q)
+    }
+
+    /// The status of a submitted transaction.
+    pub fn status_now(&self, hash: &[u8; 32]) -> TxStatus {
+        self.lock()
+            .statuses
+            .get(hash)
+            .cloned()
+            .unwrap_or(TxStatus::Unknown)
+    }
+
+    /// A stored block.
+    pub fn block_at(&self, height: Height) -> Result<Option<Block>, LedgerError> {
+        self.lock().load(height)
+    }
+
+    /// Runs `f` on the contract state (read-only).
+    pub fn with_contract<R>(&self, f: impl FnOnce(&Contract) -> R) -> R {
+        f(&self.lock().contract)
+    }
+}
+
+impl Inner {
+    fn set_status(&mut self, hash: [u8; 32], status: TxStatus) {
+        if self.statuses.insert(hash, status).is_none() {
+            self.status_order.push_back(hash);
+            if self.status_order.len() > STATUS_LIMIT
+                && let Some(old) = self.status_order.pop_front()
+            {
+                self.statuses.remove(&old);
+            }
+        }
+    }
+
+    fn load(&self, height: Height) -> Result<Option<Block>, LedgerError> {
+        let r = self.db.begin_read().map_err(storage)?;
+        let t = r.open_table(BLOCKS).map_err(storage)?;
+        let Some(bytes) = t.get(height).map_err(storage)? else {
+            return Ok(None);
+        };
+        Block::decode(bytes.value())
+            .map(Some)
+            .map_err(|e| LedgerError::Corrupt {
+                height,
+                reason: Box::new(LedgerError::Malformed(e.to_string())),
+            })
+    }
+
+    fn replay(&mut self) -> Result<(), LedgerError> {
+        let r = self.db.begin_read().map_err(storage)?;
+        let t = r.open_table(BLOCKS).map_err(storage)?;
+        for entry in t.iter().map_err(storage)? {
+            let (k, v) = entry.map_err(storage)?;
+            let height = k.value();
+            let block = Block::decode(v.value()).map_err(|e| LedgerError::Corrupt {
+                height,
+                reason: Box::new(LedgerError::Malformed(e.to_string())),
+            })?;
+            self.import(&block, false)
+                .map_err(|e| LedgerError::Corrupt {
+                    height,
+                    reason: Box::new(e),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Checks a block against the head and the sequencer, applies it, and (if `persist`)
+    /// stores it before committing. Nothing changes on error.
+    fn import(&mut self, block: &Block, persist: bool) -> Result<(), LedgerError> {
+        let h = &block.header;
+        if h.chain != self.config.genesis.chain {
+            return Err(LedgerError::WrongChain(h.chain));
+        }
+        if h.sequencer != self.config.sequencer {
+            return Err(LedgerError::WrongSequencer);
+        }
+        let expected = self.head.height + 1;
+        if h.height != expected {
+            return Err(LedgerError::WrongHeight {
+                expected,
+                got: h.height,
+            });
+        }
+        if h.parent != self.head.hash {
+            return Err(LedgerError::BadParent);
+        }
+        if h.time_ms < self.head.time_ms {
+            return Err(LedgerError::TimeWentBack);
+        }
+        if !block.signature_ok() {
+            return Err(LedgerError::BadSignature);
+        }
+        if tx_root(&block.txs) != h.tx_root {
+            return Err(LedgerError::BadTxRoot);
+        }
+        self.contract
+            .execute_block(h.height, h.parent, &block.txs, Some(h.state_root))?;
+        if persist && let Err(e) = self.store(block) {
+            self.contract.abort_block();
+            return Err(e);
+        }
+        self.contract.commit_block()?;
+        self.advance(block);
+        Ok(())
+    }
+
+    fn store(&self, block: &Block) -> Result<(), LedgerError> {
+        let w = self.db.begin_write().map_err(storage)?;
+        {
+            let mut t = w.open_table(BLOCKS).map_err(storage)?;
+            t.insert(block.header.height, block.encode().as_slice())
+                .map_err(storage)?;
+        }
+        w.commit().map_err(storage)
+    }
+
+    fn advance(&mut self, block: &Block) {
+        self.head = Head {
+            height: block.header.height,
+            epoch: self.contract.epoch(),
+            hash: block.hash(),
+            state_root: block.header.state_root,
+            time_ms: block.header.time_ms,
+        };
+    }
+
+    fn produce(&mut self, time_ms: u64) -> Result<Arc<Block>, LedgerError> {
+        let Some(key) = self.key.clone() else {
+            return Err(LedgerError::NotSequencer);
+        };
+        let height = self.head.height + 1;
+        let parent = self.head.hash;
+        let mut candidates = std::mem::take(&mut self.mempool);
+        let (txs, outcomes, rejected) = loop {
+            self.contract.begin_block(height, parent)?;
+            let mut txs = Vec::with_capacity(candidates.len());
+            let mut outcomes = Vec::with_capacity(candidates.len());
+            let mut rejected: Vec<([u8; 32], Rejection)> = Vec::new();
+            for tx in &candidates {
+                // Signatures are checked below, in one batch over exactly the block's list.
+                match self.contract.apply_verified(tx) {
+                    Ok(o) => {
+                        txs.push(tx.clone());
+                        outcomes.push(o);
+                    }
+                    Err(r) => {
+                        // Report a forgery as such rather than by its state failure.
+                        let r = if self.contract.sig_checker().verify_one(tx) {
+                            r
+                        } else {
+                            Rejection::BadSignature
+                        };
+                        rejected.push((tx.digest(), r));
+                    }
+                }
+            }
+            if self.contract.sig_checker().verify_batch(&txs) {
+                break (txs, outcomes, rejected);
+            }
+            // Some signature is bad: undo, drop the culprits (found one by one), and redo.
+            self.contract.abort_block();
+            let bad: Vec<[u8; 32]> = self
+                .contract
+                .sig_checker()
+                .find_invalid(&txs)
+                .into_iter()
+                .map(|i| txs[i].digest())
+                .collect();
+            for h in &bad {
+                self.set_status(*h, TxStatus::Rejected(Rejection::BadSignature));
+            }
+            candidates.retain(|t| !bad.contains(&t.digest()));
+        };
+        let state_root = match self.contract.end_block() {
+            Ok(r) => r,
+            Err(e) => {
+                self.contract.abort_block();
+                self.mempool = candidates;
+                return Err(e.into());
+            }
+        };
+        let digests: Vec<[u8; 32]> = txs.iter().map(SignedTx::digest).collect();
+        let header = BlockHeader {
+            chain: self.config.genesis.chain,
+            height,
+            parent,
+            time_ms: time_ms.max(self.head.time_ms),
+            tx_root: tx_root_of(&digests),
+            state_root,
+            sequencer: key.account(),
+        };
+        let block = Block::seal(header, txs, &key);
+        if let Err(e) = self.store(&block) {
+            self.contract.abort_block();
+            self.mempool = candidates;
+            return Err(e);
+        }
+        self.contract.commit_block()?;
+        self.advance(&block);
+        for (index, (digest, outcome)) in digests.into_iter().zip(outcomes).enumerate() {
+            self.set_status(
+                digest,
+                TxStatus::Included {
+                    height,
+                    index,
+                    outcome,
+                },
+            );
+        }
+        for (h, r) in rejected {
+            // A duplicate of an included transaction does not hide its inclusion.
+            if !matches!(self.statuses.get(&h), Some(TxStatus::Included { .. })) {
+                self.set_status(h, TxStatus::Rejected(r));
+            }
+        }
+        Ok(Arc::new(block))
+    }
+}
+
+#[async_trait]
+impl Ledger for LocalChain {
+    async fn submit(&self, tx: SignedTx) -> Result<[u8; 32], LedgerError> {
+        self.submit_tx(tx)
+    }
+
+    async fn tx_status(&self, hash: [u8; 32]) -> Result<TxStatus, LedgerError> {
+        Ok(self.status_now(&hash))
+    }
+
+    async fn query(&self, query: Query) -> Result<Answer, LedgerError> {
+        Ok(self.query_now(&query))
+    }
+
+    async fn head(&self) -> Result<Head, LedgerError> {
+        Ok(self.head_now())
+    }
+
+    async fn block(&self, height: Height) -> Result<Option<Block>, LedgerError> {
+        self.block_at(height)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Block>> {
+        self.events.subscribe()
+    }
+}
