@@ -4,6 +4,7 @@
 //! local chain build on it.
 #![warn(missing_docs)]
 
+pub mod net;
 pub mod pipeline;
 
 pub use memo_core;
