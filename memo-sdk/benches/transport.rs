@@ -59,7 +59,10 @@ async fn measure(
     };
     // Warm up: connection, buffers.
     for _ in 0..4 {
-        client.request(server, request.clone()).await.expect("warm-up request");
+        client
+            .request(server, request.clone())
+            .await
+            .expect("warm-up request");
     }
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(secs);
@@ -69,7 +72,10 @@ async fn measure(
         tokio::spawn(async move {
             let mut done = 0usize;
             while Instant::now() < deadline {
-                let answer = client.request(server, request.clone()).await.expect("request");
+                let answer = client
+                    .request(server, request.clone())
+                    .await
+                    .expect("request");
                 if let Direction::Get = dir {
                     assert_eq!(answer.len(), size);
                 }
@@ -109,14 +115,18 @@ fn main() {
         let mem_server_id = mem_server.local_id();
         serve(Arc::new(mem_server), payload.clone());
 
-        let (p2p_server, addrs) =
-            P2pTransport::start(&Keypair::from_seed("bench-p2p-server"), "/ip4/127.0.0.1/tcp/0")
-                .await
-                .expect("start server");
-        let (p2p_client, _) =
-            P2pTransport::start(&Keypair::from_seed("bench-p2p-client"), "/ip4/127.0.0.1/tcp/0")
-                .await
-                .expect("start client");
+        let (p2p_server, addrs) = P2pTransport::start(
+            &Keypair::from_seed("bench-p2p-server"),
+            "/ip4/127.0.0.1/tcp/0",
+        )
+        .await
+        .expect("start server");
+        let (p2p_client, _) = P2pTransport::start(
+            &Keypair::from_seed("bench-p2p-client"),
+            "/ip4/127.0.0.1/tcp/0",
+        )
+        .await
+        .expect("start client");
         let p2p_server_id = p2p_server.local_id();
         p2p_client
             .try_add_address(p2p_server_id, &addrs[0].to_string())

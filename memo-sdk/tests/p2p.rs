@@ -419,3 +419,33 @@ async fn dropping_the_last_handle_stops_the_node() {
         Err(TransportError::Unreachable(b_id))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_incoming_queue_drops_requests() {
+    let a = node("queue-a").await;
+    let b = node_with(
+        "queue-b",
+        P2pConfig {
+            incoming_queue: 1,
+            ..test_config()
+        },
+    )
+    .await;
+    introduce(&a, &b);
+    let send = |body: &'static [u8]| {
+        let (a, to) = (a.clone(), b.local_id());
+        tokio::spawn(async move { a.request(to, Bytes::from_static(body)).await })
+    };
+    let (first, second) = (send(b"e1"), send(b"e2"));
+    // Nobody takes requests yet: one waits in the queue, the other is dropped.
+    let (dropped, waiting) = match futures::future::select(first, second).await {
+        futures::future::Either::Left((done, other)) => (done, other),
+        futures::future::Either::Right((done, other)) => (done, other),
+    };
+    assert_eq!(dropped.unwrap(), Err(TransportError::Dropped(b.local_id())));
+    let inc = b.next_incoming().await.unwrap();
+    assert_eq!(inc.from, a.local_id());
+    inc.reply.send(inc.body.clone()).unwrap();
+    let answered = waiting.await.unwrap().unwrap();
+    assert!(answered == Bytes::from_static(b"e1") || answered == Bytes::from_static(b"e2"));
+}

@@ -82,6 +82,12 @@ async fn transport_conformance(nodes: Vec<Node>) {
             max: MAX_MESSAGE
         })
     );
+    // A node may address itself.
+    echo(a, a, Bytes::from_static(b"eself")).await;
+    assert_eq!(
+        a.request(a.local_id(), Bytes::from_static(b"d")).await,
+        Err(TransportError::Dropped(a.local_id()))
+    );
     // Still healthy afterwards.
     echo(c, a, Bytes::from_static(b"eafter")).await;
 }

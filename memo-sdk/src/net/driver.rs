@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 type Behaviour = request_response::Behaviour<FrameCodec>;
@@ -82,6 +83,8 @@ pub(super) fn start(
         pending: HashMap::new(),
         replies: FuturesUnordered::new(),
         max_message: config.max_message,
+        request_timeout: config.request_timeout,
+        local: key.public().to_peer_id(),
         waiting_listeners: listeners,
         ready: Some(ready_tx),
     };
@@ -100,6 +103,8 @@ struct Driver {
         HashMap<OutboundRequestId, (AccountId, oneshot::Sender<Result<Bytes, TransportError>>)>,
     replies: FuturesUnordered<PendingReply>,
     max_message: usize,
+    request_timeout: Duration,
+    local: PeerId,
     waiting_listeners: Vec<(libp2p::core::transport::ListenerId, Multiaddr)>,
     ready: Option<oneshot::Sender<Result<(), NetError>>>,
 }
@@ -143,6 +148,12 @@ impl Driver {
 
     fn on_command(&mut self, command: Command) {
         match command {
+            Command::Request {
+                peer,
+                account,
+                body,
+                reply,
+            } if peer == self.local => self.request_self(account, body, reply),
             Command::Request {
                 peer,
                 account,
@@ -281,14 +292,55 @@ impl Driver {
         };
         let (reply, response) = oneshot::channel();
         match self.incoming.try_send(Incoming { from, body, reply }) {
-            Ok(()) => self
-                .replies
-                .push(response.map(move |r| (channel, r.ok())).boxed()),
+            Ok(()) => {
+                // The remote gives up after the request timeout; so do we, so that a reply
+                // that never comes does not pin the channel forever.
+                let response = tokio::time::timeout(self.request_timeout, response);
+                self.replies.push(
+                    response
+                        .map(move |r| (channel, r.ok().and_then(|r| r.ok())))
+                        .boxed(),
+                );
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!(%peer, "incoming queue full, dropping a request");
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
+    }
+}
+
+impl Driver {
+    /// A request to this node itself: delivered to its own queue, like any other.
+    fn request_self(
+        &mut self,
+        account: AccountId,
+        body: Bytes,
+        reply: oneshot::Sender<Result<Bytes, TransportError>>,
+    ) {
+        let (incoming_reply, response) = oneshot::channel();
+        let incoming = Incoming {
+            from: account,
+            body,
+            reply: incoming_reply,
+        };
+        if self.incoming.try_send(incoming).is_err() {
+            let _ = reply.send(Err(TransportError::Dropped(account)));
+            return;
+        }
+        let (timeout, max) = (self.request_timeout, self.max_message);
+        tokio::spawn(async move {
+            let result = match tokio::time::timeout(timeout, response).await {
+                Ok(Ok(body)) if body.len() <= max => Ok(body),
+                Ok(Ok(body)) => Err(TransportError::TooLarge {
+                    len: body.len(),
+                    max,
+                }),
+                Ok(Err(_)) => Err(TransportError::Dropped(account)),
+                Err(_) => Err(TransportError::Timeout(account)),
+            };
+            let _ = reply.send(result);
+        });
     }
 }
 

@@ -19,7 +19,7 @@ pub mod identity;
 
 use bytes::Bytes;
 use futures::channel::oneshot;
-use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use libp2p::StreamProtocol;
 use memo_core::transport::{Incoming, MAX_MESSAGE, Transport, TransportError};
 use memo_core::{AccountId, Keypair};
 use std::sync::{Arc, Mutex};
@@ -27,7 +27,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub use identity::{PeerIdError, account_of, libp2p_keypair, peer_id_of};
-pub use libp2p::Multiaddr as Address;
+pub use libp2p::{Multiaddr, PeerId};
 
 /// The request-response protocol id; the version is part of it.
 pub const PROTOCOL: &str = "/memo/req/1";
