@@ -449,3 +449,19 @@ async fn a_full_incoming_queue_drops_requests() {
     let answered = waiting.await.unwrap().unwrap();
     assert!(answered == Bytes::from_static(b"e1") || answered == Bytes::from_static(b"e2"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_stream_limits_are_clamped() {
+    for streams in [0, 1_000_000] {
+        let config = P2pConfig {
+            max_streams_per_connection: streams,
+            ..test_config()
+        };
+        let a = node_with(&format!("clamp-a-{streams}"), config.clone()).await;
+        let b = node_with(&format!("clamp-b-{streams}"), config).await;
+        serve(&b);
+        introduce(&a, &b);
+        let got = a.request(b.local_id(), Bytes::from_static(b"e")).await;
+        assert_echo(&got.unwrap(), a.local_id(), b"e");
+    }
+}

@@ -38,8 +38,11 @@ pub(super) fn start(
     listen: Arc<Mutex<Vec<Multiaddr>>>,
 ) -> Result<oneshot::Receiver<Result<(), NetError>>, NetError> {
     let noise = noise::Config::new(key).map_err(|e| NetError::Noise(e.to_string()))?;
+    // yamux requires 256 KiB (its initial window) per stream within its 1 GiB connection
+    // window, so at most 4096 streams; it asserts otherwise.
+    let streams = config.max_streams_per_connection.clamp(1, 4096);
     let mut yamux = yamux::Config::default();
-    yamux.set_max_num_streams(config.max_streams_per_connection.max(1));
+    yamux.set_max_num_streams(streams);
     let transport = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
         .upgrade(upgrade::Version::V1Lazy)
         .authenticate(noise)
@@ -53,7 +56,7 @@ pub(super) fn start(
         [(protocol, ProtocolSupport::Full)],
         request_response::Config::default()
             .with_request_timeout(config.request_timeout)
-            .with_max_concurrent_streams(config.max_streams_per_connection.max(1)),
+            .with_max_concurrent_streams(streams),
     );
     let swarm_config = libp2p::swarm::Config::with_tokio_executor()
         .with_idle_connection_timeout(config.idle_timeout);

@@ -45,7 +45,7 @@ pub struct P2pConfig {
     pub idle_timeout: Duration,
     /// The largest request or response this node sends or accepts.
     pub max_message: usize,
-    /// Streams (requests in flight, both ways) per connection.
+    /// Streams (requests in flight, both ways) per connection; clamped to 1..=4096.
     pub max_streams_per_connection: usize,
     /// Received requests waiting for [`Transport::next_incoming`]; beyond that, requests are
     /// dropped (their senders get [`TransportError::Dropped`]).
