@@ -465,3 +465,30 @@ async fn out_of_range_stream_limits_are_clamped() {
         assert_echo(&got.unwrap(), a.local_id(), b"e");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_needs_no_listener_and_bad_listen_addresses_are_errors() {
+    let server = node("listen-server").await;
+    serve(&server);
+    let client = node_with(
+        "listen-client",
+        P2pConfig {
+            listen: Vec::new(),
+            ..test_config()
+        },
+    )
+    .await;
+    assert!(client.listen_addrs().is_empty());
+    introduce(&client, &server);
+    let got = client
+        .request(server.local_id(), Bytes::from_static(b"e"))
+        .await;
+    assert_echo(&got.unwrap(), client.local_id(), b"e");
+
+    // An address that is not this host's (TEST-NET-1) cannot be listened on.
+    let foreign = "/ip4/192.0.2.1/tcp/0";
+    let again = P2pTransport::start(&Keypair::from_seed("listen-foreign"), foreign).await;
+    assert!(matches!(again, Err(NetError::Listen { .. })), "{again:?}");
+    let bad = P2pTransport::start(&Keypair::from_seed("listen-bad"), "tcp:4001").await;
+    assert!(matches!(bad, Err(NetError::BadAddress { .. })), "{bad:?}");
+}

@@ -77,7 +77,7 @@ pub(super) fn start(
         listeners.push((id, address.clone()));
     }
     let (ready_tx, ready_rx) = oneshot::channel();
-    let driver = Driver {
+    let mut driver = Driver {
         swarm,
         commands,
         incoming,
@@ -91,6 +91,8 @@ pub(super) fn start(
         waiting_listeners: listeners,
         ready: Some(ready_tx),
     };
+    // A node without listeners (a pure client) is ready at once.
+    driver.check_ready();
     tokio::spawn(driver.run());
     Ok(ready_rx)
 }

@@ -35,7 +35,10 @@ pub const PROTOCOL: &str = "/memo/req/1";
 /// Settings of a [`P2pTransport`].
 #[derive(Debug, Clone)]
 pub struct P2pConfig {
-    /// Where to listen, e.g. `/ip4/0.0.0.0/tcp/4001` (default `/ip4/127.0.0.1/tcp/0`).
+    /// Where to listen, e.g. `/ip4/0.0.0.0/tcp/4001` (default `/ip4/127.0.0.1/tcp/0`); empty
+    /// for a client that only dials. libp2p-tcp sets `SO_REUSEPORT` on its sockets, so a port
+    /// held by another libp2p listener of the same user is shared rather than refused (Noise
+    /// still rejects a connection that reaches the wrong peer).
     pub listen: Vec<Multiaddr>,
     /// The whole life of one request on its stream (send, remote work, response).
     pub request_timeout: Duration,
