@@ -10,6 +10,7 @@ pub mod client;
 pub mod keeper;
 pub mod local;
 pub mod oplog;
+pub mod net;
 pub mod pipeline;
 pub mod provider;
 pub mod rpc;
