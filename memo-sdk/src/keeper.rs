@@ -1,9 +1,9 @@
 //! The keeper service: places chunks, keeps ownership metadata in sync through the shared
 //! [`OpLog`], answers users' queries and cascades purges to providers.
 
+use crate::node::Service;
 use crate::oplog::OpLog;
 use crate::provider::{client as provider_client, kind};
-use bytes::Bytes;
 use futures::StreamExt;
 use memo_core::id::AccountId;
 use memo_core::objects::{Applied, ObjectOp, Objects};
@@ -11,7 +11,7 @@ use memo_core::ownership::{ChunkInfo, MemoryMeta};
 use memo_core::protocol::{
     AccountStatus, ChunkPlacement, ErrorCode, RemoteError, Request, Response,
 };
-use memo_core::transport::{Incoming, Transport};
+use memo_core::transport::Transport;
 use memo_core::{ShardId, Signed, wire};
 use rand::seq::IndexedRandom;
 use std::collections::{BTreeMap, BTreeSet};
@@ -87,13 +87,17 @@ impl Keeper {
             .retain(|p| p != provider);
     }
 
-    /// Starts following the log and serving requests; returns when the transport closes.
+    /// Starts applying the shared log in the background (call once).
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.clone().follow())
+    }
+
+    /// Follows the log and serves requests on its transport until it closes (a node with only
+    /// this service).
     pub async fn run(self: Arc<Self>) {
-        let follower = tokio::spawn(self.clone().follow());
-        while let Some(incoming) = self.transport.next_incoming().await {
-            let me = self.clone();
-            tokio::spawn(async move { me.serve(incoming).await });
-        }
+        let follower = self.start();
+        let t = self.transport.clone();
+        crate::node::serve(t, vec![self.clone() as Arc<dyn Service>]).await;
         follower.abort();
         info!(keeper = %self.account().short(), "transport closed; keeper stopped");
     }
@@ -137,17 +141,8 @@ impl Keeper {
         }
     }
 
-    async fn serve(self: Arc<Self>, incoming: Incoming) {
-        let Incoming { from, body, reply } = incoming;
-        let response = match Request::from_bytes(&body) {
-            Ok(req) => self.handle(from, req).await,
-            Err(e) => err(ErrorCode::BadRequest, e.to_string()),
-        };
-        let _ = reply.send(Bytes::from(response.to_bytes()));
-    }
-
-    /// Handles one request from `from`.
-    pub async fn handle(self: &Arc<Self>, from: AccountId, req: Request) -> Response {
+    /// Handles one keeper request from `from`.
+    pub async fn handle_request(&self, from: AccountId, req: Request) -> Response {
         match req {
             Request::Place { chunks } => self.place(&chunks),
             Request::Locate { chunks } => {
@@ -241,7 +236,7 @@ impl Keeper {
 
     /// Verifies a signed operation, appends it to the log, waits until it is applied here, and
     /// reports its outcome; a purge is cascaded to the holders.
-    async fn submit(self: &Arc<Self>, tx: &[u8]) -> Response {
+    async fn submit(&self, tx: &[u8]) -> Response {
         let signed: Signed<ObjectOp> =
             match wire::decode(tx, memo_core::objects::MAX_OP_BYTES + 256, "operation") {
                 Ok(s) => s,
@@ -306,6 +301,21 @@ impl Keeper {
             }
         });
         futures::future::join_all(calls).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl Service for Keeper {
+    async fn handle(&self, from: AccountId, req: &Request) -> Option<Response> {
+        match req {
+            Request::Place { .. }
+            | Request::Locate { .. }
+            | Request::Submit { .. }
+            | Request::ListObjects
+            | Request::StatObject { .. }
+            | Request::Account => Some(self.handle_request(from, req.clone()).await),
+            _ => None,
+        }
     }
 }
 

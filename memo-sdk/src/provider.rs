@@ -1,11 +1,12 @@
 //! The provider service: holds shards and serves them, over any transport and shard store.
 
+use crate::node::Service;
 use crate::rpc::unexpected;
 use bytes::Bytes;
 use memo_core::AccountId;
 use memo_core::ownership::{Holder, HolderError, ShardStore};
 use memo_core::protocol::{ErrorCode, RemoteError, Request, Response};
-use memo_core::transport::{Incoming, Transport};
+use memo_core::transport::Transport;
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 use tracing::{debug, info, warn};
@@ -52,27 +53,10 @@ impl<S: ShardStore + 'static> Provider<S> {
         self.holder.store()
     }
 
-    /// Serves requests until the transport closes. Each request runs in its own task.
+    /// Serves requests on its transport until it closes (a node with only this service).
     pub async fn run(self: Arc<Self>) {
-        while let Some(incoming) = self.transport.next_incoming().await {
-            let me = self.clone();
-            tokio::spawn(async move { me.serve(incoming).await });
-        }
-        info!(provider = %self.account().short(), "transport closed; provider stopped");
-    }
-
-    async fn serve(self: Arc<Self>, incoming: Incoming) {
-        let Incoming { from, body, reply } = incoming;
-        let response = match Request::from_bytes(&body) {
-            Ok(req) => {
-                let me = self.clone();
-                tokio::task::spawn_blocking(move || me.handle(from, req))
-                    .await
-                    .unwrap_or_else(|e| error(ErrorCode::Internal, format!("handler failed: {e}")))
-            }
-            Err(e) => error(ErrorCode::BadRequest, e.to_string()),
-        };
-        let _ = reply.send(Bytes::from(response.to_bytes()));
+        let t = self.transport.clone();
+        crate::node::serve(t, vec![self as Arc<dyn Service>]).await;
     }
 
     fn is_keeper(&self, who: &AccountId) -> bool {
@@ -82,8 +66,8 @@ impl<S: ShardStore + 'static> Provider<S> {
             .contains(who)
     }
 
-    /// Handles one request (blocking: it touches the disk).
-    pub fn handle(&self, from: AccountId, req: Request) -> Response {
+    /// Handles one provider request (blocking: it touches the disk).
+    pub fn handle_blocking(&self, from: AccountId, req: Request) -> Response {
         match req {
             Request::PutShard { shard, bytes } => match self.holder.accept(&shard, &bytes) {
                 Ok(new) => {
@@ -128,6 +112,30 @@ impl<S: ShardStore + 'static> Provider<S> {
                 format!("a provider does not serve {}", kind(&other)),
             ),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: ShardStore + 'static> Service for Provider<S> {
+    async fn handle(&self, from: AccountId, req: &Request) -> Option<Response> {
+        if !matches!(
+            req,
+            Request::PutShard { .. }
+                | Request::GetShard { .. }
+                | Request::DeleteShards { .. }
+                | Request::ProviderStatus
+        ) {
+            return None;
+        }
+        let req = req.clone();
+        // Disk work: on a multi-threaded runtime, let the other workers take over meanwhile.
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        Some(if multi {
+            tokio::task::block_in_place(|| self.handle_blocking(from, req))
+        } else {
+            self.handle_blocking(from, req)
+        })
     }
 }
 

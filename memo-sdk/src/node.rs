@@ -1,0 +1,50 @@
+//! One node, several services: routes each incoming request to the service that serves it.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use memo_core::AccountId;
+use memo_core::protocol::{ErrorCode, RemoteError, Request, Response};
+use memo_core::transport::{Incoming, Transport};
+use std::sync::Arc;
+use tracing::debug;
+
+/// Something a node serves: keeper, provider, ledger...
+#[async_trait]
+pub trait Service: Send + Sync + 'static {
+    /// Answers `req` from the authenticated `from`, or `None` if this service does not serve
+    /// this kind of request (the next service is asked).
+    async fn handle(&self, from: AccountId, req: &Request) -> Option<Response>;
+}
+
+/// Serves `services` on `transport` until it closes; each request runs in its own task.
+pub async fn serve(transport: Arc<dyn Transport>, services: Vec<Arc<dyn Service>>) {
+    let services = Arc::new(services);
+    while let Some(incoming) = transport.next_incoming().await {
+        let services = services.clone();
+        tokio::spawn(async move { dispatch(&services, incoming).await });
+    }
+    debug!(node = %transport.local_id().short(), "transport closed");
+}
+
+async fn dispatch(services: &[Arc<dyn Service>], incoming: Incoming) {
+    let Incoming { from, body, reply } = incoming;
+    let response = match Request::from_bytes(&body) {
+        Ok(req) => {
+            let mut answer = None;
+            for s in services {
+                if let Some(r) = s.handle(from, &req).await {
+                    answer = Some(r);
+                    break;
+                }
+            }
+            answer.unwrap_or_else(|| {
+                Response::Error(RemoteError::new(
+                    ErrorCode::BadRequest,
+                    format!("this node does not serve {}", crate::provider::kind(&req)),
+                ))
+            })
+        }
+        Err(e) => Response::Error(RemoteError::new(ErrorCode::BadRequest, e.to_string())),
+    };
+    let _ = reply.send(Bytes::from(response.to_bytes()));
+}
