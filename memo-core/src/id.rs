@@ -24,8 +24,32 @@ pub enum IdParseError {
 macro_rules! id_type {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        ///
+        /// Serialized as 64 hex digits in human-readable formats (JSON, TOML) and as 32 raw
+        /// bytes in binary ones.
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(pub [u8; 32]);
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.serialize_str(&self.to_hex())
+                } else {
+                    self.0.serialize(s)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if d.is_human_readable() {
+                    let text = String::deserialize(d)?;
+                    text.parse().map_err(serde::de::Error::custom)
+                } else {
+                    <[u8; 32]>::deserialize(d).map(Self)
+                }
+            }
+        }
 
         impl $name {
             /// The raw bytes.
@@ -116,6 +140,16 @@ impl ShardId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serde_is_hex_in_json_and_raw_in_binary() {
+        let id = ShardId::of(b"x");
+        let bin = crate::wire::encode(&id);
+        assert_eq!(bin, id.0.to_vec());
+        assert_eq!(crate::wire::decode::<ShardId>(&bin, 32, "id").unwrap(), id);
+        let text = toml::to_string(&std::collections::BTreeMap::from([("id", id)])).unwrap();
+        assert!(text.contains(&id.to_hex()));
+    }
 
     #[test]
     fn hex_round_trip_and_errors() {

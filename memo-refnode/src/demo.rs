@@ -2,12 +2,15 @@
 //! Every step is checked; the exit code is 0 only if all of them held.
 
 use anyhow::{Context, Result, bail};
+use memo_core::AccountId;
 use memo_core::codec::CodecParams;
 use memo_core::ownership::ShardStore;
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_sdk::ClientError;
-use memo_sdk::local::{LocalNetwork, LocalSpec};
+use memo_sdk::local::{LocalNetwork, LocalSpec, node_keys};
+use memo_sdk::net::P2pTransport;
 use memo_sdk::store::FsShardStore;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -111,13 +114,34 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
             dir.display()
         );
     }
-    let net = MemoryNetwork::new();
-    let n2 = net.clone();
+    // Every node gets a real libp2p transport on loopback and learns every other's address.
+    let mut transports: HashMap<AccountId, P2pTransport> = HashMap::new();
+    let mut addresses = Vec::new();
+    for kp in node_keys(&spec) {
+        let (t, addrs) = P2pTransport::start(&kp, "/ip4/127.0.0.1/tcp/0")
+            .await
+            .context("starting a node's transport")?;
+        let addr = addrs
+            .first()
+            .map(ToString::to_string)
+            .context("a node has no listen address")?;
+        addresses.push((kp.account(), addr));
+        transports.insert(kp.account(), t);
+    }
+    for t in transports.values() {
+        for (account, addr) in &addresses {
+            t.try_add_address(*account, addr)?;
+        }
+    }
     let stores = dir.clone();
     let mut open_error = None;
+    let by_account = transports.clone();
     let local: LocalNetwork<FsShardStore> = LocalNetwork::start(
         &spec,
-        move |kp| Arc::new(n2.join(kp.account())) as Arc<dyn Transport>,
+        move |kp| match by_account.get(&kp.account()) {
+            Some(t) => Arc::new(t.clone()) as Arc<dyn Transport>,
+            None => Arc::new(MemoryNetwork::new().join(kp.account())) as Arc<dyn Transport>,
+        },
         |i| match FsShardStore::open(stores.join(format!("provider-{i}"))) {
             Ok(s) => s,
             Err(e) => {
@@ -134,7 +158,7 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
     story.ok(
         "network",
         format!(
-            "{} keepers and {} providers serving",
+            "{} keepers and {} providers serving over libp2p (TCP, Noise, yamux) on loopback",
             local.keepers.len(),
             local.providers.len()
         ),
@@ -214,7 +238,9 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
     let victim = &local.providers[0];
     let lost = victim.service.store().list().map(|l| l.len()).unwrap_or(0);
     victim.stop();
-    net.set_down(victim.account());
+    if let Some(t) = transports.get(&victim.account()) {
+        t.shutdown().await;
+    }
     if bob.get_bytes("from-alice.bin").await? != data {
         bail!("read after a provider stopped returned different bytes");
     }

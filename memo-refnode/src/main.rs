@@ -2,9 +2,13 @@
 //!
 //! Thin over memo-sdk: it parses arguments, loads config and wires SDK parts together.
 
+mod client_cmd;
 mod demo;
+mod devnet;
+mod node;
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// memo: decentralized storage you can embed.
@@ -14,6 +18,9 @@ struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Client config file (for put, get, rm, ls, stat, account).
+    #[arg(long, global = true, env = "MEMO_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -22,6 +29,12 @@ struct Cli {
 enum Command {
     /// Run the whole system on an embedded local network and check every step.
     Demo(demo::DemoArgs),
+    /// Run a local network with every node in its own process, until Ctrl-C.
+    Devnet(devnet::DevnetArgs),
+    /// Run one keeper or provider (for operators).
+    Node(node::NodeArgs),
+    #[command(flatten)]
+    Client(client_cmd::ClientCommand),
 }
 
 fn main() -> ExitCode {
@@ -43,11 +56,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
+    let (json, config) = (cli.json, cli.config);
+    let result = runtime.block_on(async move {
         match cli.command {
-            Command::Demo(args) => demo::run(args, cli.json).await,
+            Command::Demo(args) => demo::run(args, json).await,
+            Command::Devnet(args) => devnet::run(args, json).await,
+            Command::Node(args) => node::run(args).await,
+            Command::Client(cmd) => client_cmd::run(cmd, config, json).await,
         }
     });
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -72,6 +72,21 @@ pub struct LocalNetwork<S> {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// The keypairs [`LocalNetwork::start`] gives its keepers, providers and users (in that order),
+/// so a caller can start real transports for them first.
+pub fn node_keys(spec: &LocalSpec) -> Vec<Keypair> {
+    let mut out: Vec<Keypair> = (0..spec.keepers)
+        .map(|i| Keypair::from_seed(&format!("keeper-{i}")))
+        .collect();
+    out.extend((0..spec.providers).map(|i| Keypair::from_seed(&format!("provider-{i}"))));
+    out.extend(
+        spec.users
+            .iter()
+            .map(|n| Keypair::from_seed(&format!("user-{n}"))),
+    );
+    out
+}
+
 impl<S: ShardStore + 'static> LocalNetwork<S> {
     /// Starts keepers, providers (stores from `store`) and users, with transports from
     /// `transport` (given each node's keypair and every earlier node's transport, so a real

@@ -1,0 +1,239 @@
+//! `memo devnet`: a local network with every node in its own OS process.
+
+use crate::node::{NodeReady, shutdown_signal};
+use anyhow::{Context, Result, bail};
+use memo_sdk::config::{ClientFile, NodeConfig, PeerInfo, Role, load_or_create_key, write_atomic};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Options of `memo devnet`.
+#[derive(clap::Args, Debug)]
+pub struct DevnetArgs {
+    /// Directory for keys, configs, data and logs.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Number of providers.
+    #[arg(long, default_value_t = 6)]
+    providers: usize,
+    /// Number of keepers.
+    #[arg(long, default_value_t = 1)]
+    keepers: usize,
+    /// User names (a client config is written for each).
+    #[arg(long, value_delimiter = ',', default_value = "alice,bob,carol")]
+    users: Vec<String>,
+    /// Epoch length in seconds (challenges and settlement).
+    #[arg(long, default_value_t = 10)]
+    epoch_secs: u64,
+    /// Data shards per chunk written into the user configs.
+    #[arg(long, default_value_t = 4)]
+    k: u8,
+    /// Parity shards per chunk written into the user configs.
+    #[arg(long, default_value_t = 2)]
+    m: u8,
+}
+
+#[derive(serde::Serialize)]
+struct DevnetFile {
+    nodes: Vec<NodeReady>,
+    users: Vec<UserEntry>,
+    epoch_secs: u64,
+}
+
+#[derive(serde::Serialize)]
+struct UserEntry {
+    name: String,
+    account: String,
+    config: String,
+}
+
+struct Children(Vec<(String, Child)>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            let _ = c.kill();
+        }
+        for (_, c) in &mut self.0 {
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn_node(dir: &Path, cfg: &NodeConfig, children: &mut Children) -> Result<NodeReady> {
+    let config_path = dir.join("configs").join(format!("{}.toml", cfg.name));
+    cfg.save(&config_path)?;
+    let _ = std::fs::remove_file(cfg.data_dir.join("node.json"));
+    let log = std::fs::File::create(dir.join("logs").join(format!("{}.log", cfg.name)))?;
+    let exe = std::env::current_exe().context("finding the memo binary")?;
+    let child = Command::new(exe)
+        .args(["node", "--config"])
+        .arg(&config_path)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .env("MEMO_PARENT_PID", std::process::id().to_string())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", cfg.name))?;
+    children.0.push((cfg.name.clone(), child));
+    let ready_file = cfg.data_dir.join("node.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&ready_file)
+            && let Ok(ready) = serde_json::from_str::<NodeReady>(&text)
+        {
+            return Ok(ready);
+        }
+        if let Some((name, c)) = children.0.last_mut()
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            bail!(
+                "{name} exited with {status} before it was ready; see {}/logs/{name}.log",
+                dir.display()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("{} was not ready within 30 s", cfg.name);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Runs the devnet until SIGINT or SIGTERM.
+pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
+    if args.providers < (args.k + args.m) as usize {
+        bail!("--providers must be at least k + m = {}", args.k + args.m);
+    }
+    if args.keepers == 0 {
+        bail!("--keepers must be at least 1");
+    }
+    let dir = std::path::absolute(&args.dir).context("--dir")?;
+    for sub in ["keys", "configs", "logs", "nodes", "users"] {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
+    let key = |name: &str| dir.join("keys").join(format!("{name}.key"));
+    let keeper_names: Vec<String> = (0..args.keepers).map(|i| format!("keeper-{i}")).collect();
+    let provider_names: Vec<String> = (0..args.providers)
+        .map(|i| format!("provider-{i}"))
+        .collect();
+    let mut keeper_peers = Vec::new();
+    for name in &keeper_names {
+        let kp = load_or_create_key(&key(name))?;
+        keeper_peers.push(PeerInfo {
+            name: name.clone(),
+            role: Role::Keeper,
+            account: kp.account().to_hex(),
+            address: String::new(),
+        });
+    }
+    let mut children = Children(Vec::new());
+    let mut nodes = Vec::new();
+    let mut provider_peers = Vec::new();
+    // Providers first: keepers and users need their addresses.
+    for name in &provider_names {
+        let cfg = NodeConfig {
+            role: Role::Provider,
+            name: name.clone(),
+            key_file: key(name),
+            data_dir: dir.join("nodes").join(name),
+            listen: "/ip4/127.0.0.1/tcp/0".into(),
+            capacity: 64 << 30,
+            peers: keeper_peers.clone(),
+        };
+        let ready = spawn_node(&dir, &cfg, &mut children)?;
+        provider_peers.push(PeerInfo {
+            name: name.clone(),
+            role: Role::Provider,
+            account: ready.account.clone(),
+            address: ready.listen.clone(),
+        });
+        nodes.push(ready);
+    }
+    for (i, name) in keeper_names.iter().enumerate() {
+        let cfg = NodeConfig {
+            role: Role::Keeper,
+            name: name.clone(),
+            key_file: key(name),
+            data_dir: dir.join("nodes").join(name),
+            listen: "/ip4/127.0.0.1/tcp/0".into(),
+            capacity: 0,
+            peers: provider_peers
+                .iter()
+                .chain(keeper_peers.iter())
+                .cloned()
+                .collect(),
+        };
+        let ready = spawn_node(&dir, &cfg, &mut children)?;
+        keeper_peers[i].address = ready.listen.clone();
+        nodes.push(ready);
+    }
+    let mut users = Vec::new();
+    for name in &args.users {
+        let kp = load_or_create_key(&key(&format!("user-{name}")))?;
+        let file = ClientFile {
+            key_file: PathBuf::from("..")
+                .join("keys")
+                .join(format!("user-{name}.key")),
+            chunk_size: None,
+            data_shards: Some(args.k),
+            parity_shards: Some(args.m),
+            peers: keeper_peers
+                .iter()
+                .chain(provider_peers.iter())
+                .cloned()
+                .collect(),
+        };
+        let path = dir.join("users").join(format!("{name}.toml"));
+        file.save(&path)?;
+        users.push(UserEntry {
+            name: name.clone(),
+            account: kp.account().to_hex(),
+            config: path.display().to_string(),
+        });
+    }
+    let summary = DevnetFile {
+        nodes,
+        users,
+        epoch_secs: args.epoch_secs,
+    };
+    write_atomic(
+        &dir.join("devnet.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        eprintln!(
+            "devnet: {} keepers and {} providers running; configs for {} in {}/users; Ctrl-C stops it",
+            args.keepers,
+            args.providers,
+            args.users.join(", "),
+            dir.display()
+        );
+        eprintln!(
+            "try: memo --config {}/users/{}.toml put FILE",
+            dir.display(),
+            args.users.first().map(String::as_str).unwrap_or("alice")
+        );
+    }
+    // Run until a signal, or until a node dies.
+    loop {
+        tokio::select! {
+            _ = shutdown_signal() => break,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                for (name, c) in &mut children.0 {
+                    if let Ok(Some(status)) = c.try_wait() {
+                        bail!("{name} exited with {status}; see {}/logs/{name}.log", dir.display());
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("devnet: stopping");
+    drop(children);
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! `memo node --config FILE`: one keeper or provider, until SIGINT or SIGTERM.
+
+use anyhow::{Context, Result};
+use memo_core::transport::Transport;
+use memo_sdk::config::{NodeConfig, Role, load_or_create_key, write_atomic};
+use memo_sdk::keeper::{Keeper, KeeperConfig};
+use memo_sdk::net::P2pTransport;
+use memo_sdk::node::{Service, serve};
+use memo_sdk::oplog::{MemoryOpLog, OpLog};
+use memo_sdk::provider::Provider;
+use memo_sdk::store::FsShardStore;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// Options of `memo node`.
+#[derive(clap::Args, Debug)]
+pub struct NodeArgs {
+    /// The node's config file.
+    #[arg(long, env = "MEMO_NODE_CONFIG")]
+    pub config: PathBuf,
+}
+
+/// What a running node reports in `DATA_DIR/node.json` once it serves.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+pub struct NodeReady {
+    /// The node's name.
+    pub name: String,
+    /// "keeper" or "provider".
+    pub role: String,
+    /// Its account id.
+    pub account: String,
+    /// Its process id.
+    pub pid: u32,
+    /// The address it listens on.
+    pub listen: String,
+    /// Its data directory.
+    pub data_dir: String,
+}
+
+/// Runs a node until a shutdown signal.
+pub async fn run(args: NodeArgs) -> Result<()> {
+    let cfg = NodeConfig::load(&args.config)?;
+    let keypair = load_or_create_key(&cfg.key_file)?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let (transport, addrs) = P2pTransport::start(&keypair, &cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    for p in &cfg.peers {
+        if p.address.is_empty() {
+            continue;
+        }
+        let account = p.account_id().map_err(anyhow::Error::msg)?;
+        if let Err(e) = transport.try_add_address(account, &p.address) {
+            warn!(peer = %p.name, "ignoring address {}: {e}", p.address);
+        }
+    }
+    let transport: Arc<dyn Transport> = Arc::new(transport.clone());
+    let keepers: Vec<_> = cfg
+        .peers
+        .iter()
+        .filter(|p| p.role == Role::Keeper)
+        .filter_map(|p| p.account_id().ok())
+        .collect();
+    let providers: Vec<_> = cfg
+        .peers
+        .iter()
+        .filter(|p| p.role == Role::Provider)
+        .filter_map(|p| p.account_id().ok())
+        .collect();
+    let services: Vec<Arc<dyn Service>> = match cfg.role {
+        Role::Provider => {
+            let store = FsShardStore::open(cfg.data_dir.join("shards"))?;
+            vec![Provider::new(transport.clone(), store, cfg.capacity, keepers) as Arc<dyn Service>]
+        }
+        Role::Keeper => {
+            let log: Arc<dyn OpLog> = Arc::new(MemoryOpLog::new());
+            let keeper = Keeper::new(transport.clone(), log, KeeperConfig::default());
+            for p in providers {
+                keeper.add_provider(p);
+            }
+            keeper.start();
+            vec![keeper as Arc<dyn Service>]
+        }
+    };
+    let listen = addrs.first().map(|a| a.to_string()).unwrap_or_default();
+    let ready = NodeReady {
+        name: cfg.name.clone(),
+        role: match cfg.role {
+            Role::Keeper => "keeper".into(),
+            Role::Provider => "provider".into(),
+        },
+        account: keypair.account().to_hex(),
+        pid: std::process::id(),
+        listen: listen.clone(),
+        data_dir: cfg.data_dir.display().to_string(),
+    };
+    write_atomic(
+        &cfg.data_dir.join("node.json"),
+        serde_json::to_string_pretty(&ready)?.as_bytes(),
+    )?;
+    info!(name = %cfg.name, account = %keypair.account().short(), %listen, "serving");
+    eprintln!("{} {} serving on {listen}", ready.role, cfg.name);
+    tokio::select! {
+        _ = serve(transport, services) => {}
+        _ = shutdown_signal() => info!("shutting down"),
+        _ = parent_gone() => info!("the devnet that started this node is gone; shutting down"),
+    }
+    Ok(())
+}
+
+/// Resolves when the process named by `MEMO_PARENT_PID` (set by `memo devnet`) has exited;
+/// never otherwise. Keeps devnet nodes from outliving a devnet that was killed.
+async fn parent_gone() {
+    let Some(pid) = std::env::var("MEMO_PARENT_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
+        return std::future::pending().await;
+    };
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    if !proc_dir.exists() {
+        return std::future::pending().await;
+    }
+    while proc_dir.exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

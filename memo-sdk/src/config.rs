@@ -1,0 +1,338 @@
+//! Config files (TOML) for nodes and clients, and key files.
+//!
+//! ```toml
+//! # a provider node
+//! role = "provider"
+//! name = "provider-0"
+//! key_file = "keys/provider-0.key"
+//! data_dir = "nodes/provider-0"
+//! listen = "/ip4/127.0.0.1/tcp/0"
+//! capacity = 17179869184
+//!
+//! [[peers]]
+//! name = "keeper-0"
+//! role = "keeper"
+//! account = "9f1c…"                 # 64 hex digits
+//! address = "/ip4/127.0.0.1/tcp/40123"
+//! ```
+//!
+//! A client file has `key_file`, optional codec settings (`chunk_size`, `data_shards`,
+//! `parity_shards`), and the same `[[peers]]` list (keepers are tried in order).
+//! Relative paths are relative to the config file's directory.
+
+use memo_core::codec::CodecParams;
+use memo_core::{AccountId, Keypair};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A config or key file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read or written.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A node's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Coordinates users and providers.
+    Keeper,
+    /// Holds shards.
+    Provider,
+}
+
+/// Another node this one knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// A label.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// Its account id (64 hex digits).
+    pub account: String,
+    /// Where it listens (a multiaddr).
+    pub address: String,
+}
+
+impl PeerInfo {
+    /// The parsed account id.
+    pub fn account_id(&self) -> Result<AccountId, String> {
+        self.account
+            .parse()
+            .map_err(|e| format!("peer {}: account: {e}", self.name))
+    }
+}
+
+/// A keeper or provider node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Keeper or provider.
+    pub role: Role,
+    /// A label for logs.
+    pub name: String,
+    /// The node's key file (created on first start if missing).
+    pub key_file: PathBuf,
+    /// Where the node keeps its data.
+    pub data_dir: PathBuf,
+    /// Multiaddr to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Providers: bytes offered.
+    #[serde(default = "default_capacity")]
+    pub capacity: u64,
+    /// Known peers.
+    #[serde(default)]
+    pub peers: Vec<PeerInfo>,
+}
+
+/// A user's client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFile {
+    /// The user's key file.
+    pub key_file: PathBuf,
+    /// Plaintext bytes per chunk.
+    #[serde(default)]
+    pub chunk_size: Option<u32>,
+    /// k.
+    #[serde(default)]
+    pub data_shards: Option<u8>,
+    /// m.
+    #[serde(default)]
+    pub parity_shards: Option<u8>,
+    /// Known peers; keepers are tried in the listed order.
+    #[serde(default)]
+    pub peers: Vec<PeerInfo>,
+}
+
+fn default_listen() -> String {
+    "/ip4/127.0.0.1/tcp/0".into()
+}
+
+fn default_capacity() -> u64 {
+    16 << 30
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
+        path: path.into(),
+        error,
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = read(path)?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.into(),
+        message: e.to_string(),
+    })
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+fn check_peers(path: &Path, peers: &[PeerInfo]) -> Result<(), ConfigError> {
+    for p in peers {
+        p.account_id().map_err(|message| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        })?;
+    }
+    Ok(())
+}
+
+impl NodeConfig {
+    /// Loads and checks a node config; relative paths become relative to its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut c: NodeConfig = parse(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        c.key_file = resolve(base, &c.key_file);
+        c.data_dir = resolve(base, &c.data_dir);
+        check_peers(path, &c.peers)?;
+        Ok(c)
+    }
+
+    /// Writes the config as TOML.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        write_toml(path, self)
+    }
+}
+
+impl ClientFile {
+    /// Loads and checks a client config; relative paths become relative to its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut c: ClientFile = parse(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        c.key_file = resolve(base, &c.key_file);
+        check_peers(path, &c.peers)?;
+        c.params().validate().map_err(|e| ConfigError::Invalid {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        if !c.peers.iter().any(|p| p.role == Role::Keeper) {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                message: "no keeper among the peers".into(),
+            });
+        }
+        Ok(c)
+    }
+
+    /// The codec parameters this config asks for.
+    pub fn params(&self) -> CodecParams {
+        let d = CodecParams::default();
+        CodecParams {
+            chunk_size: self.chunk_size.unwrap_or(d.chunk_size),
+            data_shards: self.data_shards.unwrap_or(d.data_shards),
+            parity_shards: self.parity_shards.unwrap_or(d.parity_shards),
+        }
+    }
+
+    /// Writes the config as TOML.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        write_toml(path, self)
+    }
+}
+
+fn write_toml<T: Serialize>(path: &Path, value: &T) -> Result<(), ConfigError> {
+    let text = toml::to_string(value).map_err(|e| ConfigError::Invalid {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// Writes a file atomically (temporary file, then rename), creating its directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
+    let io = |error| ConfigError::Io {
+        path: path.into(),
+        error,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Loads a key file, or creates one with a fresh random key if it does not exist.
+pub fn load_or_create_key(path: &Path) -> Result<Keypair, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Keypair::from_key_file(&text).map_err(|e| ConfigError::Invalid {
+            path: path.into(),
+            message: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let kp = Keypair::from_secret(rand::random());
+            write_atomic(path, kp.to_key_file().as_bytes())?;
+            restrict(path);
+            Ok(kp)
+        }
+        Err(error) => Err(ConfigError::Io {
+            path: path.into(),
+            error,
+        }),
+    }
+}
+
+/// Loads an existing key file.
+pub fn load_key(path: &Path) -> Result<Keypair, ConfigError> {
+    let text = read(path)?;
+    Keypair::from_key_file(&text).map_err(|e| ConfigError::Invalid {
+        path: path.into(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_round_trip_and_bad_files_get_typed_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let kp = Keypair::from_seed("k");
+        let peer = PeerInfo {
+            name: "k".into(),
+            role: Role::Keeper,
+            account: kp.account().to_hex(),
+            address: "/ip4/127.0.0.1/tcp/1".into(),
+        };
+        let c = ClientFile {
+            key_file: "u.key".into(),
+            chunk_size: None,
+            data_shards: Some(3),
+            parity_shards: None,
+            peers: vec![peer.clone()],
+        };
+        let path = dir.path().join("u.toml");
+        c.save(&path).unwrap();
+        let back = ClientFile::load(&path).unwrap();
+        assert_eq!(back.key_file, dir.path().join("u.key"));
+        assert_eq!(back.params().data_shards, 3);
+        assert!(matches!(
+            ClientFile::load(&dir.path().join("missing.toml")),
+            Err(ConfigError::Io { .. })
+        ));
+        std::fs::write(&path, "key_file = 3").unwrap();
+        assert!(matches!(
+            ClientFile::load(&path),
+            Err(ConfigError::Parse { .. })
+        ));
+        std::fs::write(&path, "key_file = \"a\"\n[[peers]]\nname=\"x\"\nrole=\"keeper\"\naccount=\"zz\"\naddress=\"\"\n").unwrap();
+        assert!(matches!(
+            ClientFile::load(&path),
+            Err(ConfigError::Invalid { .. })
+        ));
+        std::fs::write(&path, "key_file = \"a\"\ndata_shards = 1\n").unwrap();
+        assert!(matches!(
+            ClientFile::load(&path),
+            Err(ConfigError::Invalid { .. })
+        ));
+        let key = dir.path().join("keys/n.key");
+        let a = load_or_create_key(&key).unwrap();
+        assert_eq!(load_or_create_key(&key).unwrap().account(), a.account());
+        std::fs::write(&key, "secret = 1").unwrap();
+        assert!(matches!(load_key(&key), Err(ConfigError::Invalid { .. })));
+    }
+}
