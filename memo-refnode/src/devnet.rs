@@ -31,6 +31,9 @@ pub struct DevnetArgs {
     /// Parity shards per chunk written into the user configs.
     #[arg(long, default_value_t = 2)]
     m: u8,
+    /// Fsync every shard on the providers (off by default: all providers share one disk here).
+    #[arg(long)]
+    sync_writes: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -142,6 +145,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             data_dir: dir.join("nodes").join(name),
             listen: "/ip4/127.0.0.1/tcp/0".into(),
             capacity: 64 << 30,
+            sync_writes: args.sync_writes,
             peers: keeper_peers.clone(),
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
@@ -161,6 +165,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             data_dir: dir.join("nodes").join(name),
             listen: "/ip4/127.0.0.1/tcp/0".into(),
             capacity: 0,
+            sync_writes: true,
             peers: provider_peers
                 .iter()
                 .chain(keeper_peers.iter())

@@ -71,7 +71,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         .collect();
     let services: Vec<Arc<dyn Service>> = match cfg.role {
         Role::Provider => {
-            let store = FsShardStore::open(cfg.data_dir.join("shards"))?;
+            let store = FsShardStore::open(cfg.data_dir.join("shards"))?.with_sync(cfg.sync_writes);
             vec![Provider::new(transport.clone(), store, cfg.capacity, keepers) as Arc<dyn Service>]
         }
         Role::Keeper => {

@@ -105,6 +105,9 @@ pub struct NodeConfig {
     /// Providers: bytes offered.
     #[serde(default = "default_capacity")]
     pub capacity: u64,
+    /// Providers: fsync every shard before acknowledging it (see `FsShardStore::with_sync`).
+    #[serde(default = "default_true")]
+    pub sync_writes: bool,
     /// Known peers.
     #[serde(default)]
     pub peers: Vec<PeerInfo>,
@@ -132,6 +135,10 @@ pub struct ClientFile {
 
 fn default_listen() -> String {
     "/ip4/127.0.0.1/tcp/0".into()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_capacity() -> u64 {

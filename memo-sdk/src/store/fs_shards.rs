@@ -42,6 +42,7 @@ pub struct FsShardStore {
     /// Serialises the rename/unlink step with the byte count (data is written outside it).
     lock: Mutex<()>,
     tmp_seq: AtomicU64,
+    sync: bool,
 }
 
 impl std::fmt::Debug for FsShardStore {
@@ -74,7 +75,19 @@ impl FsShardStore {
             used: AtomicU64::new(used),
             lock: Mutex::new(()),
             tmp_seq: AtomicU64::new(0),
+            sync: true,
         })
+    }
+
+    /// Whether each put is fsync'd (file and directory) before it is acknowledged. On by
+    /// default. Without it a put survives the process being killed (the data is written and
+    /// renamed into place before the put returns) but not a machine crash; reads still verify
+    /// every shard against its id, so a shard torn by a crash is reported and repaired from the
+    /// other providers, never served. Worth turning off where many providers share one disk
+    /// (a devnet), and a trade-off for operators to choose.
+    pub fn with_sync(mut self, sync: bool) -> Self {
+        self.sync = sync;
+        self
     }
 
     fn path(&self, id: &ShardId) -> PathBuf {
@@ -114,7 +127,7 @@ impl ShardStore for FsShardStore {
         let written = (|| {
             let mut f = File::create(&tmp)?;
             f.write_all(bytes)?;
-            f.sync_all()
+            if self.sync { f.sync_all() } else { Ok(()) }
         })();
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
@@ -128,7 +141,9 @@ impl ShardStore for FsShardStore {
         fs::rename(&tmp, &path).map_err(io("rename"))?;
         self.used.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         drop(_g);
-        if let Some(dir) = path.parent() {
+        if self.sync
+            && let Some(dir) = path.parent()
+        {
             sync_dir(dir)?;
         }
         Ok(true)
@@ -169,7 +184,9 @@ impl ShardStore for FsShardStore {
         fs::remove_file(&path).map_err(io("delete"))?;
         self.used.fetch_sub(len, Ordering::Relaxed);
         drop(_g);
-        if let Some(dir) = path.parent() {
+        if self.sync
+            && let Some(dir) = path.parent()
+        {
             sync_dir(dir)?;
         }
         Ok(true)

@@ -1,0 +1,101 @@
+//! Put and get throughput through a devnet of real processes on loopback, beside the in-process
+//! pipeline's throughput on the same data in the same run.
+//!
+//! `cargo bench -p memo-refnode --bench devnet` (sizes in MiB: `MEMO_BENCH_SIZES=64,1024`).
+
+use memo_core::codec::{CodecParams, ConvergenceDomain, Decoder, Encoder, MemoryShards};
+use memo_core::transport::Transport;
+use memo_sdk::config::{ClientFile, Role, load_key};
+use memo_sdk::net::{P2pConfig, P2pTransport};
+use memo_sdk::{Client, ClientConfig};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn random(len: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    let mut s = seed | 1;
+    for w in v.chunks_mut(8) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        w.copy_from_slice(&s.to_le_bytes()[..w.len()]);
+    }
+    v
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let sizes: Vec<usize> = std::env::var("MEMO_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![64, 1024]);
+    let dir = tempfile::tempdir()?;
+    let mut devnet = Command::new(env!("CARGO_BIN_EXE_memo"))
+        .args(["devnet", "--providers", "10", "--keepers", "1", "--users", "bench", "--dir"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.path().join("devnet.json").exists() {
+        if Instant::now() > deadline {
+            let _ = devnet.kill();
+            return Err("devnet did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = rt.block_on(async {
+        let file = ClientFile::load(&dir.path().join("users/bench.toml"))?;
+        let keypair = load_key(&file.key_file)?;
+        let transport = P2pTransport::start_with(&keypair, P2pConfig { listen: vec![], ..P2pConfig::default() }).await?;
+        let mut keepers = Vec::new();
+        for p in &file.peers {
+            transport.try_add_address(p.account_id()?, &p.address)?;
+            if p.role == Role::Keeper {
+                keepers.push(p.account_id()?);
+            }
+        }
+        let client = Client::new(keypair, Arc::new(transport) as Arc<dyn Transport>, ClientConfig::new(keepers))?;
+        println!("devnet: 1 keeper and 10 provider processes on loopback (libp2p TCP+Noise+yamux, fsync'd shard files), RS 4+2, 1 MiB chunks");
+        println!("{:>8} {:>16} {:>16} {:>16} {:>16} {:>8} {:>8}", "MiB", "pipeline enc", "devnet put", "pipeline dec", "devnet get", "put %", "get %");
+        for (i, mib) in sizes.iter().enumerate() {
+            let data = random(mib << 20, 0x5eed + i as u64);
+            // In-process pipeline on the same data: encode into memory, decode back.
+            let enc = Encoder::new(ConvergenceDomain::global(), CodecParams::default())?;
+            let shards = MemoryShards::new();
+            let t = Instant::now();
+            let obj = enc.encode_reader(&data[..], Some(data.len() as u64), &mut |_| {}, &mut |c| {
+                shards.insert_chunk(&c);
+                Ok(())
+            })?;
+            let p_enc = *mib as f64 / t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let back = Decoder::default().decode_to_vec(&shards, &obj)?;
+            let p_dec = *mib as f64 / t.elapsed().as_secs_f64();
+            assert!(back == data);
+            drop((back, shards));
+            // Through the devnet.
+            let t = Instant::now();
+            let put = client.put(&format!("bench-{mib}"), &data[..], Some(data.len() as u64), &mut |_| {}).await?;
+            let d_put = *mib as f64 / t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let mut out = Vec::with_capacity(data.len());
+            client.get(&put.id.to_hex(), None, &mut out, &mut |_| {}).await?;
+            let d_get = *mib as f64 / t.elapsed().as_secs_f64();
+            if out != data {
+                return Err("devnet returned different bytes".into());
+            }
+            client.delete(&put.id.to_hex()).await?;
+            println!(
+                "{mib:>8} {:>11.0} MiB/s {:>11.0} MiB/s {:>11.0} MiB/s {:>11.0} MiB/s {:>7.0}% {:>7.0}%",
+                p_enc, d_put, p_dec, d_get, 100.0 * d_put / p_enc, 100.0 * d_get / p_dec
+            );
+        }
+        Ok::<(), Box<dyn std::error::Error>>(())
+    });
+    let _ = Command::new("kill").arg("-TERM").arg(devnet.id().to_string()).status();
+    let _ = devnet.wait();
+    result
+}
