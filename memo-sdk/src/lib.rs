@@ -8,6 +8,7 @@
 pub mod chain;
 pub mod client;
 pub mod keeper;
+pub mod keeper_node;
 pub mod local;
 pub mod net;
 pub mod node;

@@ -626,7 +626,7 @@ pub struct FollowStatus {
 pub struct ChainFollower {
     chain: Arc<LocalChain>,
     status: watch::Receiver<FollowStatus>,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for ChainFollower {
@@ -649,8 +649,17 @@ impl ChainFollower {
         Self {
             chain,
             status,
-            task,
+            task: Some(task),
         }
+    }
+
+    /// Stops following and waits until the loop is gone; returns the chain.
+    pub async fn stop(mut self) -> Arc<LocalChain> {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+        self.chain.clone()
     }
 
     /// The follower's chain (serve it with a [`LedgerService`] for reads).
@@ -672,7 +681,9 @@ impl ChainFollower {
 
 impl Drop for ChainFollower {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
     }
 }
 

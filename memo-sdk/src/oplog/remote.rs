@@ -68,7 +68,7 @@ pub struct RemoteOpLog {
     sequencer: AccountId,
     replica: Arc<dyn Replica>,
     status: watch::Receiver<SyncStatus>,
-    task: JoinHandle<()>,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for RemoteOpLog {
@@ -114,7 +114,17 @@ impl RemoteOpLog {
             sequencer,
             replica,
             status,
-            task,
+            task: std::sync::Mutex::new(Some(task)),
+        }
+    }
+
+    /// Stops pulling and waits until the puller is gone (it then holds no reference to the
+    /// replica). Following still serves what was replicated.
+    pub async fn stop(&self) {
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = task {
+            t.abort();
+            let _ = t.await;
         }
     }
 
@@ -137,7 +147,14 @@ impl RemoteOpLog {
 
 impl Drop for RemoteOpLog {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(t) = self
+            .task
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            t.abort();
+        }
     }
 }
 
