@@ -94,6 +94,8 @@ pub struct KeeperNode {
     transport: Arc<dyn Transport>,
     services: Vec<Arc<dyn Service>>,
     tasks: Vec<JoinHandle<()>>,
+    serving: Option<JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for KeeperNode {
@@ -160,6 +162,8 @@ impl KeeperNode {
             transport,
             services,
             tasks,
+            serving: None,
+            stop: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -218,6 +222,8 @@ impl KeeperNode {
             transport,
             services,
             tasks,
+            serving: None,
+            stop: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -231,18 +237,45 @@ impl KeeperNode {
         self.services.clone()
     }
 
-    /// Serves [`KeeperNode::services`] on the node's transport in a background task (stopped by
-    /// [`KeeperNode::shutdown`]).
+    /// Serves [`KeeperNode::services`] on the node's transport in a background task, each
+    /// request in its own task, until the transport closes or [`KeeperNode::shutdown`].
     pub fn spawn_serving(&mut self) {
+        if self.serving.is_some() {
+            return;
+        }
         let t = self.transport.clone();
-        let services = self.services();
-        self.tasks
-            .push(tokio::spawn(crate::node::serve(t, services)));
+        let services = Arc::new(self.services());
+        let mut stop = self.stop.subscribe();
+        self.serving = Some(tokio::spawn(async move {
+            let mut requests = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    incoming = t.next_incoming() => match incoming {
+                        Some(incoming) => {
+                            let services = services.clone();
+                            requests.spawn(async move {
+                                crate::node::dispatch(&services, incoming).await;
+                            });
+                        }
+                        None => break,
+                    },
+                    Some(_) = requests.join_next(), if !requests.is_empty() => {}
+                    _ = stop.changed() => break,
+                }
+            }
+            // Requests in flight (long polls included) are cancelled and waited for.
+            requests.shutdown().await;
+        }));
     }
 
-    /// Stops every background task of the node and waits for them, then drops the node. Once
-    /// requests in flight have finished, the data dir's files are closed and can be reopened.
+    /// Stops serving (cancelling requests in flight) and every background task of the node,
+    /// waits for them, then drops the node: its data dir's files are closed when this returns,
+    /// so the node can be opened again from them.
     pub async fn shutdown(mut self) {
+        self.stop.send_replace(true);
+        if let Some(s) = self.serving.take() {
+            let _ = s.await;
+        }
         for t in &self.tasks {
             t.abort();
         }
@@ -260,6 +293,9 @@ impl KeeperNode {
 
 impl Drop for KeeperNode {
     fn drop(&mut self) {
+        if let Some(s) = &self.serving {
+            s.abort();
+        }
         for t in &self.tasks {
             t.abort();
         }
