@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 pub const PROTOCOL_VERSION: u8 = 1;
 /// Most chunks one placement or location request may name.
 pub const MAX_CHUNKS_PER_REQUEST: usize = 4096;
+/// Most log entries or blocks one read request may ask for (and one response may carry).
+pub const MAX_ENTRIES_PER_READ: u32 = 4096;
 
 /// Where one chunk's shards live: `holders[i]` holds shard `i` (if anyone does).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +125,47 @@ pub enum Request {
     },
     /// Keeper: the caller's account.
     Account,
+    /// Op-log sequencer: append a signed object operation (canonical bytes of a
+    /// `Signed<ObjectOp>`); the answer is [`Response::OpAppended`].
+    OpAppend {
+        /// The encoded signed operation.
+        op: Vec<u8>,
+    },
+    /// Op log: entries from position `from` on, at most `max` of them; if none exist yet,
+    /// the server may hold the request up to `wait_ms` for one to arrive (long poll). The
+    /// answer is [`Response::OpEntries`].
+    OpRead {
+        /// First position wanted.
+        from: u64,
+        /// Most entries wanted (at most [`MAX_ENTRIES_PER_READ`]).
+        max: u32,
+        /// Longest wait for a first entry, in milliseconds (the server caps it).
+        wait_ms: u32,
+    },
+    /// Ledger: queue a signed transaction (canonical bytes of a `SignedTx`).
+    LedgerSubmit {
+        /// The encoded signed transaction.
+        tx: Vec<u8>,
+    },
+    /// Ledger: what became of a submitted transaction.
+    LedgerTxStatus {
+        /// The transaction hash.
+        hash: [u8; 32],
+    },
+    /// Ledger: read the state (canonical bytes of a contract `Query`).
+    LedgerQuery {
+        /// The encoded query.
+        query: Vec<u8>,
+    },
+    /// Ledger: the head block.
+    LedgerHead,
+    /// Ledger: committed blocks from height `from` on, at most `max`.
+    LedgerBlocks {
+        /// First height wanted.
+        from: u64,
+        /// Most blocks wanted (at most [`MAX_ENTRIES_PER_READ`]).
+        max: u32,
+    },
 }
 
 /// A response to a [`Request`].
@@ -172,6 +215,29 @@ pub enum Response {
     Account(AccountStatus),
     /// The request was refused or failed.
     Error(RemoteError),
+    /// The position a [`Request::OpAppend`] got in the log.
+    OpAppended(u64),
+    /// Entries for a [`Request::OpRead`]: `entries[i]` (canonical bytes of a
+    /// `Signed<ObjectOp>`) is at position `from + i`; `len` is the log's length when read.
+    OpEntries {
+        /// Position of the first entry.
+        from: u64,
+        /// The encoded entries, in order.
+        entries: Vec<Vec<u8>>,
+        /// The log's length.
+        len: u64,
+    },
+    /// The hash of a transaction a [`Request::LedgerSubmit`] queued.
+    LedgerSubmitted([u8; 32]),
+    /// A transaction's status (the ledger's canonical encoding).
+    LedgerTxStatus(Vec<u8>),
+    /// The answer to a [`Request::LedgerQuery`] (canonical bytes of a contract `Answer`).
+    LedgerAnswer(Vec<u8>),
+    /// The head (the ledger's canonical encoding).
+    LedgerHead(Vec<u8>),
+    /// Blocks for a [`Request::LedgerBlocks`], in height order from the height asked (the
+    /// ledger's canonical block encoding); fewer than asked at the head or at the size limit.
+    LedgerBlocks(Vec<Vec<u8>>),
 }
 
 /// Why a node refused a request. `code` lets callers act without parsing `message`.
@@ -232,6 +298,9 @@ impl Request {
                     || chunks.iter().any(|c| c.shards.len() > MAX_SHARDS)
             }
             Request::Locate { chunks } => too_many(chunks.len(), MAX_CHUNKS_PER_REQUEST),
+            Request::OpRead { max, .. } | Request::LedgerBlocks { max, .. } => {
+                *max > MAX_ENTRIES_PER_READ
+            }
             _ => false,
         };
         if bad {
@@ -249,9 +318,21 @@ impl Response {
     pub fn to_bytes(&self) -> Vec<u8> {
         wire::encode_versioned(PROTOCOL_VERSION, self)
     }
-    /// Decodes a response.
+    /// Decodes and bounds-checks a response.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
-        wire::decode_versioned(bytes, PROTOCOL_VERSION, MAX_MESSAGE, "response")
+        let r: Response = wire::decode_versioned(bytes, PROTOCOL_VERSION, MAX_MESSAGE, "response")?;
+        let bad = match &r {
+            Response::OpEntries { entries, .. } => entries.len() > MAX_ENTRIES_PER_READ as usize,
+            Response::LedgerBlocks(blocks) => blocks.len() > MAX_ENTRIES_PER_READ as usize,
+            _ => false,
+        };
+        if bad {
+            return Err(WireError::Malformed {
+                what: "response",
+                reason: "too many items".into(),
+            });
+        }
+        Ok(r)
     }
 }
 
@@ -276,6 +357,40 @@ mod tests {
         ));
         let resp = Response::Error(RemoteError::new(ErrorCode::Refused, "not an owner"));
         assert_eq!(Response::from_bytes(&resp.to_bytes()).unwrap(), resp);
+    }
+
+    #[test]
+    fn read_requests_and_responses_are_bounded() {
+        let ok = Request::OpRead {
+            from: 7,
+            max: MAX_ENTRIES_PER_READ,
+            wait_ms: 100,
+        };
+        assert_eq!(Request::from_bytes(&ok.to_bytes()).unwrap(), ok);
+        for big in [
+            Request::OpRead {
+                from: 0,
+                max: MAX_ENTRIES_PER_READ + 1,
+                wait_ms: 0,
+            },
+            Request::LedgerBlocks {
+                from: 1,
+                max: MAX_ENTRIES_PER_READ + 1,
+            },
+        ] {
+            assert!(matches!(
+                Request::from_bytes(&big.to_bytes()),
+                Err(WireError::Malformed { .. })
+            ));
+        }
+        let many = Response::OpEntries {
+            from: 0,
+            entries: vec![Vec::new(); MAX_ENTRIES_PER_READ as usize + 1],
+            len: 0,
+        };
+        assert!(Response::from_bytes(&many.to_bytes()).is_err());
+        let fine = Response::LedgerBlocks(vec![vec![1, 2, 3]]);
+        assert_eq!(Response::from_bytes(&fine.to_bytes()).unwrap(), fine);
     }
 
     proptest! {

@@ -87,6 +87,16 @@ impl Keeper {
             .retain(|p| p != provider);
     }
 
+    /// How many log entries this keeper has applied.
+    pub fn applied(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Waits until this keeper has applied at least `len` log entries.
+    pub async fn wait_applied(&self, len: u64) {
+        let _ = self.applied.subscribe().wait_for(|&n| n >= len).await;
+    }
+
     /// Starts applying the shared log in the background (call once).
     pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(self.clone().follow())

@@ -9,6 +9,7 @@ pub mod chain;
 pub mod client;
 pub mod config;
 pub mod keeper;
+pub mod keeper_node;
 pub mod local;
 pub mod net;
 pub mod node;

@@ -26,7 +26,9 @@ pub async fn serve(transport: Arc<dyn Transport>, services: Vec<Arc<dyn Service>
     debug!(node = %transport.local_id().short(), "transport closed");
 }
 
-async fn dispatch(services: &[Arc<dyn Service>], incoming: Incoming) {
+/// Answers one request with the first of `services` that serves it (for callers that run their
+/// own accept loop, e.g. to cancel requests in flight on shutdown).
+pub async fn dispatch(services: &[Arc<dyn Service>], incoming: Incoming) {
     let Incoming { from, body, reply } = incoming;
     let response = match Request::from_bytes(&body) {
         Ok(req) => {

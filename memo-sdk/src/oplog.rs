@@ -2,7 +2,18 @@
 //!
 //! Every keeper applies the same operations in the same order, so all keepers hold the same
 //! ownership metadata; a keeper that restarts replays the log. [`MemoryOpLog`] serves keepers in
-//! one process (tests, `memo demo`); the ledger carries the log between processes.
+//! one process (tests, `memo demo`). Between processes, one keeper sequences: its
+//! [`DurableOpLog`] (redb, fsync'd before an append returns) is served by an [`OpLogService`],
+//! and the other keepers follow it through a [`RemoteOpLog`] (optionally with a durable local
+//! replica, so a restarting follower replays locally before it asks the sequencer).
+
+mod durable;
+mod remote;
+mod service;
+
+pub use durable::DurableOpLog;
+pub use remote::{RemoteOpLog, RemoteOpLogConfig, SyncStatus};
+pub use service::{OpLogService, client};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -23,6 +34,65 @@ pub trait OpLog: Send + Sync + 'static {
     async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, String>;
     /// Every entry from position `from` on, in order, then new ones as they come. Never skips.
     fn follow(&self, from: u64) -> BoxStream<'static, LogEntry>;
+    /// The number of entries known here, if the log can tell cheaply.
+    fn known_len(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Why a log operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpLogError {
+    /// The log's store failed (I/O, disk full...); nothing was appended.
+    #[error("op log store: {0}")]
+    Storage(String),
+    /// A stored record does not decode: the store is corrupt or was tampered with.
+    #[error("op log record {position} is corrupt: {reason}")]
+    Corrupt {
+        /// The record's position.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store was written by a newer format.
+    #[error("op log format {found} is not supported (this build reads {supported})")]
+    Format {
+        /// The format found.
+        found: u64,
+        /// The format this build reads.
+        supported: u64,
+    },
+    /// Entries were offered at a position other than the log's end.
+    #[error("entries offered at position {got}, the log ends at {expected}")]
+    Gap {
+        /// The log's length.
+        expected: u64,
+        /// The position offered.
+        got: u64,
+    },
+    /// An operation is too large to store.
+    #[error("operation of {0} bytes is too large")]
+    TooLarge(usize),
+    /// An operation's signature does not verify.
+    #[error("operation at position {position} is not validly signed")]
+    BadSignature {
+        /// Its position.
+        position: u64,
+    },
+    /// The log's writer stopped.
+    #[error("op log is closed")]
+    Closed,
+}
+
+/// A log that can take entries at known positions: the local replica of a follower.
+#[async_trait]
+pub(crate) trait Replica: OpLog {
+    /// Entries stored.
+    fn len(&self) -> u64;
+    /// Stores `ops` (already verified) at positions `from`, `from + 1`, ...; `from` must be
+    /// [`Replica::len`].
+    async fn extend(&self, from: u64, ops: Vec<Signed<ObjectOp>>) -> Result<(), OpLogError>;
 }
 
 /// An in-process [`OpLog`].
@@ -46,6 +116,37 @@ impl MemoryOpLog {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Entries in the log.
+    pub fn len(&self) -> u64 {
+        *self.len.borrow()
+    }
+
+    /// Whether the log is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl Replica for MemoryOpLog {
+    fn len(&self) -> u64 {
+        MemoryOpLog::len(self)
+    }
+
+    async fn extend(&self, from: u64, ops: Vec<Signed<ObjectOp>>) -> Result<(), OpLogError> {
+        let mut log = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let expected = log.len() as u64;
+        if from != expected {
+            return Err(OpLogError::Gap {
+                expected,
+                got: from,
+            });
+        }
+        log.extend(ops);
+        self.len.send_replace(log.len() as u64);
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -56,6 +157,10 @@ impl OpLog for MemoryOpLog {
         log.push(op);
         self.len.send_replace(pos + 1);
         Ok(pos)
+    }
+
+    fn known_len(&self) -> Option<u64> {
+        Some(self.len())
     }
 
     fn follow(&self, from: u64) -> BoxStream<'static, LogEntry> {

@@ -157,6 +157,13 @@ pub fn kind(req: &Request) -> &'static str {
         Request::ListObjects => "ListObjects",
         Request::StatObject { .. } => "StatObject",
         Request::Account => "Account",
+        Request::OpAppend { .. } => "OpAppend",
+        Request::OpRead { .. } => "OpRead",
+        Request::LedgerSubmit { .. } => "LedgerSubmit",
+        Request::LedgerTxStatus { .. } => "LedgerTxStatus",
+        Request::LedgerQuery { .. } => "LedgerQuery",
+        Request::LedgerHead => "LedgerHead",
+        Request::LedgerBlocks { .. } => "LedgerBlocks",
     }
 }
 

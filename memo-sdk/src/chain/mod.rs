@@ -11,9 +11,11 @@
 
 mod block;
 mod local;
+mod remote;
 
 pub use block::{Block, BlockHeader, Head, tx_root};
 pub use local::{ChainConfig, LocalChain};
+pub use remote::{ChainFollower, FollowStatus, LedgerService, RemoteLedger};
 
 use async_trait::async_trait;
 use memo_core::contract::{
@@ -105,6 +107,12 @@ pub enum LedgerError {
     /// Applying the block failed (an invalid transaction, a state-root mismatch...).
     #[error(transparent)]
     Block(#[from] BlockError),
+    /// The ledger node could not be reached or answered garbage (retry later).
+    #[error("ledger node unreachable: {0}")]
+    Unreachable(String),
+    /// The remote ledger node refused or failed the request.
+    #[error("ledger node refused: {0}")]
+    Remote(memo_core::protocol::RemoteError),
 }
 
 /// A ledger: submit transactions, read state, follow blocks.

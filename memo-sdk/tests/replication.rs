@@ -1,0 +1,751 @@
+//! Keepers in sync across nodes: one sequencer and two followers over a transport (in memory
+//! and libp2p on loopback), users on different keepers, restarts from data dirs; and the local
+//! chain followed and verified over the network, including a lying sequencer.
+
+use memo_core::codec::CodecParams;
+use memo_core::contract::{
+    Answer, Call, ChainStatus, Challenge, Genesis, Params, ProofVerifier, Query, SettlementCall,
+    SignedTx, Tx,
+};
+use memo_core::objects::ObjectOp;
+use memo_core::ownership::{MemoryShardStore, ShardStore};
+use memo_core::protocol::{Request, Response};
+use memo_core::transport::{MemoryNetwork, Transport};
+use memo_core::{AccountId, Keypair, Signed};
+use memo_sdk::chain::{
+    Block, ChainConfig, ChainFollower, Head, Ledger, LedgerError, LedgerService, LocalChain,
+    RemoteLedger, TxStatus,
+};
+use memo_sdk::keeper::KeeperConfig;
+use memo_sdk::keeper_node::KeeperNode;
+use memo_sdk::net::P2pTransport;
+use memo_sdk::node::{Service, serve};
+use memo_sdk::oplog::{DurableOpLog, OpLog, OpLogService, RemoteOpLog, RemoteOpLogConfig};
+use memo_sdk::provider::Provider;
+use memo_sdk::{Client, ClientConfig, ClientError};
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+/// Guards against a hang: a test that stops making progress fails instead of blocking.
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no progress in 60 s"))
+}
+
+/// Where nodes get their transports.
+enum Fabric {
+    Memory(MemoryNetwork),
+    P2p(Mutex<Vec<P2pTransport>>),
+}
+
+impl Fabric {
+    fn memory() -> Self {
+        Fabric::Memory(MemoryNetwork::new())
+    }
+
+    fn p2p() -> Self {
+        Fabric::P2p(Mutex::new(Vec::new()))
+    }
+
+    /// A transport for `kp`; on libp2p it listens on a fresh loopback port and every node
+    /// learns every other's address.
+    async fn join(&self, kp: &Keypair) -> Arc<dyn Transport> {
+        match self {
+            Fabric::Memory(net) => Arc::new(net.join(kp.account())),
+            Fabric::P2p(all) => {
+                let (t, addrs) = P2pTransport::start(kp, "/ip4/127.0.0.1/tcp/0")
+                    .await
+                    .unwrap();
+                let mut all = all.lock().unwrap();
+                for other in all.iter() {
+                    t.add_address(other.local_id(), &other.listen_addrs()[0].to_string());
+                    other.add_address(t.local_id(), &addrs[0].to_string());
+                }
+                all.push(t.clone());
+                Arc::new(t)
+            }
+        }
+    }
+
+    /// Takes a node off the network (its process died).
+    async fn leave(&self, id: AccountId) {
+        if let Fabric::P2p(all) = self {
+            let gone: Vec<P2pTransport> = {
+                let mut all = all.lock().unwrap();
+                let (gone, kept) = all.drain(..).partition(|t| t.local_id() == id);
+                *all = kept;
+                gone
+            };
+            for t in gone {
+                t.shutdown().await;
+            }
+        }
+    }
+}
+
+fn params() -> CodecParams {
+    CodecParams {
+        chunk_size: 64 * 1024,
+        data_shards: 4,
+        parity_shards: 2,
+    }
+}
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    blake3::Hasher::new()
+        .update(&[seed])
+        .finalize_xof()
+        .fill(&mut v);
+    v
+}
+
+fn keeper_key(i: usize) -> Keypair {
+    Keypair::from_seed(&format!("keeper-{i}"))
+}
+
+fn user_key(name: &str) -> Keypair {
+    Keypair::from_seed(&format!("user-{name}"))
+}
+
+/// Three keepers (0 sequences, 1 and 2 follow, each with a data dir) and six providers.
+struct Net {
+    fabric: Fabric,
+    dir: tempfile::TempDir,
+    keepers: Vec<Option<KeeperNode>>,
+    providers: Vec<Arc<Provider<MemoryShardStore>>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Net {
+    async fn start(fabric: Fabric) -> Self {
+        let mut net = Net {
+            fabric,
+            dir: tempfile::tempdir().unwrap(),
+            keepers: Vec::new(),
+            providers: Vec::new(),
+            tasks: Vec::new(),
+        };
+        let keeper_ids: Vec<AccountId> = (0..3).map(|i| keeper_key(i).account()).collect();
+        for i in 0..6 {
+            let kp = Keypair::from_seed(&format!("provider-{i}"));
+            let p = Provider::new(
+                net.fabric.join(&kp).await,
+                MemoryShardStore::new(),
+                1 << 30,
+                keeper_ids.clone(),
+            );
+            net.tasks.push(tokio::spawn(p.clone().run()));
+            net.providers.push(p);
+        }
+        for i in 0..3 {
+            let k = net.start_keeper(i).await;
+            net.keepers.push(Some(k));
+        }
+        net
+    }
+
+    async fn start_keeper(&self, i: usize) -> KeeperNode {
+        let t = self.fabric.join(&keeper_key(i)).await;
+        let dir = self.dir.path().join(format!("keeper-{i}"));
+        let mut node = if i == 0 {
+            KeeperNode::sequencer(t, &dir, KeeperConfig::default(), None, None).unwrap()
+        } else {
+            KeeperNode::follower(
+                t,
+                keeper_key(0).account(),
+                &dir,
+                KeeperConfig::default(),
+                None,
+            )
+            .unwrap()
+        };
+        for p in &self.providers {
+            node.keeper.add_provider(p.account());
+        }
+        node.spawn_serving();
+        node
+    }
+
+    async fn stop_keeper(&mut self, i: usize) {
+        let node = self.keepers[i].take().unwrap();
+        let id = node.account();
+        node.shutdown().await;
+        self.fabric.leave(id).await;
+    }
+
+    async fn restart_keeper(&mut self, i: usize) {
+        let node = self.start_keeper(i).await;
+        self.keepers[i] = Some(node);
+    }
+
+    fn keeper(&self, i: usize) -> &KeeperNode {
+        self.keepers[i].as_ref().unwrap()
+    }
+
+    /// A client for `name` that talks only to keeper `k`.
+    async fn user(&self, name: &str, k: usize) -> Client {
+        let kp = user_key(name);
+        let mut cfg = ClientConfig::new(vec![keeper_key(k).account()]);
+        cfg.params = params();
+        Client::new(kp.clone(), self.fabric.join(&kp).await, cfg).unwrap()
+    }
+
+    /// The sequencer's log length.
+    fn log_len(&self) -> u64 {
+        self.keeper(0).durable.as_ref().unwrap().len()
+    }
+
+    /// Waits until every running keeper has applied the sequencer's whole log.
+    async fn converge(&self) -> u64 {
+        let len = self.log_len();
+        for k in self.keepers.iter().flatten() {
+            within("keeper catching up", k.keeper.wait_applied(len)).await;
+        }
+        len
+    }
+
+    fn shards_held(&self) -> usize {
+        self.providers
+            .iter()
+            .map(|p| p.store().list().unwrap().len())
+            .sum()
+    }
+
+    /// Asserts that every running keeper holds the same state for `users`: their object lists,
+    /// accounts, and every object's chunks with their holders.
+    async fn assert_same_state(&self, users: &[&str]) {
+        let keepers: Vec<&KeeperNode> = self.keepers.iter().flatten().collect();
+        for name in users {
+            let u = user_key(name).account();
+            let view = |k: &KeeperNode| {
+                let k = k.keeper.clone();
+                async move {
+                    let list = k.handle_request(u, Request::ListObjects).await;
+                    let account = k.handle_request(u, Request::Account).await;
+                    let mut stats = Vec::new();
+                    if let Response::Objects(objects) = &list {
+                        for o in objects {
+                            stats.push(k.handle_request(u, Request::StatObject { id: o.id }).await);
+                        }
+                    }
+                    (list, account, stats)
+                }
+            };
+            let reference = view(keepers[0]).await;
+            assert!(matches!(reference.0, Response::Objects(_)));
+            for k in &keepers[1..] {
+                assert_eq!(view(k).await, reference, "keeper {:?} differs", k.account());
+            }
+        }
+    }
+}
+
+async fn keepers_stay_in_sync(fabric: Fabric) {
+    let net = Net::start(fabric).await;
+    let alice = net.user("alice", 0).await;
+    let bob = net.user("bob", 1).await;
+    let carol = net.user("carol", 2).await;
+    let x = data(300_000, 1);
+
+    // Alice stores X through the sequencer; every keeper applies it.
+    let put = alice.put_bytes("x.bin", &x).await.unwrap();
+    assert_eq!(put.uploaded_chunks, put.chunks);
+    assert_eq!(net.converge().await, 1);
+    net.assert_same_state(&["alice"]).await;
+    let held = net.shards_held();
+
+    // Alice reads X back through a follower.
+    let alice_on_2 = net.user("alice", 2).await;
+    assert_eq!(alice_on_2.get_bytes("x.bin").await.unwrap(), x);
+
+    // Bob stores X through a follower: it knows the chunks, no data moves.
+    let p2 = bob.put_bytes("mine.bin", &x).await.unwrap();
+    assert_eq!((p2.id, p2.uploaded_chunks), (put.id, 0));
+    assert_eq!(net.shards_held(), held);
+
+    // Carol stores Y through the other follower, and may not delete X.
+    let y = data(200_000, 2);
+    let py = carol.put_bytes("y.bin", &y).await.unwrap();
+    assert!(py.uploaded_chunks > 0);
+    let refused = carol.delete(&put.id.to_hex()).await;
+    assert!(
+        matches!(refused, Err(ClientError::Refused(ref m)) if m.contains("not an owner")),
+        "{refused:?}"
+    );
+    net.converge().await;
+    net.assert_same_state(&["alice", "bob", "carol"]).await;
+
+    // Alice (sequencer) and then Bob (follower) delete X: the last delete purges X's shards.
+    alice.delete("x.bin").await.unwrap();
+    net.converge().await;
+    assert_eq!(bob.get_bytes("mine.bin").await.unwrap(), x);
+    bob.delete("mine.bin").await.unwrap();
+    net.converge().await;
+    assert_eq!(net.shards_held(), py.uploaded_chunks * 6);
+    assert_eq!(carol.get_bytes("y.bin").await.unwrap(), y);
+    net.assert_same_state(&["alice", "bob", "carol"]).await;
+    for k in net.keepers.iter().flatten() {
+        let r = k
+            .keeper
+            .handle_request(user_key("bob").account(), Request::ListObjects)
+            .await;
+        assert_eq!(r, Response::Objects(Vec::new()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepers_stay_in_sync_in_memory() {
+    within("scenario", keepers_stay_in_sync(Fabric::memory())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepers_stay_in_sync_over_libp2p() {
+    within("scenario", keepers_stay_in_sync(Fabric::p2p())).await;
+}
+
+async fn restarts_resume_from_data_dirs(fabric: Fabric) {
+    let mut net = Net::start(fabric).await;
+    let alice = net.user("alice", 1).await;
+    let a = data(150_000, 3);
+    alice.put_bytes("a", &a).await.unwrap();
+    let before = net.converge().await;
+
+    // Follower 1 goes down; meanwhile others keep writing through the sequencer.
+    net.stop_keeper(1).await;
+    let bob = net.user("bob", 0).await;
+    bob.put_bytes("b", &data(120_000, 4)).await.unwrap();
+    let alice_on_0 = net.user("alice", 0).await;
+    alice_on_0.put_bytes("c", &data(90_000, 5)).await.unwrap();
+    assert_eq!(net.log_len(), before + 2);
+
+    // Its data dir holds its replica of what it had seen.
+    let replica = net.dir.path().join("keeper-1").join("oplog.redb");
+    assert_eq!(DurableOpLog::open(&replica).unwrap().len(), before);
+
+    // It restarts from its data dir: it replays its replica and pulls only the rest.
+    net.restart_keeper(1).await;
+    net.converge().await;
+    let remote = net.keeper(1).remote.clone().unwrap();
+    assert_eq!(remote.known_len(), Some(before + 2));
+    net.assert_same_state(&["alice", "bob"]).await;
+    let bob_on_1 = net.user("bob", 1).await;
+    assert_eq!(bob_on_1.list().await.unwrap().len(), 1);
+
+    // The sequencer restarts from its log; followers reconnect and keep going.
+    let len = net.log_len();
+    net.stop_keeper(0).await;
+    net.restart_keeper(0).await;
+    assert_eq!(net.log_len(), len);
+    net.converge().await;
+    let alice_again = net.user("alice", 0).await;
+    assert_eq!(alice_again.list().await.unwrap().len(), 2);
+    assert_eq!(alice_again.get_bytes("a").await.unwrap(), a);
+    let carol = net.user("carol", 2).await;
+    carol.put_bytes("d", &data(80_000, 6)).await.unwrap();
+    assert_eq!(net.converge().await, len + 1);
+    net.assert_same_state(&["alice", "bob", "carol"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_resume_from_data_dirs_in_memory() {
+    within("scenario", restarts_resume_from_data_dirs(Fabric::memory())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_resume_from_data_dirs_over_libp2p() {
+    within("scenario", restarts_resume_from_data_dirs(Fabric::p2p())).await;
+}
+
+fn signed_delete(user: &str, i: u8) -> Signed<ObjectOp> {
+    Signed::sign(
+        &user_key(user),
+        &ObjectOp::Delete {
+            object: memo_core::ObjectId([i; 32]),
+        },
+    )
+}
+
+/// A sequencer's log that rewrites one entry's signer when serving it.
+struct ForgingLog {
+    inner: memo_sdk::oplog::MemoryOpLog,
+    forge: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl OpLog for ForgingLog {
+    async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, String> {
+        self.inner.append(op).await
+    }
+    fn follow(&self, from: u64) -> futures::stream::BoxStream<'static, (u64, Signed<ObjectOp>)> {
+        use futures::StreamExt;
+        let forge = self.forge.load(Ordering::SeqCst);
+        self.inner
+            .follow(from)
+            .map(move |(pos, mut op)| {
+                if forge && pos == 1 {
+                    op.signer = user_key("mallory").account();
+                }
+                (pos, op)
+            })
+            .boxed()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_never_stores_a_forged_entry() {
+    let mem = MemoryNetwork::new();
+    let seq = Keypair::from_seed("seq");
+    let log = Arc::new(ForgingLog {
+        inner: Default::default(),
+        forge: AtomicBool::new(true),
+    });
+    let service = OpLogService::new(log.clone());
+    tokio::spawn(serve(
+        Arc::new(mem.join(seq.account())),
+        vec![service as Arc<dyn Service>],
+    ));
+    for i in 0..3 {
+        log.append(signed_delete("alice", i)).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let follower = RemoteOpLog::start_with(
+        Arc::new(mem.join(Keypair::from_seed("f").account())),
+        seq.account(),
+        Some(DurableOpLog::open(&dir.path().join("replica")).unwrap()),
+        RemoteOpLogConfig {
+            min_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            ..RemoteOpLogConfig::default()
+        },
+    );
+    let mut status = follower.status();
+    let s = within(
+        "error reported",
+        status.wait_for(|s| s.last_error.is_some()),
+    )
+    .await
+    .unwrap()
+    .clone();
+    assert!(
+        s.last_error
+            .as_deref()
+            .unwrap()
+            .contains("not validly signed"),
+        "{s:?}"
+    );
+    // Nothing at or after the forgery was stored (the batch was refused whole).
+    assert_eq!(s.replicated, 0);
+    // Once the sequencer serves the truth, the follower catches up, in order.
+    log.forge.store(false, Ordering::SeqCst);
+    within("catch up", follower.wait_replicated(3)).await;
+    use futures::StreamExt;
+    let got: Vec<_> = follower.follow(0).take(3).collect().await;
+    for (i, (pos, op)) in got.into_iter().enumerate() {
+        assert_eq!((pos, op), (i as u64, signed_delete("alice", i as u8)));
+    }
+    // Appends through the follower land in the sequencer's log, at the end.
+    assert_eq!(follower.append(signed_delete("bob", 9)).await.unwrap(), 3);
+    // An append with a bad signature is refused by the sequencer's service.
+    let mut forged = signed_delete("bob", 10);
+    forged.signer = user_key("mallory").account();
+    assert!(follower.append(forged).await.is_err());
+    assert_eq!(log.inner.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_listed_appenders_may_append() {
+    let mem = MemoryNetwork::new();
+    let seq = Keypair::from_seed("seq");
+    let log = Arc::new(memo_sdk::oplog::MemoryOpLog::new());
+    let keeper = Keypair::from_seed("keeper");
+    let service = OpLogService::with_appenders(log.clone(), [keeper.account()]);
+    tokio::spawn(serve(
+        Arc::new(mem.join(seq.account())),
+        vec![service as Arc<dyn Service>],
+    ));
+    let stranger: Arc<dyn Transport> = Arc::new(mem.join(Keypair::from_seed("x").account()));
+    let k: Arc<dyn Transport> = Arc::new(mem.join(keeper.account()));
+    let op = signed_delete("alice", 1);
+    let r = memo_sdk::oplog::client::append(stranger.as_ref(), seq.account(), &op).await;
+    assert!(r.is_err(), "{r:?}");
+    assert_eq!(
+        memo_sdk::oplog::client::append(k.as_ref(), seq.account(), &op)
+            .await
+            .unwrap(),
+        0
+    );
+    // A read at the end with no wait answers at once, empty.
+    let b = memo_sdk::oplog::client::read(stranger.as_ref(), seq.account(), 1, 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((b.from, b.entries.len(), b.len), (1, 0, 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The chain.
+
+const CHAIN: u64 = 11;
+
+struct AcceptAll;
+impl ProofVerifier for AcceptAll {
+    fn verify(&self, _: &Challenge, _: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn genesis() -> Genesis {
+    Genesis::new(
+        CHAIN,
+        Params {
+            epoch_blocks: 3,
+            ..Params::default()
+        },
+        ["a", "b"]
+            .iter()
+            .map(|n| (Keypair::from_seed(n).account(), 1_000_000)),
+    )
+    .unwrap()
+}
+
+fn chain_seq() -> Keypair {
+    Keypair::from_seed("chain-sequencer")
+}
+
+fn pay(nonce: u64, amount: u64) -> SignedTx {
+    let call = Call::Settlement(SettlementCall::Transfer {
+        to: Keypair::from_seed("b").account(),
+        amount,
+    });
+    Signed::sign(&Keypair::from_seed("a"), &Tx::new(CHAIN, nonce, call))
+}
+
+fn open_follower(path: &Path) -> LocalChain {
+    let config = ChainConfig {
+        genesis: genesis(),
+        sequencer: chain_seq().account(),
+    };
+    LocalChain::open_follower(path, config, Arc::new(AcceptAll)).unwrap()
+}
+
+/// Blocks `from..from+n`, each with one transfer from `a`.
+fn produce(c: &LocalChain, from: u64, n: u64) {
+    for h in from..from + n {
+        c.submit_tx(pay(h - 1, 1)).unwrap();
+        c.produce_block(1_000 * h).unwrap();
+    }
+}
+
+/// A sequencer that, while `lie` is set, serves block `height` with a false state root,
+/// signed with its real key (so only re-executing the block exposes it).
+struct LyingLedger {
+    chain: Arc<LocalChain>,
+    lie: AtomicBool,
+    height: u64,
+}
+
+#[async_trait::async_trait]
+impl Ledger for LyingLedger {
+    async fn submit(&self, tx: SignedTx) -> Result<[u8; 32], LedgerError> {
+        self.chain.submit(tx).await
+    }
+    async fn tx_status(&self, hash: [u8; 32]) -> Result<TxStatus, LedgerError> {
+        self.chain.tx_status(hash).await
+    }
+    async fn query(&self, query: Query) -> Result<Answer, LedgerError> {
+        self.chain.query(query).await
+    }
+    async fn head(&self) -> Result<Head, LedgerError> {
+        self.chain.head().await
+    }
+    async fn block(&self, height: u64) -> Result<Option<Block>, LedgerError> {
+        let b = self.chain.block(height).await?;
+        Ok(match b {
+            Some(b) if height == self.height && self.lie.load(Ordering::SeqCst) => {
+                let mut header = b.header.clone();
+                header.state_root = [7; 32];
+                Some(Block::seal(header, b.txs, &chain_seq()))
+            }
+            other => other,
+        })
+    }
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Block>> {
+        self.chain.subscribe()
+    }
+}
+
+async fn chain_follower_verifies(fabric: Fabric) {
+    let dir = tempfile::tempdir().unwrap();
+    let seq = Arc::new(
+        LocalChain::open_sequencer(
+            &dir.path().join("seq"),
+            genesis(),
+            chain_seq(),
+            Arc::new(AcceptAll),
+        )
+        .unwrap(),
+    );
+    produce(&seq, 1, 5);
+    let lying = Arc::new(LyingLedger {
+        chain: seq.clone(),
+        lie: AtomicBool::new(true),
+        height: 3,
+    });
+    let seq_t = fabric.join(&chain_seq()).await;
+    tokio::spawn(serve(
+        seq_t,
+        vec![LedgerService::new(lying.clone()) as Arc<dyn Service>],
+    ));
+
+    // Reads and submits through the network.
+    let fkey = Keypair::from_seed("chain-follower");
+    let ft = fabric.join(&fkey).await;
+    let remote = RemoteLedger::new(ft.clone(), chain_seq().account(), Duration::from_millis(20));
+    assert_eq!(remote.head().await.unwrap(), seq.head_now());
+    let Answer::Status(ChainStatus { chain, height, .. }) =
+        remote.query(Query::Status).await.unwrap()
+    else {
+        panic!("wrong answer")
+    };
+    assert_eq!((chain, height), (CHAIN, 5));
+    let h6 = remote.submit(pay(5, 1)).await.unwrap();
+    assert_eq!(remote.tx_status(h6).await.unwrap(), TxStatus::Pending);
+    let replay = remote.submit(pay(0, 1)).await.unwrap();
+    seq.produce_block(6_000).unwrap();
+    assert!(matches!(
+        remote.tx_status(h6).await.unwrap(),
+        TxStatus::Included { height: 6, .. }
+    ));
+    assert!(matches!(
+        remote.tx_status(replay).await.unwrap(),
+        TxStatus::Rejected(memo_core::contract::Rejection::NonceReplayed {
+            expected: 6,
+            got: 0
+        })
+    ));
+
+    // The follower refuses the falsified block 3 and stays at 2.
+    let fpath = dir.path().join("follower");
+    let follower = ChainFollower::start(
+        Arc::new(open_follower(&fpath)),
+        remote.clone(),
+        Duration::from_millis(20),
+    );
+    let mut status = follower.status();
+    let s = within("rejection", status.wait_for(|s| s.rejected >= 2))
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(s.height, 2);
+    assert!(
+        matches!(
+            s.last_error,
+            Some(LedgerError::Block(
+                memo_core::contract::BlockError::StateRoot
+            ))
+        ),
+        "{s:?}"
+    );
+    assert_eq!(follower.chain().head_now().height, 2);
+
+    // Once the sequencer serves the true block, the follower catches up and keeps up.
+    lying.lie.store(false, Ordering::SeqCst);
+    within("catch up", follower.wait_height(6)).await;
+    seq.submit_tx(pay(6, 1)).unwrap();
+    seq.produce_block(7_000).unwrap();
+    within("keep up", follower.wait_height(7)).await;
+    assert_eq!(follower.chain().head_now(), seq.head_now());
+
+    // Restarted from its data dir, it resumes at its stored head and fetches only the rest.
+    let chain = follower.stop().await;
+    drop(chain);
+    produce(&seq, 8, 3);
+    let reopened = Arc::new(open_follower(&fpath));
+    assert_eq!(reopened.head_now().height, 7);
+    let follower = ChainFollower::start(reopened, remote.clone(), Duration::from_millis(20));
+    within("resume", follower.wait_height(10)).await;
+    assert_eq!(follower.chain().head_now(), seq.head_now());
+    assert_eq!(
+        follower.chain().with_contract(|c| c.recompute_root()),
+        seq.head_now().state_root
+    );
+
+    // A follower refuses submits: served over the network, the refusal is typed.
+    let fserve = fabric.join(&Keypair::from_seed("reader")).await;
+    let reader_id = fserve.local_id();
+    tokio::spawn(serve(
+        fserve,
+        vec![LedgerService::new(follower.chain().clone()) as Arc<dyn Service>],
+    ));
+    let via_follower = RemoteLedger::new(ft, reader_id, Duration::from_millis(20));
+    assert_eq!(via_follower.head().await.unwrap(), seq.head_now());
+    assert!(matches!(
+        via_follower.submit(pay(10, 1)).await,
+        Err(LedgerError::Remote(_))
+    ));
+    // Blocks subscribed through the network arrive as they are produced.
+    let mut sub = remote.subscribe();
+    let mut produced = 10;
+    let b = within("subscription", async {
+        loop {
+            // The poller learns the head on its first round; produce until a block arrives.
+            produced += 1;
+            produce(&seq, produced, 1);
+            if let Ok(Ok(b)) = tokio::time::timeout(Duration::from_millis(200), sub.recv()).await {
+                return b;
+            }
+        }
+    })
+    .await;
+    assert!(b.header.height > 10 && b.header.height <= produced);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_follower_verifies_in_memory() {
+    within("scenario", chain_follower_verifies(Fabric::memory())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_follower_verifies_over_libp2p() {
+    within("scenario", chain_follower_verifies(Fabric::p2p())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sequencers_log_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oplog.redb");
+    let log = DurableOpLog::open(&path).unwrap();
+    let appends: Vec<_> = (0..20)
+        .map(|i| {
+            let log = log.clone();
+            tokio::spawn(async move { log.append(signed_delete("alice", i)).await })
+        })
+        .collect();
+    let mut positions = Vec::new();
+    for a in appends {
+        positions.push(a.await.unwrap().unwrap());
+    }
+    positions.sort_unstable();
+    assert_eq!(positions, (0..20).collect::<Vec<u64>>());
+    let before = log.read(0, 100, usize::MAX).unwrap();
+    drop(log);
+    let log = DurableOpLog::open(&path).unwrap();
+    assert_eq!(log.len(), 20);
+    assert_eq!(log.read(0, 100, usize::MAX).unwrap(), before);
+    assert_eq!(log.verify_all().unwrap(), 20);
+    assert_eq!(log.append(signed_delete("bob", 1)).await.unwrap(), 20);
+}
