@@ -25,6 +25,8 @@ pub struct LocalSpec {
     pub provider_capacity: u64,
     /// Codec parameters of every user.
     pub params: CodecParams,
+    /// Run with a ledger: storage orders, challenges and proofs (see [`crate::local_ledger`]).
+    pub ledger: Option<crate::local_ledger::LedgerSpec>,
 }
 
 impl Default for LocalSpec {
@@ -35,6 +37,7 @@ impl Default for LocalSpec {
             users: vec!["alice".into(), "bob".into(), "carol".into()],
             provider_capacity: 16 << 30,
             params: CodecParams::default(),
+            ledger: None,
         }
     }
 }
@@ -69,6 +72,8 @@ pub struct LocalNetwork<S> {
     pub users: Vec<(String, Client)>,
     /// The keepers' shared operation log.
     pub log: MemoryOpLog,
+    /// The ledger, if the spec asked for one.
+    pub ledger: Option<crate::local_ledger::LocalLedger>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -125,11 +130,20 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
             cfg.params = spec.params;
             users.push((name.clone(), Client::new(kp.clone(), transport(&kp), cfg)?));
         }
+        let ledger = match &spec.ledger {
+            Some(l) => {
+                let ks: Vec<_> = keeper_keys.iter().cloned().zip(keepers.clone()).collect();
+                let cap = spec.provider_capacity;
+                Some(crate::local_ledger::attach(l, cap, &ks, &providers, &mut users).await?)
+            }
+            None => None,
+        };
         Ok(Self {
             keepers,
             providers,
             users,
             log,
+            ledger,
             tasks,
         })
     }
