@@ -256,12 +256,7 @@ impl Challenger {
                     Err(RecvError::Closed) => break,
                 }
                 // Act on the newest head only.
-                loop {
-                    match blocks.try_recv() {
-                        Ok(_) | Err(TryRecvError::Lagged(_)) => continue,
-                        Err(_) => break,
-                    }
-                }
+                while let Ok(_) | Err(TryRecvError::Lagged(_)) = blocks.try_recv() {}
             }
             debug!("challenger stopped");
         })

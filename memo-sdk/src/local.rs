@@ -25,8 +25,6 @@ pub struct LocalSpec {
     pub provider_capacity: u64,
     /// Codec parameters of every user.
     pub params: CodecParams,
-    /// Run with a ledger: storage orders, challenges and proofs (see [`crate::local_ledger`]).
-    pub ledger: Option<crate::local_ledger::LedgerSpec>,
 }
 
 impl Default for LocalSpec {
@@ -37,7 +35,6 @@ impl Default for LocalSpec {
             users: vec!["alice".into(), "bob".into(), "carol".into()],
             provider_capacity: 16 << 30,
             params: CodecParams::default(),
-            ledger: None,
         }
     }
 }
@@ -130,22 +127,31 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
             cfg.params = spec.params;
             users.push((name.clone(), Client::new(kp.clone(), transport(&kp), cfg)?));
         }
-        let ledger = match &spec.ledger {
-            Some(l) => {
-                let ks: Vec<_> = keeper_keys.iter().cloned().zip(keepers.clone()).collect();
-                let cap = spec.provider_capacity;
-                Some(crate::local_ledger::attach(l, cap, &ks, &providers, &mut users).await?)
-            }
-            None => None,
-        };
         Ok(Self {
             keepers,
             providers,
             users,
             log,
-            ledger,
+            ledger: None,
             tasks,
         })
+    }
+
+    /// Runs the network with a ledger from now on: storage orders, challenges, proofs and
+    /// payments (see [`crate::local_ledger`]). Call once, right after [`Self::start`].
+    pub async fn attach_ledger(
+        &mut self,
+        spec: &crate::local_ledger::LedgerSpec,
+        provider_capacity: u64,
+    ) -> Result<&crate::local_ledger::LocalLedger, ClientError> {
+        let keepers: Vec<_> = (0..self.keepers.len())
+            .map(|i| Keypair::from_seed(&format!("keeper-{i}")))
+            .zip(self.keepers.iter().cloned())
+            .collect();
+        let (providers, users) = (&self.providers, &mut self.users);
+        let l = crate::local_ledger::attach(spec, provider_capacity, &keepers, providers, users)
+            .await?;
+        Ok(self.ledger.insert(l))
     }
 
     /// The client of user `name`.

@@ -1,8 +1,8 @@
 //! The ledger of a local network: an in-memory [`LocalChain`] sequencer with the real proof
 //! verifier, every node registered on it, and a block producer.
 //!
-//! [`LocalNetwork::start`](crate::local::LocalNetwork::start) builds it when
-//! [`LocalSpec::ledger`](crate::local::LocalSpec::ledger) is set:
+//! [`LocalNetwork::attach_ledger`](crate::local::LocalNetwork::attach_ledger) builds it for a
+//! started network:
 //!
 //! - genesis gives every keeper, provider and user [`LedgerSpec::balance`], and matches every
 //!   keeper to every user (`keepers_per_user` = the number of keepers: they share one
@@ -160,6 +160,13 @@ pub(crate) async fn attach<S: memo_core::ownership::ShardStore + 'static>(
     providers: &[LocalProvider<S>],
     users: &mut [(String, Client)],
 ) -> Result<LocalLedger, ClientError> {
+    if let Some((kp, k)) = keepers.iter().find(|(kp, k)| kp.account() != k.account()) {
+        return Err(ClientError::Refused(format!(
+            "keeper key {} does not match keeper {}",
+            kp.account().short(),
+            k.account().short()
+        )));
+    }
     let params = Params {
         epoch_blocks: spec.epoch_blocks.max(2),
         keepers_per_user: (keepers.len() as u32).max(1),
@@ -243,12 +250,12 @@ pub(crate) async fn attach<S: memo_core::ownership::ShardStore + 'static>(
         client.set_ledger(ledger.clone(), spec.orders.clone());
     }
     // Users register after the keepers exist, so the ledger matches them.
+    // (A client whose key is not the local network's registers itself at its first order.)
     let user_regs: Vec<[u8; 32]> = users
         .iter()
-        .map(|(name, _)| {
-            let kp = Keypair::from_seed(&format!("user-{name}"));
-            chain.submit_tx(first(&kp, Call::Roles(RolesCall::RegisterUser)))
-        })
+        .map(|(name, c)| (Keypair::from_seed(&format!("user-{name}")), c.account()))
+        .filter(|(kp, account)| kp.account() == *account)
+        .map(|(kp, _)| chain.submit_tx(first(&kp, Call::Roles(RolesCall::RegisterUser))))
         .collect::<Result<_, _>>()
         .map_err(ledger_error)?;
     chain.produce_block(now_ms()).map_err(ledger_error)?;

@@ -223,8 +223,8 @@ impl Orders {
         self.ensure_registered().await?;
         let mut prices: BTreeMap<AccountId, Amount> = BTreeMap::new();
         for p in &plans {
-            if !prices.contains_key(&p.provider) {
-                prices.insert(p.provider, self.price(p.provider).await?);
+            if let std::collections::btree_map::Entry::Vacant(v) = prices.entry(p.provider) {
+                v.insert(self.price(p.provider).await?);
             }
         }
         let creates = plans

@@ -52,8 +52,8 @@ impl ShardStore for Faulty {
 
 const STAKE: u64 = 100_000;
 
-fn spec(providers: usize, k: u8, m: u8) -> LocalSpec {
-    LocalSpec {
+fn spec(providers: usize, k: u8, m: u8) -> (LocalSpec, LedgerSpec) {
+    let local = LocalSpec {
         keepers: 2,
         providers,
         users: vec!["alice".into(), "bob".into()],
@@ -63,29 +63,33 @@ fn spec(providers: usize, k: u8, m: u8) -> LocalSpec {
             data_shards: k,
             parity_shards: m,
         },
-        ledger: Some(LedgerSpec {
-            epoch_blocks: 4,
-            block_interval: Duration::from_millis(25),
-            stake: STAKE,
-            challenger: ChallengerConfig {
-                prove_timeout: Duration::from_secs(5),
-                ..ChallengerConfig::default()
-            },
-            ..LedgerSpec::default()
-        }),
-    }
+    };
+    let ledger = LedgerSpec {
+        epoch_blocks: 4,
+        block_interval: Duration::from_millis(25),
+        stake: STAKE,
+        challenger: ChallengerConfig {
+            prove_timeout: Duration::from_secs(5),
+            ..ChallengerConfig::default()
+        },
+        ..LedgerSpec::default()
+    };
+    (local, ledger)
 }
 
-async fn start(spec: &LocalSpec) -> (MemoryNetwork, LocalNetwork<Faulty>) {
+async fn start((spec, ledger): &(LocalSpec, LedgerSpec)) -> (MemoryNetwork, LocalNetwork<Faulty>) {
     let mem = MemoryNetwork::new();
     let m2 = mem.clone();
-    let net = LocalNetwork::start(
+    let mut net = LocalNetwork::start(
         spec,
         move |kp| Arc::new(m2.join(kp.account())) as Arc<dyn Transport>,
         |_| Faulty::default(),
     )
     .await
     .unwrap();
+    net.attach_ledger(ledger, spec.provider_capacity)
+        .await
+        .unwrap();
     (mem, net)
 }
 
