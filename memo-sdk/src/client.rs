@@ -68,6 +68,9 @@ pub enum ClientError {
     /// Local input or output failed.
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
+    /// The object was stored but ordering its storage on the ledger failed.
+    #[error("storage orders: {0}")]
+    Orders(Box<crate::orders::OrderError>),
 }
 
 impl From<RpcError> for ClientError {
@@ -121,6 +124,8 @@ pub struct PutReport {
     pub uploaded_bytes: u64,
     /// Handle that reads the object (keep it secret; share it to share the object).
     pub object_ref: String,
+    /// Storage orders created on the ledger for the uploaded shards (empty without a ledger).
+    pub orders: Vec<u64>,
 }
 
 /// An object in the user's index.
@@ -161,6 +166,7 @@ pub struct Client {
     config: ClientConfig,
     encoder: Encoder,
     index_key: [u8; 32],
+    orders: Option<crate::orders::Orders>,
 }
 
 impl Client {
@@ -179,7 +185,22 @@ impl Client {
             config,
             encoder,
             index_key,
+            orders: None,
         })
+    }
+
+    /// Pays for what this client stores: after each put, storage orders and commitments for
+    /// the new shards go to `ledger` (see [`crate::orders`]).
+    pub fn set_ledger(
+        &mut self,
+        ledger: Arc<dyn crate::chain::Ledger>,
+        config: crate::orders::OrderConfig,
+    ) {
+        self.orders = Some(crate::orders::Orders::new(
+            self.keypair.clone(),
+            ledger,
+            config,
+        ));
     }
 
     /// This user's account id.
@@ -265,15 +286,23 @@ impl Client {
         })?;
         let chunks = all.into_inner().unwrap_or_else(|p| p.into_inner());
         let sealed = self.seal_entry(name, &obj);
+        let placements = placements.into_inner().unwrap_or_else(|p| p.into_inner());
         let op = ObjectOp::Put {
             object: obj.id(),
             size: obj.size,
             needed: self.config.params.data_shards,
             sealed,
             chunks: chunks.clone(),
-            placements: placements.into_inner().unwrap_or_else(|p| p.into_inner()),
+            placements: placements.clone(),
         };
         self.submit(&op).await?;
+        let orders = match &self.orders {
+            Some(o) => o
+                .order_put(&chunks, &placements)
+                .await
+                .map_err(|e| ClientError::Orders(Box::new(e)))?,
+            None => Vec::new(),
+        };
         let (uploaded_chunks, uploaded_bytes) =
             stats.into_inner().unwrap_or_else(|p| p.into_inner());
         Ok(PutReport {
@@ -284,6 +313,7 @@ impl Client {
             uploaded_chunks,
             uploaded_bytes,
             object_ref: obj.to_string(),
+            orders,
         })
     }
 

@@ -13,7 +13,6 @@ use memo_core::protocol::{
 };
 use memo_core::transport::Transport;
 use memo_core::{ShardId, Signed, wire};
-use rand::seq::IndexedRandom;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
@@ -46,6 +45,7 @@ pub struct Keeper {
     providers: RwLock<Vec<AccountId>>,
     outcomes: Mutex<BTreeMap<u64, (Outcome, Option<Applied>)>>,
     applied: watch::Sender<u64>,
+    challenger: std::sync::OnceLock<Arc<crate::challenger::Challenger>>,
 }
 
 impl Keeper {
@@ -63,6 +63,7 @@ impl Keeper {
             providers: RwLock::new(Vec::new()),
             outcomes: Mutex::new(BTreeMap::new()),
             applied: watch::channel(0).0,
+            challenger: std::sync::OnceLock::new(),
         })
     }
 
@@ -77,6 +78,30 @@ impl Keeper {
         if !p.contains(&provider) {
             p.push(provider);
         }
+    }
+
+    /// The transport this keeper serves on.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
+    /// The providers eligible for placement (and watched by the challenger).
+    pub fn providers(&self) -> Vec<AccountId> {
+        self.providers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Runs challenges with `challenger` and places by its reputation (see
+    /// [`crate::challenger`]); set once, then start it with `Challenger::spawn`.
+    pub fn set_challenger(&self, challenger: Arc<crate::challenger::Challenger>) {
+        let _ = self.challenger.set(challenger);
+    }
+
+    /// The challenger, if this keeper runs with a ledger.
+    pub fn challenger(&self) -> Option<&Arc<crate::challenger::Challenger>> {
+        self.challenger.get()
     }
 
     /// Removes a provider from placement (it stopped or left).
@@ -213,7 +238,6 @@ impl Keeper {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let mut rng = rand::rng();
         let mut out = Vec::with_capacity(chunks.len());
         for c in chunks {
             match state.ownership().chunk(&c.id) {
@@ -229,10 +253,14 @@ impl Keeper {
                             ),
                         );
                     }
-                    let chosen: Vec<AccountId> = providers
-                        .sample(&mut rng, c.shards.len())
-                        .copied()
-                        .collect();
+                    let chosen = crate::challenger::choose(
+                        self.challenger.get(),
+                        &providers,
+                        c.shards.len(),
+                    );
+                    if let Some(ch) = self.challenger.get() {
+                        ch.placing(&c.shards);
+                    }
                     out.push(Some(ChunkPlacement {
                         chunk: c.id,
                         holders: chosen.into_iter().map(Some).collect(),
@@ -278,6 +306,9 @@ impl Keeper {
             Some((Ok(()), applied)) => {
                 if let Some(Applied::Delete(plan)) = applied {
                     self.cascade_purge(&plan.purged).await;
+                    if let Some(ch) = self.challenger.get() {
+                        ch.on_purge(&plan.purged).await;
+                    }
                 }
                 Response::Submitted {
                     tx: digest,

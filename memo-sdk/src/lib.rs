@@ -6,18 +6,23 @@
 #![warn(missing_docs)]
 
 pub mod chain;
+pub mod challenger;
 pub mod client;
 pub mod config;
 pub mod keeper;
 pub mod keeper_node;
 pub mod local;
+pub mod local_ledger;
 pub mod net;
 pub mod node;
 pub mod oplog;
+pub mod orders;
 pub mod pipeline;
+pub mod prover;
 pub mod provider;
 pub mod rpc;
 pub mod store;
+pub mod tx;
 
 pub use client::{Client, ClientConfig, ClientError};
 pub use memo_core;

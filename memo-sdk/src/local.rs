@@ -69,6 +69,8 @@ pub struct LocalNetwork<S> {
     pub users: Vec<(String, Client)>,
     /// The keepers' shared operation log.
     pub log: MemoryOpLog,
+    /// The ledger, if the spec asked for one.
+    pub ledger: Option<crate::local_ledger::LocalLedger>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -145,8 +147,26 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
             providers,
             users,
             log,
+            ledger: None,
             tasks,
         })
+    }
+
+    /// Runs the network with a ledger from now on: storage orders, challenges, proofs and
+    /// payments (see [`crate::local_ledger`]). Call once, right after [`Self::start`].
+    pub async fn attach_ledger(
+        &mut self,
+        spec: &crate::local_ledger::LedgerSpec,
+        provider_capacity: u64,
+    ) -> Result<&crate::local_ledger::LocalLedger, ClientError> {
+        let keepers: Vec<_> = (0..self.keepers.len())
+            .map(|i| Keypair::from_seed(&format!("keeper-{i}")))
+            .zip(self.keepers.iter().cloned())
+            .collect();
+        let (providers, users) = (&self.providers, &mut self.users);
+        let l = crate::local_ledger::attach(spec, provider_capacity, &keepers, providers, users)
+            .await?;
+        Ok(self.ledger.insert(l))
     }
 
     /// The client of user `name`.

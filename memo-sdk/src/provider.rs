@@ -17,6 +17,7 @@ pub struct Provider<S> {
     transport: Arc<dyn Transport>,
     holder: Holder<S>,
     keepers: RwLock<BTreeSet<AccountId>>,
+    prover: std::sync::OnceLock<Arc<crate::prover::Prover>>,
 }
 
 impl<S: ShardStore + 'static> Provider<S> {
@@ -32,6 +33,7 @@ impl<S: ShardStore + 'static> Provider<S> {
             transport,
             holder: Holder::new(store, capacity),
             keepers: RwLock::new(keepers.into_iter().collect()),
+            prover: std::sync::OnceLock::new(),
         })
     }
 
@@ -46,6 +48,16 @@ impl<S: ShardStore + 'static> Provider<S> {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(keeper);
+    }
+
+    /// Answers keepers' prove requests with `prover` (see [`crate::prover`]); set once.
+    pub fn set_prover(&self, prover: Arc<crate::prover::Prover>) {
+        let _ = self.prover.set(prover);
+    }
+
+    /// The prover, if the provider runs with a ledger.
+    pub fn prover(&self) -> Option<&Arc<crate::prover::Prover>> {
+        self.prover.get()
     }
 
     /// The shard store.
@@ -88,6 +100,9 @@ impl<S: ShardStore + 'static> Provider<S> {
                 if !self.is_keeper(&from) {
                     return error(ErrorCode::Forbidden, "only keepers may delete shards");
                 }
+                if let Some(p) = self.prover.get() {
+                    p.note_purged(&shards);
+                }
                 match self.holder.purge(&shards) {
                     Ok(n) => {
                         info!(count = n, keeper = %from.short(), "purged shards");
@@ -118,6 +133,12 @@ impl<S: ShardStore + 'static> Provider<S> {
 #[async_trait::async_trait]
 impl<S: ShardStore + 'static> Service for Provider<S> {
     async fn handle(&self, from: AccountId, req: &Request) -> Option<Response> {
+        if let Request::Prove { challenge } = req {
+            let (prover, store) = (self.prover.get(), self.holder.store());
+            return Some(
+                crate::prover::serve(prover, self.is_keeper(&from), challenge, store).await,
+            );
+        }
         if !matches!(
             req,
             Request::PutShard { .. }

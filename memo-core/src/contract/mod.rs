@@ -1126,7 +1126,23 @@ impl Contract {
             Query::Challenge(id) => Answer::Challenge(self.challenge(*id)),
             Query::ReceiptSettled(id) => Answer::ReceiptSettled(self.receipts.contains(id)),
             Query::Status => Answer::Status(self.status()),
+            Query::Challenges(p) => Answer::Challenges(self.challenges_of(p)),
+            Query::OrdersOf(a) => Answer::Orders(
+                self.orders()
+                    .filter(|(_, o)| o.user == *a || o.provider == *a)
+                    .map(|(id, o)| (id, o.clone()))
+                    .collect(),
+            ),
         }
+    }
+
+    /// The challenges `provider` must answer in the current epoch, by order id: one for each
+    /// of its orders that runs this epoch and has a commitment.
+    pub fn challenges_of(&self, provider: &AccountId) -> Vec<Challenge> {
+        self.orders()
+            .filter(|(_, o)| o.provider == *provider)
+            .filter_map(|(id, _)| self.challenge(id))
+            .collect()
     }
 
     /// An account (zero balance and nonce if never seen).

@@ -506,6 +506,11 @@ pub enum Query {
     ReceiptSettled([u8; 32]),
     /// Height, epoch, beacon, funds.
     Status,
+    /// The challenges a provider must answer in the current epoch: one per live, committed
+    /// order it holds (see [`Contract::challenge`](super::Contract::challenge)).
+    Challenges(AccountId),
+    /// The live orders in which an account is the user or the provider, by id.
+    OrdersOf(AccountId),
 }
 
 /// The ledger's clock and funds.
@@ -551,6 +556,10 @@ pub enum Answer {
     ReceiptSettled(bool),
     /// Clock and funds.
     Status(ChainStatus),
+    /// A provider's challenges this epoch, by order id.
+    Challenges(Vec<Challenge>),
+    /// Orders with their ids.
+    Orders(Vec<(OrderId, Order)>),
 }
 
 /// A provider's offer as listed by [`Query::Providers`].

@@ -12,6 +12,10 @@
 //!   [`TreeCache`] so it reads 16 KiB per proof instead of the whole shard.
 //! * **Verification.** [`verify`] / [`verify_response`] are pure functions with typed
 //!   errors ([`ProofError`]); a contract calls them inside its transaction.
+//! * **On the ledger.** [`MerkleVerifier`] is the contract's
+//!   [`ProofVerifier`](crate::contract::ProofVerifier): each live, committed order is challenged
+//!   once per epoch ([`order_item`] draws its leaves from the contract's seed), the provider
+//!   answers with [`prove_order`] in a `SubmitProof` transaction, and the ledger checks it.
 //! * **Reputation and placement.** [`Reputation`] scores providers from their proof outcomes;
 //!   [`place`] picks distinct providers for a chunk's shards, weighted by score.
 //!
@@ -31,6 +35,7 @@ mod challenge;
 mod error;
 mod reputation;
 pub mod tree;
+mod verifier;
 
 pub use challenge::{
     Challenge, ChallengeItem, ChallengeParams, CommittedShard, MAX_LEAVES_PER_SHARD,
@@ -40,3 +45,6 @@ pub use challenge::{
 pub use error::{ChallengeError, PlacementError, ProofError, ProveError};
 pub use reputation::{Outcome, PPM, ProviderRecord, Reputation, ReputationParams, Score, place};
 pub use tree::{LEAF_LEN, LeafProof, ReadFn, ShardReader, TreeCache};
+pub use verifier::{
+    MerkleVerifier, ORDER_LEAVES, order_item, prove_order, prove_order_from_reader,
+};

@@ -85,14 +85,39 @@ impl LocalChain {
         Self::open(path, config, None, verifier)
     }
 
+    /// A sequencer whose blocks live in memory only (for simulations and local networks).
+    pub fn open_sequencer_in_memory(
+        genesis: Genesis,
+        key: Keypair,
+        verifier: Arc<dyn ProofVerifier>,
+    ) -> Result<Self, LedgerError> {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(storage)?;
+        let config = ChainConfig {
+            genesis,
+            sequencer: key.account(),
+        };
+        Self::open_db(db, config, Some(key), verifier)
+    }
+
     fn open(
         path: &Path,
         config: ChainConfig,
         key: Option<Keypair>,
         verifier: Arc<dyn ProofVerifier>,
     ) -> Result<Self, LedgerError> {
-        let contract = Contract::new(&config.genesis, verifier)?;
         let db = Database::create(path).map_err(storage)?;
+        Self::open_db(db, config, key, verifier)
+    }
+
+    fn open_db(
+        db: Database,
+        config: ChainConfig,
+        key: Option<Keypair>,
+        verifier: Arc<dyn ProofVerifier>,
+    ) -> Result<Self, LedgerError> {
+        let contract = Contract::new(&config.genesis, verifier)?;
         let genesis_hash = config.genesis.hash();
         let mut seq_id = [0u8; 64];
         seq_id[..32].copy_from_slice(&genesis_hash);

@@ -1,0 +1,626 @@
+//! The keeper's side of storage proofs: each epoch, challenge the providers it watches, see
+//! their proofs onto the ledger, read the ledger's verdicts into a [`Reputation`], and place
+//! new shards by it.
+//!
+//! # How an epoch runs
+//!
+//! The [`Challenger`] follows the ledger's blocks ([`Ledger::subscribe`]). At every block it
+//! asks the ledger for each watched provider's challenges (`Query::Challenges`: one per live,
+//! committed order, seeded by the epoch's beacon) and sends each provider one
+//! `Request::Prove` ([`ProveRequest`]) for the orders it has not asked about yet this epoch.
+//! The provider proves from its store and submits its own signed `SubmitProof` transactions
+//! ([`crate::prover`]); it returns them, and the keeper relays any the ledger has not seen, so
+//! the proofs reach the ledger before the epoch's last block.
+//!
+//! When the first block of the next epoch arrives (the ledger has settled the epoch: paid the
+//! passes, marked the misses), the challenger reads each asked order's outcome **from the
+//! ledger** (the status of the provider's proof transaction, or the order's proof mark) and
+//! records it in its [`Reputation`]: pass, fail (a proof that did not verify, already slashed
+//! by the contract), or miss (no proof by the deadline). The result is an [`EpochReport`]
+//! ([`Challenger::last_report`]).
+//!
+//! No keeper's word is trusted: the verdicts are the contract's, so colluding keepers cannot
+//! make a cheating provider pass or an honest one fail. Every keeper that watches a provider
+//! challenges it; the provider proves each order once per epoch and gives later askers the same
+//! answer.
+//!
+//! # Placement
+//!
+//! [`choose`] picks distinct providers for a chunk's shards with [`proof::place`]: weighted by
+//! score, uniform until there is history, providers scoring under the reputation's minimum
+//! left out (unless too few remain, then the best scores are taken). Never two shards of a
+//! chunk on one provider.
+//!
+//! # Purges
+//!
+//! When the keeper applies a delete that purges chunks, [`Challenger::on_purge`] ends
+//! (`MarketCall::EndOrder`) every order of the holders whose committed shards are all purged,
+//! and stops challenging orders whose challenged shard is purged. The contract lets a user's
+//! keepers end the user's orders, so this needs the keeper to be one of the user's keepers on
+//! the ledger (the local network matches every keeper to every user). An order only partly
+//! purged keeps running (its escrow still pays for the shards left) and its purged shards are
+//! not challenged, which gives its provider a missed mark when one of them is drawn: a known
+//! limitation until commitments can shrink.
+
+use crate::chain::{Ledger, TxStatus};
+use crate::keeper::Keeper;
+use crate::prover::{ProveReport, ProveRequest, ProveResult};
+use crate::rpc::call;
+use crate::tx::TxSender;
+use memo_core::contract::{
+    Amount, Answer, Call, Epoch, Height, MarketCall, Order, OrderId, Outcome as TxOutcome,
+    ProofMark, Query,
+};
+use memo_core::ownership::Purge;
+use memo_core::proof::{self, Outcome, Reputation, Score};
+use memo_core::protocol::{Request, Response};
+use memo_core::transport::Transport;
+use memo_core::{AccountId, Keypair, ShardId, Signed};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+/// Challenger settings.
+#[derive(Debug, Clone)]
+pub struct ChallengerConfig {
+    /// How long to wait for a provider's answer.
+    pub prove_timeout: Duration,
+    /// Epoch reports kept.
+    pub history: usize,
+}
+
+impl Default for ChallengerConfig {
+    fn default() -> Self {
+        Self {
+            prove_timeout: Duration::from_secs(5),
+            history: 64,
+        }
+    }
+}
+
+/// One provider's epoch, as the ledger judged it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProviderEpoch {
+    /// The provider.
+    pub provider: AccountId,
+    /// Orders challenged.
+    pub challenged: u32,
+    /// Proofs that verified on the ledger (the epoch is paid).
+    pub passed: u32,
+    /// Proofs that failed verification (slashed).
+    pub failed: u32,
+    /// Orders with no proof by the deadline (unpaid, a missed mark).
+    pub missed: u32,
+    /// Gross pay for the passed orders (the provider gets it less the keepers' fee).
+    pub earned: Amount,
+    /// Stake slashed for failed proofs.
+    pub slashed: Amount,
+    /// The provider's balance after the epoch was settled.
+    pub balance: Amount,
+    /// Its stake after the epoch.
+    pub stake: Amount,
+    /// Its reputation score after the epoch.
+    pub score: Score,
+}
+
+/// One epoch's challenges and their outcomes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EpochReport {
+    /// The epoch.
+    pub epoch: Epoch,
+    /// Each challenged provider, by account.
+    pub providers: Vec<ProviderEpoch>,
+}
+
+impl EpochReport {
+    /// The entry of one provider.
+    pub fn provider(&self, p: &AccountId) -> Option<&ProviderEpoch> {
+        self.providers.iter().find(|x| x.provider == *p)
+    }
+}
+
+struct Asked {
+    per_epoch: Amount,
+    tx: Option<[u8; 32]>,
+}
+
+#[derive(Default)]
+struct Round {
+    epoch: Option<Epoch>,
+    asked: BTreeMap<AccountId, BTreeMap<OrderId, Asked>>,
+}
+
+/// A keeper's challenger: schedules challenges, records outcomes, scores providers.
+pub struct Challenger {
+    ledger: Arc<dyn Ledger>,
+    tx: TxSender,
+    transport: Arc<dyn Transport>,
+    config: ChallengerConfig,
+    reputation: Mutex<Reputation>,
+    round: tokio::sync::Mutex<Round>,
+    epoch: AtomicU64,
+    processed: watch::Sender<Height>,
+    finalized: watch::Sender<Option<Epoch>>,
+    reports: Mutex<VecDeque<EpochReport>>,
+    purged: Mutex<BTreeSet<ShardId>>,
+    ended: Mutex<BTreeSet<OrderId>>,
+}
+
+impl std::fmt::Debug for Challenger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Challenger")
+            .field("keeper", &self.tx.account())
+            .field("epoch", &self.epoch())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Challenger {
+    /// A challenger for the keeper with `keypair` (it signs the keeper's ledger transactions)
+    /// on `transport`, following `ledger`. Attach it with [`Keeper::set_challenger`] and start
+    /// it with [`Challenger::spawn`].
+    pub fn new(
+        keypair: Keypair,
+        transport: Arc<dyn Transport>,
+        ledger: Arc<dyn Ledger>,
+        config: ChallengerConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            tx: TxSender::new(keypair, ledger.clone()),
+            ledger,
+            transport,
+            config,
+            reputation: Mutex::new(Reputation::default()),
+            round: tokio::sync::Mutex::new(Round::default()),
+            epoch: AtomicU64::new(0),
+            processed: watch::channel(0).0,
+            finalized: watch::channel(None).0,
+            reports: Mutex::new(VecDeque::new()),
+            purged: Mutex::new(BTreeSet::new()),
+            ended: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// The epoch of the last block handled.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    /// The keepers' scores so far (a copy).
+    pub fn reputation(&self) -> Reputation {
+        lock(&self.reputation).clone()
+    }
+
+    /// The report of the last settled epoch: per provider, challenges passed, failed and
+    /// missed, pay earned and stake slashed, as the ledger recorded them.
+    pub fn last_report(&self) -> Option<EpochReport> {
+        lock(&self.reports).back().cloned()
+    }
+
+    /// The reports kept (oldest first).
+    pub fn reports(&self) -> Vec<EpochReport> {
+        lock(&self.reports).iter().cloned().collect()
+    }
+
+    /// Waits until epoch `epoch` is settled and reported, and returns its report (an empty one
+    /// if nobody was challenged in it).
+    pub async fn wait_report(&self, epoch: Epoch) -> EpochReport {
+        let mut rx = self.finalized.subscribe();
+        let _ = rx.wait_for(|f| f.is_some_and(|f| f >= epoch)).await;
+        lock(&self.reports)
+            .iter()
+            .find(|r| r.epoch == epoch)
+            .cloned()
+            .unwrap_or(EpochReport {
+                epoch,
+                providers: Vec::new(),
+            })
+    }
+
+    /// The height of the last block whose challenges have all been sent and answered (or
+    /// timed out).
+    pub fn processed(&self) -> watch::Receiver<Height> {
+        self.processed.subscribe()
+    }
+
+    /// Chooses `count` distinct providers among `providers` for one chunk, by reputation.
+    pub fn choose(&self, providers: &[AccountId], count: usize) -> Vec<AccountId> {
+        let rep = lock(&self.reputation);
+        choose_from(&rep, self.epoch(), providers, count)
+    }
+
+    /// Follows the ledger in the background, challenging `keeper`'s providers each epoch.
+    pub fn spawn(self: &Arc<Self>, keeper: Weak<Keeper>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut blocks = me.ledger.subscribe();
+            loop {
+                let Some(k) = keeper.upgrade() else { break };
+                let providers = k.providers();
+                drop(k);
+                match me.ledger.head().await {
+                    Ok(head) => me.on_head(head.height, head.epoch, &providers).await,
+                    Err(e) => warn!("ledger head unavailable: {e}"),
+                }
+                match blocks.recv().await {
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                }
+                // Act on the newest head only.
+                while let Ok(_) | Err(TryRecvError::Lagged(_)) = blocks.try_recv() {}
+            }
+            debug!("challenger stopped");
+        })
+    }
+
+    /// Handles the head block: settles the previous epoch's report when a new epoch began,
+    /// then challenges every order not asked about yet this epoch.
+    async fn on_head(&self, height: Height, epoch: Epoch, providers: &[AccountId]) {
+        let mut round = self.round.lock().await;
+        if round.epoch != Some(epoch) {
+            if let Some(prev) = round.epoch {
+                let report = self.finalize(prev, &round.asked).await;
+                info!(
+                    keeper = %self.tx.account().short(),
+                    epoch = prev,
+                    providers = report.providers.len(),
+                    "epoch settled"
+                );
+                let mut reports = lock(&self.reports);
+                reports.push_back(report);
+                while reports.len() > self.config.history.max(1) {
+                    reports.pop_front();
+                }
+                drop(reports);
+                self.finalized.send_replace(Some(prev));
+            }
+            round.epoch = Some(epoch);
+            round.asked.clear();
+            self.epoch.store(epoch, Ordering::Relaxed);
+        }
+        let mut work = Vec::new();
+        for p in providers {
+            let challenges = match self.ledger.query(Query::Challenges(*p)).await {
+                Ok(Answer::Challenges(c)) => c,
+                _ => continue,
+            };
+            let asked = round.asked.entry(*p).or_default();
+            let fresh: Vec<_> = {
+                let (ended, purged) = (lock(&self.ended), lock(&self.purged));
+                challenges
+                    .into_iter()
+                    .filter(|c| c.epoch == epoch && !asked.contains_key(&c.order))
+                    .filter(|c| !ended.contains(&c.order) && !purged.contains(&c.shard))
+                    .collect()
+            };
+            if fresh.is_empty() {
+                continue;
+            }
+            let orders = self.orders_of(p).await;
+            for c in &fresh {
+                let per_epoch = orders.get(&c.order).map_or(0, Order::per_epoch);
+                asked.insert(
+                    c.order,
+                    Asked {
+                        per_epoch,
+                        tx: None,
+                    },
+                );
+            }
+            work.push((*p, fresh.iter().map(|c| c.order).collect::<Vec<_>>()));
+        }
+        let answers = futures::future::join_all(
+            work.into_iter()
+                .map(|(p, orders)| async move { (p, self.ask(p, epoch, orders).await) }),
+        )
+        .await;
+        for (p, report) in answers {
+            let Some(report) = report else { continue };
+            let Some(asked) = round.asked.get_mut(&p) else {
+                continue;
+            };
+            for a in report.answers {
+                if let (ProveResult::Submitted(tx), Some(entry)) =
+                    (a.result, asked.get_mut(&a.order))
+                    && tx.signer == p
+                {
+                    let digest = tx.digest();
+                    entry.tx = Some(digest);
+                    if let Ok(TxStatus::Unknown) = self.ledger.tx_status(digest).await
+                        && let Err(e) = self.ledger.submit(tx).await
+                    {
+                        debug!(provider = %p.short(), "relaying a proof failed: {e}");
+                    }
+                }
+            }
+        }
+        drop(round);
+        self.processed.send_replace(height);
+    }
+
+    async fn orders_of(&self, who: &AccountId) -> BTreeMap<OrderId, Order> {
+        match self.ledger.query(Query::OrdersOf(*who)).await {
+            Ok(Answer::Orders(list)) => list.into_iter().collect(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    /// Asks `provider` to prove `orders` in `epoch`; `None` if it did not answer.
+    async fn ask(
+        &self,
+        provider: AccountId,
+        epoch: Epoch,
+        orders: Vec<OrderId>,
+    ) -> Option<ProveReport> {
+        let n = orders.len();
+        let req = Request::Prove {
+            challenge: ProveRequest { epoch, orders }.to_bytes(),
+        };
+        let t = self.transport.as_ref();
+        match tokio::time::timeout(self.config.prove_timeout, call(t, provider, &req)).await {
+            Ok(Ok(Response::Proof(body))) => match ProveReport::from_bytes(&body) {
+                Ok(r) if r.epoch == epoch => Some(r),
+                Ok(r) => {
+                    debug!(provider = %provider.short(), "answered for epoch {}", r.epoch);
+                    None
+                }
+                Err(e) => {
+                    warn!(provider = %provider.short(), "malformed prove report: {e}");
+                    None
+                }
+            },
+            Ok(Ok(other)) => {
+                warn!(provider = %provider.short(), "unexpected answer to Prove: {other:?}");
+                None
+            }
+            Ok(Err(e)) => {
+                debug!(provider = %provider.short(), orders = n, "prove request failed: {e}");
+                None
+            }
+            Err(_) => {
+                debug!(provider = %provider.short(), orders = n, "prove request timed out");
+                None
+            }
+        }
+    }
+
+    /// Reads epoch `e`'s outcomes from the ledger, records them, and builds the report.
+    async fn finalize(
+        &self,
+        e: Epoch,
+        asked: &BTreeMap<AccountId, BTreeMap<OrderId, Asked>>,
+    ) -> EpochReport {
+        let mut providers = Vec::new();
+        for (p, orders) in asked {
+            if orders.is_empty() {
+                continue;
+            }
+            let mut entry = ProviderEpoch {
+                provider: *p,
+                challenged: orders.len() as u32,
+                passed: 0,
+                failed: 0,
+                missed: 0,
+                earned: 0,
+                slashed: 0,
+                balance: 0,
+                stake: 0,
+                score: Score(0),
+            };
+            let mut outcomes = Vec::with_capacity(orders.len());
+            for (id, a) in orders {
+                let from_tx = match a.tx {
+                    Some(h) => match self.ledger.tx_status(h).await {
+                        Ok(TxStatus::Included { outcome, .. }) => match outcome {
+                            TxOutcome::ProofPassed => Some((Outcome::Pass, 0)),
+                            TxOutcome::ProofFailed { slashed, .. } => {
+                                Some((Outcome::Fail, slashed))
+                            }
+                            _ => None,
+                        },
+                        _ => None,
+                    },
+                    None => None,
+                };
+                let (outcome, slashed) = match from_tx {
+                    Some(o) => o,
+                    None => match self.ledger.query(Query::Order(*id)).await {
+                        Ok(Answer::Order(Some(o))) if o.proof == Some(ProofMark::Passed(e)) => {
+                            (Outcome::Pass, 0)
+                        }
+                        Ok(Answer::Order(Some(o))) if o.proof == Some(ProofMark::Failed(e)) => {
+                            (Outcome::Fail, 0)
+                        }
+                        _ => (Outcome::Miss, 0),
+                    },
+                };
+                match outcome {
+                    Outcome::Pass => {
+                        entry.passed += 1;
+                        entry.earned += a.per_epoch;
+                    }
+                    Outcome::Fail => {
+                        entry.failed += 1;
+                        entry.slashed += slashed;
+                    }
+                    _ => entry.missed += 1,
+                }
+                outcomes.push(outcome);
+            }
+            if let Ok(Answer::Account(acc)) = self.ledger.query(Query::Account(*p)).await {
+                entry.balance = acc.balance;
+            }
+            if let Ok(Answer::Role(Some(r))) = self.ledger.query(Query::Role(*p)).await {
+                entry.stake = r.stake();
+            }
+            let mut rep = lock(&self.reputation);
+            for o in outcomes {
+                rep.record(*p, e, o);
+            }
+            entry.score = rep.score(p, e);
+            drop(rep);
+            providers.push(entry);
+        }
+        EpochReport {
+            epoch: e,
+            providers,
+        }
+    }
+
+    /// Notes shards a new placement uses again (a chunk stored anew after a purge).
+    pub fn placing(&self, shards: &[ShardId]) {
+        let mut purged = lock(&self.purged);
+        if !purged.is_empty() {
+            for s in shards {
+                purged.remove(s);
+            }
+        }
+    }
+
+    /// Ends the orders whose shards are all purged now (see the module docs). Returns the
+    /// orders it asked the ledger to end.
+    pub async fn on_purge(&self, purged: &[Purge]) -> Vec<OrderId> {
+        let mut holders = BTreeSet::new();
+        {
+            let mut set = lock(&self.purged);
+            for p in purged {
+                for (holder, shard) in &p.shards {
+                    set.insert(*shard);
+                    holders.insert(*holder);
+                }
+            }
+        }
+        let mut to_end = Vec::new();
+        for h in holders {
+            for (id, o) in self.orders_of(&h).await {
+                if o.provider != h || lock(&self.ended).contains(&id) {
+                    continue;
+                }
+                let Ok(Answer::Commitment(Some(c))) =
+                    self.ledger.query(Query::Commitment(id)).await
+                else {
+                    continue;
+                };
+                if c.shards.iter().all(|s| lock(&self.purged).contains(s)) {
+                    to_end.push(id);
+                }
+            }
+        }
+        if to_end.is_empty() {
+            return to_end;
+        }
+        lock(&self.ended).extend(to_end.iter().copied());
+        let calls = to_end
+            .iter()
+            .map(|id| Call::Market(MarketCall::EndOrder { order: *id }))
+            .collect();
+        match self.tx.send(calls).await {
+            Ok(txs) => {
+                info!(keeper = %self.tx.account().short(), orders = ?to_end, "ending purged orders");
+                let ledger = self.ledger.clone();
+                let hashes: Vec<[u8; 32]> = txs.iter().map(Signed::digest).collect();
+                tokio::spawn(async move {
+                    let r = crate::tx::wait_all(ledger.as_ref(), &hashes, Duration::from_secs(60));
+                    if let Ok(results) = r.await {
+                        for e in results.into_iter().filter_map(Result::err) {
+                            warn!("ending a purged order was rejected: {e}");
+                        }
+                    }
+                });
+            }
+            Err(e) => warn!("ending purged orders failed: {e}"),
+        }
+        to_end
+    }
+}
+
+/// Chooses `count` distinct providers for one chunk: [`proof::place`] by `reputation` at
+/// `epoch` with a fresh random seed; if too few are eligible, the best-scored ones. Empty if
+/// there are fewer than `count` distinct providers.
+pub fn choose_from(
+    reputation: &Reputation,
+    epoch: Epoch,
+    providers: &[AccountId],
+    count: usize,
+) -> Vec<AccountId> {
+    let mut all = providers.to_vec();
+    all.sort();
+    all.dedup();
+    if all.len() < count {
+        return Vec::new();
+    }
+    let seed: [u8; 32] = rand::random();
+    match proof::place(reputation, &all, &[], count, epoch, &seed) {
+        Ok(v) => v,
+        Err(_) => {
+            all.sort_by_key(|p| std::cmp::Reverse(reputation.score(p, epoch)));
+            all.truncate(count);
+            all
+        }
+    }
+}
+
+/// Chooses with a keeper's challenger if it has one, else uniformly (no history).
+pub fn choose(
+    challenger: Option<&Arc<Challenger>>,
+    providers: &[AccountId],
+    count: usize,
+) -> Vec<AccountId> {
+    match challenger {
+        Some(c) => c.choose(providers, count),
+        None => choose_from(&Reputation::default(), 0, providers, count),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acct(i: u8) -> AccountId {
+        AccountId([i; 32])
+    }
+
+    #[test]
+    fn choice_is_distinct_and_avoids_bad_history() {
+        let providers: Vec<AccountId> = (1..=6).map(acct).collect();
+        let mut rep = Reputation::default();
+        rep.record(acct(1), 3, Outcome::Fail);
+        for _ in 0..10 {
+            rep.record(acct(2), 3, Outcome::Pass);
+        }
+        let mut counts = BTreeMap::new();
+        for _ in 0..400 {
+            let c = choose_from(&rep, 3, &providers, 3);
+            assert_eq!(c.len(), 3);
+            let set: BTreeSet<_> = c.iter().collect();
+            assert_eq!(set.len(), 3, "never two shards on one provider");
+            for p in c {
+                *counts.entry(p).or_insert(0u32) += 1;
+            }
+        }
+        assert_eq!(
+            counts.get(&acct(1)),
+            None,
+            "a failed provider is not eligible"
+        );
+        // acct(2) scores 11/12 against ½ for the others: it is drawn far more often.
+        let good = counts[&acct(2)];
+        for i in 3..=6 {
+            assert!(good > counts[&acct(i)], "{counts:?}");
+        }
+        // Too few eligible: the best scores fill up; too few providers: nothing.
+        assert_eq!(choose_from(&rep, 3, &providers, 6).len(), 6);
+        assert!(choose_from(&rep, 3, &providers[..2], 3).is_empty());
+        let only_bad = choose_from(&rep, 3, &[acct(1), acct(2), acct(3)], 3);
+        assert_eq!(only_bad.len(), 3);
+    }
+}

@@ -1,0 +1,163 @@
+//! Sending ledger transactions from one account: signing, nonces, and waiting for inclusion.
+//!
+//! Each node that writes to the ledger (a user's client ordering storage, a provider proving,
+//! a keeper ending orders) owns one [`TxSender`]. It numbers its transactions itself so a batch
+//! can be queued at once (consecutive nonces in one block), and falls back on the ledger's
+//! nonce whenever none of its earlier transactions is still pending, so a rejected transaction
+//! (e.g. a proof that came too late) never leaves it stuck behind a gap.
+
+use crate::chain::{Ledger, LedgerError, TxStatus};
+use memo_core::contract::{Answer, Call, Outcome, Query, Rejection, SignedTx, Tx};
+use memo_core::{AccountId, Keypair, Signed};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+/// A ledger transaction could not be sent or did not get through.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TxError {
+    /// The ledger refused or failed the call.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The ledger rejected the transaction; it changed nothing.
+    #[error("rejected: {0}")]
+    Rejected(Rejection),
+    /// No block included (or rejected) it in time.
+    #[error("transaction not included within {0:?}")]
+    Timeout(Duration),
+    /// The ledger answered a query with something unexpected.
+    #[error("unexpected ledger answer: {0}")]
+    Unexpected(String),
+}
+
+#[derive(Default)]
+struct NonceState {
+    chain: Option<u64>,
+    next: u64,
+    pending: Vec<[u8; 32]>,
+}
+
+/// Signs and submits one account's transactions.
+pub struct TxSender {
+    keypair: Keypair,
+    ledger: Arc<dyn Ledger>,
+    state: tokio::sync::Mutex<NonceState>,
+}
+
+impl std::fmt::Debug for TxSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxSender")
+            .field("account", &self.keypair.account())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TxSender {
+    /// A sender for `keypair`'s account on `ledger`.
+    pub fn new(keypair: Keypair, ledger: Arc<dyn Ledger>) -> Self {
+        Self {
+            keypair,
+            ledger,
+            state: tokio::sync::Mutex::new(NonceState::default()),
+        }
+    }
+
+    /// The sending account.
+    pub fn account(&self) -> AccountId {
+        self.keypair.account()
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Arc<dyn Ledger> {
+        &self.ledger
+    }
+
+    /// Signs `calls` with consecutive nonces and queues them, in order. Returns the signed
+    /// transactions (their [`Signed::digest`] is the hash to follow). Stops at the first
+    /// submission the ledger refuses; the ones before it stay queued.
+    pub async fn send(&self, calls: Vec<Call>) -> Result<Vec<SignedTx>, TxError> {
+        let mut st = self.state.lock().await;
+        let chain = match st.chain {
+            Some(c) => c,
+            None => {
+                let c = chain_id(self.ledger.as_ref()).await?;
+                st.chain = Some(c);
+                c
+            }
+        };
+        let mut still = Vec::new();
+        for h in std::mem::take(&mut st.pending) {
+            if self.ledger.tx_status(h).await? == TxStatus::Pending {
+                still.push(h);
+            }
+        }
+        if still.is_empty() {
+            st.next = match self.ledger.query(Query::Account(self.account())).await? {
+                Answer::Account(a) => a.nonce,
+                other => return Err(TxError::Unexpected(format!("{other:?}"))),
+            };
+        }
+        st.pending = still;
+        let mut out = Vec::with_capacity(calls.len());
+        for call in calls {
+            let tx: SignedTx = Signed::sign(&self.keypair, &Tx::new(chain, st.next, call));
+            let hash = self.ledger.submit(tx.clone()).await?;
+            st.pending.push(hash);
+            st.next += 1;
+            out.push(tx);
+        }
+        Ok(out)
+    }
+
+    /// Sends `calls` and waits until each is included or rejected; returns each one's result.
+    pub async fn send_and_wait(
+        &self,
+        calls: Vec<Call>,
+        timeout: Duration,
+    ) -> Result<Vec<Result<Outcome, Rejection>>, TxError> {
+        let txs = self.send(calls).await?;
+        let hashes: Vec<[u8; 32]> = txs.iter().map(Signed::digest).collect();
+        wait_all(self.ledger.as_ref(), &hashes, timeout).await
+    }
+}
+
+/// The ledger's chain id.
+pub async fn chain_id(ledger: &dyn Ledger) -> Result<u64, TxError> {
+    match ledger.query(Query::Status).await? {
+        Answer::Status(s) => Ok(s.chain),
+        other => Err(TxError::Unexpected(format!("{other:?}"))),
+    }
+}
+
+/// Waits until every transaction in `hashes` is included or rejected (or `timeout` passes).
+pub async fn wait_all(
+    ledger: &dyn Ledger,
+    hashes: &[[u8; 32]],
+    timeout: Duration,
+) -> Result<Vec<Result<Outcome, Rejection>>, TxError> {
+    let mut blocks = ledger.subscribe();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let mut done = Vec::with_capacity(hashes.len());
+        for h in hashes {
+            match ledger.tx_status(*h).await? {
+                TxStatus::Included { outcome, .. } => done.push(Ok(outcome)),
+                TxStatus::Rejected(r) => done.push(Err(r)),
+                _ => break,
+            }
+        }
+        if done.len() == hashes.len() {
+            return Ok(done);
+        }
+        // Wake on the next block; poll now and then in case a notification was missed.
+        let tick = tokio::time::sleep(Duration::from_millis(250));
+        tokio::select! {
+            r = blocks.recv() => if let Err(RecvError::Closed) = r {
+                tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_millis(50))).await;
+            },
+            _ = tick => {}
+            _ = tokio::time::sleep_until(deadline) => return Err(TxError::Timeout(timeout)),
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! Storage proofs end to end on the in-memory network with a ledger: puts create orders,
+//! keepers challenge every epoch, providers prove, the contract verifies, pays and slashes.
+
+use memo_core::AccountId;
+use memo_core::codec::CodecParams;
+use memo_core::contract::{Answer, Commitment, Epoch, Order, OrderId, Query, RoleInfo};
+use memo_core::ownership::{MemoryShardStore, ShardStore, ShardStoreError};
+use memo_core::transport::{MemoryNetwork, Transport};
+use memo_core::{ShardId, proof};
+use memo_sdk::challenger::{ChallengerConfig, EpochReport};
+use memo_sdk::local::{LocalNetwork, LocalSpec};
+use memo_sdk::local_ledger::{LedgerSpec, LocalLedger};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// A memory store that can be told to serve altered bytes (bit rot, or a cheat).
+#[derive(Default)]
+struct Faulty {
+    inner: MemoryShardStore,
+    alter: AtomicBool,
+}
+
+impl ShardStore for Faulty {
+    fn put(&self, id: &ShardId, bytes: &[u8]) -> Result<bool, ShardStoreError> {
+        self.inner.put(id, bytes)
+    }
+    fn get(&self, id: &ShardId) -> Result<Option<Vec<u8>>, ShardStoreError> {
+        let mut b = self.inner.get(id)?;
+        if self.alter.load(Ordering::Relaxed)
+            && let Some(b) = b.as_mut()
+        {
+            for x in b.iter_mut().step_by(100) {
+                *x ^= 0xa5;
+            }
+        }
+        Ok(b)
+    }
+    fn has(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
+        self.inner.has(id)
+    }
+    fn delete(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
+        self.inner.delete(id)
+    }
+    fn list(&self) -> Result<Vec<ShardId>, ShardStoreError> {
+        self.inner.list()
+    }
+    fn used_bytes(&self) -> Result<u64, ShardStoreError> {
+        self.inner.used_bytes()
+    }
+}
+
+const STAKE: u64 = 100_000;
+
+fn spec(providers: usize, k: u8, m: u8) -> (LocalSpec, LedgerSpec) {
+    let local = LocalSpec {
+        keepers: 2,
+        providers,
+        users: vec!["alice".into(), "bob".into()],
+        provider_capacity: 1 << 30,
+        params: CodecParams {
+            chunk_size: 16 * 1024,
+            data_shards: k,
+            parity_shards: m,
+        },
+    };
+    let ledger = LedgerSpec {
+        epoch_blocks: 4,
+        block_interval: Duration::from_millis(25),
+        stake: STAKE,
+        challenger: ChallengerConfig {
+            prove_timeout: Duration::from_secs(5),
+            ..ChallengerConfig::default()
+        },
+        ..LedgerSpec::default()
+    };
+    (local, ledger)
+}
+
+async fn start((spec, ledger): &(LocalSpec, LedgerSpec)) -> (MemoryNetwork, LocalNetwork<Faulty>) {
+    let mem = MemoryNetwork::new();
+    let m2 = mem.clone();
+    let mut net = LocalNetwork::start(
+        spec,
+        move |kp| Arc::new(m2.join(kp.account())) as Arc<dyn Transport>,
+        |_| Faulty::default(),
+    )
+    .await
+    .unwrap();
+    net.attach_ledger(ledger, spec.provider_capacity)
+        .await
+        .unwrap();
+    (mem, net)
+}
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    blake3::Hasher::new()
+        .update(&[seed])
+        .finalize_xof()
+        .fill(&mut v);
+    v
+}
+
+fn ledger(net: &LocalNetwork<Faulty>) -> &LocalLedger {
+    net.ledger.as_ref().expect("a ledger")
+}
+
+fn orders_of(l: &LocalLedger, who: AccountId) -> Vec<(OrderId, Order)> {
+    match l.chain.query_now(&Query::OrdersOf(who)) {
+        Answer::Orders(v) => v,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn commitment(l: &LocalLedger, id: OrderId) -> Commitment {
+    match l.chain.query_now(&Query::Commitment(id)) {
+        Answer::Commitment(Some(c)) => c,
+        other => panic!("order {id}: {other:?}"),
+    }
+}
+
+fn balance(l: &LocalLedger, who: AccountId) -> u64 {
+    match l.chain.query_now(&Query::Account(who)) {
+        Answer::Account(a) => a.balance,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn provider_role(l: &LocalLedger, who: AccountId) -> (u64, memo_core::contract::ProofStats) {
+    match l.chain.query_now(&Query::Role(who)) {
+        Answer::Role(Some(r)) => match r.info {
+            RoleInfo::Provider { stake, stats, .. } => (stake, stats),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Every keeper's report of `epoch` (they must agree: the verdicts are the ledger's).
+async fn reports(l: &LocalLedger, epoch: Epoch) -> EpochReport {
+    let wait = async {
+        let mut all = Vec::new();
+        for c in &l.challengers {
+            all.push(c.wait_report(epoch).await);
+        }
+        all
+    };
+    let all = tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .expect("epoch settled in time");
+    for r in &all[1..] {
+        let strip = |r: &EpochReport| {
+            r.providers
+                .iter()
+                .map(|p| (p.provider, p.passed, p.failed, p.missed))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(strip(r), strip(&all[0]), "keepers agree on epoch {epoch}");
+    }
+    all.into_iter().next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_epoch_of_challenges_pays_the_honest_and_catches_the_rest() {
+    let (mem, net) = start(&spec(6, 4, 2)).await;
+    let l = ledger(&net);
+    let alice = net.user("alice").unwrap();
+    let put = alice.put_bytes("a.bin", &data(40_000, 1)).await.unwrap();
+
+    // Orders: one per (provider, shard length), committed, covering every uploaded shard.
+    assert!(!put.orders.is_empty());
+    let orders = orders_of(l, alice.account());
+    assert_eq!(
+        orders.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        put.orders
+    );
+    let start = orders[0].1.start;
+    assert!(orders.iter().all(|(_, o)| o.start == start));
+    let mut committed = 0;
+    for (id, o) in &orders {
+        let c = commitment(l, *id);
+        assert_eq!(o.bytes, c.shard_len * c.shards.len() as u64);
+        let holder = net
+            .providers
+            .iter()
+            .find(|p| p.account() == o.provider)
+            .unwrap();
+        for s in &c.shards {
+            assert!(
+                holder.service.store().has(s).unwrap(),
+                "committed where stored"
+            );
+        }
+        committed += c.shards.len();
+    }
+    assert_eq!(committed, put.chunks * 6);
+    for p in &net.providers {
+        assert!(orders.iter().any(|(_, o)| o.provider == p.account()));
+    }
+
+    // Provider 1 loses its data, provider 2 serves altered bytes, provider 3 goes away.
+    let acct = |i: usize| net.providers[i].account();
+    let dropped = net.providers[1].service.store();
+    for s in dropped.list().unwrap() {
+        dropped.delete(&s).unwrap();
+    }
+    net.providers[2]
+        .service
+        .store()
+        .alter
+        .store(true, Ordering::Relaxed);
+    net.providers[3].stop();
+    mem.set_down(acct(3));
+
+    let honest = [0, 4, 5];
+    let mut last_balance = None;
+    for e in start + 1..=start + 3 {
+        let r = reports(l, e).await;
+        for i in honest {
+            let x = r.provider(&acct(i)).expect("challenged");
+            assert!(x.challenged > 0);
+            assert_eq!(
+                (x.passed, x.failed, x.missed),
+                (x.challenged, 0, 0),
+                "epoch {e}: {x:?}"
+            );
+            assert!(x.earned > 0);
+        }
+        let p0 = r.provider(&acct(0)).unwrap();
+        if let Some(before) = last_balance {
+            let gain = p0.balance - before;
+            assert!(
+                gain > 0 && gain <= p0.earned && gain >= p0.earned * 9 / 10,
+                "{gain}"
+            );
+        }
+        last_balance = Some(p0.balance);
+        for i in [1, 2] {
+            let x = r.provider(&acct(i)).unwrap();
+            assert_eq!(
+                (x.failed, x.passed, x.missed),
+                (x.challenged, 0, 0),
+                "{x:?}"
+            );
+            assert_eq!(x.slashed, 100 * u64::from(x.failed));
+        }
+        let x = r.provider(&acct(3)).unwrap();
+        assert_eq!(
+            (x.missed, x.passed, x.failed),
+            (x.challenged, 0, 0),
+            "{x:?}"
+        );
+    }
+
+    // The ledger agrees: slashed stakes, missed marks, a repair fund.
+    let (stake1, stats1) = provider_role(l, acct(1));
+    assert!(stake1 < STAKE && stats1.failed >= 3 && stats1.proven == 0);
+    let (stake3, stats3) = provider_role(l, acct(3));
+    assert_eq!(stake3, STAKE, "silence is not slashed");
+    assert!(stats3.missed >= 3 && stats3.proven == 0);
+    let (stake0, stats0) = provider_role(l, acct(0));
+    assert_eq!(stake0, STAKE);
+    assert!(stats0.proven >= 3 && stats0.failed == 0);
+
+    // Reputation: the honest score above the prior, the cheats below the placement minimum.
+    let rep = l.challengers[0].reputation();
+    let now = l.challengers[0].epoch();
+    assert!(rep.score(&acct(0), now).0 > proof::PPM as u32 / 2);
+    for i in [1, 2, 3] {
+        assert!(!rep.eligible(&acct(i), now), "provider {i}");
+    }
+    assert!(l.last_report().is_some_and(|r| r.epoch >= start + 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_follow_puts_and_end_when_the_data_is_purged() {
+    let (_mem, net) = start(&spec(4, 2, 1)).await;
+    let l = ledger(&net);
+    let bob = net.user("bob").unwrap();
+    let before = balance(l, bob.account());
+    let x = data(50_000, 2);
+    let put = bob.put_bytes("x", &x).await.unwrap();
+    let orders = orders_of(l, bob.account());
+    assert_eq!(orders.len(), put.orders.len());
+    let escrow: u64 = orders.iter().map(|(_, o)| o.escrow).sum();
+    assert_eq!(before - balance(l, bob.account()), escrow);
+    let shards: usize = orders
+        .iter()
+        .map(|(id, _)| commitment(l, *id).shards.len())
+        .sum();
+    assert_eq!(shards, put.chunks * 3);
+
+    // The same data again: no data moves, no new order.
+    let again = bob.put_bytes("x", &x).await.unwrap();
+    assert!(again.orders.is_empty());
+    assert_eq!(orders_of(l, bob.account()).len(), orders.len());
+
+    // Let the orders run an epoch, then delete twice: the purge ends every order.
+    let start = orders[0].1.start;
+    reports(l, start).await;
+    bob.delete("x").await.unwrap();
+    assert_eq!(
+        orders_of(l, bob.account()).len(),
+        orders.len(),
+        "still owned"
+    );
+    let mid = balance(l, bob.account());
+    bob.delete("x").await.unwrap();
+    let deleted_in = l.head().epoch;
+    l.wait_epoch(deleted_in + 2).await;
+    assert!(
+        orders_of(l, bob.account()).is_empty(),
+        "purged orders end after the current epoch"
+    );
+    assert!(
+        balance(l, bob.account()) > mid,
+        "the unused escrow came back"
+    );
+    // No provider was challenged on purged data.
+    for p in &net.providers {
+        let (stake, stats) = provider_role(l, p.account());
+        assert_eq!((stake, stats.failed), (STAKE, 0), "{stats:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_avoids_providers_that_failed() {
+    let (_mem, net) = start(&spec(6, 2, 1)).await;
+    let l = ledger(&net);
+    let alice = net.user("alice").unwrap();
+    let put = alice.put_bytes("a", &data(120_000, 3)).await.unwrap();
+    let start = orders_of(l, alice.account())[0].1.start;
+
+    // The provider holding most shards loses them all.
+    let loser = net
+        .providers
+        .iter()
+        .max_by_key(|p| p.service.store().list().unwrap().len())
+        .unwrap();
+    let held = loser.service.store().list().unwrap();
+    assert!(!held.is_empty(), "{} chunks placed", put.chunks);
+    for s in &held {
+        loser.service.store().delete(s).unwrap();
+    }
+    let r = reports(l, start + 1).await;
+    let x = r.provider(&loser.account()).unwrap();
+    assert!(x.failed > 0 && x.passed == 0, "{x:?}");
+    for c in &l.challengers {
+        assert!(!c.reputation().eligible(&loser.account(), c.epoch()));
+    }
+
+    // New data goes to the others only; never two shards of a chunk on one provider.
+    let bob = net.user("bob").unwrap();
+    for i in 0..6u8 {
+        let p = bob
+            .put_bytes(&format!("b{i}"), &data(40_000, 10 + i))
+            .await
+            .unwrap();
+        let stat = bob.stat(&format!("b{i}")).await.unwrap();
+        for c in &stat.chunks {
+            let holders: Vec<AccountId> = c.holders.iter().flatten().copied().collect();
+            let mut distinct = holders.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(distinct.len(), holders.len());
+            assert!(!holders.contains(&loser.account()));
+        }
+        assert!(!p.orders.is_empty());
+    }
+    assert!(loser.service.store().list().unwrap().is_empty());
+}
