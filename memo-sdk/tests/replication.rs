@@ -697,21 +697,29 @@ async fn chain_follower_verifies(fabric: Fabric) {
         via_follower.submit(pay(10, 1)).await,
         Err(LedgerError::Remote(_))
     ));
-    // Blocks subscribed through the network arrive as they are produced.
+    // Blocks subscribed through the network arrive in order as they are produced (the poller
+    // may still be delivering blocks it found before this subscription).
     let mut sub = remote.subscribe();
     let mut produced = 10;
-    let b = within("subscription", async {
-        loop {
-            // The poller learns the head on its first round; produce until a block arrives.
+    let mut last = 0;
+    within("subscription", async {
+        while last <= 10 {
             produced += 1;
             produce(&seq, produced, 1);
-            if let Ok(Ok(b)) = tokio::time::timeout(Duration::from_millis(200), sub.recv()).await {
-                return b;
+            while let Ok(Ok(b)) = tokio::time::timeout(Duration::from_millis(100), sub.recv()).await
+            {
+                assert!(b.header.height > last, "blocks out of order");
+                assert!(
+                    last == 0 || b.header.height == last + 1,
+                    "a block was skipped"
+                );
+                assert_eq!(b, Arc::new(seq.block_at(b.header.height).unwrap().unwrap()));
+                last = b.header.height;
             }
         }
     })
     .await;
-    assert!(b.header.height > 10 && b.header.height <= produced);
+    assert!(last <= produced);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
