@@ -465,6 +465,16 @@ async fn a_follower_never_stores_a_forged_entry() {
     forged.signer = user_key("mallory").account();
     assert!(follower.append(forged).await.is_err());
     assert_eq!(log.inner.len(), 4);
+    // A follower without a data dir keeps its replica in memory, with the same entries.
+    let light = RemoteOpLog::start(
+        Arc::new(mem.join(Keypair::from_seed("light").account())),
+        seq.account(),
+    );
+    within("light catch up", light.wait_replicated(4)).await;
+    let a: Vec<_> = light.follow(0).take(4).collect().await;
+    let b: Vec<_> = follower.follow(0).take(4).collect().await;
+    assert_eq!(a, b);
+    assert_eq!(light.known_len(), Some(4));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
