@@ -13,7 +13,7 @@ mod service;
 
 pub use durable::DurableOpLog;
 pub use remote::{RemoteOpLog, RemoteOpLogConfig, SyncStatus};
-pub use service::{OpLogService, client};
+pub use service::{MAX_READ_BYTES, MAX_WAIT, OpLogService, client};
 
 use async_trait::async_trait;
 use futures::StreamExt;

@@ -465,6 +465,16 @@ async fn a_follower_never_stores_a_forged_entry() {
     forged.signer = user_key("mallory").account();
     assert!(follower.append(forged).await.is_err());
     assert_eq!(log.inner.len(), 4);
+    // A follower without a data dir keeps its replica in memory, with the same entries.
+    let light = RemoteOpLog::start(
+        Arc::new(mem.join(Keypair::from_seed("light").account())),
+        seq.account(),
+    );
+    within("light catch up", light.wait_replicated(4)).await;
+    let a: Vec<_> = light.follow(0).take(4).collect().await;
+    let b: Vec<_> = follower.follow(0).take(4).collect().await;
+    assert_eq!(a, b);
+    assert_eq!(light.known_len(), Some(4));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -697,21 +707,29 @@ async fn chain_follower_verifies(fabric: Fabric) {
         via_follower.submit(pay(10, 1)).await,
         Err(LedgerError::Remote(_))
     ));
-    // Blocks subscribed through the network arrive as they are produced.
+    // Blocks subscribed through the network arrive in order as they are produced (the poller
+    // may still be delivering blocks it found before this subscription).
     let mut sub = remote.subscribe();
     let mut produced = 10;
-    let b = within("subscription", async {
-        loop {
-            // The poller learns the head on its first round; produce until a block arrives.
+    let mut last = 0;
+    within("subscription", async {
+        while last <= 10 {
             produced += 1;
             produce(&seq, produced, 1);
-            if let Ok(Ok(b)) = tokio::time::timeout(Duration::from_millis(200), sub.recv()).await {
-                return b;
+            while let Ok(Ok(b)) = tokio::time::timeout(Duration::from_millis(100), sub.recv()).await
+            {
+                assert!(b.header.height > last, "blocks out of order");
+                assert!(
+                    last == 0 || b.header.height == last + 1,
+                    "a block was skipped"
+                );
+                assert_eq!(b, Arc::new(seq.block_at(b.header.height).unwrap().unwrap()));
+                last = b.header.height;
             }
         }
     })
     .await;
-    assert!(b.header.height > 10 && b.header.height <= produced);
+    assert!(last <= produced);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
