@@ -31,7 +31,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| vec![64, 1024]);
     let dir = tempfile::tempdir()?;
     let mut devnet = Command::new(env!("CARGO_BIN_EXE_memo"))
-        .args(["devnet", "--providers", "10", "--keepers", "1", "--users", "bench", "--dir"])
+        .args([
+            "devnet",
+            "--providers",
+            "10",
+            "--keepers",
+            "1",
+            "--users",
+            "bench",
+            "--dir",
+        ])
         .arg(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -45,7 +54,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let result = rt.block_on(async {
         let file = ClientFile::load(&dir.path().join("users/bench.toml"))?;
         let keypair = load_key(&file.key_file)?;
@@ -57,8 +68,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 keepers.push(p.account_id()?);
             }
         }
-        let client = Client::new(keypair, Arc::new(transport) as Arc<dyn Transport>, ClientConfig::new(keepers))?;
-        println!("devnet: 1 keeper and 10 provider processes on loopback (libp2p TCP+Noise+yamux, fsync'd shard files), RS 4+2, 1 MiB chunks");
+        let mut cfg = ClientConfig::new(keepers);
+        if let Some(n) = std::env::var("MEMO_BENCH_UPLOADS").ok().and_then(|v| v.parse().ok()) {
+            cfg.uploads = n;
+        }
+        if let Some(n) = std::env::var("MEMO_BENCH_WINDOW").ok().and_then(|v| v.parse().ok()) {
+            cfg.parallelism.window = n;
+        }
+        let client = Client::new(keypair, Arc::new(transport) as Arc<dyn Transport>, cfg)?;
+        println!("devnet: 1 keeper and 10 provider processes on loopback (libp2p TCP+Noise+yamux, shard files without per-shard fsync: devnet default), RS 4+2, 1 MiB chunks");
         println!("{:>8} {:>16} {:>16} {:>16} {:>16} {:>8} {:>8}", "MiB", "pipeline enc", "devnet put", "pipeline dec", "devnet get", "put %", "get %");
         for (i, mib) in sizes.iter().enumerate() {
             let data = random(mib << 20, 0x5eed + i as u64);
@@ -95,7 +113,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok::<(), Box<dyn std::error::Error>>(())
     });
-    let _ = Command::new("kill").arg("-TERM").arg(devnet.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(devnet.id().to_string())
+        .status();
     let _ = devnet.wait();
     result
 }

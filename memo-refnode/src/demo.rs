@@ -8,6 +8,7 @@ use memo_core::ownership::ShardStore;
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_sdk::ClientError;
 use memo_sdk::local::{LocalNetwork, LocalSpec, node_keys};
+use memo_sdk::local_ledger::LedgerSpec;
 use memo_sdk::net::P2pTransport;
 use memo_sdk::store::FsShardStore;
 use std::collections::HashMap;
@@ -136,7 +137,7 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
     let stores = dir.clone();
     let mut open_error = None;
     let by_account = transports.clone();
-    let local: LocalNetwork<FsShardStore> = LocalNetwork::start(
+    let mut local: LocalNetwork<FsShardStore> = LocalNetwork::start(
         &spec,
         move |kp| match by_account.get(&kp.account()) {
             Some(t) => Arc::new(t.clone()) as Arc<dyn Transport>,
@@ -164,6 +165,17 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
         ),
     );
 
+    let ledger_spec = LedgerSpec::default();
+    local
+        .attach_ledger(&ledger_spec, spec.provider_capacity)
+        .await?;
+    story.ok(
+        "ledger",
+        format!(
+            "local chain sequenced by keeper-0; every keeper and provider registered with a stake; {} blocks per epoch",
+            ledger_spec.epoch_blocks
+        ),
+    );
     let (alice, bob, carol) = (
         local.user("alice").context("alice")?,
         local.user("bob").context("bob")?,
@@ -203,6 +215,41 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
         format!(
             "exact bytes, {:.0} MiB/s",
             args.size_mib as f64 / t.elapsed().as_secs_f64()
+        ),
+    );
+
+    let ledger = local.ledger.as_ref().context("the ledger")?;
+    let epoch = ledger.head().epoch + 1;
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        ledger.wait_report(epoch),
+    )
+    .await
+    .context("waiting for an epoch of challenges")?
+    .context("no keeper reports epochs")?;
+    let challenged: Vec<_> = report
+        .providers
+        .iter()
+        .filter(|p| p.challenged > 0)
+        .collect();
+    let passed = challenged
+        .iter()
+        .filter(|p| p.passed == p.challenged)
+        .count();
+    let paid: u64 = challenged.iter().map(|p| p.earned).sum();
+    if challenged.is_empty() || passed != challenged.len() || paid == 0 {
+        bail!(
+            "epoch {} of challenges did not pass and pay: {report:?}",
+            report.epoch
+        );
+    }
+    story.ok(
+        "an epoch of storage challenges",
+        format!(
+            "epoch {}: {} providers proved their shards (blake3 Merkle proofs verified by the ledger) and were paid {paid} for {} orders",
+            report.epoch,
+            passed,
+            put.orders.len()
         ),
     );
 
