@@ -16,8 +16,8 @@ pub struct DevnetArgs {
     /// Number of providers.
     #[arg(long, default_value_t = 6)]
     providers: usize,
-    /// Number of keepers.
-    #[arg(long, default_value_t = 1)]
+    /// Number of keepers (keeper-0 sequences the shared log; the others follow it).
+    #[arg(long, default_value_t = 3)]
     keepers: usize,
     /// User names (a client config is written for each).
     #[arg(long, value_delimiter = ',', default_value = "alice,bob,carol")]
@@ -146,6 +146,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             listen: "/ip4/127.0.0.1/tcp/0".into(),
             capacity: 64 << 30,
             sync_writes: args.sync_writes,
+            sequencer: None,
             peers: keeper_peers.clone(),
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
@@ -166,6 +167,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             listen: "/ip4/127.0.0.1/tcp/0".into(),
             capacity: 0,
             sync_writes: true,
+            sequencer: Some(keeper_peers[0].account.clone()),
             peers: provider_peers
                 .iter()
                 .chain(keeper_peers.iter())
@@ -177,8 +179,12 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
         nodes.push(ready);
     }
     let mut users = Vec::new();
-    for name in &args.users {
+    for (i, name) in args.users.iter().enumerate() {
         let kp = load_or_create_key(&key(&format!("user-{name}")))?;
+        // Each user starts with another keeper (they all share one log).
+        let mut keepers = keeper_peers.clone();
+        let n = keepers.len();
+        keepers.rotate_left(i % n);
         let file = ClientFile {
             key_file: PathBuf::from("..")
                 .join("keys")

@@ -3,10 +3,11 @@
 use anyhow::{Context, Result};
 use memo_core::transport::Transport;
 use memo_sdk::config::{NodeConfig, Role, load_or_create_key, write_atomic};
-use memo_sdk::keeper::{Keeper, KeeperConfig};
+use memo_core::AccountId;
+use memo_sdk::keeper::KeeperConfig;
+use memo_sdk::keeper_node::KeeperNode;
 use memo_sdk::net::P2pTransport;
 use memo_sdk::node::{Service, serve};
-use memo_sdk::oplog::{MemoryOpLog, OpLog};
 use memo_sdk::provider::Provider;
 use memo_sdk::store::FsShardStore;
 use std::path::PathBuf;
@@ -69,19 +70,28 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         .filter(|p| p.role == Role::Provider)
         .filter_map(|p| p.account_id().ok())
         .collect();
+    let mut keeper_node: Option<KeeperNode> = None;
     let services: Vec<Arc<dyn Service>> = match cfg.role {
         Role::Provider => {
             let store = FsShardStore::open(cfg.data_dir.join("shards"))?.with_sync(cfg.sync_writes);
             vec![Provider::new(transport.clone(), store, cfg.capacity, keepers) as Arc<dyn Service>]
         }
         Role::Keeper => {
-            let log: Arc<dyn OpLog> = Arc::new(MemoryOpLog::new());
-            let keeper = Keeper::new(transport.clone(), log, KeeperConfig::default());
-            for p in providers {
-                keeper.add_provider(p);
+            let sequencer = match &cfg.sequencer {
+                Some(hex) => Some(hex.parse::<AccountId>().map_err(|e| anyhow::anyhow!("sequencer: {e}"))?),
+                None => None,
             }
-            keeper.start();
-            vec![keeper as Arc<dyn Service>]
+            .filter(|s| *s != keypair.account());
+            let mut node = match sequencer {
+                None => KeeperNode::sequencer(transport.clone(), &cfg.data_dir, KeeperConfig::default(), None, None)?,
+                Some(seq) => KeeperNode::follower(transport.clone(), seq, &cfg.data_dir, KeeperConfig::default(), None)?,
+            };
+            for p in providers {
+                node.keeper.add_provider(p);
+            }
+            node.spawn_serving();
+            keeper_node = Some(node);
+            Vec::new()
         }
     };
     let listen = addrs.first().map(|a| a.to_string()).unwrap_or_default();
@@ -102,10 +112,20 @@ pub async fn run(args: NodeArgs) -> Result<()> {
     )?;
     info!(name = %cfg.name, account = %keypair.account().short(), %listen, "serving");
     eprintln!("{} {} serving on {listen}", ready.role, cfg.name);
+    let serving = async {
+        if services.is_empty() {
+            std::future::pending::<()>().await
+        } else {
+            serve(transport, services).await
+        }
+    };
     tokio::select! {
-        _ = serve(transport, services) => {}
+        _ = serving => {}
         _ = shutdown_signal() => info!("shutting down"),
         _ = parent_gone() => info!("the devnet that started this node is gone; shutting down"),
+    }
+    if let Some(node) = keeper_node {
+        node.shutdown().await;
     }
     Ok(())
 }

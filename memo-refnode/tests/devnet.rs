@@ -13,7 +13,7 @@ struct Devnet {
 }
 
 impl Devnet {
-    fn start(providers: usize) -> Devnet {
+    fn start(providers: usize, keepers: usize) -> Devnet {
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new(MEMO)
             .args(["devnet", "--dir"])
@@ -22,7 +22,7 @@ impl Devnet {
                 "--providers",
                 &providers.to_string(),
                 "--keepers",
-                "1",
+                &keepers.to_string(),
                 "--users",
                 "alice,bob,carol",
             ])
@@ -110,7 +110,8 @@ impl Drop for Devnet {
 
 #[test]
 fn put_get_dedup_refuse_and_purge_across_processes() {
-    let net = Devnet::start(6);
+    // Three keepers in three processes share one log; each user starts with another keeper.
+    let net = Devnet::start(6, 3);
     let data: Vec<u8> = (0..2_500_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
@@ -191,7 +192,7 @@ fn put_get_dedup_refuse_and_purge_across_processes() {
 
 #[test]
 fn a_devnet_keeper_that_is_gone_is_a_clear_error() {
-    let net = Devnet::start(6);
+    let net = Devnet::start(6, 1);
     let devnet: Value =
         serde_json::from_slice(&std::fs::read(net.dir.path().join("devnet.json")).unwrap())
             .unwrap();

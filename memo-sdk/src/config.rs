@@ -108,6 +108,11 @@ pub struct NodeConfig {
     /// Providers: fsync every shard before acknowledging it (see `FsShardStore::with_sync`).
     #[serde(default = "default_true")]
     pub sync_writes: bool,
+    /// Keepers: the account of the keeper that sequences the shared operation log (its
+    /// address must be among the peers). Absent, or this node's own account: this keeper
+    /// sequences.
+    #[serde(default)]
+    pub sequencer: Option<String>,
     /// Known peers.
     #[serde(default)]
     pub peers: Vec<PeerInfo>,
