@@ -193,14 +193,13 @@ impl<S: MetaStore> Objects<S> {
         shard: &crate::id::ShardId,
     ) -> Result<Option<(ChunkId, usize)>, ObjectError> {
         for c in self.held_by(provider) {
-            if let Some(e) = self.ownership.chunk(c)? {
-                if let Some(i) = e
+            if let Some(e) = self.ownership.chunk(c)?
+                && let Some(i) = e
                     .shards
                     .iter()
                     .position(|s| s.id == *shard && s.holder == Some(*provider))
-                {
-                    return Ok(Some((*c, i)));
-                }
+            {
+                return Ok(Some((*c, i)));
             }
         }
         Ok(None)
@@ -342,12 +341,12 @@ impl<S: MetaStore> Objects<S> {
                 }
                 self.ownership.record_placement(*chunk, &list)?;
                 for m in moves {
-                    if let Some(from) = m.from.filter(|f| *f != m.to) {
-                        if let Some(set) = self.holdings.get_mut(&from) {
-                            set.remove(chunk);
-                            if set.is_empty() {
-                                self.holdings.remove(&from);
-                            }
+                    if let Some(from) = m.from.filter(|f| *f != m.to)
+                        && let Some(set) = self.holdings.get_mut(&from)
+                    {
+                        set.remove(chunk);
+                        if set.is_empty() {
+                            self.holdings.remove(&from);
                         }
                     }
                     self.holdings.entry(m.to).or_default().insert(*chunk);
