@@ -123,6 +123,12 @@ pub enum Request {
     },
     /// Keeper: the caller's account.
     Account,
+    /// Keeper: shards the caller could not read (missing or altered); the keeper checks each
+    /// before believing it. Answered with [`Response::Done`].
+    ReportShards {
+        /// At most [`crate::repair::MAX_REPORTS`] reports.
+        reports: Vec<crate::repair::ShardReport>,
+    },
 }
 
 /// A response to a [`Request`].
@@ -232,6 +238,7 @@ impl Request {
                     || chunks.iter().any(|c| c.shards.len() > MAX_SHARDS)
             }
             Request::Locate { chunks } => too_many(chunks.len(), MAX_CHUNKS_PER_REQUEST),
+            Request::ReportShards { reports } => too_many(reports.len(), crate::repair::MAX_REPORTS),
             _ => false,
         };
         if bad {

@@ -14,6 +14,7 @@ pub mod node;
 pub mod oplog;
 pub mod pipeline;
 pub mod provider;
+pub mod repair;
 pub mod rpc;
 pub mod store;
 

@@ -5,6 +5,7 @@ use crate::client::{Client, ClientConfig, ClientError};
 use crate::keeper::{Keeper, KeeperConfig};
 use crate::oplog::{MemoryOpLog, OpLog};
 use crate::provider::Provider;
+use crate::repair::{RepairConfig, Repairer};
 use memo_core::codec::CodecParams;
 use memo_core::ownership::{MemoryShardStore, ShardStore};
 use memo_core::transport::{MemoryNetwork, Transport};
@@ -69,6 +70,9 @@ pub struct LocalNetwork<S> {
     pub users: Vec<(String, Client)>,
     /// The keepers' shared operation log.
     pub log: MemoryOpLog,
+    /// Each keeper's repairer, once [`LocalNetwork::enable_repair`] ran.
+    pub repairers: Vec<Arc<Repairer>>,
+    keeper_keys: Vec<Keypair>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -92,7 +96,10 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
             let k = Keeper::new(
                 transport(kp),
                 Arc::new(log.clone()) as Arc<dyn OpLog>,
-                KeeperConfig::default(),
+                KeeperConfig {
+                    keepers: keeper_ids.clone(),
+                    ..KeeperConfig::default()
+                },
             );
             tasks.push(tokio::spawn(k.clone().run()));
             keepers.push(k);
@@ -130,8 +137,21 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
             providers,
             users,
             log,
+            repairers: Vec::new(),
+            keeper_keys,
             tasks,
         })
+    }
+
+    /// Starts detection and repair on every keeper (see [`crate::repair`]): stopped providers
+    /// are declared Suspect then Lost, and their shards rebuilt on other providers.
+    pub fn enable_repair(&mut self, config: RepairConfig) -> &[Arc<Repairer>] {
+        for (k, kp) in self.keepers.iter().zip(&self.keeper_keys) {
+            let (r, task) = k.enable_repair(kp.clone(), config.clone());
+            self.tasks.push(task);
+            self.repairers.push(r);
+        }
+        &self.repairers
     }
 
     /// The client of user `name`.

@@ -157,6 +157,7 @@ pub fn kind(req: &Request) -> &'static str {
         Request::ListObjects => "ListObjects",
         Request::StatObject { .. } => "StatObject",
         Request::Account => "Account",
+        Request::ReportShards { .. } => "ReportShards",
     }
 }
 
