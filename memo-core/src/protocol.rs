@@ -238,7 +238,9 @@ impl Request {
                     || chunks.iter().any(|c| c.shards.len() > MAX_SHARDS)
             }
             Request::Locate { chunks } => too_many(chunks.len(), MAX_CHUNKS_PER_REQUEST),
-            Request::ReportShards { reports } => too_many(reports.len(), crate::repair::MAX_REPORTS),
+            Request::ReportShards { reports } => {
+                too_many(reports.len(), crate::repair::MAX_REPORTS)
+            }
             _ => false,
         };
         if bad {

@@ -527,14 +527,13 @@ impl NetworkSource<'_> {
             .get(&chunk.id)
             .and_then(|h| h.get(index).copied().flatten());
         if let (Some(holder), Ok(index)) = (holder, u16::try_from(index)) {
-            self.bad
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(memo_core::repair::ShardReport {
+            self.bad.lock().unwrap_or_else(|p| p.into_inner()).push(
+                memo_core::repair::ShardReport {
                     chunk: chunk.id,
                     index,
                     holder,
-                });
+                },
+            );
         }
     }
 }

@@ -80,6 +80,11 @@ impl Keeper {
         self.transport.local_id()
     }
 
+    /// How many log entries this keeper has applied.
+    pub fn applied(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
     /// Makes a provider eligible for placement.
     pub fn add_provider(&self, provider: AccountId) {
         let mut p = self.providers.write().unwrap_or_else(|p| p.into_inner());

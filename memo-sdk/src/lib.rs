@@ -7,6 +7,7 @@
 
 pub mod chain;
 pub mod client;
+pub mod fault;
 pub mod keeper;
 pub mod local;
 pub mod net;

@@ -199,8 +199,19 @@ pub(crate) async fn send_reports(client: &crate::Client, mut reports: Vec<ShardR
     reports.sort_unstable();
     reports.dedup();
     reports.truncate(MAX_REPORTS);
-    debug!(count = reports.len(), "reporting shards that could not be read");
+    debug!(
+        count = reports.len(),
+        "reporting shards that could not be read"
+    );
     let _ = client.report(reports).await;
+}
+
+fn severity(h: ShardHealth) -> u8 {
+    match h {
+        ShardHealth::Healthy => 0,
+        ShardHealth::Suspect => 1,
+        ShardHealth::Lost => 2,
+    }
 }
 
 fn timeout_error(peer: AccountId) -> RpcError {
@@ -257,7 +268,10 @@ impl Repairer {
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, memo_core::objects::Objects<memo_core::ownership::MemoryMeta>> {
+    fn state(
+        &self,
+    ) -> std::sync::MutexGuard<'_, memo_core::objects::Objects<memo_core::ownership::MemoryMeta>>
+    {
         self.keeper.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -309,6 +323,18 @@ impl Repairer {
         self.start_repairs(now);
     }
 
+    /// Stops every repair in progress at whatever step it is (as if the keeper was killed).
+    pub fn abort(&self) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+
     /// Waits until every repair started so far has finished.
     pub async fn settle(&self) {
         loop {
@@ -348,10 +374,18 @@ impl Repairer {
                 .unwrap_or_else(|e| e.into_inner())
                 .observe(p, ok);
             let declared = self.state().provider_health(&p);
-            if derived == declared {
+            // An answer heals at once; silence only escalates (a keeper that just started has
+            // no history, and must not undo another keeper's declaration from it).
+            let act = if ok {
+                declared != ShardHealth::Healthy
+            } else {
+                severity(derived) > severity(declared)
+            };
+            if !act {
                 self.settled(p.as_bytes());
                 continue;
             }
+            let derived = if ok { ShardHealth::Healthy } else { derived };
             if !self.my_turn(p.as_bytes(), now) {
                 continue;
             }
@@ -384,7 +418,11 @@ impl Repairer {
     /// it or with bytes that do not match its id.
     async fn check_reports(&self) {
         let batch: Vec<ShardReport> = {
-            let mut q = self.keeper.reports.lock().unwrap_or_else(|p| p.into_inner());
+            let mut q = self
+                .keeper
+                .reports
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let n = q.len().min(self.config.reports_per_round);
             let mut b: Vec<ShardReport> = q.drain(..n).collect();
             b.sort_unstable();
@@ -526,8 +564,11 @@ impl Repairer {
         let mut have: Vec<(usize, Bytes)> = Vec::new();
         let mut sources = plan.sources.iter();
         while have.len() < snap.k {
-            let wave: Vec<(usize, AccountId)> =
-                sources.by_ref().take(snap.k - have.len()).copied().collect();
+            let wave: Vec<(usize, AccountId)> = sources
+                .by_ref()
+                .take(snap.k - have.len())
+                .copied()
+                .collect();
             if wave.is_empty() {
                 break;
             }
@@ -556,7 +597,9 @@ impl Repairer {
                     Ok(Response::Shard(None)) => {
                         self.mark_lost(chunk, i as u16, h, Reason::Missing).await;
                     }
-                    _ => debug!(chunk = %chunk.short(), index = i, holder = %h.short(), "source unreachable"),
+                    _ => {
+                        debug!(chunk = %chunk.short(), index = i, holder = %h.short(), "source unreachable")
+                    }
                 }
             }
         }
@@ -565,10 +608,9 @@ impl Repairer {
             return false;
         }
         let (k, ids, want) = (snap.k, snap.ids.clone(), plan.rebuild.clone());
-        let rebuilt = tokio::task::spawn_blocking(move || {
-            rebuild_shards(chunk, k, &ids, slen, &have, &want)
-        })
-        .await;
+        let rebuilt =
+            tokio::task::spawn_blocking(move || rebuild_shards(chunk, k, &ids, slen, &have, &want))
+                .await;
         let rebuilt = match rebuilt {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
@@ -677,7 +719,12 @@ impl Repairer {
             let i = m.index as usize;
             if holders.get(i).copied().flatten() != Some(m.to) {
                 let _ = self
-                    .rpc(m.to, &Request::DeleteShards { shards: vec![ids[i]] })
+                    .rpc(
+                        m.to,
+                        &Request::DeleteShards {
+                            shards: vec![ids[i]],
+                        },
+                    )
                     .await;
             }
         }
@@ -695,6 +742,15 @@ struct Snapshot {
 }
 
 impl Keeper {
+    /// Reads the keeper's derived state (ownership, placement, health) under its lock: for
+    /// status pages, tests and tools. Keep `f` short: it blocks the log follower.
+    pub fn inspect<R>(
+        &self,
+        f: impl FnOnce(&memo_core::objects::Objects<memo_core::ownership::MemoryMeta>) -> R,
+    ) -> R {
+        f(&self.state.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Starts detection and repair on this keeper (signing with its `keypair`); returns the
     /// repairer, whose background rounds run until its task is aborted.
     pub fn enable_repair(
