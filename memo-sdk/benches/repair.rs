@@ -62,8 +62,7 @@ async fn scenario(held_mib: u64, lose: usize, max_concurrent: usize, budget: Opt
     let (mem, net) = memory_network(&spec).await.expect("network");
     let user = net.user("bench").expect("user");
     // Each chunk puts one shard (chunk / k) on n of the providers.
-    let per_object_on_one =
-        OBJECT as u64 / K as u64 * (K + M) as u64 / PROVIDERS as u64;
+    let per_object_on_one = OBJECT as u64 / K as u64 * (K + M) as u64 / PROVIDERS as u64;
     let objects = (held_mib << 20).div_ceil(per_object_on_one);
     let t0 = Instant::now();
     let mut buf = vec![0u8; OBJECT];
@@ -98,7 +97,10 @@ async fn scenario(held_mib: u64, lose: usize, max_concurrent: usize, budget: Opt
     let s = repairer.stats();
     let healthy = net.keepers[0].inspect(|o| o.degraded().count() == 0);
     assert!(healthy, "not every chunk was repaired: {s:?}");
-    assert_eq!(s.bytes_restored, held, "restored bytes differ from the lost ones");
+    assert_eq!(
+        s.bytes_restored, held,
+        "restored bytes differ from the lost ones"
+    );
     // A read after repair still returns the exact bytes (not timed).
     fill(&mut buf, 0);
     assert!(user.get_bytes("obj0").await.expect("get") == buf);
