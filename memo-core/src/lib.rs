@@ -14,6 +14,7 @@ pub mod objects;
 pub mod ownership;
 pub mod proof;
 pub mod protocol;
+pub mod repair;
 pub mod transport;
 pub mod wire;
 

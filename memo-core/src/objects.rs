@@ -11,8 +11,9 @@ use crate::ownership::{
     ShardHealth,
 };
 use crate::protocol::{ChunkPlacement, ChunkStatus, ObjectEntry};
+use crate::repair::{KeeperOp, Move, check_op};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Largest encoded operation accepted.
 pub const MAX_OP_BYTES: usize = 8 * 1024 * 1024;
@@ -40,6 +41,8 @@ pub enum ObjectOp {
         /// The object.
         object: ObjectId,
     },
+    /// A keeper's health or placement change ([`crate::repair`]); only keepers may sign it.
+    Keeper(KeeperOp),
 }
 
 impl Signable for ObjectOp {
@@ -65,6 +68,16 @@ pub enum ObjectError {
     /// The ownership rules refused it.
     #[error(transparent)]
     Ownership(#[from] OwnershipError),
+    /// A keeper operation signed by an account that is not a keeper.
+    #[error("{signer} is not a keeper: only keepers may change health or placement")]
+    NotKeeper {
+        /// The signer.
+        signer: AccountId,
+    },
+    /// A keeper operation about a placement that changed since it was made (another keeper
+    /// repaired the shard first, or the finding is about a former holder).
+    #[error("stale: {0}")]
+    Stale(String),
 }
 
 /// What applying an operation did.
@@ -74,6 +87,25 @@ pub enum Applied {
     Put(PutPlan),
     /// A delete: which chunks were dereferenced, released or purged (with their holders).
     Delete(DeletePlan),
+    /// A keeper operation.
+    Keeper(KeeperApplied),
+}
+
+/// What a keeper operation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeeperApplied {
+    /// Health marks: how many shard slots changed health.
+    Health {
+        /// Slots changed.
+        changed: usize,
+    },
+    /// Shards moved to new holders (each now Healthy); the former holders may delete theirs.
+    Replaced {
+        /// The chunk.
+        chunk: ChunkId,
+        /// The moves.
+        moves: Vec<Move>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +120,16 @@ struct ObjectRecord {
 pub struct Objects<S> {
     ownership: Ownership<S>,
     index: BTreeMap<(AccountId, ObjectId), ObjectRecord>,
+    /// Accounts allowed to sign [`ObjectOp::Keeper`].
+    keepers: BTreeSet<AccountId>,
+    /// k of every registered chunk (from the put that registered it).
+    chunk_k: BTreeMap<ChunkId, u8>,
+    /// Chunks each provider holds a shard of (at most one shard per chunk).
+    holdings: BTreeMap<AccountId, BTreeSet<ChunkId>>,
+    /// Providers declared Suspect or Lost (absent: Healthy).
+    provider_health: BTreeMap<AccountId, ShardHealth>,
+    /// Chunks with a shard that is not Healthy.
+    degraded: BTreeSet<ChunkId>,
 }
 
 impl<S: MetaStore> Objects<S> {
@@ -96,6 +138,227 @@ impl<S: MetaStore> Objects<S> {
         Self {
             ownership: Ownership::new(store),
             index: BTreeMap::new(),
+            keepers: BTreeSet::new(),
+            chunk_k: BTreeMap::new(),
+            holdings: BTreeMap::new(),
+            provider_health: BTreeMap::new(),
+            degraded: BTreeSet::new(),
+        }
+    }
+
+    /// The accounts allowed to sign keeper operations. Set before the first operation is
+    /// applied: replaying a log with another keeper set gives another state.
+    pub fn with_keepers(mut self, keepers: impl IntoIterator<Item = AccountId>) -> Self {
+        self.keepers = keepers.into_iter().collect();
+        self
+    }
+
+    /// The keeper accounts.
+    pub fn keepers(&self) -> &BTreeSet<AccountId> {
+        &self.keepers
+    }
+
+    /// k of a registered chunk, as its registering put declared it.
+    pub fn data_shards(&self, chunk: &ChunkId) -> Option<u8> {
+        self.chunk_k.get(chunk).copied()
+    }
+
+    /// A provider's declared health (Healthy unless a keeper declared otherwise).
+    pub fn provider_health(&self, provider: &AccountId) -> ShardHealth {
+        self.provider_health
+            .get(provider)
+            .copied()
+            .unwrap_or(ShardHealth::Healthy)
+    }
+
+    /// Chunks that have a shard that is not Healthy, in id order.
+    pub fn degraded(&self) -> impl Iterator<Item = &ChunkId> + '_ {
+        self.degraded.iter()
+    }
+
+    /// Chunks `provider` holds a shard of.
+    pub fn held_by(&self, provider: &AccountId) -> impl Iterator<Item = &ChunkId> + '_ {
+        self.holdings.get(provider).into_iter().flatten()
+    }
+
+    /// Every provider holding at least one shard.
+    pub fn holders(&self) -> impl Iterator<Item = &AccountId> + '_ {
+        self.holdings.keys()
+    }
+
+    /// The chunk and index of shard `shard` held by `provider`, if it holds it.
+    pub fn find_shard(
+        &self,
+        provider: &AccountId,
+        shard: &crate::id::ShardId,
+    ) -> Result<Option<(ChunkId, usize)>, ObjectError> {
+        for c in self.held_by(provider) {
+            if let Some(e) = self.ownership.chunk(c)?
+                && let Some(i) = e
+                    .shards
+                    .iter()
+                    .position(|s| s.id == *shard && s.holder == Some(*provider))
+            {
+                return Ok(Some((*c, i)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Re-derives whether `chunk` is degraded from its entry.
+    fn refresh(&mut self, chunk: ChunkId) -> Result<(), ObjectError> {
+        let bad = match self.ownership.chunk(&chunk)? {
+            Some(e) => e
+                .shards
+                .iter()
+                .any(|s| s.holder.is_none() || s.health != ShardHealth::Healthy),
+            None => false,
+        };
+        if bad {
+            self.degraded.insert(chunk);
+        } else {
+            self.degraded.remove(&chunk);
+        }
+        Ok(())
+    }
+
+    /// Marks newly placed shards on providers declared unhealthy with the provider's health.
+    fn inherit_provider_health(
+        &mut self,
+        chunk: ChunkId,
+        placed: &[(usize, AccountId)],
+    ) -> Result<(), ObjectError> {
+        for (i, h) in placed {
+            let health = self.provider_health(h);
+            if health != ShardHealth::Healthy {
+                self.ownership.mark_health(chunk, *i, health)?;
+            }
+        }
+        self.refresh(chunk)
+    }
+
+    fn apply_keeper(&mut self, signer: AccountId, op: &KeeperOp) -> Result<Applied, ObjectError> {
+        if !self.keepers.contains(&signer) {
+            return Err(ObjectError::NotKeeper { signer });
+        }
+        check_op(op).map_err(ObjectError::Invalid)?;
+        match op {
+            KeeperOp::ProviderHealth {
+                provider, health, ..
+            } => {
+                if *health == ShardHealth::Healthy {
+                    self.provider_health.remove(provider);
+                } else {
+                    self.provider_health.insert(*provider, *health);
+                }
+                let chunks: Vec<ChunkId> = self.held_by(provider).copied().collect();
+                let mut changed = 0;
+                for c in chunks {
+                    let Some(e) = self.ownership.chunk(&c)? else {
+                        continue;
+                    };
+                    for (i, s) in e.shards.iter().enumerate() {
+                        if s.holder != Some(*provider) {
+                            continue;
+                        }
+                        let next = match (s.health, health) {
+                            (ShardHealth::Lost, _) => ShardHealth::Lost,
+                            (_, ShardHealth::Lost) => ShardHealth::Lost,
+                            (_, ShardHealth::Suspect) => ShardHealth::Suspect,
+                            (_, ShardHealth::Healthy) => ShardHealth::Healthy,
+                        };
+                        if next != s.health {
+                            self.ownership.mark_health(c, i, next)?;
+                            changed += 1;
+                        }
+                    }
+                    self.refresh(c)?;
+                }
+                Ok(Applied::Keeper(KeeperApplied::Health { changed }))
+            }
+            KeeperOp::MarkShard {
+                chunk,
+                index,
+                holder,
+                health,
+                ..
+            } => {
+                let e = self
+                    .ownership
+                    .chunk(chunk)?
+                    .ok_or(OwnershipError::UnknownChunk { chunk: *chunk })?;
+                let slot = e.shards.get(*index as usize).ok_or_else(|| {
+                    ObjectError::Invalid(format!("chunk {} has no shard {index}", chunk.short()))
+                })?;
+                if slot.holder != Some(*holder) {
+                    return Err(ObjectError::Stale(format!(
+                        "shard {index} of chunk {} is not held by {}",
+                        chunk.short(),
+                        holder.short()
+                    )));
+                }
+                let changed = usize::from(slot.health != *health);
+                self.ownership
+                    .mark_health(*chunk, *index as usize, *health)?;
+                self.refresh(*chunk)?;
+                Ok(Applied::Keeper(KeeperApplied::Health { changed }))
+            }
+            KeeperOp::Replace { chunk, moves } => {
+                let e = self
+                    .ownership
+                    .chunk(chunk)?
+                    .ok_or(OwnershipError::UnknownChunk { chunk: *chunk })?;
+                let mut holders: Vec<Option<AccountId>> =
+                    e.shards.iter().map(|s| s.holder).collect();
+                let mut list = Vec::with_capacity(moves.len());
+                for m in moves {
+                    let i = m.index as usize;
+                    let Some(slot) = e.shards.get(i) else {
+                        return Err(ObjectError::Invalid(format!(
+                            "chunk {} has no shard {i}",
+                            chunk.short()
+                        )));
+                    };
+                    if slot.holder != m.from {
+                        return Err(ObjectError::Stale(format!(
+                            "shard {i} of chunk {} moved meanwhile",
+                            chunk.short()
+                        )));
+                    }
+                    holders[i] = Some(m.to);
+                    list.push(Placement {
+                        index: i,
+                        shard: slot.id,
+                        holder: m.to,
+                    });
+                }
+                let distinct: BTreeSet<AccountId> = holders.iter().flatten().copied().collect();
+                if distinct.len() != holders.iter().flatten().count() {
+                    return Err(ObjectError::Invalid(format!(
+                        "chunk {} would have two shards on one provider",
+                        chunk.short()
+                    )));
+                }
+                self.ownership.record_placement(*chunk, &list)?;
+                for m in moves {
+                    if let Some(from) = m.from.filter(|f| *f != m.to)
+                        && let Some(set) = self.holdings.get_mut(&from)
+                    {
+                        set.remove(chunk);
+                        if set.is_empty() {
+                            self.holdings.remove(&from);
+                        }
+                    }
+                    self.holdings.entry(m.to).or_default().insert(*chunk);
+                }
+                let placed: Vec<(usize, AccountId)> =
+                    moves.iter().map(|m| (m.index as usize, m.to)).collect();
+                self.inherit_provider_health(*chunk, &placed)?;
+                Ok(Applied::Keeper(KeeperApplied::Replaced {
+                    chunk: *chunk,
+                    moves: moves.clone(),
+                }))
+            }
         }
     }
 
@@ -178,6 +441,13 @@ impl<S: MetaStore> Objects<S> {
                     .put_object(user, &ObjectChunks::new(chunks.clone()))?;
                 for (id, list) in records {
                     self.ownership.record_placement(id, &list)?;
+                    self.chunk_k.insert(id, *needed);
+                    for p in &list {
+                        self.holdings.entry(p.holder).or_default().insert(id);
+                    }
+                    let placed: Vec<(usize, AccountId)> =
+                        list.iter().map(|p| (p.index, p.holder)).collect();
+                    self.inherit_provider_health(id, &placed)?;
                 }
                 let rec = self
                     .index
@@ -206,6 +476,18 @@ impl<S: MetaStore> Objects<S> {
                 let plan = self
                     .ownership
                     .delete_object(user, &ObjectChunks::new(rec.chunks.clone()))?;
+                for p in &plan.purged {
+                    self.chunk_k.remove(&p.chunk);
+                    self.degraded.remove(&p.chunk);
+                    for (holder, _) in &p.shards {
+                        if let Some(set) = self.holdings.get_mut(holder) {
+                            set.remove(&p.chunk);
+                            if set.is_empty() {
+                                self.holdings.remove(holder);
+                            }
+                        }
+                    }
+                }
                 let key = (user, *object);
                 if let Some(rec) = self.index.get_mut(&key) {
                     rec.entry.refs -= 1;
@@ -215,6 +497,7 @@ impl<S: MetaStore> Objects<S> {
                 }
                 Ok(Applied::Delete(plan))
             }
+            ObjectOp::Keeper(op) => self.apply_keeper(user, op),
         }
     }
 

@@ -166,6 +166,12 @@ pub enum Request {
         /// Most blocks wanted (at most [`MAX_ENTRIES_PER_READ`]).
         max: u32,
     },
+    /// Keeper: shards the caller could not read (missing or altered); the keeper checks each
+    /// before believing it. Answered with [`Response::Done`].
+    ReportShards {
+        /// At most [`crate::repair::MAX_REPORTS`] reports.
+        reports: Vec<crate::repair::ShardReport>,
+    },
 }
 
 /// A response to a [`Request`].
@@ -300,6 +306,9 @@ impl Request {
             Request::Locate { chunks } => too_many(chunks.len(), MAX_CHUNKS_PER_REQUEST),
             Request::OpRead { max, .. } | Request::LedgerBlocks { max, .. } => {
                 *max > MAX_ENTRIES_PER_READ
+            }
+            Request::ReportShards { reports } => {
+                too_many(reports.len(), crate::repair::MAX_REPORTS)
             }
             _ => false,
         };

@@ -1,9 +1,9 @@
 //! `memo node --config FILE`: one keeper or provider, until SIGINT or SIGTERM.
 
 use anyhow::{Context, Result};
+use memo_core::AccountId;
 use memo_core::transport::Transport;
 use memo_sdk::config::{NodeConfig, Role, load_or_create_key, write_atomic};
-use memo_core::AccountId;
 use memo_sdk::keeper::KeeperConfig;
 use memo_sdk::keeper_node::KeeperNode;
 use memo_sdk::net::P2pTransport;
@@ -78,13 +78,28 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         }
         Role::Keeper => {
             let sequencer = match &cfg.sequencer {
-                Some(hex) => Some(hex.parse::<AccountId>().map_err(|e| anyhow::anyhow!("sequencer: {e}"))?),
+                Some(hex) => Some(
+                    hex.parse::<AccountId>()
+                        .map_err(|e| anyhow::anyhow!("sequencer: {e}"))?,
+                ),
                 None => None,
             }
             .filter(|s| *s != keypair.account());
             let mut node = match sequencer {
-                None => KeeperNode::sequencer(transport.clone(), &cfg.data_dir, KeeperConfig::default(), None, None)?,
-                Some(seq) => KeeperNode::follower(transport.clone(), seq, &cfg.data_dir, KeeperConfig::default(), None)?,
+                None => KeeperNode::sequencer(
+                    transport.clone(),
+                    &cfg.data_dir,
+                    KeeperConfig::default(),
+                    None,
+                    None,
+                )?,
+                Some(seq) => KeeperNode::follower(
+                    transport.clone(),
+                    seq,
+                    &cfg.data_dir,
+                    KeeperConfig::default(),
+                    None,
+                )?,
             };
             for p in providers {
                 node.keeper.add_provider(p);

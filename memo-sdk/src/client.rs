@@ -213,6 +213,11 @@ impl Client {
         &self.transport
     }
 
+    /// The keepers this client talks to, in order of preference.
+    pub fn keepers(&self) -> &[AccountId] {
+        &self.config.keepers
+    }
+
     /// Calls the first reachable keeper.
     async fn keeper(&self, req: &Request) -> Result<(AccountId, Response), ClientError> {
         let mut last = String::from("no keepers configured");
@@ -464,20 +469,26 @@ impl Client {
         let source = NetworkSource {
             client: self,
             holders: Mutex::new(HashMap::new()),
+            bad: Mutex::new(Vec::new()),
         };
-        source.locate(&[obj.manifest.id]).await?;
-        let manifest = read_manifest_async(&source, &obj).await?;
-        let ids: Vec<ChunkId> = manifest.chunks.iter().map(|c| c.id).collect();
-        source.locate(&ids).await?;
-        Ok(decode_async(
-            &source,
-            &obj,
-            range,
-            self.config.parallelism,
-            progress,
-            writer,
-        )
-        .await?)
+        let result = async {
+            source.locate(&[obj.manifest.id]).await?;
+            let manifest = read_manifest_async(&source, &obj).await?;
+            let ids: Vec<ChunkId> = manifest.chunks.iter().map(|c| c.id).collect();
+            source.locate(&ids).await?;
+            Ok(decode_async(
+                &source,
+                &obj,
+                range,
+                self.config.parallelism,
+                progress,
+                writer,
+            )
+            .await?)
+        }
+        .await;
+        crate::repair::send_reports(self, source.bad.into_inner().unwrap_or_default()).await;
+        result
     }
 
     /// Reads a whole object into memory.
@@ -533,6 +544,28 @@ impl Client {
 struct NetworkSource<'a> {
     client: &'a Client,
     holders: Mutex<HashMap<ChunkId, Vec<Option<AccountId>>>>,
+    /// Shards a holder served altered or said it lacks: reported to a keeper after the read.
+    bad: Mutex<Vec<memo_core::repair::ShardReport>>,
+}
+
+impl NetworkSource<'_> {
+    fn report(&self, chunk: &ChunkRef, index: usize) {
+        let holder = self
+            .holders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&chunk.id)
+            .and_then(|h| h.get(index).copied().flatten());
+        if let (Some(holder), Ok(index)) = (holder, u16::try_from(index)) {
+            self.bad.lock().unwrap_or_else(|p| p.into_inner()).push(
+                memo_core::repair::ShardReport {
+                    chunk: chunk.id,
+                    index,
+                    holder,
+                },
+            );
+        }
+    }
 }
 
 impl NetworkSource<'_> {
@@ -584,8 +617,17 @@ impl AsyncShardSource for NetworkSource<'_> {
         let Some(holder) = holder else {
             return Ok(None);
         };
-        provider_client::get_shard(self.client.transport.as_ref(), holder, chunk.shards[index])
-            .await
-            .map_err(io::Error::other)
+        let got =
+            provider_client::get_shard(self.client.transport.as_ref(), holder, chunk.shards[index])
+                .await
+                .map_err(io::Error::other)?;
+        if got.is_none() {
+            self.report(chunk, index);
+        }
+        Ok(got)
+    }
+
+    fn rejected(&self, chunk: &ChunkRef, index: usize) {
+        self.report(chunk, index);
     }
 }

@@ -23,12 +23,16 @@ use tracing::{debug, info, warn};
 pub struct KeeperConfig {
     /// Quota given to each user's account, in stored bytes.
     pub default_quota: u64,
+    /// Every keeper's account: only they may sign health and placement changes
+    /// ([`memo_core::repair::KeeperOp`]). Must be the same on every keeper.
+    pub keepers: Vec<AccountId>,
 }
 
 impl Default for KeeperConfig {
     fn default() -> Self {
         Self {
             default_quota: 64 << 30,
+            keepers: Vec::new(),
         }
     }
 }
@@ -38,11 +42,13 @@ type Outcome = Result<(), RemoteError>;
 
 /// A keeper node.
 pub struct Keeper {
-    transport: Arc<dyn Transport>,
+    pub(crate) transport: Arc<dyn Transport>,
     log: Arc<dyn OpLog>,
     config: KeeperConfig,
-    state: Mutex<Objects<MemoryMeta>>,
-    providers: RwLock<Vec<AccountId>>,
+    pub(crate) state: Mutex<Objects<MemoryMeta>>,
+    pub(crate) providers: RwLock<Vec<AccountId>>,
+    /// Clients' failed-read reports, checked by [`crate::repair::Repairer`].
+    pub(crate) reports: Mutex<Vec<memo_core::repair::ShardReport>>,
     outcomes: Mutex<BTreeMap<u64, (Outcome, Option<Applied>)>>,
     applied: watch::Sender<u64>,
     challenger: std::sync::OnceLock<Arc<crate::challenger::Challenger>>,
@@ -58,9 +64,12 @@ impl Keeper {
         Arc::new(Self {
             transport,
             log,
-            config,
-            state: Mutex::new(Objects::new(MemoryMeta::new())),
+            config: config.clone(),
+            state: Mutex::new(
+                Objects::new(MemoryMeta::new()).with_keepers(config.keepers.iter().copied()),
+            ),
             providers: RwLock::new(Vec::new()),
+            reports: Mutex::new(Vec::new()),
             outcomes: Mutex::new(BTreeMap::new()),
             applied: watch::channel(0).0,
             challenger: std::sync::OnceLock::new(),
@@ -70,6 +79,11 @@ impl Keeper {
     /// This keeper's account.
     pub fn account(&self) -> AccountId {
         self.transport.local_id()
+    }
+
+    /// How many log entries this keeper has applied.
+    pub fn applied(&self) -> u64 {
+        *self.applied.borrow()
     }
 
     /// Makes a provider eligible for placement.
@@ -110,11 +124,6 @@ impl Keeper {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|p| p != provider);
-    }
-
-    /// How many log entries this keeper has applied.
-    pub fn applied(&self) -> u64 {
-        *self.applied.borrow()
     }
 
     /// Waits until this keeper has applied at least `len` log entries.
@@ -210,6 +219,10 @@ impl Keeper {
                     Err(e) => err(ErrorCode::Internal, e.to_string()),
                 }
             }
+            Request::ReportShards { reports } => {
+                crate::repair::queue_reports(self, &reports);
+                Response::Done
+            }
             Request::Account => {
                 let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 let account = state.ownership().account(&from).ok().flatten();
@@ -233,11 +246,14 @@ impl Keeper {
     /// Chooses k + m distinct providers for each chunk not yet registered.
     fn place(&self, chunks: &[ChunkInfo]) -> Response {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let providers = self
+        let providers: Vec<AccountId> = self
             .providers
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
+            .iter()
+            .filter(|p| state.provider_health(p) == memo_core::ownership::ShardHealth::Healthy)
+            .copied()
+            .collect();
         let mut out = Vec::with_capacity(chunks.len());
         for c in chunks {
             match state.ownership().chunk(&c.id) {
@@ -274,7 +290,7 @@ impl Keeper {
 
     /// Verifies a signed operation, appends it to the log, waits until it is applied here, and
     /// reports its outcome; a purge is cascaded to the holders.
-    async fn submit(&self, tx: &[u8]) -> Response {
+    pub(crate) async fn submit(&self, tx: &[u8]) -> Response {
         let signed: Signed<ObjectOp> =
             match wire::decode(tx, memo_core::objects::MAX_OP_BYTES + 256, "operation") {
                 Ok(s) => s,
@@ -354,6 +370,7 @@ impl Service for Keeper {
             | Request::Submit { .. }
             | Request::ListObjects
             | Request::StatObject { .. }
+            | Request::ReportShards { .. }
             | Request::Account => Some(self.handle_request(from, req.clone()).await),
             _ => None,
         }

@@ -5,6 +5,7 @@ use crate::client::{Client, ClientConfig, ClientError};
 use crate::keeper::{Keeper, KeeperConfig};
 use crate::oplog::{MemoryOpLog, OpLog};
 use crate::provider::Provider;
+use crate::repair::{RepairConfig, Repairer};
 use memo_core::codec::CodecParams;
 use memo_core::ownership::{MemoryShardStore, ShardStore};
 use memo_core::transport::{MemoryNetwork, Transport};
@@ -71,6 +72,9 @@ pub struct LocalNetwork<S> {
     pub log: MemoryOpLog,
     /// The ledger, if the spec asked for one.
     pub ledger: Option<crate::local_ledger::LocalLedger>,
+    /// Each keeper's repairer, once [`LocalNetwork::enable_repair`] ran.
+    pub repairers: Vec<Arc<Repairer>>,
+    keeper_keys: Vec<Keypair>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -109,7 +113,10 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
             let k = Keeper::new(
                 transport(kp),
                 Arc::new(log.clone()) as Arc<dyn OpLog>,
-                KeeperConfig::default(),
+                KeeperConfig {
+                    keepers: keeper_ids.clone(),
+                    ..KeeperConfig::default()
+                },
             );
             tasks.push(tokio::spawn(k.clone().run()));
             keepers.push(k);
@@ -148,6 +155,8 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
             users,
             log,
             ledger: None,
+            repairers: Vec::new(),
+            keeper_keys,
             tasks,
         })
     }
@@ -167,6 +176,17 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
         let l = crate::local_ledger::attach(spec, provider_capacity, &keepers, providers, users)
             .await?;
         Ok(self.ledger.insert(l))
+    }
+
+    /// Starts detection and repair on every keeper (see [`crate::repair`]): stopped providers
+    /// are declared Suspect then Lost, and their shards rebuilt on other providers.
+    pub fn enable_repair(&mut self, config: RepairConfig) -> &[Arc<Repairer>] {
+        for (k, kp) in self.keepers.iter().zip(&self.keeper_keys) {
+            let (r, task) = k.enable_repair(kp.clone(), config.clone());
+            self.tasks.push(task);
+            self.repairers.push(r);
+        }
+        &self.repairers
     }
 
     /// The client of user `name`.

@@ -119,6 +119,10 @@ where
 pub trait AsyncShardSource: Send + Sync {
     /// Shard `index` of `chunk`, or `Ok(None)` if unavailable. Errors count as unavailable.
     async fn fetch(&self, chunk: &ChunkRef, index: usize) -> io::Result<Option<Bytes>>;
+
+    /// Told when the bytes this source gave for shard `index` of `chunk` did not match the
+    /// shard's id (they were ignored). A network source reports the provider. Default: nothing.
+    fn rejected(&self, _chunk: &ChunkRef, _index: usize) {}
 }
 
 /// Any synchronous [`ShardSource`] (memory, local disk) as an [`AsyncShardSource`].
@@ -146,8 +150,10 @@ pub async fn fetch_chunk_async(
         )
         .await;
         for (i, r) in got {
-            if let Ok(Some(bytes)) = r {
-                dec.add(i, bytes);
+            if let Ok(Some(bytes)) = r
+                && dec.add(i, bytes) == memo_core::codec::ShardOutcome::Rejected
+            {
+                source.rejected(chunk, i);
             }
         }
     }

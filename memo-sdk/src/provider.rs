@@ -185,6 +185,7 @@ pub fn kind(req: &Request) -> &'static str {
         Request::LedgerQuery { .. } => "LedgerQuery",
         Request::LedgerHead => "LedgerHead",
         Request::LedgerBlocks { .. } => "LedgerBlocks",
+        Request::ReportShards { .. } => "ReportShards",
     }
 }
 

@@ -24,7 +24,7 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's encoder, reset for `k`, `m` and `slen`.
-fn with_encoder<T>(
+pub(super) fn with_encoder<T>(
     k: usize,
     m: usize,
     slen: usize,
@@ -43,7 +43,7 @@ fn with_encoder<T>(
     })
 }
 
-fn with_decoder<T>(
+pub(super) fn with_decoder<T>(
     k: usize,
     m: usize,
     slen: usize,

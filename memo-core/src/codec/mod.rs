@@ -16,6 +16,7 @@ mod error;
 mod manifest;
 mod params;
 pub mod pipeline;
+mod rebuild;
 pub mod siv;
 mod stream;
 
@@ -30,6 +31,7 @@ pub use manifest::{MANIFEST_VERSION, MAX_MANIFEST_BYTES, Manifest, OBJECT_REF_VE
 pub use params::{
     CodecParams, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_SHARDS, MIN_CHUNK_SIZE, Parallelism,
 };
+pub use rebuild::{Rebuilt, rebuild_shards};
 pub use stream::{
     Decoder, Encoder, MemoryShards, Progress, ShardSource, fetch_chunk, read_manifest,
 };

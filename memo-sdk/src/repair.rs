@@ -1,0 +1,786 @@
+//! Detection and repair, the keeper's async side (the rules are in [`memo_core::repair`]).
+//!
+//! A [`Repairer`] runs beside a [`Keeper`] and works in *rounds* (one every
+//! [`RepairConfig::probe_interval`]):
+//!
+//! 1. **Liveness.** It probes every provider with a `ProviderStatus` request (bounded by
+//!    [`RepairConfig::rpc_timeout`]). A provider that misses `suspect_after` consecutive probes
+//!    is declared Suspect, after `lost_after` Lost; one answer makes it Healthy again (its Lost
+//!    shards stay Lost). Declarations are keeper-signed [`KeeperOp::ProviderHealth`] operations
+//!    in the shared log, so every keeper and `memo stat` agree.
+//! 2. **Reports.** Clients report shards they could not read (`Request::ReportShards`); the
+//!    keeper fetches each reported shard itself and marks it Lost only if the holder answers
+//!    without it or with altered bytes (so a client cannot trigger repairs of healthy data).
+//!    [`Repairer::report_failed_proof`] is the hook for storage-proof failures, which the
+//!    ledger has already verified: they mark the shard Lost at once.
+//! 3. **Repair.** For each degraded chunk whose plan ([`memo_core::repair::plan`]) asks for
+//!    work, the responsible keeper (XOR-closest to the chunk id; the next ones take over after
+//!    [`RepairConfig::takeover_rounds`] rounds each, so a dead keeper's chunks are still
+//!    repaired) fetches k shards, verifies each against its id, rebuilds exactly the missing
+//!    ones without the chunk's secret ([`memo_core::codec::rebuild_shards`]), uploads each to a
+//!    new provider chosen by rendezvous hashing among Healthy providers that hold no shard of
+//!    the chunk, and appends one [`KeeperOp::Replace`] (compare-and-swap on the old holders).
+//!    Then it asks the former holders to delete their copies.
+//!
+//! Repair traffic is bounded: at most [`RepairConfig::max_concurrent`] chunks at once, and reads
+//! paced by a token bucket of [`RepairConfig::bytes_per_sec`], so users' reads are not starved.
+//!
+//! A keeper killed mid-repair loses nothing: the log holds only completed replacements; its
+//! successor (or itself, restarted and replayed) plans the same repair and rendezvous picks the
+//! same new holders, whose upload is found already there, so no shard is left orphaned (unless
+//! the chosen provider failed meanwhile; then its copy is orphaned on a provider that is gone).
+
+use crate::keeper::Keeper;
+use crate::provider::client as provider_client;
+use crate::rpc::{RpcError, call};
+use bytes::Bytes;
+use memo_core::codec::rebuild_shards;
+use memo_core::id::{AccountId, ChunkId, ShardId};
+use memo_core::objects::ObjectOp;
+use memo_core::ownership::ShardHealth;
+use memo_core::protocol::{Request, Response};
+use memo_core::repair::{
+    KeeperOp, Liveness, LivenessPolicy, MAX_REPORTS, Move, Reason, RepairThreshold, ShardReport,
+    plan, rank, rendezvous,
+};
+use memo_core::{Keypair, Signed, wire};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+/// Most client reports a keeper queues between rounds; more are dropped.
+pub const MAX_QUEUED_REPORTS: usize = 4096;
+
+/// Repair settings. Thresholds count probe rounds; see [`RepairConfig::for_epoch`].
+#[derive(Debug, Clone)]
+pub struct RepairConfig {
+    /// Time between rounds (probe, check reports, start repairs).
+    pub probe_interval: Duration,
+    /// How long a probe, a shard fetch or an upload may take before it counts as failed.
+    pub rpc_timeout: Duration,
+    /// Missed probes before a provider is Suspect / Lost.
+    pub liveness: LivenessPolicy,
+    /// When a degraded chunk is repaired.
+    pub threshold: RepairThreshold,
+    /// Rounds a chunk or provider may wait for its responsible keeper before the keeper of the
+    /// next rank acts (rank r acts after r × this).
+    pub takeover_rounds: u64,
+    /// Chunks being repaired at once by this keeper.
+    pub max_concurrent: usize,
+    /// Shard bytes per second this keeper reads for repair (`None`: unbounded).
+    pub bytes_per_sec: Option<u64>,
+    /// Client reports checked per round.
+    pub reports_per_round: usize,
+}
+
+impl Default for RepairConfig {
+    /// [`RepairConfig::for_epoch`] of 60 seconds.
+    fn default() -> Self {
+        Self::for_epoch(Duration::from_secs(60))
+    }
+}
+
+impl RepairConfig {
+    /// Settings tuned to a ledger epoch: four probes per epoch; a provider is Suspect after
+    /// missing two (half an epoch) and Lost after missing eight (two epochs: it also missed a
+    /// challenge); a dead keeper's work is taken over after one epoch per rank. Repair reads at
+    /// most 64 MiB/s with 4 chunks at once.
+    pub fn for_epoch(epoch: Duration) -> Self {
+        let probe_interval = (epoch / 4).max(Duration::from_millis(1));
+        Self {
+            probe_interval,
+            rpc_timeout: probe_interval.clamp(Duration::from_millis(1), Duration::from_secs(10)),
+            liveness: LivenessPolicy {
+                suspect_after: 2,
+                lost_after: 8,
+            },
+            threshold: RepairThreshold::Eager,
+            takeover_rounds: 4,
+            max_concurrent: 4,
+            bytes_per_sec: Some(64 << 20),
+            reports_per_round: 256,
+        }
+    }
+}
+
+/// Counters of one keeper's repair work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepairStats {
+    /// Chunks whose missing shards were rebuilt and placed.
+    pub chunks_repaired: u64,
+    /// Shards rebuilt and placed.
+    pub shards_restored: u64,
+    /// Bytes of rebuilt shards placed.
+    pub bytes_restored: u64,
+    /// Shard bytes read from providers for repair.
+    pub bytes_read: u64,
+    /// Repairs that did not complete (not enough shards, no target, refused).
+    pub failures: u64,
+    /// Health declarations and shard marks this keeper appended.
+    pub marks: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    chunks: AtomicU64,
+    shards: AtomicU64,
+    restored: AtomicU64,
+    read: AtomicU64,
+    failures: AtomicU64,
+    marks: AtomicU64,
+}
+
+/// Paces repair reads to a byte rate (a token bucket that may go into debt by one request).
+struct Budget {
+    rate: Option<u64>,
+    state: tokio::sync::Mutex<(tokio::time::Instant, f64)>,
+}
+
+impl Budget {
+    fn new(rate: Option<u64>) -> Self {
+        Self {
+            rate,
+            state: tokio::sync::Mutex::new((tokio::time::Instant::now(), 0.0)),
+        }
+    }
+
+    async fn take(&self, bytes: u64) {
+        let Some(rate) = self.rate.filter(|r| *r > 0) else {
+            return;
+        };
+        let mut st = self.state.lock().await;
+        let now = tokio::time::Instant::now();
+        // At most one second of burst.
+        let refill = now.duration_since(st.0).as_secs_f64() * rate as f64;
+        st.1 = (st.1 + refill).min(rate as f64) - bytes as f64;
+        st.0 = now;
+        if st.1 < 0.0 {
+            let wait = Duration::from_secs_f64(-st.1 / rate as f64);
+            tokio::time::sleep(wait).await;
+            st.0 = tokio::time::Instant::now();
+            st.1 = 0.0;
+        }
+    }
+}
+
+/// A keeper's monitor and repairer. Create with [`Repairer::new`] and drive with
+/// [`Repairer::round`], or let [`Repairer::start`] run rounds in the background.
+pub struct Repairer {
+    keeper: Arc<Keeper>,
+    keypair: Keypair,
+    config: RepairConfig,
+    liveness: Mutex<Liveness>,
+    round: AtomicU64,
+    /// Round in which a target (provider or chunk) was first seen needing action.
+    waiting: Mutex<BTreeMap<[u8; 32], u64>>,
+    in_flight: Mutex<BTreeSet<ChunkId>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    slots: Arc<Semaphore>,
+    budget: Budget,
+    counters: Counters,
+}
+
+/// Queues clients' reports on `keeper` for its repairer (bounded; extra reports are dropped).
+pub(crate) fn queue_reports(keeper: &Keeper, reports: &[ShardReport]) {
+    let mut q = keeper.reports.lock().unwrap_or_else(|p| p.into_inner());
+    let room = MAX_QUEUED_REPORTS.saturating_sub(q.len());
+    q.extend(reports.iter().take(room.min(MAX_REPORTS)).copied());
+}
+
+/// Sends a read's failed shards to a keeper (best effort: a lost report costs nothing but time).
+pub(crate) async fn send_reports(client: &crate::Client, mut reports: Vec<ShardReport>) {
+    if reports.is_empty() {
+        return;
+    }
+    reports.sort_unstable();
+    reports.dedup();
+    reports.truncate(MAX_REPORTS);
+    debug!(
+        count = reports.len(),
+        "reporting shards that could not be read"
+    );
+    let _ = client.report(reports).await;
+}
+
+fn severity(h: ShardHealth) -> u8 {
+    match h {
+        ShardHealth::Healthy => 0,
+        ShardHealth::Suspect => 1,
+        ShardHealth::Lost => 2,
+    }
+}
+
+fn timeout_error(peer: AccountId) -> RpcError {
+    RpcError::Transport(memo_core::transport::TransportError::Timeout(peer))
+}
+
+impl Repairer {
+    /// A repairer for `keeper`, signing with the keeper's `keypair` (whose account must be in
+    /// the keepers' [`KeeperConfig::keepers`](crate::keeper::KeeperConfig::keepers)).
+    pub fn new(keeper: Arc<Keeper>, keypair: Keypair, config: RepairConfig) -> Arc<Self> {
+        Arc::new(Self {
+            keeper,
+            liveness: Mutex::new(Liveness::new(config.liveness)),
+            keypair,
+            round: AtomicU64::new(0),
+            waiting: Mutex::default(),
+            in_flight: Mutex::default(),
+            tasks: Mutex::default(),
+            slots: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
+            budget: Budget::new(config.bytes_per_sec),
+            counters: Counters::default(),
+            config,
+        })
+    }
+
+    /// Runs a round every [`RepairConfig::probe_interval`] until the task is aborted.
+    pub fn start(self: &Arc<Self>) -> JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(me.config.probe_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                me.round().await;
+            }
+        })
+    }
+
+    /// The keeper this repairer serves.
+    pub fn keeper(&self) -> &Arc<Keeper> {
+        &self.keeper
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> RepairStats {
+        let c = &self.counters;
+        RepairStats {
+            chunks_repaired: c.chunks.load(Ordering::Relaxed),
+            shards_restored: c.shards.load(Ordering::Relaxed),
+            bytes_restored: c.restored.load(Ordering::Relaxed),
+            bytes_read: c.read.load(Ordering::Relaxed),
+            failures: c.failures.load(Ordering::Relaxed),
+            marks: c.marks.load(Ordering::Relaxed),
+        }
+    }
+
+    fn state(
+        &self,
+    ) -> std::sync::MutexGuard<'_, memo_core::objects::Objects<memo_core::ownership::MemoryMeta>>
+    {
+        self.keeper.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True if this keeper should act on `target` in round `now` (see the module docs).
+    fn my_turn(&self, target: &[u8; 32], now: u64) -> bool {
+        let keepers = self.state().keepers().clone();
+        let Some(r) = rank(&keepers, &self.keypair.account(), target) else {
+            return false;
+        };
+        let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let first = *w.entry(*target).or_insert(now);
+        now - first >= r as u64 * self.config.takeover_rounds
+    }
+
+    fn settled(&self, target: &[u8; 32]) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(target);
+    }
+
+    /// Signs `op`, appends it to the log and waits until it is applied. `Ok(false)` if it was
+    /// refused (for example stale).
+    async fn append(&self, op: KeeperOp) -> bool {
+        let signed = Signed::sign(&self.keypair, &ObjectOp::Keeper(op));
+        match self.keeper.submit(&wire::encode(&signed)).await {
+            Response::Submitted { .. } => true,
+            Response::Error(e) => {
+                debug!(keeper = %self.keypair.account().short(), "keeper op refused: {e}");
+                false
+            }
+            _ => false,
+        }
+    }
+
+    async fn rpc(&self, peer: AccountId, req: &Request) -> Result<Response, RpcError> {
+        let t = self.keeper.transport.as_ref();
+        tokio::time::timeout(self.config.rpc_timeout, call(t, peer, req))
+            .await
+            .unwrap_or_else(|_| Err(timeout_error(peer)))
+    }
+
+    /// One round: probe providers, declare health changes, check reports, start repairs.
+    /// Returns without waiting for the repairs ([`Repairer::settle`] waits).
+    pub async fn round(self: &Arc<Self>) {
+        let now = self.round.fetch_add(1, Ordering::Relaxed);
+        self.probe(now).await;
+        self.check_reports().await;
+        self.start_repairs(now);
+    }
+
+    /// Stops every repair in progress at whatever step it is (as if the keeper was killed).
+    pub fn abort(&self) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+
+    /// Waits until every repair started so far has finished.
+    pub async fn settle(&self) {
+        loop {
+            let tasks: Vec<JoinHandle<()>> =
+                std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+            if tasks.is_empty() {
+                return;
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+    }
+
+    async fn probe(&self, now: u64) {
+        let mut providers: BTreeSet<AccountId> = self
+            .keeper
+            .providers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        providers.extend(self.state().holders().copied());
+        let probes = providers.iter().map(|p| async move {
+            let ok = matches!(
+                self.rpc(*p, &Request::ProviderStatus).await,
+                Ok(Response::ProviderStatus { .. })
+            );
+            (*p, ok)
+        });
+        let results = futures::future::join_all(probes).await;
+        for (p, ok) in results {
+            let derived = self
+                .liveness
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .observe(p, ok);
+            let declared = self.state().provider_health(&p);
+            // An answer heals at once; silence only escalates (a keeper that just started has
+            // no history, and must not undo another keeper's declaration from it).
+            let act = if ok {
+                declared != ShardHealth::Healthy
+            } else {
+                severity(derived) > severity(declared)
+            };
+            if !act {
+                self.settled(p.as_bytes());
+                continue;
+            }
+            let derived = if ok { ShardHealth::Healthy } else { derived };
+            if !self.my_turn(p.as_bytes(), now) {
+                continue;
+            }
+            let reason = if ok {
+                Reason::Answering
+            } else {
+                Reason::Unresponsive
+            };
+            let misses = self
+                .liveness
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .misses(&p);
+            info!(provider = %p.short(), from = ?declared, to = ?derived, misses, ?reason, "provider health changed");
+            if self
+                .append(KeeperOp::ProviderHealth {
+                    provider: p,
+                    health: derived,
+                    reason,
+                })
+                .await
+            {
+                self.counters.marks.fetch_add(1, Ordering::Relaxed);
+                self.settled(p.as_bytes());
+            }
+        }
+    }
+
+    /// Checks queued client reports: a shard is marked Lost only if its holder answers without
+    /// it or with bytes that do not match its id.
+    async fn check_reports(&self) {
+        let batch: Vec<ShardReport> = {
+            let mut q = self
+                .keeper
+                .reports
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let n = q.len().min(self.config.reports_per_round);
+            let mut b: Vec<ShardReport> = q.drain(..n).collect();
+            b.sort_unstable();
+            b.dedup();
+            b
+        };
+        for r in batch {
+            let shard = {
+                let st = self.state();
+                match st.ownership().chunk(&r.chunk) {
+                    Ok(Some(e)) => e
+                        .shards
+                        .get(r.index as usize)
+                        .filter(|s| s.holder == Some(r.holder) && s.health != ShardHealth::Lost)
+                        .map(|s| s.id),
+                    _ => None,
+                }
+            };
+            let Some(id) = shard else { continue };
+            let reason = match self.rpc(r.holder, &Request::GetShard { shard: id }).await {
+                Ok(Response::Shard(None)) => Reason::Missing,
+                Ok(Response::Shard(Some(b))) if ShardId::of(&b) != id => Reason::Corrupt,
+                _ => continue,
+            };
+            self.mark_lost(r.chunk, r.index, r.holder, reason).await;
+        }
+    }
+
+    async fn mark_lost(&self, chunk: ChunkId, index: u16, holder: AccountId, reason: Reason) {
+        warn!(chunk = %chunk.short(), index, holder = %holder.short(), ?reason, "shard lost");
+        if self
+            .append(KeeperOp::MarkShard {
+                chunk,
+                index,
+                holder,
+                health: ShardHealth::Lost,
+                reason,
+            })
+            .await
+        {
+            self.counters.marks.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The hook for storage proofs: `provider` failed (or missed) the proof of `shard`, as the
+    /// ledger verified. Marks the shard Lost so it is rebuilt elsewhere. Returns false if the
+    /// provider holds no such shard (nothing to do).
+    pub async fn report_failed_proof(&self, provider: AccountId, shard: ShardId) -> bool {
+        let found = self.state().find_shard(&provider, &shard).ok().flatten();
+        let Some((chunk, index)) = found else {
+            return false;
+        };
+        let Ok(index) = u16::try_from(index) else {
+            return false;
+        };
+        self.mark_lost(chunk, index, provider, Reason::FailedProof)
+            .await;
+        true
+    }
+
+    fn start_repairs(self: &Arc<Self>, now: u64) {
+        let degraded: Vec<ChunkId> = self.state().degraded().copied().collect();
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        for chunk in degraded {
+            if self.needs_repair(&chunk).is_none() {
+                self.settled(chunk.as_bytes());
+                continue;
+            }
+            if !self.my_turn(chunk.as_bytes(), now) {
+                continue;
+            }
+            if !self
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(chunk)
+            {
+                continue;
+            }
+            let me = self.clone();
+            tasks.push(tokio::spawn(async move {
+                let Ok(_permit) = me.slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let done = me.repair_chunk(chunk).await;
+                if done {
+                    me.settled(chunk.as_bytes());
+                } else {
+                    me.counters.failures.fetch_add(1, Ordering::Relaxed);
+                }
+                me.in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&chunk);
+            }));
+        }
+    }
+
+    fn needs_repair(&self, chunk: &ChunkId) -> Option<(memo_core::repair::RepairPlan, Snapshot)> {
+        let st = self.state();
+        let entry = st.ownership().chunk(chunk).ok().flatten()?;
+        let k = st.data_shards(chunk)? as usize;
+        let p = plan(&entry, k, self.config.threshold)?;
+        let eligible: Vec<AccountId> = self
+            .keeper
+            .providers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|p| st.provider_health(p) == ShardHealth::Healthy)
+            .copied()
+            .collect();
+        Some((
+            p,
+            Snapshot {
+                k,
+                ids: entry.shards.iter().map(|s| s.id).collect(),
+                holders: entry.shards.iter().map(|s| s.holder).collect(),
+                health: entry.shards.iter().map(|s| s.health).collect(),
+                stored_bytes: entry.stored_bytes,
+                eligible,
+            },
+        ))
+    }
+
+    /// Repairs one chunk; true if every shard of its plan was rebuilt and recorded.
+    async fn repair_chunk(&self, chunk: ChunkId) -> bool {
+        let Some((plan, snap)) = self.needs_repair(&chunk) else {
+            return true;
+        };
+        let n = snap.ids.len() as u64;
+        if snap.stored_bytes % n != 0 {
+            warn!(chunk = %chunk.short(), "stored bytes are not a multiple of the shard count; cannot repair");
+            return false;
+        }
+        let slen = (snap.stored_bytes / n) as usize;
+        // Fetch k verified shards, k at a time from the best sources.
+        let mut have: Vec<(usize, Bytes)> = Vec::new();
+        let mut sources = plan.sources.iter();
+        while have.len() < snap.k {
+            let wave: Vec<(usize, AccountId)> = sources
+                .by_ref()
+                .take(snap.k - have.len())
+                .copied()
+                .collect();
+            if wave.is_empty() {
+                break;
+            }
+            self.budget.take((wave.len() * slen) as u64).await;
+            let ids = &snap.ids;
+            let got = futures::future::join_all(wave.iter().map(|&(i, h)| async move {
+                (
+                    i,
+                    h,
+                    self.rpc(h, &Request::GetShard { shard: ids[i] }).await,
+                )
+            }))
+            .await;
+            for (i, h, r) in got {
+                match r {
+                    Ok(Response::Shard(Some(b))) => {
+                        self.counters
+                            .read
+                            .fetch_add(b.len() as u64, Ordering::Relaxed);
+                        if b.len() == slen && ShardId::of(&b) == snap.ids[i] {
+                            have.push((i, b));
+                        } else {
+                            self.mark_lost(chunk, i as u16, h, Reason::Corrupt).await;
+                        }
+                    }
+                    Ok(Response::Shard(None)) => {
+                        self.mark_lost(chunk, i as u16, h, Reason::Missing).await;
+                    }
+                    _ => {
+                        debug!(chunk = %chunk.short(), index = i, holder = %h.short(), "source unreachable")
+                    }
+                }
+            }
+        }
+        if have.len() < snap.k {
+            warn!(chunk = %chunk.short(), good = have.len(), needed = snap.k, "not enough shards to repair now");
+            return false;
+        }
+        let (k, ids, want) = (snap.k, snap.ids.clone(), plan.rebuild.clone());
+        let rebuilt =
+            tokio::task::spawn_blocking(move || rebuild_shards(chunk, k, &ids, slen, &have, &want))
+                .await;
+        let rebuilt = match rebuilt {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                warn!(chunk = %chunk.short(), "rebuild failed: {e}");
+                return false;
+            }
+            Err(e) => {
+                warn!(chunk = %chunk.short(), "rebuild task failed: {e}");
+                return false;
+            }
+        };
+        // Place each rebuilt shard on a new, distinct, healthy provider.
+        let mut exclude = plan.exclude.clone();
+        let mut moves = Vec::new();
+        for (i, bytes) in &rebuilt.shards {
+            let candidates = rendezvous(&chunk, *i, &snap.eligible, &exclude);
+            let mut placed = None;
+            for cand in candidates.into_iter().take(4) {
+                let t = self.keeper.transport.as_ref();
+                let put = tokio::time::timeout(
+                    self.config.rpc_timeout,
+                    provider_client::put_shard(t, cand, snap.ids[*i], bytes.clone()),
+                )
+                .await;
+                match put {
+                    Ok(Ok(_)) => {
+                        placed = Some(cand);
+                        break;
+                    }
+                    Ok(Err(e)) => {
+                        debug!(chunk = %chunk.short(), index = i, to = %cand.short(), "upload failed: {e}")
+                    }
+                    Err(_) => {
+                        debug!(chunk = %chunk.short(), index = i, to = %cand.short(), "upload timed out")
+                    }
+                }
+            }
+            let Some(to) = placed else {
+                warn!(chunk = %chunk.short(), index = i, "no provider accepted the rebuilt shard");
+                continue;
+            };
+            exclude.insert(to);
+            moves.push(Move {
+                index: *i as u16,
+                from: snap.holders[*i],
+                to,
+            });
+        }
+        if moves.is_empty() {
+            return false;
+        }
+        let complete = moves.len() == plan.rebuild.len();
+        if !self
+            .append(KeeperOp::Replace {
+                chunk,
+                moves: moves.clone(),
+            })
+            .await
+        {
+            // Someone else repaired first: drop uploads the registry does not point to.
+            self.drop_orphans(chunk, &moves, &snap.ids).await;
+            return false;
+        }
+        let restored: u64 = moves.len() as u64 * slen as u64;
+        self.counters.chunks.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .shards
+            .fetch_add(moves.len() as u64, Ordering::Relaxed);
+        self.counters
+            .restored
+            .fetch_add(restored, Ordering::Relaxed);
+        for m in &moves {
+            let i = m.index as usize;
+            info!(
+                chunk = %chunk.short(),
+                index = i,
+                from = %m.from.map(|f| f.short()).unwrap_or_default(),
+                to = %m.to.short(),
+                was = ?snap.health[i],
+                healthy_before = plan.healthy,
+                "repaired shard"
+            );
+        }
+        // The former holders' copies are no longer referenced: ask them to delete (best effort).
+        for m in &moves {
+            if let Some(from) = m.from.filter(|f| *f != m.to) {
+                let _ = self
+                    .rpc(
+                        from,
+                        &Request::DeleteShards {
+                            shards: vec![snap.ids[m.index as usize]],
+                        },
+                    )
+                    .await;
+            }
+        }
+        complete
+    }
+
+    async fn drop_orphans(&self, chunk: ChunkId, moves: &[Move], ids: &[ShardId]) {
+        let holders: Vec<Option<AccountId>> = match self.state().locate(&chunk) {
+            Ok(Some(p)) => p.holders,
+            _ => Vec::new(),
+        };
+        for m in moves {
+            let i = m.index as usize;
+            if holders.get(i).copied().flatten() != Some(m.to) {
+                let _ = self
+                    .rpc(
+                        m.to,
+                        &Request::DeleteShards {
+                            shards: vec![ids[i]],
+                        },
+                    )
+                    .await;
+            }
+        }
+    }
+}
+
+/// What repair needs of a chunk's entry, copied out of the state lock.
+struct Snapshot {
+    k: usize,
+    ids: Vec<ShardId>,
+    holders: Vec<Option<AccountId>>,
+    health: Vec<ShardHealth>,
+    stored_bytes: u64,
+    eligible: Vec<AccountId>,
+}
+
+impl Keeper {
+    /// Reads the keeper's derived state (ownership, placement, health) under its lock: for
+    /// status pages, tests and tools. Keep `f` short: it blocks the log follower.
+    pub fn inspect<R>(
+        &self,
+        f: impl FnOnce(&memo_core::objects::Objects<memo_core::ownership::MemoryMeta>) -> R,
+    ) -> R {
+        f(&self.state.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Starts detection and repair on this keeper (signing with its `keypair`); returns the
+    /// repairer, whose background rounds run until its task is aborted.
+    pub fn enable_repair(
+        self: &Arc<Self>,
+        keypair: Keypair,
+        config: RepairConfig,
+    ) -> (Arc<Repairer>, JoinHandle<()>) {
+        let r = Repairer::new(self.clone(), keypair, config);
+        let task = r.start();
+        (r, task)
+    }
+}
+
+impl crate::Client {
+    /// Reports shards this client could not read to a keeper (it checks them before believing).
+    pub async fn report(&self, reports: Vec<ShardReport>) -> Result<(), crate::ClientError> {
+        for k in self.keepers() {
+            let req = Request::ReportShards {
+                reports: reports.clone(),
+            };
+            if matches!(
+                call(self.transport().as_ref(), *k, &req).await,
+                Ok(Response::Done)
+            ) {
+                return Ok(());
+            }
+        }
+        Err(crate::ClientError::NoKeeper {
+            tried: self.keepers().len(),
+            last: "no keeper took the report".into(),
+        })
+    }
+}

@@ -1,0 +1,680 @@
+//! Detection and repair on the in-memory network: stopped, wiped, rotting and Byzantine
+//! providers, a keeper killed mid-repair, and a many-round simulation with random failures.
+
+use memo_core::codec::CodecParams;
+use memo_core::id::{AccountId, ChunkId, ShardId};
+use memo_core::ownership::{MemoryShardStore, ShardHealth, ShardStore, ShardStoreError};
+use memo_core::repair::{LivenessPolicy, RepairThreshold};
+use memo_core::transport::{MemoryNetwork, Transport};
+use memo_core::{Keypair, Signed, wire};
+use memo_sdk::fault::{FaultConfig, FaultTransport};
+use memo_sdk::keeper::{Keeper, KeeperConfig};
+use memo_sdk::local::{LocalNetwork, LocalSpec};
+use memo_sdk::oplog::OpLog;
+use memo_sdk::repair::{RepairConfig, Repairer};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A memory shard store a test can wipe or make rot (serve altered bytes without noticing).
+#[derive(Clone, Default)]
+struct TestStore {
+    inner: Arc<MemoryShardStore>,
+    rotten: Arc<Mutex<HashSet<ShardId>>>,
+}
+
+impl TestStore {
+    fn wipe(&self) {
+        for id in self.inner.list().unwrap() {
+            self.inner.delete(&id).unwrap();
+        }
+    }
+    fn rot_all(&self) {
+        let ids = self.inner.list().unwrap();
+        self.rotten.lock().unwrap().extend(ids);
+    }
+    fn heal(&self) {
+        self.rotten.lock().unwrap().clear();
+    }
+}
+
+impl ShardStore for TestStore {
+    fn put(&self, id: &ShardId, bytes: &[u8]) -> Result<bool, ShardStoreError> {
+        self.inner.put(id, bytes)
+    }
+    fn get(&self, id: &ShardId) -> Result<Option<Vec<u8>>, ShardStoreError> {
+        let got = self.inner.get(id)?;
+        Ok(match got {
+            Some(mut b) if self.rotten.lock().unwrap().contains(id) && !b.is_empty() => {
+                b[0] ^= 0xff;
+                Some(b)
+            }
+            other => other,
+        })
+    }
+    fn has(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
+        self.inner.has(id)
+    }
+    fn delete(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
+        self.rotten.lock().unwrap().remove(id);
+        self.inner.delete(id)
+    }
+    fn list(&self) -> Result<Vec<ShardId>, ShardStoreError> {
+        self.inner.list()
+    }
+    fn used_bytes(&self) -> Result<u64, ShardStoreError> {
+        self.inner.used_bytes()
+    }
+}
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    blake3::Hasher::new()
+        .update(&[seed])
+        .finalize_xof()
+        .fill(&mut v);
+    v
+}
+
+fn config() -> RepairConfig {
+    RepairConfig {
+        probe_interval: Duration::from_millis(20),
+        rpc_timeout: Duration::from_secs(2),
+        liveness: LivenessPolicy {
+            suspect_after: 1,
+            lost_after: 2,
+        },
+        threshold: RepairThreshold::Eager,
+        takeover_rounds: 2,
+        max_concurrent: 4,
+        bytes_per_sec: None,
+        reports_per_round: 256,
+    }
+}
+
+struct Sim {
+    mem: MemoryNetwork,
+    net: LocalNetwork<TestStore>,
+    stores: Vec<TestStore>,
+    faults: Arc<Mutex<Vec<Arc<FaultTransport>>>>,
+    repairers: Vec<Arc<Repairer>>,
+    objects: Vec<(String, Vec<u8>)>,
+}
+
+impl Sim {
+    /// `keepers` keepers, `providers` providers, k = 3, m = 2, 4 KiB chunks; providers in
+    /// `byzantine` alter a share of the replies they serve.
+    async fn new(keepers: usize, providers: usize, byzantine: &[usize], seed: u64) -> Self {
+        let spec = LocalSpec {
+            keepers,
+            providers,
+            users: vec!["alice".into(), "bob".into()],
+            provider_capacity: 1 << 30,
+            params: CodecParams {
+                chunk_size: 4096,
+                data_shards: 3,
+                parity_shards: 2,
+            },
+        };
+        let mem = MemoryNetwork::new();
+        let byz: BTreeSet<AccountId> = byzantine
+            .iter()
+            .map(|i| Keypair::from_seed(&format!("provider-{i}")).account())
+            .collect();
+        let stores: Vec<TestStore> = (0..providers).map(|_| TestStore::default()).collect();
+        let faults: Arc<Mutex<Vec<Arc<FaultTransport>>>> = Arc::default();
+        let (m2, s2, f2) = (mem.clone(), stores.clone(), faults.clone());
+        let net = LocalNetwork::start(
+            &spec,
+            move |kp| {
+                let t: Arc<dyn Transport> = Arc::new(m2.join(kp.account()));
+                if byz.contains(&kp.account()) {
+                    // Honest until `byzantine_on`.
+                    let f = Arc::new(FaultTransport::new(t, FaultConfig::none(seed)));
+                    f2.lock().unwrap().push(f.clone());
+                    f
+                } else {
+                    t
+                }
+            },
+            move |i| s2[i].clone(),
+        )
+        .await
+        .unwrap();
+        let repairers = net
+            .keepers
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                Repairer::new(
+                    k.clone(),
+                    Keypair::from_seed(&format!("keeper-{i}")),
+                    config(),
+                )
+            })
+            .collect();
+        Self {
+            mem,
+            net,
+            stores,
+            faults,
+            repairers,
+            objects: Vec::new(),
+        }
+    }
+
+    /// The Byzantine providers start altering a share of the replies they serve.
+    fn byzantine_on(&self, share: f64) {
+        for f in self.faults.lock().unwrap().iter() {
+            f.set_config(FaultConfig {
+                corrupt_replies: share,
+                ..FaultConfig::none(7)
+            });
+        }
+    }
+
+    fn provider(&self, i: usize) -> AccountId {
+        self.net.providers[i].account()
+    }
+
+    async fn put(&mut self, name: &str, len: usize, seed: u8) {
+        let bytes = data(len, seed);
+        let user = self.net.user("alice").unwrap();
+        let mut tries = 0;
+        while let Err(e) = user.put_bytes(name, &bytes).await {
+            tries += 1;
+            assert!(tries < 5, "put failed: {e}");
+        }
+        self.objects.push((name.to_string(), bytes));
+    }
+
+    /// Every object reads back exactly.
+    async fn check_reads(&self) {
+        let user = self.net.user("alice").unwrap();
+        for (name, bytes) in &self.objects {
+            let got = user.get_bytes(name).await;
+            assert!(
+                got.as_ref().is_ok_and(|g| g == bytes),
+                "{name} read back wrong: {:?}",
+                got.map(|g| g.len())
+            );
+        }
+    }
+
+    /// One round on the keepers in `which`, waiting for their repairs.
+    async fn round_on(&self, which: &[usize]) {
+        for &i in which {
+            self.repairers[i].round().await;
+        }
+        for &i in which {
+            self.repairers[i].settle().await;
+        }
+    }
+
+    async fn rounds(&self, n: usize) {
+        let all: Vec<usize> = (0..self.repairers.len()).collect();
+        for _ in 0..n {
+            self.round_on(&all).await;
+        }
+    }
+
+    /// (chunk, [(index, shard, holder, health)]) of every registered chunk, from keeper `k`.
+    fn registry(
+        &self,
+        k: usize,
+    ) -> BTreeMap<ChunkId, Vec<(ShardId, Option<AccountId>, ShardHealth)>> {
+        self.net.keepers[k].inspect(|o| {
+            let mut out = BTreeMap::new();
+            let holders: Vec<AccountId> = o.holders().copied().collect();
+            for h in holders {
+                for c in o.held_by(&h) {
+                    let e = o.ownership().chunk(c).unwrap().unwrap();
+                    out.insert(
+                        *c,
+                        e.shards
+                            .iter()
+                            .map(|s| (s.id, s.holder, s.health))
+                            .collect(),
+                    );
+                }
+            }
+            out
+        })
+    }
+
+    /// True if every chunk has k + m Healthy shards on distinct holders, as every keeper sees it.
+    fn all_healthy(&self) -> bool {
+        (0..self.net.keepers.len()).all(|k| {
+            self.net.keepers[k].inspect(|o| o.degraded().count() == 0)
+                && self.registry(k).values().all(|slots| {
+                    let holders: BTreeSet<_> = slots.iter().filter_map(|s| s.1).collect();
+                    holders.len() == slots.len()
+                        && slots.iter().all(|s| s.2 == ShardHealth::Healthy)
+                })
+        })
+    }
+
+    async fn until_healthy(&self, max_rounds: usize) -> usize {
+        for r in 0..max_rounds {
+            if self.all_healthy() {
+                return r;
+            }
+            self.rounds(1).await;
+        }
+        panic!(
+            "not healthy after {max_rounds} rounds: {:?}",
+            self.net.keepers[0].inspect(|o| o.degraded().count())
+        );
+    }
+
+    /// Every holder the registry names really holds its shard, verified; with `exact`, the live
+    /// providers hold nothing else either (no orphaned shards).
+    fn check_placements(&self, exact: bool, skip: &[usize]) {
+        let reg = self.registry(0);
+        let mut expect: BTreeMap<AccountId, BTreeSet<ShardId>> = BTreeMap::new();
+        for slots in reg.values() {
+            for (id, holder, _) in slots {
+                expect.entry(holder.unwrap()).or_default().insert(*id);
+            }
+        }
+        for (i, s) in self.stores.iter().enumerate() {
+            if skip.contains(&i) {
+                continue;
+            }
+            let want = expect.remove(&self.provider(i)).unwrap_or_default();
+            let have: BTreeSet<ShardId> = s.inner.list().unwrap().into_iter().collect();
+            for id in &want {
+                let b = s.inner.get(id).unwrap().expect("registered shard is held");
+                assert_eq!(ShardId::of(&b), *id);
+            }
+            if exact {
+                assert_eq!(have, want, "provider {i} holds orphaned shards");
+            } else {
+                assert!(have.is_superset(&want));
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_provider_is_declared_lost_and_its_shards_rebuilt() {
+    let mut sim = Sim::new(2, 7, &[], 1).await;
+    sim.put("a", 20_000, 1).await;
+    sim.put("b", 9_000, 2).await;
+    let victim = sim.provider(0);
+    let held = sim
+        .registry(0)
+        .values()
+        .filter(|s| s.iter().any(|x| x.1 == Some(victim)))
+        .count();
+    assert!(held > 0);
+    sim.mem.set_down(victim);
+    // One missed probe: Suspect, visible in `stat`, no repair yet (margin left).
+    sim.rounds(1).await;
+    let user = sim.net.user("alice").unwrap();
+    let st = user.stat("a").await.unwrap();
+    assert!(st.chunks.iter().any(|c| c.healthy == 4 && c.total == 5));
+    assert_eq!(
+        sim.repairers
+            .iter()
+            .map(|r| r.stats().chunks_repaired)
+            .sum::<u64>(),
+        0
+    );
+    // Second miss: Lost; the responsible keepers rebuild.
+    let rounds = sim.until_healthy(10).await;
+    assert!(rounds <= 3, "took {rounds} rounds");
+    let stats: Vec<_> = sim.repairers.iter().map(|r| r.stats()).collect();
+    eprintln!("{stats:?}");
+    let repaired: u64 = stats.iter().map(|s| s.chunks_repaired).sum();
+    assert_eq!(repaired as usize, held);
+    // Exactly k shards read per shard restored (one lost shard per chunk).
+    let read: u64 = stats.iter().map(|s| s.bytes_read).sum();
+    let restored: u64 = stats.iter().map(|s| s.bytes_restored).sum();
+    assert_eq!(read, 3 * restored, "{stats:?}");
+    for k in 0..2 {
+        assert!(
+            sim.registry(k)
+                .values()
+                .all(|s| s.iter().all(|x| x.1 != Some(victim)))
+        );
+    }
+    let st = user.stat("a").await.unwrap();
+    assert!(st.chunks.iter().all(|c| c.healthy == 5
+        && !c.holders.contains(&Some(victim))
+        && c.holders.iter().collect::<BTreeSet<_>>().len() == 5));
+    sim.check_reads().await;
+    sim.check_placements(true, &[0]);
+    // The provider comes back: declared Healthy again, holds nothing the registry uses.
+    sim.mem.set_up(victim);
+    sim.rounds(1).await;
+    assert_eq!(
+        sim.net.keepers[1].inspect(|o| o.provider_health(&victim)),
+        ShardHealth::Healthy
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_keepers_work_is_taken_over() {
+    let mut sim = Sim::new(3, 7, &[], 2).await;
+    sim.put("a", 30_000, 3).await;
+    sim.mem.set_down(sim.provider(3));
+    // Keeper 0 is dead: keepers 1 and 2 cover its providers and chunks after the grace rounds.
+    let alive = [1, 2];
+    let mut rounds = 0;
+    while !sim.all_healthy() {
+        sim.round_on(&alive).await;
+        rounds += 1;
+        assert!(rounds < 15, "no takeover");
+    }
+    sim.check_reads().await;
+    sim.check_placements(true, &[3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn altered_shards_are_never_believed_and_get_reported() {
+    let mut sim = Sim::new(2, 7, &[], 3).await;
+    sim.put("a", 24_000, 4).await;
+    let liar = 2;
+    sim.stores[liar].rot_all();
+    // Reads stay exact: the altered shards fail their ids and other shards are used.
+    sim.check_reads().await;
+    let liar_id = sim.provider(liar);
+    let served: Vec<ChunkId> = sim
+        .registry(0)
+        .iter()
+        .filter(|(_, s)| s[..3].iter().any(|x| x.1 == Some(liar_id)))
+        .map(|(c, _)| *c)
+        .collect();
+    assert!(!served.is_empty());
+    // The client reported them; the keepers confirm, mark them Lost and rebuild elsewhere.
+    sim.rounds(1).await;
+    sim.until_healthy(6).await;
+    let marks: u64 = sim.repairers.iter().map(|r| r.stats().marks).sum();
+    assert!(marks as usize >= served.len());
+    // Every shard it served altered has moved to another provider (its parity shards were
+    // never read: the storage proofs catch those).
+    let reg = sim.registry(0);
+    for c in &served {
+        assert!(reg[c][..3].iter().all(|x| x.1 != Some(liar_id)));
+    }
+    sim.check_reads().await;
+    // The liar was asked to delete the shards it no longer holds for the registry: nothing
+    // is orphaned anywhere.
+    sim.check_placements(true, &[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_cannot_get_healthy_shards_repaired() {
+    let mut sim = Sim::new(1, 6, &[], 4).await;
+    sim.put("a", 10_000, 5).await;
+    let reg = sim.registry(0);
+    let reports: Vec<memo_core::repair::ShardReport> = reg
+        .iter()
+        .flat_map(|(c, slots)| {
+            slots
+                .iter()
+                .enumerate()
+                .map(|(i, s)| memo_core::repair::ShardReport {
+                    chunk: *c,
+                    index: i as u16,
+                    holder: s.1.unwrap(),
+                })
+        })
+        .collect();
+    let user = sim.net.user("bob").unwrap();
+    user.report(reports).await.unwrap();
+    sim.rounds(2).await;
+    assert_eq!(sim.repairers[0].stats().marks, 0);
+    assert_eq!(sim.registry(0), reg);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_proofs_and_wiped_disks_mark_shards_lost() {
+    let mut sim = Sim::new(1, 7, &[], 5).await;
+    sim.put("a", 16_000, 6).await;
+    let reg = sim.registry(0);
+    let (chunk, slots) = reg.iter().next().unwrap();
+    let (shard, holder, _) = slots[1];
+    let holder = holder.unwrap();
+    let r = &sim.repairers[0];
+    assert!(!r.report_failed_proof(holder, ShardId([0; 32])).await);
+    assert!(r.report_failed_proof(holder, shard).await);
+    assert!(sim.net.keepers[0].inspect(|o| o.degraded().any(|c| c == chunk)));
+    // A provider whose disk was replaced answers probes but lost its shards: reads report
+    // them Missing.
+    let p4 = sim.provider(4);
+    let wiped: Vec<(ChunkId, usize)> = reg
+        .iter()
+        .flat_map(|(c, s)| (0..3).filter(|&i| s[i].1 == Some(p4)).map(|i| (*c, i)))
+        .collect();
+    sim.stores[4].wipe();
+    sim.check_reads().await;
+    sim.rounds(1).await;
+    let now = sim.registry(0);
+    assert_ne!(now[chunk][1].1, Some(holder));
+    // Every data shard provider 4 lost was reported by the read and rebuilt elsewhere.
+    assert!(!wiped.is_empty());
+    assert!(wiped.iter().all(|(c, i)| now[c][*i].1 != Some(p4)));
+    sim.check_reads().await;
+    sim.check_placements(false, &[4]);
+}
+
+/// A keeper is killed (its repairs aborted, its state dropped) at random points of a repair
+/// and rebuilt from the log; repair carries on and no provider is left with orphaned shards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_killed_mid_repair_carries_on_without_leaks() {
+    for (attempt, yields) in [0usize, 3, 20, 200].into_iter().enumerate() {
+        let mut sim = Sim::new(1, 8, &[], 6 + attempt as u64).await;
+        sim.put("a", 40_000, 7).await;
+        sim.put("b", 12_000, 8).await;
+        sim.mem.set_down(sim.provider(1));
+        sim.rounds(1).await; // Suspect: margin left, no repair yet
+        sim.repairers[0].abort();
+        // Let a new round start repairs, then kill the keeper part-way.
+        let r = sim.repairers[0].clone();
+        let round = tokio::spawn(async move { r.round().await });
+        for _ in 0..yields {
+            tokio::task::yield_now().await;
+        }
+        round.abort();
+        sim.repairers[0].abort();
+        // Restart: a new keeper replays the log; a new repairer takes over.
+        let kp = Keypair::from_seed("keeper-0");
+        let keeper = Keeper::new(
+            Arc::new(sim.mem.join(kp.account())),
+            Arc::new(sim.net.log.clone()) as Arc<dyn OpLog>,
+            KeeperConfig {
+                keepers: vec![kp.account()],
+                ..KeeperConfig::default()
+            },
+        );
+        for p in &sim.net.providers {
+            keeper.add_provider(p.account());
+        }
+        tokio::spawn(keeper.clone().run());
+        let target = sim.net.keepers[0].applied();
+        while keeper.applied() < target {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        sim.repairers[0] = Repairer::new(keeper.clone(), kp, config());
+        sim.net.keepers[0] = keeper;
+        sim.until_healthy(8).await;
+        sim.check_reads().await;
+        sim.check_placements(true, &[1]);
+    }
+}
+
+/// Many rounds of random failures: providers stop and come back, disks are wiped or rot, and
+/// a Byzantine provider alters a quarter of their replies; at most one failure besides the
+/// Byzantine provider's is active at a time, so no chunk loses more than m = 2 shards. Every
+/// object reads back exactly after every round, and in the end every chunk is back to k + m
+/// healthy shards on distinct providers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulation_random_failures_and_byzantine_providers() {
+    let mut sim = Sim::new(2, 10, &[9], 42).await;
+    for i in 0..6u8 {
+        sim.put(&format!("obj{i}"), 6_000 + 4_000 * i as usize, 10 + i)
+            .await;
+    }
+    sim.byzantine_on(0.25);
+    let mut rng = StdRng::seed_from_u64(42);
+    let mut down: Option<usize> = None;
+    let mut events = 0;
+    for epoch in 0..30 {
+        let calm = down.is_none() && sim.all_healthy();
+        match (calm, down, rng.random_range(0..6)) {
+            (true, _, 0) => {
+                let p = rng.random_range(0..9);
+                sim.mem.set_down(sim.provider(p));
+                down = Some(p);
+                events += 1;
+            }
+            (true, _, 1) => {
+                let p = rng.random_range(0..9);
+                sim.stores[p].wipe();
+                sim.fail_proofs(p).await;
+                events += 1;
+            }
+            (true, _, 2) => {
+                let p = rng.random_range(0..9);
+                sim.stores[p].rot_all();
+                sim.fail_proofs(p).await;
+                events += 1;
+            }
+            (_, Some(p), 3 | 4) => {
+                sim.mem.set_up(sim.provider(p));
+                down = None;
+            }
+            _ => {}
+        }
+        if epoch % 7 == 6 {
+            let user = sim.net.user("bob").unwrap();
+            let name = format!("late{epoch}");
+            let bytes = data(5_000, epoch as u8);
+            if user.put_bytes(&name, &bytes).await.is_ok() {
+                sim.objects.push((name, bytes));
+            }
+        }
+        sim.rounds(1).await;
+        sim.check_reads_any().await;
+    }
+    assert!(events >= 3, "only {events} failures injected");
+    if let Some(p) = down {
+        sim.mem.set_up(sim.provider(p));
+    }
+    for s in &sim.stores {
+        s.heal();
+    }
+    sim.until_healthy(20).await;
+    sim.check_reads_any().await;
+    sim.check_placements(false, &[]);
+}
+
+impl Sim {
+    /// What the next epoch's storage challenges would find: every shard provider `p` is
+    /// registered to hold fails its proof (its disk was wiped or rots).
+    async fn fail_proofs(&self, p: usize) {
+        let who = self.provider(p);
+        for slots in self.registry(0).values() {
+            for (id, holder, _) in slots {
+                if *holder == Some(who) {
+                    self.repairers[0].report_failed_proof(who, *id).await;
+                }
+            }
+        }
+    }
+
+    /// Like `check_reads`, but objects may belong to either user.
+    async fn check_reads_any(&self) {
+        for (name, bytes) in &self.objects {
+            let mut ok = false;
+            for user in ["alice", "bob"] {
+                let u = self.net.user(user).unwrap();
+                if let Ok(got) = u.get_bytes(name).await {
+                    assert_eq!(&got, bytes, "{name} read back different bytes");
+                    ok = true;
+                    break;
+                }
+            }
+            assert!(ok, "{name} could not be read");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_keepers_may_sign_keeper_operations_over_the_network() {
+    let sim = Sim::new(1, 5, &[], 9).await;
+    let mallory = Keypair::from_seed("mallory");
+    let op = memo_core::objects::ObjectOp::Keeper(memo_core::repair::KeeperOp::ProviderHealth {
+        provider: sim.provider(0),
+        health: ShardHealth::Lost,
+        reason: memo_core::repair::Reason::Unresponsive,
+    });
+    let signed = Signed::sign(&mallory, &op);
+    let t = sim.mem.join(mallory.account());
+    let resp = memo_sdk::rpc::call(
+        &t,
+        sim.net.keepers[0].account(),
+        &memo_core::protocol::Request::Submit {
+            tx: wire::encode(&signed),
+        },
+    )
+    .await;
+    assert!(matches!(resp, Err(memo_sdk::rpc::RpcError::Remote { .. })));
+    assert_eq!(
+        sim.net.keepers[0].inspect(|o| o.provider_health(&sim.provider(0))),
+        ShardHealth::Healthy
+    );
+}
+
+/// The path `memo demo` takes: a local network with background repair; a provider stops and,
+/// within a few rounds, `stat` shows every chunk back at full health without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_repair_on_a_local_network() {
+    let spec = LocalSpec {
+        keepers: 2,
+        providers: 7,
+        users: vec!["alice".into()],
+        provider_capacity: 1 << 30,
+        params: CodecParams {
+            chunk_size: 4096,
+            data_shards: 3,
+            parity_shards: 2,
+        },
+    };
+    let (mem, mut net) = memo_sdk::local::memory_network(&spec).await.unwrap();
+    net.enable_repair(RepairConfig {
+        probe_interval: Duration::from_millis(10),
+        ..config()
+    });
+    let user = net.user("alice").unwrap();
+    let bytes = data(20_000, 9);
+    user.put_bytes("f", &bytes).await.unwrap();
+    let victim = net.providers[2].account();
+    net.providers[2].stop();
+    mem.set_down(victim);
+    let mut waited = 0;
+    loop {
+        let st = user.stat("f").await.unwrap();
+        if st
+            .chunks
+            .iter()
+            .all(|c| c.healthy == c.total && !c.holders.contains(&Some(victim)))
+        {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 1000, "not repaired in time: {:?}", st.chunks);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(user.get_bytes("f").await.unwrap(), bytes);
+    let restored: u64 = net
+        .repairers
+        .iter()
+        .map(|r| r.stats().shards_restored)
+        .sum();
+    assert!(restored > 0);
+}
