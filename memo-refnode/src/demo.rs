@@ -10,6 +10,7 @@ use memo_sdk::ClientError;
 use memo_sdk::local::{LocalNetwork, LocalSpec, node_keys};
 use memo_sdk::local_ledger::LedgerSpec;
 use memo_sdk::net::P2pTransport;
+use memo_sdk::repair::RepairConfig;
 use memo_sdk::store::FsShardStore;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -169,6 +170,10 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
     local
         .attach_ledger(&ledger_spec, spec.provider_capacity)
         .await?;
+    // Keepers probe providers every 100 ms; a provider silent for ~0.8 s is declared lost.
+    local.enable_repair(RepairConfig::for_epoch(std::time::Duration::from_millis(
+        400,
+    )));
     story.ok(
         "ledger",
         format!(
@@ -282,10 +287,15 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
         other => bail!("carol's delete was not refused: {other:?}"),
     }
 
-    let victim = &local.providers[0];
-    let lost = victim.service.store().list().map(|l| l.len()).unwrap_or(0);
-    victim.stop();
-    if let Some(t) = transports.get(&victim.account()) {
+    let victim_id = local.providers[0].account();
+    let lost = local.providers[0]
+        .service
+        .store()
+        .list()
+        .map(|l| l.len())
+        .unwrap_or(0);
+    local.providers[0].stop();
+    if let Some(t) = transports.get(&victim_id) {
         t.shutdown().await;
     }
     if bob.get_bytes("from-alice.bin").await? != data {
@@ -295,6 +305,45 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
         "a provider stops",
         format!("{lost} of its shards unreachable; reads still exact from the other shards"),
     );
+
+    // Keepers probe providers, declare the stopped one's shards lost, rebuild exactly those
+    // shards from k others (no decryption needed) and place them on other providers.
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let st = bob.stat("from-alice.bin").await?;
+        let healed = st
+            .chunks
+            .iter()
+            .all(|c| c.healthy == c.total && !c.holders.contains(&Some(victim_id)));
+        if healed {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("shards were not repaired within 60 s");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (mut restored, mut read, mut chunks) = (0u64, 0u64, 0u64);
+    for r in &local.repairers {
+        let s = r.stats();
+        restored += s.bytes_restored;
+        read += s.bytes_read;
+        chunks += s.chunks_repaired;
+    }
+    if bob.get_bytes("from-alice.bin").await? != data {
+        bail!("read after repair returned different bytes");
+    }
+    story.ok(
+        "its shards are repaired",
+        format!(
+            "{chunks} chunks rebuilt on other providers ({restored} bytes restored, {:.1} bytes read per byte); every chunk back to {}/{} healthy",
+            read as f64 / restored.max(1) as f64,
+            params.total_shards(),
+            params.total_shards()
+        ),
+    );
+    // The stopped provider's files stay on its disk; everything else is counted from here.
+    let held = shard_files(&dir);
 
     alice.delete("demo.bin").await?;
     alice.delete("demo.bin").await?;
