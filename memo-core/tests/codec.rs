@@ -57,7 +57,7 @@ fn test_vectors_pin_the_format() {
         group.encode_bytes(&data).unwrap().0.id().to_hex(),
         "ffe917a2ab436bc380df56c8bc6bd084115a6efff945a4c341378fe8f56e3b2e"
     );
-    // A chunk of eight SIV segments (default 1 MiB chunking, 4+2).
+    // A chunk of eight SIV segments (default 4 MiB chunking, 4+2).
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
     let enc = Encoder::new(ConvergenceDomain::global(), CodecParams::default()).unwrap();
     let (obj, chunks) = enc.encode_bytes(&big).unwrap();
@@ -67,7 +67,7 @@ fn test_vectors_pin_the_format() {
     );
     assert_eq!(
         obj.id().to_hex(),
-        "eb622b0d02d2e4022a27183cf7beb6d26515ebe42e0d6c13d230f5e59ce15622"
+        "541264c8abf3bf08250ad060d6648891e3b1fd25a1fb174795845703c07c0fe3"
     );
 }
 

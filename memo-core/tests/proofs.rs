@@ -89,7 +89,11 @@ impl Store {
 
 #[test]
 fn honest_provider_with_codec_shards_passes_every_epoch() {
-    let enc = Encoder::new(ConvergenceDomain::global(), CodecParams::with_shards(4, 2)).unwrap();
+    let params = CodecParams {
+        chunk_size: 1 << 20,
+        ..CodecParams::with_shards(4, 2)
+    };
+    let enc = Encoder::new(ConvergenceDomain::global(), params).unwrap();
     let (_obj, chunks) = enc.encode_bytes(&bytes(2_500_000, 1)).unwrap();
     let mut store = Store::new("honest");
     let mut committed = Vec::new();

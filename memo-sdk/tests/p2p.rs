@@ -9,7 +9,7 @@ use std::time::Duration;
 fn test_config() -> P2pConfig {
     P2pConfig {
         request_timeout: Duration::from_secs(10),
-        dial_timeout: Duration::from_secs(2),
+        dial_timeout: Duration::from_secs(10),
         ..P2pConfig::default()
     }
 }

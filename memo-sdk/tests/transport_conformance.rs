@@ -106,7 +106,7 @@ async fn p2p_transport_conforms() {
     let mut nodes = Vec::new();
     for i in 0..3 {
         let config = P2pConfig {
-            dial_timeout: Duration::from_secs(2),
+            dial_timeout: Duration::from_secs(10),
             ..P2pConfig::default()
         };
         let kp = Keypair::from_seed(&format!("p2p-conf-{i}"));

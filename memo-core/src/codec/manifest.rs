@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub const MANIFEST_VERSION: u8 = 1;
 /// Format version of object references.
 pub const OBJECT_REF_VERSION: u8 = 1;
-/// Largest manifest accepted (about 900 thousand chunks: close to a TiB at 1 MiB chunks).
+/// Largest manifest accepted (about 900 thousand chunks: about 3.5 TiB at the default 4 MiB chunks).
 pub const MAX_MANIFEST_BYTES: u32 = 256 * 1024 * 1024;
 const OBJECT_REF_PREFIX: &str = "memo-obj1:";
 
