@@ -76,7 +76,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             cfg.parallelism.window = n;
         }
         let client = Client::new(keypair, Arc::new(transport) as Arc<dyn Transport>, cfg)?;
-        println!("devnet: 1 keeper and 10 provider processes on loopback (libp2p TCP+Noise+yamux, shard files without per-shard fsync: devnet default), RS 4+2, 1 MiB chunks");
+        println!(
+            "devnet: 1 keeper and 10 provider processes on loopback (libp2p TCP+Noise+yamux, shard files without per-shard fsync: devnet default), RS 4+2, {} KiB chunks",
+            CodecParams::default().chunk_size / 1024
+        );
         println!("{:>8} {:>16} {:>16} {:>16} {:>16} {:>8} {:>8}", "MiB", "pipeline enc", "devnet put", "pipeline dec", "devnet get", "put %", "get %");
         for (i, mib) in sizes.iter().enumerate() {
             let data = random(mib << 20, 0x5eed + i as u64);
