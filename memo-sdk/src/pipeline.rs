@@ -172,14 +172,7 @@ pub async fn read_manifest_async(
 ) -> Result<Manifest, CodecError> {
     obj.manifest.validate(MAX_MANIFEST_BYTES)?;
     let bytes = fetch_chunk_async(source, &obj.manifest).await?;
-    let manifest = Manifest::from_bytes(&bytes)?;
-    if manifest.size != obj.size {
-        return Err(CodecError::ManifestInconsistent(format!(
-            "manifest says {} bytes, the object reference {}",
-            manifest.size, obj.size
-        )));
-    }
-    Ok(manifest)
+    Manifest::for_object(&bytes, obj)
 }
 
 /// Writes the object (or the byte `range` of it) to `writer` in order, fetching and decoding

@@ -445,21 +445,28 @@ async fn failed_proofs_and_wiped_disks_mark_shards_lost() {
     assert!(sim.net.keepers[0].inspect(|o| o.degraded().any(|c| c == chunk)));
     // A provider whose disk was replaced answers probes but lost its shards: reads report
     // them Missing.
-    let p4 = sim.provider(4);
+    // A provider that holds some data shard (placement is random), other than `holder`.
+    let victim = (0..7)
+        .find(|&i| {
+            let p = sim.provider(i);
+            p != holder && reg.iter().any(|(_, s)| (0..3).any(|j| s[j].1 == Some(p)))
+        })
+        .unwrap();
+    let p4 = sim.provider(victim);
     let wiped: Vec<(ChunkId, usize)> = reg
         .iter()
         .flat_map(|(c, s)| (0..3).filter(|&i| s[i].1 == Some(p4)).map(|i| (*c, i)))
         .collect();
-    sim.stores[4].wipe();
+    sim.stores[victim].wipe();
     sim.check_reads().await;
     sim.rounds(1).await;
     let now = sim.registry(0);
     assert_ne!(now[chunk][1].1, Some(holder));
-    // Every data shard provider 4 lost was reported by the read and rebuilt elsewhere.
+    // Every data shard the wiped provider lost was reported by the read and rebuilt elsewhere.
     assert!(!wiped.is_empty());
     assert!(wiped.iter().all(|(c, i)| now[c][*i].1 != Some(p4)));
     sim.check_reads().await;
-    sim.check_placements(false, &[4]);
+    sim.check_placements(false, &[victim]);
 }
 
 /// A keeper is killed (its repairs aborted, its state dropped) at random points of a repair

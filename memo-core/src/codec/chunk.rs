@@ -43,7 +43,7 @@ pub(super) fn with_encoder<T>(
     })
 }
 
-pub(super) fn with_decoder<T>(
+fn with_decoder<T>(
     k: usize,
     m: usize,
     slen: usize,
@@ -319,38 +319,9 @@ impl ChunkDecoder {
         let (k, m) = (self.chunk.k(), self.chunk.m());
         let slen = self.chunk.shard_len();
         let mut out = Vec::with_capacity(slen * k);
-        if self.slots[..k].iter().all(Option::is_some) {
-            for s in self.slots[..k].iter().flatten() {
-                out.extend_from_slice(s);
-            }
-        } else {
-            let slots = &self.slots;
-            with_decoder(k, m, slen, |dec| {
-                for (i, s) in slots.iter().enumerate() {
-                    if let Some(s) = s {
-                        if i < k {
-                            dec.add_original_shard(i, s)?;
-                        } else {
-                            dec.add_recovery_shard(i - k, s)?;
-                        }
-                    }
-                }
-                let restored = dec.decode()?;
-                for (i, s) in slots[..k].iter().enumerate() {
-                    match (s, restored.restored_original(i)) {
-                        (Some(s), _) => out.extend_from_slice(s),
-                        (None, Some(r)) => out.extend_from_slice(r),
-                        (None, None) => {
-                            return Err(reed_solomon_simd::Error::TooFewOriginalShards {
-                                original_count: k,
-                                original_received_count: 0,
-                            });
-                        }
-                    }
-                }
-                Ok(())
-            })?;
-        }
+        assemble_originals(&self.slots, k, m, slen, |piece| {
+            out.extend_from_slice(piece)
+        })?;
         out.truncate(self.chunk.ciphertext_len());
         if ChunkId::of(&out) != self.chunk.id {
             return Err(CodecError::ChunkMismatch(self.chunk.id));
@@ -367,6 +338,46 @@ impl ChunkDecoder {
         }
         Ok(buf)
     }
+}
+
+/// Hands the k data shards to `push` in order, rebuilding any that are missing from the parity
+/// shards in hand. `slots` must hold at least k verified shards.
+pub(super) fn assemble_originals<S: AsRef<[u8]>>(
+    slots: &[Option<S>],
+    k: usize,
+    m: usize,
+    slen: usize,
+    mut push: impl FnMut(&[u8]),
+) -> Result<(), CodecError> {
+    if slots[..k].iter().all(Option::is_some) {
+        slots[..k].iter().flatten().for_each(|s| push(s.as_ref()));
+        return Ok(());
+    }
+    with_decoder(k, m, slen, |dec| {
+        for (i, s) in slots.iter().enumerate() {
+            if let Some(s) = s {
+                if i < k {
+                    dec.add_original_shard(i, s.as_ref())?;
+                } else {
+                    dec.add_recovery_shard(i - k, s.as_ref())?;
+                }
+            }
+        }
+        let restored = dec.decode()?;
+        for (i, s) in slots[..k].iter().enumerate() {
+            match (s, restored.restored_original(i)) {
+                (Some(s), _) => push(s.as_ref()),
+                (None, Some(r)) => push(r),
+                (None, None) => {
+                    return Err(reed_solomon_simd::Error::TooFewOriginalShards {
+                        original_count: k,
+                        original_received_count: 0,
+                    });
+                }
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Re-creates shards of a chunk from its verified ciphertext (for repair): returns the shards

@@ -49,6 +49,18 @@ impl Manifest {
         Ok(m)
     }
 
+    /// Decodes the manifest fetched for `obj` and checks it describes an object of `obj`'s size.
+    pub fn for_object(bytes: &[u8], obj: &ObjectRef) -> Result<Self, CodecError> {
+        let manifest = Self::from_bytes(bytes)?;
+        if manifest.size != obj.size {
+            return Err(CodecError::ManifestInconsistent(format!(
+                "manifest says {} bytes, the object reference {}",
+                manifest.size, obj.size
+            )));
+        }
+        Ok(manifest)
+    }
+
     fn check(&self) -> Result<(), CodecError> {
         let mut total = 0u64;
         for (i, c) in self.chunks.iter().enumerate() {

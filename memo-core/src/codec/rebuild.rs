@@ -11,7 +11,7 @@
 //! shard is checked against its own id too. No format change was needed.
 
 use super::CodecError;
-use super::chunk::{shard_len, with_decoder, with_encoder};
+use super::chunk::{shard_len, with_encoder};
 use super::params::{MAX_CHUNK_SIZE, check_shards};
 use super::siv;
 use crate::id::{ChunkId, ShardId};
@@ -86,37 +86,7 @@ pub fn rebuild_shards(
     }
     // The k data shards: the ciphertext and its zero padding.
     let mut data = BytesMut::with_capacity(slen * n);
-    if slots[..k].iter().all(Option::is_some) {
-        for s in slots[..k].iter().flatten() {
-            data.extend_from_slice(s);
-        }
-    } else {
-        with_decoder(k, m, slen, |dec| {
-            for (i, s) in slots.iter().enumerate() {
-                if let Some(s) = s {
-                    if i < k {
-                        dec.add_original_shard(i, s)?;
-                    } else {
-                        dec.add_recovery_shard(i - k, s)?;
-                    }
-                }
-            }
-            let restored = dec.decode()?;
-            for (i, s) in slots[..k].iter().enumerate() {
-                match (s, restored.restored_original(i)) {
-                    (Some(s), _) => data.extend_from_slice(s),
-                    (None, Some(r)) => data.extend_from_slice(r),
-                    (None, None) => {
-                        return Err(reed_solomon_simd::Error::TooFewOriginalShards {
-                            original_count: k,
-                            original_received_count: 0,
-                        });
-                    }
-                }
-            }
-            Ok(())
-        })?;
-    }
+    super::chunk::assemble_originals(&slots, k, m, slen, |piece| data.extend_from_slice(piece))?;
     let ciphertext_len = find_len(&data, chunk, k, slen).ok_or(CodecError::ChunkMismatch(chunk))?;
     if want.iter().any(|&i| i >= k) {
         with_encoder(k, m, slen, |enc| {

@@ -197,14 +197,7 @@ pub fn fetch_chunk(source: &dyn ShardSource, chunk: &ChunkRef) -> Result<Vec<u8>
 pub fn read_manifest(source: &dyn ShardSource, obj: &ObjectRef) -> Result<Manifest, CodecError> {
     obj.manifest.validate(MAX_MANIFEST_BYTES)?;
     let bytes = fetch_chunk(source, &obj.manifest)?;
-    let manifest = Manifest::from_bytes(&bytes)?;
-    if manifest.size != obj.size {
-        return Err(CodecError::ManifestInconsistent(format!(
-            "manifest says {} bytes, the object reference {}",
-            manifest.size, obj.size
-        )));
-    }
-    Ok(manifest)
+    Manifest::for_object(&bytes, obj)
 }
 
 /// Reads objects back from shards.
