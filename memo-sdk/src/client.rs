@@ -549,13 +549,17 @@ struct NetworkSource<'a> {
 }
 
 impl NetworkSource<'_> {
-    fn report(&self, chunk: &ChunkRef, index: usize) {
-        let holder = self
-            .holders
+    /// The located holder of shard `index` of `chunk`, if any.
+    fn holder_of(&self, chunk: &ChunkId, index: usize) -> Option<AccountId> {
+        self.holders
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&chunk.id)
-            .and_then(|h| h.get(index).copied().flatten());
+            .get(chunk)
+            .and_then(|h| h.get(index).copied().flatten())
+    }
+
+    fn report(&self, chunk: &ChunkRef, index: usize) {
+        let holder = self.holder_of(&chunk.id, index);
         if let (Some(holder), Ok(index)) = (holder, u16::try_from(index)) {
             self.bad.lock().unwrap_or_else(|p| p.into_inner()).push(
                 memo_core::repair::ShardReport {
@@ -608,12 +612,7 @@ impl AsyncShardSource for NetworkSource<'_> {
         if !known {
             self.locate(&[chunk.id]).await.map_err(io::Error::other)?;
         }
-        let holder = self
-            .holders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&chunk.id)
-            .and_then(|h| h.get(index).copied().flatten());
+        let holder = self.holder_of(&chunk.id, index);
         let Some(holder) = holder else {
             return Ok(None);
         };

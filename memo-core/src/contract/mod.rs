@@ -594,12 +594,7 @@ impl Contract {
     ) -> Result<Outcome, Rejection> {
         self.require_unregistered(sender)?;
         self.check_address(address)?;
-        if stake < self.params.min_keeper_stake || stake == 0 {
-            return Err(Rejection::StakeTooLow {
-                stake,
-                minimum: self.params.min_keeper_stake,
-            });
-        }
+        check_stake(stake, self.params.min_keeper_stake)?;
         self.debit(sender, stake)?;
         let role = Role {
             info: RoleInfo::Keeper {
@@ -627,12 +622,7 @@ impl Contract {
         if capacity == 0 {
             return Err(Rejection::Invalid("capacity (zero)"));
         }
-        if stake < self.params.min_provider_stake || stake == 0 {
-            return Err(Rejection::StakeTooLow {
-                stake,
-                minimum: self.params.min_provider_stake,
-            });
-        }
+        check_stake(stake, self.params.min_provider_stake)?;
         self.debit(sender, stake)?;
         let role = Role {
             info: RoleInfo::Provider {
@@ -1230,3 +1220,11 @@ fn derive(context: &str, parts: &[&[u8]]) -> [u8; 32] {
 
 #[cfg(test)]
 mod tests;
+
+/// A stake posted at registration must be positive and at least the genesis minimum.
+fn check_stake(stake: Amount, minimum: Amount) -> Result<(), Rejection> {
+    if stake < minimum || stake == 0 {
+        return Err(Rejection::StakeTooLow { stake, minimum });
+    }
+    Ok(())
+}
