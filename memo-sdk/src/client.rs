@@ -5,7 +5,7 @@
 //! has move no data. The object becomes visible only when the user's signed operation is
 //! applied, so an interrupted put leaves no object and no references behind.
 
-use crate::pipeline::{AsyncShardSource, decode_async, encode_async, read_manifest_async};
+use crate::pipeline::{AsyncShardSource, decode_manifest_async, encode_async, read_manifest_async};
 use crate::provider::client as provider_client;
 use crate::rpc::{RpcError, call, unexpected};
 use async_trait::async_trait;
@@ -473,12 +473,19 @@ impl Client {
         };
         let result = async {
             source.locate(&[obj.manifest.id]).await?;
+            // The manifest is read once: to locate just the chunks in range, then to decode.
             let manifest = read_manifest_async(&source, &obj).await?;
-            let ids: Vec<ChunkId> = manifest.chunks.iter().map(|c| c.id).collect();
+            let (start, end) = range
+                .clone()
+                .map_or((0, manifest.size), |r| (r.start, r.end));
+            let ids: Vec<ChunkId> = manifest
+                .chunks_in_range(start, end)
+                .map(|(_, c)| c.id)
+                .collect();
             source.locate(&ids).await?;
-            Ok(decode_async(
+            Ok(decode_manifest_async(
                 &source,
-                &obj,
+                &manifest,
                 range,
                 self.config.parallelism,
                 progress,

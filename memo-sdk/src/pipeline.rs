@@ -187,20 +187,28 @@ pub async fn decode_async<W: AsyncWrite + Unpin + Send>(
     writer: &mut W,
 ) -> Result<u64, CodecError> {
     let manifest = read_manifest_async(source, obj).await?;
+    decode_manifest_async(source, &manifest, range, par, progress, writer).await
+}
+
+/// Like [`decode_async`], for a caller that has already read and checked the object's manifest
+/// (see [`read_manifest_async`]), so it is not fetched and decrypted again.
+pub async fn decode_manifest_async<W: AsyncWrite + Unpin + Send>(
+    source: &dyn AsyncShardSource,
+    manifest: &Manifest,
+    range: Option<Range<u64>>,
+    par: Parallelism,
+    progress: &mut (dyn FnMut(Progress) + Send),
+    writer: &mut W,
+) -> Result<u64, CodecError> {
     let range = range.unwrap_or(0..manifest.size);
     let (start, end) = (range.start.min(manifest.size), range.end.min(manifest.size));
     let total = end.saturating_sub(start);
     let mut written = 0u64;
-    let wanted: Vec<(u64, ChunkRef)> = manifest
-        .chunks_in_range(start, end)
-        .map(|(at, c)| (at, c.clone()))
-        .collect();
-    let mut chunks =
-        stream::iter(wanted)
-            .map(|(at, c)| async move {
-                Ok::<_, CodecError>((at, fetch_chunk_async(source, &c).await?))
-            })
-            .buffered(par.window.max(1));
+    let mut chunks = stream::iter(manifest.chunks_in_range(start, end))
+        .map(
+            |(at, c)| async move { Ok::<_, CodecError>((at, fetch_chunk_async(source, c).await?)) },
+        )
+        .buffered(par.window.max(1));
     while let Some(item) = chunks.next().await {
         let (at, plain) = item?;
         let from = start.saturating_sub(at) as usize;

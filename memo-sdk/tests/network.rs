@@ -16,14 +16,7 @@ fn spec() -> LocalSpec {
     }
 }
 
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&[seed])
-        .finalize_xof()
-        .fill(&mut v);
-    v
-}
+use memo_core::testkit::random_bytes as data;
 
 fn shards_held<S: ShardStore + 'static>(net: &memo_sdk::local::LocalNetwork<S>) -> usize {
     net.providers

@@ -93,14 +93,7 @@ async fn start((spec, ledger): &(LocalSpec, LedgerSpec)) -> (MemoryNetwork, Loca
     (mem, net)
 }
 
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&[seed])
-        .finalize_xof()
-        .fill(&mut v);
-    v
-}
+use memo_core::testkit::random_bytes as data;
 
 fn ledger(net: &LocalNetwork<Faulty>) -> &LocalLedger {
     net.ledger.as_ref().expect("a ledger")

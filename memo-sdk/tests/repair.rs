@@ -69,14 +69,7 @@ impl ShardStore for TestStore {
     }
 }
 
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&[seed])
-        .finalize_xof()
-        .fill(&mut v);
-    v
-}
+use memo_core::testkit::random_bytes as data;
 
 fn config() -> RepairConfig {
     RepairConfig {

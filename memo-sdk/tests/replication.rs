@@ -97,14 +97,7 @@ fn params() -> CodecParams {
     }
 }
 
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&[seed])
-        .finalize_xof()
-        .fill(&mut v);
-    v
-}
+use memo_core::testkit::random_bytes as data;
 
 fn keeper_key(i: usize) -> Keypair {
     Keypair::from_seed(&format!("keeper-{i}"))

@@ -18,6 +18,17 @@ mod model;
 pub use model::{ModelChecker, Op, Snapshot, Stats, meta_snapshot, random_ops, universe_chunk};
 
 use crate::id::{AccountId, ChunkId, ShardId};
+
+/// `len` deterministic pseudo-random bytes for `seed` (blake3's extendable output): test data
+/// that is incompressible and different per seed.
+pub fn random_bytes(len: usize, seed: u8) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    blake3::Hasher::new()
+        .update(&[seed])
+        .finalize_xof()
+        .fill(&mut v);
+    v
+}
 use crate::ownership::ObjectOp;
 use crate::ownership::{
     Account, ChunkEntry, ChunkInfo, Holder, MemoryShardStore, MetaStore, ObjectChunks, Ownership,
