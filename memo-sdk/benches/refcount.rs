@@ -9,21 +9,39 @@
 //! - delete 64: the user deletes those shared objects again (released, no purge);
 //! - delete 64 purge: the user deletes the new objects (last owner: registry entry removed).
 //!
-//! Each size is measured twice: one object per durable commit, and group commit (32 objects
-//! per durable commit through `Ownership::apply_batch`, each object still all-or-nothing).
+//! Each size is measured three ways:
+//! - **1**: one object per durable redb commit (`Ownership::put_object`/`delete_object`);
+//! - **32**: group commit, 32 objects per durable redb commit (`Ownership::apply_batch`, each
+//!   object still all-or-nothing);
+//! - **log**: the keeper's path. Each object's signed operation is appended to the durable op
+//!   log (`DurableOpLog`: fsync'd group commit, 32 appenders at once standing for concurrent
+//!   users; an append returns only once durable, which is when a keeper acknowledges), and a
+//!   follower applies the log to redb through `RedbMeta::log_at` in unsynced transactions of
+//!   whatever entries are ready, with a durable checkpoint every 1024 entries
+//!   (`DEFAULT_CHECKPOINT_EVERY`; each size's 1280 entries pay for one). The time runs from the
+//!   first append until the follower has applied the last entry. Signing and checking each
+//!   operation's signature are included.
+//!
 //! `MEMO_BENCH_OBJECTS` sets how many objects each phase measures (default 320).
-//! `MEMO_BENCH_CACHE_MB` sets redb's page cache (default: redb's 1 GiB).
+//! `MEMO_BENCH_CACHE_MB` sets redb's page cache (default: redb's 1 GiB). Before measuring, the
+//! database is read once (`RedbMeta::warm_cache`), as a long-running keeper's cache would be.
 //! `MEMO_BENCH_DIR` picks the directory for the databases (default: the system temp dir).
 //!
 //! Run: `cargo bench -p memo-sdk --bench refcount`
 
+use futures::StreamExt;
 use memo_core::ownership::{
     Account, ChunkEntry, ChunkInfo, MetaStore, MetaTxn, ObjectChunks, ObjectOp, Ownership,
     ShardHealth, ShardSlot, StoreError,
 };
 use memo_core::{AccountId, ChunkId, ShardId};
+use memo_core::{Keypair, ObjectId, Signed, objects};
+use memo_sdk::oplog::{DurableOpLog, OpLog};
 use memo_sdk::store::RedbMeta;
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 const PER_OBJECT: usize = 64;
@@ -158,6 +176,114 @@ fn measure(
     ]
 }
 
+/// Log entries between durable redb checkpoints in the log rows: the default, so each size's
+/// 4 × 320 entries pay for one checkpoint.
+const CHECKPOINT_EVERY: u64 = memo_sdk::store::DEFAULT_CHECKPOINT_EVERY;
+/// Concurrent appenders in the log rows.
+const APPENDERS: usize = 32;
+
+/// Seconds per object for the four phases on the keeper's path (see the module docs).
+fn measure_logged(
+    rt: &tokio::runtime::Runtime,
+    log: &DurableOpLog,
+    meta: &RedbMeta,
+    key: &Keypair,
+    fresh: &[ObjectChunks],
+    shared: &[ObjectChunks],
+) -> [f64; 4] {
+    // The keeper's object index: object id -> chunks (a delete names only the object).
+    let mut index: HashMap<ObjectId, ObjectChunks> = HashMap::new();
+    let object_id = |set: u8, i: usize| {
+        let mut id = [set; 32];
+        id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        ObjectId(id)
+    };
+    for (set, objs) in [(1u8, fresh), (2, shared)] {
+        for (i, o) in objs.iter().enumerate() {
+            index.insert(object_id(set, i), o.clone());
+        }
+    }
+    let run = |set: u8, objs: &[ObjectChunks], put: bool| -> f64 {
+        let ops: Arc<Vec<objects::ObjectOp>> = Arc::new(
+            objs.iter()
+                .enumerate()
+                .map(|(i, o)| match put {
+                    true => objects::ObjectOp::Put {
+                        object: object_id(set, i),
+                        size: 0,
+                        needed: 4,
+                        sealed: Vec::new(),
+                        chunks: o.chunks.clone(),
+                        placements: Vec::new(),
+                    },
+                    false => objects::ObjectOp::Delete {
+                        object: object_id(set, i),
+                    },
+                })
+                .collect(),
+        );
+        let start = meta.applied().expect("applied");
+        let end = start + ops.len() as u64;
+        let t = Instant::now();
+        // Users: sign, the keeper checks the signature and appends; each waits for durability.
+        let next = Arc::new(AtomicUsize::new(0));
+        let appenders: Vec<_> = (0..APPENDERS)
+            .map(|_| {
+                let (ops, next, log, key) = (ops.clone(), next.clone(), log.clone(), key.clone());
+                rt.spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(op) = ops.get(i) else { break };
+                        let signed = Signed::sign(&key, op);
+                        signed.verify().expect("signature");
+                        log.append(signed).await.expect("durable append");
+                    }
+                })
+            })
+            .collect();
+        // The follower: applies whatever entries are ready, one transaction per batch.
+        let mut entries = log.follow(start).ready_chunks(256);
+        let mut applied = start;
+        while applied < end {
+            let batch = rt.block_on(entries.next()).expect("log stream");
+            let first = batch[0].0;
+            let owned: Vec<ObjectOp> = batch
+                .iter()
+                .map(|(_, signed)| match signed.open().expect("entry") {
+                    objects::ObjectOp::Put { chunks, .. } => ObjectOp::Put {
+                        user: signed.signer,
+                        object: ObjectChunks::new(chunks),
+                    },
+                    objects::ObjectOp::Delete { object } => ObjectOp::Delete {
+                        user: signed.signer,
+                        object: index[&object].clone(),
+                    },
+                    objects::ObjectOp::Keeper(_) => unreachable!("no keeper ops here"),
+                })
+                .collect();
+            let n = owned.len() as u64;
+            for r in Ownership::new(meta.log_at(first, n))
+                .apply_batch(&owned)
+                .expect("apply")
+            {
+                r.expect("object in batch");
+            }
+            applied = first + n;
+        }
+        let dt = t.elapsed().as_secs_f64() / ops.len() as f64;
+        for a in appenders {
+            rt.block_on(a).expect("appender");
+        }
+        dt
+    };
+    [
+        run(1, fresh, true),
+        run(2, shared, true),
+        run(2, shared, false),
+        run(1, fresh, false),
+    ]
+}
+
 fn env_list(name: &str, default: &[u64]) -> Vec<u64> {
     std::env::var(name)
         .ok()
@@ -190,8 +316,12 @@ fn main() {
         .map(Into::into)
         .unwrap_or_else(|_| std::env::temp_dir());
     let dir = tempfile::tempdir_in(base).expect("temp dir");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     println!(
-        "refcount benchmark: redb 4.4, durable commits (Durability::Immediate), one transaction per object of {PER_OBJECT} chunks, {count} objects per phase"
+        "refcount benchmark: redb 4.4, objects of {PER_OBJECT} chunks, {count} objects per phase; rows 1 and {GROUP}: durable redb commits; row log: durable op-log appends ({APPENDERS} at once) applied to redb with checkpoints"
     );
     println!(
         "disk: 4 KiB write + fdatasync = {:.0} us",
@@ -204,10 +334,10 @@ fn main() {
     println!("chunk-references per second (ms per object of {PER_OBJECT} chunks)");
     println!();
     println!(
-        "| chunks in registry | populate, db size | objects per durable commit | put 64 new | put 64 shared | delete 64 (owner left) | delete 64 (purge) | refs/s, mean of 4 | cost vs first size |"
+        "| chunks in registry | populate, db size | objects per durable commit (log: op log) | put 64 new | put 64 shared | delete 64 (owner left) | delete 64 (purge) | refs/s, mean of 4 | cost vs first size |"
     );
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    let mut first: std::collections::BTreeMap<usize, f64> = Default::default();
+    let mut first: std::collections::BTreeMap<String, f64> = Default::default();
     for &n in &sizes {
         let path = dir.path().join(format!("registry-{n}.redb"));
         let meta = RedbMeta::open_with_cache(&path, cache).expect("open");
@@ -217,6 +347,8 @@ fn main() {
         let own = Ownership::new(meta);
         let user = AccountId([0xbe; 32]);
         own.open_account(user, u64::MAX).expect("account");
+        let key = Keypair::from_seed("refcount bench user");
+        own.open_account(key.account(), u64::MAX).expect("account");
         let mut rng = Rng(n);
         let object_sets = |salt: u64, rng: &mut Rng| {
             let fresh: Vec<ObjectChunks> = (0..count as u64)
@@ -242,16 +374,31 @@ fn main() {
         let warm = object_sets(1 << 40, &mut rng);
         let single = object_sets(2 << 40, &mut rng);
         let grouped = object_sets(3 << 40, &mut rng);
+        let logged = object_sets(4 << 40, &mut rng);
         drop(ids);
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        // Steady state of a long-running keeper: its page cache holds what fits.
+        own.store().warm_cache().expect("warm");
+        // A durable checkpoint at least once per phase, so the log rows pay for them.
+        own.store().set_checkpoint_every(CHECKPOINT_EVERY);
         measure(&own, user, &warm.0[..10], &warm.1[..10], 1);
+        let log = DurableOpLog::open(&dir.path().join(format!("oplog-{n}.redb"))).expect("op log");
+        let mut rows: Vec<(String, [f64; 4])> = Vec::new();
         for (batch, sets) in [(1, &single), (GROUP, &grouped)] {
-            let t = measure(&own, user, &sets.0, &sets.1, batch);
+            rows.push((
+                batch.to_string(),
+                measure(&own, user, &sets.0, &sets.1, batch),
+            ));
+        }
+        let meta = own.into_store();
+        let t = measure_logged(&rt, &log, &meta, &key, &logged.0, &logged.1);
+        rows.push(("log".into(), t));
+        for (label, t) in rows {
             let mean = t.iter().sum::<f64>() / 4.0;
-            let base = *first.entry(batch).or_insert(mean);
+            let base = *first.entry(label.clone()).or_insert(mean);
             let cell = |dt: f64| format!("{:.0} ({:.2} ms/obj)", PER_OBJECT as f64 / dt, dt * 1e3);
             println!(
-                "| {n} | {pop:.1} s, {:.2} GB | {batch} | {} | {} | {} | {} | {:.0} | {:.2}x |",
+                "| {n} | {pop:.1} s, {:.2} GB | {label} | {} | {} | {} | {} | {:.0} | {:.2}x |",
                 size as f64 / 1e9,
                 cell(t[0]),
                 cell(t[1]),
@@ -261,7 +408,14 @@ fn main() {
                 mean / base
             );
         }
-        drop(own);
+        println!(
+            "|   | op log: {} appends in {} durable commits |",
+            log.len(),
+            log.commits()
+        );
+        drop(log);
+        drop(meta);
+        let _ = std::fs::remove_file(dir.path().join(format!("oplog-{n}.redb")));
         let _ = std::fs::remove_file(&path);
     }
 }

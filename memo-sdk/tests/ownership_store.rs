@@ -265,6 +265,10 @@ impl CrashModel {
     }
 
     fn matches(&self, own: &Ownership<RedbMeta>) -> bool {
+        self.matches_store(own)
+    }
+
+    fn matches_store<S: memo_core::ownership::MetaStore>(&self, own: &Ownership<S>) -> bool {
         self.refs.iter().all(|(id, &(n, _))| {
             let ok_ref = own.refcount(&CRASH_USER, id).unwrap() == n;
             let ok_entry = own.chunk(id).unwrap().is_some() == (n > 0);
@@ -349,4 +353,159 @@ fn killed_mid_object_leaves_state_before_or_after() {
         progressed >= 3,
         "the child committed objects before most kills"
     );
+}
+
+// ---- driven by a durable log: unsynced commits, checkpoints, replay -----------------------
+
+/// Log entry `s` of the fixed sequence, as an ownership operation.
+fn log_entry(s: u64) -> ObjectOp {
+    match crash_step(s) {
+        (true, object) => ObjectOp::Delete {
+            user: CRASH_USER,
+            object,
+        },
+        (false, object) => ObjectOp::Put {
+            user: CRASH_USER,
+            object,
+        },
+    }
+}
+
+/// Applies log entries `from..to` in batches of 1, 2, 3, ... (as a follower does with
+/// whatever the log has ready), through [`RedbMeta::log_at`].
+fn apply_log(meta: &RedbMeta, from: u64, to: u64) {
+    let mut s = from;
+    let mut batch = 1;
+    while s < to {
+        let n = batch.min(to - s);
+        let ops: Vec<ObjectOp> = (s..s + n).map(log_entry).collect();
+        for r in Ownership::new(meta.log_at(s, n)).apply_batch(&ops).unwrap() {
+            r.unwrap();
+        }
+        s += n;
+        batch = batch % 5 + 1;
+    }
+}
+
+const LOG_CHILD_ENV: &str = "MEMO_OWNERSHIP_LOG_CRASH_CHILD";
+
+fn log_crash_child(path: &str) -> ! {
+    let meta = RedbMeta::open(path).unwrap();
+    meta.set_checkpoint_every(7);
+    Ownership::new(&meta)
+        .open_account(CRASH_USER, u64::MAX)
+        .unwrap();
+    println!("ready");
+    apply_log(&meta, 0, u64::MAX);
+    unreachable!()
+}
+
+/// The model after the first `k` log entries.
+fn model_after(k: u64) -> CrashModel {
+    let mut m = CrashModel {
+        refs: BTreeMap::new(),
+        usage: 0,
+        steps: 0,
+    };
+    while m.steps < k {
+        m.step();
+    }
+    m
+}
+
+#[test]
+fn log_driven_state_is_a_checkpoint_after_a_kill_and_replay_completes_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    if let Ok(path) = std::env::var(LOG_CHILD_ENV) {
+        log_crash_child(&path);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut progressed = 0;
+    for round in 0..4u64 {
+        let path = temp_path("log-crash.redb");
+        let mut child = Command::new(&exe)
+            .args([
+                "log_driven_state_is_a_checkpoint_after_a_kill_and_replay_completes_it",
+                "--exact",
+                "--nocapture",
+            ])
+            .args(["--test-threads", "1"])
+            .env(LOG_CHILD_ENV, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        while !line.contains("ready") {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "child exited early");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(60 + round * 71 % 200));
+        assert!(child.try_wait().unwrap().is_none(), "child still running");
+        child.kill().unwrap(); // SIGKILL mid-batch: unsynced commits since the checkpoint are lost
+        child.wait().unwrap();
+
+        let meta = RedbMeta::open(&path).unwrap();
+        let k = meta.applied().unwrap();
+        // The state is exactly the state after the recorded position: nothing of a later
+        // entry, nothing missing of an earlier one.
+        let own = Ownership::new(&meta);
+        let model = model_after(k);
+        assert!(model.matches_store(&own), "state after {k} entries");
+        assert_eq!(
+            own.account(&CRASH_USER).unwrap().unwrap().usage,
+            model.usage
+        );
+        // Replaying the log from there reaches the same state as applying it without a crash.
+        apply_log(&meta, k, k + 40);
+        assert_eq!(meta.applied().unwrap(), k + 40);
+        let model = model_after(k + 40);
+        assert!(model.matches_store(&Ownership::new(&meta)));
+        eprintln!(
+            "round {round}: reopened at entry {k}, replayed to {}",
+            k + 40
+        );
+        progressed += usize::from(k > 0);
+    }
+    assert!(
+        progressed >= 2,
+        "the child made checkpoints before most kills"
+    );
+}
+
+#[test]
+fn log_positions_are_checked_and_refusals_still_advance() {
+    let meta = redb();
+    let own = Ownership::new(&meta);
+    own.open_account(CRASH_USER, u64::MAX).unwrap();
+    assert_eq!(meta.applied().unwrap(), 0);
+    apply_log(&meta, 0, 3);
+    assert_eq!(meta.applied().unwrap(), 3);
+    // Entries already applied, or past a gap, are refused whole and change nothing.
+    for first in [0, 2, 4] {
+        let err = Ownership::new(meta.log_at(first, 1))
+            .apply_batch(&[log_entry(first)])
+            .unwrap_err();
+        assert!(
+            matches!(err, OwnershipError::Store(StoreError::Inconsistent(_))),
+            "{err:?}"
+        );
+    }
+    assert_eq!(meta.applied().unwrap(), 3);
+    assert!(model_after(3).matches_store(&own));
+    // A refused object (a non-owner's delete) is an outcome of its entry: the position moves.
+    let stranger = ObjectOp::Delete {
+        user: AccountId([9; 32]),
+        object: crash_step(0).1,
+    };
+    let out = Ownership::new(meta.log_at(3, 1))
+        .apply_batch(&[stranger])
+        .unwrap();
+    assert!(matches!(out[0], Err(OwnershipError::UnknownUser { .. })));
+    assert_eq!(meta.applied().unwrap(), 4);
+    assert!(model_after(3).matches_store(&own));
+    // A durable checkpoint keeps the position across a clean reopen.
+    meta.checkpoint().unwrap();
 }

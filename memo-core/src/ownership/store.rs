@@ -80,6 +80,24 @@ pub trait MetaStore {
     ) -> Result<R, E>;
 }
 
+/// A shared reference is a store too: several [`crate::ownership::Ownership`] views (e.g. one
+/// per batch of log entries) can work on one backend.
+impl<S: MetaStore> MetaStore for &S {
+    fn read<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&dyn MetaRead) -> Result<R, E>,
+    ) -> Result<R, E> {
+        (**self).read(f)
+    }
+
+    fn write<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut dyn MetaTxn) -> Result<R, E>,
+    ) -> Result<R, E> {
+        (**self).write(f)
+    }
+}
+
 #[derive(Default, Debug, Clone, PartialEq, Eq)]
 struct MemState {
     accounts: HashMap<AccountId, Account>,

@@ -5,4 +5,4 @@ mod fs_shards;
 mod redb_meta;
 
 pub use fs_shards::FsShardStore;
-pub use redb_meta::{REDB_SCHEMA_VERSION, RedbMeta, raw};
+pub use redb_meta::{DEFAULT_CHECKPOINT_EVERY, LogApply, REDB_SCHEMA_VERSION, RedbMeta, raw};

@@ -1,4 +1,5 @@
-//! [`RedbMeta`]: the ownership metadata in a redb database, one durable transaction per object.
+//! [`RedbMeta`]: the ownership metadata in a redb database, one durable transaction per object,
+//! or (driven by a durable log) unsynced transactions with periodic durable checkpoints.
 
 use memo_core::ownership::{
     Account, ChunkEntry, MetaRead, MetaStore, MetaTxn, StoreError, refcount_from_bytes,
@@ -10,6 +11,7 @@ use redb::{
     WriteTransaction,
 };
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Format version of the database layout; refused on open if different.
 pub const REDB_SCHEMA_VERSION: u64 = 1;
@@ -35,8 +37,12 @@ fn ref_key(chunk: &ChunkId, user: &AccountId) -> [u8; 65] {
     k[33..].copy_from_slice(user.as_bytes());
     k
 }
-/// "schema" → layout version.
+/// "schema" → layout version; "applied" → log entries applied (see [`RedbMeta::log_at`]).
 const META: TableDefinition<&str, u64> = TableDefinition::new("memo.meta");
+const APPLIED: &str = "applied";
+
+/// Default number of log entries applied between two durable checkpoints.
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1024;
 
 fn backend<E: std::fmt::Display>(op: &'static str) -> impl FnOnce(E) -> StoreError {
     move |e| StoreError::Backend {
@@ -71,8 +77,23 @@ fn storage(op: &'static str) -> impl FnOnce(redb::StorageError) -> StoreError {
 /// Cost per operation: a put or delete of an object of n chunks is n point reads of the
 /// registry and the reference table, n writes, at most n one-seek range probes, and one account
 /// read and write, all B-tree lookups, plus one commit. Nothing scans.
+///
+/// # Driven by a durable log
+///
+/// A keeper's metadata is a deterministic function of its durable op log, so it need not pay
+/// an fsync per object: through [`RedbMeta::log_at`] each batch of log entries is applied in
+/// one transaction that also records how many entries are applied, committed without fsync
+/// ([`Durability::None`]: atomic and visible at once), and every
+/// [`RedbMeta::set_checkpoint_every`] entries one commit is durable. After a crash redb
+/// reopens at the last durable commit, a state *between* whole batches with the matching
+/// [`RedbMeta::applied`] position, and the owner replays the log from there. The
+/// acknowledgement point of an object operation is then its durable append to the log.
 pub struct RedbMeta {
     db: Database,
+    /// Log entries between durable checkpoints.
+    checkpoint_every: AtomicU64,
+    /// The `applied` position of the last durable commit.
+    durable_at: AtomicU64,
 }
 
 impl std::fmt::Debug for RedbMeta {
@@ -123,7 +144,94 @@ impl RedbMeta {
             }
         }
         txn.commit().map_err(backend("commit"))?;
-        Ok(Self { db })
+        let this = Self {
+            db,
+            checkpoint_every: AtomicU64::new(DEFAULT_CHECKPOINT_EVERY),
+            durable_at: AtomicU64::new(0),
+        };
+        this.durable_at.store(this.applied()?, Ordering::Relaxed);
+        Ok(this)
+    }
+
+    /// Log entries whose effects the database holds (0 if never driven by a log). On open after
+    /// a crash this is the position of the last durable checkpoint: replay the log from here.
+    pub fn applied(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(backend("begin read"))?;
+        let meta = txn.open_table(META).map_err(backend("open table"))?;
+        Ok(meta
+            .get(APPLIED)
+            .map_err(storage("read"))?
+            .map_or(0, |v| v.value()))
+    }
+
+    /// Sets how many log entries may be applied between two durable checkpoints (at least 1;
+    /// 1 makes every batch durable). More means fewer fsyncs and a longer replay after a crash.
+    pub fn set_checkpoint_every(&self, entries: u64) {
+        self.checkpoint_every
+            .store(entries.max(1), Ordering::Relaxed);
+    }
+
+    /// A [`MetaStore`] whose one write transaction applies log entries `first..first + count`:
+    /// it refuses to commit unless [`RedbMeta::applied`] is `first` (entries are applied once,
+    /// in order), records `first + count` as applied in the same transaction, and is durable
+    /// only when a checkpoint is due. Use one per batch, e.g. with
+    /// [`memo_core::ownership::Ownership::apply_batch`], whose refused objects still commit the
+    /// position (a refusal is a deterministic outcome of the entry).
+    pub fn log_at(&self, first: u64, count: u64) -> LogApply<'_> {
+        LogApply {
+            meta: self,
+            first,
+            count,
+        }
+    }
+
+    /// Reads every record once, so that the page cache holds as much of the database as fits
+    /// (a keeper's references are spread at random over the registry, so a cold cache costs a
+    /// disk read per touched page until it is warm). Returns the records read.
+    pub fn warm_cache(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(backend("begin read"))?;
+        let t = open_read(&txn)?;
+        let mut n = 0u64;
+        for r in t.accounts.iter().map_err(storage("read"))? {
+            r.map_err(storage("read"))?;
+            n += 1;
+        }
+        for r in t.reg.iter().map_err(storage("read"))? {
+            r.map_err(storage("read"))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Makes everything applied so far durable now (e.g. before a clean shutdown).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let at = self.applied()?;
+        self.write_with(Durability::Immediate, None, |_| Ok::<_, StoreError>(()))?;
+        self.durable_at.store(at, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn write_logged<R, E: From<StoreError>>(
+        &self,
+        first: u64,
+        count: u64,
+        f: impl FnOnce(&mut dyn MetaTxn) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let end = first
+            .checked_add(count)
+            .ok_or_else(|| StoreError::Inconsistent("log position overflow".into()))?;
+        let durable = end.saturating_sub(self.durable_at.load(Ordering::Relaxed))
+            >= self.checkpoint_every.load(Ordering::Relaxed);
+        let durability = if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        let r = self.write_with(durability, Some((first, end)), f)?;
+        if durable {
+            self.durable_at.store(end, Ordering::Relaxed);
+        }
+        Ok(r)
     }
 
     /// Like [`MetaStore::write`] but committed without fsync ([`Durability::None`]): atomic and
@@ -132,21 +240,38 @@ impl RedbMeta {
         &self,
         f: impl FnOnce(&mut dyn MetaTxn) -> Result<R, E>,
     ) -> Result<R, E> {
-        self.write_with(Durability::None, f)
+        self.write_with(Durability::None, None, f)
     }
 
+    /// One write transaction; with `log = Some((first, end))` it also moves the applied
+    /// position from `first` (checked) to `end`.
     fn write_with<R, E: From<StoreError>>(
         &self,
         durability: Durability,
+        log: Option<(u64, u64)>,
         f: impl FnOnce(&mut dyn MetaTxn) -> Result<R, E>,
     ) -> Result<R, E> {
         let mut txn = self.db.begin_write().map_err(backend("begin write"))?;
         txn.set_durability(durability)
             .map_err(backend("set durability"))?;
-        let result = {
+        let result = (|| {
+            if let Some((first, end)) = log {
+                let mut meta = txn.open_table(META).map_err(backend("open table"))?;
+                let applied = meta
+                    .get(APPLIED)
+                    .map_err(storage("read"))?
+                    .map_or(0, |v| v.value());
+                if applied != first {
+                    return Err(StoreError::Inconsistent(format!(
+                        "log entries from {first} offered, but {applied} are applied"
+                    ))
+                    .into());
+                }
+                meta.insert(APPLIED, end).map_err(storage("write"))?;
+            }
             let mut tables = open_write(&txn)?;
             f(&mut tables)
-        };
+        })();
         match result {
             Ok(v) => {
                 txn.commit().map_err(backend("commit"))?;
@@ -317,7 +442,32 @@ impl MetaStore for RedbMeta {
         &self,
         f: impl FnOnce(&mut dyn MetaTxn) -> Result<R, E>,
     ) -> Result<R, E> {
-        self.write_with(Durability::Immediate, f)
+        self.write_with(Durability::Immediate, None, f)
+    }
+}
+
+/// Applies a batch of log entries to a [`RedbMeta`] (see [`RedbMeta::log_at`]). Reads see the
+/// latest state; its one write transaction must be the whole batch.
+#[derive(Debug)]
+pub struct LogApply<'a> {
+    meta: &'a RedbMeta,
+    first: u64,
+    count: u64,
+}
+
+impl MetaStore for LogApply<'_> {
+    fn read<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&dyn MetaRead) -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.meta.read(f)
+    }
+
+    fn write<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut dyn MetaTxn) -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.meta.write_logged(self.first, self.count, f)
     }
 }
 
