@@ -98,11 +98,22 @@ async fn connect(config: &Path) -> Result<Client> {
     }
     let mut cfg = ClientConfig::new(keepers);
     cfg.params = file.params();
-    Ok(Client::new(
-        keypair,
-        Arc::new(transport) as Arc<dyn Transport>,
-        cfg,
-    )?)
+    let transport = Arc::new(transport) as Arc<dyn Transport>;
+    let mut client = Client::new(keypair, transport.clone(), cfg)?;
+    if let Some(ledger) = &file.ledger {
+        let account = ledger
+            .parse()
+            .map_err(|e| anyhow::anyhow!("ledger: {e}"))?;
+        client.set_ledger(
+            memo_sdk::chain::RemoteLedger::new(
+                transport,
+                account,
+                std::time::Duration::from_millis(200),
+            ),
+            memo_sdk::orders::OrderConfig::default(),
+        );
+    }
+    Ok(client)
 }
 
 struct Bar {

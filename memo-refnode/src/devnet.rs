@@ -2,7 +2,10 @@
 
 use crate::node::{NodeReady, shutdown_signal};
 use anyhow::{Context, Result, bail};
-use memo_sdk::config::{ClientFile, NodeConfig, PeerInfo, Role, load_or_create_key, write_atomic};
+use memo_core::contract::{Genesis, Params};
+use memo_sdk::config::{
+    ChainSettings, ClientFile, NodeConfig, PeerInfo, Role, load_or_create_key, write_atomic,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,7 +37,16 @@ pub struct DevnetArgs {
     /// Fsync every shard on the providers (off by default: all providers share one disk here).
     #[arg(long)]
     sync_writes: bool,
+    /// Milliseconds between ledger blocks (an epoch is `epoch-secs` of blocks, at least 2).
+    #[arg(long, default_value_t = 500)]
+    block_ms: u64,
+    /// Genesis balance of every node and user.
+    #[arg(long, default_value_t = 1 << 50)]
+    balance: u64,
 }
+
+/// Chain id of devnet ledgers.
+const DEVNET_CHAIN: u64 = 7;
 
 #[derive(serde::Serialize)]
 struct DevnetFile {
@@ -123,6 +135,24 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
     let provider_names: Vec<String> = (0..args.providers)
         .map(|i| format!("provider-{i}"))
         .collect();
+    // The ledger: every node and user funded at genesis; keeper-0 produces the blocks.
+    let mut funded = Vec::new();
+    for name in provider_names.iter().chain(&keeper_names) {
+        funded.push((load_or_create_key(&key(name))?.account(), args.balance));
+    }
+    for name in &args.users {
+        let kp = load_or_create_key(&key(&format!("user-{name}")))?;
+        funded.push((kp.account(), args.balance));
+    }
+    let block_ms = args.block_ms.max(10);
+    let params = Params {
+        epoch_blocks: (args.epoch_secs * 1000 / block_ms).max(2),
+        keepers_per_user: args.keepers as u32,
+        ..Params::default()
+    };
+    let genesis = Genesis::new(DEVNET_CHAIN, params, funded).context("devnet genesis")?;
+    let genesis_path = dir.join("genesis.toml");
+    write_atomic(&genesis_path, genesis.to_toml().as_bytes())?;
     let mut keeper_peers = Vec::new();
     for name in &keeper_names {
         let kp = load_or_create_key(&key(name))?;
@@ -133,6 +163,13 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             address: String::new(),
         });
     }
+    let chain = ChainSettings {
+        genesis: genesis_path.clone(),
+        sequencer: keeper_peers[0].account.clone(),
+        block_ms,
+        stake: 100_000,
+        price: 1,
+    };
     let mut children = Children(Vec::new());
     let mut nodes = Vec::new();
     let mut provider_peers = Vec::new();
@@ -148,6 +185,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             sync_writes: args.sync_writes,
             sequencer: None,
             peers: keeper_peers.clone(),
+            chain: Some(chain.clone()),
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
         provider_peers.push(PeerInfo {
@@ -173,6 +211,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
                 .chain(keeper_peers.iter())
                 .cloned()
                 .collect(),
+            chain: Some(chain.clone()),
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
         keeper_peers[i].address = ready.listen.clone();
@@ -197,6 +236,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
                 .chain(provider_peers.iter())
                 .cloned()
                 .collect(),
+            ledger: Some(chain.sequencer.clone()),
         };
         let path = dir.join("users").join(format!("{name}.toml"));
         file.save(&path)?;

@@ -4,14 +4,20 @@ use anyhow::{Context, Result};
 use memo_core::AccountId;
 use memo_core::transport::Transport;
 use memo_sdk::config::{NodeConfig, Role, load_or_create_key, write_atomic};
+use memo_core::contract::{Call, RolesCall};
+use memo_core::proof::MerkleVerifier;
+use memo_sdk::chain::{ChainConfig, Ledger, RemoteLedger};
+use memo_sdk::challenger::{Challenger, ChallengerConfig};
 use memo_sdk::keeper::KeeperConfig;
-use memo_sdk::keeper_node::KeeperNode;
+use memo_sdk::keeper_node::{FollowerChain, KeeperNode, SequencerChain};
+use memo_sdk::prover::Prover;
 use memo_sdk::net::P2pTransport;
 use memo_sdk::node::{Service, serve};
 use memo_sdk::provider::Provider;
 use memo_sdk::store::FsShardStore;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::{info, warn};
 
 /// Options of `memo node`.
@@ -70,11 +76,39 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         .filter(|p| p.role == Role::Provider)
         .filter_map(|p| p.account_id().ok())
         .collect();
+    let listen = addrs.first().map(|a| a.to_string()).unwrap_or_default();
+    // The ledger, if configured: its genesis, its sequencer, and how this node reaches it.
+    let chain = match &cfg.chain {
+        Some(c) => Some((
+            c.clone(),
+            c.load_genesis()?,
+            c.sequencer_id().map_err(anyhow::Error::msg)?,
+        )),
+        None => None,
+    };
+    let poll = Duration::from_millis(cfg.chain.as_ref().map_or(500, |c| c.block_ms.max(10)));
+    let remote_ledger = |seq| RemoteLedger::new(transport.clone(), seq, poll) as Arc<dyn Ledger>;
+    let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     let mut keeper_node: Option<KeeperNode> = None;
     let services: Vec<Arc<dyn Service>> = match cfg.role {
         Role::Provider => {
             let store = FsShardStore::open(cfg.data_dir.join("shards"))?.with_sync(cfg.sync_writes);
-            vec![Provider::new(transport.clone(), store, cfg.capacity, keepers) as Arc<dyn Service>]
+            let provider = Provider::new(transport.clone(), store, cfg.capacity, keepers);
+            if let Some((c, _, seq)) = &chain {
+                let ledger = remote_ledger(*seq);
+                provider.set_prover(Prover::new(keypair.clone(), ledger.clone()));
+                tasks.push(spawn_registration(
+                    keypair.clone(),
+                    ledger,
+                    RolesCall::RegisterProvider {
+                        stake: c.stake,
+                        capacity: cfg.capacity,
+                        price: c.price,
+                        address: listen.clone(),
+                    },
+                ));
+            }
+            vec![provider as Arc<dyn Service>]
         }
         Role::Keeper => {
             let sequencer = match &cfg.sequencer {
@@ -85,12 +119,25 @@ pub async fn run(args: NodeArgs) -> Result<()> {
                 None => None,
             }
             .filter(|s| *s != keypair.account());
+            if let Some((_, _, chain_seq)) = &chain
+                && *chain_seq != sequencer.unwrap_or(keypair.account())
+            {
+                anyhow::bail!(
+                    "[chain] sequencer must be the keeper that sequences the operation log"
+                );
+            }
+            let verifier = Arc::new(MerkleVerifier::new());
             let mut node = match sequencer {
                 None => KeeperNode::sequencer(
                     transport.clone(),
                     &cfg.data_dir,
                     KeeperConfig::default(),
-                    None,
+                    chain.as_ref().map(|(c, genesis, _)| SequencerChain {
+                        genesis: genesis.clone(),
+                        key: keypair.clone(),
+                        verifier: verifier.clone(),
+                        block_interval: Duration::from_millis(c.block_ms.max(10)),
+                    }),
                     None,
                 )?,
                 Some(seq) => KeeperNode::follower(
@@ -98,18 +145,47 @@ pub async fn run(args: NodeArgs) -> Result<()> {
                     seq,
                     &cfg.data_dir,
                     KeeperConfig::default(),
-                    None,
+                    chain.as_ref().map(|(_, genesis, chain_seq)| FollowerChain {
+                        config: ChainConfig {
+                            genesis: genesis.clone(),
+                            sequencer: *chain_seq,
+                        },
+                        verifier: verifier.clone(),
+                        poll,
+                    }),
                 )?,
             };
             for p in providers {
                 node.keeper.add_provider(p);
+            }
+            if let Some((c, _, seq)) = &chain {
+                // The sequencer uses its own chain; followers submit to the sequencer.
+                let ledger: Arc<dyn Ledger> = match (&node.durable, &node.chain) {
+                    (Some(_), Some(own)) => own.clone(),
+                    _ => remote_ledger(*seq),
+                };
+                let challenger = Challenger::new(
+                    keypair.clone(),
+                    transport.clone(),
+                    ledger.clone(),
+                    ChallengerConfig::default(),
+                );
+                node.keeper.set_challenger(challenger.clone());
+                tasks.push(challenger.spawn(Arc::downgrade(&node.keeper)));
+                tasks.push(spawn_registration(
+                    keypair.clone(),
+                    ledger,
+                    RolesCall::RegisterKeeper {
+                        stake: c.stake,
+                        address: listen.clone(),
+                    },
+                ));
             }
             node.spawn_serving();
             keeper_node = Some(node);
             Vec::new()
         }
     };
-    let listen = addrs.first().map(|a| a.to_string()).unwrap_or_default();
     let ready = NodeReady {
         name: cfg.name.clone(),
         role: match cfg.role {
@@ -139,10 +215,37 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         _ = shutdown_signal() => info!("shutting down"),
         _ = parent_gone() => info!("the devnet that started this node is gone; shutting down"),
     }
+    for t in &tasks {
+        t.abort();
+    }
     if let Some(node) = keeper_node {
         node.shutdown().await;
     }
     Ok(())
+}
+
+/// Registers this node's role on the ledger in the background (the ledger's node may start
+/// later), logging the outcome.
+fn spawn_registration(
+    keypair: memo_core::Keypair,
+    ledger: Arc<dyn Ledger>,
+    call: RolesCall,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let r = memo_sdk::tx::register(
+            &keypair,
+            ledger,
+            Call::Roles(call),
+            Duration::from_millis(500),
+            Duration::from_secs(120),
+        )
+        .await;
+        match r {
+            Ok(true) => info!("registered on the ledger"),
+            Ok(false) => info!("already registered on the ledger"),
+            Err(e) => warn!(error = %e, "registration on the ledger failed"),
+        }
+    })
 }
 
 /// Resolves when the process named by `MEMO_PARENT_PID` (set by `memo devnet`) has exited;

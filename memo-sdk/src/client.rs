@@ -537,13 +537,27 @@ impl Client {
         }
     }
 
-    /// The user's account.
+    /// The user's account: usage and objects from a keeper, and the balance from the ledger
+    /// when the client has one ([`Client::set_ledger`]; 0 otherwise).
     pub async fn account_status(&self) -> Result<AccountStatus, ClientError> {
         let (keeper, resp) = self.keeper(&Request::Account).await?;
-        match resp {
-            Response::Account(a) => Ok(a),
-            other => Err(unexpected(keeper, "Account", &other).into()),
+        let mut status = match resp {
+            Response::Account(a) => a,
+            other => return Err(unexpected(keeper, "Account", &other).into()),
+        };
+        if let Some(orders) = &self.orders {
+            let q = memo_core::contract::Query::Account(self.account());
+            match orders.ledger().query(q).await {
+                Ok(memo_core::contract::Answer::Account(a)) => status.balance = a.balance,
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(ClientError::Orders(Box::new(
+                        crate::orders::OrderError::Tx(e.into()),
+                    )));
+                }
+            }
         }
+        Ok(status)
     }
 }
 

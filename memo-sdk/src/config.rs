@@ -116,6 +116,63 @@ pub struct NodeConfig {
     /// Known peers.
     #[serde(default)]
     pub peers: Vec<PeerInfo>,
+    /// The ledger (a local chain): absent, the node runs without one (no roles, orders,
+    /// challenges or payments).
+    #[serde(default)]
+    pub chain: Option<ChainSettings>,
+}
+
+/// A node's ledger settings (`[chain]`): the local chain that one keeper sequences and the
+/// other keepers follow and verify. Keepers and providers register on it at start (retrying
+/// until the sequencer answers), keepers challenge providers every epoch and providers prove.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSettings {
+    /// The genesis file (TOML, see `memo_core::contract::Genesis`); relative paths are
+    /// relative to the config file's directory.
+    pub genesis: PathBuf,
+    /// The account of the keeper that produces blocks and serves the ledger (64 hex digits).
+    /// It must also sequence the operation log.
+    pub sequencer: String,
+    /// Milliseconds between blocks (used by the sequencer).
+    #[serde(default = "default_block_ms")]
+    pub block_ms: u64,
+    /// Stake posted at registration.
+    #[serde(default = "default_stake")]
+    pub stake: u64,
+    /// Providers: asking price per byte per epoch.
+    #[serde(default = "default_price")]
+    pub price: u64,
+}
+
+impl ChainSettings {
+    /// The parsed sequencer account.
+    pub fn sequencer_id(&self) -> Result<AccountId, String> {
+        self.sequencer
+            .parse()
+            .map_err(|e| format!("chain sequencer: {e}"))
+    }
+
+    /// Reads and checks the genesis file.
+    pub fn load_genesis(&self) -> Result<memo_core::contract::Genesis, ConfigError> {
+        let text = read(&self.genesis)?;
+        memo_core::contract::Genesis::from_toml(&text).map_err(|e| ConfigError::Invalid {
+            path: self.genesis.clone(),
+            message: e.to_string(),
+        })
+    }
+}
+
+fn default_block_ms() -> u64 {
+    500
+}
+
+fn default_stake() -> u64 {
+    100_000
+}
+
+fn default_price() -> u64 {
+    1
 }
 
 /// A user's client.
@@ -136,6 +193,11 @@ pub struct ClientFile {
     /// Known peers; keepers are tried in the listed order.
     #[serde(default)]
     pub peers: Vec<PeerInfo>,
+    /// The account of the node that serves the ledger (64 hex digits; its address must be
+    /// among the peers). With it, puts pay providers through storage orders and `account`
+    /// shows the balance.
+    #[serde(default)]
+    pub ledger: Option<String>,
 }
 
 fn default_listen() -> String {
@@ -191,6 +253,15 @@ impl NodeConfig {
         c.key_file = resolve(base, &c.key_file);
         c.data_dir = resolve(base, &c.data_dir);
         check_peers(path, &c.peers)?;
+        if let Some(chain) = &mut c.chain {
+            chain.genesis = resolve(base, &chain.genesis);
+            chain
+                .sequencer_id()
+                .map_err(|message| ConfigError::Invalid {
+                    path: path.into(),
+                    message,
+                })?;
+        }
         Ok(c)
     }
 
@@ -207,6 +278,13 @@ impl ClientFile {
         let base = path.parent().unwrap_or(Path::new("."));
         c.key_file = resolve(base, &c.key_file);
         check_peers(path, &c.peers)?;
+        if let Some(l) = &c.ledger {
+            l.parse::<AccountId>()
+                .map_err(|e| ConfigError::Invalid {
+                    path: path.into(),
+                    message: format!("ledger: {e}"),
+                })?;
+        }
         c.params().validate().map_err(|e| ConfigError::Invalid {
             path: path.into(),
             message: e.to_string(),

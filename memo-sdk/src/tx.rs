@@ -122,6 +122,48 @@ impl TxSender {
     }
 }
 
+/// Registers `keypair`'s account in a role with `call` (a [`memo_core::contract::RolesCall`]),
+/// unless it already has one. Retries every `retry` while the ledger cannot be reached (a node
+/// may start before the node that serves the ledger), until `deadline` passes; returns whether
+/// this call registered it. A rejection (e.g. too little balance for the stake) is an error.
+pub async fn register(
+    keypair: &Keypair,
+    ledger: Arc<dyn Ledger>,
+    call: Call,
+    retry: Duration,
+    deadline: Duration,
+) -> Result<bool, TxError> {
+    let sender = TxSender::new(keypair.clone(), ledger);
+    let give_up = tokio::time::Instant::now() + deadline;
+    loop {
+        let attempt = async {
+            if let Answer::Role(Some(_)) = sender
+                .ledger()
+                .query(Query::Role(sender.account()))
+                .await?
+            {
+                return Ok(false);
+            }
+            match sender
+                .send_and_wait(vec![call.clone()], Duration::from_secs(30))
+                .await?
+                .pop()
+            {
+                Some(Ok(_)) => Ok(true),
+                Some(Err(r)) => Err(TxError::Rejected(r)),
+                None => Err(TxError::Unexpected("no result".into())),
+            }
+        };
+        match attempt.await {
+            Err(TxError::Ledger(e)) if tokio::time::Instant::now() < give_up => {
+                tracing::debug!(error = %e, "ledger not reachable yet; retrying registration");
+                tokio::time::sleep(retry).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The ledger's chain id.
 pub async fn chain_id(ledger: &dyn Ledger) -> Result<u64, TxError> {
     match ledger.query(Query::Status).await? {
