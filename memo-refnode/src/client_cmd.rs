@@ -101,9 +101,7 @@ async fn connect(config: &Path) -> Result<Client> {
     let transport = Arc::new(transport) as Arc<dyn Transport>;
     let mut client = Client::new(keypair, transport.clone(), cfg)?;
     if let Some(ledger) = &file.ledger {
-        let account = ledger
-            .parse()
-            .map_err(|e| anyhow::anyhow!("ledger: {e}"))?;
+        let account = ledger.parse().map_err(|e| anyhow::anyhow!("ledger: {e}"))?;
         client.set_ledger(
             memo_sdk::chain::RemoteLedger::new(
                 transport,

@@ -8,6 +8,7 @@ use memo_sdk::config::{
 };
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Options of `memo devnet`.
@@ -118,6 +119,42 @@ fn spawn_node(dir: &Path, cfg: &NodeConfig, children: &mut Children) -> Result<N
     }
 }
 
+/// Waits until every node has registered its role on the ledger that `sequencer` serves.
+async fn wait_registered(sequencer: &PeerInfo, nodes: &[NodeReady]) -> Result<()> {
+    use memo_core::contract::{Answer, Query};
+    use memo_sdk::chain::{Ledger, RemoteLedger};
+    use memo_sdk::net::{P2pConfig, P2pTransport};
+    let t = P2pTransport::start_with(
+        &memo_core::Keypair::from_seed("memo devnet watcher"),
+        P2pConfig {
+            listen: vec![],
+            ..P2pConfig::default()
+        },
+    )
+    .await
+    .context("starting the devnet's own transport")?;
+    let seq = sequencer.account_id().map_err(anyhow::Error::msg)?;
+    t.try_add_address(seq, &sequencer.address)?;
+    let ledger = RemoteLedger::new(Arc::new(t), seq, Duration::from_millis(200));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for n in nodes {
+        let account: memo_core::AccountId = n.account.parse().map_err(anyhow::Error::msg)?;
+        loop {
+            if let Ok(Answer::Role(Some(_))) = ledger.query(Query::Role(account)).await {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not register on the ledger within 60 s; see its log",
+                    n.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
 /// Runs the devnet until SIGINT or SIGTERM.
 pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
     if args.providers < (args.k + args.m) as usize {
@@ -217,6 +254,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
         keeper_peers[i].address = ready.listen.clone();
         nodes.push(ready);
     }
+    wait_registered(&keeper_peers[0], &nodes).await?;
     let mut users = Vec::new();
     for (i, name) in args.users.iter().enumerate() {
         let kp = load_or_create_key(&key(&format!("user-{name}")))?;

@@ -2,17 +2,17 @@
 
 use anyhow::{Context, Result};
 use memo_core::AccountId;
-use memo_core::transport::Transport;
-use memo_sdk::config::{NodeConfig, Role, load_or_create_key, write_atomic};
 use memo_core::contract::{Call, RolesCall};
 use memo_core::proof::MerkleVerifier;
+use memo_core::transport::Transport;
 use memo_sdk::chain::{ChainConfig, Ledger, RemoteLedger};
 use memo_sdk::challenger::{Challenger, ChallengerConfig};
+use memo_sdk::config::{NodeConfig, Role, load_or_create_key, write_atomic};
 use memo_sdk::keeper::KeeperConfig;
 use memo_sdk::keeper_node::{FollowerChain, KeeperNode, SequencerChain};
-use memo_sdk::prover::Prover;
 use memo_sdk::net::P2pTransport;
 use memo_sdk::node::{Service, serve};
+use memo_sdk::prover::Prover;
 use memo_sdk::provider::Provider;
 use memo_sdk::store::FsShardStore;
 use std::path::PathBuf;
@@ -155,9 +155,19 @@ pub async fn run(args: NodeArgs) -> Result<()> {
                     }),
                 )?,
             };
-            for p in providers {
-                node.keeper.add_provider(p);
+            for p in &providers {
+                node.keeper.add_provider(*p);
             }
+            // Say hello to every provider: a provider started before this keeper has no
+            // address for it, and answers (and registers on the ledger) over this connection.
+            let t = transport.clone();
+            tasks.push(tokio::spawn(async move {
+                for p in providers {
+                    let _ =
+                        memo_sdk::rpc::call(&*t, p, &memo_core::protocol::Request::ProviderStatus)
+                            .await;
+                }
+            }));
             if let Some((c, _, seq)) = &chain {
                 // The sequencer uses its own chain; followers submit to the sequencer.
                 let ledger: Arc<dyn Ledger> = match (&node.durable, &node.chain) {

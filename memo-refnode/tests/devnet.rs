@@ -14,6 +14,10 @@ struct Devnet {
 
 impl Devnet {
     fn start(providers: usize, keepers: usize) -> Devnet {
+        Self::start_with(providers, keepers, &[])
+    }
+
+    fn start_with(providers: usize, keepers: usize, extra: &[&str]) -> Devnet {
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new(MEMO)
             .args(["devnet", "--dir"])
@@ -26,6 +30,7 @@ impl Devnet {
                 "--users",
                 "alice,bob,carol",
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -215,4 +220,81 @@ fn a_devnet_keeper_that_is_gone_is_a_clear_error() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The ledger across processes: every node registered, a put pays for storage orders from
+/// the user's balance, and the keepers' challenges pay the providers epoch after epoch.
+#[test]
+fn storage_is_ordered_challenged_and_paid_on_the_devnet_ledger() {
+    let net = Devnet::start_with(6, 2, &["--epoch-secs", "1", "--block-ms", "200"]);
+    let before = net.json("alice", &["account"])["balance"].as_u64().unwrap();
+    assert!(before > 0, "users are funded at genesis");
+    // A client config for provider-0's own key: its balance is what the ledger paid it.
+    let alice = std::fs::read_to_string(net.user("alice")).unwrap();
+    let provider_cfg = net.dir.path().join("users").join("provider-0.toml");
+    let key_line = alice
+        .lines()
+        .find(|l| l.starts_with("key_file"))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &provider_cfg,
+        alice.replace(&key_line, "key_file = \"../keys/provider-0.key\""),
+    )
+    .unwrap();
+    let provider_balance = || {
+        let out = Command::new(MEMO)
+            .args(["--json", "--config"])
+            .arg(&provider_cfg)
+            .arg("account")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["balance"].as_u64().unwrap()
+    };
+    let registered = provider_balance();
+
+    // 6 MiB over 4+2: every provider holds shards of every chunk.
+    let file = net.dir.path().join("paid.bin");
+    let data: Vec<u8> = (0..6u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&file, &data).unwrap();
+    let put = net.json("alice", &["put", file.to_str().unwrap()]);
+    let orders = put["orders"].as_array().unwrap();
+    assert!(
+        !orders.is_empty(),
+        "a put on a devnet creates storage orders: {put}"
+    );
+    let after = net.json("alice", &["account"])["balance"].as_u64().unwrap();
+    assert!(
+        after < before,
+        "the orders' escrow comes out of the user's balance"
+    );
+
+    // Within a few epochs (1 s each) the provider proves its shards and is paid.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if provider_balance() > registered {
+            break;
+        }
+        assert!(Instant::now() < deadline, "provider-0 was never paid");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = net.dir.path().join("paid.out");
+    net.json(
+        "alice",
+        &[
+            "get",
+            put["id"].as_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), data);
 }

@@ -269,10 +269,16 @@ impl Challenger {
         if round.epoch != Some(epoch) {
             if let Some(prev) = round.epoch {
                 let report = self.finalize(prev, &round.asked).await;
+                let sum =
+                    |f: fn(&ProviderEpoch) -> u32| report.providers.iter().map(f).sum::<u32>();
                 info!(
                     keeper = %self.tx.account().short(),
                     epoch = prev,
                     providers = report.providers.len(),
+                    challenged = sum(|p| p.challenged),
+                    passed = sum(|p| p.passed),
+                    failed = sum(|p| p.failed),
+                    missed = sum(|p| p.missed),
                     "epoch settled"
                 );
                 let mut reports = lock(&self.reports);

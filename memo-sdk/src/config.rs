@@ -279,11 +279,10 @@ impl ClientFile {
         c.key_file = resolve(base, &c.key_file);
         check_peers(path, &c.peers)?;
         if let Some(l) = &c.ledger {
-            l.parse::<AccountId>()
-                .map_err(|e| ConfigError::Invalid {
-                    path: path.into(),
-                    message: format!("ledger: {e}"),
-                })?;
+            l.parse::<AccountId>().map_err(|e| ConfigError::Invalid {
+                path: path.into(),
+                message: format!("ledger: {e}"),
+            })?;
         }
         c.params().validate().map_err(|e| ConfigError::Invalid {
             path: path.into(),
@@ -394,12 +393,22 @@ mod tests {
             data_shards: Some(3),
             parity_shards: None,
             peers: vec![peer.clone()],
+            ledger: Some(kp.account().to_hex()),
         };
         let path = dir.path().join("u.toml");
         c.save(&path).unwrap();
         let back = ClientFile::load(&path).unwrap();
         assert_eq!(back.key_file, dir.path().join("u.key"));
         assert_eq!(back.params().data_shards, 3);
+        assert_eq!(back.ledger, c.ledger);
+        // A ledger that is not an account id is refused.
+        let mut bad = c.clone();
+        bad.ledger = Some("not hex".into());
+        bad.save(&path).unwrap();
+        assert!(matches!(
+            ClientFile::load(&path),
+            Err(ConfigError::Invalid { .. })
+        ));
         assert!(matches!(
             ClientFile::load(&dir.path().join("missing.toml")),
             Err(ConfigError::Io { .. })
@@ -424,5 +433,35 @@ mod tests {
         assert_eq!(load_or_create_key(&key).unwrap().account(), a.account());
         std::fs::write(&key, "secret = 1").unwrap();
         assert!(matches!(load_key(&key), Err(ConfigError::Invalid { .. })));
+    }
+
+    #[test]
+    fn node_chain_settings_resolve_and_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let kp = Keypair::from_seed("seq");
+        let path = dir.path().join("n.toml");
+        let text = format!(
+            "role = \"keeper\"\nname = \"k\"\nkey_file = \"k.key\"\ndata_dir = \"d\"\n\
+             [chain]\ngenesis = \"genesis.toml\"\nsequencer = \"{}\"\n",
+            kp.account().to_hex()
+        );
+        std::fs::write(&path, &text).unwrap();
+        let c = NodeConfig::load(&path).unwrap();
+        let chain = c.chain.unwrap();
+        assert_eq!(chain.genesis, dir.path().join("genesis.toml"));
+        assert_eq!(chain.sequencer_id().unwrap(), kp.account());
+        assert_eq!((chain.block_ms, chain.price), (500, 1));
+        // The genesis file is missing: a typed error naming it.
+        assert!(matches!(chain.load_genesis(), Err(ConfigError::Io { .. })));
+        std::fs::write(&chain.genesis, "chain = \"x\"").unwrap();
+        assert!(matches!(
+            chain.load_genesis(),
+            Err(ConfigError::Invalid { .. })
+        ));
+        std::fs::write(&path, text.replace(&kp.account().to_hex(), "beef")).unwrap();
+        assert!(matches!(
+            NodeConfig::load(&path),
+            Err(ConfigError::Invalid { .. })
+        ));
     }
 }

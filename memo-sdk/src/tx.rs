@@ -137,10 +137,8 @@ pub async fn register(
     let give_up = tokio::time::Instant::now() + deadline;
     loop {
         let attempt = async {
-            if let Answer::Role(Some(_)) = sender
-                .ledger()
-                .query(Query::Role(sender.account()))
-                .await?
+            if let Answer::Role(Some(_)) =
+                sender.ledger().query(Query::Role(sender.account())).await?
             {
                 return Ok(false);
             }
