@@ -5,7 +5,7 @@ use crate::node::Service;
 use crate::oplog::OpLog;
 use crate::provider::{client as provider_client, kind};
 use futures::StreamExt;
-use memo_core::id::AccountId;
+use memo_core::id::{AccountId, ChunkId};
 use memo_core::objects::{Applied, ObjectOp, Objects};
 use memo_core::ownership::{ChunkInfo, MemoryMeta};
 use memo_core::protocol::{
@@ -13,7 +13,7 @@ use memo_core::protocol::{
 };
 use memo_core::transport::Transport;
 use memo_core::{ShardId, Signed, wire};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -26,6 +26,11 @@ pub struct KeeperConfig {
     /// Every keeper's account: only they may sign health and placement changes
     /// ([`memo_core::repair::KeeperOp`]). Must be the same on every keeper.
     pub keepers: Vec<AccountId>,
+    /// How long a chunk purged by the last owner's delete through *another* keeper is not
+    /// placed again here. Placing it meanwhile could let a new upload find the old shards still
+    /// there, answer "already stored", and then lose them to the purge in flight. The keeper
+    /// that delivers a purge holds the chunk back until delivery is done, however long.
+    pub purge_grace: std::time::Duration,
 }
 
 impl Default for KeeperConfig {
@@ -33,9 +38,13 @@ impl Default for KeeperConfig {
         Self {
             default_quota: 64 << 30,
             keepers: Vec::new(),
+            purge_grace: std::time::Duration::from_secs(1),
         }
     }
 }
+
+/// Longest a keeper holds back a chunk whose purge it is delivering (a bound on delivery).
+const PURGE_HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The outcome of the operation at one log position: `Ok` or the refusal's text.
 type Outcome = Result<(), RemoteError>;
@@ -52,6 +61,9 @@ pub struct Keeper {
     outcomes: Mutex<BTreeMap<u64, (Outcome, Option<Applied>)>>,
     applied: watch::Sender<u64>,
     challenger: std::sync::OnceLock<Arc<crate::challenger::Challenger>>,
+    /// Chunks purged by an applied delete whose purge may still be on its way to the holders,
+    /// with when to stop waiting for it (see [`KeeperConfig::purge_grace`]).
+    purging: Mutex<HashMap<ChunkId, std::time::Instant>>,
 }
 
 impl Keeper {
@@ -73,6 +85,7 @@ impl Keeper {
             outcomes: Mutex::new(BTreeMap::new()),
             applied: watch::channel(0).0,
             challenger: std::sync::OnceLock::new(),
+            purging: Mutex::new(HashMap::new()),
         })
     }
 
@@ -177,7 +190,19 @@ impl Keeper {
             );
         }
         match state.apply(signed.signer, &op) {
-            Ok(applied) => (Ok(()), Some(applied)),
+            Ok(applied) => {
+                if let Applied::Delete(plan) = &applied
+                    && !plan.purged.is_empty()
+                {
+                    let until = std::time::Instant::now() + self.config.purge_grace;
+                    let mut purging = self.purging.lock().unwrap_or_else(|p| p.into_inner());
+                    purging.retain(|_, t| *t > std::time::Instant::now());
+                    for p in &plan.purged {
+                        purging.insert(p.chunk, until);
+                    }
+                }
+                (Ok(()), Some(applied))
+            }
             Err(e) => (
                 Err(RemoteError::new(ErrorCode::Refused, e.to_string())),
                 None,
@@ -188,7 +213,10 @@ impl Keeper {
     /// Handles one keeper request from `from`.
     pub async fn handle_request(&self, from: AccountId, req: Request) -> Response {
         match req {
-            Request::Place { chunks } => self.place(&chunks),
+            Request::Place { chunks } => {
+                self.purged_chunks_settled(&chunks).await;
+                self.place(&chunks)
+            }
             Request::Locate { chunks } => {
                 let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 let mut out = Vec::with_capacity(chunks.len());
@@ -240,6 +268,24 @@ impl Keeper {
                 ErrorCode::BadRequest,
                 format!("a keeper does not serve {}", kind(&other)),
             ),
+        }
+    }
+
+    /// Waits until no chunk of `chunks` has a purge in flight (at most the purge grace).
+    async fn purged_chunks_settled(&self, chunks: &[ChunkInfo]) {
+        loop {
+            let wait = {
+                let purging = self.purging.lock().unwrap_or_else(|p| p.into_inner());
+                let now = std::time::Instant::now();
+                chunks
+                    .iter()
+                    .filter_map(|c| purging.get(&c.id))
+                    .any(|until| *until > now)
+            };
+            if !wait {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 
@@ -321,7 +367,21 @@ impl Keeper {
         match outcome {
             Some((Ok(()), applied)) => {
                 if let Some(Applied::Delete(plan)) = applied {
+                    {
+                        // This keeper delivers the purge: hold the chunks back until it is done.
+                        let until = std::time::Instant::now() + PURGE_HOLD_MAX;
+                        let mut purging = self.purging.lock().unwrap_or_else(|p| p.into_inner());
+                        for p in &plan.purged {
+                            purging.insert(p.chunk, until);
+                        }
+                    }
                     self.cascade_purge(&plan.purged).await;
+                    {
+                        let mut purging = self.purging.lock().unwrap_or_else(|p| p.into_inner());
+                        for p in &plan.purged {
+                            purging.remove(&p.chunk);
+                        }
+                    }
                     if let Some(ch) = self.challenger.get() {
                         ch.on_purge(&plan.purged).await;
                     }

@@ -150,3 +150,83 @@ async fn an_interrupted_put_leaves_no_object_and_no_references() {
         Err(ClientError::NoKeeper { tried: 3, .. })
     ));
 }
+
+/// Holds back the `DeleteShards` requests its node sends: a purge slow to reach the holders.
+struct SlowPurge {
+    inner: memo_core::transport::MemoryTransport,
+    delay: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl memo_core::transport::Transport for SlowPurge {
+    fn local_id(&self) -> memo_core::AccountId {
+        self.inner.local_id()
+    }
+
+    fn add_address(&self, peer: memo_core::AccountId, address: &str) {
+        self.inner.add_address(peer, address)
+    }
+
+    async fn request(
+        &self,
+        peer: memo_core::AccountId,
+        body: bytes::Bytes,
+    ) -> Result<bytes::Bytes, memo_core::transport::TransportError> {
+        if let Ok(memo_core::protocol::Request::DeleteShards { .. }) =
+            memo_core::protocol::Request::from_bytes(&body)
+        {
+            tokio::time::sleep(self.delay).await;
+        }
+        self.inner.request(peer, body).await
+    }
+
+    async fn next_incoming(&self) -> Option<memo_core::transport::Incoming> {
+        self.inner.next_incoming().await
+    }
+}
+
+/// The last owner deletes an object, and while the purge is still on its way to the holders
+/// another user stores the same bytes (same chunks, same shard ids). The new upload must not
+/// be lost to the old purge: the keeper places the chunks again only once the purge is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_put_during_a_slow_purge_keeps_its_shards() {
+    use std::sync::Arc;
+    let mem = memo_core::transport::MemoryNetwork::new();
+    let m2 = mem.clone();
+    let net = memo_sdk::local::LocalNetwork::start(
+        &LocalSpec {
+            keepers: 1,
+            ..spec()
+        },
+        move |kp| {
+            Arc::new(SlowPurge {
+                inner: m2.join(kp.account()),
+                delay: std::time::Duration::from_millis(400),
+            }) as Arc<dyn memo_core::transport::Transport>
+        },
+        |_| memo_core::ownership::MemoryShardStore::new(),
+    )
+    .await
+    .unwrap();
+    let alice = net.user("alice").unwrap();
+    let bob = net.user("bob").unwrap();
+    let bytes = data(300_000, 11);
+    alice.put_bytes("x", &bytes).await.unwrap();
+    let stored = shards_held(&net);
+    assert!(stored > 0);
+    let (deleted, reput) = tokio::join!(alice.delete("x"), async {
+        // Once alice's delete is applied (her listing is empty), her purge is in flight.
+        while !alice.list().await.unwrap().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        bob.put_bytes("y", &bytes).await
+    });
+    deleted.unwrap();
+    let report = reput.unwrap();
+    assert!(
+        report.uploaded_chunks > 0,
+        "the chunks were purged, so bob uploads them again"
+    );
+    assert_eq!(bob.get_bytes("y").await.unwrap(), bytes);
+    assert_eq!(shards_held(&net), stored, "bob's copies are all there");
+}
