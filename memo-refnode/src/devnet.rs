@@ -2,7 +2,9 @@
 
 use crate::node::{NodeReady, shutdown_signal};
 use anyhow::{Context, Result, bail};
-use memo_sdk::config::{ClientFile, NodeConfig, PeerInfo, Role, load_or_create_key, write_atomic};
+use memo_sdk::config::{
+    ClientFile, NodeConfig, PeerInfo, RepairSettings, Role, load_or_create_key, write_atomic,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,8 +24,9 @@ pub struct DevnetArgs {
     /// User names (a client config is written for each).
     #[arg(long, value_delimiter = ',', default_value = "alice,bob,carol")]
     users: Vec<String>,
-    /// Epoch length in seconds (challenges and settlement).
-    #[arg(long, default_value_t = 10)]
+    /// Epoch length in seconds (challenges, settlement, and the keepers' repair thresholds:
+    /// probes every quarter epoch, a provider is Lost after missing probes for two epochs).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     epoch_secs: u64,
     /// Data shards per chunk written into the user configs.
     #[arg(long, default_value_t = 4)]
@@ -34,6 +37,13 @@ pub struct DevnetArgs {
     /// Fsync every shard on the providers (off by default: all providers share one disk here).
     #[arg(long)]
     sync_writes: bool,
+    /// Plaintext bytes per chunk written into the user configs (default: the codec's).
+    #[arg(long)]
+    chunk_size: Option<u32>,
+    /// Shard bytes per second each keeper may read for repair; 0 for unbounded (default: the
+    /// repairer's, 64 MiB/s).
+    #[arg(long)]
+    repair_bytes_per_sec: Option<u64>,
 }
 
 #[derive(serde::Serialize)]
@@ -111,6 +121,16 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
     if args.providers < (args.k + args.m) as usize {
         bail!("--providers must be at least k + m = {}", args.k + args.m);
     }
+    let params = memo_core::codec::CodecParams {
+        chunk_size: args
+            .chunk_size
+            .unwrap_or(memo_core::codec::CodecParams::default().chunk_size),
+        data_shards: args.k,
+        parity_shards: args.m,
+    };
+    if let Err(e) = params.validate() {
+        bail!("codec settings: {e}");
+    }
     if args.keepers == 0 {
         bail!("--keepers must be at least 1");
     }
@@ -148,6 +168,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             sync_writes: args.sync_writes,
             sequencer: None,
             peers: keeper_peers.clone(),
+            repair: RepairSettings::default(),
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
         provider_peers.push(PeerInfo {
@@ -173,6 +194,10 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
                 .chain(keeper_peers.iter())
                 .cloned()
                 .collect(),
+            repair: RepairSettings {
+                bytes_per_sec: args.repair_bytes_per_sec,
+                ..RepairSettings::for_epoch(args.epoch_secs)
+            },
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
         keeper_peers[i].address = ready.listen.clone();
@@ -189,7 +214,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             key_file: PathBuf::from("..")
                 .join("keys")
                 .join(format!("user-{name}.key")),
-            chunk_size: None,
+            chunk_size: args.chunk_size,
             data_shards: Some(args.k),
             parity_shards: Some(args.m),
             peers: keeper_peers
@@ -231,15 +256,22 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             args.users.first().map(String::as_str).unwrap_or("alice")
         );
     }
-    // Run until a signal, or until a node dies.
+    // Run until a signal. A node that dies (killed to test faults, or crashed) is reported once
+    // and the rest keep running: keepers repair what a lost provider held.
+    let mut gone = std::collections::BTreeSet::new();
     loop {
         tokio::select! {
             _ = shutdown_signal() => break,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 for (name, c) in &mut children.0 {
-                    if let Ok(Some(status)) = c.try_wait() {
-                        bail!("{name} exited with {status}; see {}/logs/{name}.log", dir.display());
+                    if let Ok(Some(status)) = c.try_wait()
+                        && gone.insert(name.clone())
+                    {
+                        eprintln!("devnet: {name} exited with {status}; see {}/logs/{name}.log", dir.display());
                     }
+                }
+                if gone.len() == children.0.len() {
+                    bail!("every node exited");
                 }
             }
         }

@@ -1,4 +1,8 @@
 //! `memo node --config FILE`: one keeper or provider, until SIGINT or SIGTERM.
+//!
+//! A keeper runs detection, audit and repair ([`memo_sdk::repair`]) unless its config's
+//! `[repair]` table says `enabled = false`, and keeps its repair counters in
+//! `DATA_DIR/repair.json`.
 
 use anyhow::{Context, Result};
 use memo_core::AccountId;
@@ -13,6 +17,10 @@ use memo_sdk::store::FsShardStore;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tracing::{info, warn};
+
+/// A keeper's repair counters ([`memo_sdk::repair::RepairStats`] as JSON) in its data dir,
+/// rewritten when they change (at most four times a second).
+pub const REPAIR_STATS_FILE: &str = "repair.json";
 
 /// Options of `memo node`.
 #[derive(clap::Args, Debug)]
@@ -71,6 +79,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         .filter_map(|p| p.account_id().ok())
         .collect();
     let mut keeper_node: Option<KeeperNode> = None;
+    let mut repair_tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     let services: Vec<Arc<dyn Service>> = match cfg.role {
         Role::Provider => {
             let store = FsShardStore::open(cfg.data_dir.join("shards"))?.with_sync(cfg.sync_writes);
@@ -85,26 +94,59 @@ pub async fn run(args: NodeArgs) -> Result<()> {
                 None => None,
             }
             .filter(|s| *s != keypair.account());
+            // Every keeper (the peers and this one) may sign health and placement changes.
+            let mut all_keepers = keepers.clone();
+            all_keepers.push(keypair.account());
+            all_keepers.sort();
+            all_keepers.dedup();
+            let kcfg = KeeperConfig {
+                keepers: all_keepers,
+                ..KeeperConfig::default()
+            };
             let mut node = match sequencer {
-                None => KeeperNode::sequencer(
-                    transport.clone(),
-                    &cfg.data_dir,
-                    KeeperConfig::default(),
-                    None,
-                    None,
-                )?,
-                Some(seq) => KeeperNode::follower(
-                    transport.clone(),
-                    seq,
-                    &cfg.data_dir,
-                    KeeperConfig::default(),
-                    None,
-                )?,
+                None => {
+                    KeeperNode::sequencer(transport.clone(), &cfg.data_dir, kcfg, None, None)?
+                }
+                Some(seq) => {
+                    KeeperNode::follower(transport.clone(), seq, &cfg.data_dir, kcfg, None)?
+                }
             };
             for p in providers {
                 node.keeper.add_provider(p);
             }
             node.spawn_serving();
+            if cfg.repair.enabled {
+                let rc = cfg.repair.to_config();
+                info!(
+                    probe_ms = rc.probe_interval.as_millis() as u64,
+                    suspect_after = rc.liveness.suspect_after,
+                    lost_after = rc.liveness.lost_after,
+                    audit_shards = rc.audit_shards,
+                    bytes_per_sec = ?rc.bytes_per_sec,
+                    "repair enabled"
+                );
+                let (repairer, rounds) = node.keeper.enable_repair(keypair.clone(), rc);
+                let stats_file = cfg.data_dir.join(REPAIR_STATS_FILE);
+                let publish = tokio::spawn(async move {
+                    let mut last = None;
+                    loop {
+                        let now = repairer.stats();
+                        if last != Some(now) {
+                            match serde_json::to_vec_pretty(&now) {
+                                Ok(b) => {
+                                    if let Err(e) = write_atomic(&stats_file, &b) {
+                                        warn!("writing repair stats: {e}");
+                                    }
+                                }
+                                Err(e) => warn!("encoding repair stats: {e}"),
+                            }
+                            last = Some(now);
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    }
+                });
+                repair_tasks.extend([rounds, publish]);
+            }
             keeper_node = Some(node);
             Vec::new()
         }
@@ -138,6 +180,9 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         _ = serving => {}
         _ = shutdown_signal() => info!("shutting down"),
         _ = parent_gone() => info!("the devnet that started this node is gone; shutting down"),
+    }
+    for t in &repair_tasks {
+        t.abort();
     }
     if let Some(node) = keeper_node {
         node.shutdown().await;

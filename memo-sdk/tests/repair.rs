@@ -84,6 +84,9 @@ fn config() -> RepairConfig {
         max_concurrent: 4,
         bytes_per_sec: None,
         reports_per_round: 256,
+        transfer_timeout: Duration::from_secs(2),
+        audit_shards: 0,
+        audit_burst: 0,
     }
 }
 
