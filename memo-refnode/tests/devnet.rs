@@ -1,112 +1,11 @@
 //! End to end: the real `memo` binary, every node its own process, on loopback.
 
+mod common;
+
+use common::{Devnet, MEMO};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-const MEMO: &str = env!("CARGO_BIN_EXE_memo");
-
-struct Devnet {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Devnet {
-    fn start(providers: usize, keepers: usize) -> Devnet {
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(MEMO)
-            .args(["devnet", "--dir"])
-            .arg(dir.path())
-            .args([
-                "--providers",
-                &providers.to_string(),
-                "--keepers",
-                &keepers.to_string(),
-                "--users",
-                "alice,bob,carol",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let net = Devnet { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !net.dir.path().join("devnet.json").exists() {
-            assert!(Instant::now() < deadline, "devnet did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        net
-    }
-
-    fn user(&self, name: &str) -> PathBuf {
-        self.dir.path().join("users").join(format!("{name}.toml"))
-    }
-
-    fn memo(&self, user: &str, args: &[&str]) -> Output {
-        Command::new(MEMO)
-            .env("MEMO_CONFIG", self.user(user))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn json(&self, user: &str, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let out = self.memo(user, &all);
-        assert!(
-            out.status.success(),
-            "memo {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn shard_files(&self) -> usize {
-        let mut n = 0;
-        let nodes = self.dir.path().join("nodes");
-        for node in std::fs::read_dir(nodes).unwrap().flatten() {
-            n += count_files(&node.path().join("shards"));
-        }
-        n
-    }
-}
-
-fn count_files(dir: &Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| {
-            if e.path().is_dir() {
-                count_files(&e.path())
-            } else {
-                usize::from(!e.file_name().to_string_lossy().starts_with('.'))
-            }
-        })
-        .sum()
-}
-
-impl Drop for Devnet {
-    fn drop(&mut self) {
-        // SIGTERM lets the devnet stop its nodes.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::Command;
+use std::time::Duration;
 
 #[test]
 fn put_get_dedup_refuse_and_purge_across_processes() {
