@@ -105,7 +105,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let object_mib = held_mib * K * PROVIDERS as u64 / (K + M);
     let dir = tempfile::tempdir()?;
     let mut devnet = Command::new(env!("CARGO_BIN_EXE_memo"))
-        .args(["devnet", "--keepers", "1", "--users", "bench", "--epoch-secs", "2"])
+        .args([
+            "devnet",
+            "--keepers",
+            "1",
+            "--users",
+            "bench",
+            "--epoch-secs",
+            "2",
+        ])
         .args(["--providers", &PROVIDERS.to_string()])
         .args(["--k", &K.to_string(), "--m", &M.to_string()])
         .args(["--repair-bytes-per-sec", &(rate_mib << 20).to_string()])

@@ -104,9 +104,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
                 ..KeeperConfig::default()
             };
             let mut node = match sequencer {
-                None => {
-                    KeeperNode::sequencer(transport.clone(), &cfg.data_dir, kcfg, None, None)?
-                }
+                None => KeeperNode::sequencer(transport.clone(), &cfg.data_dir, kcfg, None, None)?,
                 Some(seq) => {
                     KeeperNode::follower(transport.clone(), seq, &cfg.data_dir, kcfg, None)?
                 }

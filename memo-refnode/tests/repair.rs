@@ -114,11 +114,22 @@ fn two_killed_providers_are_repaired_and_reads_stay_exact() {
     });
     assert!(get(&net, &id) == bytes);
     net.until(Duration::from_secs(10), "counters published", || {
-        (net.repair_stats().get("shards_restored").copied().unwrap_or(0) > 0).then_some(())
+        (net.repair_stats()
+            .get("shards_restored")
+            .copied()
+            .unwrap_or(0)
+            > 0)
+        .then_some(())
     });
     let logs = net.keeper_logs();
-    assert!(logs.contains("provider health changed"), "no health change logged");
-    assert!(logs.contains("holder declared lost"), "no repair reason logged");
+    assert!(
+        logs.contains("provider health changed"),
+        "no health change logged"
+    );
+    assert!(
+        logs.contains("holder declared lost"),
+        "no repair reason logged"
+    );
 }
 
 #[test]

@@ -430,10 +430,7 @@ mod tests {
         let c = NodeConfig::load(&path).unwrap();
         assert_eq!(c.repair, RepairSettings::default());
         assert!(c.repair.enabled);
-        assert_eq!(
-            c.repair.to_config().probe_interval,
-            Duration::from_secs(15)
-        );
+        assert_eq!(c.repair.to_config().probe_interval, Duration::from_secs(15));
         let mut c2 = c.clone();
         c2.repair = RepairSettings {
             bytes_per_sec: Some(0),

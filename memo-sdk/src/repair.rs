@@ -564,9 +564,11 @@ impl Repairer {
                 let Ok(Some(entry)) = st.ownership().chunk(c) else {
                     continue;
                 };
-                let slot = entry.shards.iter().enumerate().find(|(_, s)| {
-                    s.holder == Some(*p) && s.health == ShardHealth::Healthy
-                });
+                let slot = entry
+                    .shards
+                    .iter()
+                    .enumerate()
+                    .find(|(_, s)| s.holder == Some(*p) && s.health == ShardHealth::Healthy);
                 let Some((i, s)) = slot else { continue };
                 let Ok(index) = u16::try_from(i) else {
                     continue;
@@ -605,9 +607,11 @@ impl Repairer {
         if picks.is_empty() {
             return;
         }
-        let got = futures::future::join_all(picks.iter().map(|a| async move {
-            (a, self.fetch(a.provider, a.id).await)
-        }))
+        let got = futures::future::join_all(
+            picks
+                .iter()
+                .map(|a| async move { (a, self.fetch(a.provider, a.id).await) }),
+        )
         .await;
         for (a, r) in got {
             let reason = match r {
@@ -808,9 +812,10 @@ impl Repairer {
             }
             self.budget.take((wave.len() * slen) as u64).await;
             let ids = &snap.ids;
-            let got = futures::future::join_all(wave.iter().map(|&(i, h)| async move {
-                (i, h, self.fetch(h, ids[i]).await)
-            }))
+            let got = futures::future::join_all(
+                wave.iter()
+                    .map(|&(i, h)| async move { (i, h, self.fetch(h, ids[i]).await) }),
+            )
             .await;
             for (i, h, r) in got {
                 match r {

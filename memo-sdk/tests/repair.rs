@@ -712,17 +712,16 @@ async fn audits_find_rotten_and_wiped_shards_without_any_read() {
     // Healthy data: audits read but find nothing.
     sim.rounds(4).await;
     let clean: u64 = sim.repairers.iter().map(|r| r.stats().audited_shards).sum();
-    assert_eq!(clean, 4 * 8, "one audit per provider per round across keepers");
+    assert_eq!(
+        clean,
+        4 * 8,
+        "one audit per provider per round across keepers"
+    );
     assert!(sim.repairers.iter().all(|r| r.stats().audit_failures == 0));
     assert!(sim.all_healthy());
 
     let reg = sim.registry(0);
-    let held = |p: AccountId| {
-        reg.values()
-            .flatten()
-            .filter(|s| s.1 == Some(p))
-            .count() as u64
-    };
+    let held = |p: AccountId| reg.values().flatten().filter(|s| s.1 == Some(p)).count() as u64;
     let (rotten, wiped) = (sim.provider(1), sim.provider(5));
     let bad = held(rotten) + held(wiped);
     assert!(held(rotten) > 0 && held(wiped) > 0);
@@ -732,9 +731,10 @@ async fn audits_find_rotten_and_wiped_shards_without_any_read() {
     let gone = |sim: &Sim| {
         let now = sim.registry(0);
         reg.iter().all(|(c, slots)| {
-            slots.iter().enumerate().all(|(i, s)| {
-                !(s.1 == Some(rotten) || s.1 == Some(wiped)) || now[c][i].1 != s.1
-            })
+            slots
+                .iter()
+                .enumerate()
+                .all(|(i, s)| !(s.1 == Some(rotten) || s.1 == Some(wiped)) || now[c][i].1 != s.1)
         })
     };
     let mut rounds = 0u64;

@@ -118,7 +118,6 @@ impl Drop for Devnet {
     }
 }
 
-
 impl Devnet {
     /// `devnet.json`.
     pub fn info(&self) -> Value {
@@ -156,7 +155,16 @@ impl Devnet {
     /// The shard files of provider `name`.
     pub fn shard_paths(&self, name: &str) -> Vec<PathBuf> {
         let mut out = Vec::new();
-        list_files(&self.dir.path().join("nodes").join(name).join("shards").join("shards"), &mut out);
+        list_files(
+            &self
+                .dir
+                .path()
+                .join("nodes")
+                .join(name)
+                .join("shards")
+                .join("shards"),
+            &mut out,
+        );
         out
     }
 
@@ -167,7 +175,10 @@ impl Devnet {
             if let Some(v) = f() {
                 return v;
             }
-            assert!(Instant::now() < deadline, "timed out after {limit:?}: {what}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {limit:?}: {what}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -175,7 +186,10 @@ impl Devnet {
     /// The text of every keeper's log.
     pub fn keeper_logs(&self) -> String {
         let mut all = String::new();
-        for e in std::fs::read_dir(self.dir.path().join("logs")).unwrap().flatten() {
+        for e in std::fs::read_dir(self.dir.path().join("logs"))
+            .unwrap()
+            .flatten()
+        {
             if e.file_name().to_string_lossy().starts_with("keeper-") {
                 all.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
             }
@@ -186,7 +200,10 @@ impl Devnet {
     /// Every keeper's repair counters (`DATA_DIR/repair.json`), summed by key.
     pub fn repair_stats(&self) -> std::collections::BTreeMap<String, u64> {
         let mut sum = std::collections::BTreeMap::new();
-        for e in std::fs::read_dir(self.dir.path().join("nodes")).unwrap().flatten() {
+        for e in std::fs::read_dir(self.dir.path().join("nodes"))
+            .unwrap()
+            .flatten()
+        {
             let Ok(text) = std::fs::read(e.path().join("repair.json")) else {
                 continue;
             };
@@ -203,7 +220,11 @@ impl Devnet {
 
 fn is_zombie(pid: u64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
         .unwrap_or(true)
 }
 
