@@ -38,13 +38,18 @@ impl Devnet {
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("devnet.err")).unwrap())
             .spawn()
             .unwrap();
-        let net = Devnet { child, dir };
+        let mut net = Devnet { child, dir };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !net.dir.path().join("devnet.json").exists() {
-            assert!(Instant::now() < deadline, "devnet did not come up");
+            let exited = net.child.try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "devnet did not come up ({exited:?}): {}",
+                net.diagnostics()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         net
@@ -68,8 +73,9 @@ impl Devnet {
         let out = self.memo(user, &all);
         assert!(
             out.status.success(),
-            "memo {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "memo {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.diagnostics()
         );
         serde_json::from_slice(&out.stdout).unwrap()
     }
@@ -119,6 +125,24 @@ impl Drop for Devnet {
 }
 
 impl Devnet {
+    /// The devnet's stderr and the tail of every node's log, for failure messages.
+    pub fn diagnostics(&self) -> String {
+        let mut out =
+            std::fs::read_to_string(self.dir.path().join("devnet.err")).unwrap_or_default();
+        if let Ok(rd) = std::fs::read_dir(self.dir.path().join("logs")) {
+            for e in rd.flatten() {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(5).collect();
+                out.push_str(&format!("\n--- {}:\n", e.file_name().to_string_lossy()));
+                for l in tail.into_iter().rev() {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+
     /// `devnet.json`.
     pub fn info(&self) -> Value {
         serde_json::from_slice(&std::fs::read(self.dir.path().join("devnet.json")).unwrap())
