@@ -521,15 +521,20 @@ impl<S: MetaStore> Objects<S> {
         let mut out = Vec::with_capacity(rec.chunks.len());
         for c in &rec.chunks {
             let entry = self.ownership.chunk(&c.id)?;
-            let (holders, healthy) = match &entry {
+            let (holders, health, healthy) = match &entry {
                 Some(e) => (
                     e.shards.iter().map(|s| s.holder).collect::<Vec<_>>(),
+                    e.shards.iter().map(|s| s.health).collect::<Vec<_>>(),
                     e.shards
                         .iter()
                         .filter(|s| s.holder.is_some() && s.health == ShardHealth::Healthy)
                         .count(),
                 ),
-                None => (vec![None; c.shards.len()], 0),
+                None => (
+                    vec![None; c.shards.len()],
+                    vec![ShardHealth::Healthy; c.shards.len()],
+                    0,
+                ),
             };
             out.push(ChunkStatus {
                 chunk: c.id,
@@ -537,6 +542,7 @@ impl<S: MetaStore> Objects<S> {
                 total: c.shards.len() as u8,
                 healthy: healthy as u8,
                 holders,
+                health,
             });
         }
         Ok(Some((rec.entry.clone(), out)))

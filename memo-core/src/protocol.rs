@@ -55,6 +55,8 @@ pub struct ChunkStatus {
     pub healthy: u8,
     /// Holder of each shard index.
     pub holders: Vec<Option<AccountId>>,
+    /// Health of each shard index (meaningful where a holder is set).
+    pub health: Vec<crate::ownership::ShardHealth>,
 }
 
 /// A user's account as a keeper reports it.

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use memo_core::codec::Progress;
+use memo_core::ownership::ShardHealth;
 use memo_core::transport::Transport;
 use memo_sdk::config::{ClientFile, Role, load_key};
 use memo_sdk::net::{P2pConfig, P2pTransport};
@@ -148,6 +149,16 @@ impl Bar {
     }
 }
 
+/// A shard's health as `memo stat` prints it.
+fn health_name(placed: bool, health: ShardHealth) -> &'static str {
+    match (placed, health) {
+        (false, _) => "unplaced",
+        (true, ShardHealth::Healthy) => "healthy",
+        (true, ShardHealth::Suspect) => "suspect",
+        (true, ShardHealth::Lost) => "lost",
+    }
+}
+
 /// Runs a client command.
 pub async fn run(cmd: ClientCommand, config: Option<PathBuf>, json: bool) -> Result<()> {
     let Some(config) = config else {
@@ -256,6 +267,7 @@ pub async fn run(cmd: ClientCommand, config: Option<PathBuf>, json: bool) -> Res
                         "total": c.total,
                         "healthy": c.healthy,
                         "holders": c.holders.iter().map(|h| h.map(|a| a.to_hex())).collect::<Vec<_>>(),
+                        "health": c.holders.iter().zip(&c.health).map(|(h, s)| health_name(h.is_some(), *s)).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
@@ -273,13 +285,27 @@ pub async fn run(cmd: ClientCommand, config: Option<PathBuf>, json: bool) -> Res
                     st.object.refs
                 );
                 for c in &st.chunks {
-                    emit!(
+                    let count = |want: &str| {
+                        c.holders
+                            .iter()
+                            .zip(&c.health)
+                            .filter(|(h, s)| health_name(h.is_some(), **s) == want)
+                            .count()
+                    };
+                    let mut line = format!(
                         "  chunk {}  {}/{} healthy (needs {})",
                         c.chunk.short(),
                         c.healthy,
                         c.total,
                         c.needed
                     );
+                    for state in ["suspect", "lost", "unplaced"] {
+                        let n = count(state);
+                        if n > 0 {
+                            line.push_str(&format!(", {n} {state}"));
+                        }
+                    }
+                    emit!("{line}");
                 }
             }
         }

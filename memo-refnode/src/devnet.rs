@@ -4,7 +4,8 @@ use crate::node::{NodeReady, shutdown_signal};
 use anyhow::{Context, Result, bail};
 use memo_core::contract::{Genesis, Params};
 use memo_sdk::config::{
-    ChainSettings, ClientFile, NodeConfig, PeerInfo, Role, load_or_create_key, write_atomic,
+    ChainSettings, ClientFile, NodeConfig, PeerInfo, RepairSettings, Role, load_or_create_key,
+    write_atomic,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,8 +27,9 @@ pub struct DevnetArgs {
     /// User names (a client config is written for each).
     #[arg(long, value_delimiter = ',', default_value = "alice,bob,carol")]
     users: Vec<String>,
-    /// Epoch length in seconds (challenges and settlement).
-    #[arg(long, default_value_t = 10)]
+    /// Epoch length in seconds (challenges, settlement, and the keepers' repair thresholds:
+    /// probes every quarter epoch, a provider is Lost after missing probes for two epochs).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     epoch_secs: u64,
     /// Data shards per chunk written into the user configs.
     #[arg(long, default_value_t = 4)]
@@ -44,6 +46,13 @@ pub struct DevnetArgs {
     /// Genesis balance of every node and user.
     #[arg(long, default_value_t = 1 << 50)]
     balance: u64,
+    /// Plaintext bytes per chunk written into the user configs (default: the codec's).
+    #[arg(long)]
+    chunk_size: Option<u32>,
+    /// Shard bytes per second each keeper may read for repair; 0 for unbounded (default: the
+    /// repairer's, 64 MiB/s).
+    #[arg(long)]
+    repair_bytes_per_sec: Option<u64>,
 }
 
 /// Chain id of devnet ledgers.
@@ -160,6 +169,16 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
     if args.providers < (args.k + args.m) as usize {
         bail!("--providers must be at least k + m = {}", args.k + args.m);
     }
+    let params = memo_core::codec::CodecParams {
+        chunk_size: args
+            .chunk_size
+            .unwrap_or(memo_core::codec::CodecParams::default().chunk_size),
+        data_shards: args.k,
+        parity_shards: args.m,
+    };
+    if let Err(e) = params.validate() {
+        bail!("codec settings: {e}");
+    }
     if args.keepers == 0 {
         bail!("--keepers must be at least 1");
     }
@@ -223,6 +242,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             sequencer: None,
             peers: keeper_peers.clone(),
             chain: Some(chain.clone()),
+            repair: RepairSettings::default(),
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
         provider_peers.push(PeerInfo {
@@ -249,6 +269,10 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
                 .cloned()
                 .collect(),
             chain: Some(chain.clone()),
+            repair: RepairSettings {
+                bytes_per_sec: args.repair_bytes_per_sec,
+                ..RepairSettings::for_epoch(args.epoch_secs)
+            },
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
         keeper_peers[i].address = ready.listen.clone();
@@ -266,7 +290,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             key_file: PathBuf::from("..")
                 .join("keys")
                 .join(format!("user-{name}.key")),
-            chunk_size: None,
+            chunk_size: args.chunk_size,
             data_shards: Some(args.k),
             parity_shards: Some(args.m),
             peers: keeper_peers
@@ -309,15 +333,22 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             args.users.first().map(String::as_str).unwrap_or("alice")
         );
     }
-    // Run until a signal, or until a node dies.
+    // Run until a signal. A node that dies (killed to test faults, or crashed) is reported once
+    // and the rest keep running: keepers repair what a lost provider held.
+    let mut gone = std::collections::BTreeSet::new();
     loop {
         tokio::select! {
             _ = shutdown_signal() => break,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 for (name, c) in &mut children.0 {
-                    if let Ok(Some(status)) = c.try_wait() {
-                        bail!("{name} exited with {status}; see {}/logs/{name}.log", dir.display());
+                    if let Ok(Some(status)) = c.try_wait()
+                        && gone.insert(name.clone())
+                    {
+                        eprintln!("devnet: {name} exited with {status}; see {}/logs/{name}.log", dir.display());
                     }
+                }
+                if gone.len() == children.0.len() {
+                    bail!("every node exited");
                 }
             }
         }

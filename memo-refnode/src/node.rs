@@ -1,4 +1,8 @@
 //! `memo node --config FILE`: one keeper or provider, until SIGINT or SIGTERM.
+//!
+//! A keeper runs detection, audit and repair ([`memo_sdk::repair`]) unless its config's
+//! `[repair]` table says `enabled = false`, and keeps its repair counters in
+//! `DATA_DIR/repair.json`.
 
 use anyhow::{Context, Result};
 use memo_core::AccountId;
@@ -19,6 +23,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
+
+/// A keeper's repair counters ([`memo_sdk::repair::RepairStats`] as JSON) in its data dir,
+/// rewritten when they change (at most four times a second).
+pub const REPAIR_STATS_FILE: &str = "repair.json";
 
 /// Options of `memo node`.
 #[derive(clap::Args, Debug)]
@@ -90,6 +98,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
     let remote_ledger = |seq| RemoteLedger::new(transport.clone(), seq, poll) as Arc<dyn Ledger>;
     let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     let mut keeper_node: Option<KeeperNode> = None;
+    let mut repair_tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     let services: Vec<Arc<dyn Service>> = match cfg.role {
         Role::Provider => {
             let store = FsShardStore::open(cfg.data_dir.join("shards"))?.with_sync(cfg.sync_writes);
@@ -126,12 +135,21 @@ pub async fn run(args: NodeArgs) -> Result<()> {
                     "[chain] sequencer must be the keeper that sequences the operation log"
                 );
             }
+            // Every keeper (the peers and this one) may sign health and placement changes.
+            let mut all_keepers = keepers.clone();
+            all_keepers.push(keypair.account());
+            all_keepers.sort();
+            all_keepers.dedup();
+            let kcfg = KeeperConfig {
+                keepers: all_keepers,
+                ..KeeperConfig::default()
+            };
             let verifier = Arc::new(MerkleVerifier::new());
             let mut node = match sequencer {
                 None => KeeperNode::sequencer(
                     transport.clone(),
                     &cfg.data_dir,
-                    KeeperConfig::default(),
+                    kcfg.clone(),
                     chain.as_ref().map(|(c, genesis, _)| SequencerChain {
                         genesis: genesis.clone(),
                         key: keypair.clone(),
@@ -144,7 +162,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
                     transport.clone(),
                     seq,
                     &cfg.data_dir,
-                    KeeperConfig::default(),
+                    kcfg.clone(),
                     chain.as_ref().map(|(_, genesis, chain_seq)| FollowerChain {
                         config: ChainConfig {
                             genesis: genesis.clone(),
@@ -192,6 +210,38 @@ pub async fn run(args: NodeArgs) -> Result<()> {
                 ));
             }
             node.spawn_serving();
+            if cfg.repair.enabled {
+                let rc = cfg.repair.to_config();
+                info!(
+                    probe_ms = rc.probe_interval.as_millis() as u64,
+                    suspect_after = rc.liveness.suspect_after,
+                    lost_after = rc.liveness.lost_after,
+                    audit_shards = rc.audit_shards,
+                    bytes_per_sec = ?rc.bytes_per_sec,
+                    "repair enabled"
+                );
+                let (repairer, rounds) = node.keeper.enable_repair(keypair.clone(), rc);
+                let stats_file = cfg.data_dir.join(REPAIR_STATS_FILE);
+                let publish = tokio::spawn(async move {
+                    let mut last = None;
+                    loop {
+                        let now = repairer.stats();
+                        if last != Some(now) {
+                            match serde_json::to_vec_pretty(&now) {
+                                Ok(b) => {
+                                    if let Err(e) = write_atomic(&stats_file, &b) {
+                                        warn!("writing repair stats: {e}");
+                                    }
+                                }
+                                Err(e) => warn!("encoding repair stats: {e}"),
+                            }
+                            last = Some(now);
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    }
+                });
+                repair_tasks.extend([rounds, publish]);
+            }
             keeper_node = Some(node);
             Vec::new()
         }
@@ -225,7 +275,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         _ = shutdown_signal() => info!("shutting down"),
         _ = parent_gone() => info!("the devnet that started this node is gone; shutting down"),
     }
-    for t in &tasks {
+    for t in tasks.iter().chain(&repair_tasks) {
         t.abort();
     }
     if let Some(node) = keeper_node {

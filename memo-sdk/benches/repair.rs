@@ -44,6 +44,9 @@ fn config(max_concurrent: usize, bytes_per_sec: Option<u64>) -> RepairConfig {
         max_concurrent,
         bytes_per_sec,
         reports_per_round: 0,
+        transfer_timeout: Duration::from_secs(30),
+        audit_shards: 0,
+        audit_burst: 0,
     }
 }
 

@@ -16,14 +16,19 @@
 //! address = "/ip4/127.0.0.1/tcp/40123"
 //! ```
 //!
+//! A keeper may add a `[repair]` table ([`RepairSettings`]; all keys optional, thresholds
+//! derive from `epoch_secs`).
+//!
 //! A client file has `key_file`, optional codec settings (`chunk_size`, `data_shards`,
 //! `parity_shards`), and the same `[[peers]]` list (keepers are tried in order).
 //! Relative paths are relative to the config file's directory.
 
+use crate::repair::RepairConfig;
 use memo_core::codec::CodecParams;
 use memo_core::{AccountId, Keypair};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A config or key file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +125,9 @@ pub struct NodeConfig {
     /// challenges or payments).
     #[serde(default)]
     pub chain: Option<ChainSettings>,
+    /// Keepers: detection, audit and repair (the `[repair]` table; defaults if absent).
+    #[serde(default)]
+    pub repair: RepairSettings,
 }
 
 /// A node's ledger settings (`[chain]`): the local chain that one keeper sequences and the
@@ -173,6 +181,116 @@ fn default_stake() -> u64 {
 
 fn default_price() -> u64 {
     1
+}
+
+/// A keeper's `[repair]` table. Every threshold derives from `epoch_secs` through
+/// [`RepairConfig::for_epoch`] (probes every quarter epoch; a provider is Suspect after
+/// missing 2 probes, Lost after 8, i.e. two epochs); each other key overrides one setting.
+///
+/// ```toml
+/// [repair]
+/// epoch_secs = 2            # devnet: probe every 0.5 s, Lost after 4 s
+/// bytes_per_sec = 0         # repair reads unbounded (default 64 MiB/s)
+/// audit_shards = 1          # shards audited per provider per round (0: no audits)
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepairSettings {
+    /// Run detection and repair on this keeper.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The epoch the thresholds derive from, in seconds (at least 1).
+    #[serde(default = "default_epoch_secs")]
+    pub epoch_secs: u64,
+    /// Milliseconds between rounds (default: a quarter epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_interval_ms: Option<u64>,
+    /// Milliseconds a probe may take (default: the probe interval, at most 10 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpc_timeout_ms: Option<u64>,
+    /// Milliseconds a shard fetch or upload may take (default: four rounds, 1 to 30 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_timeout_ms: Option<u64>,
+    /// Missed probes before a provider is Suspect (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspect_after: Option<u32>,
+    /// Missed probes before a provider is Lost (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_after: Option<u32>,
+    /// Shard bytes per second read for repair; 0 for unbounded (default 64 MiB/s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_sec: Option<u64>,
+    /// Chunks repaired at once (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<usize>,
+    /// Shards audited per provider per round, across keepers (default 1; 0 disables audits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_shards: Option<usize>,
+}
+
+impl Default for RepairSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            epoch_secs: default_epoch_secs(),
+            probe_interval_ms: None,
+            rpc_timeout_ms: None,
+            transfer_timeout_ms: None,
+            suspect_after: None,
+            lost_after: None,
+            bytes_per_sec: None,
+            max_concurrent: None,
+            audit_shards: None,
+        }
+    }
+}
+
+impl RepairSettings {
+    /// Defaults for an epoch of `epoch_secs` seconds.
+    pub fn for_epoch(epoch_secs: u64) -> Self {
+        Self {
+            epoch_secs,
+            ..Self::default()
+        }
+    }
+
+    /// The repairer's settings: [`RepairConfig::for_epoch`] with this table's overrides.
+    pub fn to_config(&self) -> RepairConfig {
+        let ms = Duration::from_millis;
+        let mut c = RepairConfig::for_epoch(Duration::from_secs(self.epoch_secs.max(1)));
+        if let Some(v) = self.probe_interval_ms {
+            c.probe_interval = ms(v.max(1));
+        }
+        if let Some(v) = self.rpc_timeout_ms {
+            c.rpc_timeout = ms(v.max(1));
+        }
+        if let Some(v) = self.transfer_timeout_ms {
+            c.transfer_timeout = ms(v.max(1));
+        }
+        if let Some(v) = self.suspect_after {
+            c.liveness.suspect_after = v.max(1);
+        }
+        if let Some(v) = self.lost_after {
+            c.liveness.lost_after = v.max(c.liveness.suspect_after);
+        }
+        if let Some(v) = self.bytes_per_sec {
+            c.bytes_per_sec = (v > 0).then_some(v);
+        }
+        if let Some(v) = self.max_concurrent {
+            c.max_concurrent = v.max(1);
+        }
+        if let Some(v) = self.audit_shards {
+            c.audit_shards = v;
+            if v == 0 {
+                c.audit_burst = 0;
+            }
+        }
+        c
+    }
+}
+
+fn default_epoch_secs() -> u64 {
+    60
 }
 
 /// A user's client.
@@ -376,6 +494,43 @@ fn restrict(_path: &Path) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repair_settings_derive_from_the_epoch_and_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(
+            &path,
+            "role = \"keeper\"\nname = \"k\"\nkey_file = \"k.key\"\ndata_dir = \"d\"\n",
+        )
+        .unwrap();
+        let c = NodeConfig::load(&path).unwrap();
+        assert_eq!(c.repair, RepairSettings::default());
+        assert!(c.repair.enabled);
+        assert_eq!(c.repair.to_config().probe_interval, Duration::from_secs(15));
+        let mut c2 = c.clone();
+        c2.repair = RepairSettings {
+            bytes_per_sec: Some(0),
+            audit_shards: Some(0),
+            ..RepairSettings::for_epoch(2)
+        };
+        c2.save(&path).unwrap();
+        let back = NodeConfig::load(&path).unwrap();
+        assert_eq!(back.repair, c2.repair);
+        let rc = back.repair.to_config();
+        assert_eq!(rc.probe_interval, Duration::from_millis(500));
+        assert_eq!(rc.liveness.lost_after as u64 * 500, 4000);
+        assert_eq!((rc.bytes_per_sec, rc.audit_shards), (None, 0));
+        std::fs::write(
+            &path,
+            "role = \"keeper\"\nname = \"k\"\nkey_file = \"k.key\"\ndata_dir = \"d\"\n[repair]\nepoch = 3\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            NodeConfig::load(&path),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
 
     #[test]
     fn configs_round_trip_and_bad_files_get_typed_errors() {

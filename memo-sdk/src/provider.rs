@@ -4,7 +4,7 @@ use crate::node::Service;
 use crate::rpc::unexpected;
 use bytes::Bytes;
 use memo_core::AccountId;
-use memo_core::ownership::{Holder, HolderError, ShardStore};
+use memo_core::ownership::{Holder, HolderError, ShardStore, ShardStoreError};
 use memo_core::protocol::{ErrorCode, RemoteError, Request, Response};
 use memo_core::transport::Transport;
 use std::collections::BTreeSet;
@@ -13,6 +13,10 @@ use tracing::{debug, info, warn};
 
 /// A provider node: stores shards within its capacity, serves reads, deletes on a keeper's
 /// purge, and answers challenges.
+///
+/// Reads are verified by the store against the shard id; a shard found corrupt is answered as
+/// absent (`Shard(None)`) and deleted, so altered bytes are never served and keepers that
+/// audit or check a client's report mark it Lost and rebuild it elsewhere.
 pub struct Provider<S> {
     transport: Arc<dyn Transport>,
     holder: Holder<S>,
@@ -91,6 +95,13 @@ impl<S: ShardStore + 'static> Provider<S> {
             },
             Request::GetShard { shard } => match self.holder.read(&shard) {
                 Ok(b) => Response::Shard(b.map(Bytes::from)),
+                Err(HolderError::Store(ShardStoreError::Corrupt { reason, .. })) => {
+                    // The store verified it against its id: never serve it, and drop it so
+                    // its space is freed and a good copy can be stored again.
+                    let dropped = self.holder.purge(&[shard]);
+                    warn!(shard = %shard.short(), %reason, dropped = ?dropped, "shard on disk is corrupt; dropped it");
+                    Response::Shard(None)
+                }
                 Err(e) => {
                     warn!(shard = %shard.short(), "read failed: {e}");
                     Response::Shard(None)

@@ -13,7 +13,17 @@
 //!    without it or with altered bytes (so a client cannot trigger repairs of healthy data).
 //!    [`Repairer::report_failed_proof`] is the hook for storage-proof failures, which the
 //!    ledger has already verified: they mark the shard Lost at once.
-//! 3. **Repair.** For each degraded chunk whose plan ([`memo_core::repair::plan`]) asks for
+//! 3. **Audit.** Without a ledger nothing else reads data that no client reads, so keepers
+//!    sample it: each round, every provider that answered is audited by one keeper (the keeper
+//!    of rank `round mod keepers`, so a dead keeper only slows audits down), which fetches
+//!    [`RepairConfig::audit_shards`] of the shards the provider holds, in chunk-id order from a
+//!    per-keeper cursor (a deterministic sweep that starts at a keeper-and-provider-dependent
+//!    place), and verifies each against its id. A shard served altered or not at all is marked
+//!    Lost (reason Corrupt or Missing). A provider found with a bad shard is then swept in full,
+//!    [`RepairConfig::audit_burst`] shards per round, by the keeper that found it. Audit reads
+//!    are bounded by `audit_shards` (`audit_burst` under scrutiny) shard lengths per provider
+//!    per round, and counted apart from repair reads ([`RepairStats::audit_bytes`]).
+//! 4. **Repair.** For each degraded chunk whose plan ([`memo_core::repair::plan`]) asks for
 //!    work, the responsible keeper (XOR-closest to the chunk id; the next ones take over after
 //!    [`RepairConfig::takeover_rounds`] rounds each, so a dead keeper's chunks are still
 //!    repaired) fetches k shards, verifies each against its id, rebuilds exactly the missing
@@ -75,6 +85,14 @@ pub struct RepairConfig {
     pub bytes_per_sec: Option<u64>,
     /// Client reports checked per round.
     pub reports_per_round: usize,
+    /// How long fetching or uploading one shard may take (repair and audit); probes use
+    /// [`RepairConfig::rpc_timeout`].
+    pub transfer_timeout: Duration,
+    /// Shards of each provider audited per round, across all keepers (0: no audits).
+    pub audit_shards: usize,
+    /// Shards per round audited of a provider found serving a bad shard, until all it holds
+    /// were checked.
+    pub audit_burst: usize,
 }
 
 impl Default for RepairConfig {
@@ -85,15 +103,24 @@ impl Default for RepairConfig {
 }
 
 impl RepairConfig {
-    /// Settings tuned to a ledger epoch: four probes per epoch; a provider is Suspect after
-    /// missing two (half an epoch) and Lost after missing eight (two epochs: it also missed a
-    /// challenge); a dead keeper's work is taken over after one epoch per rank. Repair reads at
-    /// most 64 MiB/s with 4 chunks at once.
+    /// Settings tuned to a ledger epoch: four probes (rounds) per epoch, each allowed a quarter
+    /// epoch (at most 10 s); a provider is Suspect after missing two (half an epoch) and Lost
+    /// after missing eight (two epochs: it also missed a challenge); a dead keeper's work is
+    /// taken over after one epoch per rank. Repair reads at most 64 MiB/s with 4 chunks at
+    /// once; a shard transfer may take four rounds (1 to 30 s). One shard per provider is
+    /// audited per round, 16 per round once one was found bad.
+    ///
+    /// With a 1-second epoch (a devnet): probes every 250 ms, Suspect after 0.5 s, Lost after
+    /// 2 s; with 60 s: every 15 s, Suspect after 30 s, Lost after 2 minutes.
     pub fn for_epoch(epoch: Duration) -> Self {
         let probe_interval = (epoch / 4).max(Duration::from_millis(1));
         Self {
             probe_interval,
             rpc_timeout: probe_interval.clamp(Duration::from_millis(1), Duration::from_secs(10)),
+            transfer_timeout: (probe_interval * 4)
+                .clamp(Duration::from_secs(1), Duration::from_secs(30)),
+            audit_shards: 1,
+            audit_burst: 16,
             liveness: LivenessPolicy {
                 suspect_after: 2,
                 lost_after: 8,
@@ -108,7 +135,7 @@ impl RepairConfig {
 }
 
 /// Counters of one keeper's repair work.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RepairStats {
     /// Chunks whose missing shards were rebuilt and placed.
     pub chunks_repaired: u64,
@@ -122,6 +149,12 @@ pub struct RepairStats {
     pub failures: u64,
     /// Health declarations and shard marks this keeper appended.
     pub marks: u64,
+    /// Shards fetched and verified by audits.
+    pub audited_shards: u64,
+    /// Shard bytes read by audits (not in `bytes_read`).
+    pub audit_bytes: u64,
+    /// Audited shards found altered or missing (each then marked Lost).
+    pub audit_failures: u64,
 }
 
 #[derive(Default)]
@@ -132,6 +165,26 @@ struct Counters {
     read: AtomicU64,
     failures: AtomicU64,
     marks: AtomicU64,
+    audited: AtomicU64,
+    audit_bytes: AtomicU64,
+    audit_failures: AtomicU64,
+}
+
+/// Where this keeper's audit sweeps stand.
+#[derive(Default)]
+struct AuditState {
+    /// Per provider, the chunk whose shard was audited last.
+    cursor: BTreeMap<AccountId, ChunkId>,
+    /// Providers found with a bad shard: shards left to audit in their full sweep.
+    scrutiny: BTreeMap<AccountId, usize>,
+}
+
+/// One shard an audit fetches.
+struct AuditPick {
+    provider: AccountId,
+    chunk: ChunkId,
+    index: u16,
+    id: ShardId,
 }
 
 /// Paces repair reads to a byte rate (a token bucket that may go into debt by one request).
@@ -182,6 +235,7 @@ pub struct Repairer {
     slots: Arc<Semaphore>,
     budget: Budget,
     counters: Counters,
+    audit: Mutex<AuditState>,
 }
 
 /// Queues clients' reports on `keeper` for its repairer (bounded; extra reports are dropped).
@@ -214,6 +268,17 @@ fn severity(h: ShardHealth) -> u8 {
     }
 }
 
+/// Why a shard needed rebuilding, for the logs.
+fn why(shard: ShardHealth, holder: Option<ShardHealth>) -> &'static str {
+    match (shard, holder) {
+        (_, None) => "never placed",
+        (_, Some(ShardHealth::Lost)) => "holder declared lost (unresponsive)",
+        (ShardHealth::Lost, _) => "shard lost (served altered or missing, or failed a proof)",
+        (ShardHealth::Suspect, _) => "holder suspect and no margin left",
+        (ShardHealth::Healthy, _) => "rebalanced",
+    }
+}
+
 fn timeout_error(peer: AccountId) -> RpcError {
     RpcError::Transport(memo_core::transport::TransportError::Timeout(peer))
 }
@@ -233,6 +298,7 @@ impl Repairer {
             slots: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
             budget: Budget::new(config.bytes_per_sec),
             counters: Counters::default(),
+            audit: Mutex::default(),
             config,
         })
     }
@@ -265,6 +331,9 @@ impl Repairer {
             bytes_read: c.read.load(Ordering::Relaxed),
             failures: c.failures.load(Ordering::Relaxed),
             marks: c.marks.load(Ordering::Relaxed),
+            audited_shards: c.audited.load(Ordering::Relaxed),
+            audit_bytes: c.audit_bytes.load(Ordering::Relaxed),
+            audit_failures: c.audit_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -308,17 +377,37 @@ impl Repairer {
     }
 
     async fn rpc(&self, peer: AccountId, req: &Request) -> Result<Response, RpcError> {
+        self.rpc_within(self.config.rpc_timeout, peer, req).await
+    }
+
+    async fn rpc_within(
+        &self,
+        limit: Duration,
+        peer: AccountId,
+        req: &Request,
+    ) -> Result<Response, RpcError> {
         let t = self.keeper.transport.as_ref();
-        tokio::time::timeout(self.config.rpc_timeout, call(t, peer, req))
+        tokio::time::timeout(limit, call(t, peer, req))
             .await
             .unwrap_or_else(|_| Err(timeout_error(peer)))
     }
 
-    /// One round: probe providers, declare health changes, check reports, start repairs.
-    /// Returns without waiting for the repairs ([`Repairer::settle`] waits).
+    /// Fetches one shard within [`RepairConfig::transfer_timeout`].
+    async fn fetch(&self, peer: AccountId, shard: ShardId) -> Result<Response, RpcError> {
+        self.rpc_within(
+            self.config.transfer_timeout,
+            peer,
+            &Request::GetShard { shard },
+        )
+        .await
+    }
+
+    /// One round: probe providers, declare health changes, audit, check reports, start
+    /// repairs. Returns without waiting for the repairs ([`Repairer::settle`] waits).
     pub async fn round(self: &Arc<Self>) {
         let now = self.round.fetch_add(1, Ordering::Relaxed);
-        self.probe(now).await;
+        let answered = self.probe(now).await;
+        self.audit(now, &answered).await;
         self.check_reports().await;
         self.start_repairs(now);
     }
@@ -349,7 +438,8 @@ impl Repairer {
         }
     }
 
-    async fn probe(&self, now: u64) {
+    /// Probes every provider; returns those that answered.
+    async fn probe(&self, now: u64) -> BTreeSet<AccountId> {
         let mut providers: BTreeSet<AccountId> = self
             .keeper
             .providers
@@ -367,6 +457,11 @@ impl Repairer {
             (*p, ok)
         });
         let results = futures::future::join_all(probes).await;
+        let answered: BTreeSet<AccountId> = results
+            .iter()
+            .filter(|(_, ok)| *ok)
+            .map(|(p, _)| *p)
+            .collect();
         for (p, ok) in results {
             let derived = self
                 .liveness
@@ -412,6 +507,143 @@ impl Repairer {
                 self.settled(p.as_bytes());
             }
         }
+        answered
+    }
+
+    /// The shards this keeper audits in round `now` (see the module docs), advancing its
+    /// cursors.
+    fn audit_picks(&self, now: u64, answered: &BTreeSet<AccountId>) -> Vec<AuditPick> {
+        let me = self.keypair.account();
+        let st = self.state();
+        let keepers = st.keepers();
+        let n = keepers.len().max(1) as u64;
+        let in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut audit = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for p in answered {
+            if st.provider_health(p) != ShardHealth::Healthy {
+                continue;
+            }
+            let scrutiny = audit.scrutiny.get(p).copied();
+            let want = match scrutiny {
+                Some(_) => self.config.audit_burst.max(1),
+                None => {
+                    let Some(r) = rank(keepers, &me, p.as_bytes()) else {
+                        return Vec::new();
+                    };
+                    if now % n != r as u64 % n {
+                        continue;
+                    }
+                    self.config.audit_shards
+                }
+            };
+            // Start where this keeper stopped last time (first: a place derived from both).
+            let cursor = *audit.cursor.entry(*p).or_insert_with(|| {
+                let mut h = blake3::Hasher::new();
+                h.update(b"memo/audit-start/v1");
+                h.update(me.as_bytes());
+                h.update(p.as_bytes());
+                ChunkId(*h.finalize().as_bytes())
+            });
+            let after = st.held_by(p).filter(|c| **c > cursor);
+            let upto = st.held_by(p).filter(|c| **c <= cursor);
+            let mut taken = 0usize;
+            let mut last = None;
+            for c in after.chain(upto) {
+                if taken >= want {
+                    break;
+                }
+                last = Some(*c);
+                if in_flight.contains(c) {
+                    continue;
+                }
+                let Ok(Some(entry)) = st.ownership().chunk(c) else {
+                    continue;
+                };
+                let slot = entry
+                    .shards
+                    .iter()
+                    .enumerate()
+                    .find(|(_, s)| s.holder == Some(*p) && s.health == ShardHealth::Healthy);
+                let Some((i, s)) = slot else { continue };
+                let Ok(index) = u16::try_from(i) else {
+                    continue;
+                };
+                taken += 1;
+                out.push(AuditPick {
+                    provider: *p,
+                    chunk: *c,
+                    index,
+                    id: s.id,
+                });
+            }
+            if let Some(l) = last {
+                audit.cursor.insert(*p, l);
+            }
+            if let Some(left) = scrutiny {
+                let left = left.saturating_sub(taken.max(1));
+                if left == 0 {
+                    info!(provider = %p.short(), "full audit sweep done");
+                    audit.scrutiny.remove(p);
+                } else {
+                    audit.scrutiny.insert(*p, left);
+                }
+            }
+        }
+        out
+    }
+
+    /// Audits a sample of the shards providers hold (see the module docs); marks those served
+    /// altered or not at all Lost.
+    async fn audit(&self, now: u64, answered: &BTreeSet<AccountId>) {
+        if self.config.audit_shards == 0 && self.config.audit_burst == 0 {
+            return;
+        }
+        let picks = self.audit_picks(now, answered);
+        if picks.is_empty() {
+            return;
+        }
+        let got = futures::future::join_all(
+            picks
+                .iter()
+                .map(|a| async move { (a, self.fetch(a.provider, a.id).await) }),
+        )
+        .await;
+        for (a, r) in got {
+            let reason = match r {
+                Ok(Response::Shard(Some(b))) => {
+                    self.counters.audited.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .audit_bytes
+                        .fetch_add(b.len() as u64, Ordering::Relaxed);
+                    if ShardId::of(&b) == a.id {
+                        continue;
+                    }
+                    Reason::Corrupt
+                }
+                Ok(Response::Shard(None)) => {
+                    self.counters.audited.fetch_add(1, Ordering::Relaxed);
+                    Reason::Missing
+                }
+                _ => {
+                    debug!(provider = %a.provider.short(), shard = %a.id.short(), "audit fetch failed");
+                    continue;
+                }
+            };
+            self.counters.audit_failures.fetch_add(1, Ordering::Relaxed);
+            warn!(provider = %a.provider.short(), chunk = %a.chunk.short(), index = a.index, ?reason, "audit found a bad shard; sweeping the provider");
+            let held = self.state().held_by(&a.provider).count();
+            self.audit
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .scrutiny
+                .insert(a.provider, held);
+            self.mark_lost(a.chunk, a.index, a.provider, reason).await;
+        }
     }
 
     /// Checks queued client reports: a shard is marked Lost only if its holder answers without
@@ -442,7 +674,7 @@ impl Repairer {
                 }
             };
             let Some(id) = shard else { continue };
-            let reason = match self.rpc(r.holder, &Request::GetShard { shard: id }).await {
+            let reason = match self.fetch(r.holder, id).await {
                 Ok(Response::Shard(None)) => Reason::Missing,
                 Ok(Response::Shard(Some(b))) if ShardId::of(&b) != id => Reason::Corrupt,
                 _ => continue,
@@ -543,6 +775,11 @@ impl Repairer {
                 ids: entry.shards.iter().map(|s| s.id).collect(),
                 holders: entry.shards.iter().map(|s| s.holder).collect(),
                 health: entry.shards.iter().map(|s| s.health).collect(),
+                holder_health: entry
+                    .shards
+                    .iter()
+                    .map(|s| s.holder.map(|h| st.provider_health(&h)))
+                    .collect(),
                 stored_bytes: entry.stored_bytes,
                 eligible,
             },
@@ -560,6 +797,7 @@ impl Repairer {
             return false;
         }
         let slen = (snap.stored_bytes / n) as usize;
+        let started = std::time::Instant::now();
         // Fetch k verified shards, k at a time from the best sources.
         let mut have: Vec<(usize, Bytes)> = Vec::new();
         let mut sources = plan.sources.iter();
@@ -574,13 +812,10 @@ impl Repairer {
             }
             self.budget.take((wave.len() * slen) as u64).await;
             let ids = &snap.ids;
-            let got = futures::future::join_all(wave.iter().map(|&(i, h)| async move {
-                (
-                    i,
-                    h,
-                    self.rpc(h, &Request::GetShard { shard: ids[i] }).await,
-                )
-            }))
+            let got = futures::future::join_all(
+                wave.iter()
+                    .map(|&(i, h)| async move { (i, h, self.fetch(h, ids[i]).await) }),
+            )
             .await;
             for (i, h, r) in got {
                 match r {
@@ -631,7 +866,7 @@ impl Repairer {
             for cand in candidates.into_iter().take(4) {
                 let t = self.keeper.transport.as_ref();
                 let put = tokio::time::timeout(
-                    self.config.rpc_timeout,
+                    self.config.transfer_timeout,
                     provider_client::put_shard(t, cand, snap.ids[*i], bytes.clone()),
                 )
                 .await;
@@ -690,10 +925,19 @@ impl Repairer {
                 from = %m.from.map(|f| f.short()).unwrap_or_default(),
                 to = %m.to.short(),
                 was = ?snap.health[i],
+                why = why(snap.health[i], snap.holder_health[i]),
                 healthy_before = plan.healthy,
                 "repaired shard"
             );
         }
+        info!(
+            chunk = %chunk.short(),
+            shards = moves.len(),
+            bytes = restored,
+            healthy_before = plan.healthy,
+            took_ms = started.elapsed().as_millis() as u64,
+            "chunk repaired"
+        );
         // The former holders' copies are no longer referenced: ask them to delete (best effort).
         for m in &moves {
             if let Some(from) = m.from.filter(|f| *f != m.to) {
@@ -737,6 +981,8 @@ struct Snapshot {
     ids: Vec<ShardId>,
     holders: Vec<Option<AccountId>>,
     health: Vec<ShardHealth>,
+    /// The declared health of each shard's holder.
+    holder_health: Vec<Option<ShardHealth>>,
     stored_bytes: u64,
     eligible: Vec<AccountId>,
 }

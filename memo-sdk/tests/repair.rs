@@ -84,6 +84,9 @@ fn config() -> RepairConfig {
         max_concurrent: 4,
         bytes_per_sec: None,
         reports_per_round: 256,
+        transfer_timeout: Duration::from_secs(2),
+        audit_shards: 0,
+        audit_burst: 0,
     }
 }
 
@@ -677,4 +680,79 @@ async fn background_repair_on_a_local_network() {
         .map(|r| r.stats().shards_restored)
         .sum();
     assert!(restored > 0);
+}
+
+/// Without any client read or ledger, keepers' audits find a provider that serves altered
+/// bytes and one whose disk was wiped; every bad shard is marked Lost and rebuilt, and audit
+/// reads stay within their per-round bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audits_find_rotten_and_wiped_shards_without_any_read() {
+    let mut sim = Sim::new(2, 8, &[], 11).await;
+    let audit = RepairConfig {
+        audit_shards: 1,
+        audit_burst: 4,
+        ..config()
+    };
+    sim.repairers = sim
+        .net
+        .keepers
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            Repairer::new(
+                k.clone(),
+                Keypair::from_seed(&format!("keeper-{i}")),
+                audit.clone(),
+            )
+        })
+        .collect();
+    for i in 0..3u8 {
+        sim.put(&format!("f{i}"), 20_000, 20 + i).await;
+    }
+    // Healthy data: audits read but find nothing.
+    sim.rounds(4).await;
+    let clean: u64 = sim.repairers.iter().map(|r| r.stats().audited_shards).sum();
+    assert_eq!(
+        clean,
+        4 * 8,
+        "one audit per provider per round across keepers"
+    );
+    assert!(sim.repairers.iter().all(|r| r.stats().audit_failures == 0));
+    assert!(sim.all_healthy());
+
+    let reg = sim.registry(0);
+    let held = |p: AccountId| reg.values().flatten().filter(|s| s.1 == Some(p)).count() as u64;
+    let (rotten, wiped) = (sim.provider(1), sim.provider(5));
+    let bad = held(rotten) + held(wiped);
+    assert!(held(rotten) > 0 && held(wiped) > 0);
+    sim.stores[1].rot_all();
+    sim.stores[5].wipe();
+    // Every slot the two held then has moved (they may receive other, new shards).
+    let gone = |sim: &Sim| {
+        let now = sim.registry(0);
+        reg.iter().all(|(c, slots)| {
+            slots
+                .iter()
+                .enumerate()
+                .all(|(i, s)| !(s.1 == Some(rotten) || s.1 == Some(wiped)) || now[c][i].1 != s.1)
+        })
+    };
+    let mut rounds = 0u64;
+    while !(gone(&sim) && sim.all_healthy()) {
+        rounds += 1;
+        assert!(rounds < 100, "not found and repaired in 100 rounds");
+        sim.rounds(1).await;
+    }
+    let stats: Vec<_> = sim.repairers.iter().map(|r| r.stats()).collect();
+    let found: u64 = stats.iter().map(|s| s.audit_failures).sum();
+    let restored: u64 = stats.iter().map(|s| s.shards_restored).sum();
+    // Audits found the bad shards (a repair reading a rotten source may find one first).
+    assert!(found > 0 && found <= bad, "{stats:?}");
+    assert_eq!(restored, bad, "{stats:?}");
+    // Bounded: per round, at most `audit_burst` shards of each provider per keeper.
+    let shard_len = 4096u64.div_ceil(3) + 64;
+    let audit_bytes: u64 = stats.iter().map(|s| s.audit_bytes).sum();
+    assert!(audit_bytes <= (rounds + 4) * 8 * 2 * 4 * shard_len);
+    sim.check_reads().await;
+    sim.check_placements(true, &[]);
 }

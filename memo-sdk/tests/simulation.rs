@@ -505,6 +505,8 @@ fn repair_config() -> RepairConfig {
         max_concurrent: 8,
         bytes_per_sec: None,
         reports_per_round: 256,
+        transfer_timeout: Duration::from_secs(2),
+        ..RepairConfig::default()
     }
 }
 

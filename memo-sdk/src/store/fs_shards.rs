@@ -182,7 +182,12 @@ impl ShardStore for FsShardStore {
             Err(e) => return Err(io("stat")(e)),
         };
         fs::remove_file(&path).map_err(io("delete"))?;
-        self.used.fetch_sub(len, Ordering::Relaxed);
+        // Saturating: a file altered on disk may have another length than the one counted.
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                Some(u.saturating_sub(len))
+            });
         drop(_g);
         if self.sync
             && let Some(dir) = path.parent()

@@ -1,0 +1,241 @@
+//! Repair on a devnet of real processes: a provider holding about 1 GiB of shards is killed
+//! (SIGKILL); the keeper declares it Lost and rebuilds its shards on the others. Prints repair
+//! throughput (shard bytes restored per second) and amplification (shard bytes read per byte
+//! restored; the Reed–Solomon floor is k), from the keeper's counters in
+//! `DATA_DIR/repair.json`.
+//!
+//! `cargo bench -p memo-refnode --bench repair`. Environment:
+//! - `MEMO_BENCH_REPAIR_MB`: MiB of shards the lost provider should hold (default 1024; the
+//!   object put is sized for it: 8 providers, k = 4, m = 2, so about 5.3× that).
+//! - `MEMO_BENCH_REPAIR_RATE`: the keeper's repair read budget in MiB/s (default 0: unbounded).
+
+use memo_core::transport::Transport;
+use memo_sdk::config::{ClientFile, Role, load_key};
+use memo_sdk::net::{P2pConfig, P2pTransport};
+use memo_sdk::{Client, ClientConfig};
+use std::path::Path;
+use std::pin::Pin;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, ReadBuf};
+
+const PROVIDERS: usize = 8;
+const K: u64 = 4;
+const M: u64 = 2;
+
+/// `len` pseudo-random bytes, generated as they are read (no copy in memory or on disk).
+struct Random {
+    state: u64,
+    left: u64,
+}
+
+impl Random {
+    fn new(len: u64, seed: u64) -> Self {
+        Self {
+            state: seed | 1,
+            left: len,
+        }
+    }
+
+    fn fill(&mut self, out: &mut [u8]) {
+        for w in out.chunks_mut(8) {
+            let s = &mut self.state;
+            *s ^= *s << 13;
+            *s ^= *s >> 7;
+            *s ^= *s << 17;
+            w.copy_from_slice(&s.to_le_bytes()[..w.len()]);
+        }
+    }
+}
+
+impl AsyncRead for Random {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        // Whole 8-byte words so the stream does not depend on the reader's buffer sizes.
+        let n = (buf.remaining() as u64 & !7).min(self.left) as usize;
+        if n > 0 {
+            let mut tmp = vec![0u8; n];
+            self.fill(&mut tmp);
+            buf.put_slice(&tmp);
+            self.left -= n as u64;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn keeper_stats(dir: &Path) -> serde_json::Value {
+    std::fs::read(dir.join("nodes/keeper-0/repair.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn stat(s: &serde_json::Value, key: &str) -> u64 {
+    s[key].as_u64().unwrap_or(0)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let held_mib: u64 = std::env::var("MEMO_BENCH_REPAIR_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let rate_mib: u64 = std::env::var("MEMO_BENCH_REPAIR_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // Each provider holds k + m of every `PROVIDERS` shards, each 1/k of a chunk.
+    let object_mib = held_mib * K * PROVIDERS as u64 / (K + M);
+    let dir = tempfile::tempdir()?;
+    let mut devnet = Command::new(env!("CARGO_BIN_EXE_memo"))
+        .args([
+            "devnet",
+            "--keepers",
+            "1",
+            "--users",
+            "bench",
+            "--epoch-secs",
+            "2",
+        ])
+        .args(["--providers", &PROVIDERS.to_string()])
+        .args(["--k", &K.to_string(), "--m", &M.to_string()])
+        .args(["--repair-bytes-per-sec", &(rate_mib << 20).to_string()])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.path().join("devnet.json").exists() {
+        if Instant::now() > deadline {
+            let _ = devnet.kill();
+            return Err("devnet did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        let file = ClientFile::load(&dir.path().join("users/bench.toml"))?;
+        let keypair = load_key(&file.key_file)?;
+        let transport = P2pTransport::start_with(&keypair, P2pConfig { listen: vec![], ..P2pConfig::default() }).await?;
+        let mut keepers = Vec::new();
+        for p in &file.peers {
+            transport.try_add_address(p.account_id()?, &p.address)?;
+            if p.role == Role::Keeper {
+                keepers.push(p.account_id()?);
+            }
+        }
+        let mut cfg = ClientConfig::new(keepers);
+        cfg.params = file.params();
+        let client = Client::new(keypair, Arc::new(transport) as Arc<dyn Transport>, cfg)?;
+        println!(
+            "devnet repair: 1 keeper and {PROVIDERS} provider processes on loopback, RS {K}+{M}, {} KiB chunks, epoch 2 s (Lost after 4 s), repair reads {}",
+            file.params().chunk_size / 1024,
+            if rate_mib == 0 { "unbounded".to_string() } else { format!("<= {rate_mib} MiB/s") }
+        );
+        let t = Instant::now();
+        let size = object_mib << 20;
+        let put = client.put("bench", Random::new(size, 0x5eed), Some(size), &mut |_| {}).await?;
+        println!("put {object_mib} MiB in {:.1} s", t.elapsed().as_secs_f64());
+
+        // The provider holding the most shard bytes is the one lost.
+        let nodes = dir.path().join("nodes");
+        let (victim, held) = (0..PROVIDERS)
+            .map(|i| (format!("provider-{i}"), dir_bytes(&nodes.join(format!("provider-{i}/shards/shards")))))
+            .max_by_key(|(_, b)| *b)
+            .ok_or("no provider")?;
+        let devnet_json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("devnet.json"))?)?;
+        let pid = devnet_json["nodes"]
+            .as_array()
+            .and_then(|n| n.iter().find(|n| n["name"] == victim.as_str()))
+            .and_then(|n| n["pid"].as_u64())
+            .ok_or("victim pid")?;
+        let before = keeper_stats(dir.path());
+        let killed = Instant::now();
+        Command::new("kill").arg("-KILL").arg(pid.to_string()).status()?;
+        println!("killed {victim}, holding {:.0} MiB of shards", held as f64 / 1048576.0);
+
+        // Wait until the keeper restored as many bytes as the victim held, and stat agrees.
+        let limit = Duration::from_secs(60 + held / (8 << 20));
+        let mut first: Option<Duration> = None;
+        let (done, after) = loop {
+            let s = keeper_stats(dir.path());
+            let restored = stat(&s, "bytes_restored") - stat(&before, "bytes_restored");
+            if restored > 0 && first.is_none() {
+                first = Some(killed.elapsed());
+            }
+            if restored >= held {
+                break (killed.elapsed(), s);
+            }
+            if killed.elapsed() > limit {
+                return Err(format!("only {restored} of {held} bytes restored after {limit:?}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let st = client.stat(&put.id.to_hex()).await?;
+        let unhealthy = st.chunks.iter().filter(|c| c.healthy != c.total).count();
+        // A sample read back, exact.
+        let sample = (64u64 << 20).min(size);
+        let mut want = vec![0u8; sample as usize];
+        Random::new(size, 0x5eed).fill(&mut want);
+        let mut got = Vec::new();
+        client.get(&put.id.to_hex(), Some(0..sample), &mut got, &mut |_| {}).await?;
+        if got != want {
+            return Err("read back different bytes after repair".into());
+        }
+        let diff = |k: &str| stat(&after, k) - stat(&before, k);
+        let (restored, read) = (diff("bytes_restored"), diff("bytes_read"));
+        let first = first.unwrap_or(done);
+        let mib = |b: u64| b as f64 / 1048576.0;
+        println!(
+            "{:>10} {:>10} {:>10} {:>10} {:>10} {:>14} {:>14} {:>8}",
+            "held MiB", "restored", "read MiB", "detect s", "repair s", "MiB/s repair", "MiB/s overall", "ampl."
+        );
+        println!(
+            "{:>10.0} {:>10.0} {:>10.0} {:>10.1} {:>10.1} {:>14.0} {:>14.0} {:>8.2}",
+            mib(held),
+            mib(restored),
+            mib(read),
+            first.as_secs_f64(),
+            (done - first).as_secs_f64(),
+            mib(restored) / (done - first).as_secs_f64().max(1e-3),
+            mib(restored) / done.as_secs_f64(),
+            read as f64 / restored.max(1) as f64,
+        );
+        println!(
+            "chunks repaired {}, shards {}, repair failures {}, audit reads {:.0} MiB meanwhile; chunks not fully healthy after: {unhealthy} of {}",
+            diff("chunks_repaired"),
+            diff("shards_restored"),
+            diff("failures"),
+            mib(diff("audit_bytes")),
+            st.chunks.len()
+        );
+        Ok::<(), Box<dyn std::error::Error>>(())
+    });
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(devnet.id().to_string())
+        .status();
+    let _ = devnet.wait();
+    result
+}

@@ -1,0 +1,267 @@
+//! The devnet harness the end-to-end tests share: the real `memo` binary, every node its own
+//! process, on loopback, in a temporary directory.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const MEMO: &str = env!("CARGO_BIN_EXE_memo");
+
+pub struct Devnet {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Devnet {
+    /// A devnet of `providers` providers and `keepers` keepers with users alice, bob, carol.
+    pub fn start(providers: usize, keepers: usize) -> Devnet {
+        Self::start_with(providers, keepers, &[])
+    }
+
+    /// Like [`Devnet::start`], with more `memo devnet` arguments.
+    pub fn start_with(providers: usize, keepers: usize, extra: &[&str]) -> Devnet {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(MEMO)
+            .args(["devnet", "--dir"])
+            .arg(dir.path())
+            .args([
+                "--providers",
+                &providers.to_string(),
+                "--keepers",
+                &keepers.to_string(),
+                "--users",
+                "alice,bob,carol",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("devnet.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut net = Devnet { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !net.dir.path().join("devnet.json").exists() {
+            let exited = net.child.try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "devnet did not come up ({exited:?}): {}",
+                net.diagnostics()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        net
+    }
+
+    pub fn user(&self, name: &str) -> PathBuf {
+        self.dir.path().join("users").join(format!("{name}.toml"))
+    }
+
+    pub fn memo(&self, user: &str, args: &[&str]) -> Output {
+        Command::new(MEMO)
+            .env("MEMO_CONFIG", self.user(user))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn json(&self, user: &str, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.memo(user, &all);
+        assert!(
+            out.status.success(),
+            "memo {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.diagnostics()
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn shard_files(&self) -> usize {
+        let mut n = 0;
+        let nodes = self.dir.path().join("nodes");
+        for node in std::fs::read_dir(nodes).unwrap().flatten() {
+            n += count_files(&node.path().join("shards"));
+        }
+        n
+    }
+}
+
+pub fn count_files(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            if e.path().is_dir() {
+                count_files(&e.path())
+            } else {
+                usize::from(!e.file_name().to_string_lossy().starts_with('.'))
+            }
+        })
+        .sum()
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        // SIGTERM lets the devnet stop its nodes.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Devnet {
+    /// The devnet's stderr and the tail of every node's log, for failure messages.
+    pub fn diagnostics(&self) -> String {
+        let mut out =
+            std::fs::read_to_string(self.dir.path().join("devnet.err")).unwrap_or_default();
+        if let Ok(rd) = std::fs::read_dir(self.dir.path().join("logs")) {
+            for e in rd.flatten() {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(5).collect();
+                out.push_str(&format!("\n--- {}:\n", e.file_name().to_string_lossy()));
+                for l in tail.into_iter().rev() {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+
+    /// `devnet.json`.
+    pub fn info(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.dir.path().join("devnet.json")).unwrap())
+            .unwrap()
+    }
+
+    /// The entry of node `name` in `devnet.json`.
+    pub fn node(&self, name: &str) -> Value {
+        self.info()["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+            .clone()
+    }
+
+    /// Kills node `name` with SIGKILL and waits until its process is gone.
+    pub fn kill(&self, name: &str) {
+        let pid = self.node(name)["pid"].as_u64().unwrap();
+        let status = Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+            assert!(Instant::now() < deadline, "{name} did not die");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The shard files of provider `name`.
+    pub fn shard_paths(&self, name: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        list_files(
+            &self
+                .dir
+                .path()
+                .join("nodes")
+                .join(name)
+                .join("shards")
+                .join("shards"),
+            &mut out,
+        );
+        out
+    }
+
+    /// Polls `f` every 200 ms until it returns `Some`, or panics with `what` after `limit`.
+    pub fn until<T>(&self, limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {limit:?}: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The text of every keeper's log.
+    pub fn keeper_logs(&self) -> String {
+        let mut all = String::new();
+        for e in std::fs::read_dir(self.dir.path().join("logs"))
+            .unwrap()
+            .flatten()
+        {
+            if e.file_name().to_string_lossy().starts_with("keeper-") {
+                all.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        all
+    }
+
+    /// Every keeper's repair counters (`DATA_DIR/repair.json`), summed by key.
+    pub fn repair_stats(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut sum = std::collections::BTreeMap::new();
+        for e in std::fs::read_dir(self.dir.path().join("nodes"))
+            .unwrap()
+            .flatten()
+        {
+            let Ok(text) = std::fs::read(e.path().join("repair.json")) else {
+                continue;
+            };
+            let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&text) else {
+                continue;
+            };
+            for (k, v) in m {
+                *sum.entry(k).or_insert(0) += v.as_u64().unwrap_or(0);
+            }
+        }
+        sum
+    }
+}
+
+fn is_zombie(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+fn list_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            list_files(&p, out);
+        } else if !e.file_name().to_string_lossy().starts_with('.') {
+            out.push(p);
+        }
+    }
+}
