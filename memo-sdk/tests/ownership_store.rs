@@ -277,46 +277,52 @@ impl CrashModel {
     }
 }
 
-#[test]
-fn killed_mid_object_leaves_state_before_or_after() {
+/// Runs test `name` of this binary as a child with `env` = `path`, waits for its "ready" line,
+/// lets it work for `ms` milliseconds, then SIGKILLs it (no destructor, no flush,
+/// mid-transaction).
+fn run_and_kill(name: &str, env: &str, path: &std::path::Path, ms: u64) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(env, path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    while !line.contains("ready") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "child exited before it was ready"
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the child must still be running"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn killed_mid_object_leaves_state_before_or_after() {
     if let Ok(path) = std::env::var(CHILD_ENV) {
         crash_child(&path);
     }
-    let exe = std::env::current_exe().unwrap();
     let mut progressed = 0;
     for round in 0..6u64 {
         let path = temp_path("crash.redb");
-        let mut child = Command::new(&exe)
-            .args([
-                "killed_mid_object_leaves_state_before_or_after",
-                "--exact",
-                "--nocapture",
-            ])
-            .args(["--test-threads", "1"])
-            .env(CHILD_ENV, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        while !line.contains("ready") {
-            line.clear();
-            assert!(
-                out.read_line(&mut line).unwrap() > 0,
-                "child exited before it was ready"
-            );
-        }
         // Kill at a different moment each round (the position, not the speed, is what varies).
-        std::thread::sleep(std::time::Duration::from_millis(40 + round * 53 % 250));
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the child must still be running"
+        run_and_kill(
+            "killed_mid_object_leaves_state_before_or_after",
+            CHILD_ENV,
+            &path,
+            40 + round * 53 % 250,
         );
-        child.kill().unwrap(); // SIGKILL: no destructor, no flush, mid-transaction
-        child.wait().unwrap();
 
         let own = Ownership::new(RedbMeta::open(&path).unwrap());
         let usage = own.account(&CRASH_USER).unwrap().unwrap().usage;
@@ -415,37 +421,19 @@ fn model_after(k: u64) -> CrashModel {
 
 #[test]
 fn log_driven_state_is_a_checkpoint_after_a_kill_and_replay_completes_it() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     if let Ok(path) = std::env::var(LOG_CHILD_ENV) {
         log_crash_child(&path);
     }
-    let exe = std::env::current_exe().unwrap();
     let mut progressed = 0;
     for round in 0..4u64 {
         let path = temp_path("log-crash.redb");
-        let mut child = Command::new(&exe)
-            .args([
-                "log_driven_state_is_a_checkpoint_after_a_kill_and_replay_completes_it",
-                "--exact",
-                "--nocapture",
-            ])
-            .args(["--test-threads", "1"])
-            .env(LOG_CHILD_ENV, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        while !line.contains("ready") {
-            line.clear();
-            assert!(out.read_line(&mut line).unwrap() > 0, "child exited early");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(60 + round * 71 % 200));
-        assert!(child.try_wait().unwrap().is_none(), "child still running");
-        child.kill().unwrap(); // SIGKILL mid-batch: unsynced commits since the checkpoint are lost
-        child.wait().unwrap();
+        // SIGKILL mid-batch: unsynced commits since the last checkpoint are lost.
+        run_and_kill(
+            "log_driven_state_is_a_checkpoint_after_a_kill_and_replay_completes_it",
+            LOG_CHILD_ENV,
+            &path,
+            60 + round * 71 % 200,
+        );
 
         let meta = RedbMeta::open(&path).unwrap();
         let k = meta.applied().unwrap();
