@@ -4,13 +4,9 @@
 //! `cargo bench -p memo-refnode --bench devnet` (sizes in MiB: `MEMO_BENCH_SIZES=64,1024`).
 
 use memo_core::codec::{CodecParams, ConvergenceDomain, Decoder, Encoder, MemoryShards};
-use memo_core::transport::Transport;
-use memo_sdk::config::{ClientFile, Role, load_key};
-use memo_sdk::net::{P2pConfig, P2pTransport};
-use memo_sdk::{Client, ClientConfig};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Instant;
 
 fn random(len: usize, seed: u64) -> Vec<u8> {
     let mut v = vec![0u8; len];
@@ -29,53 +25,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![64, 1024]);
-    let dir = tempfile::tempdir()?;
-    let mut devnet = Command::new(env!("CARGO_BIN_EXE_memo"))
-        .args([
-            "devnet",
-            "--providers",
-            "10",
-            "--keepers",
-            "1",
-            "--users",
-            "bench",
-            "--dir",
-        ])
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !dir.path().join("devnet.json").exists() {
-        if Instant::now() > deadline {
-            let _ = devnet.kill();
-            return Err("devnet did not start".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let devnet = common::BenchDevnet::start(&["--providers", "10", "--keepers", "1"])?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let result = rt.block_on(async {
-        let file = ClientFile::load(&dir.path().join("users/bench.toml"))?;
-        let keypair = load_key(&file.key_file)?;
-        let transport = P2pTransport::start_with(&keypair, P2pConfig { listen: vec![], ..P2pConfig::default() }).await?;
-        let mut keepers = Vec::new();
-        for p in &file.peers {
-            transport.try_add_address(p.account_id()?, &p.address)?;
-            if p.role == Role::Keeper {
-                keepers.push(p.account_id()?);
-            }
-        }
-        let mut cfg = ClientConfig::new(keepers);
-        if let Some(n) = std::env::var("MEMO_BENCH_UPLOADS").ok().and_then(|v| v.parse().ok()) {
-            cfg.uploads = n;
-        }
-        if let Some(n) = std::env::var("MEMO_BENCH_WINDOW").ok().and_then(|v| v.parse().ok()) {
-            cfg.parallelism.window = n;
-        }
-        let client = Client::new(keypair, Arc::new(transport) as Arc<dyn Transport>, cfg)?;
+        let (client, _) = devnet
+            .client(|cfg| {
+                // The bench measures the codec defaults, whatever the devnet's user config says.
+                cfg.params = CodecParams::default();
+                if let Some(n) = std::env::var("MEMO_BENCH_UPLOADS").ok().and_then(|v| v.parse().ok()) {
+                    cfg.uploads = n;
+                }
+                if let Some(n) = std::env::var("MEMO_BENCH_WINDOW").ok().and_then(|v| v.parse().ok()) {
+                    cfg.parallelism.window = n;
+                }
+            })
+            .await?;
         println!(
             "devnet: 1 keeper and 10 provider processes on loopback (libp2p TCP+Noise+yamux, shard files without per-shard fsync: devnet default), RS 4+2, {} KiB chunks",
             CodecParams::default().chunk_size / 1024
@@ -116,10 +82,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok::<(), Box<dyn std::error::Error>>(())
     });
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(devnet.id().to_string())
-        .status();
-    let _ = devnet.wait();
+    drop(devnet);
     result
 }

@@ -9,14 +9,11 @@
 //!   object put is sized for it: 8 providers, k = 4, m = 2, so about 5.3× that).
 //! - `MEMO_BENCH_REPAIR_RATE`: the keeper's repair read budget in MiB/s (default 0: unbounded).
 
-use memo_core::transport::Transport;
-use memo_sdk::config::{ClientFile, Role, load_key};
-use memo_sdk::net::{P2pConfig, P2pTransport};
-use memo_sdk::{Client, ClientConfig};
+mod common;
+
 use std::path::Path;
 use std::pin::Pin;
-use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::process::Command;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, ReadBuf};
@@ -103,51 +100,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(0);
     // Each provider holds k + m of every `PROVIDERS` shards, each 1/k of a chunk.
     let object_mib = held_mib * K * PROVIDERS as u64 / (K + M);
-    let dir = tempfile::tempdir()?;
-    let mut devnet = Command::new(env!("CARGO_BIN_EXE_memo"))
-        .args([
-            "devnet",
-            "--keepers",
-            "1",
-            "--users",
-            "bench",
-            "--epoch-secs",
-            "2",
-        ])
-        .args(["--providers", &PROVIDERS.to_string()])
-        .args(["--k", &K.to_string(), "--m", &M.to_string()])
-        .args(["--repair-bytes-per-sec", &(rate_mib << 20).to_string()])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !dir.path().join("devnet.json").exists() {
-        if Instant::now() > deadline {
-            let _ = devnet.kill();
-            return Err("devnet did not start".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let devnet = common::BenchDevnet::start(&[
+        "--keepers",
+        "1",
+        "--epoch-secs",
+        "2",
+        "--providers",
+        &PROVIDERS.to_string(),
+        "--k",
+        &K.to_string(),
+        "--m",
+        &M.to_string(),
+        "--repair-bytes-per-sec",
+        &(rate_mib << 20).to_string(),
+    ])?;
+    let dir = &devnet.dir;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let result = rt.block_on(async {
-        let file = ClientFile::load(&dir.path().join("users/bench.toml"))?;
-        let keypair = load_key(&file.key_file)?;
-        let transport = P2pTransport::start_with(&keypair, P2pConfig { listen: vec![], ..P2pConfig::default() }).await?;
-        let mut keepers = Vec::new();
-        for p in &file.peers {
-            transport.try_add_address(p.account_id()?, &p.address)?;
-            if p.role == Role::Keeper {
-                keepers.push(p.account_id()?);
-            }
-        }
-        let mut cfg = ClientConfig::new(keepers);
-        cfg.params = file.params();
-        let client = Client::new(keypair, Arc::new(transport) as Arc<dyn Transport>, cfg)?;
+        let (client, file) = devnet.client(|_| {}).await?;
         println!(
             "devnet repair: 1 keeper and {PROVIDERS} provider processes on loopback, RS {K}+{M}, {} KiB chunks, epoch 2 s (Lost after 4 s), repair reads {}",
             file.params().chunk_size / 1024,
@@ -232,10 +204,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         Ok::<(), Box<dyn std::error::Error>>(())
     });
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(devnet.id().to_string())
-        .status();
-    let _ = devnet.wait();
+    drop(devnet);
     result
 }
