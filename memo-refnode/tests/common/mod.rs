@@ -24,23 +24,15 @@ impl Devnet {
     /// Like [`Devnet::start`], with more `memo devnet` arguments.
     pub fn start_with(providers: usize, keepers: usize, extra: &[&str]) -> Devnet {
         let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(MEMO)
-            .args(["devnet", "--dir"])
-            .arg(dir.path())
-            .args([
-                "--providers",
-                &providers.to_string(),
-                "--keepers",
-                &keepers.to_string(),
-                "--users",
-                "alice,bob,carol",
-            ])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("devnet.err")).unwrap())
-            .spawn()
-            .unwrap();
+        let mut args: Vec<String> = vec![
+            "--providers".into(),
+            providers.to_string(),
+            "--keepers".into(),
+            keepers.to_string(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let child = spawn_devnet(dir.path(), &args);
         let mut net = Devnet { child, dir };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !net.dir.path().join("devnet.json").exists() {
@@ -88,6 +80,20 @@ impl Devnet {
         }
         n
     }
+}
+
+/// Spawns `memo devnet --dir DIR --users alice,bob,carol ARGS`, its stderr in `DIR/devnet.err`.
+fn spawn_devnet(dir: &Path, args: &[&str]) -> Child {
+    Command::new(MEMO)
+        .args(["devnet", "--dir"])
+        .arg(dir)
+        .args(["--users", "alice,bob,carol"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("devnet.err")).unwrap())
+        .spawn()
+        .unwrap()
 }
 
 pub fn count_files(dir: &Path) -> usize {
@@ -173,6 +179,49 @@ impl Devnet {
         while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
             assert!(Instant::now() < deadline, "{name} did not die");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A power cut: SIGKILLs the devnet process and every node at once (no shutdown, no
+    /// flush), and waits until they are gone.
+    pub fn crash_all(&mut self) {
+        let pids: Vec<u64> = self.info()["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["pid"].as_u64().unwrap())
+            .collect();
+        let _ = self.child.kill();
+        for pid in &pids {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+        }
+        let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for pid in pids {
+            while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+                assert!(Instant::now() < deadline, "node {pid} did not die");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Starts `memo devnet` again on the same directory (same keys, data and ledger) with
+    /// `args`, and waits until it is ready.
+    pub fn restart(&mut self, args: &[&str]) {
+        let _ = std::fs::remove_file(self.dir.path().join("devnet.json"));
+        self.child = spawn_devnet(self.dir.path(), args);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.dir.path().join("devnet.json").exists() {
+            let exited = self.child.try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "devnet did not come back ({exited:?}): {}",
+                self.diagnostics()
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
