@@ -87,6 +87,28 @@ fn put_get_dedup_refuse_and_purge_across_processes() {
         .unwrap();
     assert!(!no_config.status.success());
     assert!(String::from_utf8_lossy(&no_config.stderr).contains("config"));
+    // A damaged key file: a clear error naming it, nothing sent.
+    let bad_key = net.dir.path().join("keys").join("damaged.key");
+    std::fs::write(&bad_key, "secret = 1\n").unwrap();
+    let alice = std::fs::read_to_string(net.user("alice")).unwrap();
+    let key_line = alice.lines().find(|l| l.starts_with("key_file")).unwrap();
+    let cfg = net.dir.path().join("users").join("damaged.toml");
+    std::fs::write(
+        &cfg,
+        alice.replace(
+            key_line,
+            &format!("key_file = {:?}", bad_key.display().to_string()),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(MEMO)
+        .args(["ls", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("damaged.key"), "{err}");
 }
 
 #[test]
