@@ -170,10 +170,13 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
     local
         .attach_ledger(&ledger_spec, spec.provider_capacity)
         .await?;
-    // Keepers probe providers every 100 ms; a provider silent for ~0.8 s is declared lost.
-    local.enable_repair(RepairConfig::for_epoch(std::time::Duration::from_millis(
-        400,
-    )));
+    // Keepers probe providers every 100 ms; a provider that misses 8 probes in a row (a stopped
+    // one is refused at once) is declared lost. A probe may take up to 1 s, so that a live
+    // provider on a loaded machine is not taken for a lost one.
+    local.enable_repair(RepairConfig {
+        rpc_timeout: std::time::Duration::from_secs(1),
+        ..RepairConfig::for_epoch(std::time::Duration::from_millis(400))
+    });
     story.ok(
         "ledger",
         format!(
