@@ -637,21 +637,22 @@ impl Challenger {
         let sent = txs.len();
         found.truncate(sent);
         let hashes: Vec<[u8; 32]> = txs.iter().map(Signed::digest).collect();
-        let (ledger, repairs, keeper) = (
-            self.ledger.clone(),
-            self.repairs.clone(),
-            self.tx.account(),
-        );
+        let (ledger, repairs, keeper) =
+            (self.ledger.clone(), self.repairs.clone(), self.tx.account());
         tokio::spawn(async move {
-            let results =
-                match crate::tx::wait_all(ledger.as_ref(), &hashes, Duration::from_secs(60)).await
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        warn!(keeper = %keeper.short(), "recorded repairs not confirmed: {e}");
-                        return;
-                    }
-                };
+            let results = match crate::tx::wait_all(
+                ledger.as_ref(),
+                &hashes,
+                Duration::from_secs(60),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(keeper = %keeper.short(), "recorded repairs not confirmed: {e}");
+                    return;
+                }
+            };
             for (mut r, result) in found.into_iter().zip(results) {
                 match &result {
                     Ok(TxOutcome::Reassigned {
