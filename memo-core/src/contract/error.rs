@@ -166,16 +166,9 @@ pub enum Rejection {
     /// A shard cannot be reassigned to the provider that already holds the order.
     #[error("provider {0:?} already holds order the shard is moved from")]
     SameProvider(AccountId),
-    /// The provider already holds this shard under another live commitment.
-    #[error("provider {provider:?} already holds shard {shard:?} under order {order}")]
-    AlreadyHolds {
-        /// The provider.
-        provider: AccountId,
-        /// The shard.
-        shard: ShardId,
-        /// The order it is committed under.
-        order: OrderId,
-    },
+    /// The new provider already holds the shard, committed under this (other) order.
+    #[error("the provider already holds the shard under order {0}")]
+    AlreadyHolds(OrderId),
     /// No block is open: call `begin_block` first.
     #[error("no block is open")]
     NoOpenBlock,

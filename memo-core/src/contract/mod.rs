@@ -999,11 +999,7 @@ impl Contract {
                     .get(oid)
                     .is_some_and(|c| c.shards.contains(&shard))
         }) {
-            return Err(Rejection::AlreadyHolds {
-                provider: to,
-                shard,
-                order: *held,
-            });
+            return Err(Rejection::AlreadyHolds(*held));
         }
         let n = c.shards.len() as u64;
         let bytes = order.bytes / n;

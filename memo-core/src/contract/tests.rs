@@ -945,11 +945,7 @@ fn reassign_refuses_invalid_moves_and_changes_nothing() {
         (
             k.clone(),
             reassign(id, s[0], "q"),
-            Rejection::AlreadyHolds {
-                provider: kp("q").account(),
-                shard: s[0],
-                order: other,
-            },
+            Rejection::AlreadyHolds(other),
         ),
     ];
     for (who, call, want) in cases {
