@@ -30,6 +30,15 @@
 //!   epoch's challenges and the keepers matched to users registering in the epoch;
 //! - roles whose notice ended leave (stakes return; their remaining orders end and refund);
 //! - expired download receipts are forgotten (they can no longer be settled anyway).
+//!
+//! # Repairs
+//!
+//! When a keeper has rebuilt a lost shard on a new provider, it sends
+//! [`FilesCall::Reassign`]: the shard leaves its order's commitment, and the shard's share of
+//! the escrow for the later epochs moves to a new order of the new provider, committed to that
+//! shard, so the new provider is challenged and paid from the next epoch. The failed provider's
+//! stake covers a higher asking price (then the repair fund) and pays
+//! [`Params::repair_penalty`] to the keeper.
 
 mod error;
 mod genesis;
