@@ -161,6 +161,9 @@ pub struct Challenger {
     repairs: Arc<Mutex<Vec<RecordedRepair>>>,
 }
 
+/// Most recorded repairs [`Challenger::repairs`] keeps (oldest dropped first).
+pub const REPAIRS_KEPT: usize = 4096;
+
 /// A repair this keeper recorded on the ledger (see [`Challenger::record_repairs`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedRepair {
@@ -681,13 +684,19 @@ impl Challenger {
                     ),
                 }
                 r.result = result.map_err(|e| e.to_string());
-                lock(&repairs).push(r);
+                let mut kept = lock(&repairs);
+                kept.push(r);
+                if kept.len() > REPAIRS_KEPT {
+                    let extra = kept.len() - REPAIRS_KEPT;
+                    kept.drain(..extra);
+                }
             }
         });
         sent
     }
 
-    /// The repairs recorded on the ledger so far, with the ledger's outcome, oldest first.
+    /// The repairs recorded on the ledger so far (the last [`REPAIRS_KEPT`]), with the
+    /// ledger's outcome, oldest first.
     pub fn repairs(&self) -> Vec<RecordedRepair> {
         lock(&self.repairs).clone()
     }
