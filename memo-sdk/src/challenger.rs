@@ -41,6 +41,15 @@
 //! purged keeps running (its escrow still pays for the shards left) and its purged shards are
 //! not challenged, which gives its provider a missed mark when one of them is drawn: a known
 //! limitation until commitments can shrink.
+//!
+//! # Repairs
+//!
+//! When the keeper's [`Repairer`](crate::repair::Repairer) has moved shards to new providers,
+//! [`Challenger::record_repairs`] tells the ledger: one `FilesCall::Reassign` per moved shard
+//! that its former holder held under a committed order. The contract moves the shard and its
+//! share of the escrow to a new order of the new provider (committed to that shard), so from
+//! the next epoch the new provider is challenged for it (`Query::Challenges` lists the new
+//! order) and paid; the former holder's stake pays the keeper a repair penalty.
 
 use crate::chain::{Ledger, TxStatus};
 use crate::keeper::Keeper;
@@ -48,8 +57,8 @@ use crate::prover::{ProveReport, ProveRequest, ProveResult};
 use crate::rpc::call;
 use crate::tx::TxSender;
 use memo_core::contract::{
-    Amount, Answer, Call, Epoch, Height, MarketCall, Order, OrderId, Outcome as TxOutcome,
-    ProofMark, Query,
+    Amount, Answer, Call, Epoch, FilesCall, Height, MarketCall, Order, OrderId,
+    Outcome as TxOutcome, ProofMark, Query,
 };
 use memo_core::ownership::Purge;
 use memo_core::proof::{self, Outcome, Reputation, Score};
@@ -149,6 +158,26 @@ pub struct Challenger {
     reports: Mutex<VecDeque<EpochReport>>,
     purged: Mutex<BTreeSet<ShardId>>,
     ended: Mutex<BTreeSet<OrderId>>,
+    repairs: Arc<Mutex<Vec<RecordedRepair>>>,
+}
+
+/// Most recorded repairs [`Challenger::repairs`] keeps (oldest dropped first).
+pub const REPAIRS_KEPT: usize = 4096;
+
+/// A repair this keeper recorded on the ledger (see [`Challenger::record_repairs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRepair {
+    /// The order the shard was committed under.
+    pub order: OrderId,
+    /// Its provider, which lost the shard.
+    pub from: AccountId,
+    /// The shard.
+    pub shard: ShardId,
+    /// The provider that holds it now.
+    pub to: AccountId,
+    /// What the ledger did: `Outcome::Reassigned` (the new order, the escrow moved, the
+    /// penalty paid) or why it refused.
+    pub result: Result<TxOutcome, String>,
 }
 
 impl std::fmt::Debug for Challenger {
@@ -187,6 +216,7 @@ impl Challenger {
             reports: Mutex::new(VecDeque::new()),
             purged: Mutex::new(BTreeSet::new()),
             ended: Mutex::new(BTreeSet::new()),
+            repairs: Arc::default(),
         })
     }
 
@@ -546,6 +576,129 @@ impl Challenger {
             Err(e) => warn!("ending purged orders failed: {e}"),
         }
         to_end
+    }
+}
+
+impl Challenger {
+    /// Records repaired shards on the ledger: for each `(from, shard, to)` where `from` holds
+    /// `shard` under a committed order, sends a `FilesCall::Reassign` moving it to `to` (see
+    /// the module docs). Shards without an order are skipped. Returns the number of
+    /// transactions sent; their outcomes are logged and kept ([`Challenger::repairs`]) once
+    /// included.
+    pub async fn record_repairs(&self, moves: &[(AccountId, ShardId, AccountId)]) -> usize {
+        let mut found = Vec::new();
+        let froms: BTreeSet<AccountId> = moves.iter().map(|m| m.0).collect();
+        for from in froms {
+            let mut committed: BTreeMap<ShardId, OrderId> = BTreeMap::new();
+            for (id, o) in self.orders_of(&from).await {
+                if o.provider != from {
+                    continue;
+                }
+                if let Ok(Answer::Commitment(Some(c))) =
+                    self.ledger.query(Query::Commitment(id)).await
+                {
+                    for s in c.shards {
+                        committed.insert(s, id);
+                    }
+                }
+            }
+            for (f, shard, to) in moves.iter().filter(|m| m.0 == from) {
+                match committed.get(shard) {
+                    Some(order) => found.push(RecordedRepair {
+                        order: *order,
+                        from: *f,
+                        shard: *shard,
+                        to: *to,
+                        result: Err("pending".into()),
+                    }),
+                    None => {
+                        debug!(shard = %shard.short(), from = %f.short(), "repaired shard has no order")
+                    }
+                }
+            }
+        }
+        if found.is_empty() {
+            return 0;
+        }
+        let calls = found
+            .iter()
+            .map(|r| {
+                Call::Files(FilesCall::Reassign {
+                    order: r.order,
+                    shard: r.shard,
+                    to: r.to,
+                })
+            })
+            .collect();
+        let txs = match self.tx.send(calls).await {
+            Ok(txs) => txs,
+            Err(e) => {
+                warn!(keeper = %self.tx.account().short(), shards = found.len(), "recording repairs on the ledger failed: {e}");
+                return 0;
+            }
+        };
+        let sent = txs.len();
+        found.truncate(sent);
+        let hashes: Vec<[u8; 32]> = txs.iter().map(Signed::digest).collect();
+        let (ledger, repairs, keeper) =
+            (self.ledger.clone(), self.repairs.clone(), self.tx.account());
+        tokio::spawn(async move {
+            let results = match crate::tx::wait_all(
+                ledger.as_ref(),
+                &hashes,
+                Duration::from_secs(60),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(keeper = %keeper.short(), "recorded repairs not confirmed: {e}");
+                    return;
+                }
+            };
+            for (mut r, result) in found.into_iter().zip(results) {
+                match &result {
+                    Ok(TxOutcome::Reassigned {
+                        order,
+                        moved,
+                        shortfall,
+                        penalty,
+                    }) => info!(
+                        keeper = %keeper.short(),
+                        shard = %r.shard.short(),
+                        from = %r.from.short(),
+                        to = %r.to.short(),
+                        old_order = r.order,
+                        new_order = order,
+                        moved,
+                        shortfall,
+                        penalty,
+                        "repair recorded on the ledger"
+                    ),
+                    Ok(other) => debug!("reassign: {other:?}"),
+                    Err(e) => warn!(
+                        keeper = %keeper.short(),
+                        shard = %r.shard.short(),
+                        order = r.order,
+                        "the ledger refused a repair: {e}"
+                    ),
+                }
+                r.result = result.map_err(|e| e.to_string());
+                let mut kept = lock(&repairs);
+                kept.push(r);
+                if kept.len() > REPAIRS_KEPT {
+                    let extra = kept.len() - REPAIRS_KEPT;
+                    kept.drain(..extra);
+                }
+            }
+        });
+        sent
+    }
+
+    /// The repairs recorded on the ledger so far (the last [`REPAIRS_KEPT`]), with the
+    /// ledger's outcome, oldest first.
+    pub fn repairs(&self) -> Vec<RecordedRepair> {
+        lock(&self.repairs).clone()
     }
 }
 

@@ -30,7 +30,11 @@
 //!    ones without the chunk's secret ([`memo_core::codec::rebuild_shards`]), uploads each to a
 //!    new provider chosen by rendezvous hashing among Healthy providers that hold no shard of
 //!    the chunk, and appends one [`KeeperOp::Replace`] (compare-and-swap on the old holders).
-//!    Then it asks the former holders to delete their copies.
+//!    With a ledger (the keeper has a [`Challenger`](crate::challenger::Challenger)), the
+//!    winner of that append then records the moves on the ledger
+//!    ([`Challenger::record_repairs`](crate::challenger::Challenger::record_repairs)): each
+//!    shard's order share moves to its new holder, paid from the former holder's stake. Then
+//!    it asks the former holders to delete their copies.
 //!
 //! Repair traffic is bounded: at most [`RepairConfig::max_concurrent`] chunks at once, and reads
 //! paced by a token bucket of [`RepairConfig::bytes_per_sec`], so users' reads are not starved.
@@ -938,6 +942,21 @@ impl Repairer {
             took_ms = started.elapsed().as_millis() as u64,
             "chunk repaired"
         );
+        // With a ledger, move the shards' orders to their new holders (paid from the former
+        // holders' stakes).
+        if let Some(ch) = self.keeper.challenger() {
+            let moved: Vec<(AccountId, ShardId, AccountId)> = moves
+                .iter()
+                .filter_map(|m| {
+                    m.from
+                        .filter(|f| *f != m.to)
+                        .map(|f| (f, snap.ids[m.index as usize], m.to))
+                })
+                .collect();
+            if !moved.is_empty() {
+                ch.record_repairs(&moved).await;
+            }
+        }
         // The former holders' copies are no longer referenced: ask them to delete (best effort).
         for m in &moves {
             if let Some(from) = m.from.filter(|f| *f != m.to) {

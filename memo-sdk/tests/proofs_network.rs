@@ -363,3 +363,163 @@ async fn placement_avoids_providers_that_failed() {
     }
     assert!(loser.service.store().list().unwrap().is_empty());
 }
+
+/// A provider holding shards stops; the keepers repair its shards onto other providers and
+/// record the repairs on the ledger: the shards are committed under orders of their new
+/// holders, the failed provider's stake pays the repairing keepers a penalty per shard, and the
+/// new holders are challenged for the moved shards and pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repairs_move_orders_to_the_new_holders_and_the_failed_stake_pays() {
+    use memo_core::contract::{Outcome, Params, ProofMark};
+    use memo_core::repair::{LivenessPolicy, RepairThreshold};
+    use memo_sdk::challenger::RecordedRepair;
+    use memo_sdk::repair::RepairConfig;
+    use std::collections::BTreeSet;
+
+    let (mem, mut net) = start(&spec(6, 2, 1)).await;
+    let alice = net.user("alice").unwrap().account();
+    let bytes = data(60_000, 4);
+    let put = net.user("alice").unwrap().put_bytes("r", &bytes).await;
+    put.unwrap();
+    let (vi, victim) = net
+        .providers
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, p)| p.service.store().list().unwrap().len())
+        .map(|(i, p)| (i, p.account()))
+        .unwrap();
+    let keepers: Vec<AccountId> = (0..net.keepers.len())
+        .map(|i| memo_core::Keypair::from_seed(&format!("keeper-{i}")).account())
+        .collect();
+    let (lost, keeper_before) = {
+        let l = ledger(&net);
+        let lost: BTreeSet<ShardId> = orders_of(l, victim)
+            .iter()
+            .filter(|(_, o)| o.provider == victim)
+            .flat_map(|(id, _)| commitment(l, *id).shards)
+            .collect();
+        let before: Vec<u64> = keepers.iter().map(|k| balance(l, *k)).collect();
+        (lost, before)
+    };
+    assert!(!lost.is_empty());
+    assert_eq!(provider_role(ledger(&net), victim).0, STAKE);
+
+    net.providers[vi].stop();
+    mem.set_down(victim);
+    net.enable_repair(RepairConfig {
+        probe_interval: Duration::from_millis(20),
+        rpc_timeout: Duration::from_secs(2),
+        liveness: LivenessPolicy {
+            suspect_after: 1,
+            lost_after: 2,
+        },
+        threshold: RepairThreshold::Eager,
+        takeover_rounds: 2,
+        max_concurrent: 4,
+        bytes_per_sec: None,
+        reports_per_round: 256,
+        transfer_timeout: Duration::from_secs(2),
+        audit_shards: 0,
+        audit_burst: 0,
+    });
+    let l = ledger(&net);
+
+    // Wait (with a deadline) until every lost shard's repair is recorded on the ledger.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let recorded: Vec<(usize, RecordedRepair)> = loop {
+        let all: Vec<(usize, RecordedRepair)> = l
+            .challengers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| c.repairs().into_iter().map(move |r| (i, r)))
+            .collect();
+        let done: BTreeSet<ShardId> = all.iter().map(|(_, r)| r.shard).collect();
+        if done.is_superset(&lost) {
+            break all;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "repairs not recorded in time: {} of {} ({all:?})",
+            done.len(),
+            lost.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let penalty = Params::default().repair_penalty;
+    let mut paid = vec![0u64; keepers.len()];
+    let mut new_orders = Vec::new();
+    for (k, r) in &recorded {
+        assert_eq!(r.from, victim);
+        assert!(lost.contains(&r.shard));
+        let Ok(Outcome::Reassigned {
+            order,
+            moved,
+            shortfall,
+            penalty: p,
+        }) = r.result
+        else {
+            panic!("the ledger refused a repair: {r:?}");
+        };
+        assert_eq!((shortfall, p), (0, penalty), "same price: no shortfall");
+        assert!(moved > 0);
+        paid[*k] += p;
+        new_orders.push((order, r.shard, r.to));
+    }
+    assert_eq!(recorded.len(), lost.len(), "each shard recorded once");
+
+    // The ledger: each moved shard committed under an order of its new holder, which has it.
+    for (order, shard, to) in &new_orders {
+        assert_ne!(*to, victim);
+        let o = match l.chain.query_now(&Query::Order(*order)) {
+            Answer::Order(Some(o)) => o,
+            other => panic!("order {order}: {other:?}"),
+        };
+        assert_eq!((o.user, o.provider), (alice, *to));
+        assert_eq!(commitment(l, *order).shards, vec![*shard]);
+        let holder = net.providers.iter().find(|p| p.account() == *to).unwrap();
+        assert!(holder.service.store().has(shard).unwrap());
+    }
+    for (id, o) in orders_of(l, victim) {
+        if o.provider == victim
+            && let Answer::Commitment(Some(c)) = l.chain.query_now(&Query::Commitment(id))
+        {
+            assert!(c.shards.iter().all(|s| !lost.contains(s)), "order {id}");
+        }
+    }
+    // The failed provider paid the penalties (silence alone is not slashed); the repairing
+    // keepers got them (and perhaps fees on top).
+    assert_eq!(
+        provider_role(l, victim).0,
+        STAKE - penalty * lost.len() as u64
+    );
+    for (i, k) in keepers.iter().enumerate() {
+        assert!(
+            balance(l, *k) >= keeper_before[i] + paid[i],
+            "keeper {i} was paid {}",
+            paid[i]
+        );
+    }
+    assert!(paid.iter().sum::<u64>() > 0);
+
+    // A new holder is challenged for its moved shard in a later epoch, proves it and is paid.
+    let (order, _, to) = new_orders[0];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let passed_in = loop {
+        if let Answer::Order(Some(o)) = l.chain.query_now(&Query::Order(order))
+            && let Some(ProofMark::Passed(e)) = o.proof
+        {
+            break e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "order {order} of {} never proven",
+            to.short()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let r = reports(l, passed_in).await;
+    let x = r.provider(&to).expect("new holder challenged");
+    assert!(x.passed > 0 && x.failed == 0 && x.earned > 0, "{x:?}");
+    let (_, stats) = provider_role(l, to);
+    assert!(stats.proven > 0 && stats.failed == 0, "{stats:?}");
+}

@@ -155,6 +155,20 @@ pub enum Rejection {
     /// The receipt's expiry is further ahead than the ledger remembers receipts.
     #[error("receipt expiry {0} is too far ahead")]
     ReceiptTooLong(Epoch),
+    /// The shard is not in the order's commitment.
+    #[error("shard {shard:?} is not committed under order {order}")]
+    ShardNotCommitted {
+        /// The order.
+        order: OrderId,
+        /// The shard.
+        shard: ShardId,
+    },
+    /// A shard cannot be reassigned to the provider that already holds the order.
+    #[error("provider {0:?} already holds order the shard is moved from")]
+    SameProvider(AccountId),
+    /// The new provider already holds the shard, committed under this (other) order.
+    #[error("the provider already holds the shard under order {0}")]
+    AlreadyHolds(OrderId),
     /// No block is open: call `begin_block` first.
     #[error("no block is open")]
     NoOpenBlock,

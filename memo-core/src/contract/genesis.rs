@@ -15,6 +15,7 @@
 //! max_order_epochs = 10000
 //! max_shards_per_commit = 4096
 //! max_address_len = 256
+//! repair_penalty = 50        # slashed per reassigned shard, paid to the repairing keeper
 //!
 //! [[balances]]
 //! account = "<64 hex digits>"
@@ -53,6 +54,15 @@ pub struct Params {
     pub max_shards_per_commit: u32,
     /// Longest network address string.
     pub max_address_len: u32,
+    /// Stake slashed from a failed provider per shard a keeper reassigns away from it
+    /// (`FilesCall::Reassign`), paid to that keeper (capped at the stake held, after any
+    /// shortfall of the new provider's price). Optional in genesis files.
+    #[serde(default = "default_repair_penalty")]
+    pub repair_penalty: Amount,
+}
+
+fn default_repair_penalty() -> Amount {
+    50
 }
 
 impl Default for Params {
@@ -69,6 +79,7 @@ impl Default for Params {
             max_order_epochs: 10_000,
             max_shards_per_commit: 4096,
             max_address_len: 256,
+            repair_penalty: default_repair_penalty(),
         }
     }
 }

@@ -30,6 +30,15 @@
 //!   epoch's challenges and the keepers matched to users registering in the epoch;
 //! - roles whose notice ended leave (stakes return; their remaining orders end and refund);
 //! - expired download receipts are forgotten (they can no longer be settled anyway).
+//!
+//! # Repairs
+//!
+//! When a keeper has rebuilt a lost shard on a new provider, it sends
+//! [`FilesCall::Reassign`]: the shard leaves its order's commitment, and the shard's share of
+//! the escrow for the later epochs moves to a new order of the new provider, committed to that
+//! shard, so the new provider is challenged and paid from the next epoch. The failed provider's
+//! stake covers a higher asking price (then the repair fund) and pays
+//! [`Params::repair_penalty`] to the keeper.
 
 mod error;
 mod genesis;
@@ -493,6 +502,9 @@ impl Contract {
                 shard_len,
                 shards,
             }) => self.commit(sender, *order, *shard_len, shards),
+            Call::Files(FilesCall::Reassign { order, shard, to }) => {
+                self.reassign(sender, *order, *shard, *to)
+            }
             Call::Settlement(SettlementCall::Transfer { to, amount }) => {
                 self.transfer(sender, *to, *amount)
             }
@@ -931,6 +943,162 @@ impl Contract {
             },
         );
         Ok(Outcome::Done)
+    }
+
+    /// Moves committed shard `shard` of order `id` to provider `to` (see
+    /// [`FilesCall::Reassign`]).
+    fn reassign(
+        &mut self,
+        sender: AccountId,
+        id: OrderId,
+        shard: crate::id::ShardId,
+        to: AccountId,
+    ) -> Result<Outcome, Rejection> {
+        self.require_role(sender, RoleKind::Keeper)?;
+        let order = self
+            .orders
+            .get(&id)
+            .ok_or(Rejection::UnknownOrder(id))?
+            .clone();
+        if !self.is_users_keeper(&order.user, &sender) {
+            return Err(Rejection::NotOrderParty(id));
+        }
+        let c = self
+            .commitments
+            .get(&id)
+            .ok_or(Rejection::NotCommitted(id))?
+            .clone();
+        let Some(pos) = c.shards.iter().position(|s| *s == shard) else {
+            return Err(Rejection::ShardNotCommitted { order: id, shard });
+        };
+        let epoch = self.g.epoch;
+        // The new order runs from the next epoch (or the order's start) to the order's end.
+        let start = order.start.max(epoch + 1);
+        if start >= order.end {
+            return Err(Rejection::OrderNotRunning { order: id, epoch });
+        }
+        if to == order.provider {
+            return Err(Rejection::SameProvider(to));
+        }
+        let p = self.require_role(to, RoleKind::Provider)?;
+        let RoleInfo::Provider {
+            stake,
+            capacity,
+            used,
+            price: ask,
+            ..
+        } = &p.info
+        else {
+            return Err(Rejection::WrongRole {
+                account: to,
+                needed: RoleKind::Provider,
+            });
+        };
+        if *stake < self.params.min_provider_stake {
+            return Err(Rejection::StakeTooLow {
+                stake: *stake,
+                minimum: self.params.min_provider_stake,
+            });
+        }
+        let (free, ask) = (capacity.saturating_sub(*used), *ask);
+        if let Some((held, _)) = self.orders.iter().find(|(oid, o)| {
+            o.provider == to
+                && self
+                    .commitments
+                    .get(oid)
+                    .is_some_and(|c| c.shards.contains(&shard))
+        }) {
+            return Err(Rejection::AlreadyHolds(*held));
+        }
+        let n = c.shards.len() as u64;
+        let bytes = order.bytes / n;
+        if bytes == 0 {
+            return Err(Rejection::Invalid("shard share (zero bytes)"));
+        }
+        if bytes > free {
+            return Err(Rejection::CapacityExceeded {
+                free,
+                requested: bytes,
+            });
+        }
+        let price = order.price.max(ask);
+        let needed = bytes
+            .checked_mul(price)
+            .and_then(|x| x.checked_mul(order.end - start))
+            .ok_or(Rejection::Overflow)?;
+        // The escrow for the epochs after this one; the shard's share of it moves. (What this
+        // epoch's pay loses with the shard returns to the user when the order ends.)
+        let future = order
+            .per_epoch()
+            .saturating_mul(order.end - start)
+            .min(order.escrow);
+        let moved = (u128::from(future) * u128::from(bytes) / u128::from(order.bytes)) as Amount;
+        // The failed provider's stake covers a higher price (then the repair fund), then the
+        // keeper's penalty.
+        let failed_stake = self.roles.get(&order.provider).map_or(0, Role::stake);
+        let wanted = needed.saturating_sub(moved);
+        let from_stake = wanted.min(failed_stake);
+        let from_fund = (wanted - from_stake).min(self.g.repair_fund);
+        let penalty = self.params.repair_penalty.min(failed_stake - from_stake);
+        let taken = from_stake + penalty;
+        self.roles.update(&order.provider, |r| {
+            if let RoleInfo::Provider { stake, used, .. } = &mut r.info {
+                *stake -= taken;
+                *used = used.saturating_sub(bytes);
+            }
+        });
+        self.g.repair_fund -= from_fund;
+        self.credit(sender, penalty);
+        self.roles.update(&to, |r| {
+            if let RoleInfo::Provider { used, .. } = &mut r.info {
+                *used += bytes;
+            }
+        });
+        self.orders.update(&id, |o| {
+            o.bytes -= bytes;
+            o.escrow -= moved;
+        });
+        if n == 1 {
+            // Nothing left to hold: the order ends (after this epoch, if it runs now).
+            self.commitments.remove(&id);
+            if order.start > epoch {
+                self.finish_order(id);
+            } else {
+                self.orders.update(&id, |o| o.end = epoch + 1);
+            }
+        } else {
+            self.commitments.update(&id, |c| {
+                c.shards.remove(pos);
+            });
+        }
+        let new_id = self.g.next_order;
+        self.g.next_order += 1;
+        self.orders.insert(
+            new_id,
+            Order {
+                user: order.user,
+                provider: to,
+                bytes,
+                price,
+                start,
+                end: order.end,
+                escrow: moved + from_stake + from_fund,
+                proof: None,
+            },
+        );
+        self.commitments.insert(
+            new_id,
+            Commitment {
+                shard_len: c.shard_len,
+                shards: vec![shard],
+            },
+        );
+        Ok(Outcome::Reassigned {
+            order: new_id,
+            moved,
+            shortfall: from_stake + from_fund,
+            penalty,
+        })
     }
 
     // ----- settlement -----

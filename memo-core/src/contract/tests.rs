@@ -786,6 +786,356 @@ fn batch_and_single_verification_agree_with_identity() {
     assert!(!s.verify_batch(&badkey));
 }
 
+// ----- reassigning repaired shards -----
+
+/// Keepers k1..k3, providers p (price 2), q (price 2), r (price 5), s (leaving), user u; one
+/// order of 120 bytes from u to p at price 2 for epochs 1..4, committed to 6 shards of 20
+/// bytes. Returns the world, the order and u's two matched keepers.
+fn repair_market() -> (World, OrderId, [Keypair; 2]) {
+    let mut w = World::new(&["u", "p", "q", "r", "s", "k1", "k2", "k3", "x"]);
+    for k in ["k1", "k2", "k3"] {
+        w.send(&kp(k), keeper_call(1_000)).unwrap();
+    }
+    for (name, price) in [("p", 2), ("q", 2), ("r", 5), ("s", 1)] {
+        w.send(
+            &kp(name),
+            Call::Roles(RolesCall::RegisterProvider {
+                stake: 1_000,
+                capacity: 1 << 20,
+                price,
+                address: String::new(),
+            }),
+        )
+        .unwrap();
+    }
+    w.send(&kp("s"), Call::Roles(RolesCall::Leave)).unwrap();
+    w.send(&kp("u"), Call::Roles(RolesCall::RegisterUser))
+        .unwrap();
+    let Outcome::OrderCreated(id) = w.send(&kp("u"), order_call("p", 120, 2, 3)).unwrap() else {
+        panic!()
+    };
+    w.send(
+        &kp("u"),
+        Call::Files(FilesCall::Commit {
+            order: id,
+            shard_len: 20,
+            shards: shards(6),
+        }),
+    )
+    .unwrap();
+    let matched = w.c.keepers_of(&kp("u").account());
+    let names: Vec<&str> = ["k1", "k2", "k3"]
+        .into_iter()
+        .filter(|k| matched.contains(&kp(k).account()))
+        .collect();
+    assert_eq!(names.len(), 2);
+    (w, id, [kp(names[0]), kp(names[1])])
+}
+
+fn reassign(order: OrderId, shard: ShardId, to: &str) -> Call {
+    Call::Files(FilesCall::Reassign {
+        order,
+        shard,
+        to: kp(to).account(),
+    })
+}
+
+fn stake_of(w: &World, name: &str) -> Amount {
+    w.c.role(&kp(name).account()).map_or(0, Role::stake)
+}
+
+fn prove_as(w: &mut World, who: &str, id: OrderId) -> Result<Outcome, Rejection> {
+    let c = w.c.challenge(id).expect("challenge");
+    let p = StorageProof {
+        order: id,
+        epoch: c.epoch,
+        shard: c.shard,
+        proof: stub_proof(&c),
+    };
+    w.send(&kp(who), Call::Settlement(SettlementCall::SubmitProof(p)))
+}
+
+#[test]
+fn reassign_refuses_invalid_moves_and_changes_nothing() {
+    let (mut w, id, [k, _]) = repair_market();
+    let s = shards(6);
+    // A second order, held by q and committed to shard 0.
+    let Outcome::OrderCreated(other) = w.send(&kp("u"), order_call("q", 20, 2, 3)).unwrap() else {
+        panic!()
+    };
+    w.send(
+        &kp("u"),
+        Call::Files(FilesCall::Commit {
+            order: other,
+            shard_len: 20,
+            shards: vec![s[0]],
+        }),
+    )
+    .unwrap();
+    let Outcome::OrderCreated(uncommitted) = w.send(&kp("u"), order_call("r", 20, 5, 3)).unwrap()
+    else {
+        panic!()
+    };
+    let outsider = ["k1", "k2", "k3"]
+        .into_iter()
+        .map(kp)
+        .find(|x| !w.c.keepers_of(&kp("u").account()).contains(&x.account()))
+        .unwrap();
+    let before = w.c.end_block().unwrap();
+    let cases: Vec<(Keypair, Call, Rejection)> = vec![
+        (
+            kp("u"),
+            reassign(id, s[1], "q"),
+            Rejection::WrongRole {
+                account: kp("u").account(),
+                needed: RoleKind::Keeper,
+            },
+        ),
+        (
+            kp("x"),
+            reassign(id, s[1], "q"),
+            Rejection::NotRegistered(kp("x").account()),
+        ),
+        (
+            outsider.clone(),
+            reassign(id, s[1], "q"),
+            Rejection::NotOrderParty(id),
+        ),
+        (
+            k.clone(),
+            reassign(99, s[1], "q"),
+            Rejection::UnknownOrder(99),
+        ),
+        (
+            k.clone(),
+            reassign(uncommitted, s[1], "q"),
+            Rejection::NotCommitted(uncommitted),
+        ),
+        (
+            k.clone(),
+            reassign(id, ShardId::of(b"nope"), "q"),
+            Rejection::ShardNotCommitted {
+                order: id,
+                shard: ShardId::of(b"nope"),
+            },
+        ),
+        (
+            k.clone(),
+            reassign(id, s[1], "p"),
+            Rejection::SameProvider(kp("p").account()),
+        ),
+        (
+            k.clone(),
+            reassign(id, s[1], "x"),
+            Rejection::NotRegistered(kp("x").account()),
+        ),
+        (
+            k.clone(),
+            reassign(id, s[1], "k1"),
+            Rejection::WrongRole {
+                account: kp("k1").account(),
+                needed: RoleKind::Provider,
+            },
+        ),
+        (
+            k.clone(),
+            reassign(id, s[1], "s"),
+            Rejection::Leaving(kp("s").account()),
+        ),
+        (
+            k.clone(),
+            reassign(id, s[0], "q"),
+            Rejection::AlreadyHolds(other),
+        ),
+    ];
+    for (who, call, want) in cases {
+        assert_eq!(w.send(&who, call.clone()), Err(want), "{call:?}");
+        assert_eq!(
+            w.c.end_block().unwrap(),
+            before,
+            "{call:?} changed the state"
+        );
+    }
+    // In the order's last epoch nothing is left to move.
+    w.next_epoch();
+    w.next_epoch();
+    w.next_epoch();
+    assert_eq!(w.c.epoch(), 3);
+    let before = w.c.end_block().unwrap();
+    assert_eq!(
+        w.send(&k, reassign(id, s[1], "q")),
+        Err(Rejection::OrderNotRunning {
+            order: id,
+            epoch: 3
+        })
+    );
+    assert_eq!(w.c.end_block().unwrap(), before);
+    w.conserved();
+}
+
+#[test]
+fn reassign_moves_the_shard_and_its_escrow_and_pays_the_keeper_from_the_stake() {
+    let (mut w, id, [k, _]) = repair_market();
+    let s = shards(6);
+    w.next_epoch();
+    assert_eq!(w.c.epoch(), 1);
+    let k_before = w.c.account(&k.account()).balance;
+    let penalty = w.c.params().repair_penalty;
+    assert!(penalty > 0);
+    // Epoch 1 runs: 240 of the 720 escrow pays it; the shard's sixth of the other 480 moves.
+    let Ok(Outcome::Reassigned {
+        order: new,
+        moved,
+        shortfall,
+        penalty: paid,
+    }) = w.send(&k, reassign(id, s[2], "q"))
+    else {
+        panic!("reassign refused")
+    };
+    assert_eq!((moved, shortfall, paid), (80, 0, penalty));
+    w.conserved();
+    let old = w.c.order(id).unwrap().clone();
+    assert_eq!((old.bytes, old.escrow), (100, 640));
+    let o = w.c.order(new).unwrap().clone();
+    assert_eq!(o.user, kp("u").account());
+    assert_eq!(o.provider, kp("q").account());
+    assert_eq!(
+        (o.bytes, o.price, o.start, o.end, o.escrow),
+        (20, 2, 2, 4, 80)
+    );
+    let c = w.c.commitments.get(&new).unwrap();
+    assert_eq!((c.shard_len, c.shards.clone()), (20, vec![s[2]]));
+    assert!(!w.c.commitments.get(&id).unwrap().shards.contains(&s[2]));
+    assert_eq!(stake_of(&w, "p"), 1_000 - penalty);
+    assert_eq!(w.c.account(&k.account()).balance, k_before + penalty);
+    // The same shard cannot be moved twice.
+    assert_eq!(
+        w.send(&k, reassign(id, s[2], "r")),
+        Err(Rejection::ShardNotCommitted {
+            order: id,
+            shard: s[2]
+        })
+    );
+    // A dearer provider: the failed provider's stake pays the difference (20 × 3 × 2 epochs).
+    let Ok(Outcome::Reassigned {
+        order: dear,
+        moved,
+        shortfall,
+        ..
+    }) = w.send(&k, reassign(id, s[3], "r"))
+    else {
+        panic!("reassign refused")
+    };
+    assert_eq!((moved, shortfall), (80, 120));
+    let o = w.c.order(dear).unwrap();
+    assert_eq!((o.price, o.escrow), (5, 200));
+    assert_eq!(stake_of(&w, "p"), 1_000 - 2 * penalty - 120);
+    w.conserved();
+    // The new order is not challenged in this epoch (it starts next epoch).
+    assert!(w.c.challenge(new).is_none());
+    w.next_epoch();
+    // Epoch 2: q is challenged for the moved shard and paid; p never for it again.
+    let ch = w.c.challenge(new).unwrap();
+    assert_eq!((ch.provider, ch.shard), (kp("q").account(), s[2]));
+    assert!(
+        w.c.challenges_of(&kp("q").account())
+            .iter()
+            .any(|c| c.order == new)
+    );
+    assert_ne!(w.c.challenge(id).unwrap().shard, s[2]);
+    assert_eq!(prove_as(&mut w, "q", new), Ok(Outcome::ProofPassed));
+    let q_before = w.balance("q");
+    w.next_epoch();
+    // 40 per epoch, less the keepers' 5 % fee (2, split between u's two keepers).
+    assert_eq!(w.balance("q"), q_before + 38);
+    w.conserved();
+    // The orders run out together and leave nothing behind.
+    w.next_epoch();
+    w.next_epoch();
+    assert!(w.c.order(id).is_none() && w.c.order(new).is_none() && w.c.order(dear).is_none());
+    w.conserved();
+    let root = w.c.commit_block().unwrap();
+    assert_eq!(root, w.c.recompute_root());
+}
+
+#[test]
+fn reassigning_the_last_shard_ends_the_order() {
+    let mut w = World::new(&["u", "p", "q", "k1", "k2"]);
+    for k in ["k1", "k2"] {
+        w.send(&kp(k), keeper_call(1_000)).unwrap();
+    }
+    for name in ["p", "q"] {
+        w.send(&kp(name), provider_call(1_000)).unwrap();
+    }
+    w.send(&kp("u"), Call::Roles(RolesCall::RegisterUser))
+        .unwrap();
+    let mut ids = vec![];
+    for _ in 0..2 {
+        let Outcome::OrderCreated(id) = w.send(&kp("u"), order_call("p", 10, 2, 3)).unwrap() else {
+            panic!()
+        };
+        w.send(
+            &kp("u"),
+            Call::Files(FilesCall::Commit {
+                order: id,
+                shard_len: 10,
+                shards: vec![ShardId::of(&[id as u8])],
+            }),
+        )
+        .unwrap();
+        ids.push(id);
+    }
+    let k1 = kp("k1");
+    let u_before = w.balance("u");
+    // Before the order starts: everything moves and the old order is gone at once.
+    let Ok(Outcome::Reassigned { moved, .. }) =
+        w.send(&k1, reassign(ids[0], ShardId::of(&[ids[0] as u8]), "q"))
+    else {
+        panic!()
+    };
+    assert_eq!(moved, 60);
+    assert!(w.c.order(ids[0]).is_none());
+    assert_eq!(w.balance("u"), u_before);
+    w.conserved();
+    // While it runs: it keeps the current epoch's escrow, loses its commitment and ends.
+    w.next_epoch();
+    let Ok(Outcome::Reassigned { moved, .. }) =
+        w.send(&k1, reassign(ids[1], ShardId::of(&[ids[1] as u8]), "q"))
+    else {
+        panic!()
+    };
+    assert_eq!(moved, 40);
+    let old = w.c.order(ids[1]).unwrap();
+    assert_eq!((old.bytes, old.escrow, old.end), (0, 20, 2));
+    assert!(w.c.challenge(ids[1]).is_none());
+    w.conserved();
+    w.next_epoch();
+    assert!(w.c.order(ids[1]).is_none());
+    // Epoch 1 was not paid: the old order's last escrow went back to the user, and so did the
+    // epoch of the first moved order, which q did not prove.
+    assert_eq!(w.balance("u"), u_before + 40);
+    assert_eq!(stake_of(&w, "p"), 1_000 - 2 * w.c.params().repair_penalty);
+    w.conserved();
+}
+
+#[test]
+fn genesis_without_repair_penalty_gets_the_default() {
+    let g = Genesis::new(3, params(), [(kp("a").account(), 5)]).unwrap();
+    let text = g.to_toml();
+    assert!(text.contains("repair_penalty"));
+    let old: String = text
+        .lines()
+        .filter(|l| !l.starts_with("repair_penalty"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let parsed = Genesis::from_toml(&old).unwrap();
+    assert_eq!(
+        parsed.params.repair_penalty,
+        Params::default().repair_penalty
+    );
+    assert_eq!(parsed, g);
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;
@@ -795,7 +1145,7 @@ mod props {
     fn arb_call() -> impl Strategy<Value = (usize, u8, usize, u64, u64)> {
         (
             0..NAMES.len(),
-            0u8..13,
+            0u8..14,
             0..NAMES.len(),
             0u64..3_000,
             0u64..6,
@@ -886,6 +1236,31 @@ mod props {
                     })),
                 )
             }
+            13 => {
+                // Mostly a committed order, moved to the other provider.
+                let committed: Vec<(OrderId, &Order, &Commitment)> = live
+                    .iter()
+                    .filter_map(|(id, o)| c.commitments.get(id).map(|cm| (*id, o, cm)))
+                    .collect();
+                let (order, shard, to) =
+                    match committed.get(amount as usize % (committed.len() + 1)) {
+                        Some((id, o, cm)) => {
+                            let to = if small == 0 {
+                                kp(NAMES[other % 2]).account()
+                            } else if o.provider == kp("a").account() {
+                                kp("b").account()
+                            } else {
+                                kp("a").account()
+                            };
+                            (*id, cm.shards[small as usize % cm.shards.len()], to)
+                        }
+                        None => (order, ShardId::of(b"x"), kp(NAMES[other % 2]).account()),
+                    };
+                (
+                    2 + who % 2,
+                    Call::Files(FilesCall::Reassign { order, shard, to }),
+                )
+            }
             11 => (
                 0,
                 Call::Settlement(SettlementCall::SettleReceipt(receipt(
@@ -932,7 +1307,7 @@ mod props {
                 setup.push(tx);
             }
             let mut log: Vec<Vec<SignedTx>> = vec![setup];
-            let mut stats = [0usize; 13];
+            let mut stats = [0usize; 14];
             let mut parents = vec![w.parent];
             for ((who, op, other, amount, small), nonce_skew, new_block) in steps {
                 let (who, call) = make(&w.c, who, op, other, amount, small);

@@ -206,6 +206,20 @@ pub enum FilesCall {
         /// The shard ids; proofs are checked against them.
         shards: Vec<ShardId>,
     },
+    /// A keeper repaired a shard: move committed shard `shard` of `order` from the order's
+    /// (failed) provider to `to`. Sent by one of the order's user's keepers while the order
+    /// still has epochs to run. The shard leaves the order's commitment, and the shard's share
+    /// of the escrow for the epochs after this one moves to a new order with `to` (committed
+    /// to that shard alone, so `to` is challenged and paid for it). The failed provider's stake
+    /// covers any shortfall of `to`'s asking price, then pays `repair_penalty` to the sender.
+    Reassign {
+        /// The order whose provider lost the shard.
+        order: OrderId,
+        /// The committed shard moved.
+        shard: ShardId,
+        /// The provider that now holds it.
+        to: AccountId,
+    },
 }
 
 /// Calls of the settlement module.
@@ -481,6 +495,17 @@ pub enum Outcome {
     },
     /// A receipt was settled for this amount.
     ReceiptSettled(Amount),
+    /// A shard was reassigned to a new order.
+    Reassigned {
+        /// The new order (held by the new provider, committed to the moved shard).
+        order: OrderId,
+        /// Escrow moved from the old order.
+        moved: Amount,
+        /// Taken from the failed provider's stake to cover the new provider's higher price.
+        shortfall: Amount,
+        /// Taken from the failed provider's stake and paid to the keeper.
+        penalty: Amount,
+    },
 }
 
 /// A read of the contract's state. Reads need no identity.
