@@ -130,6 +130,18 @@ fn two_killed_providers_are_repaired_and_reads_stay_exact() {
         logs.contains("holder declared lost"),
         "no repair reason logged"
     );
+    // The ledger records the moves: the shards' orders go to the new holders, and the killed
+    // providers' stake pays the repairing keeper.
+    net.until(REPAIR_WITHIN, "repairs recorded on the ledger", || {
+        net.keeper_logs()
+            .contains("repair recorded on the ledger")
+            .then_some(())
+    });
+    assert!(
+        !net.keeper_logs().contains("the ledger refused a repair"),
+        "{}",
+        net.diagnostics()
+    );
 }
 
 #[test]
