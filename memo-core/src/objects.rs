@@ -1,5 +1,5 @@
 //! Object operations: what a user signs to store or delete an object, and the keeper-side
-//! state machine that applies them on top of [`Ownership`](crate::ownership::Ownership).
+//! state machine that applies them on top of [`Ownership`].
 //!
 //! An operation is signed by the user, so no keeper can store or delete on a user's behalf;
 //! applied in the same order (the ledger's), every keeper reaches the same state.
