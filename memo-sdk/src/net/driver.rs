@@ -97,6 +97,16 @@ pub(super) fn start(
     Ok(ready_rx)
 }
 
+/// An outbound request waiting for its response.
+struct Pending {
+    account: AccountId,
+    peer: PeerId,
+    /// The body, kept for one resend if the dial fails while a connection to the peer exists
+    /// (two nodes dialling each other at once); `None` once resent.
+    resend: Option<Bytes>,
+    reply: oneshot::Sender<Result<Bytes, TransportError>>,
+}
+
 struct Driver {
     swarm: Swarm<Behaviour>,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -104,8 +114,7 @@ struct Driver {
     listen: Arc<Mutex<Vec<Multiaddr>>>,
     /// Our own address book: libp2p forgets addresses whose dial failed, we do not.
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
-    pending:
-        HashMap<OutboundRequestId, (AccountId, oneshot::Sender<Result<Bytes, TransportError>>)>,
+    pending: HashMap<OutboundRequestId, Pending>,
     replies: FuturesUnordered<PendingReply>,
     max_message: usize,
     request_timeout: Duration,
@@ -133,7 +142,7 @@ impl Driver {
                 }
             }
         }
-        for (_, (_, reply)) in self.pending.drain() {
+        for (_, Pending { reply, .. }) in self.pending.drain() {
             let _ = reply.send(Err(TransportError::Closed));
         }
         if let Some(ready) = self.ready.take() {
@@ -166,11 +175,20 @@ impl Driver {
                 reply,
             } => {
                 let addresses = self.addresses.get(&peer).cloned().unwrap_or_default();
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .send_request_with_addresses(&peer, body, addresses);
-                self.pending.insert(id, (account, reply));
+                let id = self.swarm.behaviour_mut().send_request_with_addresses(
+                    &peer,
+                    body.clone(),
+                    addresses,
+                );
+                self.pending.insert(
+                    id,
+                    Pending {
+                        account,
+                        peer,
+                        resend: Some(body),
+                        reply,
+                    },
+                );
             }
             Command::AddAddress { peer, address } => {
                 let known = self.addresses.entry(peer).or_default();
@@ -266,17 +284,28 @@ impl Driver {
                     request_id,
                     response,
                 } => {
-                    if let Some((_, reply)) = self.pending.remove(&request_id) {
-                        let _ = reply.send(Ok(response));
+                    if let Some(p) = self.pending.remove(&request_id) {
+                        let _ = p.reply.send(Ok(response));
                     }
                 }
             },
             Event::OutboundFailure {
                 request_id, error, ..
             } => {
-                if let Some((account, reply)) = self.pending.remove(&request_id) {
-                    let _ = reply.send(Err(outbound_error(account, error)));
+                let Some(mut p) = self.pending.remove(&request_id) else {
+                    return;
+                };
+                // A dial failure means the request was never sent; if a connection exists
+                // anyway (the peer dialled us meanwhile), send it once more over that one.
+                if matches!(error, OutboundFailure::DialFailure)
+                    && self.swarm.is_connected(&p.peer)
+                    && let Some(body) = p.resend.take()
+                {
+                    let id = self.swarm.behaviour_mut().send_request(&p.peer, body);
+                    self.pending.insert(id, p);
+                    return;
                 }
+                let _ = p.reply.send(Err(outbound_error(p.account, error)));
             }
             Event::InboundFailure { peer, error, .. } => match error {
                 InboundFailure::ResponseOmission => {}
