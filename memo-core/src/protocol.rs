@@ -174,6 +174,23 @@ pub enum Request {
         /// At most [`crate::repair::MAX_REPORTS`] reports.
         reports: Vec<crate::repair::ShardReport>,
     },
+    /// Provider: the ids of the shards it holds, in id order, after `after` (keepers only).
+    /// Answered with [`Response::ShardList`].
+    ListShards {
+        /// Start after this id (`None`: from the first).
+        after: Option<ShardId>,
+        /// Most ids wanted (at most [`MAX_ENTRIES_PER_READ`]).
+        max: u32,
+    },
+    /// Provider: delete those of `shards` that nobody has stored for `idle_ms` milliseconds
+    /// (keepers only; a keeper's sweep of shards no chunk places here). A shard stored (or
+    /// stored again) within that time is kept. Answered with [`Response::Deleted`].
+    SweepShards {
+        /// Shards the keeper found unplaced.
+        shards: Vec<ShardId>,
+        /// How long a shard must have gone unstored to be deleted.
+        idle_ms: u64,
+    },
 }
 
 /// A response to a [`Request`].
@@ -246,6 +263,8 @@ pub enum Response {
     /// Blocks for a [`Request::LedgerBlocks`], in height order from the height asked (the
     /// ledger's canonical block encoding); fewer than asked at the head or at the size limit.
     LedgerBlocks(Vec<Vec<u8>>),
+    /// Shard ids for a [`Request::ListShards`]; fewer than asked at the end.
+    ShardList(Vec<ShardId>),
 }
 
 /// Why a node refused a request. `code` lets callers act without parsing `message`.
@@ -306,8 +325,11 @@ impl Request {
                     || chunks.iter().any(|c| c.shards.len() > MAX_SHARDS)
             }
             Request::Locate { chunks } => too_many(chunks.len(), MAX_CHUNKS_PER_REQUEST),
-            Request::OpRead { max, .. } | Request::LedgerBlocks { max, .. } => {
-                *max > MAX_ENTRIES_PER_READ
+            Request::OpRead { max, .. }
+            | Request::LedgerBlocks { max, .. }
+            | Request::ListShards { max, .. } => *max > MAX_ENTRIES_PER_READ,
+            Request::SweepShards { shards, .. } => {
+                too_many(shards.len(), MAX_CHUNKS_PER_REQUEST * MAX_SHARDS)
             }
             Request::ReportShards { reports } => {
                 too_many(reports.len(), crate::repair::MAX_REPORTS)
@@ -335,6 +357,7 @@ impl Response {
         let bad = match &r {
             Response::OpEntries { entries, .. } => entries.len() > MAX_ENTRIES_PER_READ as usize,
             Response::LedgerBlocks(blocks) => blocks.len() > MAX_ENTRIES_PER_READ as usize,
+            Response::ShardList(ids) => ids.len() > MAX_ENTRIES_PER_READ as usize,
             _ => false,
         };
         if bad {

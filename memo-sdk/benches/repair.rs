@@ -47,6 +47,8 @@ fn config(max_concurrent: usize, bytes_per_sec: Option<u64>) -> RepairConfig {
         transfer_timeout: Duration::from_secs(30),
         audit_shards: 0,
         audit_burst: 0,
+        orphan_grace: None,
+        sweep_every: 1,
     }
 }
 

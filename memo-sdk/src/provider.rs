@@ -9,6 +9,7 @@ use memo_core::protocol::{ErrorCode, RemoteError, Request, Response};
 use memo_core::transport::Transport;
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 /// A provider node: stores shards within its capacity, serves reads, deletes on a keeper's
@@ -22,6 +23,10 @@ pub struct Provider<S> {
     holder: Holder<S>,
     keepers: RwLock<BTreeSet<AccountId>>,
     prover: std::sync::OnceLock<Arc<crate::prover::Prover>>,
+    /// When each shard was last stored (new or again) since this provider started; shards
+    /// not in it count from `started`. A sweep deletes only shards idle for its whole window.
+    stored_at: std::sync::Mutex<std::collections::HashMap<memo_core::ShardId, Instant>>,
+    started: Instant,
 }
 
 impl<S: ShardStore + 'static> Provider<S> {
@@ -38,6 +43,8 @@ impl<S: ShardStore + 'static> Provider<S> {
             holder: Holder::new(store, capacity),
             keepers: RwLock::new(keepers.into_iter().collect()),
             prover: std::sync::OnceLock::new(),
+            stored_at: std::sync::Mutex::new(std::collections::HashMap::new()),
+            started: Instant::now(),
         })
     }
 
@@ -82,17 +89,28 @@ impl<S: ShardStore + 'static> Provider<S> {
             .contains(who)
     }
 
+    fn put_shard(&self, from: AccountId, shard: memo_core::ShardId, bytes: &[u8]) -> Response {
+        match self.holder.accept(&shard, bytes) {
+            Ok(new) => {
+                debug!(shard = %shard.short(), from = %from.short(), new, "stored shard");
+                Response::Stored(new)
+            }
+            Err(HolderError::Full { .. }) => error(ErrorCode::Unavailable, "provider is full"),
+            Err(e) => error(ErrorCode::BadRequest, e.to_string()),
+        }
+    }
+
     /// Handles one provider request (blocking: it touches the disk).
     pub fn handle_blocking(&self, from: AccountId, req: Request) -> Response {
         match req {
-            Request::PutShard { shard, bytes } => match self.holder.accept(&shard, &bytes) {
-                Ok(new) => {
-                    debug!(shard = %shard.short(), from = %from.short(), new, "stored shard");
-                    Response::Stored(new)
-                }
-                Err(HolderError::Full { .. }) => error(ErrorCode::Unavailable, "provider is full"),
-                Err(e) => error(ErrorCode::BadRequest, e.to_string()),
-            },
+            Request::PutShard { shard, bytes } => {
+                // Stamped before it is stored: a sweep that runs meanwhile sees it as fresh.
+                self.stored_at
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(shard, Instant::now());
+                self.put_shard(from, shard, &bytes)
+            }
             Request::GetShard { shard } => match self.holder.read(&shard) {
                 Ok(b) => Response::Shard(b.map(Bytes::from)),
                 Err(HolderError::Store(ShardStoreError::Corrupt { reason, .. })) => {
@@ -117,6 +135,56 @@ impl<S: ShardStore + 'static> Provider<S> {
                 match self.holder.purge(&shards) {
                     Ok(n) => {
                         info!(count = n, keeper = %from.short(), "purged shards");
+                        Response::Deleted(n as u64)
+                    }
+                    Err(e) => error(ErrorCode::Internal, e.to_string()),
+                }
+            }
+            Request::ListShards { after, max } => {
+                if !self.is_keeper(&from) {
+                    return error(ErrorCode::Forbidden, "only keepers may list shards");
+                }
+                match self.holder.store().list() {
+                    Ok(mut ids) => {
+                        ids.sort_unstable();
+                        ids.retain(|id| after.is_none_or(|a| *id > a));
+                        ids.truncate(max as usize);
+                        Response::ShardList(ids)
+                    }
+                    Err(e) => error(ErrorCode::Internal, e.to_string()),
+                }
+            }
+            Request::SweepShards { shards, idle_ms } => {
+                if !self.is_keeper(&from) {
+                    return error(ErrorCode::Forbidden, "only keepers may sweep shards");
+                }
+                // Under the lock, so no store of these shards can slip between the idle check
+                // and the delete (a store stamps first, then writes).
+                let mut stamps = self.stored_at.lock().unwrap_or_else(|p| p.into_inner());
+                let idle = Duration::from_millis(idle_ms);
+                let now = Instant::now();
+                let old: Vec<memo_core::ShardId> = shards
+                    .into_iter()
+                    .filter(|id| {
+                        let at = stamps.get(id).copied().unwrap_or(self.started);
+                        now.saturating_duration_since(at) >= idle
+                    })
+                    .collect();
+                if let Some(p) = self.prover.get() {
+                    p.note_purged(&old);
+                }
+                let result = self.holder.purge(&old);
+                for id in &old {
+                    stamps.remove(id);
+                }
+                // Stamps older than a day (or the window) say no more than `started` does.
+                let keep = idle.max(Duration::from_secs(24 * 3600));
+                stamps.retain(|_, at| now.saturating_duration_since(*at) < keep);
+                match result {
+                    Ok(n) => {
+                        if n > 0 {
+                            info!(count = n, keeper = %from.short(), "swept orphan shards");
+                        }
                         Response::Deleted(n as u64)
                     }
                     Err(e) => error(ErrorCode::Internal, e.to_string()),
@@ -156,6 +224,8 @@ impl<S: ShardStore + 'static> Service for Provider<S> {
                 | Request::GetShard { .. }
                 | Request::DeleteShards { .. }
                 | Request::ProviderStatus
+                | Request::ListShards { .. }
+                | Request::SweepShards { .. }
         ) {
             return None;
         }
@@ -197,6 +267,8 @@ pub fn kind(req: &Request) -> &'static str {
         Request::LedgerHead => "LedgerHead",
         Request::LedgerBlocks { .. } => "LedgerBlocks",
         Request::ReportShards { .. } => "ReportShards",
+        Request::ListShards { .. } => "ListShards",
+        Request::SweepShards { .. } => "SweepShards",
     }
 }
 

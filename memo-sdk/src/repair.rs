@@ -97,6 +97,15 @@ pub struct RepairConfig {
     /// Shards per round audited of a provider found serving a bad shard, until all it holds
     /// were checked.
     pub audit_burst: usize,
+    /// Orphan sweeps: shards a provider holds that no chunk places there (an interrupted put,
+    /// a put that lost a dedup race, a repair whose replacement lost) are deleted once nobody
+    /// has stored them for this long (`None`: no sweeps). It must exceed the longest put (from
+    /// its first upload to its operation applied): the provider keeps any shard stored within
+    /// it, so a put or repair in progress never loses its uploads.
+    pub orphan_grace: Option<Duration>,
+    /// Rounds between two sweep steps; each step lists up to 4096 shards of each provider this
+    /// keeper is responsible for (the XOR-closest keeper) and sweeps the unplaced ones.
+    pub sweep_every: u64,
 }
 
 impl Default for RepairConfig {
@@ -125,6 +134,8 @@ impl RepairConfig {
                 .clamp(Duration::from_secs(1), Duration::from_secs(30)),
             audit_shards: 1,
             audit_burst: 16,
+            orphan_grace: Some(Duration::from_secs(3600)),
+            sweep_every: 16,
             liveness: LivenessPolicy {
                 suspect_after: 2,
                 lost_after: 8,
@@ -159,6 +170,8 @@ pub struct RepairStats {
     pub audit_bytes: u64,
     /// Audited shards found altered or missing (each then marked Lost).
     pub audit_failures: u64,
+    /// Orphan shards that providers deleted on this keeper's sweeps.
+    pub orphans_swept: u64,
 }
 
 #[derive(Default)]
@@ -172,6 +185,7 @@ struct Counters {
     audited: AtomicU64,
     audit_bytes: AtomicU64,
     audit_failures: AtomicU64,
+    swept: AtomicU64,
 }
 
 /// Where this keeper's audit sweeps stand.
@@ -240,6 +254,8 @@ pub struct Repairer {
     budget: Budget,
     counters: Counters,
     audit: Mutex<AuditState>,
+    /// Per provider: the last shard id the sweep listed (`None`: start from the first).
+    sweep: Mutex<BTreeMap<AccountId, ShardId>>,
 }
 
 /// Queues clients' reports on `keeper` for its repairer (bounded; extra reports are dropped).
@@ -303,6 +319,7 @@ impl Repairer {
             budget: Budget::new(config.bytes_per_sec),
             counters: Counters::default(),
             audit: Mutex::default(),
+            sweep: Mutex::default(),
             config,
         })
     }
@@ -338,6 +355,7 @@ impl Repairer {
             audited_shards: c.audited.load(Ordering::Relaxed),
             audit_bytes: c.audit_bytes.load(Ordering::Relaxed),
             audit_failures: c.audit_failures.load(Ordering::Relaxed),
+            orphans_swept: c.swept.load(Ordering::Relaxed),
         }
     }
 
@@ -412,6 +430,7 @@ impl Repairer {
         let now = self.round.fetch_add(1, Ordering::Relaxed);
         let answered = self.probe(now).await;
         self.audit(now, &answered).await;
+        self.sweep(now, &answered).await;
         self.check_reports().await;
         self.start_repairs(now);
     }
@@ -438,6 +457,82 @@ impl Repairer {
             }
             for t in tasks {
                 let _ = t.await;
+            }
+        }
+    }
+
+    /// One step of the orphan sweep (see [`RepairConfig::orphan_grace`]): for each provider
+    /// that answered and for which this keeper is the XOR-closest, list the next page of its
+    /// shards and ask it to delete those no chunk places on it, if idle for the grace.
+    async fn sweep(&self, now: u64, answered: &BTreeSet<AccountId>) {
+        let Some(grace) = self.config.orphan_grace else {
+            return;
+        };
+        if !now.is_multiple_of(self.config.sweep_every.max(1)) {
+            return;
+        }
+        let me = self.keypair.account();
+        let mine: Vec<AccountId> = {
+            let st = self.state();
+            answered
+                .iter()
+                .filter(|p| rank(st.keepers(), &me, p.as_bytes()) == Some(0))
+                .copied()
+                .collect()
+        };
+        const PAGE: u32 = 4096;
+        for p in mine {
+            let after = self
+                .sweep
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&p)
+                .copied();
+            let listed = match self.rpc(p, &Request::ListShards { after, max: PAGE }).await {
+                Ok(Response::ShardList(ids)) => ids,
+                Ok(_) | Err(_) => continue,
+            };
+            {
+                let mut cursors = self.sweep.lock().unwrap_or_else(|e| e.into_inner());
+                match listed.last() {
+                    Some(last) if listed.len() == PAGE as usize => cursors.insert(p, *last),
+                    _ => cursors.remove(&p),
+                };
+            }
+            // The shards the registry places on p (read after listing: anything placed
+            // meanwhile is either here or was stored within the grace).
+            let placed: std::collections::HashSet<ShardId> = {
+                let st = self.state();
+                let chunks: Vec<ChunkId> = st.held_by(&p).copied().collect();
+                let mut set = std::collections::HashSet::new();
+                for c in chunks {
+                    if let Ok(Some(e)) = st.ownership().chunk(&c) {
+                        set.extend(
+                            e.shards
+                                .iter()
+                                .filter(|s| s.holder == Some(p))
+                                .map(|s| s.id),
+                        );
+                    }
+                }
+                set
+            };
+            let orphans: Vec<ShardId> = listed
+                .into_iter()
+                .filter(|id| !placed.contains(id))
+                .collect();
+            if orphans.is_empty() {
+                continue;
+            }
+            let req = Request::SweepShards {
+                shards: orphans,
+                idle_ms: u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+            };
+            if let Ok(Response::Deleted(n)) = self.rpc(p, &req).await
+                && n > 0
+            {
+                self.counters.swept.fetch_add(n, Ordering::Relaxed);
+                info!(provider = %p.short(), shards = n, "swept orphan shards (placed by no chunk)");
             }
         }
     }

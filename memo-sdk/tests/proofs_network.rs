@@ -421,6 +421,8 @@ async fn repairs_move_orders_to_the_new_holders_and_the_failed_stake_pays() {
         transfer_timeout: Duration::from_secs(2),
         audit_shards: 0,
         audit_burst: 0,
+        orphan_grace: None,
+        sweep_every: 1,
     });
     let l = ledger(&net);
 

@@ -87,6 +87,8 @@ fn config() -> RepairConfig {
         transfer_timeout: Duration::from_secs(2),
         audit_shards: 0,
         audit_burst: 0,
+        orphan_grace: None,
+        sweep_every: 1,
     }
 }
 
@@ -755,4 +757,59 @@ async fn audits_find_rotten_and_wiped_shards_without_any_read() {
     assert!(audit_bytes <= (rounds + 4) * 8 * 2 * 4 * shard_len);
     sim.check_reads().await;
     sim.check_placements(true, &[]);
+}
+
+/// Shards no chunk places (here: an interrupted put's upload) are swept once nobody has stored
+/// them for the grace; a shard stored within the grace, and every placed shard, stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphan_shards_are_swept_once_idle_and_placed_ones_never() {
+    let mut sim = Sim::new(2, 6, &[], 12).await;
+    let sweep = RepairConfig {
+        orphan_grace: Some(Duration::from_millis(1500)),
+        sweep_every: 1,
+        ..config()
+    };
+    sim.repairers = sim
+        .net
+        .keepers
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            Repairer::new(
+                k.clone(),
+                Keypair::from_seed(&format!("keeper-{i}")),
+                sweep.clone(),
+            )
+        })
+        .collect();
+    sim.put("kept", 30_000, 31).await;
+    let held = |sim: &Sim| -> usize { sim.stores.iter().map(|s| s.list().unwrap().len()).sum() };
+    let placed = held(&sim);
+    // An upload whose put never completed: on provider 0, placed by no chunk.
+    let orphan = data(4096, 77);
+    let id = ShardId::of(&orphan);
+    let t = sim.net.user("alice").unwrap().transport().clone();
+    let stored = memo_sdk::provider::client::put_shard(
+        t.as_ref(),
+        sim.provider(0),
+        id,
+        bytes::Bytes::from(orphan),
+    )
+    .await
+    .unwrap();
+    assert!(stored);
+    // Just stored: within the grace, the sweep keeps it.
+    sim.rounds(1).await;
+    assert!(sim.stores[0].has(&id).unwrap(), "swept within its grace");
+    // Once idle for the grace, it goes; nothing placed does.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while sim.stores[0].has(&id).unwrap() {
+        assert!(std::time::Instant::now() < deadline, "orphan never swept");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        sim.rounds(1).await;
+    }
+    assert_eq!(held(&sim), placed, "placed shards stay");
+    let swept: u64 = sim.repairers.iter().map(|r| r.stats().orphans_swept).sum();
+    assert_eq!(swept, 1);
+    sim.check_reads().await;
 }
