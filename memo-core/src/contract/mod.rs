@@ -545,6 +545,32 @@ impl Contract {
         }
     }
 
+    /// A provider that may take new storage: registered as a provider (see `require_role`)
+    /// with at least the minimum stake. Returns its free capacity and its asking price.
+    fn open_provider(&self, provider: AccountId) -> Result<(u64, Amount), Rejection> {
+        let p = self.require_role(provider, RoleKind::Provider)?;
+        let RoleInfo::Provider {
+            stake,
+            capacity,
+            used,
+            price: ask,
+            ..
+        } = &p.info
+        else {
+            return Err(Rejection::WrongRole {
+                account: provider,
+                needed: RoleKind::Provider,
+            });
+        };
+        if *stake < self.params.min_provider_stake {
+            return Err(Rejection::StakeTooLow {
+                stake: *stake,
+                minimum: self.params.min_provider_stake,
+            });
+        }
+        Ok((capacity.saturating_sub(*used), *ask))
+    }
+
     fn require_role(&self, who: AccountId, needed: RoleKind) -> Result<&Role, Rejection> {
         let role = self.roles.get(&who).ok_or(Rejection::NotRegistered(who))?;
         if role.kind() != needed {
@@ -744,33 +770,13 @@ impl Contract {
         if duration == 0 || duration > self.params.max_order_epochs {
             return Err(Rejection::Invalid("duration"));
         }
-        let p = self.require_role(provider, RoleKind::Provider)?;
-        let RoleInfo::Provider {
-            stake,
-            capacity,
-            used,
-            price: ask,
-            ..
-        } = &p.info
-        else {
-            return Err(Rejection::WrongRole {
-                account: provider,
-                needed: RoleKind::Provider,
-            });
-        };
-        if *stake < self.params.min_provider_stake {
-            return Err(Rejection::StakeTooLow {
-                stake: *stake,
-                minimum: self.params.min_provider_stake,
-            });
-        }
-        if price < *ask {
+        let (free, ask) = self.open_provider(provider)?;
+        if price < ask {
             return Err(Rejection::PriceBelowAsk {
-                ask: *ask,
+                ask,
                 offered: price,
             });
         }
-        let free = capacity.saturating_sub(*used);
         if bytes > free {
             return Err(Rejection::CapacityExceeded {
                 free,
@@ -980,27 +986,7 @@ impl Contract {
         if to == order.provider {
             return Err(Rejection::SameProvider(to));
         }
-        let p = self.require_role(to, RoleKind::Provider)?;
-        let RoleInfo::Provider {
-            stake,
-            capacity,
-            used,
-            price: ask,
-            ..
-        } = &p.info
-        else {
-            return Err(Rejection::WrongRole {
-                account: to,
-                needed: RoleKind::Provider,
-            });
-        };
-        if *stake < self.params.min_provider_stake {
-            return Err(Rejection::StakeTooLow {
-                stake: *stake,
-                minimum: self.params.min_provider_stake,
-            });
-        }
-        let (free, ask) = (capacity.saturating_sub(*used), *ask);
+        let (free, ask) = self.open_provider(to)?;
         if let Some((held, _)) = self.orders.iter().find(|(oid, o)| {
             o.provider == to
                 && self
