@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Devnet, MEMO};
-use serde_json::Value;
+use memo_core::testkit::random_bytes;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 fn put_get_dedup_refuse_and_purge_across_processes() {
     // Three keepers in three processes share one log; each user starts with another keeper.
     let net = Devnet::start(6, 3);
-    let data: Vec<u8> = (0..2_500_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let data = random_bytes(2_500_000, 1);
     let file = net.dir.path().join("input.bin");
     std::fs::write(&file, &data).unwrap();
     let file = file.to_str().unwrap();
@@ -90,22 +88,8 @@ fn put_get_dedup_refuse_and_purge_across_processes() {
     // A damaged key file: a clear error naming it, nothing sent.
     let bad_key = net.dir.path().join("keys").join("damaged.key");
     std::fs::write(&bad_key, "secret = 1\n").unwrap();
-    let alice = std::fs::read_to_string(net.user("alice")).unwrap();
-    let key_line = alice.lines().find(|l| l.starts_with("key_file")).unwrap();
-    let cfg = net.dir.path().join("users").join("damaged.toml");
-    std::fs::write(
-        &cfg,
-        alice.replace(
-            key_line,
-            &format!("key_file = {:?}", bad_key.display().to_string()),
-        ),
-    )
-    .unwrap();
-    let out = Command::new(MEMO)
-        .args(["ls", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    net.user_with_key("damaged", &bad_key);
+    let out = net.memo("damaged", &["ls"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("damaged.key"), "{err}");
@@ -114,21 +98,7 @@ fn put_get_dedup_refuse_and_purge_across_processes() {
 #[test]
 fn a_devnet_keeper_that_is_gone_is_a_clear_error() {
     let net = Devnet::start(6, 1);
-    let devnet: Value =
-        serde_json::from_slice(&std::fs::read(net.dir.path().join("devnet.json")).unwrap())
-            .unwrap();
-    let keeper = devnet["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["role"] == "keeper")
-        .unwrap();
-    let pid = keeper["pid"].as_u64().unwrap();
-    let _ = Command::new("kill")
-        .arg("-KILL")
-        .arg(pid.to_string())
-        .status();
-    std::thread::sleep(Duration::from_millis(200));
+    net.kill("keeper-0");
     let out = net.memo("alice", &["ls"]);
     assert!(!out.status.success());
     assert!(
@@ -146,40 +116,20 @@ fn storage_is_ordered_challenged_and_paid_on_the_devnet_ledger() {
     let before = net.json("alice", &["account"])["balance"].as_u64().unwrap();
     assert!(before > 0, "users are funded at genesis");
     // A client config for provider-0's own key: its balance is what the ledger paid it.
-    let alice = std::fs::read_to_string(net.user("alice")).unwrap();
-    let provider_cfg = net.dir.path().join("users").join("provider-0.toml");
-    let key_line = alice
-        .lines()
-        .find(|l| l.starts_with("key_file"))
-        .unwrap()
-        .to_string();
-    std::fs::write(
-        &provider_cfg,
-        alice.replace(&key_line, "key_file = \"../keys/provider-0.key\""),
-    )
-    .unwrap();
+    net.user_with_key(
+        "provider-0",
+        &net.dir.path().join("keys").join("provider-0.key"),
+    );
     let provider_balance = || {
-        let out = Command::new(MEMO)
-            .args(["--json", "--config"])
-            .arg(&provider_cfg)
-            .arg("account")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["balance"].as_u64().unwrap()
+        net.json("provider-0", &["account"])["balance"]
+            .as_u64()
+            .unwrap()
     };
     let registered = provider_balance();
 
     // 6 MiB over 4+2: every provider holds shards of every chunk.
     let file = net.dir.path().join("paid.bin");
-    let data: Vec<u8> = (0..6u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let data = random_bytes(6 << 20, 2);
     std::fs::write(&file, &data).unwrap();
     let put = net.json("alice", &["put", file.to_str().unwrap()]);
     let orders = put["orders"].as_array().unwrap();
@@ -223,13 +173,8 @@ fn storage_is_ordered_challenged_and_paid_on_the_devnet_ledger() {
 fn a_power_cut_mid_put_loses_nothing_acknowledged() {
     let args = ["--epoch-secs", "2", "--block-ms", "200"];
     let mut net = Devnet::start_with(6, 2, &args);
-    let bytes = |n: u32, salt: u32| -> Vec<u8> {
-        (0..n)
-            .map(|i| (i.wrapping_add(salt).wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect()
-    };
     let dir = net.dir.path().to_path_buf();
-    let a = bytes(3 << 20, 1);
+    let a = random_bytes(3 << 20, 11);
     std::fs::write(dir.join("a.bin"), &a).unwrap();
     let put_a = net.json("alice", &["put", dir.join("a.bin").to_str().unwrap()]);
     let usage_a = net.json("alice", &["account"])["stored_bytes"]
@@ -237,7 +182,7 @@ fn a_power_cut_mid_put_loses_nothing_acknowledged() {
         .unwrap();
 
     // A bigger put in flight when the power goes.
-    let b = bytes(40 << 20, 2);
+    let b = random_bytes(40 << 20, 12);
     std::fs::write(dir.join("b.bin"), &b).unwrap();
     let mut put_b = Command::new(MEMO)
         .env("MEMO_CONFIG", net.user("alice"))
@@ -285,7 +230,7 @@ fn a_power_cut_mid_put_loses_nothing_acknowledged() {
         n => panic!("{n} objects listed after the cut: {listed:?}"),
     }
     // The network carries on: a new put is stored, read back and paid for.
-    let c = bytes(2 << 20, 3);
+    let c = random_bytes(2 << 20, 13);
     std::fs::write(dir.join("c.bin"), &c).unwrap();
     let put_c = net.json("bob", &["put", dir.join("c.bin").to_str().unwrap()]);
     assert!(!put_c["orders"].as_array().unwrap().is_empty(), "{put_c}");

@@ -4,6 +4,7 @@
 mod common;
 
 use common::Devnet;
+use memo_core::testkit::random_bytes;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -13,19 +14,6 @@ use std::time::Duration;
 const DEVNET: &[&str] = &["--epoch-secs", "2", "--chunk-size", "262144"];
 /// How long repair may take on a loaded machine (a few epochs are enough on an idle one).
 const REPAIR_WITHIN: Duration = Duration::from_secs(90);
-
-/// Pseudo-random bytes (xorshift; no repeating chunks, so nothing is deduplicated).
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut v = vec![0u8; len];
-    for w in v.chunks_mut(8) {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        w.copy_from_slice(&s.to_le_bytes()[..w.len()]);
-    }
-    v
-}
 
 /// Puts `data` as alice's `name`; returns the object id.
 fn put(net: &Devnet, name: &str, data: &[u8]) -> String {
@@ -78,7 +66,7 @@ fn account(net: &Devnet, name: &str) -> String {
 #[test]
 fn two_killed_providers_are_repaired_and_reads_stay_exact() {
     let net = Devnet::start_with(8, 3, DEVNET);
-    let bytes = data(4 << 20, 1);
+    let bytes = random_bytes(4 << 20, 1);
     let id = put(&net, "doc", &bytes);
     for i in 0..8 {
         assert!(
@@ -147,7 +135,7 @@ fn two_killed_providers_are_repaired_and_reads_stay_exact() {
 #[test]
 fn corrupted_shard_files_are_found_without_reads_and_repaired() {
     let net = Devnet::start_with(8, 3, DEVNET);
-    let bytes = data(4 << 20, 2);
+    let bytes = random_bytes(4 << 20, 2);
     let id = put(&net, "doc", &bytes);
     let victim = account(&net, "provider-2");
     let before = net.json("alice", &["stat", "doc", "--json"]);
@@ -171,7 +159,7 @@ fn corrupted_shard_files_are_found_without_reads_and_repaired() {
     // Garbage of the same length in place of every shard the provider holds.
     for f in &files {
         let len = std::fs::metadata(f).unwrap().len() as usize;
-        std::fs::write(f, data(len, 0xbad)).unwrap();
+        std::fs::write(f, random_bytes(len, 0xba)).unwrap();
     }
 
     // No client reads: the keepers' audits must find every bad shard.

@@ -550,15 +550,16 @@ impl Client {
             match orders.ledger().query(q).await {
                 Ok(memo_core::contract::Answer::Account(a)) => status.balance = a.balance,
                 Ok(_) => {}
-                Err(e) => {
-                    return Err(ClientError::Orders(Box::new(
-                        crate::orders::OrderError::Tx(e.into()),
-                    )));
-                }
+                Err(e) => return Err(ledger_error(e)),
             }
         }
         Ok(status)
     }
+}
+
+/// A ledger failure as the client reports it (its storage orders could not be made or read).
+pub(crate) fn ledger_error(e: impl Into<crate::tx::TxError>) -> ClientError {
+    ClientError::Orders(Box::new(crate::orders::OrderError::Tx(e.into())))
 }
 
 /// Shards fetched from their holders, located through the keeper.

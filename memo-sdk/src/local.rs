@@ -189,6 +189,16 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
         &self.repairers
     }
 
+    /// One repairer per keeper, with that keeper's key, not started: simulations drive them
+    /// round by round ([`Repairer::round`]); [`LocalNetwork::enable_repair`] runs them.
+    pub fn repairers(&self, config: &RepairConfig) -> Vec<Arc<Repairer>> {
+        self.keepers
+            .iter()
+            .zip(&self.keeper_keys)
+            .map(|(k, kp)| Repairer::new(k.clone(), kp.clone(), config.clone()))
+            .collect()
+    }
+
     /// The client of user `name`.
     pub fn user(&self, name: &str) -> Option<&Client> {
         self.users.iter().find(|(n, _)| n == name).map(|(_, c)| c)

@@ -18,10 +18,10 @@
 
 use crate::chain::{Head, Ledger, LocalChain, TxStatus};
 use crate::challenger::{Challenger, ChallengerConfig, EpochReport};
-use crate::client::{Client, ClientError};
+use crate::client::{Client, ClientError, ledger_error};
 use crate::keeper::Keeper;
 use crate::local::LocalProvider;
-use crate::orders::{OrderConfig, OrderError};
+use crate::orders::OrderConfig;
 use crate::prover::Prover;
 use crate::tx::TxError;
 use memo_core::contract::{Amount, Call, Epoch, Genesis, Height, Params, RolesCall, SignedTx, Tx};
@@ -138,10 +138,6 @@ impl Drop for LocalLedger {
             t.abort();
         }
     }
-}
-
-fn ledger_error(e: impl Into<TxError>) -> ClientError {
-    ClientError::Orders(Box::new(OrderError::Tx(e.into())))
 }
 
 fn now_ms() -> u64 {

@@ -141,18 +141,7 @@ impl Sim {
         )
         .await
         .unwrap();
-        let repairers = net
-            .keepers
-            .iter()
-            .enumerate()
-            .map(|(i, k)| {
-                Repairer::new(
-                    k.clone(),
-                    Keypair::from_seed(&format!("keeper-{i}")),
-                    config(),
-                )
-            })
-            .collect();
+        let repairers = net.repairers(&config());
         Self {
             mem,
             net,
@@ -175,23 +164,6 @@ impl Sim {
 
     fn provider(&self, i: usize) -> AccountId {
         self.net.providers[i].account()
-    }
-
-    /// Replaces every keeper's repairer by one with `config`.
-    fn set_repair(&mut self, config: RepairConfig) {
-        self.repairers = self
-            .net
-            .keepers
-            .iter()
-            .enumerate()
-            .map(|(i, k)| {
-                Repairer::new(
-                    k.clone(),
-                    Keypair::from_seed(&format!("keeper-{i}")),
-                    config.clone(),
-                )
-            })
-            .collect();
     }
 
     async fn put(&mut self, name: &str, len: usize, seed: u8) {
@@ -712,7 +684,7 @@ async fn audits_find_rotten_and_wiped_shards_without_any_read() {
         audit_burst: 4,
         ..config()
     };
-    sim.set_repair(audit);
+    sim.repairers = sim.net.repairers(&audit);
     for i in 0..3u8 {
         sim.put(&format!("f{i}"), 20_000, 20 + i).await;
     }
@@ -774,7 +746,7 @@ async fn orphan_shards_are_swept_once_idle_and_placed_ones_never() {
         sweep_every: 1,
         ..config()
     };
-    sim.set_repair(sweep);
+    sim.repairers = sim.net.repairers(&sweep);
     sim.put("kept", 30_000, 31).await;
     let held = |sim: &Sim| -> usize { sim.stores.iter().map(|s| s.list().unwrap().len()).sum() };
     let placed = held(&sim);

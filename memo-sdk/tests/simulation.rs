@@ -554,18 +554,7 @@ impl FailureSim {
         )
         .await
         .unwrap();
-        let repairers = net
-            .keepers
-            .iter()
-            .enumerate()
-            .map(|(i, k)| {
-                Repairer::new(
-                    k.clone(),
-                    Keypair::from_seed(&format!("keeper-{i}")),
-                    repair_config(),
-                )
-            })
-            .collect();
+        let repairers = net.repairers(&repair_config());
         let byzantine = std::mem::take(&mut *faults.lock().unwrap());
         Self {
             mem,

@@ -51,6 +51,15 @@ impl Devnet {
         self.dir.path().join("users").join(format!("{name}.toml"))
     }
 
+    /// Writes a client config `name` that is alice's with the key file `key` instead, so
+    /// [`Devnet::memo`] and [`Devnet::json`] can act as `name`.
+    pub fn user_with_key(&self, name: &str, key: &Path) {
+        let alice = std::fs::read_to_string(self.user("alice")).unwrap();
+        let key_line = alice.lines().find(|l| l.starts_with("key_file")).unwrap();
+        let line = format!("key_file = {:?}", key.display().to_string());
+        std::fs::write(self.user(name), alice.replace(key_line, &line)).unwrap();
+    }
+
     pub fn memo(&self, user: &str, args: &[&str]) -> Output {
         Command::new(MEMO)
             .env("MEMO_CONFIG", self.user(user))
