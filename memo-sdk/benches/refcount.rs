@@ -2,8 +2,10 @@
 //!
 //! For each registry size (default 10 thousand, 1 million and 10 million chunks; override with
 //! `MEMO_BENCH_SIZES=10000,100000`), a fresh database is filled with that many placed chunks (each
-//! owned once, 4+2 shards) in large unsynced batches with sorted keys, then made durable. Then,
-//! each as one durable redb transaction per object of 64 chunks:
+//! owned once, 4+2 shards) in unsynced batches, then aged: 2n rewrites of random chunks go
+//! through the store's write path, so its cleaner has turned the table over and runs during
+//! the measurement at every size, as in a long-running keeper (see `RedbMeta`'s layout); then
+//! it is made durable. Then, each as one durable redb transaction per object of 64 chunks:
 //! - put 64 new: 64 chunks nobody holds (registered, awaiting placement);
 //! - put 64 shared: 64 random registered chunks another user now also owns (dedup, no data);
 //! - delete 64: the user deletes those shared objects again (released, no purge);
@@ -23,6 +25,7 @@
 //!   operation's signature are included.
 //!
 //! `MEMO_BENCH_OBJECTS` sets how many objects each phase measures (default 320).
+//! `MEMO_BENCH_CKPT` sets the log entries between durable checkpoints in the log rows.
 //! `MEMO_BENCH_CACHE_MB` sets redb's page cache (default: redb's 1 GiB). Before measuring, the
 //! database is read once (`RedbMeta::warm_cache`), as a long-running keeper's cache would be.
 //! `MEMO_BENCH_DIR` picks the directory for the databases (default: the system temp dir).
@@ -93,22 +96,36 @@ fn placed_entry(id: ChunkId, i: u64) -> ChunkEntry {
 }
 
 fn populate(meta: &RedbMeta, n: u64) -> Vec<ChunkId> {
-    let mut ids: Vec<ChunkId> = (0..n).map(chunk_id).collect();
-    ids.sort_unstable();
+    let ids: Vec<ChunkId> = (0..n).map(chunk_id).collect();
     const OWNERS: u64 = 16;
+    const BATCH: usize = 4096;
+    let owner = |i: u64| AccountId([(i % OWNERS) as u8 + 1; 32]);
     let mut usage = [0u64; OWNERS as usize];
-    for (b, batch) in ids.chunks(250_000).enumerate() {
+    for (b, batch) in ids.chunks(BATCH).enumerate() {
         meta.write_unsynced(|t: &mut dyn MetaTxn| {
             for (k, id) in batch.iter().enumerate() {
-                let i = (b * 250_000 + k) as u64;
-                let owner = AccountId([(i % OWNERS) as u8 + 1; 32]);
-                t.set_refcount(id, &owner, 1)?;
+                let i = (b * BATCH + k) as u64;
+                t.set_refcount(id, &owner(i), 1)?;
                 t.put_chunk(id, &placed_entry(*id, i))?;
                 usage[(i % OWNERS) as usize] += STORED;
             }
             Ok::<_, StoreError>(())
         })
         .expect("populate");
+    }
+    // Age the table as a long-running keeper's would be: 2n rewrites of random chunks (same
+    // values) through the store's write path, so the cleaner has turned the table over and
+    // its garbage is spread the way its own cleaning leaves it, at every size.
+    let mut rng = Rng(n ^ 0xa6e);
+    for _ in 0..(2 * n).div_ceil(BATCH as u64) {
+        meta.write_unsynced(|t: &mut dyn MetaTxn| {
+            for _ in 0..BATCH {
+                let i = rng.next() % n;
+                t.set_refcount(&ids[i as usize], &owner(i), 1)?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .expect("age");
     }
     meta.write(|t: &mut dyn MetaTxn| {
         for (o, u) in usage.iter().enumerate() {
@@ -321,7 +338,7 @@ fn main() {
         .build()
         .expect("runtime");
     println!(
-        "refcount benchmark: redb 4.4, objects of {PER_OBJECT} chunks, {count} objects per phase; rows 1 and {GROUP}: durable redb commits; row log: durable op-log appends ({APPENDERS} at once) applied to redb with checkpoints"
+        "refcount benchmark: redb 4.4 (log-structured records), objects of {PER_OBJECT} chunks, {count} objects per phase; rows 1 and {GROUP}: durable redb commits; row log: durable op-log appends ({APPENDERS} at once) applied to redb with checkpoints"
     );
     println!(
         "disk: 4 KiB write + fdatasync = {:.0} us",
@@ -334,7 +351,7 @@ fn main() {
     println!("chunk-references per second (ms per object of {PER_OBJECT} chunks)");
     println!();
     println!(
-        "| chunks in registry | populate, db size | objects per durable commit (log: op log) | put 64 new | put 64 shared | delete 64 (owner left) | delete 64 (purge) | refs/s, mean of 4 | cost vs first size |"
+        "| chunks in registry | populate and age, db size | objects per durable commit (log: op log) | put 64 new | put 64 shared | delete 64 (owner left) | delete 64 (purge) | refs/s, mean of 4 | cost vs first size |"
     );
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut first: std::collections::BTreeMap<String, f64> = Default::default();
@@ -380,7 +397,12 @@ fn main() {
         // Steady state of a long-running keeper: its page cache holds what fits.
         own.store().warm_cache().expect("warm");
         // A durable checkpoint at least once per phase, so the log rows pay for them.
-        own.store().set_checkpoint_every(CHECKPOINT_EVERY);
+        own.store().set_checkpoint_every(
+            std::env::var("MEMO_BENCH_CKPT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(CHECKPOINT_EVERY),
+        );
         measure(&own, user, &warm.0[..10], &warm.1[..10], 1);
         let log = DurableOpLog::open(&dir.path().join(format!("oplog-{n}.redb"))).expect("op log");
         let mut rows: Vec<(String, [f64; 4])> = Vec::new();
@@ -408,10 +430,13 @@ fn main() {
                 mean / base
             );
         }
+        let st = meta.record_stats().expect("stats");
         println!(
-            "|   | op log: {} appends in {} durable commits |",
+            "|   | op log: {} appends in {} durable commits; chunk records: {} live, {} in the table |",
             log.len(),
-            log.commits()
+            log.commits(),
+            st.live,
+            st.records
         );
         drop(log);
         drop(meta);

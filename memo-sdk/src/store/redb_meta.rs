@@ -1,5 +1,7 @@
-//! [`RedbMeta`]: the ownership metadata in a redb database, one durable transaction per object,
-//! or (driven by a durable log) unsynced transactions with periodic durable checkpoints.
+//! [`RedbMeta`]: the ownership metadata in redb, log-structured: every change of a chunk's
+//! record is appended, an in-memory index points at each chunk's current record, and a cleaner
+//! reclaims the replaced ones. One durable transaction per object, or (driven by a durable
+//! log) unsynced transactions with periodic durable checkpoints.
 
 use memo_core::ownership::{
     Account, ChunkEntry, MetaRead, MetaStore, MetaTxn, StoreError, refcount_from_bytes,
@@ -10,39 +12,33 @@ use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition,
     WriteTransaction,
 };
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Format version of the database layout; refused on open if different.
-pub const REDB_SCHEMA_VERSION: u64 = 1;
+pub const REDB_SCHEMA_VERSION: u64 = 2;
 
-/// user id → [`Account`] record (versioned postcard).
+/// user id → [`Account`] record (versioned postcard). Few and small: updated in place.
 const ACCOUNTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("memo.accounts");
-/// The chunk registry and the reference counts in one table, so that a chunk's entry and its
-/// owners' counts sit next to each other (usually in one B-tree leaf):
-/// `chunk id ‖ 0 ‖ 0…0` → [`ChunkEntry`] record (versioned postcard);
-/// `chunk id ‖ 1 ‖ user id` → reference count (8 bytes LE). One chunk's owners form one range.
-const REGISTRY: TableDefinition<&[u8; 65], &[u8]> = TableDefinition::new("memo.registry");
-
-fn entry_key(chunk: &ChunkId) -> [u8; 65] {
-    let mut k = [0u8; 65];
-    k[..32].copy_from_slice(chunk.as_bytes());
-    k
-}
-
-fn ref_key(chunk: &ChunkId, user: &AccountId) -> [u8; 65] {
-    let mut k = [0u8; 65];
-    k[..32].copy_from_slice(chunk.as_bytes());
-    k[32] = 1;
-    k[33..].copy_from_slice(user.as_bytes());
-    k
-}
+/// The chunk registry and the reference counts, as a log of records: sequence number →
+/// `chunk id ‖ 1 ‖ owners ‖ entry` (a chunk's current state) or `chunk id ‖ 0` (the chunk is
+/// gone). A chunk's current record is its record with the highest sequence number; older ones
+/// are garbage until the cleaner removes them (see [`RedbMeta`]).
+const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("memo.records");
 /// "schema" → layout version; "applied" → log entries applied (see [`RedbMeta::log_at`]).
 const META: TableDefinition<&str, u64> = TableDefinition::new("memo.meta");
 const APPLIED: &str = "applied";
 
 /// Default number of log entries applied between two durable checkpoints.
 pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1024;
+
+/// Default size (records) below which the cleaner never runs.
+pub const DEFAULT_CLEANING_FLOOR: u64 = 4096;
+
+/// Records the cleaner examines per record a transaction appends, while garbage exceeds live.
+const CLEAN_PER_APPEND: u64 = 4;
 
 fn backend<E: std::fmt::Display>(op: &'static str) -> impl FnOnce(E) -> StoreError {
     move |e| StoreError::Backend {
@@ -64,19 +60,259 @@ fn storage(op: &'static str) -> impl FnOnce(redb::StorageError) -> StoreError {
     }
 }
 
+fn corrupt(reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        what: "chunk record",
+        reason: reason.into(),
+    }
+}
+
+// ---- records ----------------------------------------------------------------------------------
+
+const GONE: u8 = 0;
+const LIVE: u8 = 1;
+/// The entry-length value of a record without a registry entry.
+const NO_ENTRY: u32 = u32::MAX;
+
+/// A reference count as stored: 8 bytes LE, or (damaged) anything else, reported as corrupt when
+/// read and kept as it is when other owners of the chunk change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Count {
+    Ok(u64),
+    Raw(Vec<u8>),
+}
+
+impl Count {
+    fn get(&self) -> Result<u64, StoreError> {
+        match self {
+            Count::Ok(n) => Ok(*n),
+            Count::Raw(b) => refcount_from_bytes(b),
+        }
+    }
+}
+
+/// One chunk's state: its registry entry (encoded; decoded only when read, so a damaged entry
+/// is reported by the reads that need it) and its owners, ordered by account id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Rec {
+    entry: Option<Vec<u8>>,
+    owners: Vec<(AccountId, Count)>,
+}
+
+impl Rec {
+    fn is_empty(&self) -> bool {
+        self.entry.is_none() && self.owners.is_empty()
+    }
+
+    fn encode(&self, chunk: &ChunkId) -> Vec<u8> {
+        let entry_len = self.entry.as_ref().map_or(0, Vec::len);
+        let mut v = Vec::with_capacity(41 + self.owners.len() * 41 + entry_len);
+        v.extend_from_slice(chunk.as_bytes());
+        v.push(LIVE);
+        v.extend_from_slice(&(self.owners.len() as u32).to_le_bytes());
+        for (user, n) in &self.owners {
+            v.extend_from_slice(user.as_bytes());
+            match n {
+                Count::Ok(n) => {
+                    v.push(8);
+                    v.extend_from_slice(&refcount_to_bytes(*n));
+                }
+                Count::Raw(b) => {
+                    v.push(b.len().min(255) as u8);
+                    v.extend_from_slice(&b[..b.len().min(255)]);
+                }
+            }
+        }
+        match &self.entry {
+            Some(e) => {
+                v.extend_from_slice(&(e.len() as u32).to_le_bytes());
+                v.extend_from_slice(e);
+            }
+            None => v.extend_from_slice(&NO_ENTRY.to_le_bytes()),
+        }
+        v
+    }
+
+    /// Decodes a record of `chunk`: `None` for a tombstone.
+    fn decode(bytes: &[u8], chunk: &ChunkId) -> Result<Option<Rec>, StoreError> {
+        let (id, tag) = record_head(bytes)?;
+        if id != *chunk {
+            return Err(corrupt(format!("record of {id} found for chunk {chunk}")));
+        }
+        if tag == GONE {
+            return Ok(None);
+        }
+        let mut r = Reader(&bytes[33..]);
+        let owners = r.u32()? as usize;
+        // Every owner takes at least 33 bytes: bound the allocation by what is there.
+        if owners > r.0.len() / 33 {
+            return Err(corrupt(format!("{owners} owners in {} bytes", r.0.len())));
+        }
+        let mut rec = Rec {
+            entry: None,
+            owners: Vec::with_capacity(owners),
+        };
+        for _ in 0..owners {
+            let user = AccountId(r.take(32)?.try_into().map_err(|_| corrupt("owner id"))?);
+            let len = r.take(1)?[0] as usize;
+            let b = r.take(len)?;
+            let n = match <[u8; 8]>::try_from(b) {
+                Ok(a) => Count::Ok(u64::from_le_bytes(a)),
+                Err(_) => Count::Raw(b.to_vec()),
+            };
+            if rec.owners.last().is_some_and(|(last, _)| *last >= user) {
+                return Err(corrupt("owners out of order"));
+            }
+            rec.owners.push((user, n));
+        }
+        let len = r.u32()?;
+        if len != NO_ENTRY {
+            rec.entry = Some(r.take(len as usize)?.to_vec());
+        }
+        if !r.0.is_empty() {
+            return Err(corrupt(format!("{} trailing bytes", r.0.len())));
+        }
+        Ok(Some(rec))
+    }
+}
+
+fn tombstone(chunk: &ChunkId) -> [u8; 33] {
+    let mut v = [GONE; 33];
+    v[..32].copy_from_slice(chunk.as_bytes());
+    v
+}
+
+/// A record's chunk id and tag (live or gone).
+fn record_head(bytes: &[u8]) -> Result<(ChunkId, u8), StoreError> {
+    match bytes.get(..33) {
+        Some(h) if h[32] == LIVE || h[32] == GONE => {
+            let mut id = [0u8; 32];
+            id.copy_from_slice(&h[..32]);
+            Ok((ChunkId(id), h[32]))
+        }
+        Some(h) => Err(corrupt(format!("record tag {}", h[32]))),
+        None => Err(corrupt(format!("{} bytes, too short", bytes.len()))),
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if self.0.len() < n {
+            return Err(corrupt(format!(
+                "truncated: {n} bytes wanted, {} left",
+                self.0.len()
+            )));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+
+    fn u32(&mut self) -> Result<u32, StoreError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+// ---- the in-memory index ----------------------------------------------------------------------
+
+/// Where each chunk's current record is, rebuilt from the records on open.
+#[derive(Debug, Default)]
+struct Index {
+    /// chunk → sequence number of its current (live) record.
+    at: HashMap<ChunkId, u64>,
+    /// The next sequence number.
+    next: u64,
+    /// Records in the table, live or garbage.
+    records: u64,
+}
+
+impl Index {
+    fn rebuild(txn: &ReadTransaction) -> Result<Index, StoreError> {
+        let t = txn.open_table(RECORDS).map_err(backend("open table"))?;
+        let mut ix = Index::default();
+        for r in t.iter().map_err(storage("read"))? {
+            let (k, v) = r.map_err(storage("read"))?;
+            let seq = k.value();
+            let (id, tag) = record_head(v.value()).map_err(|e| match e {
+                StoreError::Corrupt { what, reason } => StoreError::Corrupt {
+                    what,
+                    reason: format!("record {seq}: {reason}"),
+                },
+                e => e,
+            })?;
+            if tag == LIVE {
+                ix.at.insert(id, seq);
+            } else {
+                ix.at.remove(&id);
+            }
+            ix.records += 1;
+            ix.next = seq + 1;
+        }
+        Ok(ix)
+    }
+
+    fn live(&self) -> u64 {
+        self.at.len() as u64
+    }
+}
+
+/// What a committed write transaction changes in the index.
+#[derive(Debug, Default)]
+struct IndexChanges {
+    at: HashMap<ChunkId, Option<u64>>,
+    next: u64,
+    records: u64,
+}
+
+impl IndexChanges {
+    fn apply(self, ix: &mut Index) {
+        for (c, at) in self.at {
+            match at {
+                Some(s) => ix.at.insert(c, s),
+                None => ix.at.remove(&c),
+            };
+        }
+        ix.next = self.next;
+        ix.records = self.records;
+    }
+}
+
+// ---- the store --------------------------------------------------------------------------------
+
 /// Ownership metadata in redb (see [`MetaStore`]).
 ///
-/// Layout: two tables keyed by fixed-width ids (accounts; the registry with each chunk's
-/// entry followed by its owners' reference counts), values in memo's canonical versioned
-/// encodings, so a record that does not decode (corrupt or truncated) is reported as
-/// [`StoreError::Corrupt`] and the transaction that met it changes nothing. Every
-/// [`MetaStore::write`] is one redb write transaction committed with
+/// # Layout: log-structured
+///
+/// Accounts are a small table updated in place. Everything about a chunk (its registry entry
+/// and its owners' reference counts) is one record, and a change to a chunk *appends* its new
+/// record under the next sequence number instead of rewriting the old one in place; a chunk
+/// that goes away appends a tombstone. An in-memory index (chunk → sequence number, rebuilt by
+/// one scan on open) finds each chunk's current record. Why: chunk ids are random, so in a
+/// B-tree keyed by chunk id every reference of a large registry dirties its own 4 KiB page,
+/// which each commit copies and a checkpoint writes and syncs, and the cost per reference grows
+/// with the registry. Appends touch only the table's last pages, whatever its size.
+///
+/// Replaced records are garbage. While garbage outnumbers live records (and the table holds
+/// more than [`RedbMeta::set_cleaning_floor`] records), every write transaction also cleans:
+/// for each record it appends it takes up to four of the oldest records, drops them if they are
+/// garbage and re-appends them if they are current. So the table stays near twice the live
+/// records, the cleaning cost per write is bounded and the same at every size, and it happens
+/// inside the transaction, atomically with the write.
+///
+/// Values use memo's canonical versioned encodings; a record that does not decode (corrupt or
+/// truncated) is reported as [`StoreError::Corrupt`] and the transaction that met it changes
+/// nothing. A record whose chunk id cannot be read is refused when the database opens.
+///
+/// Every [`MetaStore::write`] is one redb write transaction committed with
 /// [`Durability::Immediate`]: when it returns the object's put or delete is on disk, and a crash
 /// at any moment leaves the state before or after it (redb's copy-on-write commit).
 ///
-/// Cost per operation: a put or delete of an object of n chunks is n point reads of the
-/// registry and the reference table, n writes, at most n one-seek range probes, and one account
-/// read and write, all B-tree lookups, plus one commit. Nothing scans.
+/// Cost: a put or delete of an object of n chunks is n index lookups and n point reads, n
+/// appends (plus at most 2n cleaned), one account read and write, and one commit. Nothing
+/// scans, except opening. Memory: the index, about 60–100 bytes per chunk.
 ///
 /// # Driven by a durable log
 ///
@@ -90,15 +326,34 @@ fn storage(op: &'static str) -> impl FnOnce(redb::StorageError) -> StoreError {
 /// acknowledgement point of an object operation is then its durable append to the log.
 pub struct RedbMeta {
     db: Database,
+    index: RwLock<Index>,
     /// Log entries between durable checkpoints.
     checkpoint_every: AtomicU64,
     /// The `applied` position of the last durable commit.
     durable_at: AtomicU64,
+    /// Records below which the cleaner does not run.
+    cleaning_floor: AtomicU64,
 }
 
 impl std::fmt::Debug for RedbMeta {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RedbMeta")
+    }
+}
+
+/// Counts of a [`RedbMeta`]'s chunk records (see its layout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordStats {
+    /// Chunks with a current record.
+    pub live: u64,
+    /// Records in the table: live plus garbage awaiting the cleaner.
+    pub records: u64,
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Backend {
+        op: "lock",
+        reason: "a writer panicked inside a transaction".into(),
     }
 }
 
@@ -109,6 +364,7 @@ impl RedbMeta {
     }
 
     /// Opens (or creates) the database at `path`, with a page cache of `cache_bytes` if given.
+    /// Reads every chunk record once to build the index.
     pub fn open_with_cache(
         path: impl AsRef<Path>,
         cache_bytes: Option<usize>,
@@ -121,7 +377,7 @@ impl RedbMeta {
         let txn = db.begin_write().map_err(backend("begin write"))?;
         {
             txn.open_table(ACCOUNTS).map_err(backend("open table"))?;
-            txn.open_table(REGISTRY).map_err(backend("open table"))?;
+            txn.open_table(RECORDS).map_err(backend("open table"))?;
             let mut meta = txn.open_table(META).map_err(backend("open table"))?;
             let found = meta
                 .get("schema")
@@ -144,10 +400,13 @@ impl RedbMeta {
             }
         }
         txn.commit().map_err(backend("commit"))?;
+        let index = Index::rebuild(&db.begin_read().map_err(backend("begin read"))?)?;
         let this = Self {
             db,
+            index: RwLock::new(index),
             checkpoint_every: AtomicU64::new(DEFAULT_CHECKPOINT_EVERY),
             durable_at: AtomicU64::new(0),
+            cleaning_floor: AtomicU64::new(DEFAULT_CLEANING_FLOOR),
         };
         this.durable_at.store(this.applied()?, Ordering::Relaxed);
         Ok(this)
@@ -171,6 +430,21 @@ impl RedbMeta {
             .store(entries.max(1), Ordering::Relaxed);
     }
 
+    /// Sets the number of records below which the cleaner never runs (default
+    /// [`DEFAULT_CLEANING_FLOOR`]); above it, it runs while garbage outnumbers live records.
+    pub fn set_cleaning_floor(&self, records: u64) {
+        self.cleaning_floor.store(records, Ordering::Relaxed);
+    }
+
+    /// Live chunks and records in the table.
+    pub fn record_stats(&self) -> Result<RecordStats, StoreError> {
+        let ix = self.index.read().map_err(poisoned)?;
+        Ok(RecordStats {
+            live: ix.live(),
+            records: ix.records,
+        })
+    }
+
     /// A [`MetaStore`] whose one write transaction applies log entries `first..first + count`:
     /// it refuses to commit unless [`RedbMeta::applied`] is `first` (entries are applied once,
     /// in order), records `first + count` as applied in the same transaction, and is durable
@@ -185,18 +459,18 @@ impl RedbMeta {
         }
     }
 
-    /// Reads every record once, so that the page cache holds as much of the database as fits
-    /// (a keeper's references are spread at random over the registry, so a cold cache costs a
-    /// disk read per touched page until it is warm). Returns the records read.
+    /// Reads every record once, so that the page cache holds as much of the database as fits.
+    /// Returns the records read.
     pub fn warm_cache(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(backend("begin read"))?;
-        let t = open_read(&txn)?;
         let mut n = 0u64;
-        for r in t.accounts.iter().map_err(storage("read"))? {
+        let accounts = txn.open_table(ACCOUNTS).map_err(backend("open table"))?;
+        for r in accounts.iter().map_err(storage("read"))? {
             r.map_err(storage("read"))?;
             n += 1;
         }
-        for r in t.reg.iter().map_err(storage("read"))? {
+        let records = txn.open_table(RECORDS).map_err(backend("open table"))?;
+        for r in records.iter().map_err(storage("read"))? {
             r.map_err(storage("read"))?;
             n += 1;
         }
@@ -227,7 +501,7 @@ impl RedbMeta {
         } else {
             Durability::None
         };
-        let r = self.write_with(durability, Some((first, end)), f)?;
+        let r = self.write_with(durability, Some((first, end)), |t| f(t))?;
         if durable {
             self.durable_at.store(end, Ordering::Relaxed);
         }
@@ -240,20 +514,22 @@ impl RedbMeta {
         &self,
         f: impl FnOnce(&mut dyn MetaTxn) -> Result<R, E>,
     ) -> Result<R, E> {
-        self.write_with(Durability::None, None, f)
+        self.write_with(Durability::None, None, |t| f(t))
     }
 
     /// One write transaction; with `log = Some((first, end))` it also moves the applied
-    /// position from `first` (checked) to `end`.
+    /// position from `first` (checked) to `end`. The index changes only once redb committed.
     fn write_with<R, E: From<StoreError>>(
         &self,
         durability: Durability,
         log: Option<(u64, u64)>,
-        f: impl FnOnce(&mut dyn MetaTxn) -> Result<R, E>,
+        f: impl FnOnce(&mut WTables<'_, '_>) -> Result<R, E>,
     ) -> Result<R, E> {
+        let mut index = self.index.write().map_err(poisoned)?;
         let mut txn = self.db.begin_write().map_err(backend("begin write"))?;
         txn.set_durability(durability)
             .map_err(backend("set durability"))?;
+        let floor = self.cleaning_floor.load(Ordering::Relaxed);
         let result = (|| {
             if let Some((first, end)) = log {
                 let mut meta = txn.open_table(META).map_err(backend("open table"))?;
@@ -269,12 +545,15 @@ impl RedbMeta {
                 }
                 meta.insert(APPLIED, end).map_err(storage("write"))?;
             }
-            let mut tables = open_write(&txn)?;
-            f(&mut tables)
+            let mut tables = open_write(&txn, &index)?;
+            let r = f(&mut tables)?;
+            let changes = tables.flush(floor)?;
+            Ok((r, changes))
         })();
         match result {
-            Ok(v) => {
+            Ok((v, changes)) => {
                 txn.commit().map_err(backend("commit"))?;
+                changes.apply(&mut index);
                 Ok(v)
             }
             Err(e) => {
@@ -291,39 +570,204 @@ impl RedbMeta {
     }
 }
 
-type WTables<'t> = Tables<
-    Table<'t, &'static [u8; 32], &'static [u8]>,
-    Table<'t, &'static [u8; 65], &'static [u8]>,
->;
+// ---- transactions -----------------------------------------------------------------------------
 
-fn open_write(txn: &WriteTransaction) -> Result<WTables<'_>, StoreError> {
-    Ok(Tables {
-        accounts: txn.open_table(ACCOUNTS).map_err(backend("open table"))?,
-        reg: txn.open_table(REGISTRY).map_err(backend("open table"))?,
-    })
-}
-
-type RTables = Tables<
-    redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
-    redb::ReadOnlyTable<&'static [u8; 65], &'static [u8]>,
->;
-
-fn open_read(txn: &ReadTransaction) -> Result<RTables, StoreError> {
-    Ok(Tables {
-        accounts: txn.open_table(ACCOUNTS).map_err(backend("open table"))?,
-        reg: txn.open_table(REGISTRY).map_err(backend("open table"))?,
-    })
-}
-
-struct Tables<A, G> {
+/// The tables of one transaction, the committed index, and (when writing) this transaction's
+/// changed records, which reads see first.
+struct Tables<'i, A, R> {
     accounts: A,
-    reg: G,
+    records: R,
+    index: &'i Index,
+    /// Changed records in first-touch order (`None`: the chunk has no record any more).
+    pending: Vec<(ChunkId, Option<Rec>)>,
+    slot: HashMap<ChunkId, usize>,
+    /// Stored records already read by this transaction, decoded.
+    cache: std::cell::RefCell<HashMap<ChunkId, Option<Rec>>>,
 }
 
-impl<A, G> MetaRead for Tables<A, G>
+impl<'i, A, R> Tables<'i, A, R> {
+    fn new(accounts: A, records: R, index: &'i Index) -> Self {
+        Self {
+            accounts,
+            records,
+            index,
+            pending: Vec::new(),
+            slot: HashMap::new(),
+            cache: Default::default(),
+        }
+    }
+}
+
+type WTables<'t, 'i> =
+    Tables<'i, Table<'t, &'static [u8; 32], &'static [u8]>, Table<'t, u64, &'static [u8]>>;
+
+fn open_write<'t, 'i>(
+    txn: &'t WriteTransaction,
+    index: &'i Index,
+) -> Result<WTables<'t, 'i>, StoreError> {
+    Ok(Tables::new(
+        txn.open_table(ACCOUNTS).map_err(backend("open table"))?,
+        txn.open_table(RECORDS).map_err(backend("open table"))?,
+        index,
+    ))
+}
+
+type RTables<'i> = Tables<
+    'i,
+    redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    redb::ReadOnlyTable<u64, &'static [u8]>,
+>;
+
+fn open_read<'i>(txn: &ReadTransaction, index: &'i Index) -> Result<RTables<'i>, StoreError> {
+    Ok(Tables::new(
+        txn.open_table(ACCOUNTS).map_err(backend("open table"))?,
+        txn.open_table(RECORDS).map_err(backend("open table"))?,
+        index,
+    ))
+}
+
+impl<A, R> Tables<'_, A, R>
+where
+    R: ReadableTable<u64, &'static [u8]>,
+{
+    /// Runs `f` on the chunk's current record: this transaction's, else the stored one.
+    fn with_rec<T>(
+        &self,
+        c: &ChunkId,
+        f: impl FnOnce(Option<&Rec>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if let Some(&i) = self.slot.get(c) {
+            return f(self.pending[i].1.as_ref());
+        }
+        let mut cache = self.cache.borrow_mut();
+        let rec = match cache.entry(*c) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(self.stored(c)?),
+        };
+        f(rec.as_ref())
+    }
+
+    fn stored(&self, c: &ChunkId) -> Result<Option<Rec>, StoreError> {
+        let Some(&seq) = self.index.at.get(c) else {
+            return Ok(None);
+        };
+        let v = self
+            .records
+            .get(seq)
+            .map_err(storage("read"))?
+            .ok_or_else(|| {
+                StoreError::Inconsistent(format!("record {seq} of chunk {c} is missing"))
+            })?;
+        match Rec::decode(v.value(), c)? {
+            Some(r) => Ok(Some(r)),
+            None => Err(StoreError::Inconsistent(format!(
+                "chunk {c}'s current record {seq} is a tombstone"
+            ))),
+        }
+    }
+}
+
+fn set_owner(rec: &mut Rec, user: AccountId, n: Option<Count>) {
+    match (rec.owners.binary_search_by(|(u, _)| u.cmp(&user)), n) {
+        (Ok(i), Some(n)) => rec.owners[i].1 = n,
+        (Ok(i), None) => {
+            rec.owners.remove(i);
+        }
+        (Err(i), Some(n)) => rec.owners.insert(i, (user, n)),
+        (Err(_), None) => {}
+    }
+}
+
+impl WTables<'_, '_> {
+    fn load(&self, c: &ChunkId) -> Result<Rec, StoreError> {
+        self.with_rec(c, |r| Ok(r.cloned().unwrap_or_default()))
+    }
+
+    fn set(&mut self, c: ChunkId, rec: Rec) {
+        let rec = (!rec.is_empty()).then_some(rec);
+        match self.slot.get(&c) {
+            Some(&i) => self.pending[i].1 = rec,
+            None => {
+                self.slot.insert(c, self.pending.len());
+                self.pending.push((c, rec));
+            }
+        }
+    }
+
+    /// Appends the changed records (a tombstone for a chunk that had a record and has none
+    /// now), then cleans if garbage outnumbers live records. Returns the index changes to make
+    /// once the transaction has committed.
+    fn flush(mut self, floor: u64) -> Result<IndexChanges, StoreError> {
+        let ix = self.index;
+        let start = ix.next;
+        let mut ch = IndexChanges {
+            at: HashMap::with_capacity(self.pending.len()),
+            next: start,
+            records: ix.records,
+        };
+        let mut live = ix.live();
+        let mut appended = 0u64;
+        for (c, rec) in std::mem::take(&mut self.pending) {
+            let had = ix.at.contains_key(&c);
+            let bytes = match (&rec, had) {
+                (Some(r), _) => r.encode(&c),
+                (None, true) => tombstone(&c).to_vec(),
+                (None, false) => continue,
+            };
+            self.records
+                .insert(ch.next, bytes.as_slice())
+                .map_err(storage("write"))?;
+            ch.at.insert(c, rec.is_some().then_some(ch.next));
+            match (rec.is_some(), had) {
+                (true, false) => live += 1,
+                (false, true) => live -= 1,
+                _ => {}
+            }
+            ch.next += 1;
+            ch.records += 1;
+            appended += 1;
+        }
+        if ch.records > floor && ch.records - live > live {
+            for _ in 0..appended * CLEAN_PER_APPEND {
+                let Some((seq, bytes)) = self
+                    .records
+                    .pop_first()
+                    .map_err(storage("write"))?
+                    .map(|(k, v)| (k.value(), v.value().to_vec()))
+                else {
+                    break;
+                };
+                if seq >= start {
+                    // Reached what this transaction wrote: it stays.
+                    self.records
+                        .insert(seq, bytes.as_slice())
+                        .map_err(storage("write"))?;
+                    break;
+                }
+                let (c, _) = record_head(&bytes)?;
+                let current = match ch.at.get(&c) {
+                    Some(at) => *at,
+                    None => ix.at.get(&c).copied(),
+                };
+                if current == Some(seq) {
+                    self.records
+                        .insert(ch.next, bytes.as_slice())
+                        .map_err(storage("write"))?;
+                    ch.at.insert(c, Some(ch.next));
+                    ch.next += 1;
+                } else {
+                    ch.records -= 1;
+                }
+            }
+        }
+        Ok(ch)
+    }
+}
+
+impl<A, R> MetaRead for Tables<'_, A, R>
 where
     A: ReadableTable<&'static [u8; 32], &'static [u8]>,
-    G: ReadableTable<&'static [u8; 65], &'static [u8]>,
+    R: ReadableTable<u64, &'static [u8]>,
 {
     fn account(&self, user: &AccountId) -> Result<Option<Account>, StoreError> {
         match self
@@ -337,55 +781,40 @@ where
     }
 
     fn refcount(&self, chunk: &ChunkId, user: &AccountId) -> Result<u64, StoreError> {
-        match self
-            .reg
-            .get(&ref_key(chunk, user))
-            .map_err(storage("read"))?
-        {
-            Some(v) => refcount_from_bytes(v.value()),
-            None => Ok(0),
-        }
+        self.with_rec(chunk, |r| {
+            match r.and_then(|r| {
+                r.owners
+                    .binary_search_by(|(u, _)| u.cmp(user))
+                    .ok()
+                    .map(|i| &r.owners[i].1)
+            }) {
+                Some(n) => n.get(),
+                None => Ok(0),
+            }
+        })
     }
 
     fn has_owners(&self, chunk: &ChunkId) -> Result<bool, StoreError> {
-        let lo = ref_key(chunk, &AccountId([0; 32]));
-        let hi = ref_key(chunk, &AccountId([0xff; 32]));
-        let mut range = self
-            .reg
-            .range::<&[u8; 65]>(&lo..=&hi)
-            .map_err(storage("read"))?;
-        match range.next() {
-            None => Ok(false),
-            Some(r) => r.map(|_| true).map_err(storage("read")),
-        }
+        self.with_rec(chunk, |r| Ok(r.is_some_and(|r| !r.owners.is_empty())))
     }
 
     fn owners(&self, chunk: &ChunkId) -> Result<Vec<(AccountId, u64)>, StoreError> {
-        let lo = ref_key(chunk, &AccountId([0; 32]));
-        let hi = ref_key(chunk, &AccountId([0xff; 32]));
-        let mut out = Vec::new();
-        for item in self
-            .reg
-            .range::<&[u8; 65]>(&lo..=&hi)
-            .map_err(storage("read"))?
-        {
-            let (k, v) = item.map_err(storage("read"))?;
-            let mut user = [0u8; 32];
-            user.copy_from_slice(&k.value()[33..]);
-            out.push((AccountId(user), refcount_from_bytes(v.value())?));
-        }
-        Ok(out)
+        self.with_rec(chunk, |r| {
+            r.map_or(Ok(Vec::new()), |r| {
+                r.owners.iter().map(|(u, n)| Ok((*u, n.get()?))).collect()
+            })
+        })
     }
 
     fn chunk(&self, chunk: &ChunkId) -> Result<Option<ChunkEntry>, StoreError> {
-        match self.reg.get(&entry_key(chunk)).map_err(storage("read"))? {
-            Some(v) => ChunkEntry::from_bytes(v.value()).map(Some),
+        self.with_rec(chunk, |r| match r.and_then(|r| r.entry.as_ref()) {
+            Some(b) => ChunkEntry::from_bytes(b).map(Some),
             None => Ok(None),
-        }
+        })
     }
 }
 
-impl MetaTxn for WTables<'_> {
+impl MetaTxn for WTables<'_, '_> {
     fn put_account(&mut self, user: &AccountId, account: &Account) -> Result<(), StoreError> {
         let bytes = account.to_bytes();
         self.accounts
@@ -400,30 +829,23 @@ impl MetaTxn for WTables<'_> {
         user: &AccountId,
         n: u64,
     ) -> Result<(), StoreError> {
-        let key = ref_key(chunk, user);
-        if n == 0 {
-            self.reg.remove(&key).map_err(storage("write"))?;
-        } else {
-            let v = refcount_to_bytes(n);
-            self.reg
-                .insert(&key, v.as_slice())
-                .map_err(storage("write"))?;
-        }
+        let mut rec = self.load(chunk)?;
+        set_owner(&mut rec, *user, (n > 0).then_some(Count::Ok(n)));
+        self.set(*chunk, rec);
         Ok(())
     }
 
     fn put_chunk(&mut self, chunk: &ChunkId, entry: &ChunkEntry) -> Result<(), StoreError> {
-        let bytes = entry.to_bytes();
-        self.reg
-            .insert(&entry_key(chunk), bytes.as_slice())
-            .map_err(storage("write"))?;
+        let mut rec = self.load(chunk)?;
+        rec.entry = Some(entry.to_bytes());
+        self.set(*chunk, rec);
         Ok(())
     }
 
     fn remove_chunk(&mut self, chunk: &ChunkId) -> Result<(), StoreError> {
-        self.reg
-            .remove(&entry_key(chunk))
-            .map_err(storage("write"))?;
+        let mut rec = self.load(chunk)?;
+        rec.entry = None;
+        self.set(*chunk, rec);
         Ok(())
     }
 }
@@ -433,8 +855,9 @@ impl MetaStore for RedbMeta {
         &self,
         f: impl FnOnce(&dyn MetaRead) -> Result<R, E>,
     ) -> Result<R, E> {
+        let index = self.index.read().map_err(poisoned)?;
         let txn = self.db.begin_read().map_err(backend("begin read"))?;
-        let tables = open_read(&txn)?;
+        let tables = open_read(&txn, &index)?;
         f(&tables)
     }
 
@@ -442,7 +865,7 @@ impl MetaStore for RedbMeta {
         &self,
         f: impl FnOnce(&mut dyn MetaTxn) -> Result<R, E>,
     ) -> Result<R, E> {
-        self.write_with(Durability::Immediate, None, f)
+        self.write_with(Durability::Immediate, None, |t| f(t))
     }
 }
 
@@ -471,34 +894,48 @@ impl MetaStore for LogApply<'_> {
     }
 }
 
-/// Raw table access for tests that damage records on purpose.
+/// Raw record access for tests that damage records on purpose.
 #[doc(hidden)]
 pub mod raw {
     use super::*;
 
-    /// Overwrites the raw value of a chunk entry.
+    /// Overwrites the raw bytes of a chunk's registry entry (its other fields are kept).
     pub fn put_chunk_bytes(m: &RedbMeta, chunk: &ChunkId, bytes: &[u8]) -> Result<(), StoreError> {
-        let txn = m.db.begin_write().map_err(backend("begin write"))?;
-        {
-            let mut t = txn.open_table(REGISTRY).map_err(backend("open table"))?;
-            t.insert(&entry_key(chunk), bytes)
-                .map_err(storage("write"))?;
-        }
-        txn.commit().map_err(backend("commit"))
+        m.write_with(Durability::Immediate, None, |t| {
+            let mut rec = t.load(chunk)?;
+            rec.entry = Some(bytes.to_vec());
+            t.set(*chunk, rec);
+            Ok::<_, StoreError>(())
+        })
     }
 
-    /// Overwrites the raw value of a reference count.
+    /// Overwrites the raw bytes of a reference count.
     pub fn put_ref_bytes(
         m: &RedbMeta,
         chunk: &ChunkId,
         user: &AccountId,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
+        let n = match <[u8; 8]>::try_from(bytes) {
+            Ok(a) => Count::Ok(u64::from_le_bytes(a)),
+            Err(_) => Count::Raw(bytes.to_vec()),
+        };
+        m.write_with(Durability::Immediate, None, |t| {
+            let mut rec = t.load(chunk)?;
+            set_owner(&mut rec, *user, Some(n));
+            t.set(*chunk, rec);
+            Ok::<_, StoreError>(())
+        })
+    }
+
+    /// Appends raw bytes as the newest chunk record, as damage to the table would look
+    /// (the index learns of it on the next open).
+    pub fn append_record_bytes(m: &RedbMeta, bytes: &[u8]) -> Result<(), StoreError> {
+        let next = m.index.read().map_err(poisoned)?.next;
         let txn = m.db.begin_write().map_err(backend("begin write"))?;
         {
-            let mut t = txn.open_table(REGISTRY).map_err(backend("open table"))?;
-            t.insert(&ref_key(chunk, user), bytes)
-                .map_err(storage("write"))?;
+            let mut t = txn.open_table(RECORDS).map_err(backend("open table"))?;
+            t.insert(next, bytes).map_err(storage("write"))?;
         }
         txn.commit().map_err(backend("commit"))
     }
