@@ -364,7 +364,11 @@ async fn a_dead_keepers_work_is_taken_over() {
 async fn altered_shards_are_never_believed_and_get_reported() {
     let mut sim = Sim::new(2, 7, &[], 3).await;
     sim.put("a", 24_000, 4).await;
-    let liar = 2;
+    // The liar holds a data shard (which reads fetch) of some chunk, wherever placement put it.
+    let holder = sim.registry(0).values().next().unwrap()[0].1.unwrap();
+    let liar = (0..sim.stores.len())
+        .find(|&i| sim.provider(i) == holder)
+        .unwrap();
     sim.stores[liar].rot_all();
     // Reads stay exact: the altered shards fail their ids and other shards are used.
     sim.check_reads().await;
