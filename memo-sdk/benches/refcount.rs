@@ -397,12 +397,8 @@ fn main() {
         // Steady state of a long-running keeper: its page cache holds what fits.
         own.store().warm_cache().expect("warm");
         // A durable checkpoint at least once per phase, so the log rows pay for them.
-        own.store().set_checkpoint_every(
-            std::env::var("MEMO_BENCH_CKPT")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(CHECKPOINT_EVERY),
-        );
+        own.store()
+            .set_checkpoint_every(env_list("MEMO_BENCH_CKPT", &[CHECKPOINT_EVERY])[0]);
         measure(&own, user, &warm.0[..10], &warm.1[..10], 1);
         let log = DurableOpLog::open(&dir.path().join(format!("oplog-{n}.redb"))).expect("op log");
         let mut rows: Vec<(String, [f64; 4])> = Vec::new();

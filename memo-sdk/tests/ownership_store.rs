@@ -296,18 +296,7 @@ fn crash_child(path: &str) -> ! {
                 own.put_object(CRASH_USER, &obj).unwrap();
             }
         } else {
-            let ops: Vec<ObjectOp> = (s..s + batch)
-                .map(|k| match crash_step(k) {
-                    (true, object) => ObjectOp::Delete {
-                        user: CRASH_USER,
-                        object,
-                    },
-                    (false, object) => ObjectOp::Put {
-                        user: CRASH_USER,
-                        object,
-                    },
-                })
-                .collect();
+            let ops: Vec<ObjectOp> = (s..s + batch).map(log_entry).collect();
             for r in own.apply_batch(&ops).unwrap() {
                 r.unwrap();
             }
@@ -340,11 +329,7 @@ impl CrashModel {
         self.steps += 1;
     }
 
-    fn matches(&self, own: &Ownership<RedbMeta>) -> bool {
-        self.matches_store(own)
-    }
-
-    fn matches_store<S: memo_core::ownership::MetaStore>(&self, own: &Ownership<S>) -> bool {
+    fn matches<S: memo_core::ownership::MetaStore>(&self, own: &Ownership<S>) -> bool {
         self.refs.iter().all(|(id, &(n, _))| {
             let ok_ref = own.refcount(&CRASH_USER, id).unwrap() == n;
             let ok_entry = own.chunk(id).unwrap().is_some() == (n > 0);
@@ -402,11 +387,7 @@ fn killed_mid_object_leaves_state_before_or_after() {
 
         let own = Ownership::new(RedbMeta::open(&path).unwrap());
         let usage = own.account(&CRASH_USER).unwrap().unwrap().usage;
-        let mut model = CrashModel {
-            refs: BTreeMap::new(),
-            usage: 0,
-            steps: 0,
-        };
+        let mut model = model_after(0);
         let mut found = None;
         while model.steps < 1_000_000 {
             if model.usage == usage && model.matches(&own) {
@@ -439,7 +420,8 @@ fn killed_mid_object_leaves_state_before_or_after() {
 
 // ---- driven by a durable log: unsynced commits, checkpoints, replay -----------------------
 
-/// Log entry `s` of the fixed sequence, as an ownership operation.
+/// Step `s` of the fixed sequence as an ownership operation (the crash child's objects and the
+/// log's entries).
 fn log_entry(s: u64) -> ObjectOp {
     match crash_step(s) {
         (true, object) => ObjectOp::Delete {
@@ -517,7 +499,7 @@ fn log_driven_state_is_a_checkpoint_after_a_kill_and_replay_completes_it() {
         // entry, nothing missing of an earlier one.
         let own = Ownership::new(&meta);
         let model = model_after(k);
-        assert!(model.matches_store(&own), "state after {k} entries");
+        assert!(model.matches(&own), "state after {k} entries");
         assert_eq!(
             own.account(&CRASH_USER).unwrap().unwrap().usage,
             model.usage
@@ -526,7 +508,7 @@ fn log_driven_state_is_a_checkpoint_after_a_kill_and_replay_completes_it() {
         apply_log(&meta, k, k + 40);
         assert_eq!(meta.applied().unwrap(), k + 40);
         let model = model_after(k + 40);
-        assert!(model.matches_store(&Ownership::new(&meta)));
+        assert!(model.matches(&Ownership::new(&meta)));
         eprintln!(
             "round {round}: reopened at entry {k}, replayed to {}",
             k + 40
@@ -558,7 +540,7 @@ fn log_positions_are_checked_and_refusals_still_advance() {
         );
     }
     assert_eq!(meta.applied().unwrap(), 3);
-    assert!(model_after(3).matches_store(&own));
+    assert!(model_after(3).matches(&own));
     // A refused object (a non-owner's delete) is an outcome of its entry: the position moves.
     let stranger = ObjectOp::Delete {
         user: AccountId([9; 32]),
@@ -569,7 +551,7 @@ fn log_positions_are_checked_and_refusals_still_advance() {
         .unwrap();
     assert!(matches!(out[0], Err(OwnershipError::UnknownUser { .. })));
     assert_eq!(meta.applied().unwrap(), 4);
-    assert!(model_after(3).matches_store(&own));
-    // A durable checkpoint keeps the position across a clean reopen.
+    assert!(model_after(3).matches(&own));
+    // Checkpointing after refusals succeeds.
     meta.checkpoint().unwrap();
 }

@@ -95,6 +95,8 @@ async fn start((spec, ledger): &(LocalSpec, LedgerSpec)) -> (MemoryNetwork, Loca
 
 use memo_core::testkit::random_bytes as data;
 
+mod common;
+
 fn ledger(net: &LocalNetwork<Faulty>) -> &LocalLedger {
     net.ledger.as_ref().expect("a ledger")
 }
@@ -371,9 +373,7 @@ async fn placement_avoids_providers_that_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repairs_move_orders_to_the_new_holders_and_the_failed_stake_pays() {
     use memo_core::contract::{Outcome, Params, ProofMark};
-    use memo_core::repair::{LivenessPolicy, RepairThreshold};
     use memo_sdk::challenger::RecordedRepair;
-    use memo_sdk::repair::RepairConfig;
     use std::collections::BTreeSet;
 
     let (mem, mut net) = start(&spec(6, 2, 1)).await;
@@ -388,9 +388,7 @@ async fn repairs_move_orders_to_the_new_holders_and_the_failed_stake_pays() {
         .max_by_key(|(_, p)| p.service.store().list().unwrap().len())
         .map(|(i, p)| (i, p.account()))
         .unwrap();
-    let keepers: Vec<AccountId> = (0..net.keepers.len())
-        .map(|i| memo_core::Keypair::from_seed(&format!("keeper-{i}")).account())
-        .collect();
+    let keepers: Vec<AccountId> = net.keepers.iter().map(|k| k.account()).collect();
     let (lost, keeper_before) = {
         let l = ledger(&net);
         let lost: BTreeSet<ShardId> = orders_of(l, victim)
@@ -406,24 +404,7 @@ async fn repairs_move_orders_to_the_new_holders_and_the_failed_stake_pays() {
 
     net.providers[vi].stop();
     mem.set_down(victim);
-    net.enable_repair(RepairConfig {
-        probe_interval: Duration::from_millis(20),
-        rpc_timeout: Duration::from_secs(2),
-        liveness: LivenessPolicy {
-            suspect_after: 1,
-            lost_after: 2,
-        },
-        threshold: RepairThreshold::Eager,
-        takeover_rounds: 2,
-        max_concurrent: 4,
-        bytes_per_sec: None,
-        reports_per_round: 256,
-        transfer_timeout: Duration::from_secs(2),
-        audit_shards: 0,
-        audit_burst: 0,
-        orphan_grace: None,
-        sweep_every: 1,
-    });
+    net.enable_repair(common::fast_repair());
     let l = ledger(&net);
 
     // Wait (with a deadline) until every lost shard's repair is recorded on the ledger.

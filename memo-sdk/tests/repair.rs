@@ -4,7 +4,6 @@
 use memo_core::codec::CodecParams;
 use memo_core::id::{AccountId, ChunkId, ShardId};
 use memo_core::ownership::{MemoryShardStore, ShardHealth, ShardStore, ShardStoreError};
-use memo_core::repair::{LivenessPolicy, RepairThreshold};
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_core::{Keypair, Signed, wire};
 use memo_sdk::fault::{FaultConfig, FaultTransport};
@@ -71,26 +70,8 @@ impl ShardStore for TestStore {
 
 use memo_core::testkit::random_bytes as data;
 
-fn config() -> RepairConfig {
-    RepairConfig {
-        probe_interval: Duration::from_millis(20),
-        rpc_timeout: Duration::from_secs(2),
-        liveness: LivenessPolicy {
-            suspect_after: 1,
-            lost_after: 2,
-        },
-        threshold: RepairThreshold::Eager,
-        takeover_rounds: 2,
-        max_concurrent: 4,
-        bytes_per_sec: None,
-        reports_per_round: 256,
-        transfer_timeout: Duration::from_secs(2),
-        audit_shards: 0,
-        audit_burst: 0,
-        orphan_grace: None,
-        sweep_every: 1,
-    }
-}
+mod common;
+use common::fast_repair as config;
 
 struct Sim {
     mem: MemoryNetwork,
@@ -207,40 +188,14 @@ impl Sim {
         }
     }
 
-    /// (chunk, [(index, shard, holder, health)]) of every registered chunk, from keeper `k`.
-    fn registry(
-        &self,
-        k: usize,
-    ) -> BTreeMap<ChunkId, Vec<(ShardId, Option<AccountId>, ShardHealth)>> {
-        self.net.keepers[k].inspect(|o| {
-            let mut out = BTreeMap::new();
-            let holders: Vec<AccountId> = o.holders().copied().collect();
-            for h in holders {
-                for c in o.held_by(&h) {
-                    let e = o.ownership().chunk(c).unwrap().unwrap();
-                    out.insert(
-                        *c,
-                        e.shards
-                            .iter()
-                            .map(|s| (s.id, s.holder, s.health))
-                            .collect(),
-                    );
-                }
-            }
-            out
-        })
+    /// (shard, holder, health) of every registered chunk, from keeper `k`.
+    fn registry(&self, k: usize) -> common::Registry {
+        self.net.keepers[k].inspect(common::registry)
     }
 
     /// True if every chunk has k + m Healthy shards on distinct holders, as every keeper sees it.
     fn all_healthy(&self) -> bool {
-        (0..self.net.keepers.len()).all(|k| {
-            self.net.keepers[k].inspect(|o| o.degraded().count() == 0)
-                && self.registry(k).values().all(|slots| {
-                    let holders: BTreeSet<_> = slots.iter().filter_map(|s| s.1).collect();
-                    holders.len() == slots.len()
-                        && slots.iter().all(|s| s.2 == ShardHealth::Healthy)
-                })
-        })
+        common::all_healthy(&self.net)
     }
 
     async fn until_healthy(&self, max_rounds: usize) -> usize {
@@ -747,7 +702,6 @@ async fn orphan_shards_are_swept_once_idle_and_placed_ones_never() {
     let mut sim = Sim::new(2, 6, &[], 12).await;
     let sweep = RepairConfig {
         orphan_grace: Some(Duration::from_millis(1500)),
-        sweep_every: 1,
         ..config()
     };
     sim.repairers = sim.net.repairers(&sweep);

@@ -26,6 +26,9 @@ use memo_sdk::ClientError;
 use memo_sdk::fault::{FaultConfig, FaultTransport};
 use memo_sdk::local::{LocalNetwork, LocalSpec};
 use memo_sdk::repair::{RepairConfig, Repairer};
+
+mod common;
+use common::{Registry, registry};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -66,31 +69,6 @@ async fn keepers_caught_up<S: ShardStore + 'static>(net: &LocalNetwork<S>) {
     for k in &net.keepers {
         within("keeper catching up", k.wait_applied(len)).await;
     }
-}
-
-/// Every registered chunk with its shards (id, holder, health), as keeper state `o` has it.
-type Registry = BTreeMap<ChunkId, Vec<(ShardId, Option<AccountId>, ShardHealth)>>;
-
-fn registry(o: &Objects<MemoryMeta>) -> Registry {
-    let mut out = BTreeMap::new();
-    let holders: Vec<AccountId> = o.holders().copied().collect();
-    for h in holders {
-        for c in o.held_by(&h) {
-            let e = o
-                .ownership()
-                .chunk(c)
-                .unwrap()
-                .expect("held chunk is registered");
-            out.insert(
-                *c,
-                e.shards
-                    .iter()
-                    .map(|s| (s.id, s.holder, s.health))
-                    .collect(),
-            );
-        }
-    }
-    out
 }
 
 /// Everything one keeper knows, for comparing keepers: the registry, and each user's objects
@@ -157,6 +135,8 @@ enum Op {
     DeleteOwn(usize),
     /// Deletes, by id, a content the user does not own (someone else may): refused.
     DeleteForeign(usize),
+    /// Nothing this step (another user changes the content's family).
+    Idle,
 }
 
 /// The model: each user's reference count on each content, plus what the network told us
@@ -214,22 +194,13 @@ fn plan_step(rng: &mut StdRng, model: &Model, users: usize, contents: &[Content]
         };
         let family = match op {
             Op::Put(c) | Op::DeleteOwn(c) => Some(contents[c].family),
-            Op::Get(_) | Op::DeleteForeign(_) => None,
+            Op::Get(_) | Op::DeleteForeign(_) | Op::Idle => None,
         };
-        if let Some(f) = family
-            && !touched.insert(f)
-        {
-            continue; // another user changes this family this step
-        }
-        ops.push((u, op));
+        // Another user changes this family this step: this one idles.
+        let clash = family.is_some_and(|f| !touched.insert(f));
+        ops.push(if clash { Op::Idle } else { op });
     }
-    let mut out = vec![None; users];
-    for (u, op) in ops {
-        out[u] = Some(op);
-    }
-    out.into_iter()
-        .map(|o| o.unwrap_or(Op::Get(usize::MAX)))
-        .collect()
+    ops
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,7 +242,7 @@ async fn workload_dozens_of_nodes_matches_a_model() {
                             .put_bytes(&contents[c].name, &contents[c].bytes)
                             .await
                             .map(Some),
-                        Op::Get(c) if c == usize::MAX => Ok(None),
+                        Op::Idle => Ok(None),
                         Op::Get(c) => match client.get_bytes(&contents[c].name).await {
                             Ok(got) => {
                                 assert!(
@@ -313,7 +284,7 @@ async fn workload_dozens_of_nodes_matches_a_model() {
                     *model.refs.entry((u, c)).or_default() += 1;
                     puts += 1;
                 }
-                Op::Get(c) if c == usize::MAX => {}
+                Op::Idle => {}
                 Op::Get(c) if model.refs(u, c) > 0 => {
                     result.unwrap_or_else(|e| panic!("step {step}: user{u} get {c}: {e}"));
                     reads += 1;
@@ -650,14 +621,7 @@ impl FailureSim {
 
     /// True if every chunk has k + m Healthy shards on distinct holders, on every keeper.
     fn all_healthy(&self) -> bool {
-        (0..self.net.keepers.len()).all(|k| {
-            self.net.keepers[k].inspect(|o| o.degraded().count() == 0)
-                && self.registry(k).values().all(|slots| {
-                    let holders: BTreeSet<_> = slots.iter().filter_map(|s| s.1).collect();
-                    holders.len() == slots.len()
-                        && slots.iter().all(|s| s.2 == ShardHealth::Healthy)
-                })
-        })
+        common::all_healthy(&self.net)
     }
 }
 

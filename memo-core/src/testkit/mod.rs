@@ -18,6 +18,11 @@ mod model;
 pub use model::{ModelChecker, Op, Snapshot, Stats, meta_snapshot, random_ops, universe_chunk};
 
 use crate::id::{AccountId, ChunkId, ShardId};
+use crate::ownership::ObjectOp;
+use crate::ownership::{
+    Account, ChunkEntry, ChunkInfo, Holder, MemoryShardStore, MetaStore, ObjectChunks, Ownership,
+    OwnershipError, Placement, ShardHealth, ShardStore, ShardStoreError, StoreError,
+};
 
 /// `len` deterministic pseudo-random bytes for `seed` (blake3's extendable output): test data
 /// that is incompressible and different per seed.
@@ -29,11 +34,6 @@ pub fn random_bytes(len: usize, seed: u8) -> Vec<u8> {
         .fill(&mut v);
     v
 }
-use crate::ownership::ObjectOp;
-use crate::ownership::{
-    Account, ChunkEntry, ChunkInfo, Holder, MemoryShardStore, MetaStore, ObjectChunks, Ownership,
-    OwnershipError, Placement, ShardHealth, ShardStore, ShardStoreError, StoreError,
-};
 
 /// A deterministic account id for tests.
 pub fn account(n: u8) -> AccountId {

@@ -83,6 +83,13 @@ enum Count {
 }
 
 impl Count {
+    fn from_bytes(b: &[u8]) -> Count {
+        match <[u8; 8]>::try_from(b) {
+            Ok(a) => Count::Ok(u64::from_le_bytes(a)),
+            Err(_) => Count::Raw(b.to_vec()),
+        }
+    }
+
     fn get(&self) -> Result<u64, StoreError> {
         match self {
             Count::Ok(n) => Ok(*n),
@@ -155,11 +162,7 @@ impl Rec {
         for _ in 0..owners {
             let user = AccountId(r.take(32)?.try_into().map_err(|_| corrupt("owner id"))?);
             let len = r.take(1)?[0] as usize;
-            let b = r.take(len)?;
-            let n = match <[u8; 8]>::try_from(b) {
-                Ok(a) => Count::Ok(u64::from_le_bytes(a)),
-                Err(_) => Count::Raw(b.to_vec()),
-            };
+            let n = Count::from_bytes(r.take(len)?);
             if rec.owners.last().is_some_and(|(last, _)| *last >= user) {
                 return Err(corrupt("owners out of order"));
             }
@@ -679,19 +682,27 @@ fn set_owner(rec: &mut Rec, user: AccountId, n: Option<Count>) {
 }
 
 impl WTables<'_, '_> {
-    fn load(&self, c: &ChunkId) -> Result<Rec, StoreError> {
-        self.with_rec(c, |r| Ok(r.cloned().unwrap_or_default()))
-    }
-
-    fn set(&mut self, c: ChunkId, rec: Rec) {
-        let rec = (!rec.is_empty()).then_some(rec);
-        match self.slot.get(&c) {
-            Some(&i) => self.pending[i].1 = rec,
+    /// Changes the chunk's record in this transaction (starting from the stored one, or an
+    /// empty record); a record left empty means the chunk has none.
+    fn update(&mut self, c: &ChunkId, f: impl FnOnce(&mut Rec)) -> Result<(), StoreError> {
+        let i = match self.slot.get(c) {
+            Some(&i) => i,
             None => {
-                self.slot.insert(c, self.pending.len());
-                self.pending.push((c, rec));
+                // Already decoded by a read of this transaction, or read now.
+                let stored = match self.cache.get_mut().remove(c) {
+                    Some(r) => r,
+                    None => self.stored(c)?,
+                };
+                self.slot.insert(*c, self.pending.len());
+                self.pending.push((*c, stored));
+                self.pending.len() - 1
             }
-        }
+        };
+        let slot = &mut self.pending[i].1;
+        let mut rec = slot.take().unwrap_or_default();
+        f(&mut rec);
+        *slot = (!rec.is_empty()).then_some(rec);
+        Ok(())
     }
 
     /// Appends the changed records (a tombstone for a chunk that had a record and has none
@@ -829,24 +840,18 @@ impl MetaTxn for WTables<'_, '_> {
         user: &AccountId,
         n: u64,
     ) -> Result<(), StoreError> {
-        let mut rec = self.load(chunk)?;
-        set_owner(&mut rec, *user, (n > 0).then_some(Count::Ok(n)));
-        self.set(*chunk, rec);
-        Ok(())
+        self.update(chunk, |r| {
+            set_owner(r, *user, (n > 0).then_some(Count::Ok(n)))
+        })
     }
 
     fn put_chunk(&mut self, chunk: &ChunkId, entry: &ChunkEntry) -> Result<(), StoreError> {
-        let mut rec = self.load(chunk)?;
-        rec.entry = Some(entry.to_bytes());
-        self.set(*chunk, rec);
-        Ok(())
+        let bytes = entry.to_bytes();
+        self.update(chunk, |r| r.entry = Some(bytes))
     }
 
     fn remove_chunk(&mut self, chunk: &ChunkId) -> Result<(), StoreError> {
-        let mut rec = self.load(chunk)?;
-        rec.entry = None;
-        self.set(*chunk, rec);
-        Ok(())
+        self.update(chunk, |r| r.entry = None)
     }
 }
 
@@ -902,10 +907,7 @@ pub mod raw {
     /// Overwrites the raw bytes of a chunk's registry entry (its other fields are kept).
     pub fn put_chunk_bytes(m: &RedbMeta, chunk: &ChunkId, bytes: &[u8]) -> Result<(), StoreError> {
         m.write_with(Durability::Immediate, None, |t| {
-            let mut rec = t.load(chunk)?;
-            rec.entry = Some(bytes.to_vec());
-            t.set(*chunk, rec);
-            Ok::<_, StoreError>(())
+            t.update(chunk, |r| r.entry = Some(bytes.to_vec()))
         })
     }
 
@@ -916,15 +918,10 @@ pub mod raw {
         user: &AccountId,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
-        let n = match <[u8; 8]>::try_from(bytes) {
-            Ok(a) => Count::Ok(u64::from_le_bytes(a)),
-            Err(_) => Count::Raw(bytes.to_vec()),
-        };
         m.write_with(Durability::Immediate, None, |t| {
-            let mut rec = t.load(chunk)?;
-            set_owner(&mut rec, *user, Some(n));
-            t.set(*chunk, rec);
-            Ok::<_, StoreError>(())
+            t.update(chunk, |r| {
+                set_owner(r, *user, Some(Count::from_bytes(bytes)))
+            })
         })
     }
 
