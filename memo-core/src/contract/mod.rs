@@ -788,15 +788,8 @@ impl Contract {
             .and_then(|x| x.checked_mul(duration))
             .ok_or(Rejection::Overflow)?;
         self.debit(sender, escrow)?;
-        self.roles.update(&provider, |r| {
-            if let RoleInfo::Provider { used, .. } = &mut r.info {
-                *used += bytes;
-            }
-        });
-        let id = self.g.next_order;
-        self.g.next_order += 1;
         let start = self.g.epoch + 1;
-        let order = Order {
+        let id = self.open_order(Order {
             user: sender,
             provider,
             bytes,
@@ -805,37 +798,65 @@ impl Contract {
             end: start + duration,
             escrow,
             proof: None,
-        };
-        self.orders.insert(id, order);
+        });
         Ok(Outcome::OrderCreated(id))
     }
 
+    /// Records a new order under the next order id; its provider's space is taken.
+    fn open_order(&mut self, order: Order) -> OrderId {
+        let bytes = order.bytes;
+        self.roles.update(&order.provider, |r| {
+            if let RoleInfo::Provider { used, .. } = &mut r.info {
+                *used += bytes;
+            }
+        });
+        let id = self.g.next_order;
+        self.g.next_order += 1;
+        self.orders.insert(id, order);
+        id
+    }
+
     fn end_order(&mut self, sender: AccountId, id: OrderId) -> Result<Outcome, Rejection> {
-        let order = self
+        let user = self
             .orders
             .get(&id)
             .ok_or(Rejection::UnknownOrder(id))?
-            .clone();
-        if sender != order.user && !self.is_users_keeper(&order.user, &sender) {
+            .user;
+        if sender != user && !self.is_users_keeper(&user, &sender) {
             return Err(Rejection::NotOrderParty(id));
         }
+        self.end_now(id);
+        Ok(Outcome::Done)
+    }
+
+    /// Ends order `id` now: before its start it is removed at once ([`Self::finish_order`]);
+    /// while it runs it ends after the current epoch, and the later epochs' escrow returns to
+    /// the user.
+    fn end_now(&mut self, id: OrderId) {
+        let Some(order) = self.orders.get(&id) else {
+            return;
+        };
+        let (user, start, end, per_epoch, escrow) = (
+            order.user,
+            order.start,
+            order.end,
+            order.per_epoch(),
+            order.escrow,
+        );
         let cur = self.g.epoch;
-        if order.start > cur {
+        if start > cur {
             self.finish_order(id);
-            return Ok(Outcome::Done);
+            return;
         }
         let new_end = cur + 1;
-        if order.end > new_end {
-            let refund = (order.end - new_end)
-                .saturating_mul(order.per_epoch())
-                .min(order.escrow);
+        if end > new_end {
+            let refund = (end - new_end).saturating_mul(per_epoch).min(escrow);
             self.orders.update(&id, |o| {
                 o.end = new_end;
                 o.escrow -= refund;
             });
-            self.credit(order.user, refund);
+            self.credit(user, refund);
         }
-        Ok(Outcome::Done)
     }
 
     /// Removes an order: the remaining escrow returns to the user, the provider's space frees.
@@ -969,13 +990,15 @@ impl Contract {
         if !self.is_users_keeper(&order.user, &sender) {
             return Err(Rejection::NotOrderParty(id));
         }
-        let c = self
-            .commitments
-            .get(&id)
-            .ok_or(Rejection::NotCommitted(id))?
-            .clone();
-        let Some(pos) = c.shards.iter().position(|s| *s == shard) else {
-            return Err(Rejection::ShardNotCommitted { order: id, shard });
+        let (shard_len, n, pos) = {
+            let c = self
+                .commitments
+                .get(&id)
+                .ok_or(Rejection::NotCommitted(id))?;
+            let Some(pos) = c.shards.iter().position(|s| *s == shard) else {
+                return Err(Rejection::ShardNotCommitted { order: id, shard });
+            };
+            (c.shard_len, c.shards.len() as u64, pos)
         };
         let epoch = self.g.epoch;
         // The new order runs from the next epoch (or the order's start) to the order's end.
@@ -996,7 +1019,6 @@ impl Contract {
         }) {
             return Err(Rejection::AlreadyHolds(*held));
         }
-        let n = c.shards.len() as u64;
         let bytes = order.bytes / n;
         if bytes == 0 {
             return Err(Rejection::Invalid("shard share (zero bytes)"));
@@ -1035,47 +1057,34 @@ impl Contract {
         });
         self.g.repair_fund -= from_fund;
         self.credit(sender, penalty);
-        self.roles.update(&to, |r| {
-            if let RoleInfo::Provider { used, .. } = &mut r.info {
-                *used += bytes;
-            }
-        });
         self.orders.update(&id, |o| {
             o.bytes -= bytes;
             o.escrow -= moved;
         });
         if n == 1 {
-            // Nothing left to hold: the order ends (after this epoch, if it runs now).
+            // Nothing left to hold: the order ends (after this epoch, if it runs now). It holds
+            // no bytes any more, so ending it refunds nothing: its escrow past this epoch moved.
             self.commitments.remove(&id);
-            if order.start > epoch {
-                self.finish_order(id);
-            } else {
-                self.orders.update(&id, |o| o.end = epoch + 1);
-            }
+            self.end_now(id);
         } else {
             self.commitments.update(&id, |c| {
                 c.shards.remove(pos);
             });
         }
-        let new_id = self.g.next_order;
-        self.g.next_order += 1;
-        self.orders.insert(
-            new_id,
-            Order {
-                user: order.user,
-                provider: to,
-                bytes,
-                price,
-                start,
-                end: order.end,
-                escrow: moved + from_stake + from_fund,
-                proof: None,
-            },
-        );
+        let new_id = self.open_order(Order {
+            user: order.user,
+            provider: to,
+            bytes,
+            price,
+            start,
+            end: order.end,
+            escrow: moved + from_stake + from_fund,
+            proof: None,
+        });
         self.commitments.insert(
             new_id,
             Commitment {
-                shard_len: c.shard_len,
+                shard_len,
                 shards: vec![shard],
             },
         );

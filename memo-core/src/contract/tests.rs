@@ -98,6 +98,24 @@ impl World {
     fn conserved(&self) {
         assert_eq!(self.c.total_money(), u128::from(self.c.supply()));
     }
+
+    /// User u creates an order (`order`, a [`MarketCall::CreateOrder`]) and commits it to
+    /// `shards` of `shard_len` bytes.
+    fn committed_order(&mut self, order: Call, shard_len: u64, shards: Vec<ShardId>) -> OrderId {
+        let Outcome::OrderCreated(id) = self.send(&kp("u"), order).unwrap() else {
+            panic!()
+        };
+        self.send(
+            &kp("u"),
+            Call::Files(FilesCall::Commit {
+                order: id,
+                shard_len,
+                shards,
+            }),
+        )
+        .unwrap();
+        id
+    }
 }
 
 fn provider_call(stake: Amount) -> Call {
@@ -139,22 +157,16 @@ fn market() -> (World, OrderId) {
     w.send(&kp("p"), provider_call(1_000)).unwrap();
     w.send(&kp("u"), Call::Roles(RolesCall::RegisterUser))
         .unwrap();
-    let Outcome::OrderCreated(id) = w.send(&kp("u"), order_call("p", 100, 2, 3)).unwrap() else {
-        panic!()
-    };
-    w.send(
-        &kp("u"),
-        Call::Files(FilesCall::Commit {
-            order: id,
-            shard_len: 4096,
-            shards: shards(6),
-        }),
-    )
-    .unwrap();
+    let id = w.committed_order(order_call("p", 100, 2, 3), 4096, shards(6));
     (w, id)
 }
 
 fn prove(w: &mut World, id: OrderId, good: bool) -> Result<Outcome, Rejection> {
+    prove_by(w, "p", id, good)
+}
+
+/// `who` submits a proof for order `id`'s current challenge: the right one if `good`.
+fn prove_by(w: &mut World, who: &str, id: OrderId, good: bool) -> Result<Outcome, Rejection> {
     let c = w.c.challenge(id).expect("challenge");
     let proof = if good { stub_proof(&c) } else { vec![0; 32] };
     let p = StorageProof {
@@ -163,7 +175,7 @@ fn prove(w: &mut World, id: OrderId, good: bool) -> Result<Outcome, Rejection> {
         shard: c.shard,
         proof,
     };
-    w.send(&kp("p"), Call::Settlement(SettlementCall::SubmitProof(p)))
+    w.send(&kp(who), Call::Settlement(SettlementCall::SubmitProof(p)))
 }
 
 #[test]
@@ -811,18 +823,7 @@ fn repair_market() -> (World, OrderId, [Keypair; 2]) {
     w.send(&kp("s"), Call::Roles(RolesCall::Leave)).unwrap();
     w.send(&kp("u"), Call::Roles(RolesCall::RegisterUser))
         .unwrap();
-    let Outcome::OrderCreated(id) = w.send(&kp("u"), order_call("p", 120, 2, 3)).unwrap() else {
-        panic!()
-    };
-    w.send(
-        &kp("u"),
-        Call::Files(FilesCall::Commit {
-            order: id,
-            shard_len: 20,
-            shards: shards(6),
-        }),
-    )
-    .unwrap();
+    let id = w.committed_order(order_call("p", 120, 2, 3), 20, shards(6));
     let matched = w.c.keepers_of(&kp("u").account());
     let names: Vec<&str> = ["k1", "k2", "k3"]
         .into_iter()
@@ -844,34 +845,12 @@ fn stake_of(w: &World, name: &str) -> Amount {
     w.c.role(&kp(name).account()).map_or(0, Role::stake)
 }
 
-fn prove_as(w: &mut World, who: &str, id: OrderId) -> Result<Outcome, Rejection> {
-    let c = w.c.challenge(id).expect("challenge");
-    let p = StorageProof {
-        order: id,
-        epoch: c.epoch,
-        shard: c.shard,
-        proof: stub_proof(&c),
-    };
-    w.send(&kp(who), Call::Settlement(SettlementCall::SubmitProof(p)))
-}
-
 #[test]
 fn reassign_refuses_invalid_moves_and_changes_nothing() {
     let (mut w, id, [k, _]) = repair_market();
     let s = shards(6);
     // A second order, held by q and committed to shard 0.
-    let Outcome::OrderCreated(other) = w.send(&kp("u"), order_call("q", 20, 2, 3)).unwrap() else {
-        panic!()
-    };
-    w.send(
-        &kp("u"),
-        Call::Files(FilesCall::Commit {
-            order: other,
-            shard_len: 20,
-            shards: vec![s[0]],
-        }),
-    )
-    .unwrap();
+    let other = w.committed_order(order_call("q", 20, 2, 3), 20, vec![s[0]]);
     let Outcome::OrderCreated(uncommitted) = w.send(&kp("u"), order_call("r", 20, 5, 3)).unwrap()
     else {
         panic!()
@@ -1043,7 +1022,7 @@ fn reassign_moves_the_shard_and_its_escrow_and_pays_the_keeper_from_the_stake() 
             .any(|c| c.order == new)
     );
     assert_ne!(w.c.challenge(id).unwrap().shard, s[2]);
-    assert_eq!(prove_as(&mut w, "q", new), Ok(Outcome::ProofPassed));
+    assert_eq!(prove_by(&mut w, "q", new, true), Ok(Outcome::ProofPassed));
     let q_before = w.balance("q");
     w.next_epoch();
     // 40 per epoch, less the keepers' 5 % fee (2, split between u's two keepers).

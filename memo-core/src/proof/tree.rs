@@ -532,15 +532,7 @@ impl TreeCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn bytes(len: usize, seed: u8) -> Vec<u8> {
-        let mut out = vec![0u8; len];
-        blake3::Hasher::new()
-            .update(&[seed])
-            .finalize_xof()
-            .fill(&mut out);
-        out
-    }
+    use crate::testkit::random_bytes;
 
     fn check_all(data: &[u8]) {
         let id = ShardId::of(data);
@@ -580,11 +572,14 @@ mod tests {
             5000,
             7 * 1024 + 3,
         ] {
-            check_all(&bytes(len, len as u8));
+            check_all(&random_bytes(len, len as u8));
         }
         for kib in [63usize, 64, 65, 127, 128, 129, 200] {
             for delta in [-1i64, 0, 1] {
-                check_all(&bytes((kib as i64 * 1024 + delta) as usize, kib as u8));
+                check_all(&random_bytes(
+                    (kib as i64 * 1024 + delta) as usize,
+                    kib as u8,
+                ));
             }
         }
     }
@@ -607,7 +602,7 @@ mod tests {
 
     #[test]
     fn cache_round_trip_and_rejects_tampering() {
-        let data = bytes(300 * 1024 + 5, 9);
+        let data = random_bytes(300 * 1024 + 5, 9);
         let id = ShardId::of(&data);
         let cache = TreeCache::build(&data);
         assert_eq!(cache.groups(), 19); // 301 leaves in groups of 16
@@ -638,7 +633,7 @@ mod tests {
 
     #[test]
     fn reader_errors_are_reported() {
-        let data = bytes(10 * 1024, 1);
+        let data = random_bytes(10 * 1024, 1);
         let err =
             prove_leaves_from_reader(&data[..5000], data.len() as u64, None, &[9]).unwrap_err();
         assert!(matches!(err, ProveError::Read { .. }));
