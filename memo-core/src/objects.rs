@@ -8,12 +8,13 @@ use crate::id::{AccountId, ChunkId, ObjectId};
 use crate::identity::Signable;
 use crate::ownership::{
     ChunkInfo, DeletePlan, MetaStore, ObjectChunks, Ownership, OwnershipError, Placement, PutPlan,
-    ShardHealth,
+    ShardHealth, ShardSlot,
 };
 use crate::protocol::{ChunkPlacement, ChunkStatus, ObjectEntry};
 use crate::repair::{KeeperOp, Move, check_op};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 /// Largest encoded operation accepted.
 pub const MAX_OP_BYTES: usize = 8 * 1024 * 1024;
@@ -181,9 +182,49 @@ impl<S: MetaStore> Objects<S> {
         self.holdings.get(provider).into_iter().flatten()
     }
 
+    /// Chunks `provider` holds a shard of, in id order starting after `after` and wrapping
+    /// round to the start, up to and including `after`.
+    pub fn held_by_from(
+        &self,
+        provider: &AccountId,
+        after: &ChunkId,
+    ) -> impl Iterator<Item = &ChunkId> + '_ {
+        let after = *after;
+        self.holdings
+            .get(provider)
+            .into_iter()
+            .flat_map(move |set| {
+                set.range((Bound::Excluded(after), Bound::Unbounded))
+                    .chain(set.range(..=after))
+            })
+    }
+
     /// Every provider holding at least one shard.
     pub fn holders(&self) -> impl Iterator<Item = &AccountId> + '_ {
         self.holdings.keys()
+    }
+
+    /// The shards `provider` holds, as (chunk, index, slot): chunks in id order, each chunk's
+    /// shards in index order. A chunk whose entry cannot be read yields its error; one no
+    /// longer registered yields nothing.
+    pub fn shards_on(
+        &self,
+        provider: &AccountId,
+    ) -> impl Iterator<Item = Result<(ChunkId, usize, ShardSlot), ObjectError>> + '_ {
+        let p = *provider;
+        self.held_by(provider).flat_map(move |c| {
+            let (failed, slots) = match self.ownership.chunk(c) {
+                Ok(entry) => (None, entry.map(|e| e.shards).unwrap_or_default()),
+                Err(e) => (Some(Err(e.into())), Vec::new()),
+            };
+            failed.into_iter().chain(
+                slots
+                    .into_iter()
+                    .enumerate()
+                    .filter(move |(_, s)| s.holder == Some(p))
+                    .map(move |(i, s)| Ok((*c, i, s))),
+            )
+        })
     }
 
     /// The chunk and index of shard `shard` held by `provider`, if it holds it.
@@ -192,14 +233,10 @@ impl<S: MetaStore> Objects<S> {
         provider: &AccountId,
         shard: &crate::id::ShardId,
     ) -> Result<Option<(ChunkId, usize)>, ObjectError> {
-        for c in self.held_by(provider) {
-            if let Some(e) = self.ownership.chunk(c)?
-                && let Some(i) = e
-                    .shards
-                    .iter()
-                    .position(|s| s.id == *shard && s.holder == Some(*provider))
-            {
-                return Ok(Some((*c, i)));
+        for found in self.shards_on(provider) {
+            let (c, i, s) = found?;
+            if s.id == *shard {
+                return Ok(Some((c, i)));
             }
         }
         Ok(None)

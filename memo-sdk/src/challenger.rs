@@ -158,7 +158,7 @@ pub struct Challenger {
     reports: Mutex<VecDeque<EpochReport>>,
     purged: Mutex<BTreeSet<ShardId>>,
     ended: Mutex<BTreeSet<OrderId>>,
-    repairs: Arc<Mutex<Vec<RecordedRepair>>>,
+    repairs: Arc<Mutex<VecDeque<RecordedRepair>>>,
 }
 
 /// Most recorded repairs [`Challenger::repairs`] keeps (oldest dropped first).
@@ -390,6 +390,26 @@ impl Challenger {
         }
     }
 
+    /// The orders `who` provides that `wanted` accepts, each with the shards committed under
+    /// it, in order id order. Orders the ledger shows no commitment for are left out.
+    async fn commitments_of(
+        &self,
+        who: &AccountId,
+        wanted: impl Fn(&OrderId) -> bool,
+    ) -> Vec<(OrderId, Vec<ShardId>)> {
+        let mut out = Vec::new();
+        for (id, o) in self.orders_of(who).await {
+            if o.provider != *who || !wanted(&id) {
+                continue;
+            }
+            if let Ok(Answer::Commitment(Some(c))) = self.ledger.query(Query::Commitment(id)).await
+            {
+                out.push((id, c.shards));
+            }
+        }
+        out
+    }
+
     /// Asks `provider` to prove `orders` in `epoch`; `None` if it did not answer.
     async fn ask(
         &self,
@@ -537,16 +557,11 @@ impl Challenger {
         }
         let mut to_end = Vec::new();
         for h in holders {
-            for (id, o) in self.orders_of(&h).await {
-                if o.provider != h || lock(&self.ended).contains(&id) {
-                    continue;
-                }
-                let Ok(Answer::Commitment(Some(c))) =
-                    self.ledger.query(Query::Commitment(id)).await
-                else {
-                    continue;
-                };
-                if c.shards.iter().all(|s| lock(&self.purged).contains(s)) {
+            let committed = self
+                .commitments_of(&h, |id| !lock(&self.ended).contains(id))
+                .await;
+            for (id, shards) in committed {
+                if shards.iter().all(|s| lock(&self.purged).contains(s)) {
                     to_end.push(id);
                 }
             }
@@ -586,31 +601,19 @@ impl Challenger {
     /// transactions sent; their outcomes are logged and kept ([`Challenger::repairs`]) once
     /// included.
     pub async fn record_repairs(&self, moves: &[(AccountId, ShardId, AccountId)]) -> usize {
-        let mut found = Vec::new();
+        // (order, from, shard, to) of each move made under a committed order.
+        let mut found: Vec<(OrderId, AccountId, ShardId, AccountId)> = Vec::new();
         let froms: BTreeSet<AccountId> = moves.iter().map(|m| m.0).collect();
         for from in froms {
-            let mut committed: BTreeMap<ShardId, OrderId> = BTreeMap::new();
-            for (id, o) in self.orders_of(&from).await {
-                if o.provider != from {
-                    continue;
-                }
-                if let Ok(Answer::Commitment(Some(c))) =
-                    self.ledger.query(Query::Commitment(id)).await
-                {
-                    for s in c.shards {
-                        committed.insert(s, id);
-                    }
-                }
-            }
+            let committed: BTreeMap<ShardId, OrderId> = self
+                .commitments_of(&from, |_| true)
+                .await
+                .into_iter()
+                .flat_map(|(id, shards)| shards.into_iter().map(move |s| (s, id)))
+                .collect();
             for (f, shard, to) in moves.iter().filter(|m| m.0 == from) {
                 match committed.get(shard) {
-                    Some(order) => found.push(RecordedRepair {
-                        order: *order,
-                        from: *f,
-                        shard: *shard,
-                        to: *to,
-                        result: Err("pending".into()),
-                    }),
+                    Some(order) => found.push((*order, *f, *shard, *to)),
                     None => {
                         debug!(shard = %shard.short(), from = %f.short(), "repaired shard has no order")
                     }
@@ -622,13 +625,7 @@ impl Challenger {
         }
         let calls = found
             .iter()
-            .map(|r| {
-                Call::Files(FilesCall::Reassign {
-                    order: r.order,
-                    shard: r.shard,
-                    to: r.to,
-                })
-            })
+            .map(|&(order, _, shard, to)| Call::Files(FilesCall::Reassign { order, shard, to }))
             .collect();
         let txs = match self.tx.send(calls).await {
             Ok(txs) => txs,
@@ -638,7 +635,6 @@ impl Challenger {
             }
         };
         let sent = txs.len();
-        found.truncate(sent);
         let hashes: Vec<[u8; 32]> = txs.iter().map(Signed::digest).collect();
         let (ledger, repairs, keeper) =
             (self.ledger.clone(), self.repairs.clone(), self.tx.account());
@@ -656,8 +652,15 @@ impl Challenger {
                     return;
                 }
             };
-            for (mut r, result) in found.into_iter().zip(results) {
-                match &result {
+            for ((order, from, shard, to), result) in found.into_iter().zip(results) {
+                let r = RecordedRepair {
+                    order,
+                    from,
+                    shard,
+                    to,
+                    result: result.map_err(|e| e.to_string()),
+                };
+                match &r.result {
                     Ok(TxOutcome::Reassigned {
                         order,
                         moved,
@@ -683,12 +686,10 @@ impl Challenger {
                         "the ledger refused a repair: {e}"
                     ),
                 }
-                r.result = result.map_err(|e| e.to_string());
                 let mut kept = lock(&repairs);
-                kept.push(r);
-                if kept.len() > REPAIRS_KEPT {
-                    let extra = kept.len() - REPAIRS_KEPT;
-                    kept.drain(..extra);
+                kept.push_back(r);
+                while kept.len() > REPAIRS_KEPT {
+                    kept.pop_front();
                 }
             }
         });
@@ -698,7 +699,7 @@ impl Challenger {
     /// The repairs recorded on the ledger so far (the last [`REPAIRS_KEPT`]), with the
     /// ledger's outcome, oldest first.
     pub fn repairs(&self) -> Vec<RecordedRepair> {
-        lock(&self.repairs).clone()
+        lock(&self.repairs).iter().cloned().collect()
     }
 }
 

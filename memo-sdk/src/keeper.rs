@@ -194,12 +194,7 @@ impl Keeper {
                 if let Applied::Delete(plan) = &applied
                     && !plan.purged.is_empty()
                 {
-                    let until = std::time::Instant::now() + self.config.purge_grace;
-                    let mut purging = self.purging.lock().unwrap_or_else(|p| p.into_inner());
-                    purging.retain(|_, t| *t > std::time::Instant::now());
-                    for p in &plan.purged {
-                        purging.insert(p.chunk, until);
-                    }
+                    self.hold(&plan.purged, self.config.purge_grace);
                 }
                 (Ok(()), Some(applied))
             }
@@ -268,6 +263,26 @@ impl Keeper {
                 ErrorCode::BadRequest,
                 format!("a keeper does not serve {}", kind(&other)),
             ),
+        }
+    }
+
+    /// Holds the chunks of `purged` back from placement for `hold` from now (see
+    /// [`Keeper::purged_chunks_settled`]), forgetting holds that have run out.
+    fn hold(&self, purged: &[memo_core::ownership::Purge], hold: std::time::Duration) {
+        let now = std::time::Instant::now();
+        let until = now + hold;
+        let mut purging = self.purging.lock().unwrap_or_else(|p| p.into_inner());
+        purging.retain(|_, t| *t > now);
+        for p in purged {
+            purging.insert(p.chunk, until);
+        }
+    }
+
+    /// Ends the holds on the chunks of `purged`.
+    fn release(&self, purged: &[memo_core::ownership::Purge]) {
+        let mut purging = self.purging.lock().unwrap_or_else(|p| p.into_inner());
+        for p in purged {
+            purging.remove(&p.chunk);
         }
     }
 
@@ -367,21 +382,10 @@ impl Keeper {
         match outcome {
             Some((Ok(()), applied)) => {
                 if let Some(Applied::Delete(plan)) = applied {
-                    {
-                        // This keeper delivers the purge: hold the chunks back until it is done.
-                        let until = std::time::Instant::now() + PURGE_HOLD_MAX;
-                        let mut purging = self.purging.lock().unwrap_or_else(|p| p.into_inner());
-                        for p in &plan.purged {
-                            purging.insert(p.chunk, until);
-                        }
-                    }
+                    // This keeper delivers the purge: hold the chunks back until it is done.
+                    self.hold(&plan.purged, PURGE_HOLD_MAX);
                     self.cascade_purge(&plan.purged).await;
-                    {
-                        let mut purging = self.purging.lock().unwrap_or_else(|p| p.into_inner());
-                        for p in &plan.purged {
-                            purging.remove(&p.chunk);
-                        }
-                    }
+                    self.release(&plan.purged);
                     if let Some(ch) = self.challenger.get() {
                         ch.on_purge(&plan.purged).await;
                     }

@@ -100,6 +100,21 @@ impl<S: ShardStore + 'static> Provider<S> {
         }
     }
 
+    /// Deletes `shards` (the prover stops proving them first) and answers how many it deleted;
+    /// `log` reports that count.
+    fn delete(&self, shards: &[memo_core::ShardId], log: impl FnOnce(usize)) -> Response {
+        if let Some(p) = self.prover.get() {
+            p.note_purged(shards);
+        }
+        match self.holder.purge(shards) {
+            Ok(n) => {
+                log(n);
+                Response::Deleted(n as u64)
+            }
+            Err(e) => error(ErrorCode::Internal, e.to_string()),
+        }
+    }
+
     /// Handles one provider request (blocking: it touches the disk).
     pub fn handle_blocking(&self, from: AccountId, req: Request) -> Response {
         match req {
@@ -129,16 +144,9 @@ impl<S: ShardStore + 'static> Provider<S> {
                 if !self.is_keeper(&from) {
                     return error(ErrorCode::Forbidden, "only keepers may delete shards");
                 }
-                if let Some(p) = self.prover.get() {
-                    p.note_purged(&shards);
-                }
-                match self.holder.purge(&shards) {
-                    Ok(n) => {
-                        info!(count = n, keeper = %from.short(), "purged shards");
-                        Response::Deleted(n as u64)
-                    }
-                    Err(e) => error(ErrorCode::Internal, e.to_string()),
-                }
+                self.delete(&shards, |n| {
+                    info!(count = n, keeper = %from.short(), "purged shards");
+                })
             }
             Request::ListShards { after, max } => {
                 if !self.is_keeper(&from) {
@@ -146,8 +154,8 @@ impl<S: ShardStore + 'static> Provider<S> {
                 }
                 match self.holder.store().list() {
                     Ok(mut ids) => {
-                        ids.sort_unstable();
                         ids.retain(|id| after.is_none_or(|a| *id > a));
+                        ids.sort_unstable();
                         ids.truncate(max as usize);
                         Response::ShardList(ids)
                     }
@@ -170,25 +178,18 @@ impl<S: ShardStore + 'static> Provider<S> {
                         now.saturating_duration_since(at) >= idle
                     })
                     .collect();
-                if let Some(p) = self.prover.get() {
-                    p.note_purged(&old);
-                }
-                let result = self.holder.purge(&old);
+                let answer = self.delete(&old, |n| {
+                    if n > 0 {
+                        info!(count = n, keeper = %from.short(), "swept orphan shards");
+                    }
+                });
                 for id in &old {
                     stamps.remove(id);
                 }
                 // Stamps older than a day (or the window) say no more than `started` does.
                 let keep = idle.max(Duration::from_secs(24 * 3600));
                 stamps.retain(|_, at| now.saturating_duration_since(*at) < keep);
-                match result {
-                    Ok(n) => {
-                        if n > 0 {
-                            info!(count = n, keeper = %from.short(), "swept orphan shards");
-                        }
-                        Response::Deleted(n as u64)
-                    }
-                    Err(e) => error(ErrorCode::Internal, e.to_string()),
-                }
+                answer
             }
             Request::ProviderStatus => {
                 let store = self.holder.store();

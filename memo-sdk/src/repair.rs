@@ -299,6 +299,16 @@ fn why(shard: ShardHealth, holder: Option<ShardHealth>) -> &'static str {
     }
 }
 
+/// What a holder's answer to a fetch of shard `id` says: nothing wrong (`None`), or why the
+/// shard is lost (not served, or served altered).
+fn verdict(id: ShardId, got: Option<&[u8]>) -> Option<Reason> {
+    match got {
+        None => Some(Reason::Missing),
+        Some(b) if ShardId::of(b) != id => Some(Reason::Corrupt),
+        Some(_) => None,
+    }
+}
+
 fn timeout_error(peer: AccountId) -> RpcError {
     RpcError::Transport(memo_core::transport::TransportError::Timeout(peer))
 }
@@ -501,22 +511,12 @@ impl Repairer {
             }
             // The shards the registry places on p (read after listing: anything placed
             // meanwhile is either here or was stored within the grace).
-            let placed: std::collections::HashSet<ShardId> = {
-                let st = self.state();
-                let chunks: Vec<ChunkId> = st.held_by(&p).copied().collect();
-                let mut set = std::collections::HashSet::new();
-                for c in chunks {
-                    if let Ok(Some(e)) = st.ownership().chunk(&c) {
-                        set.extend(
-                            e.shards
-                                .iter()
-                                .filter(|s| s.holder == Some(p))
-                                .map(|s| s.id),
-                        );
-                    }
-                }
-                set
-            };
+            let placed: std::collections::HashSet<ShardId> = self
+                .state()
+                .shards_on(&p)
+                .filter_map(Result::ok)
+                .map(|(_, _, s)| s.id)
+                .collect();
             let orphans: Vec<ShardId> = listed
                 .into_iter()
                 .filter(|id| !placed.contains(id))
@@ -648,11 +648,9 @@ impl Repairer {
                 h.update(p.as_bytes());
                 ChunkId(*h.finalize().as_bytes())
             });
-            let after = st.held_by(p).filter(|c| **c > cursor);
-            let upto = st.held_by(p).filter(|c| **c <= cursor);
             let mut taken = 0usize;
             let mut last = None;
-            for c in after.chain(upto) {
+            for c in st.held_by_from(p, &cursor) {
                 if taken >= want {
                     break;
                 }
@@ -714,19 +712,17 @@ impl Repairer {
         .await;
         for (a, r) in got {
             let reason = match r {
-                Ok(Response::Shard(Some(b))) => {
+                Ok(Response::Shard(bytes)) => {
                     self.counters.audited.fetch_add(1, Ordering::Relaxed);
-                    self.counters
-                        .audit_bytes
-                        .fetch_add(b.len() as u64, Ordering::Relaxed);
-                    if ShardId::of(&b) == a.id {
-                        continue;
+                    if let Some(b) = &bytes {
+                        self.counters
+                            .audit_bytes
+                            .fetch_add(b.len() as u64, Ordering::Relaxed);
                     }
-                    Reason::Corrupt
-                }
-                Ok(Response::Shard(None)) => {
-                    self.counters.audited.fetch_add(1, Ordering::Relaxed);
-                    Reason::Missing
+                    match verdict(a.id, bytes.as_deref()) {
+                        Some(reason) => reason,
+                        None => continue,
+                    }
                 }
                 _ => {
                     debug!(provider = %a.provider.short(), shard = %a.id.short(), "audit fetch failed");
@@ -773,10 +769,11 @@ impl Repairer {
                 }
             };
             let Some(id) = shard else { continue };
-            let reason = match self.fetch(r.holder, id).await {
-                Ok(Response::Shard(None)) => Reason::Missing,
-                Ok(Response::Shard(Some(b))) if ShardId::of(&b) != id => Reason::Corrupt,
-                _ => continue,
+            let Ok(Response::Shard(got)) = self.fetch(r.holder, id).await else {
+                continue;
+            };
+            let Some(reason) = verdict(id, got.as_deref()) else {
+                continue;
             };
             self.mark_lost(r.chunk, r.index, r.holder, reason).await;
         }
@@ -1037,33 +1034,32 @@ impl Repairer {
             took_ms = started.elapsed().as_millis() as u64,
             "chunk repaired"
         );
+        // The shards that changed holder: (former holder, shard, new holder).
+        let moved: Vec<(AccountId, ShardId, AccountId)> = moves
+            .iter()
+            .filter_map(|m| {
+                m.from
+                    .filter(|f| *f != m.to)
+                    .map(|f| (f, snap.ids[m.index as usize], m.to))
+            })
+            .collect();
         // With a ledger, move the shards' orders to their new holders (paid from the former
         // holders' stakes).
-        if let Some(ch) = self.keeper.challenger() {
-            let moved: Vec<(AccountId, ShardId, AccountId)> = moves
-                .iter()
-                .filter_map(|m| {
-                    m.from
-                        .filter(|f| *f != m.to)
-                        .map(|f| (f, snap.ids[m.index as usize], m.to))
-                })
-                .collect();
-            if !moved.is_empty() {
-                ch.record_repairs(&moved).await;
-            }
+        if let Some(ch) = self.keeper.challenger()
+            && !moved.is_empty()
+        {
+            ch.record_repairs(&moved).await;
         }
         // The former holders' copies are no longer referenced: ask them to delete (best effort).
-        for m in &moves {
-            if let Some(from) = m.from.filter(|f| *f != m.to) {
-                let _ = self
-                    .rpc(
-                        from,
-                        &Request::DeleteShards {
-                            shards: vec![snap.ids[m.index as usize]],
-                        },
-                    )
-                    .await;
-            }
+        for (from, shard, _) in &moved {
+            let _ = self
+                .rpc(
+                    *from,
+                    &Request::DeleteShards {
+                        shards: vec![*shard],
+                    },
+                )
+                .await;
         }
         complete
     }
