@@ -5,6 +5,8 @@
 
 use memo_core::codec::{CodecParams, ConvergenceDomain, Decoder, Encoder, MemoryShards};
 mod common;
+#[path = "../tests/common/mod.rs"]
+mod harness;
 
 use std::time::Instant;
 
@@ -25,23 +27,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![64, 1024]);
-    let devnet = common::BenchDevnet::start(&["--providers", "10", "--keepers", "1"])?;
+    let devnet = harness::Devnet::start(10, 1);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let result = rt.block_on(async {
-        let (client, _) = devnet
-            .client(|cfg| {
-                // The bench measures the codec defaults, whatever the devnet's user config says.
-                cfg.params = CodecParams::default();
-                if let Some(n) = std::env::var("MEMO_BENCH_UPLOADS").ok().and_then(|v| v.parse().ok()) {
-                    cfg.uploads = n;
-                }
-                if let Some(n) = std::env::var("MEMO_BENCH_WINDOW").ok().and_then(|v| v.parse().ok()) {
-                    cfg.parallelism.window = n;
-                }
-            })
-            .await?;
+        let (client, _) = common::client(&devnet, |cfg| {
+            // The bench measures the codec defaults, whatever the devnet's user config says.
+            cfg.params = CodecParams::default();
+            if let Some(n) = std::env::var("MEMO_BENCH_UPLOADS").ok().and_then(|v| v.parse().ok()) {
+                cfg.uploads = n;
+            }
+            if let Some(n) = std::env::var("MEMO_BENCH_WINDOW").ok().and_then(|v| v.parse().ok()) {
+                cfg.parallelism.window = n;
+            }
+        })
+        .await?;
         println!(
             "devnet: 1 keeper and 10 provider processes on loopback (libp2p TCP+Noise+yamux, shard files without per-shard fsync: devnet default), RS 4+2, {} KiB chunks",
             CodecParams::default().chunk_size / 1024

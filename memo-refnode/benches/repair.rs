@@ -10,10 +10,11 @@
 //! - `MEMO_BENCH_REPAIR_RATE`: the keeper's repair read budget in MiB/s (default 0: unbounded).
 
 mod common;
+#[path = "../tests/common/mod.rs"]
+mod harness;
 
-use std::path::Path;
+use std::collections::BTreeMap;
 use std::pin::Pin;
-use std::process::Command;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, ReadBuf};
@@ -65,28 +66,8 @@ impl AsyncRead for Random {
     }
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-fn keeper_stats(dir: &Path) -> serde_json::Value {
-    std::fs::read(dir.join("nodes/keeper-0/repair.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
-fn stat(s: &serde_json::Value, key: &str) -> u64 {
-    s[key].as_u64().unwrap_or(0)
+fn stat(s: &BTreeMap<String, u64>, key: &str) -> u64 {
+    s.get(key).copied().unwrap_or(0)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -100,26 +81,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(0);
     // Each provider holds k + m of every `PROVIDERS` shards, each 1/k of a chunk.
     let object_mib = held_mib * K * PROVIDERS as u64 / (K + M);
-    let devnet = common::BenchDevnet::start(&[
-        "--keepers",
-        "1",
-        "--epoch-secs",
-        "2",
-        "--providers",
-        &PROVIDERS.to_string(),
-        "--k",
-        &K.to_string(),
-        "--m",
-        &M.to_string(),
-        "--repair-bytes-per-sec",
-        &(rate_mib << 20).to_string(),
-    ])?;
-    let dir = &devnet.dir;
+    let devnet = harness::Devnet::start_with(
+        PROVIDERS,
+        1,
+        &[
+            "--epoch-secs",
+            "2",
+            "--k",
+            &K.to_string(),
+            "--m",
+            &M.to_string(),
+            "--repair-bytes-per-sec",
+            &(rate_mib << 20).to_string(),
+        ],
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let result = rt.block_on(async {
-        let (client, file) = devnet.client(|_| {}).await?;
+        let (client, file) = common::client(&devnet, |_| {}).await?;
         println!(
             "devnet repair: 1 keeper and {PROVIDERS} provider processes on loopback, RS {K}+{M}, {} KiB chunks, epoch 2 s (Lost after 4 s), repair reads {}",
             file.params().chunk_size / 1024,
@@ -131,27 +111,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("put {object_mib} MiB in {:.1} s", t.elapsed().as_secs_f64());
 
         // The provider holding the most shard bytes is the one lost.
-        let nodes = dir.path().join("nodes");
+        let shard_bytes = |name: &str| -> u64 {
+            devnet.shard_paths(name).iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum()
+        };
         let (victim, held) = (0..PROVIDERS)
-            .map(|i| (format!("provider-{i}"), dir_bytes(&nodes.join(format!("provider-{i}/shards/shards")))))
+            .map(|i| {
+                let name = format!("provider-{i}");
+                let held = shard_bytes(&name);
+                (name, held)
+            })
             .max_by_key(|(_, b)| *b)
             .ok_or("no provider")?;
-        let devnet_json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("devnet.json"))?)?;
-        let pid = devnet_json["nodes"]
-            .as_array()
-            .and_then(|n| n.iter().find(|n| n["name"] == victim.as_str()))
-            .and_then(|n| n["pid"].as_u64())
-            .ok_or("victim pid")?;
-        let before = keeper_stats(dir.path());
+        let before = devnet.repair_stats();
         let killed = Instant::now();
-        Command::new("kill").arg("-KILL").arg(pid.to_string()).status()?;
+        devnet.kill(&victim);
         println!("killed {victim}, holding {:.0} MiB of shards", held as f64 / 1048576.0);
 
         // Wait until the keeper restored as many bytes as the victim held, and stat agrees.
         let limit = Duration::from_secs(60 + held / (8 << 20));
         let mut first: Option<Duration> = None;
         let (done, after) = loop {
-            let s = keeper_stats(dir.path());
+            let s = devnet.repair_stats();
             let restored = stat(&s, "bytes_restored") - stat(&before, "bytes_restored");
             if restored > 0 && first.is_none() {
                 first = Some(killed.elapsed());

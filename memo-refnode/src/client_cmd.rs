@@ -3,14 +3,11 @@
 use anyhow::{Context, Result, bail};
 use memo_core::codec::Progress;
 use memo_core::ownership::ShardHealth;
-use memo_core::transport::Transport;
-use memo_sdk::config::{ClientFile, Role, load_key};
-use memo_sdk::net::{P2pConfig, P2pTransport};
-use memo_sdk::{Client, ClientConfig};
+use memo_sdk::Client;
+use memo_sdk::config::ClientFile;
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Prints a line to standard output; a closed pipe (e.g. `| head`) ends quietly.
 macro_rules! emit {
@@ -75,44 +72,9 @@ fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
 
 async fn connect(config: &Path) -> Result<Client> {
     let file = ClientFile::load(config)?;
-    let keypair = load_key(&file.key_file)?;
-    let transport = P2pTransport::start_with(
-        &keypair,
-        P2pConfig {
-            listen: vec![],
-            ..P2pConfig::default()
-        },
-    )
-    .await
-    .context("starting the network transport")?;
-    let mut keepers = Vec::new();
-    for p in &file.peers {
-        let account = p.account_id().map_err(anyhow::Error::msg)?;
-        if !p.address.is_empty() {
-            transport
-                .try_add_address(account, &p.address)
-                .with_context(|| format!("peer {}", p.name))?;
-        }
-        if p.role == Role::Keeper {
-            keepers.push(account);
-        }
-    }
-    let mut cfg = ClientConfig::new(keepers);
-    cfg.params = file.params();
-    let transport = Arc::new(transport) as Arc<dyn Transport>;
-    let mut client = Client::new(keypair, transport.clone(), cfg)?;
-    if let Some(ledger) = &file.ledger {
-        let account = ledger.parse().map_err(|e| anyhow::anyhow!("ledger: {e}"))?;
-        client.set_ledger(
-            memo_sdk::chain::RemoteLedger::new(
-                transport,
-                account,
-                std::time::Duration::from_millis(200),
-            ),
-            memo_sdk::orders::OrderConfig::default(),
-        );
-    }
-    Ok(client)
+    file.connect(|_| {})
+        .await
+        .map_err(anyhow::Error::from_boxed)
 }
 
 struct Bar {
@@ -257,17 +219,30 @@ pub async fn run(cmd: ClientCommand, config: Option<PathBuf>, json: bool) -> Res
         }
         ClientCommand::Stat { what } => {
             let st = client.stat(&what).await?;
-            let chunks: Vec<_> = st
+            // Each shard's health as printed, once per chunk.
+            let health: Vec<Vec<&str>> = st
                 .chunks
                 .iter()
                 .map(|c| {
+                    c.holders
+                        .iter()
+                        .zip(&c.health)
+                        .map(|(h, s)| health_name(h.is_some(), *s))
+                        .collect()
+                })
+                .collect();
+            let chunks: Vec<_> = st
+                .chunks
+                .iter()
+                .zip(&health)
+                .map(|(c, names)| {
                     json!({
                         "chunk": c.chunk.to_hex(),
                         "needed": c.needed,
                         "total": c.total,
                         "healthy": c.healthy,
                         "holders": c.holders.iter().map(|h| h.map(|a| a.to_hex())).collect::<Vec<_>>(),
-                        "health": c.holders.iter().zip(&c.health).map(|(h, s)| health_name(h.is_some(), *s)).collect::<Vec<_>>(),
+                        "health": names,
                     })
                 })
                 .collect();
@@ -284,14 +259,7 @@ pub async fn run(cmd: ClientCommand, config: Option<PathBuf>, json: bool) -> Res
                     st.object.size,
                     st.object.refs
                 );
-                for c in &st.chunks {
-                    let count = |want: &str| {
-                        c.holders
-                            .iter()
-                            .zip(&c.health)
-                            .filter(|(h, s)| health_name(h.is_some(), **s) == want)
-                            .count()
-                    };
+                for (c, names) in st.chunks.iter().zip(&health) {
                     let mut line = format!(
                         "  chunk {}  {}/{} healthy (needs {})",
                         c.chunk.short(),
@@ -300,7 +268,7 @@ pub async fn run(cmd: ClientCommand, config: Option<PathBuf>, json: bool) -> Res
                         c.needed
                     );
                     for state in ["suspect", "lost", "unplaced"] {
-                        let n = count(state);
+                        let n = names.iter().filter(|n| **n == state).count();
                         if n > 0 {
                             line.push_str(&format!(", {n} {state}"));
                         }

@@ -2,6 +2,7 @@
 
 use crate::node::{NodeReady, shutdown_signal};
 use anyhow::{Context, Result, bail};
+use memo_core::AccountId;
 use memo_core::contract::{Genesis, Params};
 use memo_sdk::config::{
     ChainSettings, ClientFile, NodeConfig, PeerInfo, RepairSettings, Role, load_or_create_key,
@@ -191,41 +192,49 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
     let provider_names: Vec<String> = (0..args.providers)
         .map(|i| format!("provider-{i}"))
         .collect();
+    // Every account, loaded (or created) once: providers, keepers, then users.
+    let accounts = |names: &[String], prefix: &str| -> Result<Vec<AccountId>> {
+        names
+            .iter()
+            .map(|name| Ok(load_or_create_key(&key(&format!("{prefix}{name}")))?.account()))
+            .collect()
+    };
+    let provider_accounts = accounts(&provider_names, "")?;
+    let keeper_accounts = accounts(&keeper_names, "")?;
+    let user_accounts = accounts(&args.users, "user-")?;
+    let mut keeper_peers: Vec<PeerInfo> = keeper_names
+        .iter()
+        .zip(&keeper_accounts)
+        .map(|(name, account)| PeerInfo {
+            name: name.clone(),
+            role: Role::Keeper,
+            account: account.to_hex(),
+            address: String::new(),
+        })
+        .collect();
     // The ledger: every node and user funded at genesis; keeper-0 produces the blocks.
-    let mut funded = Vec::new();
-    for name in provider_names.iter().chain(&keeper_names) {
-        funded.push((load_or_create_key(&key(name))?.account(), args.balance));
-    }
-    for name in &args.users {
-        let kp = load_or_create_key(&key(&format!("user-{name}")))?;
-        funded.push((kp.account(), args.balance));
-    }
-    let block_ms = args.block_ms.max(10);
+    let genesis_path = dir.join("genesis.toml");
+    let mut chain = ChainSettings {
+        genesis: genesis_path.clone(),
+        sequencer: keeper_peers[0].account.clone(),
+        block_ms: args.block_ms,
+        stake: ChainSettings::DEFAULT_STAKE,
+        price: ChainSettings::DEFAULT_PRICE,
+    };
+    // The configs carry the interval the nodes use (at least 10 ms).
+    chain.block_ms = chain.block_interval().as_millis() as u64;
     let params = Params {
-        epoch_blocks: (args.epoch_secs * 1000 / block_ms).max(2),
+        epoch_blocks: (args.epoch_secs * 1000 / chain.block_ms).max(2),
         keepers_per_user: args.keepers as u32,
         ..Params::default()
     };
+    let funded = provider_accounts
+        .iter()
+        .chain(&keeper_accounts)
+        .chain(&user_accounts)
+        .map(|a| (*a, args.balance));
     let genesis = Genesis::new(DEVNET_CHAIN, params, funded).context("devnet genesis")?;
-    let genesis_path = dir.join("genesis.toml");
     write_atomic(&genesis_path, genesis.to_toml().as_bytes())?;
-    let mut keeper_peers = Vec::new();
-    for name in &keeper_names {
-        let kp = load_or_create_key(&key(name))?;
-        keeper_peers.push(PeerInfo {
-            name: name.clone(),
-            role: Role::Keeper,
-            account: kp.account().to_hex(),
-            address: String::new(),
-        });
-    }
-    let chain = ChainSettings {
-        genesis: genesis_path.clone(),
-        sequencer: keeper_peers[0].account.clone(),
-        block_ms,
-        stake: 100_000,
-        price: 1,
-    };
     let mut children = Children(Vec::new());
     let mut nodes = Vec::new();
     let mut provider_peers = Vec::new();
@@ -280,8 +289,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
     }
     wait_registered(&keeper_peers[0], &nodes).await?;
     let mut users = Vec::new();
-    for (i, name) in args.users.iter().enumerate() {
-        let kp = load_or_create_key(&key(&format!("user-{name}")))?;
+    for (i, (name, account)) in args.users.iter().zip(&user_accounts).enumerate() {
         // Each user starts with another keeper (they all share one log).
         let mut keepers = keeper_peers.clone();
         let n = keepers.len();
@@ -304,7 +312,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
         file.save(&path)?;
         users.push(UserEntry {
             name: name.clone(),
-            account: kp.account().to_hex(),
+            account: account.to_hex(),
             config: path.display().to_string(),
         });
     }

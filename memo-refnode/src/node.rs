@@ -94,11 +94,12 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         )),
         None => None,
     };
-    let poll = Duration::from_millis(cfg.chain.as_ref().map_or(500, |c| c.block_ms.max(10)));
+    let poll = chain
+        .as_ref()
+        .map_or(Duration::from_millis(500), |(c, _, _)| c.block_interval());
     let remote_ledger = |seq| RemoteLedger::new(transport.clone(), seq, poll) as Arc<dyn Ledger>;
     let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     let mut keeper_node: Option<KeeperNode> = None;
-    let mut repair_tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     let services: Vec<Arc<dyn Service>> = match cfg.role {
         Role::Provider => {
             let store = FsShardStore::open(cfg.data_dir.join("shards"))?.with_sync(cfg.sync_writes);
@@ -154,7 +155,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
                         genesis: genesis.clone(),
                         key: keypair.clone(),
                         verifier: verifier.clone(),
-                        block_interval: Duration::from_millis(c.block_ms.max(10)),
+                        block_interval: c.block_interval(),
                     }),
                     None,
                 )?,
@@ -240,7 +241,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
                         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
                     }
                 });
-                repair_tasks.extend([rounds, publish]);
+                tasks.extend([rounds, publish]);
             }
             keeper_node = Some(node);
             Vec::new()
@@ -275,7 +276,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         _ = shutdown_signal() => info!("shutting down"),
         _ = parent_gone() => info!("the devnet that started this node is gone; shutting down"),
     }
-    for t in tasks.iter().chain(&repair_tasks) {
+    for t in &tasks {
         t.abort();
     }
     if let Some(node) = keeper_node {

@@ -5,7 +5,7 @@ mod common;
 use common::{Devnet, MEMO};
 use memo_core::testkit::random_bytes;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn put_get_dedup_refuse_and_purge_across_processes() {
@@ -144,14 +144,9 @@ fn storage_is_ordered_challenged_and_paid_on_the_devnet_ledger() {
     );
 
     // Within a few epochs (1 s each) the provider proves its shards and is paid.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if provider_balance() > registered {
-            break;
-        }
-        assert!(Instant::now() < deadline, "provider-0 was never paid");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    net.until(Duration::from_secs(60), "provider-0 was never paid", || {
+        (provider_balance() > registered).then_some(())
+    });
     let out = net.dir.path().join("paid.out");
     net.json(
         "alice",

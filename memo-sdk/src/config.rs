@@ -23,11 +23,15 @@
 //! `parity_shards`), and the same `[[peers]]` list (keepers are tried in order).
 //! Relative paths are relative to the config file's directory.
 
+use crate::client::{Client, ClientConfig};
+use crate::net::{P2pConfig, P2pTransport};
 use crate::repair::RepairConfig;
 use memo_core::codec::CodecParams;
+use memo_core::transport::Transport;
 use memo_core::{AccountId, Keypair};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A config or key file could not be used.
@@ -142,7 +146,7 @@ pub struct ChainSettings {
     /// The account of the keeper that produces blocks and serves the ledger (64 hex digits).
     /// It must also sequence the operation log.
     pub sequencer: String,
-    /// Milliseconds between blocks (used by the sequencer).
+    /// Milliseconds between blocks (used by the sequencer; see [`ChainSettings::block_interval`]).
     #[serde(default = "default_block_ms")]
     pub block_ms: u64,
     /// Stake posted at registration.
@@ -154,6 +158,18 @@ pub struct ChainSettings {
 }
 
 impl ChainSettings {
+    /// The stake posted at registration when `stake` is absent.
+    pub const DEFAULT_STAKE: u64 = 100_000;
+
+    /// The asking price when `price` is absent.
+    pub const DEFAULT_PRICE: u64 = 1;
+
+    /// The time between blocks: `block_ms`, at least 10 ms. The sequencer produces blocks at
+    /// this interval and the other nodes poll the ledger at it.
+    pub fn block_interval(&self) -> Duration {
+        Duration::from_millis(self.block_ms.max(10))
+    }
+
     /// The parsed sequencer account.
     pub fn sequencer_id(&self) -> Result<AccountId, String> {
         self.sequencer
@@ -176,11 +192,11 @@ fn default_block_ms() -> u64 {
 }
 
 fn default_stake() -> u64 {
-    100_000
+    ChainSettings::DEFAULT_STAKE
 }
 
 fn default_price() -> u64 {
-    1
+    ChainSettings::DEFAULT_PRICE
 }
 
 /// A keeper's `[repair]` table. Every threshold derives from `epoch_secs` through
@@ -428,6 +444,58 @@ impl ClientFile {
     /// Writes the config as TOML.
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
         write_toml(path, self)
+    }
+
+    /// A client for this config's user: loads the key file, starts a P2P transport that only
+    /// dials (no listener), adds the peers' addresses (peers without one are skipped), asks
+    /// the keepers in the listed order with this config's codec parameters, lets `tune` adjust
+    /// the [`ClientConfig`], and, when `ledger` is set, pays for puts through storage orders
+    /// on the ledger that node serves ([`Client::set_ledger`], polled every 200 ms).
+    ///
+    /// Errors: the key file's [`ConfigError`], the [`ClientError`](crate::ClientError) of
+    /// [`Client::new`], or a message saying what failed (`starting the network transport: …`,
+    /// `peer NAME: …`, `ledger: …`).
+    pub async fn connect(
+        &self,
+        tune: impl FnOnce(&mut ClientConfig),
+    ) -> Result<Client, Box<dyn std::error::Error + Send + Sync>> {
+        let keypair = load_key(&self.key_file)?;
+        let transport = P2pTransport::start_with(
+            &keypair,
+            P2pConfig {
+                listen: vec![],
+                ..P2pConfig::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("starting the network transport: {e}"))?;
+        let mut keepers = Vec::new();
+        for p in &self.peers {
+            let account = p.account_id()?;
+            if !p.address.is_empty() {
+                transport
+                    .try_add_address(account, &p.address)
+                    .map_err(|e| format!("peer {}: {e}", p.name))?;
+            }
+            if p.role == Role::Keeper {
+                keepers.push(account);
+            }
+        }
+        let mut cfg = ClientConfig::new(keepers);
+        cfg.params = self.params();
+        tune(&mut cfg);
+        let transport = Arc::new(transport) as Arc<dyn Transport>;
+        let mut client = Client::new(keypair, transport.clone(), cfg)?;
+        if let Some(ledger) = &self.ledger {
+            let account = ledger
+                .parse::<AccountId>()
+                .map_err(|e| format!("ledger: {e}"))?;
+            client.set_ledger(
+                crate::chain::RemoteLedger::new(transport, account, Duration::from_millis(200)),
+                crate::orders::OrderConfig::default(),
+            );
+        }
+        Ok(client)
     }
 }
 

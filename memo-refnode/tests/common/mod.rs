@@ -1,5 +1,5 @@
-//! The devnet harness the end-to-end tests share: the real `memo` binary, every node its own
-//! process, on loopback, in a temporary directory.
+//! The devnet harness the end-to-end tests (and the devnet benchmarks) share: the real `memo`
+//! binary, every node its own process, on loopback, in a temporary directory.
 
 #![allow(dead_code)]
 
@@ -34,17 +34,23 @@ impl Devnet {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let child = spawn_devnet(dir.path(), &args);
         let mut net = Devnet { child, dir };
+        net.wait_ready("come up");
+        net
+    }
+
+    /// Waits up to 60 s until the devnet wrote `devnet.json`; panics with "devnet did not
+    /// {what}" if it exits or takes longer.
+    fn wait_ready(&mut self, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !net.dir.path().join("devnet.json").exists() {
-            let exited = net.child.try_wait().unwrap();
+        while !self.dir.path().join("devnet.json").exists() {
+            let exited = self.child.try_wait().unwrap();
             assert!(
                 exited.is_none() && Instant::now() < deadline,
-                "devnet did not come up ({exited:?}): {}",
-                net.diagnostics()
+                "devnet did not {what} ({exited:?}): {}",
+                self.diagnostics()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        net
     }
 
     pub fn user(&self, name: &str) -> PathBuf {
@@ -105,19 +111,11 @@ fn spawn_devnet(dir: &Path, args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// The files under `dir` whose names do not start with a dot, at any depth.
 pub fn count_files(dir: &Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| {
-            if e.path().is_dir() {
-                count_files(&e.path())
-            } else {
-                usize::from(!e.file_name().to_string_lossy().starts_with('.'))
-            }
-        })
-        .sum()
+    let mut files = Vec::new();
+    list_files(dir, &mut files);
+    files.len()
 }
 
 impl Drop for Devnet {
@@ -184,11 +182,7 @@ impl Devnet {
             .status()
             .unwrap();
         assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
-            assert!(Instant::now() < deadline, "{name} did not die");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_gone(pid, Instant::now() + Duration::from_secs(10), name);
     }
 
     /// A power cut: SIGKILLs the devnet process and every node at once (no shutdown, no
@@ -210,10 +204,7 @@ impl Devnet {
         let _ = self.child.wait();
         let deadline = Instant::now() + Duration::from_secs(10);
         for pid in pids {
-            while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
-                assert!(Instant::now() < deadline, "node {pid} did not die");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_gone(pid, deadline, &format!("node {pid}"));
         }
     }
 
@@ -222,16 +213,7 @@ impl Devnet {
     pub fn restart(&mut self, args: &[&str]) {
         let _ = std::fs::remove_file(self.dir.path().join("devnet.json"));
         self.child = spawn_devnet(self.dir.path(), args);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.dir.path().join("devnet.json").exists() {
-            let exited = self.child.try_wait().unwrap();
-            assert!(
-                exited.is_none() && Instant::now() < deadline,
-                "devnet did not come back ({exited:?}): {}",
-                self.diagnostics()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_ready("come back");
     }
 
     /// The shard files of provider `name`.
@@ -297,6 +279,15 @@ impl Devnet {
             }
         }
         sum
+    }
+}
+
+/// Waits until process `pid` is gone (or a zombie); panics with "{what} did not die" after
+/// `deadline`.
+fn wait_gone(pid: u64, deadline: Instant, what: &str) {
+    while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+        assert!(Instant::now() < deadline, "{what} did not die");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
