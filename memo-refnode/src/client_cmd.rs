@@ -72,9 +72,7 @@ fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
 
 async fn connect(config: &Path) -> Result<Client> {
     let file = ClientFile::load(config)?;
-    file.connect(|_| {})
-        .await
-        .map_err(anyhow::Error::from_boxed)
+    Ok(file.connect(|_| {}).await?)
 }
 
 struct Bar {

@@ -34,6 +34,27 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A client could not be set up from a [`ClientFile`] ([`ClientFile::connect`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The key file could not be used.
+    #[error(transparent)]
+    Key(#[from] ConfigError),
+    /// The P2P transport did not start.
+    #[error("starting the network transport: {0}")]
+    Transport(crate::net::NetError),
+    /// A peer's account or address is malformed (the message names the peer).
+    #[error("{0}")]
+    Peer(String),
+    /// The `ledger` account is malformed.
+    #[error("ledger: {0}")]
+    Ledger(String),
+    /// The client refused its configuration.
+    #[error(transparent)]
+    Client(#[from] crate::ClientError),
+}
+
 /// A config or key file could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -452,13 +473,11 @@ impl ClientFile {
     /// the [`ClientConfig`], and, when `ledger` is set, pays for puts through storage orders
     /// on the ledger that node serves ([`Client::set_ledger`], polled every 200 ms).
     ///
-    /// Errors: the key file's [`ConfigError`], the [`ClientError`](crate::ClientError) of
-    /// [`Client::new`], or a message saying what failed (`starting the network transport: …`,
-    /// `peer NAME: …`, `ledger: …`).
+    /// Errors: a [`ConnectError`] saying what failed.
     pub async fn connect(
         &self,
         tune: impl FnOnce(&mut ClientConfig),
-    ) -> Result<Client, Box<dyn std::error::Error + Send + Sync>> {
+    ) -> Result<Client, ConnectError> {
         let keypair = load_key(&self.key_file)?;
         let transport = P2pTransport::start_with(
             &keypair,
@@ -468,14 +487,14 @@ impl ClientFile {
             },
         )
         .await
-        .map_err(|e| format!("starting the network transport: {e}"))?;
+        .map_err(ConnectError::Transport)?;
         let mut keepers = Vec::new();
         for p in &self.peers {
-            let account = p.account_id()?;
+            let account = p.account_id().map_err(ConnectError::Peer)?;
             if !p.address.is_empty() {
                 transport
                     .try_add_address(account, &p.address)
-                    .map_err(|e| format!("peer {}: {e}", p.name))?;
+                    .map_err(|e| ConnectError::Peer(format!("peer {}: {e}", p.name)))?;
             }
             if p.role == Role::Keeper {
                 keepers.push(account);
@@ -489,7 +508,7 @@ impl ClientFile {
         if let Some(ledger) = &self.ledger {
             let account = ledger
                 .parse::<AccountId>()
-                .map_err(|e| format!("ledger: {e}"))?;
+                .map_err(|e| ConnectError::Ledger(e.to_string()))?;
             client.set_ledger(
                 crate::chain::RemoteLedger::new(transport, account, Duration::from_millis(200)),
                 crate::orders::OrderConfig::default(),

@@ -13,6 +13,6 @@ pub async fn client(
 ) -> Result<(Client, ClientFile), Box<dyn Error>> {
     let mut file = ClientFile::load(&net.user("alice"))?;
     file.ledger = None;
-    let client = file.connect(tune).await.map_err(|e| e as Box<dyn Error>)?;
+    let client = file.connect(tune).await?;
     Ok((client, file))
 }
