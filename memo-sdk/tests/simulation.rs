@@ -19,7 +19,6 @@ use memo_core::codec::CodecParams;
 use memo_core::id::{AccountId, ObjectId, ShardId};
 use memo_core::objects::Objects;
 use memo_core::ownership::{MemoryMeta, MemoryShardStore, ShardHealth, ShardStore};
-use memo_core::repair::{LivenessPolicy, RepairThreshold};
 use memo_core::testkit::random_bytes;
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_sdk::ClientError;
@@ -463,21 +462,17 @@ async fn workload_dozens_of_nodes_matches_a_model() {
 // ---------------------------------------------------------------------------------------------
 // Failures and Byzantine providers, with repair
 
+/// `common::fast_repair` with 8 repairs at once, and keeper audits and the orphan sweep as by
+/// default (audits find Byzantine providers that nobody reads from).
 fn repair_config() -> RepairConfig {
+    let d = RepairConfig::default();
     RepairConfig {
-        probe_interval: Duration::from_millis(20),
-        rpc_timeout: Duration::from_secs(2),
-        liveness: LivenessPolicy {
-            suspect_after: 1,
-            lost_after: 2,
-        },
-        threshold: RepairThreshold::Eager,
-        takeover_rounds: 2,
         max_concurrent: 8,
-        bytes_per_sec: None,
-        reports_per_round: 256,
-        transfer_timeout: Duration::from_secs(2),
-        ..RepairConfig::default()
+        audit_shards: d.audit_shards,
+        audit_burst: d.audit_burst,
+        orphan_grace: d.orphan_grace,
+        sweep_every: d.sweep_every,
+        ..common::fast_repair()
     }
 }
 
