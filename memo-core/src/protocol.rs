@@ -191,6 +191,24 @@ pub enum Request {
         /// How long a shard must have gone unstored to be deleted.
         idle_ms: u64,
     },
+    /// Provider: admit one connection on the provider's shard lane, a direct TCP channel for
+    /// shard bytes encrypted with keys derived from `secret`. Sent over the authenticated
+    /// transport, so the lane's requests count as the sender's. Answered with
+    /// [`Response::Lane`].
+    OpenLane {
+        /// The connection's secret, chosen at random by the caller.
+        secret: LaneSecret,
+    },
+}
+
+/// A shard lane connection's secret (see [`Request::OpenLane`]); `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneSecret(pub [u8; 32]);
+
+impl std::fmt::Debug for LaneSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LaneSecret(..)")
+    }
 }
 
 /// A response to a [`Request`].
@@ -265,6 +283,14 @@ pub enum Response {
     LedgerBlocks(Vec<Vec<u8>>),
     /// Shard ids for a [`Request::ListShards`]; fewer than asked at the end.
     ShardList(Vec<ShardId>),
+    /// Where to connect for a [`Request::OpenLane`]: the lane's `host:port`, and the
+    /// single-use ticket that opens the connection (valid for a short while).
+    Lane {
+        /// The lane's address.
+        address: String,
+        /// The ticket.
+        ticket: [u8; 16],
+    },
 }
 
 /// Why a node refused a request. `code` lets callers act without parsing `message`.

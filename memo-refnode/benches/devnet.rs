@@ -22,6 +22,17 @@ fn random(len: usize, seed: u64) -> Vec<u8> {
     v
 }
 
+/// With `MEMO_BENCH_MARKS=1`, prints each phase's wall-clock start and end (Unix seconds) to
+/// stderr, to cut a system-wide profile (`perf record -a -k CLOCK_REALTIME`) into phases.
+fn mark(phase: &str) {
+    if std::env::var_os("MEMO_BENCH_MARKS").is_some() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        eprintln!("mark {phase} {:.3}", t.as_secs_f64());
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sizes: Vec<usize> = std::env::var("MEMO_BENCH_SIZES")
         .ok()
@@ -53,25 +64,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // In-process pipeline on the same data: encode into memory, decode back.
             let enc = Encoder::new(ConvergenceDomain::global(), CodecParams::default())?;
             let shards = MemoryShards::new();
+            mark("encode");
             let t = Instant::now();
             let obj = enc.encode_reader(&data[..], Some(data.len() as u64), &mut |_| {}, &mut |c| {
                 shards.insert_chunk(&c);
                 Ok(())
             })?;
             let p_enc = *mib as f64 / t.elapsed().as_secs_f64();
+            mark("decode");
             let t = Instant::now();
             let back = Decoder::default().decode_to_vec(&shards, &obj)?;
             let p_dec = *mib as f64 / t.elapsed().as_secs_f64();
             assert!(back == data);
             drop((back, shards));
             // Through the devnet.
+            mark("put");
             let t = Instant::now();
             let put = client.put(&format!("bench-{mib}"), &data[..], Some(data.len() as u64), &mut |_| {}).await?;
             let d_put = *mib as f64 / t.elapsed().as_secs_f64();
+            mark("get");
             let t = Instant::now();
             let mut out = Vec::with_capacity(data.len());
             client.get(&put.id.to_hex(), None, &mut out, &mut |_| {}).await?;
             let d_get = *mib as f64 / t.elapsed().as_secs_f64();
+            mark("end");
             if out != data {
                 return Err("devnet returned different bytes".into());
             }

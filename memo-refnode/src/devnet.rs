@@ -252,6 +252,8 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             peers: keeper_peers.clone(),
             chain: Some(chain.clone()),
             repair: RepairSettings::default(),
+            lane: None,
+            lane_advertise: None,
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
         provider_peers.push(PeerInfo {
@@ -282,6 +284,8 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
                 bytes_per_sec: args.repair_bytes_per_sec,
                 ..RepairSettings::for_epoch(args.epoch_secs)
             },
+            lane: None,
+            lane_advertise: None,
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
         keeper_peers[i].address = ready.listen.clone();
@@ -307,6 +311,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
                 .cloned()
                 .collect(),
             ledger: Some(chain.sequencer.clone()),
+            lanes: None,
         };
         let path = dir.join("users").join(format!("{name}.toml"));
         file.save(&path)?;

@@ -14,6 +14,7 @@ use memo_sdk::challenger::{Challenger, ChallengerConfig};
 use memo_sdk::config::{NodeConfig, Role, load_or_create_key, write_atomic};
 use memo_sdk::keeper::KeeperConfig;
 use memo_sdk::keeper_node::{FollowerChain, KeeperNode, SequencerChain};
+use memo_sdk::lane::LaneServer;
 use memo_sdk::net::P2pTransport;
 use memo_sdk::node::{Service, serve};
 use memo_sdk::prover::Prover;
@@ -118,7 +119,18 @@ pub async fn run(args: NodeArgs) -> Result<()> {
                     },
                 ));
             }
-            vec![provider as Arc<dyn Service>]
+            let mut services = vec![provider.clone() as Arc<dyn Service>];
+            if let Some(bind) = cfg.lane_bind() {
+                match LaneServer::start(&bind, cfg.lane_advertise.clone(), provider).await {
+                    Ok(lane) => {
+                        info!(address = lane.address(), "shard lane listening");
+                        services.push(lane);
+                    }
+                    // The transport still carries shards; clients fall back to it.
+                    Err(e) => warn!(%bind, error = %e, "no shard lane"),
+                }
+            }
+            services
         }
         Role::Keeper => {
             let sequencer = match &cfg.sequencer {

@@ -167,6 +167,7 @@ pub struct Client {
     encoder: Encoder,
     index_key: [u8; 32],
     orders: Option<crate::orders::Orders>,
+    lanes: Option<Arc<crate::lane::Lanes>>,
 }
 
 impl Client {
@@ -186,7 +187,23 @@ impl Client {
             encoder,
             index_key,
             orders: None,
+            lanes: None,
         })
+    }
+
+    /// Moves shard bytes on providers' lanes where they offer one (see [`crate::lane`]),
+    /// instead of over the transport; the transport still carries everything else and any
+    /// shard request whose lane fails.
+    pub fn use_lanes(&mut self, lanes: Arc<crate::lane::Lanes>) {
+        self.lanes = Some(lanes);
+    }
+
+    /// How shard requests reach providers.
+    fn via(&self) -> crate::rpc::Via<'_> {
+        match &self.lanes {
+            Some(l) => crate::rpc::Via::Lanes(l),
+            None => crate::rpc::Via::Transport(self.transport.as_ref()),
+        }
     }
 
     /// Pays for what this client stores: after each put, storage orders and commitments for
@@ -353,7 +370,7 @@ impl Client {
             }
             .into());
         }
-        let t = self.transport.as_ref();
+        let via = self.via();
         let sends = chunk
             .chunk
             .shards
@@ -365,7 +382,7 @@ impl Client {
                 let provider = holder.unwrap_or(AccountId([0; 32]));
                 let (id, bytes) = (*id, bytes.clone());
                 async move {
-                    provider_client::put_shard(t, provider, id, bytes)
+                    provider_client::put_shard(via, provider, id, bytes)
                         .await
                         .map_err(|error| ClientError::Upload {
                             chunk: chunk.chunk.id.short(),
@@ -638,10 +655,9 @@ impl AsyncShardSource for NetworkSource<'_> {
         let Some(holder) = holder else {
             return Ok(None);
         };
-        let got =
-            provider_client::get_shard(self.client.transport.as_ref(), holder, chunk.shards[index])
-                .await
-                .map_err(io::Error::other)?;
+        let got = provider_client::get_shard(self.client.via(), holder, chunk.shards[index])
+            .await
+            .map_err(io::Error::other)?;
         if got.is_none() {
             self.report(chunk, index);
         }

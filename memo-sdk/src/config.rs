@@ -153,6 +153,33 @@ pub struct NodeConfig {
     /// Keepers: detection, audit and repair (the `[repair]` table; defaults if absent).
     #[serde(default)]
     pub repair: RepairSettings,
+    /// Providers: where the shard lane listens (`host:port`, see `memo_sdk::lane`), or `"off"`.
+    /// Absent: the IP of `listen` with any free port.
+    #[serde(default)]
+    pub lane: Option<String>,
+    /// Providers: the lane address clients are told to connect to, when it differs from the
+    /// bound one (needed when the lane listens on a wildcard address such as `0.0.0.0`).
+    #[serde(default)]
+    pub lane_advertise: Option<String>,
+}
+
+impl NodeConfig {
+    /// Where the provider's shard lane listens: `lane` if set (`None` for `"off"`), else the
+    /// IP of `listen` with port 0. `None` too if `listen` has no IP.
+    pub fn lane_bind(&self) -> Option<String> {
+        match self.lane.as_deref() {
+            Some("off") => None,
+            Some(bind) => Some(bind.to_string()),
+            None => {
+                let address: libp2p::Multiaddr = self.listen.parse().ok()?;
+                address.iter().find_map(|p| match p {
+                    libp2p::multiaddr::Protocol::Ip4(ip) => Some(format!("{ip}:0")),
+                    libp2p::multiaddr::Protocol::Ip6(ip) => Some(format!("[{ip}]:0")),
+                    _ => None,
+                })
+            }
+        }
+    }
 }
 
 /// A node's ledger settings (`[chain]`): the local chain that one keeper sequences and the
@@ -353,6 +380,10 @@ pub struct ClientFile {
     /// shows the balance.
     #[serde(default)]
     pub ledger: Option<String>,
+    /// Move shard bytes on providers' lanes where they offer one (see `memo_sdk::lane`);
+    /// default true. `false` sends everything over the libp2p transport.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lanes: Option<bool>,
 }
 
 fn default_listen() -> String {
@@ -503,8 +534,12 @@ impl ClientFile {
         let mut cfg = ClientConfig::new(keepers);
         cfg.params = self.params();
         tune(&mut cfg);
+        let timeout = transport.config().request_timeout;
         let transport = Arc::new(transport) as Arc<dyn Transport>;
         let mut client = Client::new(keypair, transport.clone(), cfg)?;
+        if self.lanes.unwrap_or(true) {
+            client.use_lanes(crate::lane::Lanes::new(transport.clone(), timeout));
+        }
         if let Some(ledger) = &self.ledger {
             let account = ledger
                 .parse::<AccountId>()
@@ -636,6 +671,7 @@ mod tests {
             parity_shards: None,
             peers: vec![peer.clone()],
             ledger: Some(kp.account().to_hex()),
+            lanes: None,
         };
         let path = dir.path().join("u.toml");
         c.save(&path).unwrap();

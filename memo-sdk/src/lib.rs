@@ -12,6 +12,7 @@ pub mod config;
 pub mod fault;
 pub mod keeper;
 pub mod keeper_node;
+pub mod lane;
 pub mod local;
 pub mod local_ledger;
 pub mod net;

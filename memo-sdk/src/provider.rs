@@ -270,23 +270,27 @@ pub fn kind(req: &Request) -> &'static str {
         Request::ReportShards { .. } => "ReportShards",
         Request::ListShards { .. } => "ListShards",
         Request::SweepShards { .. } => "SweepShards",
+        Request::OpenLane { .. } => "OpenLane",
     }
 }
 
 /// Client side of the provider protocol.
 pub mod client {
     use super::*;
-    use crate::rpc::{RpcError, call};
+    use crate::rpc::{RpcError, Via, call};
     use memo_core::ShardId;
 
     /// Uploads one shard.
     pub async fn put_shard(
-        t: &dyn Transport,
+        via: Via<'_>,
         provider: AccountId,
         shard: ShardId,
         bytes: Bytes,
     ) -> Result<bool, RpcError> {
-        match call(t, provider, &Request::PutShard { shard, bytes }).await? {
+        match via
+            .call(provider, &Request::PutShard { shard, bytes })
+            .await?
+        {
             Response::Stored(new) => Ok(new),
             other => Err(unexpected(provider, "PutShard", &other)),
         }
@@ -294,11 +298,11 @@ pub mod client {
 
     /// Downloads one shard (unverified: check it against its id).
     pub async fn get_shard(
-        t: &dyn Transport,
+        via: Via<'_>,
         provider: AccountId,
         shard: ShardId,
     ) -> Result<Option<Bytes>, RpcError> {
-        match call(t, provider, &Request::GetShard { shard }).await? {
+        match via.call(provider, &Request::GetShard { shard }).await? {
             Response::Shard(b) => Ok(b),
             other => Err(unexpected(provider, "GetShard", &other)),
         }

@@ -963,7 +963,7 @@ impl Repairer {
                 let t = self.keeper.transport.as_ref();
                 let put = tokio::time::timeout(
                     self.config.transfer_timeout,
-                    provider_client::put_shard(t, cand, snap.ids[*i], bytes.clone()),
+                    provider_client::put_shard(t.into(), cand, snap.ids[*i], bytes.clone()),
                 )
                 .await;
                 match put {

@@ -713,7 +713,7 @@ async fn orphan_shards_are_swept_once_idle_and_placed_ones_never() {
     let id = ShardId::of(&orphan);
     let t = sim.net.user("alice").unwrap().transport().clone();
     let stored = memo_sdk::provider::client::put_shard(
-        t.as_ref(),
+        t.as_ref().into(),
         sim.provider(0),
         id,
         bytes::Bytes::from(orphan),

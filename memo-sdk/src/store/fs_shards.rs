@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> ShardStoreError {
     move |e| ShardStoreError::Backend {
@@ -43,6 +43,9 @@ pub struct FsShardStore {
     lock: Mutex<()>,
     tmp_seq: AtomicU64,
     sync: bool,
+    /// Write shard files with `O_DIRECT`; cleared for good the first time the file system
+    /// refuses it.
+    direct: AtomicBool,
 }
 
 impl std::fmt::Debug for FsShardStore {
@@ -76,6 +79,7 @@ impl FsShardStore {
             lock: Mutex::new(()),
             tmp_seq: AtomicU64::new(0),
             sync: true,
+            direct: AtomicBool::new(cfg!(target_os = "linux")),
         })
     }
 
@@ -90,6 +94,44 @@ impl FsShardStore {
         self
     }
 
+    /// Whether shard files are written with direct I/O (`O_DIRECT`, Linux only; on by default
+    /// there). The bytes then go from the provider's buffer to the disk without passing
+    /// through the page cache: a provider stores far more than it reads back soon, so caching
+    /// what it writes only evicts more useful pages, and on a VM each fresh page-cache page
+    /// costs a host page fault. Reads stay buffered. A file system that refuses direct I/O
+    /// (e.g. an older tmpfs) is detected on the first put, which then falls back to ordinary
+    /// writes for the life of the store. Durability is unchanged: with [`Self::with_sync`] off,
+    /// a put survives the process being killed either way.
+    ///
+    /// `cargo bench -p memo-sdk --bench shard_store` measures both write paths.
+    pub fn with_direct_io(self, direct: bool) -> Self {
+        self.direct.store(direct, Ordering::Relaxed);
+        self
+    }
+
+    /// Whether puts currently use direct I/O (false after a fallback).
+    pub fn direct_io(&self) -> bool {
+        self.direct.load(Ordering::Relaxed)
+    }
+
+    /// Writes `bytes` to the new file `tmp`, directly when enabled, buffered otherwise.
+    fn write_file(&self, tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        if self.direct_io() {
+            match direct::write(tmp, bytes, self.sync) {
+                Ok(()) => return Ok(()),
+                Err(e) if direct::unsupported(&e) => {
+                    tracing::info!(dir = %self.root.display(), error = %e, "direct I/O refused; writing shards through the page cache");
+                    self.direct.store(false, Ordering::Relaxed);
+                    let _ = fs::remove_file(tmp);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut f = File::create(tmp)?;
+        f.write_all(bytes)?;
+        if self.sync { f.sync_all() } else { Ok(()) }
+    }
+
     fn path(&self, id: &ShardId) -> PathBuf {
         let hex = id.to_hex();
         self.root.join("shards").join(&hex[..2]).join(hex)
@@ -100,6 +142,73 @@ impl FsShardStore {
             op: "lock",
             reason: "poisoned".into(),
         })
+    }
+}
+
+/// Direct-I/O writes: the buffer, file offset and length must be multiples of the device's
+/// logical block size; [`ALIGN`](direct::ALIGN) covers every common one.
+mod direct {
+    use std::cell::RefCell;
+    use std::io::Write;
+    use std::path::Path;
+
+    /// Alignment of buffer, offset and length.
+    pub(super) const ALIGN: usize = 4096;
+    /// Shards up to this size are staged in a per-thread buffer that is kept for reuse.
+    const KEEP: usize = 8 << 20;
+
+    thread_local! {
+        static STAGING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// True if `e` says the file system does not do direct I/O (rather than a real failure).
+    pub(super) fn unsupported(e: &std::io::Error) -> bool {
+        e.raw_os_error() == Some(EINVAL)
+    }
+
+    #[cfg(target_os = "linux")]
+    const EINVAL: i32 = libc::EINVAL;
+    #[cfg(not(target_os = "linux"))]
+    const EINVAL: i32 = 22;
+
+    /// Creates `path` and writes `bytes` to it with `O_DIRECT`: staged in an aligned buffer,
+    /// zero-padded to a whole block, then cut back to its length.
+    #[cfg(target_os = "linux")]
+    pub(super) fn write(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)?;
+        let padded = bytes.len().next_multiple_of(ALIGN);
+        let mut stage = |buf: &mut Vec<u8>| -> std::io::Result<()> {
+            if buf.len() < padded + ALIGN {
+                buf.resize(padded + ALIGN, 0);
+            }
+            let at = buf.as_ptr().align_offset(ALIGN);
+            let block = &mut buf[at..at + padded];
+            block[..bytes.len()].copy_from_slice(bytes);
+            block[bytes.len()..].fill(0);
+            // A short direct write leaves an unaligned rest, which write_all's retry would
+            // send unaligned; the file system then fails it with EINVAL, reported as such.
+            f.write_all(block)
+        };
+        if padded <= KEEP {
+            STAGING.with(|b| stage(&mut b.borrow_mut()))?;
+        } else {
+            stage(&mut Vec::new())?;
+        }
+        if padded != bytes.len() {
+            f.set_len(bytes.len() as u64)?;
+        }
+        if sync { f.sync_all() } else { Ok(()) }
+    }
+
+    /// No direct I/O here: refused like a file system without it, so puts fall back.
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn write(_: &Path, _: &[u8], _: bool) -> std::io::Result<()> {
+        Err(std::io::Error::from_raw_os_error(EINVAL))
     }
 }
 
@@ -124,12 +233,7 @@ impl ShardStore for FsShardStore {
             self.root
                 .join("tmp")
                 .join(format!("{}.{}.{seq}", id.to_hex(), std::process::id()));
-        let written = (|| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(bytes)?;
-            if self.sync { f.sync_all() } else { Ok(()) }
-        })();
-        if let Err(e) = written {
+        if let Err(e) = self.write_file(&tmp, bytes) {
             let _ = fs::remove_file(&tmp);
             return Err(io("write")(e));
         }
