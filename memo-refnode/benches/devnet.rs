@@ -1,7 +1,8 @@
 //! Put and get throughput through a devnet of real processes on loopback, beside the in-process
 //! pipeline's throughput on the same data in the same run.
 //!
-//! `cargo bench -p memo-refnode --bench devnet` (sizes in MiB: `MEMO_BENCH_SIZES=64,1024`).
+//! `cargo bench -p memo-refnode --bench devnet` (sizes in MiB: `MEMO_BENCH_SIZES=64,1024`;
+//! runs per size: `MEMO_BENCH_REPS=3`, the median is printed).
 
 use memo_core::codec::{CodecParams, ConvergenceDomain, Decoder, Encoder, MemoryShards};
 mod common;
@@ -42,8 +43,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let reps: usize = std::env::var("MEMO_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let result = rt.block_on(async {
-        let (client, _) = common::client(&devnet, |cfg| {
+        let tune = |cfg: &mut memo_sdk::ClientConfig| {
             // The bench measures the codec defaults, whatever the devnet's user config says.
             cfg.params = CodecParams::default();
             if let Some(n) = std::env::var("MEMO_BENCH_UPLOADS").ok().and_then(|v| v.parse().ok()) {
@@ -52,51 +58,69 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if let Some(n) = std::env::var("MEMO_BENCH_WINDOW").ok().and_then(|v| v.parse().ok()) {
                 cfg.parallelism.window = n;
             }
-        })
-        .await?;
+        };
+        // The SDK's default (shard bytes on the providers' lanes) and, for comparison, every
+        // byte over libp2p (Noise + yamux).
+        let (client, mut file) = common::client(&devnet, tune).await?;
+        file.lanes = Some(false);
+        let noise = file.connect(tune).await?;
         println!(
-            "devnet: 1 keeper and 10 provider processes on loopback (libp2p TCP+Noise+yamux, shard files without per-shard fsync: devnet default), RS 4+2, {} KiB chunks",
+            "devnet: 1 keeper and 10 provider processes on loopback, RS 4+2, {} KiB chunks, shard files without per-shard fsync (devnet default); median of {reps} runs, fresh random data each",
             CodecParams::default().chunk_size / 1024
         );
-        println!("{:>8} {:>16} {:>16} {:>16} {:>16} {:>8} {:>8}", "MiB", "pipeline enc", "devnet put", "pipeline dec", "devnet get", "put %", "get %");
-        for (i, mib) in sizes.iter().enumerate() {
-            let data = random(mib << 20, 0x5eed + i as u64);
-            // In-process pipeline on the same data: encode into memory, decode back.
-            let enc = Encoder::new(ConvergenceDomain::global(), CodecParams::default())?;
-            let shards = MemoryShards::new();
-            mark("encode");
-            let t = Instant::now();
-            let obj = enc.encode_reader(&data[..], Some(data.len() as u64), &mut |_| {}, &mut |c| {
-                shards.insert_chunk(&c);
-                Ok(())
-            })?;
-            let p_enc = *mib as f64 / t.elapsed().as_secs_f64();
-            mark("decode");
-            let t = Instant::now();
-            let back = Decoder::default().decode_to_vec(&shards, &obj)?;
-            let p_dec = *mib as f64 / t.elapsed().as_secs_f64();
-            assert!(back == data);
-            drop((back, shards));
-            // Through the devnet.
-            mark("put");
-            let t = Instant::now();
-            let put = client.put(&format!("bench-{mib}"), &data[..], Some(data.len() as u64), &mut |_| {}).await?;
-            let d_put = *mib as f64 / t.elapsed().as_secs_f64();
-            mark("get");
-            let t = Instant::now();
-            let mut out = Vec::with_capacity(data.len());
-            client.get(&put.id.to_hex(), None, &mut out, &mut |_| {}).await?;
-            let d_get = *mib as f64 / t.elapsed().as_secs_f64();
-            mark("end");
-            if out != data {
-                return Err("devnet returned different bytes".into());
+        println!("put/get: shard bytes on the lanes (AES-256-GCM over TCP, the default); noise: everything over libp2p TCP+Noise+yamux");
+        println!("{:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>7}", "MiB", "encode", "put", "noise put", "decode", "get", "noise get", "put %", "get %");
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        for mib in &sizes {
+            let mut m: [Vec<f64>; 6] = Default::default();
+            for rep in 0..reps {
+                let data = random(mib << 20, 0x5eed + (*mib as u64) * 1000 + rep as u64);
+                // In-process pipeline on the same data: encode into memory, decode back.
+                let enc = Encoder::new(ConvergenceDomain::global(), CodecParams::default())?;
+                let shards = MemoryShards::new();
+                mark("encode");
+                let t = Instant::now();
+                let obj = enc.encode_reader(&data[..], Some(data.len() as u64), &mut |_| {}, &mut |c| {
+                    shards.insert_chunk(&c);
+                    Ok(())
+                })?;
+                m[0].push(*mib as f64 / t.elapsed().as_secs_f64());
+                mark("decode");
+                let t = Instant::now();
+                let back = Decoder::default().decode_to_vec(&shards, &obj)?;
+                m[3].push(*mib as f64 / t.elapsed().as_secs_f64());
+                assert!(back == data);
+                drop((back, shards));
+                // Through the devnet, on lanes and over Noise, each on data it has not seen.
+                for (c, (put_at, get_at), flip) in [(&client, (1, 4), 0u64), (&noise, (2, 5), 1)] {
+                    let data = if flip == 0 { data.clone() } else { random(mib << 20, !(0x5eed + (*mib as u64) * 1000 + rep as u64)) };
+                    mark("put");
+                    let t = Instant::now();
+                    let put = c.put(&format!("bench-{mib}-{rep}-{flip}"), &data[..], Some(data.len() as u64), &mut |_| {}).await?;
+                    m[put_at].push(*mib as f64 / t.elapsed().as_secs_f64());
+                    mark("get");
+                    let t = Instant::now();
+                    let mut out = Vec::with_capacity(data.len());
+                    c.get(&put.id.to_hex(), None, &mut out, &mut |_| {}).await?;
+                    m[get_at].push(*mib as f64 / t.elapsed().as_secs_f64());
+                    mark("end");
+                    if out != data {
+                        return Err("devnet returned different bytes".into());
+                    }
+                    c.delete(&put.id.to_hex()).await?;
+                }
             }
-            client.delete(&put.id.to_hex()).await?;
+            let [enc, put, nput, dec, get, nget] = m.map(|mut v| median(&mut v));
             println!(
-                "{mib:>8} {:>11.0} MiB/s {:>11.0} MiB/s {:>11.0} MiB/s {:>11.0} MiB/s {:>7.0}% {:>7.0}%",
-                p_enc, d_put, p_dec, d_get, 100.0 * d_put / p_enc, 100.0 * d_get / p_dec
+                "{mib:>6} {enc:>10.0} {put:>10.0} {nput:>10.0} {dec:>10.0} {get:>10.0} {nget:>10.0} {:>6.0}% {:>6.0}%",
+                100.0 * put / enc,
+                100.0 * get / dec
             );
         }
+        println!("(MiB/s; put % = put / encode, get % = get / decode)");
         Ok::<(), Box<dyn std::error::Error>>(())
     });
     drop(devnet);

@@ -105,6 +105,50 @@ fn fs_shard_store_conformance() {
 }
 
 #[test]
+fn fs_shard_store_conformance_through_the_page_cache() {
+    testkit::shard_store_conformance(|| {
+        FsShardStore::open(temp_path("shards"))
+            .unwrap()
+            .with_direct_io(false)
+    });
+}
+
+/// Direct writes pad to whole blocks and cut back: every length comes back exactly, on both
+/// write paths, and the byte count is the sum of the real lengths. Where the file system
+/// refuses direct I/O the store falls back, which this test also covers.
+#[test]
+fn shard_files_keep_their_exact_length_on_both_write_paths() {
+    for direct in [true, false] {
+        let root = temp_path("shards");
+        let s = FsShardStore::open(&root).unwrap().with_direct_io(direct);
+        let mut total = 0u64;
+        for (i, len) in [0usize, 1, 4095, 4096, 4097, (1 << 20) + 3, 9 << 20]
+            .into_iter()
+            .enumerate()
+        {
+            let bytes = testkit::random_bytes(len, i as u8 + 1);
+            let id = ShardId::of(&bytes);
+            assert!(s.put(&id, &bytes).unwrap(), "len {len}");
+            assert_eq!(
+                s.get(&id).unwrap().as_deref(),
+                Some(&bytes[..]),
+                "len {len}"
+            );
+            let hex = id.to_hex();
+            let file = root.join("shards").join(&hex[..2]).join(&hex);
+            assert_eq!(std::fs::metadata(&file).unwrap().len(), len as u64);
+            total += len as u64;
+        }
+        assert_eq!(s.used_bytes().unwrap(), total);
+        if !direct {
+            assert!(!s.direct_io());
+        }
+        // Nothing is left in the temporaries.
+        assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+    }
+}
+
+#[test]
 fn seeds_scenario_on_redb() {
     testkit::seeds_scenario(redb());
 }

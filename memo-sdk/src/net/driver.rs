@@ -43,12 +43,14 @@ pub(super) fn start(
     let streams = config.max_streams_per_connection.clamp(1, 4096);
     let mut yamux = yamux::Config::default();
     yamux.set_max_num_streams(streams);
-    let transport = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-        .upgrade(upgrade::Version::V1Lazy)
-        .authenticate(noise)
-        .multiplex(yamux)
-        .timeout(config.dial_timeout)
-        .boxed();
+    let transport = NewPorts(tcp::tokio::Transport::new(
+        tcp::Config::default().nodelay(true),
+    ))
+    .upgrade(upgrade::Version::V1Lazy)
+    .authenticate(noise)
+    .multiplex(yamux)
+    .timeout(config.dial_timeout)
+    .boxed();
     let behaviour = Behaviour::with_codec(
         FrameCodec {
             max: config.max_message,
@@ -95,6 +97,48 @@ pub(super) fn start(
     driver.check_ready();
     tokio::spawn(driver.run());
     Ok(ready_rx)
+}
+
+/// TCP that dials from a fresh port. libp2p dials from the listening port by default (for NAT
+/// hole punching, which memo does not use); two nodes that then dial each other at the same
+/// moment get one TCP connection by simultaneous open, on which both start Noise as the
+/// initiator, and the handshake fails.
+struct NewPorts(tcp::tokio::Transport);
+
+impl libp2p::core::Transport for NewPorts {
+    type Output = <tcp::tokio::Transport as libp2p::core::Transport>::Output;
+    type Error = <tcp::tokio::Transport as libp2p::core::Transport>::Error;
+    type ListenerUpgrade = <tcp::tokio::Transport as libp2p::core::Transport>::ListenerUpgrade;
+    type Dial = <tcp::tokio::Transport as libp2p::core::Transport>::Dial;
+
+    fn listen_on(
+        &mut self,
+        id: libp2p::core::transport::ListenerId,
+        addr: Multiaddr,
+    ) -> Result<(), libp2p::core::transport::TransportError<Self::Error>> {
+        self.0.listen_on(id, addr)
+    }
+
+    fn remove_listener(&mut self, id: libp2p::core::transport::ListenerId) -> bool {
+        self.0.remove_listener(id)
+    }
+
+    fn dial(
+        &mut self,
+        addr: Multiaddr,
+        mut opts: libp2p::core::transport::DialOpts,
+    ) -> Result<Self::Dial, libp2p::core::transport::TransportError<Self::Error>> {
+        opts.port_use = libp2p::core::transport::PortUse::New;
+        self.0.dial(addr, opts)
+    }
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<libp2p::core::transport::TransportEvent<Self::ListenerUpgrade, Self::Error>>
+    {
+        Pin::new(&mut self.0).poll(cx)
+    }
 }
 
 /// An outbound request waiting for its response.
