@@ -373,6 +373,11 @@ impl Request {
 }
 
 impl Response {
+    /// A refusal: [`Response::Error`] with `code` and `message`.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Response::Error(RemoteError::new(code, message))
+    }
+
     /// Canonical bytes behind the protocol version.
     pub fn to_bytes(&self) -> Vec<u8> {
         wire::encode_versioned(PROTOCOL_VERSION, self)

@@ -218,7 +218,7 @@ impl Keeper {
                 for c in &chunks {
                     match state.locate(c) {
                         Ok(p) => out.push(p),
-                        Err(e) => return err(ErrorCode::Internal, e.to_string()),
+                        Err(e) => return Response::error(ErrorCode::Internal, e.to_string()),
                     }
                 }
                 Response::Located(out)
@@ -238,8 +238,11 @@ impl Keeper {
                     .stat(&from, &id)
                 {
                     Ok(Some((entry, chunks))) => Response::Object { entry, chunks },
-                    Ok(None) => err(ErrorCode::NotFound, format!("no object {id} in your index")),
-                    Err(e) => err(ErrorCode::Internal, e.to_string()),
+                    Ok(None) => Response::error(
+                        ErrorCode::NotFound,
+                        format!("no object {id} in your index"),
+                    ),
+                    Err(e) => Response::error(ErrorCode::Internal, e.to_string()),
                 }
             }
             Request::ReportShards { reports } => {
@@ -259,7 +262,7 @@ impl Keeper {
                     objects: state.count(&from),
                 })
             }
-            other => err(
+            other => Response::error(
                 ErrorCode::BadRequest,
                 format!("a keeper does not serve {}", kind(&other)),
             ),
@@ -321,7 +324,7 @@ impl Keeper {
                 Ok(Some(_)) => out.push(None),
                 Ok(None) => {
                     if providers.len() < c.shards.len() {
-                        return err(
+                        return Response::error(
                             ErrorCode::Unavailable,
                             format!(
                                 "{} shards per chunk need as many providers; {} are live",
@@ -343,7 +346,7 @@ impl Keeper {
                         holders: chosen.into_iter().map(Some).collect(),
                     }));
                 }
-                Err(e) => return err(ErrorCode::Internal, e.to_string()),
+                Err(e) => return Response::error(ErrorCode::Internal, e.to_string()),
             }
         }
         Response::Placed(out)
@@ -355,16 +358,16 @@ impl Keeper {
         let signed: Signed<ObjectOp> =
             match wire::decode(tx, memo_core::objects::MAX_OP_BYTES + 256, "operation") {
                 Ok(s) => s,
-                Err(e) => return err(ErrorCode::BadRequest, e.to_string()),
+                Err(e) => return Response::error(ErrorCode::BadRequest, e.to_string()),
             };
         if let Err(e) = signed.verify() {
-            return err(ErrorCode::Forbidden, e.to_string());
+            return Response::error(ErrorCode::Forbidden, e.to_string());
         }
         let digest = signed.digest();
         let pos = match self.log.append(signed).await {
             Ok(p) => p,
             Err(e) => {
-                return err(
+                return Response::error(
                     ErrorCode::Unavailable,
                     format!("log refused the operation: {e}"),
                 );
@@ -372,7 +375,7 @@ impl Keeper {
         };
         let mut applied = self.applied.subscribe();
         if applied.wait_for(|&n| n > pos).await.is_err() {
-            return err(ErrorCode::Internal, "keeper stopped");
+            return Response::error(ErrorCode::Internal, "keeper stopped");
         }
         let outcome = self
             .outcomes
@@ -396,7 +399,7 @@ impl Keeper {
                 }
             }
             Some((Err(e), _)) => Response::Error(e),
-            None => err(ErrorCode::Internal, "outcome lost"),
+            None => Response::error(ErrorCode::Internal, "outcome lost"),
         }
     }
 
@@ -439,8 +442,4 @@ impl Service for Keeper {
             _ => None,
         }
     }
-}
-
-fn err(code: ErrorCode, message: impl Into<String>) -> Response {
-    Response::Error(RemoteError::new(code, message))
 }

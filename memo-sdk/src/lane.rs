@@ -22,10 +22,10 @@
 //! clear could confirm who stores a known file. A client ([`Lanes`]) falls back to the
 //! transport for providers without a lane and for any request whose lane fails.
 
-use crate::node::Service;
-use crate::rpc::{RpcError, call};
+use crate::node::{Service, respond};
+use crate::rpc::{RpcError, call, remote};
 use memo_core::AccountId;
-use memo_core::protocol::{ErrorCode, LaneSecret, RemoteError, Request, Response};
+use memo_core::protocol::{ErrorCode, LaneSecret, Request, Response};
 use memo_core::transport::{MAX_MESSAGE, Transport};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use std::collections::HashMap;
@@ -41,6 +41,8 @@ pub const MAGIC: &[u8; 8] = b"memolan1";
 pub const TICKET_TTL: Duration = Duration::from_secs(30);
 /// AES-GCM tag length.
 const TAG: usize = 16;
+/// The largest frame: a message of [`MAX_MESSAGE`] bytes and its tag.
+const MAX_FRAME: usize = MAX_MESSAGE + TAG;
 /// Tickets a provider holds at once (issued, not yet used).
 const MAX_TICKETS: usize = 4096;
 /// Lane connections a provider serves at once.
@@ -127,12 +129,11 @@ struct Conn {
     recv: Half,
     /// Reused receive buffer.
     buf: Vec<u8>,
-    max: usize,
     used: Instant,
 }
 
 impl Conn {
-    fn new(stream: TcpStream, secret: &[u8; 32], client: bool, max: usize) -> Self {
+    fn new(stream: TcpStream, secret: &[u8; 32], client: bool) -> Self {
         let (send, recv) = if client {
             (TO_PROVIDER, TO_CLIENT)
         } else {
@@ -143,25 +144,21 @@ impl Conn {
             send: Half::new(secret, send),
             recv: Half::new(secret, recv),
             buf: Vec::new(),
-            max,
             used: Instant::now(),
         }
     }
 
     /// Seals `plain` (consumed as the buffer) and sends it as one frame.
     async fn send(&mut self, mut plain: Vec<u8>) -> Result<(), LaneError> {
-        if plain.len() > self.max {
+        let len = plain.len() + TAG;
+        if len > MAX_FRAME {
             return Err(LaneError::FrameSize {
-                len: plain.len() + TAG,
-                max: self.max + TAG,
+                len,
+                max: MAX_FRAME,
             });
         }
-        let header = u32::try_from(plain.len() + TAG)
-            .map_err(|_| LaneError::FrameSize {
-                len: plain.len() + TAG,
-                max: self.max + TAG,
-            })?
-            .to_be_bytes();
+        // MAX_FRAME fits in a u32.
+        let header = (len as u32).to_be_bytes();
         let nonce = self.send.nonce()?;
         self.send
             .key
@@ -182,10 +179,10 @@ impl Conn {
             Err(e) => return Err(e.into()),
         }
         let len = u32::from_be_bytes(header) as usize;
-        if !(TAG..=self.max + TAG).contains(&len) {
+        if !(TAG..=MAX_FRAME).contains(&len) {
             return Err(LaneError::FrameSize {
                 len,
-                max: self.max + TAG,
+                max: MAX_FRAME,
             });
         }
         self.buf.resize(len, 0);
@@ -215,7 +212,6 @@ pub struct LaneServer {
     service: Arc<dyn Service>,
     tickets: Mutex<HashMap<[u8; 16], Ticket>>,
     connections: Arc<tokio::sync::Semaphore>,
-    max: usize,
     _stop: tokio::sync::watch::Sender<()>,
 }
 
@@ -252,7 +248,6 @@ impl LaneServer {
             service,
             tickets: Mutex::new(HashMap::new()),
             connections: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
-            max: MAX_MESSAGE,
             _stop: stop,
         });
         let weak = Arc::downgrade(&server);
@@ -291,10 +286,7 @@ impl LaneServer {
         let mut tickets = self.lock();
         tickets.retain(|_, t| t.issued.elapsed() < TICKET_TTL);
         if tickets.len() >= MAX_TICKETS {
-            return Response::Error(RemoteError::new(
-                ErrorCode::Unavailable,
-                "too many lane tickets outstanding",
-            ));
+            return Response::error(ErrorCode::Unavailable, "too many lane tickets outstanding");
         }
         let ticket: [u8; 16] = rand::random();
         tickets.insert(
@@ -333,7 +325,7 @@ impl LaneServer {
         else {
             return Err(LaneError::Auth);
         };
-        let mut conn = Conn::new(stream, &t.secret, false, self.max);
+        let mut conn = Conn::new(stream, &t.secret, false);
         loop {
             let plain = match tokio::time::timeout(IDLE, conn.recv()).await {
                 Err(_) | Ok(Ok(None)) => return Ok(()),
@@ -341,21 +333,18 @@ impl LaneServer {
                 Ok(Ok(Some(plain))) => plain,
             };
             let response = match Request::from_bytes(plain) {
-                Ok(req) if on_lane(&req) => self
-                    .service
-                    .handle(t.from, &req)
-                    .await
-                    .unwrap_or_else(|| refuse("this node serves no shards")),
-                Ok(_) => refuse("only shard puts and gets travel on a lane"),
-                Err(e) => refuse(&format!("malformed request: {e}")),
+                Ok(req) if on_lane(&req) => {
+                    respond(std::slice::from_ref(&self.service), t.from, &req).await
+                }
+                Ok(_) => Response::error(
+                    ErrorCode::BadRequest,
+                    "only shard puts and gets travel on a lane",
+                ),
+                Err(e) => Response::error(ErrorCode::BadRequest, e.to_string()),
             };
             conn.send(response.to_bytes()).await?;
         }
     }
-}
-
-fn refuse(why: &str) -> Response {
-    Response::Error(RemoteError::new(ErrorCode::BadRequest, why))
 }
 
 fn accept(server: &Weak<LaneServer>, stream: TcpStream, peer: std::net::SocketAddr) {
@@ -417,8 +406,7 @@ impl Lanes {
     pub async fn call(&self, peer: AccountId, req: &Request) -> Result<Response, RpcError> {
         if on_lane(req) && !self.skip(&peer) {
             match self.try_lane(peer, req).await {
-                Ok(Response::Error(error)) => return Err(RpcError::Remote { peer, error }),
-                Ok(r) => return Ok(r),
+                Ok(r) => return remote(peer, r),
                 Err(LaneError::Unsupported) => {
                     self.lock_no_lane().insert(peer, Instant::now());
                 }
@@ -506,6 +494,6 @@ impl Lanes {
         hello[..8].copy_from_slice(MAGIC);
         hello[8..].copy_from_slice(&ticket);
         stream.write_all(&hello).await?;
-        Ok(Conn::new(stream, &secret.0, true, MAX_MESSAGE))
+        Ok(Conn::new(stream, &secret.0, true))
     }
 }

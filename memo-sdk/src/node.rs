@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use memo_core::AccountId;
-use memo_core::protocol::{ErrorCode, RemoteError, Request, Response};
+use memo_core::protocol::{ErrorCode, Request, Response};
 use memo_core::transport::{Incoming, Transport};
 use std::sync::Arc;
 use tracing::debug;
@@ -31,22 +31,22 @@ pub async fn serve(transport: Arc<dyn Transport>, services: Vec<Arc<dyn Service>
 pub async fn dispatch(services: &[Arc<dyn Service>], incoming: Incoming) {
     let Incoming { from, body, reply } = incoming;
     let response = match Request::from_bytes(&body) {
-        Ok(req) => {
-            let mut answer = None;
-            for s in services {
-                if let Some(r) = s.handle(from, &req).await {
-                    answer = Some(r);
-                    break;
-                }
-            }
-            answer.unwrap_or_else(|| {
-                Response::Error(RemoteError::new(
-                    ErrorCode::BadRequest,
-                    format!("this node does not serve {}", crate::provider::kind(&req)),
-                ))
-            })
-        }
-        Err(e) => Response::Error(RemoteError::new(ErrorCode::BadRequest, e.to_string())),
+        Ok(req) => respond(services, from, &req).await,
+        Err(e) => Response::error(ErrorCode::BadRequest, e.to_string()),
     };
     let _ = reply.send(Bytes::from(response.to_bytes()));
+}
+
+/// The answer of the first of `services` that serves `req`, or a refusal naming the request
+/// kind if none does.
+pub async fn respond(services: &[Arc<dyn Service>], from: AccountId, req: &Request) -> Response {
+    for s in services {
+        if let Some(r) = s.handle(from, req).await {
+            return r;
+        }
+    }
+    Response::error(
+        ErrorCode::BadRequest,
+        format!("this node does not serve {}", crate::provider::kind(req)),
+    )
 }

@@ -42,7 +42,7 @@ use memo_core::contract::{
 };
 use memo_core::ownership::ShardStore;
 use memo_core::proof::MerkleVerifier;
-use memo_core::protocol::{ErrorCode, RemoteError, Response};
+use memo_core::protocol::{ErrorCode, Response};
 use memo_core::{Keypair, ShardId, wire};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -338,7 +338,7 @@ pub async fn serve(
     body: &[u8],
     store: &dyn ShardStore,
 ) -> Response {
-    let error = |code, m: String| Response::Error(RemoteError::new(code, m));
+    let error = Response::error;
     if !from_keeper {
         return error(
             ErrorCode::Forbidden,

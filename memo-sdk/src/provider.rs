@@ -5,7 +5,7 @@ use crate::rpc::unexpected;
 use bytes::Bytes;
 use memo_core::AccountId;
 use memo_core::ownership::{Holder, HolderError, ShardStore, ShardStoreError};
-use memo_core::protocol::{ErrorCode, RemoteError, Request, Response};
+use memo_core::protocol::{ErrorCode, Request, Response};
 use memo_core::transport::Transport;
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
@@ -95,8 +95,10 @@ impl<S: ShardStore + 'static> Provider<S> {
                 debug!(shard = %shard.short(), from = %from.short(), new, "stored shard");
                 Response::Stored(new)
             }
-            Err(HolderError::Full { .. }) => error(ErrorCode::Unavailable, "provider is full"),
-            Err(e) => error(ErrorCode::BadRequest, e.to_string()),
+            Err(HolderError::Full { .. }) => {
+                Response::error(ErrorCode::Unavailable, "provider is full")
+            }
+            Err(e) => Response::error(ErrorCode::BadRequest, e.to_string()),
         }
     }
 
@@ -111,7 +113,7 @@ impl<S: ShardStore + 'static> Provider<S> {
                 log(n);
                 Response::Deleted(n as u64)
             }
-            Err(e) => error(ErrorCode::Internal, e.to_string()),
+            Err(e) => Response::error(ErrorCode::Internal, e.to_string()),
         }
     }
 
@@ -142,7 +144,7 @@ impl<S: ShardStore + 'static> Provider<S> {
             },
             Request::DeleteShards { shards } => {
                 if !self.is_keeper(&from) {
-                    return error(ErrorCode::Forbidden, "only keepers may delete shards");
+                    return Response::error(ErrorCode::Forbidden, "only keepers may delete shards");
                 }
                 self.delete(&shards, |n| {
                     info!(count = n, keeper = %from.short(), "purged shards");
@@ -150,7 +152,7 @@ impl<S: ShardStore + 'static> Provider<S> {
             }
             Request::ListShards { after, max } => {
                 if !self.is_keeper(&from) {
-                    return error(ErrorCode::Forbidden, "only keepers may list shards");
+                    return Response::error(ErrorCode::Forbidden, "only keepers may list shards");
                 }
                 match self.holder.store().list() {
                     Ok(mut ids) => {
@@ -159,12 +161,12 @@ impl<S: ShardStore + 'static> Provider<S> {
                         ids.truncate(max as usize);
                         Response::ShardList(ids)
                     }
-                    Err(e) => error(ErrorCode::Internal, e.to_string()),
+                    Err(e) => Response::error(ErrorCode::Internal, e.to_string()),
                 }
             }
             Request::SweepShards { shards, idle_ms } => {
                 if !self.is_keeper(&from) {
-                    return error(ErrorCode::Forbidden, "only keepers may sweep shards");
+                    return Response::error(ErrorCode::Forbidden, "only keepers may sweep shards");
                 }
                 // Under the lock, so no store of these shards can slip between the idle check
                 // and the delete (a store stamps first, then writes).
@@ -199,10 +201,12 @@ impl<S: ShardStore + 'static> Provider<S> {
                         used,
                         shards: list.len() as u64,
                     },
-                    (Err(e), _) | (_, Err(e)) => error(ErrorCode::Internal, e.to_string()),
+                    (Err(e), _) | (_, Err(e)) => {
+                        Response::error(ErrorCode::Internal, e.to_string())
+                    }
                 }
             }
-            other => error(
+            other => Response::error(
                 ErrorCode::BadRequest,
                 format!("a provider does not serve {}", kind(&other)),
             ),
@@ -240,10 +244,6 @@ impl<S: ShardStore + 'static> Service for Provider<S> {
             self.handle_blocking(from, req)
         })
     }
-}
-
-fn error(code: ErrorCode, message: impl Into<String>) -> Response {
-    Response::Error(RemoteError::new(code, message))
 }
 
 /// A short name of a request kind, for errors and logs.

@@ -50,9 +50,16 @@ pub async fn call(
 ) -> Result<Response, RpcError> {
     let raw = transport.request(peer, Bytes::from(req.to_bytes())).await?;
     match Response::from_bytes(&raw) {
-        Ok(Response::Error(error)) => Err(RpcError::Remote { peer, error }),
-        Ok(r) => Ok(r),
+        Ok(r) => remote(peer, r),
         Err(error) => Err(RpcError::Malformed { peer, error }),
+    }
+}
+
+/// `response` from `peer`, with a [`Response::Error`] turned into [`RpcError::Remote`].
+pub fn remote(peer: AccountId, response: Response) -> Result<Response, RpcError> {
+    match response {
+        Response::Error(error) => Err(RpcError::Remote { peer, error }),
+        r => Ok(r),
     }
 }
 

@@ -5,7 +5,7 @@ use super::{LogEntry, OpLog};
 use crate::node::Service;
 use futures::{FutureExt, StreamExt};
 use memo_core::objects::ObjectOp;
-use memo_core::protocol::{ErrorCode, MAX_ENTRIES_PER_READ, RemoteError, Request, Response};
+use memo_core::protocol::{ErrorCode, MAX_ENTRIES_PER_READ, Request, Response};
 use memo_core::{AccountId, Signed, wire};
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
@@ -74,18 +74,18 @@ impl OpLogService {
 
     async fn append(&self, from: AccountId, op: &[u8]) -> Response {
         if !self.may_append(&from) {
-            return err(ErrorCode::Forbidden, "not allowed to append to this log");
+            return Response::error(ErrorCode::Forbidden, "not allowed to append to this log");
         }
         let signed: Signed<ObjectOp> = match wire::decode(op, MAX_ENTRY_BYTES, "operation") {
             Ok(s) => s,
-            Err(e) => return err(ErrorCode::BadRequest, e.to_string()),
+            Err(e) => return Response::error(ErrorCode::BadRequest, e.to_string()),
         };
         if let Err(e) = signed.verify() {
-            return err(ErrorCode::Forbidden, e.to_string());
+            return Response::error(ErrorCode::Forbidden, e.to_string());
         }
         match self.log.append(signed).await {
             Ok(pos) => Response::OpAppended(pos),
-            Err(e) => err(ErrorCode::Unavailable, format!("log refused: {e}")),
+            Err(e) => Response::error(ErrorCode::Unavailable, format!("log refused: {e}")),
         }
     }
 
@@ -95,7 +95,7 @@ impl OpLogService {
         let mut stream = self.log.follow(from);
         let first = match tokio::time::timeout(wait, stream.next()).await {
             Ok(Some(e)) => e,
-            Ok(None) => return err(ErrorCode::Internal, "the log cannot be read"),
+            Ok(None) => return Response::error(ErrorCode::Internal, "the log cannot be read"),
             Err(_) => {
                 return Response::OpEntries {
                     from,
@@ -109,7 +109,7 @@ impl OpLogService {
         let mut next: Option<LogEntry> = Some(first);
         while let Some((pos, op)) = next.take() {
             if pos != from + entries.len() as u64 {
-                return err(ErrorCode::Internal, "the log skipped a position");
+                return Response::error(ErrorCode::Internal, "the log skipped a position");
             }
             let raw = wire::encode(&op);
             if !entries.is_empty() && bytes + raw.len() > MAX_READ_BYTES {
@@ -144,10 +144,6 @@ impl Service for OpLogService {
             _ => None,
         }
     }
-}
-
-fn err(code: ErrorCode, message: impl Into<String>) -> Response {
-    Response::Error(RemoteError::new(code, message))
 }
 
 /// Client side of the op-log protocol.
