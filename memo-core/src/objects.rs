@@ -289,26 +289,21 @@ impl<S: MetaStore> Objects<S> {
                     self.provider_health.insert(*provider, *health);
                 }
                 let chunks: Vec<ChunkId> = self.held_by(provider).copied().collect();
+                let slots: Vec<_> = self.shards_on(provider).collect::<Result<_, _>>()?;
                 let mut changed = 0;
-                for c in chunks {
-                    let Some(e) = self.ownership.chunk(&c)? else {
-                        continue;
+                for (c, i, s) in slots {
+                    let next = match (s.health, health) {
+                        (ShardHealth::Lost, _) => ShardHealth::Lost,
+                        (_, ShardHealth::Lost) => ShardHealth::Lost,
+                        (_, ShardHealth::Suspect) => ShardHealth::Suspect,
+                        (_, ShardHealth::Healthy) => ShardHealth::Healthy,
                     };
-                    for (i, s) in e.shards.iter().enumerate() {
-                        if s.holder != Some(*provider) {
-                            continue;
-                        }
-                        let next = match (s.health, health) {
-                            (ShardHealth::Lost, _) => ShardHealth::Lost,
-                            (_, ShardHealth::Lost) => ShardHealth::Lost,
-                            (_, ShardHealth::Suspect) => ShardHealth::Suspect,
-                            (_, ShardHealth::Healthy) => ShardHealth::Healthy,
-                        };
-                        if next != s.health {
-                            self.ownership.mark_health(c, i, next)?;
-                            changed += 1;
-                        }
+                    if next != s.health {
+                        self.ownership.mark_health(c, i, next)?;
+                        changed += 1;
                     }
+                }
+                for c in chunks {
                     self.refresh(c)?;
                 }
                 Ok(Applied::Keeper(KeeperApplied::Health { changed }))

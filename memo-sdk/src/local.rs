@@ -168,8 +168,10 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
         spec: &crate::local_ledger::LedgerSpec,
         provider_capacity: u64,
     ) -> Result<&crate::local_ledger::LocalLedger, ClientError> {
-        let keepers: Vec<_> = (0..self.keepers.len())
-            .map(|i| Keypair::from_seed(&format!("keeper-{i}")))
+        let keepers: Vec<_> = self
+            .keeper_keys
+            .iter()
+            .cloned()
             .zip(self.keepers.iter().cloned())
             .collect();
         let (providers, users) = (&self.providers, &mut self.users);
@@ -181,9 +183,8 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
     /// Starts detection and repair on every keeper (see [`crate::repair`]): stopped providers
     /// are declared Suspect then Lost, and their shards rebuilt on other providers.
     pub fn enable_repair(&mut self, config: RepairConfig) -> &[Arc<Repairer>] {
-        for (k, kp) in self.keepers.iter().zip(&self.keeper_keys) {
-            let (r, task) = k.enable_repair(kp.clone(), config.clone());
-            self.tasks.push(task);
+        for r in self.repairers(&config) {
+            self.tasks.push(r.start());
             self.repairers.push(r);
         }
         &self.repairers

@@ -37,9 +37,39 @@ impl Service for Recorder {
     }
 }
 
+impl Recorder {
+    /// The kinds of request seen, in order.
+    fn kinds(&self) -> Vec<&'static str> {
+        self.seen.lock().unwrap().iter().map(|s| s.1).collect()
+    }
+}
+
 struct Net {
     client: Arc<dyn Transport>,
     provider: AccountId,
+}
+
+/// Whether the provider of [`recorded`] has a lane, and what address it gives clients.
+enum Lane {
+    No,
+    Own,
+    Advertise(&'static str),
+}
+
+/// A provider that serves a [`Recorder`], with or without a lane for it.
+async fn recorded(lane: Lane) -> (Arc<Recorder>, Option<Arc<LaneServer>>, Net) {
+    let rec = Arc::new(Recorder::default());
+    let mut services: Vec<Arc<dyn Service>> = vec![rec.clone()];
+    let advertise = match lane {
+        Lane::No => return (rec, None, net(services)),
+        Lane::Own => None,
+        Lane::Advertise(a) => Some(a.to_string()),
+    };
+    let l = LaneServer::start("127.0.0.1:0", advertise, rec.clone())
+        .await
+        .unwrap();
+    services.push(l.clone());
+    (rec, Some(l), net(services))
 }
 
 /// A client and a provider on an in-memory network; the provider serves `services`.
@@ -107,11 +137,7 @@ async fn shards_travel_on_the_lane_as_the_opener_and_connections_are_reused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_shard_requests_use_the_lane_and_they_count_as_the_client() {
-    let rec = Arc::new(Recorder::default());
-    let lane = LaneServer::start("127.0.0.1:0", None, rec.clone())
-        .await
-        .unwrap();
-    let n = net(vec![rec.clone(), lane.clone()]);
+    let (rec, _lane, n) = recorded(Lane::Own).await;
     let lanes = lanes_for(&n);
     let me = n.client.local_id();
     let shard = ShardId::of(b"s");
@@ -140,8 +166,7 @@ async fn only_shard_requests_use_the_lane_and_they_count_as_the_client() {
 async fn without_a_lane_or_when_it_fails_requests_go_over_the_transport() {
     // No lane at all: OpenLane is refused, the put still succeeds, and later calls do not
     // ask again.
-    let rec = Arc::new(Recorder::default());
-    let n = net(vec![rec.clone()]);
+    let (rec, _, n) = recorded(Lane::No).await;
     let lanes = lanes_for(&n);
     let put = Request::PutShard {
         shard: ShardId::of(b"a"),
@@ -153,24 +178,18 @@ async fn without_a_lane_or_when_it_fails_requests_go_over_the_transport() {
             Response::Stored(true)
         );
     }
-    let kinds: Vec<_> = rec.seen.lock().unwrap().iter().map(|s| s.1).collect();
-    assert_eq!(kinds, vec!["OpenLane", "PutShard", "PutShard"]);
+    assert_eq!(rec.kinds(), vec!["OpenLane", "PutShard", "PutShard"]);
     assert_eq!(lanes.idle_connections(&n.provider), 0);
 
     // A lane that cannot be reached (it advertises a port nobody listens on): every request
     // goes over the transport after its connect fails.
-    let rec = Arc::new(Recorder::default());
-    let lane = LaneServer::start("127.0.0.1:0", Some("127.0.0.1:1".into()), rec.clone())
-        .await
-        .unwrap();
-    let n = net(vec![rec.clone(), lane]);
+    let (rec, _lane, n) = recorded(Lane::Advertise("127.0.0.1:1")).await;
     let lanes = lanes_for(&n);
     assert_eq!(
         lanes.call(n.provider, &put).await.unwrap(),
         Response::Stored(true)
     );
-    let kinds: Vec<_> = rec.seen.lock().unwrap().iter().map(|s| s.1).collect();
-    assert_eq!(kinds, vec!["OpenLane", "PutShard"]);
+    assert_eq!(rec.kinds(), vec!["OpenLane", "PutShard"]);
     assert_eq!(lanes.idle_connections(&n.provider), 0);
 }
 
@@ -230,11 +249,8 @@ async fn closed(s: &mut TcpStream) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strangers_replays_altered_and_oversize_frames_get_nothing() {
-    let rec = Arc::new(Recorder::default());
-    let lane = LaneServer::start("127.0.0.1:0", None, rec.clone())
-        .await
-        .unwrap();
-    let n = net(vec![rec.clone(), lane.clone()]);
+    let (rec, lane, n) = recorded(Lane::Own).await;
+    let lane = lane.unwrap();
     let get = Request::GetShard {
         shard: ShardId::of(b"s"),
     }
@@ -278,8 +294,10 @@ async fn strangers_replays_altered_and_oversize_frames_get_nothing() {
     assert!(closed(&mut s).await);
 
     // The service only ever saw the genuine request (and the tickets).
-    let kinds: Vec<_> = rec.seen.lock().unwrap().iter().map(|s| s.1).collect();
-    assert_eq!(kinds, vec!["OpenLane", "GetShard", "OpenLane", "OpenLane"]);
+    assert_eq!(
+        rec.kinds(),
+        vec!["OpenLane", "GetShard", "OpenLane", "OpenLane"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -292,17 +292,13 @@ async fn a_stopped_provider_is_declared_lost_and_its_shards_rebuilt() {
     // The provider comes back: declared Healthy again, holds nothing the registry uses.
     sim.mem.set_up(victim);
     sim.rounds(1).await;
-    // The keeper that probed it writes the change to the shared log; the other keeper
-    // applies it when it next reads the log (on a loaded machine, not always within the
-    // round), so wait for it to arrive there.
-    let health = || sim.net.keepers[1].inspect(|o| o.provider_health(&victim));
-    for _ in 0..250 {
-        if health() == ShardHealth::Healthy {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(health(), ShardHealth::Healthy);
+    // The keeper that probed it writes the change to the shared log; the other keeper applies
+    // it when it next reads the log (on a loaded machine, not always within the round).
+    common::keepers_caught_up(&sim.net).await;
+    assert_eq!(
+        sim.net.keepers[1].inspect(|o| o.provider_health(&victim)),
+        ShardHealth::Healthy
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,9 +31,7 @@ use common::{Registry, registry};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 const K: usize = 3;
 const M: usize = 2;
@@ -53,21 +51,6 @@ fn seed(default: u64) -> u64 {
         .unwrap_or(default);
     eprintln!("simulation seed {s} (SIM_SEED=N replays or explores)");
     s
-}
-
-/// Guards against a hang: an operation that makes no progress fails the test.
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: no progress in 20 s"))
-}
-
-/// Waits until every keeper has applied the whole shared log.
-async fn keepers_caught_up<S: ShardStore + 'static>(net: &LocalNetwork<S>) {
-    let len = net.log.len();
-    for k in &net.keepers {
-        within("keeper catching up", k.wait_applied(len)).await;
-    }
 }
 
 /// Everything one keeper knows, for comparing keepers: the registry, and each user's objects
@@ -226,7 +209,7 @@ async fn workload_dozens_of_nodes_matches_a_model() {
     for step in 0..60 {
         let plan = plan_step(&mut rng, &model, users.len(), &contents);
         let live_before: Vec<bool> = (0..contents.len()).map(|c| model.live(c)).collect();
-        let results = within(
+        let results = common::within(
             "step",
             futures::future::join_all(plan.iter().enumerate().map(|(u, op)| {
                 let client = clients[u];
@@ -310,7 +293,7 @@ async fn workload_dozens_of_nodes_matches_a_model() {
             }
         }
         // Chunks of each content, once (the first time it is stored).
-        keepers_caught_up(&net).await;
+        common::keepers_caught_up(&net).await;
         for (c, content) in contents.iter().enumerate() {
             if model.chunks.contains_key(&c) || !model.live(c) {
                 continue;
@@ -356,7 +339,7 @@ async fn workload_dozens_of_nodes_matches_a_model() {
     assert!(puts >= 50 && dedup_puts >= 10 && deletes >= 20 && refused >= 5);
     assert!(purges >= 2 && purged_chunks >= 2);
 
-    keepers_caught_up(&net).await;
+    common::keepers_caught_up(&net).await;
 
     // Every user's listing and account match the model.
     for (u, client) in clients.iter().enumerate() {
@@ -579,10 +562,10 @@ impl FailureSim {
     async fn rounds(&self, n: usize) {
         for _ in 0..n {
             for r in &self.repairers {
-                within("repair round", r.round()).await;
+                common::within("repair round", r.round()).await;
             }
             for r in &self.repairers {
-                within("repairs settling", r.settle()).await;
+                common::within("repairs settling", r.settle()).await;
             }
         }
     }
@@ -716,7 +699,7 @@ async fn failures_and_byzantine_providers_lose_no_data_with_dozens_of_nodes() {
         sim.rounds(1).await;
     }
     sim.check_reads("the end").await;
-    keepers_caught_up(&sim.net).await;
+    common::keepers_caught_up(&sim.net).await;
     let reg = sim.registry(0);
     for k in 1..sim.net.keepers.len() {
         assert!(sim.registry(k) == reg, "keeper {k} disagrees with keeper 0");

@@ -124,21 +124,29 @@ impl FsShardStore {
         self.direct.load(Ordering::Relaxed)
     }
 
-    /// Writes `bytes` to the new file `tmp`, directly when enabled, buffered otherwise.
+    /// Writes `bytes` to the new file `tmp`, directly when enabled, buffered otherwise, and
+    /// syncs it if the store syncs.
     fn write_file(&self, tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        if self.direct_io() {
-            match direct::write(tmp, bytes, self.sync) {
-                Ok(()) => return Ok(()),
-                Err(e) if direct::unsupported(&e) => {
-                    tracing::info!(dir = %self.root.display(), error = %e, "direct I/O refused; writing shards through the page cache");
-                    self.direct.store(false, Ordering::Relaxed);
-                    let _ = fs::remove_file(tmp);
-                }
-                Err(e) => return Err(e),
+        let written = match self.direct_io().then(|| direct::write(tmp, bytes)) {
+            None => None,
+            Some(Ok(f)) => Some(f),
+            // EINVAL: this file system does not do direct I/O.
+            Some(Err(e)) if e.kind() == ErrorKind::InvalidInput => {
+                tracing::info!(dir = %self.root.display(), error = %e, "direct I/O refused; writing shards through the page cache");
+                self.direct.store(false, Ordering::Relaxed);
+                let _ = fs::remove_file(tmp);
+                None
             }
-        }
-        let mut f = File::create(tmp)?;
-        f.write_all(bytes)?;
+            Some(Err(e)) => return Err(e),
+        };
+        let f = match written {
+            Some(f) => f,
+            None => {
+                let mut f = File::create(tmp)?;
+                f.write_all(bytes)?;
+                f
+            }
+        };
         if self.sync { f.sync_all() } else { Ok(()) }
     }
 
@@ -176,20 +184,11 @@ mod direct {
         static STAGING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
 
-    /// True if `e` says the file system does not do direct I/O (rather than a real failure).
-    pub(super) fn unsupported(e: &std::io::Error) -> bool {
-        e.raw_os_error() == Some(EINVAL)
-    }
-
-    #[cfg(target_os = "linux")]
-    const EINVAL: i32 = libc::EINVAL;
-    #[cfg(not(target_os = "linux"))]
-    const EINVAL: i32 = 22;
-
     /// Creates `path` and writes `bytes` to it with `O_DIRECT`: staged in an aligned buffer,
-    /// zero-padded to a whole block, then cut back to its length.
+    /// zero-padded to a whole block, then cut back to its length. A file system without direct
+    /// I/O fails it with EINVAL ([`std::io::ErrorKind::InvalidInput`]).
     #[cfg(target_os = "linux")]
-    pub(super) fn write(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+    pub(super) fn write(path: &Path, bytes: &[u8]) -> std::io::Result<std::fs::File> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -217,13 +216,13 @@ mod direct {
         if padded != bytes.len() {
             f.set_len(bytes.len() as u64)?;
         }
-        if sync { f.sync_all() } else { Ok(()) }
+        Ok(f)
     }
 
     /// No direct I/O here: refused like a file system without it, so puts fall back.
     #[cfg(not(target_os = "linux"))]
-    pub(super) fn write(_: &Path, _: &[u8], _: bool) -> std::io::Result<()> {
-        Err(std::io::Error::from_raw_os_error(EINVAL))
+    pub(super) fn write(_: &Path, _: &[u8]) -> std::io::Result<std::fs::File> {
+        Err(std::io::ErrorKind::InvalidInput.into())
     }
 }
 

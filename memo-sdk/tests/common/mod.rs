@@ -43,6 +43,10 @@ pub fn registry(o: &Objects<MemoryMeta>) -> Registry {
     let holders: Vec<AccountId> = o.holders().copied().collect();
     for h in holders {
         for c in o.held_by(&h) {
+            // A chunk is held by k + m providers; read it once.
+            if out.contains_key(c) {
+                continue;
+            }
             let e = o
                 .ownership()
                 .chunk(c)
@@ -69,4 +73,19 @@ pub fn all_healthy<S: ShardStore + 'static>(net: &LocalNetwork<S>) -> bool {
                 holders.len() == slots.len() && slots.iter().all(|s| s.2 == ShardHealth::Healthy)
             })
     })
+}
+
+/// Guards against a hang: an operation that makes no progress fails the test.
+pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no progress in 20 s"))
+}
+
+/// Waits until every keeper has applied the whole shared log.
+pub async fn keepers_caught_up<S: ShardStore + 'static>(net: &LocalNetwork<S>) {
+    let len = net.log.len();
+    for k in &net.keepers {
+        within("keeper catching up", k.wait_applied(len)).await;
+    }
 }
