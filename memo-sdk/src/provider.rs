@@ -122,11 +122,22 @@ impl<S: ShardStore + 'static> Provider<S> {
         match req {
             Request::PutShard { shard, bytes } => {
                 // Stamped before it is stored: a sweep that runs meanwhile sees it as fresh.
-                self.stored_at
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(shard, Instant::now());
-                self.put_shard(from, shard, &bytes)
+                let stamps = || self.stored_at.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                let before = stamps().insert(shard, now);
+                let response = self.put_shard(from, shard, &bytes);
+                // A refused put stored nothing: take its stamp back (unless another put of the
+                // shard stamped it since), so refused puts do not pile up stamps.
+                if matches!(response, Response::Error(_)) {
+                    let mut stamps = stamps();
+                    if stamps.get(&shard) == Some(&now) {
+                        match before {
+                            Some(t) => stamps.insert(shard, t),
+                            None => stamps.remove(&shard),
+                        };
+                    }
+                }
+                response
             }
             Request::GetShard { shard } => match self.holder.read(&shard) {
                 Ok(b) => Response::Shard(b.map(Bytes::from)),
@@ -319,5 +330,52 @@ pub mod client {
             Response::Deleted(n) => Ok(n),
             other => Err(unexpected(provider, "DeleteShards", &other)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memo_core::ShardId;
+    use memo_core::ownership::MemoryShardStore;
+    use memo_core::transport::MemoryNetwork;
+
+    #[test]
+    fn refused_puts_leave_no_upload_stamp() {
+        let net = MemoryNetwork::new();
+        let me = memo_core::Keypair::from_seed("stamp-provider").account();
+        let p = Provider::new(Arc::new(net.join(me)), MemoryShardStore::new(), 10, []);
+        let stamped = |id: &ShardId| p.stored_at.lock().unwrap().contains_key(id);
+        let user = AccountId([1; 32]);
+        let good = Bytes::from_static(b"shard");
+        let id = ShardId::of(&good);
+        // Bytes that do not hash to the id, and a shard over the capacity: both refused.
+        let wrong = Request::PutShard {
+            shard: id,
+            bytes: Bytes::from_static(b"other"),
+        };
+        assert!(matches!(p.handle_blocking(user, wrong), Response::Error(_)));
+        assert!(!stamped(&id));
+        let big = Bytes::from(vec![7u8; 11]);
+        let big_id = ShardId::of(&big);
+        let full = Request::PutShard {
+            shard: big_id,
+            bytes: big,
+        };
+        assert!(matches!(p.handle_blocking(user, full), Response::Error(_)));
+        assert!(!stamped(&big_id));
+        // A stored shard keeps its stamp, and a refused put of it afterwards keeps it too.
+        let put = Request::PutShard {
+            shard: id,
+            bytes: good,
+        };
+        assert_eq!(p.handle_blocking(user, put), Response::Stored(true));
+        let first = p.stored_at.lock().unwrap()[&id];
+        let wrong = Request::PutShard {
+            shard: id,
+            bytes: Bytes::from_static(b"other"),
+        };
+        assert!(matches!(p.handle_blocking(user, wrong), Response::Error(_)));
+        assert_eq!(p.stored_at.lock().unwrap().get(&id), Some(&first));
     }
 }

@@ -509,14 +509,24 @@ impl Repairer {
                     _ => cursors.remove(&p),
                 };
             }
+            if listed.is_empty() {
+                continue;
+            }
             // The shards the registry places on p (read after listing: anything placed
-            // meanwhile is either here or was stored within the grace).
-            let placed: std::collections::HashSet<ShardId> = self
+            // meanwhile is either here or was stored within the grace). A chunk that cannot
+            // be read would make its shards look unplaced: sweep nothing on p this round.
+            let placed: Result<std::collections::HashSet<ShardId>, _> = self
                 .state()
                 .shards_on(&p)
-                .filter_map(Result::ok)
-                .map(|(_, _, s)| s.id)
+                .map(|r| r.map(|(_, _, s)| s.id))
                 .collect();
+            let placed = match placed {
+                Ok(placed) => placed,
+                Err(e) => {
+                    warn!(provider = %p.short(), error = %e, "cannot read what this provider holds; no orphan sweep");
+                    continue;
+                }
+            };
             let orphans: Vec<ShardId> = listed
                 .into_iter()
                 .filter(|id| !placed.contains(id))
