@@ -9,19 +9,8 @@ mod common;
 #[path = "../tests/common/mod.rs"]
 mod harness;
 
+use common::random;
 use std::time::Instant;
-
-fn random(len: usize, seed: u64) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    let mut s = seed | 1;
-    for w in v.chunks_mut(8) {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        w.copy_from_slice(&s.to_le_bytes()[..w.len()]);
-    }
-    v
-}
 
 /// With `MEMO_BENCH_MARKS=1`, prints each phase's wall-clock start and end (Unix seconds) to
 /// stderr, to cut a system-wide profile (`perf record -a -k CLOCK_REALTIME`) into phases.
@@ -35,27 +24,22 @@ fn mark(phase: &str) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let sizes: Vec<usize> = std::env::var("MEMO_BENCH_SIZES")
-        .ok()
+    let sizes: Vec<usize> = common::env::<String>("MEMO_BENCH_SIZES")
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![64, 1024]);
     let devnet = harness::Devnet::start(10, 1);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let reps: usize = std::env::var("MEMO_BENCH_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-        .max(1);
+    let reps: usize = common::env("MEMO_BENCH_REPS").unwrap_or(3).max(1);
     let result = rt.block_on(async {
         let tune = |cfg: &mut memo_sdk::ClientConfig| {
             // The bench measures the codec defaults, whatever the devnet's user config says.
             cfg.params = CodecParams::default();
-            if let Some(n) = std::env::var("MEMO_BENCH_UPLOADS").ok().and_then(|v| v.parse().ok()) {
+            if let Some(n) = common::env("MEMO_BENCH_UPLOADS") {
                 cfg.uploads = n;
             }
-            if let Some(n) = std::env::var("MEMO_BENCH_WINDOW").ok().and_then(|v| v.parse().ok()) {
+            if let Some(n) = common::env("MEMO_BENCH_WINDOW") {
                 cfg.parallelism.window = n;
             }
         };
@@ -77,7 +61,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for mib in &sizes {
             let mut m: [Vec<f64>; 6] = Default::default();
             for rep in 0..reps {
-                let data = random(mib << 20, 0x5eed + (*mib as u64) * 1000 + rep as u64);
+                let seed = 0x5eed + (*mib as u64) * 1000 + rep as u64;
+                let data = random(mib << 20, seed);
                 // In-process pipeline on the same data: encode into memory, decode back.
                 let enc = Encoder::new(ConvergenceDomain::global(), CodecParams::default())?;
                 let shards = MemoryShards::new();
@@ -95,17 +80,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 assert!(back == data);
                 drop((back, shards));
                 // Through the devnet, on lanes and over Noise, each on data it has not seen.
-                for (c, (put_at, get_at), flip) in [(&client, (1, 4), 0u64), (&noise, (2, 5), 1)] {
-                    let data = if flip == 0 { data.clone() } else { random(mib << 20, !(0x5eed + (*mib as u64) * 1000 + rep as u64)) };
+                // m: [encode, put, noise put, decode, get, noise get]; way 0 is lanes, 1 noise.
+                for (c, way) in [(&client, 0), (&noise, 1)] {
+                    let fresh;
+                    let data: &[u8] = if way == 0 {
+                        &data
+                    } else {
+                        fresh = random(mib << 20, !seed);
+                        &fresh
+                    };
                     mark("put");
                     let t = Instant::now();
-                    let put = c.put(&format!("bench-{mib}-{rep}-{flip}"), &data[..], Some(data.len() as u64), &mut |_| {}).await?;
-                    m[put_at].push(*mib as f64 / t.elapsed().as_secs_f64());
+                    let put = c.put(&format!("bench-{mib}-{rep}-{way}"), data, Some(data.len() as u64), &mut |_| {}).await?;
+                    m[1 + way].push(*mib as f64 / t.elapsed().as_secs_f64());
                     mark("get");
                     let t = Instant::now();
                     let mut out = Vec::with_capacity(data.len());
                     c.get(&put.id.to_hex(), None, &mut out, &mut |_| {}).await?;
-                    m[get_at].push(*mib as f64 / t.elapsed().as_secs_f64());
+                    m[4 + way].push(*mib as f64 / t.elapsed().as_secs_f64());
                     mark("end");
                     if out != data {
                         return Err("devnet returned different bytes".into());

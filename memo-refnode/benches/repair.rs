@@ -13,72 +13,21 @@ mod common;
 #[path = "../tests/common/mod.rs"]
 mod harness;
 
+use common::Random;
 use std::collections::BTreeMap;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, ReadBuf};
 
 const PROVIDERS: usize = 8;
 const K: u64 = 4;
 const M: u64 = 2;
-
-/// `len` pseudo-random bytes, generated as they are read (no copy in memory or on disk).
-struct Random {
-    state: u64,
-    left: u64,
-}
-
-impl Random {
-    fn new(len: u64, seed: u64) -> Self {
-        Self {
-            state: seed | 1,
-            left: len,
-        }
-    }
-
-    fn fill(&mut self, out: &mut [u8]) {
-        for w in out.chunks_mut(8) {
-            let s = &mut self.state;
-            *s ^= *s << 13;
-            *s ^= *s >> 7;
-            *s ^= *s << 17;
-            w.copy_from_slice(&s.to_le_bytes()[..w.len()]);
-        }
-    }
-}
-
-impl AsyncRead for Random {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        // Whole 8-byte words so the stream does not depend on the reader's buffer sizes.
-        let n = (buf.remaining() as u64 & !7).min(self.left) as usize;
-        if n > 0 {
-            let mut tmp = vec![0u8; n];
-            self.fill(&mut tmp);
-            buf.put_slice(&tmp);
-            self.left -= n as u64;
-        }
-        Poll::Ready(Ok(()))
-    }
-}
 
 fn stat(s: &BTreeMap<String, u64>, key: &str) -> u64 {
     s.get(key).copied().unwrap_or(0)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let held_mib: u64 = std::env::var("MEMO_BENCH_REPAIR_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
-    let rate_mib: u64 = std::env::var("MEMO_BENCH_REPAIR_RATE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let held_mib: u64 = common::env("MEMO_BENCH_REPAIR_MB").unwrap_or(1024);
+    let rate_mib: u64 = common::env("MEMO_BENCH_REPAIR_RATE").unwrap_or(0);
     // Each provider holds k + m of every `PROVIDERS` shards, each 1/k of a chunk.
     let object_mib = held_mib * K * PROVIDERS as u64 / (K + M);
     let devnet = harness::Devnet::start_with(
@@ -148,8 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let unhealthy = st.chunks.iter().filter(|c| c.healthy != c.total).count();
         // A sample read back, exact.
         let sample = (64u64 << 20).min(size);
-        let mut want = vec![0u8; sample as usize];
-        Random::new(size, 0x5eed).fill(&mut want);
+        let want = common::random(sample as usize, 0x5eed);
         let mut got = Vec::new();
         client.get(&put.id.to_hex(), Some(0..sample), &mut got, &mut |_| {}).await?;
         if got != want {

@@ -3,11 +3,11 @@
 use anyhow::{Context, Result, bail};
 use memo_core::codec::Progress;
 use memo_core::ownership::ShardHealth;
-use memo_sdk::Client;
+use memo_core::protocol::ChunkStatus;
 use memo_sdk::config::ClientFile;
 use serde_json::json;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Prints a line to standard output; a closed pipe (e.g. `| head`) ends quietly.
 macro_rules! emit {
@@ -70,11 +70,6 @@ fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
     Ok(a..b)
 }
 
-async fn connect(config: &Path) -> Result<Client> {
-    let file = ClientFile::load(config)?;
-    Ok(file.connect(|_| {}).await?)
-}
-
 struct Bar {
     on: bool,
     verb: &'static str,
@@ -119,6 +114,15 @@ fn health_name(placed: bool, health: ShardHealth) -> &'static str {
     }
 }
 
+/// Each shard's health in chunk `c`, as `memo stat` prints it.
+fn health_names(c: &ChunkStatus) -> Vec<&'static str> {
+    c.holders
+        .iter()
+        .zip(&c.health)
+        .map(|(h, s)| health_name(h.is_some(), *s))
+        .collect()
+}
+
 /// Runs a client command.
 pub async fn run(cmd: ClientCommand, config: Option<PathBuf>, json: bool) -> Result<()> {
     let Some(config) = config else {
@@ -126,7 +130,7 @@ pub async fn run(cmd: ClientCommand, config: Option<PathBuf>, json: bool) -> Res
             "no client config: pass --config FILE or set MEMO_CONFIG (memo devnet writes DIR/users/NAME.toml)"
         );
     };
-    let client = connect(&config).await?;
+    let client = ClientFile::load(&config)?.connect(|_| {}).await?;
     match cmd {
         ClientCommand::Put { file, name } => {
             let name = name.unwrap_or_else(|| {
@@ -217,34 +221,21 @@ pub async fn run(cmd: ClientCommand, config: Option<PathBuf>, json: bool) -> Res
         }
         ClientCommand::Stat { what } => {
             let st = client.stat(&what).await?;
-            // Each shard's health as printed, once per chunk.
-            let health: Vec<Vec<&str>> = st
-                .chunks
-                .iter()
-                .map(|c| {
-                    c.holders
-                        .iter()
-                        .zip(&c.health)
-                        .map(|(h, s)| health_name(h.is_some(), *s))
-                        .collect()
-                })
-                .collect();
-            let chunks: Vec<_> = st
-                .chunks
-                .iter()
-                .zip(&health)
-                .map(|(c, names)| {
-                    json!({
-                        "chunk": c.chunk.to_hex(),
-                        "needed": c.needed,
-                        "total": c.total,
-                        "healthy": c.healthy,
-                        "holders": c.holders.iter().map(|h| h.map(|a| a.to_hex())).collect::<Vec<_>>(),
-                        "health": names,
-                    })
-                })
-                .collect();
             if json {
+                let chunks: Vec<_> = st
+                    .chunks
+                    .iter()
+                    .map(|c| {
+                        json!({
+                            "chunk": c.chunk.to_hex(),
+                            "needed": c.needed,
+                            "total": c.total,
+                            "healthy": c.healthy,
+                            "holders": c.holders.iter().map(|h| h.map(|a| a.to_hex())).collect::<Vec<_>>(),
+                            "health": health_names(c),
+                        })
+                    })
+                    .collect();
                 emit!(
                     "{}",
                     json!({ "id": st.object.id.to_hex(), "name": st.object.name, "size": st.object.size, "refs": st.object.refs, "chunks": chunks })
@@ -257,7 +248,8 @@ pub async fn run(cmd: ClientCommand, config: Option<PathBuf>, json: bool) -> Res
                     st.object.size,
                     st.object.refs
                 );
-                for (c, names) in st.chunks.iter().zip(&health) {
+                for c in &st.chunks {
+                    let names = health_names(c);
                     let mut line = format!(
                         "  chunk {}  {}/{} healthy (needs {})",
                         c.chunk.short(),

@@ -293,11 +293,8 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
     }
     wait_registered(&keeper_peers[0], &nodes).await?;
     let mut users = Vec::new();
-    for (i, (name, account)) in args.users.iter().zip(&user_accounts).enumerate() {
-        // Each user starts with another keeper (they all share one log).
-        let mut keepers = keeper_peers.clone();
-        let n = keepers.len();
-        keepers.rotate_left(i % n);
+    for (name, account) in args.users.iter().zip(&user_accounts) {
+        // Every user asks the keepers in order, keeper-0 first (they all share one log).
         let file = ClientFile {
             key_file: PathBuf::from("..")
                 .join("keys")

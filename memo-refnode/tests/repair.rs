@@ -23,14 +23,6 @@ fn put(net: &Devnet, name: &str, data: &[u8]) -> String {
     put["id"].as_str().unwrap().to_string()
 }
 
-fn get(net: &Devnet, id: &str) -> Vec<u8> {
-    let out = net.dir.path().join(format!("{id}.out"));
-    net.json("alice", &["get", id, "-o", out.to_str().unwrap()]);
-    let got = std::fs::read(&out).unwrap();
-    std::fs::remove_file(&out).unwrap();
-    got
-}
-
 /// The chunks of `stat --json`.
 fn chunks(stat: &Value) -> Vec<Value> {
     stat["chunks"].as_array().unwrap().clone()
@@ -81,7 +73,7 @@ fn two_killed_providers_are_repaired_and_reads_stay_exact() {
     net.kill("provider-0");
     net.kill("provider-3");
     // Reads work at once (two of six shards per chunk may be gone; four suffice).
-    assert!(get(&net, &id) == bytes);
+    assert!(net.get("alice", &id) == bytes);
 
     // While repair runs, stat shows the degraded chunks; then every chunk is back to full
     // health on live providers.
@@ -100,7 +92,7 @@ fn two_killed_providers_are_repaired_and_reads_stay_exact() {
         let stat = net.json("alice", &["stat", "doc", "--json"]);
         fully_healthy(&stat, &killed).then_some(())
     });
-    assert!(get(&net, &id) == bytes);
+    assert!(net.get("alice", &id) == bytes);
     net.until(Duration::from_secs(10), "counters published", || {
         (net.repair_stats()
             .get("shards_restored")
@@ -179,7 +171,7 @@ fn corrupted_shard_files_are_found_without_reads_and_repaired() {
         (st.get("shards_restored").copied().unwrap_or(0) >= held.len() as u64).then_some(st)
     });
     assert!(stats["audit_failures"] > 0, "{stats:?}");
-    assert!(get(&net, &id) == bytes);
+    assert!(net.get("alice", &id) == bytes);
     // The provider dropped the garbage (on read) or was told to delete it (after repair).
     net.until(Duration::from_secs(30), "garbage files gone", || {
         files.iter().all(|f| !f.exists()).then_some(())

@@ -13,6 +13,8 @@ pub const MEMO: &str = env!("CARGO_BIN_EXE_memo");
 pub struct Devnet {
     pub child: Child,
     pub dir: tempfile::TempDir,
+    /// The `memo devnet` arguments after `--users`, for [`Devnet::restart`].
+    args: Vec<String>,
 }
 
 impl Devnet {
@@ -31,9 +33,8 @@ impl Devnet {
             keepers.to_string(),
         ];
         args.extend(extra.iter().map(|a| a.to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let child = spawn_devnet(dir.path(), &args);
-        let mut net = Devnet { child, dir };
+        let mut net = Devnet { child, dir, args };
         net.wait_ready("come up");
         net
     }
@@ -66,12 +67,15 @@ impl Devnet {
         std::fs::write(self.user(name), alice.replace(key_line, &line)).unwrap();
     }
 
+    /// A `memo` command acting as `user` (its client config in `MEMO_CONFIG`).
+    pub fn command(&self, user: &str) -> Command {
+        let mut cmd = Command::new(MEMO);
+        cmd.env("MEMO_CONFIG", self.user(user));
+        cmd
+    }
+
     pub fn memo(&self, user: &str, args: &[&str]) -> Output {
-        Command::new(MEMO)
-            .env("MEMO_CONFIG", self.user(user))
-            .args(args)
-            .output()
-            .unwrap()
+        self.command(user).args(args).output().unwrap()
     }
 
     pub fn json(&self, user: &str, args: &[&str]) -> Value {
@@ -87,6 +91,18 @@ impl Devnet {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// `user`'s `memo get WHAT -o FILE` (which must succeed), and the bytes it wrote.
+    pub fn get(&self, user: &str, what: &str) -> Vec<u8> {
+        let out = self
+            .dir
+            .path()
+            .join(format!("{user}-{}.out", what.replace('/', "_")));
+        self.json(user, &["get", what, "-o", out.to_str().unwrap()]);
+        let got = std::fs::read(&out).unwrap();
+        std::fs::remove_file(&out).unwrap();
+        got
+    }
+
     pub fn shard_files(&self) -> usize {
         let mut n = 0;
         let nodes = self.dir.path().join("nodes");
@@ -98,7 +114,7 @@ impl Devnet {
 }
 
 /// Spawns `memo devnet --dir DIR --users alice,bob,carol ARGS`, its stderr in `DIR/devnet.err`.
-fn spawn_devnet(dir: &Path, args: &[&str]) -> Child {
+fn spawn_devnet(dir: &Path, args: &[String]) -> Child {
     Command::new(MEMO)
         .args(["devnet", "--dir"])
         .arg(dir)
@@ -162,44 +178,41 @@ impl Devnet {
             .unwrap()
     }
 
+    /// The entries of `nodes` in `devnet.json`.
+    fn nodes(&self) -> Vec<Value> {
+        self.info()["nodes"].as_array().unwrap().clone()
+    }
+
     /// The entry of node `name` in `devnet.json`.
     pub fn node(&self, name: &str) -> Value {
-        self.info()["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
+        self.nodes()
+            .into_iter()
             .find(|n| n["name"] == name)
             .unwrap_or_else(|| panic!("no node {name}"))
-            .clone()
+    }
+
+    /// Every node's pid, from `devnet.json`.
+    fn pids(&self) -> Vec<u64> {
+        self.nodes()
+            .iter()
+            .map(|n| n["pid"].as_u64().unwrap())
+            .collect()
     }
 
     /// Kills node `name` with SIGKILL and waits until its process is gone.
     pub fn kill(&self, name: &str) {
         let pid = self.node(name)["pid"].as_u64().unwrap();
-        let status = Command::new("kill")
-            .arg("-KILL")
-            .arg(pid.to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        assert!(sigkill(pid));
         wait_gone(pid, Instant::now() + Duration::from_secs(10), name);
     }
 
     /// A power cut: SIGKILLs the devnet process and every node at once (no shutdown, no
     /// flush), and waits until they are gone.
     pub fn crash_all(&mut self) {
-        let pids: Vec<u64> = self.info()["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["pid"].as_u64().unwrap())
-            .collect();
+        let pids = self.pids();
         let _ = self.child.kill();
-        for pid in &pids {
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(pid.to_string())
-                .status();
+        for &pid in &pids {
+            sigkill(pid);
         }
         let _ = self.child.wait();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -208,11 +221,11 @@ impl Devnet {
         }
     }
 
-    /// Starts `memo devnet` again on the same directory (same keys, data and ledger) with
-    /// `args`, and waits until it is ready.
-    pub fn restart(&mut self, args: &[&str]) {
+    /// Starts `memo devnet` again on the same directory (same keys, data and ledger) with the
+    /// arguments it was started with, and waits until it is ready.
+    pub fn restart(&mut self) {
         let _ = std::fs::remove_file(self.dir.path().join("devnet.json"));
-        self.child = spawn_devnet(self.dir.path(), args);
+        self.child = spawn_devnet(self.dir.path(), &self.args);
         self.wait_ready("come back");
     }
 
@@ -280,6 +293,15 @@ impl Devnet {
         }
         sum
     }
+}
+
+/// Sends SIGKILL to process `pid`; true if `kill` succeeded.
+fn sigkill(pid: u64) -> bool {
+    Command::new("kill")
+        .arg("-KILL")
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Waits until process `pid` is gone (or a zombie); panics with "{what} did not die" after
