@@ -329,6 +329,7 @@ fn main() {
         .and_then(|v| v.parse::<usize>().ok())
         .map(|mb| mb << 20);
     let count = env_list("MEMO_BENCH_OBJECTS", &[320])[0] as usize;
+    let checkpoint_every = env_list("MEMO_BENCH_CKPT", &[CHECKPOINT_EVERY])[0];
     let base = std::env::var("MEMO_BENCH_DIR")
         .map(Into::into)
         .unwrap_or_else(|_| std::env::temp_dir());
@@ -397,8 +398,7 @@ fn main() {
         // Steady state of a long-running keeper: its page cache holds what fits.
         own.store().warm_cache().expect("warm");
         // A durable checkpoint at least once per phase, so the log rows pay for them.
-        own.store()
-            .set_checkpoint_every(env_list("MEMO_BENCH_CKPT", &[CHECKPOINT_EVERY])[0]);
+        own.store().set_checkpoint_every(checkpoint_every);
         measure(&own, user, &warm.0[..10], &warm.1[..10], 1);
         let log = DurableOpLog::open(&dir.path().join(format!("oplog-{n}.redb"))).expect("op log");
         let mut rows: Vec<(String, [f64; 4])> = Vec::new();

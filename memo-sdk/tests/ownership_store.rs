@@ -99,6 +99,12 @@ fn a_record_without_a_readable_chunk_id_is_refused_on_open() {
     );
 }
 
+/// Where an [`FsShardStore`] rooted at `root` keeps shard `id`'s file.
+fn shard_file(root: &std::path::Path, id: &ShardId) -> std::path::PathBuf {
+    let hex = id.to_hex();
+    root.join("shards").join(&hex[..2]).join(&hex)
+}
+
 #[test]
 fn fs_shard_store_conformance() {
     testkit::shard_store_conformance(|| FsShardStore::open(temp_path("shards")).unwrap());
@@ -134,8 +140,7 @@ fn shard_files_keep_their_exact_length_on_both_write_paths() {
                 Some(&bytes[..]),
                 "len {len}"
             );
-            let hex = id.to_hex();
-            let file = root.join("shards").join(&hex[..2]).join(&hex);
+            let file = shard_file(&root, &id);
             assert_eq!(std::fs::metadata(&file).unwrap().len(), len as u64);
             total += len as u64;
         }
@@ -284,8 +289,7 @@ fn damaged_shard_files_are_reported_not_served() {
     let bytes = vec![5u8; 4096];
     let id = ShardId::of(&bytes);
     s.put(&id, &bytes).unwrap();
-    let hex = id.to_hex();
-    let file = root.join("shards").join(&hex[..2]).join(&hex);
+    let file = shard_file(&root, &id);
     std::fs::write(&file, &bytes[..100]).unwrap();
     assert!(matches!(s.get(&id), Err(ShardStoreError::Corrupt { .. })));
     // A leftover temporary from a crash is removed on open; the byte count is rebuilt.

@@ -160,7 +160,7 @@ impl Rec {
             owners: Vec::with_capacity(owners),
         };
         for _ in 0..owners {
-            let user = AccountId(r.take(32)?.try_into().map_err(|_| corrupt("owner id"))?);
+            let user = AccountId(r.array()?);
             let len = r.take(1)?[0] as usize;
             let n = Count::from_bytes(r.take(len)?);
             if rec.owners.last().is_some_and(|(last, _)| *last >= user) {
@@ -187,14 +187,10 @@ fn tombstone(chunk: &ChunkId) -> [u8; 33] {
 
 /// A record's chunk id and tag (live or gone).
 fn record_head(bytes: &[u8]) -> Result<(ChunkId, u8), StoreError> {
-    match bytes.get(..33) {
-        Some(h) if h[32] == LIVE || h[32] == GONE => {
-            let mut id = [0u8; 32];
-            id.copy_from_slice(&h[..32]);
-            Ok((ChunkId(id), h[32]))
-        }
-        Some(h) => Err(corrupt(format!("record tag {}", h[32]))),
-        None => Err(corrupt(format!("{} bytes, too short", bytes.len()))),
+    match bytes.split_first_chunk::<32>() {
+        Some((id, &[tag, ..])) if tag == LIVE || tag == GONE => Ok((ChunkId::from(*id), tag)),
+        Some((_, &[tag, ..])) => Err(corrupt(format!("record tag {tag}"))),
+        _ => Err(corrupt(format!("{} bytes, too short", bytes.len()))),
     }
 }
 
@@ -202,20 +198,33 @@ struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
-        if self.0.len() < n {
-            return Err(corrupt(format!(
-                "truncated: {n} bytes wanted, {} left",
-                self.0.len()
-            )));
-        }
-        let (a, b) = self.0.split_at(n);
+        let (a, b) = self
+            .0
+            .split_at_checked(n)
+            .ok_or_else(|| self.truncated(n))?;
         self.0 = b;
         Ok(a)
     }
 
+    /// The next `N` bytes as an array.
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        let (a, b) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or_else(|| self.truncated(N))?;
+        self.0 = b;
+        Ok(*a)
+    }
+
     fn u32(&mut self) -> Result<u32, StoreError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.array().map(u32::from_le_bytes)
+    }
+
+    fn truncated(&self, n: usize) -> StoreError {
+        corrupt(format!(
+            "truncated: {n} bytes wanted, {} left",
+            self.0.len()
+        ))
     }
 }
 
@@ -464,6 +473,9 @@ impl RedbMeta {
 
     /// Reads every record once, so that the page cache holds as much of the database as fits.
     /// Returns the records read.
+    ///
+    /// [`RedbMeta::open`] already reads the whole records table once (to build the index);
+    /// this reads it again, and the accounts table.
     pub fn warm_cache(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(backend("begin read"))?;
         let mut n = 0u64;
@@ -710,10 +722,9 @@ impl WTables<'_, '_> {
     /// once the transaction has committed.
     fn flush(mut self, floor: u64) -> Result<IndexChanges, StoreError> {
         let ix = self.index;
-        let start = ix.next;
         let mut ch = IndexChanges {
             at: HashMap::with_capacity(self.pending.len()),
-            next: start,
+            next: ix.next,
             records: ix.records,
         };
         let mut live = ix.live();
@@ -739,7 +750,11 @@ impl WTables<'_, '_> {
             appended += 1;
         }
         if ch.records > floor && ch.records - live > live {
-            for _ in 0..appended * CLEAN_PER_APPEND {
+            // Records are only appended at `next` and removed from the front, so the
+            // `ix.records` records the table held before this transaction are its first ones,
+            // all below `ix.next`; what this transaction appends (and re-appends) lies after
+            // them, and the cleaner stops before reaching it.
+            for _ in 0..(appended * CLEAN_PER_APPEND).min(ix.records) {
                 let Some((seq, bytes)) = self
                     .records
                     .pop_first()
@@ -748,13 +763,10 @@ impl WTables<'_, '_> {
                 else {
                     break;
                 };
-                if seq >= start {
-                    // Reached what this transaction wrote: it stays.
-                    self.records
-                        .insert(seq, bytes.as_slice())
-                        .map_err(storage("write"))?;
-                    break;
-                }
+                debug_assert!(
+                    seq < ix.next,
+                    "the cleaner reached record {seq} of this transaction"
+                );
                 let (c, _) = record_head(&bytes)?;
                 let current = match ch.at.get(&c) {
                     Some(at) => *at,
@@ -928,13 +940,9 @@ pub mod raw {
     /// Appends raw bytes as the newest chunk record, as damage to the table would look
     /// (the index learns of it on the next open).
     pub fn append_record_bytes(m: &RedbMeta, bytes: &[u8]) -> Result<(), StoreError> {
-        let next = m.index.read().map_err(poisoned)?.next;
-        let txn = m.db.begin_write().map_err(backend("begin write"))?;
-        {
-            let mut t = txn.open_table(RECORDS).map_err(backend("open table"))?;
-            t.insert(next, bytes).map_err(storage("write"))?;
-        }
-        txn.commit().map_err(backend("commit"))
+        // Held until committed, so that no writer appends at `next` in between.
+        let index = m.index.read().map_err(poisoned)?;
+        insert_one(m, RECORDS, index.next, bytes)
     }
 
     /// Overwrites the raw value of an account.
@@ -943,20 +951,25 @@ pub mod raw {
         user: &AccountId,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
-        let txn = m.db.begin_write().map_err(backend("begin write"))?;
-        {
-            let mut t = txn.open_table(ACCOUNTS).map_err(backend("open table"))?;
-            t.insert(user.as_bytes(), bytes).map_err(storage("write"))?;
-        }
-        txn.commit().map_err(backend("commit"))
+        insert_one(m, ACCOUNTS, user.as_bytes(), bytes)
     }
 
     /// Overwrites the stored layout version.
     pub fn set_schema_version(m: &RedbMeta, version: u64) -> Result<(), StoreError> {
+        insert_one(m, META, "schema", version)
+    }
+
+    /// One durable write transaction that inserts `value` under `key` in `table`.
+    fn insert_one<'k, 'v, K: redb::Key + 'static, V: redb::Value + 'static>(
+        m: &RedbMeta,
+        table: TableDefinition<K, V>,
+        key: impl std::borrow::Borrow<K::SelfType<'k>>,
+        value: impl std::borrow::Borrow<V::SelfType<'v>>,
+    ) -> Result<(), StoreError> {
         let txn = m.db.begin_write().map_err(backend("begin write"))?;
         {
-            let mut t = txn.open_table(META).map_err(backend("open table"))?;
-            t.insert("schema", version).map_err(storage("write"))?;
+            let mut t = txn.open_table(table).map_err(backend("open table"))?;
+            t.insert(key, value).map_err(storage("write"))?;
         }
         txn.commit().map_err(backend("commit"))
     }
