@@ -323,8 +323,8 @@ impl IndexChanges {
 /// at any moment leaves the state before or after it (redb's copy-on-write commit).
 ///
 /// Cost: a put or delete of an object of n chunks is n index lookups and n point reads, n
-/// appends (plus at most 2n cleaned), one account read and write, and one commit. Nothing
-/// scans, except opening. Memory: the index, about 60–100 bytes per chunk.
+/// appends (plus at most 4n records cleaned), one account read and write, and one commit.
+/// Nothing scans, except opening. Memory: the index, about 60–100 bytes per chunk.
 ///
 /// # Driven by a durable log
 ///
