@@ -250,6 +250,20 @@ fn corrupt_records_are_typed_errors_and_change_nothing() {
         own.owners(&a.id).is_err(),
         "owners() reports the corrupt count too"
     );
+    // A zero count: an owner never has 0 references, so it is damage too.
+    raw::put_ref_bytes(own.store(), &a.id, &u, &0u64.to_le_bytes()).unwrap();
+    let r = own.delete_object(u, &ObjectChunks::new(vec![a.clone()]));
+    assert!(
+        matches!(
+            r,
+            Err(OwnershipError::Store(StoreError::Corrupt {
+                what: "refcount",
+                ..
+            }))
+        ),
+        "{r:?}"
+    );
+    assert!(own.refcount(&u, &a.id).is_err());
     raw::put_ref_bytes(own.store(), &a.id, &u, &1u64.to_le_bytes()).unwrap();
 
     // A garbage account record (wrong version byte).

@@ -74,8 +74,9 @@ const LIVE: u8 = 1;
 /// The entry-length value of a record without a registry entry.
 const NO_ENTRY: u32 = u32::MAX;
 
-/// A reference count as stored: 8 bytes LE, or (damaged) anything else, reported as corrupt when
-/// read and kept as it is when other owners of the chunk change.
+/// A reference count as stored: 8 bytes LE holding a non-zero count, or (damaged) anything else
+/// ([`refcount_from_bytes`] decides), reported as corrupt when read and kept as it is when other
+/// owners of the chunk change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Count {
     Ok(u64),
@@ -84,8 +85,8 @@ enum Count {
 
 impl Count {
     fn from_bytes(b: &[u8]) -> Count {
-        match <[u8; 8]>::try_from(b) {
-            Ok(a) => Count::Ok(u64::from_le_bytes(a)),
+        match refcount_from_bytes(b) {
+            Ok(n) => Count::Ok(n),
             Err(_) => Count::Raw(b.to_vec()),
         }
     }
