@@ -2,7 +2,8 @@
 //!
 //! Every request can travel over the authenticated [`Transport`]. On libp2p that means Noise,
 //! whose ChaCha20-Poly1305 costs about 4x what AES-256-GCM costs on a CPU with AES
-//! instructions, plus yamux framing and copies. Shards are most of the bytes a client moves, so
+//! instructions (`cargo bench -p memo-sdk --bench lane_cipher`: 2597 against 9767 MiB/s on
+//! the 2-core build VM), plus yamux framing and copies. Shards are most of the bytes a client moves, so
 //! providers may also offer a lane for [`Request::PutShard`] and [`Request::GetShard`] only:
 //!
 //! 1. The client sends [`Request::OpenLane`] with a fresh random secret over the transport,
