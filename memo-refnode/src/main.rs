@@ -7,6 +7,11 @@ mod demo;
 mod devnet;
 mod node;
 
+/// mimalloc with transparent huge pages: a keeper's index and page cache are large and read
+/// at random (see `memo_sdk::alloc`).
+#[global_allocator]
+static ALLOC: memo_sdk::alloc::Allocator = memo_sdk::alloc::Allocator;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

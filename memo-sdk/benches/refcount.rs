@@ -24,11 +24,16 @@
 //!   first append until the follower has applied the last entry. Signing and checking each
 //!   operation's signature are included.
 //!
-//! `MEMO_BENCH_OBJECTS` sets how many objects each phase measures (default 320).
+//! All sizes are populated first, then measured in turns: each of `MEMO_BENCH_ROUNDS` rounds
+//! (default 5) runs every row at every size on its share of the objects, so that the machine
+//! drifting (this VM's fsync latency moves by tens of percent within minutes) weighs on every
+//! size alike. A figure is the mean over the rounds.
+//! `MEMO_BENCH_OBJECTS` sets how many objects each phase measures in all (default 320).
 //! `MEMO_BENCH_CKPT` sets the log entries between durable checkpoints in the log rows.
 //! `MEMO_BENCH_CACHE_MB` sets redb's page cache (default: redb's 1 GiB). Before measuring, the
 //! database is read once (`RedbMeta::warm_cache`), as a long-running keeper's cache would be.
 //! `MEMO_BENCH_DIR` picks the directory for the databases (default: the system temp dir).
+//! `MEMO_BENCH_ROWS` picks the rows to run (default `1,32,log`), e.g. to profile one of them.
 //!
 //! Run: `cargo bench -p memo-sdk --bench refcount`
 
@@ -46,6 +51,10 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+/// As in the `memo` binary (see `memo_sdk::alloc`).
+#[global_allocator]
+static ALLOC: memo_sdk::alloc::Allocator = memo_sdk::alloc::Allocator;
 
 const PER_OBJECT: usize = 64;
 /// Objects per durable commit in the group-commit rows.
@@ -95,7 +104,8 @@ fn placed_entry(id: ChunkId, i: u64) -> ChunkEntry {
     e
 }
 
-fn populate(meta: &RedbMeta, n: u64) -> Vec<ChunkId> {
+/// Registers chunks `chunk_id(0..n)`, each placed and owned once, then ages the table.
+fn populate(meta: &RedbMeta, n: u64) {
     let ids: Vec<ChunkId> = (0..n).map(chunk_id).collect();
     const OWNERS: u64 = 16;
     const BATCH: usize = 4096;
@@ -140,7 +150,6 @@ fn populate(meta: &RedbMeta, n: u64) -> Vec<ChunkId> {
         Ok::<_, StoreError>(())
     })
     .expect("durable commit");
-    ids
 }
 
 /// Seconds per object for the four phases, committing `batch` objects per durable transaction.
@@ -322,6 +331,46 @@ fn fsync_latency(dir: &std::path::Path) -> f64 {
     dt
 }
 
+/// One registry size under test: its database, op log and what populating it took.
+struct Registry {
+    n: u64,
+    own: Ownership<RedbMeta>,
+    log: DurableOpLog,
+    populate_secs: f64,
+    db_bytes: u64,
+    /// Per row label: per round, seconds per object of the four phases.
+    times: std::collections::BTreeMap<&'static str, Vec<[f64; 4]>>,
+}
+
+/// Fresh (never stored) and shared (random registered) objects for one measurement.
+fn object_sets(
+    n: u64,
+    count: usize,
+    salt: u64,
+    rng: &mut Rng,
+) -> (Vec<ObjectChunks>, Vec<ObjectChunks>) {
+    let fresh = (0..count as u64)
+        .map(|o| {
+            ObjectChunks::new(
+                (0..PER_OBJECT as u64)
+                    .map(|j| info(chunk_id(u64::MAX - salt - o * 1000 - j)))
+                    .collect(),
+            )
+        })
+        .collect();
+    // `populate` registered chunk_id(0..n).
+    let shared = (0..count)
+        .map(|_| {
+            ObjectChunks::new(
+                (0..PER_OBJECT)
+                    .map(|_| info(chunk_id(rng.next() % n)))
+                    .collect(),
+            )
+        })
+        .collect();
+    (fresh, shared)
+}
+
 fn main() {
     let sizes = env_list("MEMO_BENCH_SIZES", &[10_000, 1_000_000, 10_000_000]);
     let cache = std::env::var("MEMO_BENCH_CACHE_MB")
@@ -329,7 +378,18 @@ fn main() {
         .and_then(|v| v.parse::<usize>().ok())
         .map(|mb| mb << 20);
     let count = env_list("MEMO_BENCH_OBJECTS", &[320])[0] as usize;
+    let rounds = (env_list("MEMO_BENCH_ROUNDS", &[5])[0] as usize).clamp(1, count.max(1));
+    let per_round = count.div_ceil(rounds);
     let checkpoint_every = env_list("MEMO_BENCH_CKPT", &[CHECKPOINT_EVERY])[0];
+    let wanted: Vec<String> = std::env::var("MEMO_BENCH_ROWS")
+        .unwrap_or_else(|_| "1,32,log".into())
+        .split(',')
+        .map(|r| r.trim().to_string())
+        .collect();
+    let rows: Vec<&'static str> = ["1", "32", "log"]
+        .into_iter()
+        .filter(|r| wanted.iter().any(|w| w == r))
+        .collect();
     let base = std::env::var("MEMO_BENCH_DIR")
         .map(Into::into)
         .unwrap_or_else(|_| std::env::temp_dir());
@@ -339,7 +399,8 @@ fn main() {
         .build()
         .expect("runtime");
     println!(
-        "refcount benchmark: redb 4.4 (log-structured records), objects of {PER_OBJECT} chunks, {count} objects per phase; rows 1 and {GROUP}: durable redb commits; row log: durable op-log appends ({APPENDERS} at once) applied to redb with checkpoints"
+        "refcount benchmark: redb 4.4 (log-structured records), objects of {PER_OBJECT} chunks, {} objects per phase in {rounds} rounds; rows 1 and {GROUP}: durable redb commits; row log: durable op-log appends ({APPENDERS} at once) applied to redb with checkpoints",
+        per_round * rounds
     );
     println!(
         "disk: 4 KiB write + fdatasync = {:.0} us",
@@ -349,75 +410,81 @@ fn main() {
         format!("{} MiB", c >> 20)
     });
     println!("redb page cache: {cache_text}");
-    println!("chunk-references per second (ms per object of {PER_OBJECT} chunks)");
+    // Populate every size first; then measure them in turns, so that a drift of the machine
+    // (this VM's fsync latency moves by tens of percent within minutes) falls on all sizes alike.
+    let user = AccountId([0xbe; 32]);
+    let key = Keypair::from_seed("refcount bench user");
+    let mut registries: Vec<Registry> = Vec::new();
+    for &n in &sizes {
+        let path = dir.path().join(format!("registry-{n}.redb"));
+        let meta = RedbMeta::open_with_cache(&path, cache).expect("open");
+        let t = Instant::now();
+        populate(&meta, n);
+        let populate_secs = t.elapsed().as_secs_f64();
+        let own = Ownership::new(meta);
+        own.open_account(user, u64::MAX).expect("account");
+        own.open_account(key.account(), u64::MAX).expect("account");
+        let db_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        eprintln!("populated {n} chunks in {populate_secs:.1} s");
+        let log = DurableOpLog::open(&dir.path().join(format!("oplog-{n}.redb"))).expect("op log");
+        registries.push(Registry {
+            n,
+            own,
+            log,
+            populate_secs,
+            db_bytes,
+            times: Default::default(),
+        });
+    }
+    for r in &registries {
+        // Steady state of a long-running keeper: its page cache holds what fits.
+        r.own.store().warm_cache().expect("warm");
+        // A durable checkpoint at least once per phase, so the log rows pay for them.
+        r.own.store().set_checkpoint_every(checkpoint_every);
+        let mut rng = Rng(r.n ^ 0x5eed);
+        let warm = object_sets(r.n, 10, 1 << 40, &mut rng);
+        measure(&r.own, user, &warm.0, &warm.1, 1);
+    }
+    for round in 0..rounds as u64 {
+        for r in registries.iter_mut() {
+            let mut rng = Rng(r.n ^ (round << 32));
+            for (k, &row) in rows.iter().enumerate() {
+                let salt = (2 + round * 8 + k as u64) << 40;
+                let (fresh, shared) = object_sets(r.n, per_round, salt, &mut rng);
+                let t = match row {
+                    "log" => measure_logged(&rt, &r.log, r.own.store(), &key, &fresh, &shared),
+                    "1" => measure(&r.own, user, &fresh, &shared, 1),
+                    _ => measure(&r.own, user, &fresh, &shared, GROUP),
+                };
+                r.times.entry(row).or_default().push(t);
+            }
+        }
+    }
+    println!(
+        "chunk-references per second (ms per object of {PER_OBJECT} chunks), over {rounds} rounds taking turns between the sizes"
+    );
     println!();
     println!(
         "| chunks in registry | populate and age, db size | objects per durable commit (log: op log) | put 64 new | put 64 shared | delete 64 (owner left) | delete 64 (purge) | refs/s, mean of 4 | cost vs first size |"
     );
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    let mut first: std::collections::BTreeMap<String, f64> = Default::default();
-    for &n in &sizes {
-        let path = dir.path().join(format!("registry-{n}.redb"));
-        let meta = RedbMeta::open_with_cache(&path, cache).expect("open");
-        let t = Instant::now();
-        let ids = populate(&meta, n);
-        let pop = t.elapsed().as_secs_f64();
-        let own = Ownership::new(meta);
-        let user = AccountId([0xbe; 32]);
-        own.open_account(user, u64::MAX).expect("account");
-        let key = Keypair::from_seed("refcount bench user");
-        own.open_account(key.account(), u64::MAX).expect("account");
-        let mut rng = Rng(n);
-        let object_sets = |salt: u64, rng: &mut Rng| {
-            let fresh: Vec<ObjectChunks> = (0..count as u64)
-                .map(|o| {
-                    ObjectChunks::new(
-                        (0..PER_OBJECT as u64)
-                            .map(|j| info(chunk_id(u64::MAX - salt - o * 1000 - j)))
-                            .collect(),
-                    )
-                })
-                .collect();
-            let shared: Vec<ObjectChunks> = (0..count)
-                .map(|_| {
-                    ObjectChunks::new(
-                        (0..PER_OBJECT)
-                            .map(|_| info(ids[(rng.next() % ids.len() as u64) as usize]))
-                            .collect(),
-                    )
-                })
-                .collect();
-            (fresh, shared)
-        };
-        let warm = object_sets(1 << 40, &mut rng);
-        let single = object_sets(2 << 40, &mut rng);
-        let grouped = object_sets(3 << 40, &mut rng);
-        let logged = object_sets(4 << 40, &mut rng);
-        drop(ids);
-        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        // Steady state of a long-running keeper: its page cache holds what fits.
-        own.store().warm_cache().expect("warm");
-        // A durable checkpoint at least once per phase, so the log rows pay for them.
-        own.store().set_checkpoint_every(checkpoint_every);
-        measure(&own, user, &warm.0[..10], &warm.1[..10], 1);
-        let log = DurableOpLog::open(&dir.path().join(format!("oplog-{n}.redb"))).expect("op log");
-        let mut rows: Vec<(String, [f64; 4])> = Vec::new();
-        for (batch, sets) in [(1, &single), (GROUP, &grouped)] {
-            rows.push((
-                batch.to_string(),
-                measure(&own, user, &sets.0, &sets.1, batch),
-            ));
-        }
-        let meta = own.into_store();
-        let t = measure_logged(&rt, &log, &meta, &key, &logged.0, &logged.1);
-        rows.push(("log".into(), t));
-        for (label, t) in rows {
+    let mut first: std::collections::BTreeMap<&str, f64> = Default::default();
+    for r in &registries {
+        for &row in &rows {
+            let per_round = &r.times[row];
+            // Every round measures the same number of objects: the mean per object over all
+            // rounds (a median would hide the log rows' one checkpoint).
+            let t: [f64; 4] = std::array::from_fn(|p| {
+                per_round.iter().map(|t| t[p]).sum::<f64>() / per_round.len() as f64
+            });
             let mean = t.iter().sum::<f64>() / 4.0;
-            let base = *first.entry(label.clone()).or_insert(mean);
+            let base = *first.entry(row).or_insert(mean);
             let cell = |dt: f64| format!("{:.0} ({:.2} ms/obj)", PER_OBJECT as f64 / dt, dt * 1e3);
             println!(
-                "| {n} | {pop:.1} s, {:.2} GB | {label} | {} | {} | {} | {} | {:.0} | {:.2}x |",
-                size as f64 / 1e9,
+                "| {} | {:.1} s, {:.2} GB | {row} | {} | {} | {} | {} | {:.0} | {:.2}x |",
+                r.n,
+                r.populate_secs,
+                r.db_bytes as f64 / 1e9,
                 cell(t[0]),
                 cell(t[1]),
                 cell(t[2]),
@@ -426,17 +493,13 @@ fn main() {
                 mean / base
             );
         }
-        let st = meta.record_stats().expect("stats");
+        let st = r.own.store().record_stats().expect("stats");
         println!(
             "|   | op log: {} appends in {} durable commits; chunk records: {} live, {} in the table |",
-            log.len(),
-            log.commits(),
+            r.log.len(),
+            r.log.commits(),
             st.live,
             st.records
         );
-        drop(log);
-        drop(meta);
-        let _ = std::fs::remove_file(dir.path().join(format!("oplog-{n}.redb")));
-        let _ = std::fs::remove_file(&path);
     }
 }

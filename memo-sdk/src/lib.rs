@@ -2,9 +2,12 @@
 //! backends, the network transport and the local chain.
 //!
 //! Streaming encode and decode over tokio live in [`pipeline`]; durable stores in [`store`].
-#![forbid(unsafe_code)]
+// Unsafe code only in `alloc` (the allocator glue), which allows it for itself.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "mimalloc")]
+pub mod alloc;
 pub mod chain;
 pub mod challenger;
 pub mod client;

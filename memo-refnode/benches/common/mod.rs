@@ -2,6 +2,11 @@
 //! pseudo-random data and environment settings.
 
 use crate::harness::Devnet;
+
+/// The `memo` binary's allocator, for the in-process side of a benchmark too (the pipeline
+/// figures and the client): the same allocator on both sides of a comparison.
+#[global_allocator]
+static ALLOC: memo_sdk::alloc::Allocator = memo_sdk::alloc::Allocator;
 use memo_sdk::config::ClientFile;
 use memo_sdk::{Client, ClientConfig};
 use std::error::Error;
