@@ -333,10 +333,27 @@ impl RemoteError {
     }
 }
 
+/// Bytes an encoded message takes besides its shard bytes, at most (tag, ids, lengths).
+const ENVELOPE: usize = 64;
+
 impl Request {
     /// Canonical bytes behind the protocol version.
     pub fn to_bytes(&self) -> Vec<u8> {
-        wire::encode_versioned(PROTOCOL_VERSION, self)
+        let mut out = Vec::with_capacity(self.encoded_len_hint());
+        self.encode_into(&mut out);
+        out
+    }
+    /// Appends [`Request::to_bytes`] to `out` (reserve [`Request::encoded_len_hint`] first to
+    /// copy a shard's bytes once).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        wire::encode_versioned_into(PROTOCOL_VERSION, self, out)
+    }
+    /// About the encoded length: exact enough to size a buffer for a shard put.
+    pub fn encoded_len_hint(&self) -> usize {
+        match self {
+            Request::PutShard { bytes, .. } => ENVELOPE + bytes.len(),
+            _ => ENVELOPE,
+        }
     }
     /// Decodes and bounds-checks a request.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
@@ -380,7 +397,21 @@ impl Response {
 
     /// Canonical bytes behind the protocol version.
     pub fn to_bytes(&self) -> Vec<u8> {
-        wire::encode_versioned(PROTOCOL_VERSION, self)
+        let mut out = Vec::with_capacity(self.encoded_len_hint());
+        self.encode_into(&mut out);
+        out
+    }
+    /// Appends [`Response::to_bytes`] to `out` (reserve [`Response::encoded_len_hint`] first
+    /// to copy a shard's bytes once).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        wire::encode_versioned_into(PROTOCOL_VERSION, self, out)
+    }
+    /// About the encoded length: exact enough to size a buffer for a shard.
+    pub fn encoded_len_hint(&self) -> usize {
+        match self {
+            Response::Shard(Some(bytes)) => ENVELOPE + bytes.len(),
+            _ => ENVELOPE,
+        }
     }
     /// Decodes and bounds-checks a response.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
@@ -422,6 +453,40 @@ mod tests {
         ));
         let resp = Response::Error(RemoteError::new(ErrorCode::Refused, "not an owner"));
         assert_eq!(Response::from_bytes(&resp.to_bytes()).unwrap(), resp);
+    }
+
+    #[test]
+    fn shard_messages_encode_in_one_buffer_of_the_hinted_size() {
+        let shard = Bytes::from(vec![7u8; 1 << 20]);
+        for (bytes, hint, back) in [
+            {
+                let r = Request::PutShard {
+                    shard: ShardId([u8::MAX; 32]),
+                    bytes: shard.clone(),
+                };
+                let ok = |b: &[u8]| Request::from_bytes(b).unwrap() == r;
+                (r.to_bytes(), r.encoded_len_hint(), ok(&r.to_bytes()))
+            },
+            {
+                let r = Response::Shard(Some(shard.clone()));
+                let ok = |b: &[u8]| Response::from_bytes(b).unwrap() == r;
+                (r.to_bytes(), r.encoded_len_hint(), ok(&r.to_bytes()))
+            },
+        ] {
+            assert!(back, "decodes to what was encoded");
+            // The hint holds the whole message: a buffer of that capacity never reallocates.
+            assert!(bytes.len() <= hint, "{} bytes, hint {hint}", bytes.len());
+            assert!(hint - bytes.len() <= 64);
+            assert_eq!(bytes.capacity(), hint);
+        }
+        // `encode_into` appends to what the buffer holds.
+        let r = Request::GetShard {
+            shard: ShardId([3; 32]),
+        };
+        let mut out = b"head".to_vec();
+        r.encode_into(&mut out);
+        assert_eq!(&out[..4], b"head");
+        assert_eq!(out[4..], r.to_bytes()[..]);
     }
 
     #[test]

@@ -84,9 +84,18 @@ pub fn decode<T: DeserializeOwned>(
 
 /// Encodes `value` behind a one-byte format version.
 pub fn encode_versioned<T: Serialize + ?Sized>(version: u8, value: &T) -> Vec<u8> {
-    let mut out = vec![version];
-    out.extend_from_slice(&encode(value));
+    let mut out = Vec::new();
+    encode_versioned_into(version, value, &mut out);
     out
+}
+
+/// Appends what [`encode_versioned`] returns to `out`, in one pass: give `out` the capacity
+/// and a large value (a shard) is copied once, with no reallocation.
+pub fn encode_versioned_into<T: Serialize + ?Sized>(version: u8, value: &T, out: &mut Vec<u8>) {
+    out.push(version);
+    // As in `encode`: memo's types always encode.
+    *out = postcard::to_extend(value, std::mem::take(out))
+        .unwrap_or_else(|e| panic!("memo type failed to encode: {e}"));
 }
 
 /// Decodes a value written by [`encode_versioned`], checking the version first.

@@ -199,6 +199,14 @@ impl Conn {
     }
 }
 
+/// A message's bytes, encoded into a buffer that also has room for the frame's tag: a shard is
+/// copied once, and sealing it in place does not reallocate.
+fn with_room_for_tag(hint: usize, encode: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut plain = Vec::with_capacity(hint + TAG);
+    encode(&mut plain);
+    plain
+}
+
 struct Ticket {
     from: AccountId,
     secret: [u8; 32],
@@ -343,7 +351,10 @@ impl LaneServer {
                 ),
                 Err(e) => Response::error(ErrorCode::BadRequest, e.to_string()),
             };
-            conn.send(response.to_bytes()).await?;
+            conn.send(with_room_for_tag(response.encoded_len_hint(), |b| {
+                response.encode_into(b)
+            }))
+            .await?;
         }
     }
 }
@@ -456,7 +467,10 @@ impl Lanes {
                 Some(c) => c,
                 None => self.open(peer).await?,
             };
-            conn.send(req.to_bytes()).await?;
+            conn.send(with_room_for_tag(req.encoded_len_hint(), |b| {
+                req.encode_into(b)
+            }))
+            .await?;
             let response = match conn.recv().await? {
                 Some(plain) => Response::from_bytes(plain).map_err(LaneError::Malformed)?,
                 None => return Err(LaneError::Io(std::io::ErrorKind::UnexpectedEof.into())),

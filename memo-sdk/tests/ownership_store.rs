@@ -120,13 +120,15 @@ fn fs_shard_store_conformance_through_the_page_cache() {
 }
 
 /// Direct writes pad to whole blocks and cut back: every length comes back exactly, on both
-/// write paths, and the byte count is the sum of the real lengths. Where the file system
-/// refuses direct I/O the store falls back, which this test also covers.
+/// write paths, and the byte count is the sum of the real lengths; what one path wrote the
+/// other reads back. Where the file system refuses direct I/O the store falls back, which
+/// this test also covers.
 #[test]
 fn shard_files_keep_their_exact_length_on_both_write_paths() {
     for direct in [true, false] {
         let root = temp_path("shards");
         let s = FsShardStore::open(&root).unwrap().with_direct_io(direct);
+        let mut stored = Vec::new();
         let mut total = 0u64;
         for (i, len) in [0usize, 1, 4095, 4096, 4097, (1 << 20) + 3, 9 << 20]
             .into_iter()
@@ -143,8 +145,13 @@ fn shard_files_keep_their_exact_length_on_both_write_paths() {
             let file = shard_file(&root, &id);
             assert_eq!(std::fs::metadata(&file).unwrap().len(), len as u64);
             total += len as u64;
+            stored.push((id, bytes));
         }
         assert_eq!(s.used_bytes().unwrap(), total);
+        let other = FsShardStore::open(&root).unwrap().with_direct_io(!direct);
+        for (id, bytes) in &stored {
+            assert_eq!(other.get(id).unwrap().as_deref(), Some(&bytes[..]));
+        }
         if !direct {
             assert!(!s.direct_io());
         }

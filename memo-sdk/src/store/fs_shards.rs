@@ -43,8 +43,8 @@ pub struct FsShardStore {
     lock: Mutex<()>,
     tmp_seq: AtomicU64,
     sync: bool,
-    /// Write shard files with `O_DIRECT`; cleared for good the first time the file system
-    /// refuses it.
+    /// Write and read shard files with `O_DIRECT`; cleared for good the first time the file
+    /// system refuses a write.
     direct: AtomicBool,
 }
 
@@ -98,9 +98,10 @@ impl FsShardStore {
     /// there). The bytes then go from the provider's buffer to the disk without passing
     /// through the page cache: a provider stores far more than it reads back soon, so caching
     /// what it writes only evicts more useful pages, and on a VM each fresh page-cache page
-    /// costs a host page fault. Reads stay buffered. A file system that refuses direct I/O
-    /// (e.g. an older tmpfs) is detected on the first put, which then falls back to ordinary
-    /// writes for the life of the store. Durability is unchanged: with [`Self::with_sync`] off,
+    /// costs a host page fault. Reads are direct too (the disk reads into a reused aligned
+    /// buffer: no page-cache insertion, no kernel copy), falling back to a buffered read where
+    /// refused. A file system that refuses direct I/O (e.g. an older tmpfs) is detected on the
+    /// first put, which then falls back to ordinary writes for the life of the store. Durability is unchanged: with [`Self::with_sync`] off,
     /// a put survives the process being killed either way.
     ///
     /// `cargo bench -p memo-sdk --bench shard_store` (400 shards of 256 KiB, same VM):
@@ -219,9 +220,52 @@ mod direct {
         Ok(f)
     }
 
+    /// Reads the whole file at `path` with `O_DIRECT`, through the per-thread aligned buffer,
+    /// into a vector of its exact length. A file system without direct I/O fails it with
+    /// EINVAL ([`std::io::ErrorKind::InvalidInput`]); so does a read that comes back short of
+    /// the file's length (it cannot be continued at an unaligned offset).
+    #[cfg(target_os = "linux")]
+    pub(super) fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::{FileExt, OpenOptionsExt};
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)?;
+        let len = usize::try_from(f.metadata()?.len())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::FileTooLarge))?;
+        // One block more than the length: a file that grew meanwhile reads past `len`.
+        let padded = (len + 1).next_multiple_of(ALIGN);
+        let stage = |buf: &mut Vec<u8>| -> std::io::Result<Vec<u8>> {
+            if buf.len() < padded + ALIGN {
+                buf.resize(padded + ALIGN, 0);
+            }
+            let at = buf.as_ptr().align_offset(ALIGN);
+            let block = &mut buf[at..at + padded];
+            let n = f.read_at(block, 0)?;
+            if n != len {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("direct read returned {n} of {len} bytes"),
+                ));
+            }
+            Ok(block[..len].to_vec())
+        };
+        if padded <= KEEP {
+            STAGING.with(|b| stage(&mut b.borrow_mut()))
+        } else {
+            stage(&mut Vec::new())
+        }
+    }
+
     /// No direct I/O here: refused like a file system without it, so puts fall back.
     #[cfg(not(target_os = "linux"))]
     pub(super) fn write(_: &Path, _: &[u8]) -> std::io::Result<std::fs::File> {
+        Err(std::io::ErrorKind::InvalidInput.into())
+    }
+
+    /// No direct I/O here: refused, so reads fall back.
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn read(_: &Path) -> std::io::Result<Vec<u8>> {
         Err(std::io::ErrorKind::InvalidInput.into())
     }
 }
@@ -268,7 +312,14 @@ impl ShardStore for FsShardStore {
     }
 
     fn get(&self, id: &ShardId) -> Result<Option<Vec<u8>>, ShardStoreError> {
-        let bytes = match fs::read(self.path(id)) {
+        let path = self.path(id);
+        let read = match self.direct_io().then(|| direct::read(&path)) {
+            // Refused (no direct I/O here, or a short read): read through the page cache.
+            Some(Err(e)) if e.kind() == ErrorKind::InvalidInput => fs::read(&path),
+            None => fs::read(&path),
+            Some(r) => r,
+        };
+        let bytes = match read {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io("read")(e)),
