@@ -160,6 +160,64 @@ fn shard_files_keep_their_exact_length_on_both_write_paths() {
     }
 }
 
+/// A delete empties the shard's file at once (its blocks are freed) and keeps it for a later
+/// put, which fills it instead of creating a file; reopening clears the spares.
+#[test]
+fn deleted_shard_files_are_emptied_and_reused() {
+    use std::os::unix::fs::MetadataExt;
+    let root = temp_path("shards");
+    let s = FsShardStore::open(&root).unwrap();
+    let shards: Vec<Vec<u8>> = (0..4u8)
+        .map(|i| testkit::random_bytes((256 << 10) + i as usize, i + 1))
+        .collect();
+    let ids: Vec<ShardId> = shards.iter().map(|b| ShardId::of(b)).collect();
+    for (id, b) in ids.iter().zip(&shards) {
+        assert!(s.put(id, b).unwrap());
+    }
+    let inode = |id: &ShardId| std::fs::metadata(shard_file(&root, id)).unwrap().ino();
+    let deleted_inodes: Vec<u64> = ids[..2].iter().map(inode).collect();
+    for id in &ids[..2] {
+        assert!(s.delete(id).unwrap());
+        assert!(!s.has(id).unwrap());
+        assert_eq!(s.get(id).unwrap(), None);
+    }
+    assert_eq!(s.spare_files(), 2);
+    assert_eq!(
+        s.used_bytes().unwrap(),
+        shards[2..].iter().map(|b| b.len() as u64).sum::<u64>()
+    );
+    // The spares hold no data and no blocks.
+    let mut spare_inodes = Vec::new();
+    for e in std::fs::read_dir(root.join("tmp")).unwrap() {
+        let m = e.unwrap().metadata().unwrap();
+        assert_eq!((m.len(), m.blocks()), (0, 0));
+        spare_inodes.push(m.ino());
+    }
+    spare_inodes.sort_unstable();
+    let mut expected = deleted_inodes.clone();
+    expected.sort_unstable();
+    assert_eq!(spare_inodes, expected);
+    // New puts reuse them: the same inodes, now holding the new shards, exactly.
+    let fresh: Vec<Vec<u8>> = (0..2u8)
+        .map(|i| testkit::random_bytes(4097 * (i as usize + 1), i + 40))
+        .collect();
+    for b in &fresh {
+        let id = ShardId::of(b);
+        assert!(s.put(&id, b).unwrap());
+        assert!(expected.contains(&inode(&id)), "a spare file was reused");
+        assert_eq!(s.get(&id).unwrap().as_deref(), Some(&b[..]));
+    }
+    assert_eq!(s.spare_files(), 0);
+    assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+    // Spares left by a store are gone when it is reopened.
+    s.delete(&ids[2]).unwrap();
+    drop(s);
+    let s = FsShardStore::open(&root).unwrap();
+    assert_eq!(s.spare_files(), 0);
+    assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+    assert_eq!(s.get(&ids[3]).unwrap().as_deref(), Some(&shards[3][..]));
+}
+
 #[test]
 fn seeds_scenario_on_redb() {
     testkit::seeds_scenario(redb());

@@ -19,7 +19,8 @@ fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> ShardStoreError {
 ///
 /// A put writes a temporary file, fsyncs it, renames it into place and fsyncs the directory, so
 /// a shard is either absent or whole after a crash (stale temporaries are removed on open). A
-/// delete unlinks the file, so a purge gives the disk space back at once. Reads verify the bytes
+/// delete moves the file out of its place and empties it (or unlinks it), so a purge gives the
+/// disk space back at once; emptied files are reused by later puts ([`SPARES`]). Reads verify the bytes
 /// against the id and report [`ShardStoreError::Corrupt`] instead of serving damaged data.
 ///
 /// Why files and not redb blobs: measured with `cargo bench -p memo-sdk --bench shard_store`
@@ -46,7 +47,17 @@ pub struct FsShardStore {
     /// Write and read shard files with `O_DIRECT`; cleared for good the first time the file
     /// system refuses a write.
     direct: AtomicBool,
+    /// Emptied files of deleted shards (under `tmp/`), which puts reuse (see [`SPARES`]).
+    spares: Mutex<Vec<PathBuf>>,
 }
+
+/// Emptied shard files kept for reuse, at most. A delete renames the shard's file away and
+/// truncates it (its blocks go back to the file system at once), and a later put writes into
+/// it instead of creating a file. Why: creating a file allocates an inode, and ext4 without a
+/// journal (this VM's disk) skips every inode deleted in the last seconds, reading its inode
+/// table block to find out; after a purge of thousands of shards, each new shard file scanned
+/// past all of them (a third of a provider's CPU on a devnet put that followed a purge).
+pub const SPARES: usize = 1024;
 
 impl std::fmt::Debug for FsShardStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,6 +91,7 @@ impl FsShardStore {
             tmp_seq: AtomicU64::new(0),
             sync: true,
             direct: AtomicBool::new(cfg!(target_os = "linux")),
+            spares: Mutex::new(Vec::new()),
         })
     }
 
@@ -125,7 +137,7 @@ impl FsShardStore {
         self.direct.load(Ordering::Relaxed)
     }
 
-    /// Writes `bytes` to the new file `tmp`, directly when enabled, buffered otherwise, and
+    /// Writes `bytes` to the temporary `tmp` (new, or an empty spare), directly when enabled, buffered otherwise, and
     /// syncs it if the store syncs.
     fn write_file(&self, tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let written = match self.direct_io().then(|| direct::write(tmp, bytes)) {
@@ -143,6 +155,7 @@ impl FsShardStore {
         let f = match written {
             Some(f) => f,
             None => {
+                // Creates it, or empties a reused spare.
                 let mut f = File::create(tmp)?;
                 f.write_all(bytes)?;
                 f
@@ -154,6 +167,15 @@ impl FsShardStore {
     fn path(&self, id: &ShardId) -> PathBuf {
         let hex = id.to_hex();
         self.root.join("shards").join(&hex[..2]).join(hex)
+    }
+
+    fn lock_spares(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
+        self.spares.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Emptied files waiting for reuse (for tests and diagnostics).
+    pub fn spare_files(&self) -> usize {
+        self.lock_spares().len()
     }
 
     fn guard(&self) -> Result<std::sync::MutexGuard<'_, ()>, ShardStoreError> {
@@ -193,7 +215,9 @@ mod direct {
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
-            .create_new(true)
+            // A new temporary, or a reused spare (already empty).
+            .create(true)
+            .truncate(true)
             .custom_flags(libc::O_DIRECT)
             .open(path)?;
         let padded = bytes.len().next_multiple_of(ALIGN);
@@ -286,11 +310,13 @@ impl ShardStore for FsShardStore {
         if path.exists() {
             return Ok(false);
         }
-        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
-        let tmp =
+        let spare = self.lock_spares().pop();
+        let tmp = spare.unwrap_or_else(|| {
+            let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
             self.root
                 .join("tmp")
-                .join(format!("{}.{}.{seq}", id.to_hex(), std::process::id()));
+                .join(format!("{}.{}.{seq}", id.to_hex(), std::process::id()))
+        });
         if let Err(e) = self.write_file(&tmp, bytes) {
             let _ = fs::remove_file(&tmp);
             return Err(io("write")(e));
@@ -350,7 +376,17 @@ impl ShardStore for FsShardStore {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(io("stat")(e)),
         };
-        fs::remove_file(&path).map_err(io("delete"))?;
+        // Keep the file for a later put while there is room for it (see `SPARES`).
+        let spare = (self.lock_spares().len() < SPARES).then(|| {
+            let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+            self.root
+                .join("tmp")
+                .join(format!("spare.{}.{seq}", std::process::id()))
+        });
+        match &spare {
+            Some(to) => fs::rename(&path, to).map_err(io("delete"))?,
+            None => fs::remove_file(&path).map_err(io("delete"))?,
+        }
         // Saturating: a file altered on disk may have another length than the one counted.
         let _ = self
             .used
@@ -358,6 +394,20 @@ impl ShardStore for FsShardStore {
                 Some(u.saturating_sub(len))
             });
         drop(_g);
+        if let Some(spare) = spare {
+            // Give the blocks back now; a file that cannot be emptied is not kept.
+            match fs::OpenOptions::new()
+                .write(true)
+                .open(&spare)
+                .and_then(|f| f.set_len(0))
+            {
+                Ok(()) => self.lock_spares().push(spare),
+                Err(e) => {
+                    fs::remove_file(&spare).map_err(io("delete"))?;
+                    tracing::debug!(error = %e, "could not empty a deleted shard's file; removed it");
+                }
+            }
+        }
         if self.sync
             && let Some(dir) = path.parent()
         {
