@@ -20,22 +20,21 @@ fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> ShardStoreError {
 /// A put writes a temporary file, fsyncs it, renames it into place and fsyncs the directory, so
 /// a shard is either absent or whole after a crash (stale temporaries are removed on open). A
 /// delete moves the file out of its place and empties it (or unlinks it), so a purge gives the
-/// disk space back at once; emptied files are reused by later puts ([`SPARES`]). Reads verify the bytes
-/// against the id and report [`ShardStoreError::Corrupt`] instead of serving damaged data.
+/// disk space back at once; emptied files are reused by later puts ([`SPARES`]). Reads verify
+/// the bytes against the id and report [`ShardStoreError::Corrupt`] instead of serving damaged
+/// data.
 ///
 /// Why files and not redb blobs: measured with `cargo bench -p memo-sdk --bench shard_store`
-/// (400 shards of 256 KiB, one durable write each, then every other shard purged; on the
-/// shared 2-core build machine):
+/// (400 shards of 256 KiB, one durable write each, then every other shard purged; 2-core VM):
 ///
 /// | store | put MB/s | get MB/s | deletes/s | disk after puts | after purging half |
 /// | --- | ---: | ---: | ---: | ---: | ---: |
-/// | file per shard | 43 | 2017 | 221 | 67.1 MB | 33.6 MB |
-/// | redb blobs | 38 | 3116 | 271 | 269.5 MB | 202.1 MB |
+/// | file per shard (direct I/O) | 639 | 895 | 5532 | 67.1 MB | 33.6 MB |
+/// | redb blobs | 251 | 6955 | 6213 | 269.5 MB | 202.1 MB |
 ///
-/// Writes and deletes are bound by the disk's sync latency either way, and reads are fast either
-/// way, but redb's copy-on-write file grew to 4x the data and kept 3/4 of it after half the
-/// shards were purged (freed pages are reused, the file only shrinks at its end or on a full
-/// compaction), while unlinking a file gives its blocks back at once, which is what a purge
+/// redb's copy-on-write file grew to 4x the data and kept 3/4 of it after half the shards were
+/// purged (freed pages are reused, the file only shrinks at its end or on a full compaction),
+/// while emptying or unlinking a file gives its blocks back at once, which is what a purge
 /// promises. Files also keep bulk bytes out of the metadata database.
 pub struct FsShardStore {
     root: PathBuf,
@@ -113,20 +112,25 @@ impl FsShardStore {
     /// costs a host page fault. Reads are direct too (the disk reads into a reused aligned
     /// buffer: no page-cache insertion, no kernel copy), falling back to a buffered read where
     /// refused. A file system that refuses direct I/O (e.g. an older tmpfs) is detected on the
-    /// first put, which then falls back to ordinary writes for the life of the store. Durability is unchanged: with [`Self::with_sync`] off,
-    /// a put survives the process being killed either way.
+    /// first put, which then falls back to ordinary I/O for the life of the store. Durability
+    /// is unchanged: with [`Self::with_sync`] off, a put survives the process being killed
+    /// either way.
     ///
-    /// `cargo bench -p memo-sdk --bench shard_store` (400 shards of 256 KiB, same VM):
+    /// `cargo bench -p memo-sdk --bench shard_store` (400 shards of 256 KiB, same VM, one
+    /// thread):
     ///
-    /// | writes | put MB/s | get MB/s |
+    /// | I/O | put MB/s | get MB/s |
     /// | --- | ---: | ---: |
-    /// | direct, fsync | 552 | 1136 |
-    /// | page cache, fsync | 278 | 6106 |
-    /// | direct, no fsync | 463 | 978 |
-    /// | page cache, no fsync | 235 | 6183 |
+    /// | direct, fsync | 639 | 895 |
+    /// | page cache, fsync | 434 | 6008 |
+    /// | direct, no fsync | 1200 | 670 |
+    /// | page cache, no fsync | 1196 | 6270 |
     ///
-    /// The price is on reads right after writes: a shard written directly is read from the
-    /// disk, not the cache.
+    /// A get of a shard the page cache holds is faster through the cache; a direct read goes
+    /// to the disk every time, one request at a time here. What direct reads save is CPU,
+    /// which is what a busy provider runs short of: on the devnet bench (many reads at once,
+    /// client and providers sharing two cores) gets ran at 743 and 818 MiB/s with direct
+    /// reads against 590 and 484 with buffered ones.
     pub fn with_direct_io(self, direct: bool) -> Self {
         self.direct.store(direct, Ordering::Relaxed);
         self
@@ -137,8 +141,8 @@ impl FsShardStore {
         self.direct.load(Ordering::Relaxed)
     }
 
-    /// Writes `bytes` to the temporary `tmp` (new, or an empty spare), directly when enabled, buffered otherwise, and
-    /// syncs it if the store syncs.
+    /// Writes `bytes` to the temporary `tmp` (new, or an empty spare), directly when enabled,
+    /// buffered otherwise, and syncs it if the store syncs.
     fn write_file(&self, tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let written = match self.direct_io().then(|| direct::write(tmp, bytes)) {
             None => None,

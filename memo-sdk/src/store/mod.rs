@@ -4,7 +4,7 @@
 mod fs_shards;
 mod redb_meta;
 
-pub use fs_shards::FsShardStore;
+pub use fs_shards::{FsShardStore, SPARES};
 pub use redb_meta::{
     DEFAULT_CHECKPOINT_EVERY, DEFAULT_CLEANING_FLOOR, LogApply, REDB_SCHEMA_VERSION, RecordStats,
     RedbMeta, raw,
