@@ -339,16 +339,15 @@ const ENVELOPE: usize = 64;
 impl Request {
     /// Canonical bytes behind the protocol version.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len_hint());
-        self.encode_into(&mut out);
-        out
+        wire::encode_versioned_sized(PROTOCOL_VERSION, self, self.encoded_len_hint())
     }
-    /// Appends [`Request::to_bytes`] to `out` (reserve [`Request::encoded_len_hint`] first to
-    /// copy a shard's bytes once).
+    /// Appends [`Request::to_bytes`] to `out` (with [`Request::encoded_len_hint`] reserved, a
+    /// shard's bytes are copied once).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         wire::encode_versioned_into(PROTOCOL_VERSION, self, out)
     }
-    /// About the encoded length: exact enough to size a buffer for a shard put.
+    /// A capacity to encode into: for a shard put, at least its encoded length and at most 64
+    /// bytes more; for other requests a small start (the buffer grows as needed).
     pub fn encoded_len_hint(&self) -> usize {
         match self {
             Request::PutShard { bytes, .. } => ENVELOPE + bytes.len(),
@@ -397,16 +396,13 @@ impl Response {
 
     /// Canonical bytes behind the protocol version.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len_hint());
-        self.encode_into(&mut out);
-        out
+        wire::encode_versioned_sized(PROTOCOL_VERSION, self, self.encoded_len_hint())
     }
-    /// Appends [`Response::to_bytes`] to `out` (reserve [`Response::encoded_len_hint`] first
-    /// to copy a shard's bytes once).
+    /// Appends [`Response::to_bytes`] to `out` (see [`Request::encode_into`]).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         wire::encode_versioned_into(PROTOCOL_VERSION, self, out)
     }
-    /// About the encoded length: exact enough to size a buffer for a shard.
+    /// A capacity to encode into, as [`Request::encoded_len_hint`]: exact for a shard.
     pub fn encoded_len_hint(&self) -> usize {
         match self {
             Response::Shard(Some(bytes)) => ENVELOPE + bytes.len(),

@@ -84,7 +84,17 @@ pub fn decode<T: DeserializeOwned>(
 
 /// Encodes `value` behind a one-byte format version.
 pub fn encode_versioned<T: Serialize + ?Sized>(version: u8, value: &T) -> Vec<u8> {
-    let mut out = Vec::new();
+    encode_versioned_sized(version, value, 0)
+}
+
+/// [`encode_versioned`] into a vector allocated with `capacity` (enough for the whole
+/// encoding: it is then written once and never reallocated).
+pub fn encode_versioned_sized<T: Serialize + ?Sized>(
+    version: u8,
+    value: &T,
+    capacity: usize,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
     encode_versioned_into(version, value, &mut out);
     out
 }
