@@ -103,11 +103,13 @@ impl Devnet {
         got
     }
 
+    /// Shard files held by all nodes: files at shard paths, not the store's temporaries or
+    /// the emptied files it keeps for reuse.
     pub fn shard_files(&self) -> usize {
         let mut n = 0;
         let nodes = self.dir.path().join("nodes");
         for node in std::fs::read_dir(nodes).unwrap().flatten() {
-            n += count_files(&node.path().join("shards"));
+            n += count_files(&node.path().join("shards").join("shards"));
         }
         n
     }
