@@ -689,9 +689,8 @@ async fn audits_find_rotten_and_wiped_shards_without_any_read() {
     let restored: u64 = stats.iter().map(|s| s.shards_restored).sum();
     // Audits found the bad shards (a repair reading a rotten source may find one first). A
     // count of findings is no bound: until a keeper has applied its own Lost mark from the log,
-    // a later audit of its may find the same shard again. That nothing
-    // good was flagged shows in the repairs: a flagged shard is rebuilt, so exactly the bad
-    // ones were.
+    // a later audit of its may find the same shard again. That nothing good was flagged shows
+    // in the repairs: a flagged shard is rebuilt, so exactly the bad ones were.
     assert!(found > 0, "{stats:?}");
     assert_eq!(restored, bad, "{stats:?}");
     // Bounded: per round, at most `audit_burst` shards of each provider per keeper.
