@@ -55,7 +55,7 @@ pub struct FsShardStore {
 /// it instead of creating a file. Why: creating a file allocates an inode, and ext4 without a
 /// journal (this VM's disk) skips every inode deleted in the last seconds, reading its inode
 /// table block to find out; after a purge of thousands of shards, each new shard file scanned
-/// past all of them (a third of a provider's CPU on a devnet put that followed a purge).
+/// past all of them (27% of the providers' CPU on a devnet put that followed a purge).
 pub const SPARES: usize = 1024;
 
 impl std::fmt::Debug for FsShardStore {
