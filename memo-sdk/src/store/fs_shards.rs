@@ -349,19 +349,30 @@ impl ShardStore for FsShardStore {
             None => fs::read(&path),
             Some(r) => r,
         };
-        let bytes = match read {
-            Ok(b) => b,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io("read")(e)),
+        let found = |read: std::io::Result<Vec<u8>>| match read {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("read")(e)),
         };
-        let actual = ShardId::of(&bytes);
-        if actual != *id {
-            return Err(ShardStoreError::Corrupt {
+        let Some(bytes) = found(read)? else {
+            return Ok(None);
+        };
+        if ShardId::of(&bytes) == *id {
+            return Ok(Some(bytes));
+        }
+        // A delete may have moved the file away while it was read, and a put reused it for
+        // another shard (see `SPARES`): read the shard's path once more before calling it
+        // corrupt.
+        let Some(bytes) = found(fs::read(&path))? else {
+            return Ok(None);
+        };
+        match ShardId::of(&bytes) {
+            actual if actual == *id => Ok(Some(bytes)),
+            actual => Err(ShardStoreError::Corrupt {
                 id: *id,
                 reason: format!("{} bytes on disk hash to {actual}", bytes.len()),
-            });
+            }),
         }
-        Ok(Some(bytes))
     }
 
     fn has(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
