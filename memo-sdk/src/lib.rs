@@ -2,8 +2,7 @@
 //! backends, the network transport and the local chain.
 //!
 //! Streaming encode and decode over tokio live in [`pipeline`]; durable stores in [`store`].
-// Unsafe code only in `alloc` (the allocator glue), which allows it for itself.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 #[cfg(feature = "mimalloc")]

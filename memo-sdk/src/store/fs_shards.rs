@@ -249,21 +249,22 @@ mod direct {
     }
 
     /// Reads the whole file at `path` with `O_DIRECT`, through the per-thread aligned buffer,
-    /// into a vector of its exact length. A file system without direct I/O fails it with
+    /// into a vector of its exact length; also returns the file's [`super::file_id`]. A file system without direct I/O fails it with
     /// EINVAL ([`std::io::ErrorKind::InvalidInput`]); so does a read that comes back short of
     /// the file's length (it cannot be continued at an unaligned offset).
     #[cfg(target_os = "linux")]
-    pub(super) fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+    pub(super) fn read(path: &Path) -> std::io::Result<(Vec<u8>, u64)> {
         use std::os::unix::fs::{FileExt, OpenOptionsExt};
         let f = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECT)
             .open(path)?;
-        let len = usize::try_from(f.metadata()?.len())
+        let meta = f.metadata()?;
+        let len = usize::try_from(meta.len())
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::FileTooLarge))?;
         // One block more than the length: a file that grew meanwhile reads past `len`.
         let padded = (len + 1).next_multiple_of(ALIGN);
-        let stage = |buf: &mut Vec<u8>| -> std::io::Result<Vec<u8>> {
+        let stage = |buf: &mut Vec<u8>| -> std::io::Result<(Vec<u8>, u64)> {
             if buf.len() < padded + ALIGN {
                 buf.resize(padded + ALIGN, 0);
             }
@@ -276,7 +277,7 @@ mod direct {
                     format!("direct read returned {n} of {len} bytes"),
                 ));
             }
-            Ok(block[..len].to_vec())
+            Ok((block[..len].to_vec(), super::file_id(&meta)))
         };
         if padded <= KEEP {
             STAGING.with(|b| stage(&mut b.borrow_mut()))
@@ -293,9 +294,33 @@ mod direct {
 
     /// No direct I/O here: refused, so reads fall back.
     #[cfg(not(target_os = "linux"))]
-    pub(super) fn read(_: &Path) -> std::io::Result<Vec<u8>> {
+    pub(super) fn read(_: &Path) -> std::io::Result<(Vec<u8>, u64)> {
         Err(std::io::ErrorKind::InvalidInput.into())
     }
+}
+
+/// Which file `meta` describes (its inode), to tell whether a path still names the file that
+/// was read.
+fn file_id(meta: &fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::MetadataExt::ino(meta)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        0
+    }
+}
+
+/// Reads the whole file at `path` through the page cache, and its [`file_id`].
+fn buffered_read(path: &Path) -> std::io::Result<(Vec<u8>, u64)> {
+    use std::io::Read;
+    let mut f = File::open(path)?;
+    let meta = f.metadata()?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    f.read_to_end(&mut bytes)?;
+    Ok((bytes, file_id(&meta)))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), ShardStoreError> {
@@ -343,35 +368,38 @@ impl ShardStore for FsShardStore {
 
     fn get(&self, id: &ShardId) -> Result<Option<Vec<u8>>, ShardStoreError> {
         let path = self.path(id);
-        let read = match self.direct_io().then(|| direct::read(&path)) {
-            // Refused (no direct I/O here, or a short read): read through the page cache.
-            Some(Err(e)) if e.kind() == ErrorKind::InvalidInput => fs::read(&path),
-            None => fs::read(&path),
-            Some(r) => r,
-        };
-        let found = |read: std::io::Result<Vec<u8>>| match read {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io("read")(e)),
-        };
-        let Some(bytes) = found(read)? else {
-            return Ok(None);
-        };
-        if ShardId::of(&bytes) == *id {
-            return Ok(Some(bytes));
-        }
-        // A delete may have moved the file away while it was read, and a put reused it for
-        // another shard (see `SPARES`): read the shard's path once more before calling it
-        // corrupt.
-        let Some(bytes) = found(fs::read(&path))? else {
-            return Ok(None);
-        };
-        match ShardId::of(&bytes) {
-            actual if actual == *id => Ok(Some(bytes)),
-            actual => Err(ShardStoreError::Corrupt {
-                id: *id,
-                reason: format!("{} bytes on disk hash to {actual}", bytes.len()),
-            }),
+        let mut tries = 0;
+        loop {
+            let read = match self.direct_io().then(|| direct::read(&path)) {
+                // Refused (no direct I/O here, or a short read): read through the page cache.
+                Some(Err(e)) if e.kind() == ErrorKind::InvalidInput => buffered_read(&path),
+                None => buffered_read(&path),
+                Some(r) => r,
+            };
+            let (bytes, file) = match read {
+                Ok(r) => r,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io("read")(e)),
+            };
+            let actual = ShardId::of(&bytes);
+            if actual == *id {
+                return Ok(Some(bytes));
+            }
+            // Files at shard paths are never written in place, but a delete may have moved
+            // this one away while it was read and a put reused it for another shard (see
+            // `SPARES`): it is corrupt only if the path still names the file that was read.
+            tries += 1;
+            match fs::metadata(&path) {
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io("stat")(e)),
+                Ok(m) if file_id(&m) != file && tries < 3 => continue,
+                Ok(_) => {
+                    return Err(ShardStoreError::Corrupt {
+                        id: *id,
+                        reason: format!("{} bytes on disk hash to {actual}", bytes.len()),
+                    });
+                }
+            }
         }
     }
 
@@ -409,24 +437,31 @@ impl ShardStore for FsShardStore {
                 Some(u.saturating_sub(len))
             });
         drop(_g);
+        // The removal is durable before the file can hold another shard: otherwise a crash
+        // could leave this shard's path naming a file a later put filled.
+        if self.sync
+            && let Some(dir) = path.parent()
+        {
+            sync_dir(dir)?;
+        }
         if let Some(spare) = spare {
-            // Give the blocks back now; a file that cannot be emptied is not kept.
+            // Give the blocks back now; a file that cannot be emptied is not kept. The shard
+            // is deleted either way: a failure here is logged, not returned.
             match fs::OpenOptions::new()
                 .write(true)
                 .open(&spare)
                 .and_then(|f| f.set_len(0))
             {
                 Ok(()) => self.lock_spares().push(spare),
-                Err(e) => {
-                    fs::remove_file(&spare).map_err(io("delete"))?;
-                    tracing::debug!(error = %e, "could not empty a deleted shard's file; removed it");
-                }
+                Err(e) => match fs::remove_file(&spare) {
+                    Ok(()) => {
+                        tracing::debug!(error = %e, "could not empty a deleted shard's file; removed it")
+                    }
+                    Err(e2) => {
+                        tracing::warn!(file = %spare.display(), error = %e, remove = %e2, "could not empty or remove a deleted shard's file; it goes when the store reopens")
+                    }
+                },
             }
-        }
-        if self.sync
-            && let Some(dir) = path.parent()
-        {
-            sync_dir(dir)?;
         }
         Ok(true)
     }
