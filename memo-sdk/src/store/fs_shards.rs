@@ -173,6 +173,14 @@ impl FsShardStore {
         self.root.join("shards").join(&hex[..2]).join(hex)
     }
 
+    /// A new, unique path under `tmp/` (removed on open), named after `what`.
+    fn temporary(&self, what: &str) -> PathBuf {
+        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        self.root
+            .join("tmp")
+            .join(format!("{what}.{}.{seq}", std::process::id()))
+    }
+
     fn lock_spares(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
         self.spares.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -225,23 +233,13 @@ mod direct {
             .custom_flags(libc::O_DIRECT)
             .open(path)?;
         let padded = bytes.len().next_multiple_of(ALIGN);
-        let mut stage = |buf: &mut Vec<u8>| -> std::io::Result<()> {
-            if buf.len() < padded + ALIGN {
-                buf.resize(padded + ALIGN, 0);
-            }
-            let at = buf.as_ptr().align_offset(ALIGN);
-            let block = &mut buf[at..at + padded];
+        aligned(padded, |block| {
             block[..bytes.len()].copy_from_slice(bytes);
             block[bytes.len()..].fill(0);
             // A short direct write leaves an unaligned rest, which write_all's retry would
             // send unaligned; the file system then fails it with EINVAL, reported as such.
             f.write_all(block)
-        };
-        if padded <= KEEP {
-            STAGING.with(|b| stage(&mut b.borrow_mut()))?;
-        } else {
-            stage(&mut Vec::new())?;
-        }
+        })?;
         if padded != bytes.len() {
             f.set_len(bytes.len() as u64)?;
         }
@@ -249,8 +247,8 @@ mod direct {
     }
 
     /// Reads the whole file at `path` with `O_DIRECT`, through the per-thread aligned buffer,
-    /// into a vector of its exact length; also returns the file's [`super::file_id`]. A file system without direct I/O fails it with
-    /// EINVAL ([`std::io::ErrorKind::InvalidInput`]); so does a read that comes back short of
+    /// into a vector of its exact length; also returns the file's [`super::file_id`]. A file
+    /// system without direct I/O fails it with EINVAL ([`std::io::ErrorKind::InvalidInput`]); so does a read that comes back short of
     /// the file's length (it cannot be continued at an unaligned offset).
     #[cfg(target_os = "linux")]
     pub(super) fn read(path: &Path) -> std::io::Result<(Vec<u8>, u64)> {
@@ -264,12 +262,7 @@ mod direct {
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::FileTooLarge))?;
         // One block more than the length: a file that grew meanwhile reads past `len`.
         let padded = (len + 1).next_multiple_of(ALIGN);
-        let stage = |buf: &mut Vec<u8>| -> std::io::Result<(Vec<u8>, u64)> {
-            if buf.len() < padded + ALIGN {
-                buf.resize(padded + ALIGN, 0);
-            }
-            let at = buf.as_ptr().align_offset(ALIGN);
-            let block = &mut buf[at..at + padded];
+        aligned(padded, |block| {
             let n = f.read_at(block, 0)?;
             if n != len {
                 return Err(std::io::Error::new(
@@ -278,6 +271,22 @@ mod direct {
                 ));
             }
             Ok((block[..len].to_vec(), super::file_id(&meta)))
+        })
+    }
+
+    /// Runs `f` on a block of `padded` bytes (a multiple of [`ALIGN`]) aligned to [`ALIGN`]:
+    /// in this thread's kept buffer up to [`KEEP`], in a fresh one beyond.
+    #[cfg(target_os = "linux")]
+    fn aligned<T>(
+        padded: usize,
+        f: impl FnOnce(&mut [u8]) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        let stage = |buf: &mut Vec<u8>| {
+            if buf.len() < padded + ALIGN {
+                buf.resize(padded + ALIGN, 0);
+            }
+            let at = buf.as_ptr().align_offset(ALIGN);
+            f(&mut buf[at..at + padded])
         };
         if padded <= KEEP {
             STAGING.with(|b| stage(&mut b.borrow_mut()))
@@ -340,12 +349,7 @@ impl ShardStore for FsShardStore {
             return Ok(false);
         }
         let spare = self.lock_spares().pop();
-        let tmp = spare.unwrap_or_else(|| {
-            let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
-            self.root
-                .join("tmp")
-                .join(format!("{}.{}.{seq}", id.to_hex(), std::process::id()))
-        });
+        let tmp = spare.unwrap_or_else(|| self.temporary(&id.to_hex()));
         if let Err(e) = self.write_file(&tmp, bytes) {
             let _ = fs::remove_file(&tmp);
             return Err(io("write")(e));
@@ -420,12 +424,7 @@ impl ShardStore for FsShardStore {
             Err(e) => return Err(io("stat")(e)),
         };
         // Keep the file for a later put while there is room for it (see `SPARES`).
-        let spare = (self.lock_spares().len() < SPARES).then(|| {
-            let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
-            self.root
-                .join("tmp")
-                .join(format!("spare.{}.{seq}", std::process::id()))
-        });
+        let spare = (self.lock_spares().len() < SPARES).then(|| self.temporary("spare"));
         match &spare {
             Some(to) => fs::rename(&path, to).map_err(io("delete"))?,
             None => fs::remove_file(&path).map_err(io("delete"))?,
