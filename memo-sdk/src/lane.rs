@@ -25,6 +25,7 @@
 
 use crate::node::{Service, respond};
 use crate::rpc::{RpcError, call, remote};
+use bytes::{BufMut, Bytes, BytesMut};
 use memo_core::AccountId;
 use memo_core::protocol::{ErrorCode, LaneSecret, Request, Response};
 use memo_core::transport::{MAX_MESSAGE, Transport};
@@ -128,8 +129,9 @@ struct Conn {
     stream: TcpStream,
     send: Half,
     recv: Half,
-    /// Reused receive buffer.
-    buf: Vec<u8>,
+    /// Receive buffer: each frame is split off it and handed on as shared bytes (a shard in a
+    /// message is sliced, not copied); its allocation is taken back once they are dropped.
+    buf: BytesMut,
     used: Instant,
 }
 
@@ -144,7 +146,7 @@ impl Conn {
             stream,
             send: Half::new(secret, send),
             recv: Half::new(secret, recv),
-            buf: Vec::new(),
+            buf: BytesMut::new(),
             used: Instant::now(),
         }
     }
@@ -170,9 +172,9 @@ impl Conn {
         Ok(())
     }
 
-    /// Receives one frame and returns its plaintext (valid until the next receive), or
-    /// `None` if the peer closed the connection between frames.
-    async fn recv(&mut self) -> Result<Option<&[u8]>, LaneError> {
+    /// Receives one frame and returns its plaintext, or `None` if the peer closed the
+    /// connection between frames.
+    async fn recv(&mut self) -> Result<Option<Bytes>, LaneError> {
         let mut header = [0u8; 4];
         match self.stream.read_exact(&mut header).await {
             Ok(_) => {}
@@ -186,16 +188,32 @@ impl Conn {
                 max: MAX_FRAME,
             });
         }
-        self.buf.resize(len, 0);
-        self.stream.read_exact(&mut self.buf).await?;
+        // Reclaims the allocation if every earlier frame has been dropped; reads into it
+        // without zeroing it first.
+        self.buf.clear();
+        self.buf.reserve(len);
+        while self.buf.len() < len {
+            let want = len - self.buf.len();
+            if self
+                .stream
+                .read_buf(&mut (&mut self.buf).limit(want))
+                .await?
+                == 0
+            {
+                return Err(LaneError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
         let nonce = self.recv.nonce()?;
         let plain = self
             .recv
             .key
             .open_in_place(nonce, Aad::from(header), &mut self.buf)
-            .map_err(|_| LaneError::Auth)?;
+            .map_err(|_| LaneError::Auth)?
+            .len();
         self.used = Instant::now();
-        Ok(Some(plain))
+        let mut frame = self.buf.split_to(len);
+        frame.truncate(plain);
+        Ok(Some(frame.freeze()))
     }
 }
 
@@ -341,7 +359,7 @@ impl LaneServer {
                 Ok(Err(e)) => return Err(e),
                 Ok(Ok(Some(plain))) => plain,
             };
-            let response = match Request::from_bytes(plain) {
+            let response = match Request::from_shared(&plain) {
                 Ok(req) if on_lane(&req) => {
                     respond(std::slice::from_ref(&self.service), t.from, &req).await
                 }
@@ -472,7 +490,7 @@ impl Lanes {
             }))
             .await?;
             let response = match conn.recv().await? {
-                Some(plain) => Response::from_bytes(plain).map_err(LaneError::Malformed)?,
+                Some(plain) => Response::from_shared(&plain).map_err(LaneError::Malformed)?,
                 None => return Err(LaneError::Io(std::io::ErrorKind::UnexpectedEof.into())),
             };
             Ok((conn, response))

@@ -30,7 +30,7 @@ pub async fn serve(transport: Arc<dyn Transport>, services: Vec<Arc<dyn Service>
 /// own accept loop, e.g. to cancel requests in flight on shutdown).
 pub async fn dispatch(services: &[Arc<dyn Service>], incoming: Incoming) {
     let Incoming { from, body, reply } = incoming;
-    let response = match Request::from_bytes(&body) {
+    let response = match Request::from_shared(&body) {
         Ok(req) => respond(services, from, &req).await,
         Err(e) => Response::error(ErrorCode::BadRequest, e.to_string()),
     };

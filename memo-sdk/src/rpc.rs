@@ -49,7 +49,7 @@ pub async fn call(
     req: &Request,
 ) -> Result<Response, RpcError> {
     let raw = transport.request(peer, Bytes::from(req.to_bytes())).await?;
-    match Response::from_bytes(&raw) {
+    match Response::from_shared(&raw) {
         Ok(r) => remote(peer, r),
         Err(error) => Err(RpcError::Malformed { peer, error }),
     }

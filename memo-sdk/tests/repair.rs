@@ -272,10 +272,19 @@ async fn a_stopped_provider_is_declared_lost_and_its_shards_rebuilt() {
     eprintln!("{stats:?}");
     let repaired: u64 = stats.iter().map(|s| s.chunks_repaired).sum();
     assert_eq!(repaired as usize, held);
-    // Exactly k shards read per shard restored (one lost shard per chunk).
+    // Exactly k shards read per shard restored (one lost shard per chunk), unless an attempt
+    // failed: two keepers whose turns overlapped both repaired a chunk and the later one's
+    // Replace was refused (seen under a loaded machine). Such an attempt read at most k shards
+    // of one chunk, and no shard is longer than the larger object.
     let read: u64 = stats.iter().map(|s| s.bytes_read).sum();
     let restored: u64 = stats.iter().map(|s| s.bytes_restored).sum();
-    assert_eq!(read, 3 * restored, "{stats:?}");
+    let failed: u64 = stats.iter().map(|s| s.failures).sum();
+    if failed == 0 {
+        assert_eq!(read, 3 * restored, "{stats:?}");
+    } else {
+        assert!(read >= 3 * restored, "{stats:?}");
+        assert!(read - 3 * restored <= failed * 3 * 20_000, "{stats:?}");
+    }
     for k in 0..2 {
         assert!(
             sim.registry(k)

@@ -43,6 +43,12 @@ pub enum ShardStoreError {
 pub trait ShardStore: Send + Sync {
     /// Stores `bytes` as shard `id`; returns true if newly stored, false if already held.
     fn put(&self, id: &ShardId, bytes: &[u8]) -> Result<bool, ShardStoreError>;
+    /// [`ShardStore::put`] for bytes already checked against their id. The default calls
+    /// `put`, which checks again; a store that hashes in `put` overrides this to skip it (the
+    /// [`Holder`] checks every shard it accepts before storing it).
+    fn put_verified(&self, shard: Verified<'_>) -> Result<bool, ShardStoreError> {
+        self.put(shard.id(), shard.bytes())
+    }
     /// The shard's bytes, verified, or `None` if not held.
     fn get(&self, id: &ShardId) -> Result<Option<Vec<u8>>, ShardStoreError>;
     /// True if the shard is held.
@@ -55,13 +61,31 @@ pub trait ShardStore: Send + Sync {
     fn used_bytes(&self) -> Result<u64, ShardStoreError>;
 }
 
-/// Checks `bytes` hash to `id`.
-pub(crate) fn verify(id: &ShardId, bytes: &[u8]) -> Result<(), ShardStoreError> {
-    let actual = ShardId::of(bytes);
-    if actual != *id {
-        return Err(ShardStoreError::Mismatch { id: *id, actual });
+/// Shard bytes checked to hash to their id; only [`Verified::check`] makes one, so a store
+/// handed one ([`ShardStore::put_verified`]) need not hash the bytes again.
+#[derive(Clone, Copy, Debug)]
+pub struct Verified<'a> {
+    id: ShardId,
+    bytes: &'a [u8],
+}
+
+impl<'a> Verified<'a> {
+    /// Hashes `bytes`: [`ShardStoreError::Mismatch`] unless they are shard `id`.
+    pub fn check(id: &ShardId, bytes: &'a [u8]) -> Result<Self, ShardStoreError> {
+        let actual = ShardId::of(bytes);
+        if actual != *id {
+            return Err(ShardStoreError::Mismatch { id: *id, actual });
+        }
+        Ok(Self { id: *id, bytes })
     }
-    Ok(())
+    /// The shard id.
+    pub fn id(&self) -> &ShardId {
+        &self.id
+    }
+    /// The shard's bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
 }
 
 /// In-memory [`ShardStore`].
@@ -88,12 +112,14 @@ impl MemoryShardStore {
 
 impl ShardStore for MemoryShardStore {
     fn put(&self, id: &ShardId, bytes: &[u8]) -> Result<bool, ShardStoreError> {
-        verify(id, bytes)?;
+        self.put_verified(Verified::check(id, bytes)?)
+    }
+    fn put_verified(&self, shard: Verified<'_>) -> Result<bool, ShardStoreError> {
         let mut m = self.lock()?;
-        if m.contains_key(id) {
+        if m.contains_key(shard.id()) {
             return Ok(false);
         }
-        m.insert(*id, bytes.to_vec());
+        m.insert(*shard.id(), shard.bytes().to_vec());
         Ok(true)
     }
     fn get(&self, id: &ShardId) -> Result<Option<Vec<u8>>, ShardStoreError> {
@@ -159,7 +185,7 @@ impl<S: ShardStore> Holder<S> {
 
     /// Accepts a shard (verified against its id) if it fits; returns true if newly stored.
     pub fn accept(&self, id: &ShardId, bytes: &[u8]) -> Result<bool, HolderError> {
-        verify(id, bytes)?;
+        let shard = Verified::check(id, bytes)?;
         if self.store.has(id)? {
             return Ok(false);
         }
@@ -172,7 +198,7 @@ impl<S: ShardStore> Holder<S> {
                 capacity: self.capacity,
             });
         }
-        Ok(self.store.put(id, bytes)?)
+        Ok(self.store.put_verified(shard)?)
     }
 
     /// Serves a shard, verified.

@@ -24,7 +24,7 @@ mod holder;
 mod store;
 mod types;
 
-pub use holder::{Holder, HolderError, MemoryShardStore, ShardStore, ShardStoreError};
+pub use holder::{Holder, HolderError, MemoryShardStore, ShardStore, ShardStoreError, Verified};
 pub use store::{MemoryMeta, MetaRead, MetaStore, MetaTxn, StoreError};
 pub use types::{
     ACCOUNT_VERSION, Account, CHUNK_ENTRY_VERSION, ChunkEntry, ChunkInfo, DeletePlan,

@@ -21,7 +21,7 @@ use crate::id::{AccountId, ChunkId, ShardId};
 use crate::ownership::ObjectOp;
 use crate::ownership::{
     Account, ChunkEntry, ChunkInfo, Holder, MemoryShardStore, MetaStore, ObjectChunks, Ownership,
-    OwnershipError, Placement, ShardHealth, ShardStore, ShardStoreError, StoreError,
+    OwnershipError, Placement, ShardHealth, ShardStore, ShardStoreError, StoreError, Verified,
 };
 
 /// `len` deterministic pseudo-random bytes for `seed` (blake3's extendable output): test data
@@ -625,6 +625,19 @@ pub fn shard_store_conformance<S: ShardStore>(make: impl Fn() -> S) {
         "an empty shard is a shard"
     );
     assert_eq!(s.get(&ShardId::of(empty)).unwrap(), Some(Vec::new()));
+
+    // A verified put stores like a put; checking refuses what `put` refuses.
+    let s = make();
+    let v = Verified::check(&ib, &b).unwrap();
+    assert!(s.put_verified(v).unwrap(), "a verified put stores");
+    assert!(!s.put_verified(v).unwrap(), "a second reports already held");
+    assert!(!s.put(&ib, &b).unwrap(), "as does a plain put");
+    assert_eq!(s.get(&ib).unwrap(), Some(b.clone()));
+    assert_eq!(s.used_bytes().unwrap(), b.len() as u64);
+    assert_eq!(
+        Verified::check(&ia, &b).unwrap_err(),
+        ShardStoreError::Mismatch { id: ia, actual: ib }
+    );
 
     // Many shards, then all gone.
     let s = make();

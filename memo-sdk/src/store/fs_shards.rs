@@ -1,7 +1,7 @@
 //! [`FsShardStore`]: one file per shard, written atomically, deleted to give the space back.
 
 use memo_core::ShardId;
-use memo_core::ownership::{ShardStore, ShardStoreError};
+use memo_core::ownership::{ShardStore, ShardStoreError, Verified};
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -340,10 +340,11 @@ fn sync_dir(dir: &Path) -> Result<(), ShardStoreError> {
 
 impl ShardStore for FsShardStore {
     fn put(&self, id: &ShardId, bytes: &[u8]) -> Result<bool, ShardStoreError> {
-        let actual = ShardId::of(bytes);
-        if actual != *id {
-            return Err(ShardStoreError::Mismatch { id: *id, actual });
-        }
+        self.put_verified(Verified::check(id, bytes)?)
+    }
+
+    fn put_verified(&self, shard: Verified<'_>) -> Result<bool, ShardStoreError> {
+        let (id, bytes) = (shard.id(), shard.bytes());
         let path = self.path(id);
         if path.exists() {
             return Ok(false);
