@@ -3,6 +3,11 @@
 //!
 //! `cargo bench -p memo-refnode --bench devnet` (sizes in MiB: `MEMO_BENCH_SIZES=64,1024`;
 //! runs per size: `MEMO_BENCH_REPS=3`, the median is printed).
+//!
+//! A second table gives the CPU time each phase took per GiB, in this process (the pipeline,
+//! or the client) and in the devnet's node processes together (lanes only; from
+//! `/proc/PID/stat`, 10 ms ticks): what a put or get costs each side, which the throughput
+//! ratio alone hides when the client and every node share the machine's cores.
 
 use memo_core::codec::{CodecParams, ConvergenceDomain, Decoder, Encoder, MemoryShards};
 mod common;
@@ -21,6 +26,19 @@ fn mark(phase: &str) {
             .unwrap_or_default();
         eprintln!("mark {phase} {:.3}", t.as_secs_f64());
     }
+}
+
+/// CPU time (user and system, all threads) that process `pid` (`"self"` for this one) has
+/// used, in seconds, from `/proc/PID/stat`; `None` where that cannot be read (not Linux, or
+/// the process is gone). Ticks are taken as 1/100 s (Linux's `USER_HZ` on every common
+/// architecture).
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces), from field 3 (state) on.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -63,8 +81,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // 2 ms per MiB), which would otherwise weigh on whichever side got fresh memory.
         let mut out: Vec<u8> = Vec::new();
         out.resize(sizes.iter().max().copied().unwrap_or(0) << 20, 1);
+        let nodes: Vec<String> = devnet.pids().iter().map(u64::to_string).collect();
+        let me = ["self".to_string()];
+        let cpu = |who: &[String]| -> f64 { who.iter().filter_map(|p| cpu_seconds(p)).sum() };
+        let mut cpu_rows = Vec::new();
         for mib in &sizes {
             let mut m: [Vec<f64>; 6] = Default::default();
+            // CPU seconds per GiB: [encode, put client, put nodes, decode, get client, get nodes].
+            let mut secs: [Vec<f64>; 6] = Default::default();
+            let gib = *mib as f64 / 1024.0;
             for rep in 0..reps {
                 let seed = 0x5eed + (*mib as u64) * 1000 + rep as u64;
                 let data = random(mib << 20, seed);
@@ -74,22 +99,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 // decode that back.
                 let enc = Encoder::new(ConvergenceDomain::global(), CodecParams::default())?;
                 mark("encode");
+                let c0 = cpu(&me);
                 let t = Instant::now();
                 enc.encode_reader(&data[..], Some(data.len() as u64), &mut |_| {}, &mut |c| {
                     drop(c);
                     Ok(())
                 })?;
                 m[0].push(*mib as f64 / t.elapsed().as_secs_f64());
+                secs[0].push((cpu(&me) - c0) / gib);
                 let shards = MemoryShards::new();
                 let obj = enc.encode_reader(&data[..], Some(data.len() as u64), &mut |_| {}, &mut |c| {
                     shards.insert_chunk(&c);
                     Ok(())
                 })?;
                 mark("decode");
+                let c0 = cpu(&me);
                 let t = Instant::now();
                 out.clear();
                 Decoder::default().decode_to_writer(&shards, &obj, None, &mut |_| {}, &mut out)?;
                 m[3].push(*mib as f64 / t.elapsed().as_secs_f64());
+                secs[3].push((cpu(&me) - c0) / gib);
                 assert!(out == data);
                 drop(shards);
                 // Through the devnet, on lanes and over Noise, each on data it has not seen.
@@ -103,14 +132,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         &fresh
                     };
                     mark("put");
+                    let (c0, n0) = (cpu(&me), cpu(&nodes));
                     let t = Instant::now();
                     let put = c.put(&format!("bench-{mib}-{rep}-{way}"), data, Some(data.len() as u64), &mut |_| {}).await?;
                     m[1 + way].push(*mib as f64 / t.elapsed().as_secs_f64());
+                    let (c1, n1) = (cpu(&me), cpu(&nodes));
                     mark("get");
                     let t = Instant::now();
                     out.clear();
                     c.get(&put.id.to_hex(), None, &mut out, &mut |_| {}).await?;
                     m[4 + way].push(*mib as f64 / t.elapsed().as_secs_f64());
+                    let (c2, n2) = (cpu(&me), cpu(&nodes));
+                    if way == 0 {
+                        secs[1].push((c1 - c0) / gib);
+                        secs[2].push((n1 - n0) / gib);
+                        secs[4].push((c2 - c1) / gib);
+                        secs[5].push((n2 - n1) / gib);
+                    }
                     mark("end");
                     if out != data {
                         return Err("devnet returned different bytes".into());
@@ -123,6 +161,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             let [enc, put, nput, dec, get, nget] = m.map(|mut v| median(&mut v));
+            cpu_rows.push((*mib, secs.map(|mut v| median(&mut v))));
             println!(
                 "{mib:>6} {enc:>10.0} {put:>10.0} {nput:>10.0} {dec:>10.0} {get:>10.0} {nget:>10.0} {:>6.0}% {:>6.0}%",
                 100.0 * put / enc,
@@ -130,6 +169,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         println!("(MiB/s; put % = put / encode, get % = get / decode)");
+        println!();
+        println!("CPU seconds per GiB (lanes): this process (pipeline or client) and the devnet's nodes together");
+        println!("{:>6} {:>8} {:>11} {:>10} {:>8} {:>11} {:>10}", "MiB", "encode", "put client", "put nodes", "decode", "get client", "get nodes");
+        for (mib, [enc, pc, pn, dec, gc, gn]) in cpu_rows {
+            println!("{mib:>6} {enc:>8.2} {pc:>11.2} {pn:>10.2} {dec:>8.2} {gc:>11.2} {gn:>10.2}");
+        }
         Ok::<(), Box<dyn std::error::Error>>(())
     });
     drop(devnet);

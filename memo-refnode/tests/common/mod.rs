@@ -194,7 +194,7 @@ impl Devnet {
     }
 
     /// Every node's pid, from `devnet.json`.
-    fn pids(&self) -> Vec<u64> {
+    pub fn pids(&self) -> Vec<u64> {
         self.nodes()
             .iter()
             .map(|n| n["pid"].as_u64().unwrap())
