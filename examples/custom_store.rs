@@ -11,7 +11,7 @@
 
 use anyhow::{Result, bail};
 use memo_core::ShardId;
-use memo_core::ownership::{ShardStore, ShardStoreError};
+use memo_core::ownership::{ShardStore, ShardStoreError, Verified};
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_sdk::local::{LocalNetwork, LocalSpec};
 use std::collections::BTreeMap;
@@ -33,11 +33,17 @@ impl MapStore {
 
 impl ShardStore for MapStore {
     fn put(&self, id: &ShardId, bytes: &[u8]) -> Result<bool, ShardStoreError> {
-        let actual = ShardId::of(bytes);
-        if actual != *id {
-            return Err(ShardStoreError::Mismatch { id: *id, actual });
+        // Refuses bytes that do not hash to `id` (ShardStoreError::Mismatch).
+        self.put_verified(Verified::check(id, bytes)?)
+    }
+    // The provider's Holder checks every shard before storing it: no second hash here.
+    fn put_verified(&self, shard: Verified<'_>) -> Result<bool, ShardStoreError> {
+        let mut map = self.map()?;
+        if map.contains_key(shard.id()) {
+            return Ok(false);
         }
-        Ok(self.map()?.insert(*id, bytes.to_vec()).is_none())
+        map.insert(*shard.id(), shard.bytes().to_vec());
+        Ok(true)
     }
     fn get(&self, id: &ShardId) -> Result<Option<Vec<u8>>, ShardStoreError> {
         Ok(self.map()?.get(id).cloned())
