@@ -32,7 +32,7 @@ fn mark(phase: &str) {
 /// used, in seconds, from `/proc/PID/stat`; `None` where that cannot be read (not Linux, or
 /// the process is gone). Ticks are taken as 1/100 s (Linux's `USER_HZ` on every common
 /// architecture).
-pub fn cpu_seconds(pid: &str) -> Option<f64> {
+fn cpu_seconds(pid: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces), from field 3 (state) on.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();

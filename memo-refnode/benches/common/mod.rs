@@ -2,17 +2,17 @@
 //! pseudo-random data and environment settings.
 
 use crate::harness::Devnet;
-
-/// The `memo` binary's allocator, for the in-process side of a benchmark too (the pipeline
-/// figures and the client): the same allocator on both sides of a comparison.
-#[global_allocator]
-static ALLOC: memo_sdk::alloc::Allocator = memo_sdk::alloc::Allocator;
 use memo_sdk::config::ClientFile;
 use memo_sdk::{Client, ClientConfig};
 use std::error::Error;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
+
+/// The `memo` binary's allocator, for the in-process side of a benchmark too (the pipeline
+/// figures and the client): the same allocator on both sides of a comparison.
+#[global_allocator]
+static ALLOC: memo_sdk::alloc::Allocator = memo_sdk::alloc::Allocator;
 
 /// Alice's client with her config's codec settings and no ledger (the benchmarks measure
 /// storage alone: no storage orders); `tune` adjusts the rest.

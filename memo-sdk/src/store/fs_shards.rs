@@ -248,8 +248,9 @@ mod direct {
 
     /// Reads the whole file at `path` with `O_DIRECT`, through the per-thread aligned buffer,
     /// into a vector of its exact length; also returns the file's [`super::file_id`]. A file
-    /// system without direct I/O fails it with EINVAL ([`std::io::ErrorKind::InvalidInput`]); so does a read that comes back short of
-    /// the file's length (it cannot be continued at an unaligned offset).
+    /// system without direct I/O fails it with EINVAL ([`std::io::ErrorKind::InvalidInput`]);
+    /// so does a read that comes back short of the file's length (it cannot be continued at
+    /// an unaligned offset).
     #[cfg(target_os = "linux")]
     pub(super) fn read(path: &Path) -> std::io::Result<(Vec<u8>, u64)> {
         use std::os::unix::fs::{FileExt, OpenOptionsExt};
