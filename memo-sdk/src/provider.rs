@@ -207,11 +207,11 @@ impl<S: ShardStore + 'static> Provider<S> {
             }
             Request::ProviderStatus => {
                 let store = self.holder.store();
-                match (store.used_bytes(), store.list()) {
-                    (Ok(used), Ok(list)) => Response::ProviderStatus {
+                match (store.used_bytes(), store.shard_count()) {
+                    (Ok(used), Ok(shards)) => Response::ProviderStatus {
                         capacity: self.holder.capacity(),
                         used,
-                        shards: list.len() as u64,
+                        shards,
                     },
                     (Err(e), _) | (_, Err(e)) => {
                         Response::error(ErrorCode::Internal, e.to_string())

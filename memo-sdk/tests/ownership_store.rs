@@ -149,6 +149,9 @@ fn shard_files_keep_their_exact_length_on_both_write_paths() {
         }
         assert_eq!(s.used_bytes().unwrap(), total);
         let other = FsShardStore::open(&root).unwrap().with_direct_io(!direct);
+        // Reopening counts what is on disk: the same bytes and shards.
+        assert_eq!(other.used_bytes().unwrap(), total);
+        assert_eq!(other.shard_count().unwrap(), stored.len() as u64);
         for (id, bytes) in &stored {
             assert_eq!(other.get(id).unwrap().as_deref(), Some(&bytes[..]));
         }
@@ -373,10 +376,15 @@ fn damaged_shard_files_are_reported_not_served() {
     assert!(matches!(s.get(&id), Err(ShardStoreError::Corrupt { .. })));
     // A leftover temporary from a crash is removed on open; the byte count is rebuilt.
     std::fs::write(root.join("tmp").join("junk"), b"x").unwrap();
+    // A stray file among the shards is not a shard: neither counted nor listed.
+    std::fs::write(file.with_file_name("not-a-shard"), b"stray").unwrap();
     let s = FsShardStore::open(&root).unwrap();
     assert_eq!(s.used_bytes().unwrap(), 100);
+    assert_eq!(s.shard_count().unwrap(), 1);
+    assert_eq!(s.list().unwrap(), vec![id]);
     assert!(!root.join("tmp").join("junk").exists());
     assert!(s.delete(&id).unwrap());
+    assert_eq!(s.shard_count().unwrap(), 0);
     assert!(!file.exists(), "a purge unlinks the file");
 }
 

@@ -59,6 +59,11 @@ pub trait ShardStore: Send + Sync {
     fn list(&self) -> Result<Vec<ShardId>, ShardStoreError>;
     /// Bytes of shard data held.
     fn used_bytes(&self) -> Result<u64, ShardStoreError>;
+    /// How many shards are held (`list().len()`). The default lists them all; a store that
+    /// keeps a count overrides it, since providers answer it on every liveness probe.
+    fn shard_count(&self) -> Result<u64, ShardStoreError> {
+        Ok(self.list()?.len() as u64)
+    }
 }
 
 /// Shard bytes checked to hash to their id; only [`Verified::check`] makes one, so a store
@@ -138,6 +143,9 @@ impl ShardStore for MemoryShardStore {
     }
     fn used_bytes(&self) -> Result<u64, ShardStoreError> {
         Ok(self.lock()?.values().map(|b| b.len() as u64).sum())
+    }
+    fn shard_count(&self) -> Result<u64, ShardStoreError> {
+        Ok(self.lock()?.len() as u64)
     }
 }
 

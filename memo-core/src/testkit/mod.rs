@@ -573,6 +573,7 @@ pub fn shard_store_conformance<S: ShardStore>(make: impl Fn() -> S) {
     let (ia, ib) = (ShardId::of(&a), ShardId::of(&b));
     assert_eq!(s.used_bytes().unwrap(), 0, "a new store is empty");
     assert!(s.list().unwrap().is_empty());
+    assert_eq!(s.shard_count().unwrap(), 0);
     assert_eq!(s.get(&ia).unwrap(), None);
     assert!(!s.has(&ia).unwrap());
     assert!(
@@ -594,6 +595,7 @@ pub fn shard_store_conformance<S: ShardStore>(make: impl Fn() -> S) {
     let mut ids = vec![ia, ib];
     ids.sort();
     assert_eq!(s.list().unwrap(), ids, "list is every shard in id order");
+    assert_eq!(s.shard_count().unwrap(), 2, "a second put is not counted");
 
     let err = s.put(&ia, &b).unwrap_err();
     assert_eq!(err, ShardStoreError::Mismatch { id: ia, actual: ib });
@@ -619,11 +621,19 @@ pub fn shard_store_conformance<S: ShardStore>(make: impl Fn() -> S) {
         "delete frees the space"
     );
     assert_eq!(s.list().unwrap(), vec![ia]);
+    assert_eq!(s.shard_count().unwrap(), 1, "delete uncounts");
+    assert!(!s.delete(&ib).unwrap());
+    assert_eq!(
+        s.shard_count().unwrap(),
+        1,
+        "a second delete uncounts nothing"
+    );
     let empty: &[u8] = &[];
     assert!(
         s.put(&ShardId::of(empty), empty).unwrap(),
         "an empty shard is a shard"
     );
+    assert_eq!(s.shard_count().unwrap(), 2);
     assert_eq!(s.get(&ShardId::of(empty)).unwrap(), Some(Vec::new()));
 
     // A verified put stores like a put; checking refuses what `put` refuses.
@@ -634,6 +644,7 @@ pub fn shard_store_conformance<S: ShardStore>(make: impl Fn() -> S) {
     assert!(!s.put(&ib, &b).unwrap(), "as does a plain put");
     assert_eq!(s.get(&ib).unwrap(), Some(b.clone()));
     assert_eq!(s.used_bytes().unwrap(), b.len() as u64);
+    assert_eq!(s.shard_count().unwrap(), 1, "counted once");
     assert_eq!(
         Verified::check(&ia, &b).unwrap_err(),
         ShardStoreError::Mismatch { id: ia, actual: ib }
@@ -648,11 +659,13 @@ pub fn shard_store_conformance<S: ShardStore>(make: impl Fn() -> S) {
         assert!(s.put(&ShardId::of(sh), sh).unwrap());
     }
     assert_eq!(s.list().unwrap().len(), 50);
+    assert_eq!(s.shard_count().unwrap(), 50);
     for sh in &shards {
         assert!(s.delete(&ShardId::of(sh)).unwrap());
     }
     assert_eq!(s.used_bytes().unwrap(), 0);
     assert!(s.list().unwrap().is_empty());
+    assert_eq!(s.shard_count().unwrap(), 0);
 }
 
 /// [`Ownership::apply_batch`] gives the same results and the same state as applying the same

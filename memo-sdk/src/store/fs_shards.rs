@@ -39,6 +39,8 @@ fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> ShardStoreError {
 pub struct FsShardStore {
     root: PathBuf,
     used: AtomicU64,
+    /// Shards held (counted at open, then kept with `used`), so a status probe needs no scan.
+    count: AtomicU64,
     /// Serialises the rename/unlink step with the byte count (data is written outside it).
     lock: Mutex<()>,
     tmp_seq: AtomicU64,
@@ -74,18 +76,27 @@ impl FsShardStore {
             fs::remove_dir_all(&tmp).map_err(io("clean temporaries"))?;
         }
         fs::create_dir_all(&tmp).map_err(io("create"))?;
-        let mut used = 0u64;
+        let (mut used, mut count) = (0u64, 0u64);
         for b in 0..=255u8 {
             let dir = root.join("shards").join(format!("{b:02x}"));
             fs::create_dir_all(&dir).map_err(io("create"))?;
             for e in fs::read_dir(&dir).map_err(io("scan"))? {
                 let e = e.map_err(io("scan"))?;
-                used += e.metadata().map_err(io("scan"))?.len();
+                // Counted as `list` counts: names that are shard ids.
+                if e.file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<ShardId>().ok())
+                    .is_some()
+                {
+                    used += e.metadata().map_err(io("scan"))?.len();
+                    count += 1;
+                }
             }
         }
         Ok(Self {
             root,
             used: AtomicU64::new(used),
+            count: AtomicU64::new(count),
             lock: Mutex::new(()),
             tmp_seq: AtomicU64::new(0),
             sync: true,
@@ -363,6 +374,7 @@ impl ShardStore for FsShardStore {
         }
         fs::rename(&tmp, &path).map_err(io("rename"))?;
         self.used.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
         drop(_g);
         if self.sync
             && let Some(dir) = path.parent()
@@ -437,6 +449,9 @@ impl ShardStore for FsShardStore {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
                 Some(u.saturating_sub(len))
             });
+        let _ = self
+            .count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
         drop(_g);
         // The removal is durable before the file can hold another shard: otherwise a crash
         // could leave this shard's path naming a file a later put filled.
@@ -489,5 +504,9 @@ impl ShardStore for FsShardStore {
 
     fn used_bytes(&self) -> Result<u64, ShardStoreError> {
         Ok(self.used.load(Ordering::Relaxed))
+    }
+
+    fn shard_count(&self) -> Result<u64, ShardStoreError> {
+        Ok(self.count.load(Ordering::Relaxed))
     }
 }
