@@ -163,6 +163,36 @@ fn shard_files_keep_their_exact_length_on_both_write_paths() {
     }
 }
 
+/// Serving a shard does not touch its file's access time (no metadata write per read), on
+/// both read paths. The times are set an hour back, where `relatime` would update the access
+/// time on the next read.
+#[cfg(target_os = "linux")]
+#[test]
+fn reading_a_shard_leaves_its_access_time() {
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for direct in [true, false] {
+        let root = temp_path("shards");
+        let s = FsShardStore::open(&root).unwrap().with_direct_io(direct);
+        let bytes = testkit::random_bytes(100_000, 3);
+        let id = ShardId::of(&bytes);
+        s.put(&id, &bytes).unwrap();
+        let file = shard_file(&root, &id);
+        let times = std::fs::FileTimes::new()
+            .set_accessed(hour_ago)
+            .set_modified(hour_ago);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_times(times)
+            .unwrap();
+        let before = std::fs::metadata(&file).unwrap().accessed().unwrap();
+        assert_eq!(s.get(&id).unwrap().as_deref(), Some(&bytes[..]));
+        let after = std::fs::metadata(&file).unwrap().accessed().unwrap();
+        assert_eq!(after, before, "direct: {direct}");
+    }
+}
+
 /// A delete empties the shard's file at once (its blocks are freed) and keeps it for a later
 /// put, which fills it instead of creating a file; reopening clears the spares.
 #[test]
