@@ -4,6 +4,12 @@
 //! `cargo bench -p memo-refnode --bench devnet` (sizes in MiB: `MEMO_BENCH_SIZES=64,1024`;
 //! runs per size: `MEMO_BENCH_REPS=3`, the median is printed).
 //!
+//! With `MEMO_BENCH_LAYOUT=split` (Linux), the devnet's node processes run on the upper half of
+//! the CPUs and this process (the pipeline and the client) on the lower half: a stand-in, on
+//! one machine, for providers on machines of their own, where a client has only its own CPUs
+//! for both coding and sending, and the pipeline figure is what those CPUs code. By default
+//! (`shared`) every process may run on every CPU.
+//!
 //! A second table gives the CPU time each phase took per GiB, in this process (the pipeline,
 //! or the client) and in the devnet's node processes together (lanes only; from
 //! `/proc/PID/stat`, 10 ms ticks): what a put or get costs each side, which the throughput
@@ -41,11 +47,54 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     Some((utime + stime) as f64 / 100.0)
 }
 
+/// Restricts the calling thread (and the threads and processes it starts from then on) to
+/// CPUs `cpus`.
+#[cfg(target_os = "linux")]
+fn pin(cpus: std::ops::Range<usize>) -> Result<(), Box<dyn std::error::Error>> {
+    let mut set = nix::sched::CpuSet::new();
+    for c in cpus {
+        set.set(c)?;
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)?;
+    Ok(())
+}
+
+/// Starts the devnet in `layout` and returns it with a line describing the layout. `split`
+/// starts the devnet pinned to the upper half of the CPUs (its processes inherit that), then
+/// pins this thread to the lower half before any other thread of the bench exists.
+fn start(layout: &str) -> Result<(harness::Devnet, String), Box<dyn std::error::Error>> {
+    match layout {
+        "shared" => Ok((
+            harness::Devnet::start(10, 1),
+            "layout: shared (the devnet's nodes and this process on every CPU)".into(),
+        )),
+        #[cfg(target_os = "linux")]
+        "split" => {
+            let n = std::thread::available_parallelism()?.get();
+            if n < 2 {
+                return Err("the split layout needs at least 2 CPUs".into());
+            }
+            let half = n / 2;
+            pin(half..n)?;
+            let devnet = harness::Devnet::start(10, 1);
+            pin(0..half)?;
+            Ok((
+                devnet,
+                format!(
+                    "layout: split (pipeline and client on CPUs 0..{half}, the devnet's nodes on CPUs {half}..{n})"
+                ),
+            ))
+        }
+        other => Err(format!("MEMO_BENCH_LAYOUT={other}: use shared or split (Linux)").into()),
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sizes: Vec<usize> = common::env::<String>("MEMO_BENCH_SIZES")
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![64, 1024]);
-    let devnet = harness::Devnet::start(10, 1);
+    let layout = common::env::<String>("MEMO_BENCH_LAYOUT").unwrap_or_else(|| "shared".into());
+    let (devnet, layout) = start(&layout)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -70,6 +119,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "devnet: 1 keeper and 10 provider processes on loopback, RS 4+2, {} KiB chunks, shard files without per-shard fsync (devnet default); median of {reps} runs, fresh random data each",
             CodecParams::default().chunk_size / 1024
         );
+        println!("{layout}");
         println!("put/get: shard bytes on the lanes (AES-256-GCM over TCP, the default); noise: everything over libp2p TCP+Noise+yamux");
         println!("{:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>7}", "MiB", "encode", "put", "noise put", "decode", "get", "noise get", "put %", "get %");
         let median = |v: &mut Vec<f64>| {
