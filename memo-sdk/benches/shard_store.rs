@@ -4,6 +4,12 @@
 //! them all back, purges every other one, and reports throughput and the disk space held after
 //! the purge (what a purge gives back when the survivors are spread through the store).
 //!
+//! A second table is the disk's ceiling for the devnet bench: 1 MiB shards (the devnet's, a
+//! 4 MiB chunk with k = 4), written directly without fsync (the devnet's setting) by 1, 2 and 4
+//! threads at once, then read back the same way, in MiB/s. Every devnet put writes its shards
+//! and every get reads k of them, so devnet throughput cannot exceed these figures (shard
+//! bytes, not object bytes) however fast the CPU side is.
+//!
 //! Run: `cargo bench -p memo-sdk --bench shard_store` (`MEMO_BENCH_SHARDS` sets N, default 400).
 
 use memo_core::ShardId;
@@ -143,4 +149,60 @@ fn main() {
         full as f64 / 1e6,
         half as f64 / 1e6
     );
+    ceiling(dir.path());
+}
+
+/// The disk's ceiling for the devnet: 1 MiB shards, direct writes without fsync, then direct
+/// reads, by 1, 2 and 4 threads (each a store of its own, as the devnet's providers are).
+fn ceiling(dir: &Path) {
+    const MIB: usize = 1 << 20;
+    const PER_THREAD: usize = 256;
+    println!(
+        "\nDisk ceiling for the devnet: {PER_THREAD} shards of 1 MiB per thread, direct I/O, no fsync (MiB/s)\n"
+    );
+    println!("| threads | put | get |");
+    println!("| ---: | ---: | ---: |");
+    for threads in [1usize, 2, 4] {
+        let stores: Vec<(FsShardStore, Vec<(ShardId, Vec<u8>)>)> = (0..threads)
+            .map(|t| {
+                let root = dir.join(format!("ceiling-{threads}-{t}"));
+                let store = FsShardStore::open(&root).expect("open").with_sync(false);
+                let shards = (0..PER_THREAD)
+                    .map(|i| {
+                        let mut b = vec![0u8; MIB];
+                        let seed = (threads * 1_000_000 + t * 1000 + i) as u64;
+                        blake3::Hasher::new()
+                            .update(&seed.to_le_bytes())
+                            .finalize_xof()
+                            .fill(&mut b);
+                        (ShardId::of(&b), b)
+                    })
+                    .collect();
+                (store, shards)
+            })
+            .collect();
+        let total = (threads * PER_THREAD) as f64;
+        let run = |f: &(dyn Fn(&FsShardStore, &ShardId, &[u8]) + Sync)| {
+            let t = Instant::now();
+            std::thread::scope(|s| {
+                for (store, shards) in &stores {
+                    s.spawn(move || {
+                        for (id, b) in shards {
+                            f(store, id, b);
+                        }
+                    });
+                }
+            });
+            total / t.elapsed().as_secs_f64()
+        };
+        let put = run(&|s, id, b| {
+            assert!(s.put(id, b).expect("put"));
+        });
+        let get = run(&|s, id, b| {
+            assert_eq!(s.get(id).expect("get").map(|v| v.len()), Some(b.len()));
+        });
+        let refused = stores.iter().any(|(s, _)| !s.direct_io());
+        let note = if refused { " (direct I/O refused)" } else { "" };
+        println!("| {threads}{note} | {put:.0} | {get:.0} |");
+    }
 }
