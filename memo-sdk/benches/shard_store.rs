@@ -152,6 +152,9 @@ fn main() {
     ceiling(dir.path());
 }
 
+/// Shards and their ids.
+type Shards = Vec<(ShardId, Vec<u8>)>;
+
 /// The disk's ceiling for the devnet: 1 MiB shards, direct writes without fsync, then direct
 /// reads, by 1, 2 and 4 threads (each a store of its own, as the devnet's providers are).
 fn ceiling(dir: &Path) {
@@ -163,7 +166,7 @@ fn ceiling(dir: &Path) {
     println!("| threads | put | get |");
     println!("| ---: | ---: | ---: |");
     for threads in [1usize, 2, 4] {
-        let stores: Vec<(FsShardStore, Vec<(ShardId, Vec<u8>)>)> = (0..threads)
+        let stores: Vec<(FsShardStore, Shards)> = (0..threads)
             .map(|t| {
                 let root = dir.join(format!("ceiling-{threads}-{t}"));
                 let store = FsShardStore::open(&root).expect("open").with_sync(false);
