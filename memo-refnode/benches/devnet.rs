@@ -47,6 +47,49 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     Some((utime + stime) as f64 / 100.0)
 }
 
+/// Disk totals since boot over every block device in `/sys/block` but loop and RAM devices:
+/// `[reads, sectors read, ms reading, writes, sectors written, ms writing]` (from
+/// `/proc/diskstats`); `None` where that cannot be read.
+fn disk() -> Option<[u64; 6]> {
+    let devices: Vec<String> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| !n.starts_with("loop") && !n.starts_with("ram"))
+        .collect();
+    let stats = std::fs::read_to_string("/proc/diskstats").ok()?;
+    let mut total = [0u64; 6];
+    for line in stats.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 11 || !devices.iter().any(|d| d == f[2]) {
+            continue;
+        }
+        // Fields 4..=7 are reads, merged, sectors, ms; 8..=11 the same for writes.
+        for (slot, field) in [(0, 3), (1, 5), (2, 6), (3, 7), (4, 9), (5, 10)] {
+            total[slot] += f[field].parse::<u64>().ok()?;
+        }
+    }
+    Some(total)
+}
+
+/// What the disk did between `a` and `b` over `secs` seconds, one direction (`write` or
+/// not): `[MiB moved, ms per request, requests in flight on average]`.
+fn disk_phase(
+    a: Option<[u64; 6]>,
+    b: Option<[u64; 6]>,
+    secs: f64,
+    write: bool,
+) -> Option<[f64; 3]> {
+    let (a, b) = (a?, b?);
+    let o = if write { 3 } else { 0 };
+    let d = |i: usize| b[o + i].saturating_sub(a[o + i]) as f64;
+    let (ops, mib, ms) = (d(0), d(1) * 512.0 / (1u64 << 20) as f64, d(2));
+    Some([
+        mib,
+        if ops > 0.0 { ms / ops } else { 0.0 },
+        ms / 1000.0 / secs,
+    ])
+}
+
 /// Restricts the calling thread (and the threads and processes it starts from then on) to
 /// CPUs `cpus`.
 #[cfg(target_os = "linux")]
@@ -135,10 +178,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let me = ["self".to_string()];
         let cpu = |who: &[String]| -> f64 { who.iter().filter_map(|p| cpu_seconds(p)).sum() };
         let mut cpu_rows = Vec::new();
+        let mut disk_rows = Vec::new();
         for mib in &sizes {
             let mut m: [Vec<f64>; 6] = Default::default();
             // CPU seconds per GiB: [encode, put client, put nodes, decode, get client, get nodes].
             let mut secs: [Vec<f64>; 6] = Default::default();
+            // The disk during lane puts (writes) and gets (reads): MiB, ms per request, in flight.
+            let mut disk_put: [Vec<f64>; 3] = Default::default();
+            let mut disk_get: [Vec<f64>; 3] = Default::default();
             let gib = *mib as f64 / 1024.0;
             for rep in 0..reps {
                 let seed = 0x5eed + (*mib as u64) * 1000 + rep as u64;
@@ -182,18 +229,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         &fresh
                     };
                     mark("put");
-                    let (c0, n0) = (cpu(&me), cpu(&nodes));
+                    let (c0, n0, d0) = (cpu(&me), cpu(&nodes), disk());
                     let t = Instant::now();
                     let put = c.put(&format!("bench-{mib}-{rep}-{way}"), data, Some(data.len() as u64), &mut |_| {}).await?;
-                    m[1 + way].push(*mib as f64 / t.elapsed().as_secs_f64());
-                    let (c1, n1) = (cpu(&me), cpu(&nodes));
+                    let put_secs = t.elapsed().as_secs_f64();
+                    m[1 + way].push(*mib as f64 / put_secs);
+                    let (c1, n1, d1) = (cpu(&me), cpu(&nodes), disk());
                     mark("get");
                     let t = Instant::now();
                     out.clear();
                     c.get(&put.id.to_hex(), None, &mut out, &mut |_| {}).await?;
-                    m[4 + way].push(*mib as f64 / t.elapsed().as_secs_f64());
-                    let (c2, n2) = (cpu(&me), cpu(&nodes));
+                    let get_secs = t.elapsed().as_secs_f64();
+                    m[4 + way].push(*mib as f64 / get_secs);
+                    let (c2, n2, d2) = (cpu(&me), cpu(&nodes), disk());
                     if way == 0 {
+                        for (v, phase) in [
+                            (&mut disk_put, disk_phase(d0, d1, put_secs, true)),
+                            (&mut disk_get, disk_phase(d1, d2, get_secs, false)),
+                        ] {
+                            for (slot, x) in v.iter_mut().zip(phase.unwrap_or_default()) {
+                                slot.push(x);
+                            }
+                        }
                         secs[1].push((c1 - c0) / gib);
                         secs[2].push((n1 - n0) / gib);
                         secs[4].push((c2 - c1) / gib);
@@ -212,6 +269,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let [enc, put, nput, dec, get, nget] = m.map(|mut v| median(&mut v));
             cpu_rows.push((*mib, secs.map(|mut v| median(&mut v))));
+            disk_rows.push((*mib, disk_put.map(|mut v| median(&mut v)), disk_get.map(|mut v| median(&mut v))));
             println!(
                 "{mib:>6} {enc:>10.0} {put:>10.0} {nput:>10.0} {dec:>10.0} {get:>10.0} {nget:>10.0} {:>6.0}% {:>6.0}%",
                 100.0 * put / enc,
@@ -224,6 +282,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{:>6} {:>8} {:>11} {:>10} {:>8} {:>11} {:>10}", "MiB", "encode", "put client", "put nodes", "decode", "get client", "get nodes");
         for (mib, [enc, pc, pn, dec, gc, gn]) in cpu_rows {
             println!("{mib:>6} {enc:>8.2} {pc:>11.2} {pn:>10.2} {dec:>8.2} {gc:>11.2} {gn:>10.2}");
+        }
+        if disk().is_some() {
+            println!();
+            println!("Disk during lane puts and gets (every device in /sys/block but loop and ram; from /proc/diskstats)");
+            println!("{:>6} {:>13} {:>15} {:>16} {:>12} {:>14} {:>15}", "MiB", "put: written", "ms per write", "writes in flight", "get: read", "ms per read", "reads in flight");
+            for (mib, [pw, pms, pq], [gr, gms, gq]) in disk_rows {
+                println!("{mib:>6} {pw:>9.0} MiB {pms:>15.2} {pq:>16.1} {gr:>8.0} MiB {gms:>14.2} {gq:>15.1}");
+            }
         }
         Ok::<(), Box<dyn std::error::Error>>(())
     });
