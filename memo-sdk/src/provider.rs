@@ -165,14 +165,8 @@ impl<S: ShardStore + 'static> Provider<S> {
                 if !self.is_keeper(&from) {
                     return Response::error(ErrorCode::Forbidden, "only keepers may list shards");
                 }
-                match self.holder.store().list() {
-                    Ok(mut ids) => {
-                        // `list` is in id order (the store conformance suite checks it).
-                        let start = after.map_or(0, |a| ids.partition_point(|id| *id <= a));
-                        ids.drain(..start);
-                        ids.truncate(max as usize);
-                        Response::ShardList(ids)
-                    }
+                match self.holder.store().list_after(after.as_ref(), max as usize) {
+                    Ok(ids) => Response::ShardList(ids),
                     Err(e) => Response::error(ErrorCode::Internal, e.to_string()),
                 }
             }

@@ -59,6 +59,20 @@ pub trait ShardStore: Send + Sync {
     fn list(&self) -> Result<Vec<ShardId>, ShardStoreError>;
     /// Bytes of shard data held.
     fn used_bytes(&self) -> Result<u64, ShardStoreError>;
+    /// Up to `max` held shards with ids above `after` (from the lowest when `None`), in
+    /// ascending order: a page of [`ShardStore::list`]. The default lists them all; a store
+    /// that can start partway overrides it, since keepers page through a provider's shards.
+    fn list_after(
+        &self,
+        after: Option<&ShardId>,
+        max: usize,
+    ) -> Result<Vec<ShardId>, ShardStoreError> {
+        let mut ids = self.list()?;
+        let start = after.map_or(0, |a| ids.partition_point(|id| id <= a));
+        ids.drain(..start);
+        ids.truncate(max);
+        Ok(ids)
+    }
     /// How many shards are held (`list().len()`). The default lists them all; a store that
     /// keeps a count overrides it, since providers answer it on every liveness probe.
     fn shard_count(&self) -> Result<u64, ShardStoreError> {

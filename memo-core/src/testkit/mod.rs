@@ -660,6 +660,32 @@ pub fn shard_store_conformance<S: ShardStore>(make: impl Fn() -> S) {
     }
     assert_eq!(s.list().unwrap().len(), 50);
     assert_eq!(s.shard_count().unwrap(), 50);
+    // Pages of `list_after`, whatever their size, add up to `list`.
+    let all = s.list().unwrap();
+    for max in [1, 7, 50, 64] {
+        let mut paged = Vec::new();
+        let mut after = None;
+        for pages in 0.. {
+            assert!(pages <= all.len(), "paging by {max} does not end");
+            let page = s.list_after(after.as_ref(), max).unwrap();
+            assert!(page.len() <= max, "a page holds at most max ids");
+            paged.extend_from_slice(&page);
+            if page.len() < max {
+                break;
+            }
+            after = page.last().copied();
+        }
+        assert_eq!(paged, all, "pages of {max}");
+    }
+    let mid = ShardId([0x80; 32]);
+    let above: Vec<ShardId> = all.iter().copied().filter(|id| *id > mid).collect();
+    assert_eq!(
+        s.list_after(Some(&mid), usize::MAX).unwrap(),
+        above,
+        "after an id that is not held"
+    );
+    assert!(s.list_after(all.last(), 10).unwrap().is_empty());
+    assert!(s.list_after(None, 0).unwrap().is_empty());
     for sh in &shards {
         assert!(s.delete(&ShardId::of(sh)).unwrap());
     }

@@ -506,9 +506,24 @@ impl ShardStore for FsShardStore {
     }
 
     fn list(&self) -> Result<Vec<ShardId>, ShardStoreError> {
+        self.list_after(None, usize::MAX)
+    }
+
+    /// Reads only the directories the page needs: shards live in one directory per first id
+    /// byte, so a page starts at `after`'s directory and stops once it has `max` shards.
+    fn list_after(
+        &self,
+        after: Option<&ShardId>,
+        max: usize,
+    ) -> Result<Vec<ShardId>, ShardStoreError> {
         let mut out = Vec::new();
-        for b in 0..=255u8 {
+        let first = after.map_or(0, |a| a.0[0]);
+        for b in first..=255u8 {
+            if out.len() >= max {
+                break;
+            }
             let dir = self.root.join("shards").join(format!("{b:02x}"));
+            let mut here = Vec::new();
             for e in fs::read_dir(&dir).map_err(io("list"))? {
                 let e = e.map_err(io("list"))?;
                 // Names that are not shard ids are not shards (and not ours to remove).
@@ -516,12 +531,15 @@ impl ShardStore for FsShardStore {
                     .file_name()
                     .to_str()
                     .and_then(|n| n.parse::<ShardId>().ok())
+                    .filter(|id| after.is_none_or(|a| id > a))
                 {
-                    out.push(id);
+                    here.push(id);
                 }
             }
+            here.sort_unstable();
+            out.extend(here);
         }
-        out.sort_unstable();
+        out.truncate(max);
         Ok(out)
     }
 
