@@ -13,7 +13,8 @@
 //! A second table gives the CPU time each phase took per GiB, in this process (the pipeline,
 //! or the client) and in the devnet's node processes together (lanes only; from
 //! `/proc/PID/stat`, 10 ms ticks): what a put or get costs each side, which the throughput
-//! ratio alone hides when the client and every node share the machine's cores.
+//! ratio alone hides when the client and every node share the machine's cores. A third table
+//! gives what the disk did during the lane puts and gets (from `/proc/diskstats`).
 
 use memo_core::codec::{CodecParams, ConvergenceDomain, Decoder, Encoder, MemoryShards};
 mod common;

@@ -78,16 +78,12 @@ impl FsShardStore {
         fs::create_dir_all(&tmp).map_err(io("create"))?;
         let (mut used, mut count) = (0u64, 0u64);
         for b in 0..=255u8 {
-            let dir = root.join("shards").join(format!("{b:02x}"));
+            let dir = shard_dir(&root, b);
             fs::create_dir_all(&dir).map_err(io("create"))?;
             for e in fs::read_dir(&dir).map_err(io("scan"))? {
                 let e = e.map_err(io("scan"))?;
-                // Counted as `list` counts: names that are shard ids.
-                if e.file_name()
-                    .to_str()
-                    .and_then(|n| n.parse::<ShardId>().ok())
-                    .is_some()
-                {
+                // Counted as `list` counts.
+                if shard_named(&e).is_some() {
                     used += e.metadata().map_err(io("scan"))?.len();
                     count += 1;
                 }
@@ -180,8 +176,7 @@ impl FsShardStore {
     }
 
     fn path(&self, id: &ShardId) -> PathBuf {
-        let hex = id.to_hex();
-        self.root.join("shards").join(&hex[..2]).join(hex)
+        shard_dir(&self.root, id.0[0]).join(id.to_hex())
     }
 
     /// A new, unique path under `tmp/` (removed on open), named after `what`.
@@ -315,6 +310,17 @@ mod direct {
     pub(super) fn read(_: &Path) -> std::io::Result<(Vec<u8>, u64)> {
         Err(std::io::ErrorKind::InvalidInput.into())
     }
+}
+
+/// The directory of the shards whose ids start with byte `first`.
+fn shard_dir(root: &Path, first: u8) -> PathBuf {
+    root.join("shards").join(format!("{first:02x}"))
+}
+
+/// The shard an entry of a shard directory holds. Names that are not shard ids are not
+/// shards (and not the store's to remove).
+fn shard_named(entry: &fs::DirEntry) -> Option<ShardId> {
+    entry.file_name().to_str()?.parse().ok()
 }
 
 /// Which file `meta` describes (its inode), to tell whether a path still names the file that
@@ -522,17 +528,10 @@ impl ShardStore for FsShardStore {
             if out.len() >= max {
                 break;
             }
-            let dir = self.root.join("shards").join(format!("{b:02x}"));
             let mut here = Vec::new();
-            for e in fs::read_dir(&dir).map_err(io("list"))? {
+            for e in fs::read_dir(shard_dir(&self.root, b)).map_err(io("list"))? {
                 let e = e.map_err(io("list"))?;
-                // Names that are not shard ids are not shards (and not ours to remove).
-                if let Some(id) = e
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| n.parse::<ShardId>().ok())
-                    .filter(|id| after.is_none_or(|a| id > a))
-                {
+                if let Some(id) = shard_named(&e).filter(|id| after.is_none_or(|a| id > a)) {
                     here.push(id);
                 }
             }
