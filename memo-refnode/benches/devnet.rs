@@ -13,7 +13,14 @@
 //! A second table gives the CPU time each phase took per GiB, in this process (the pipeline,
 //! or the client) and in the devnet's node processes together (lanes only; from
 //! `/proc/PID/stat`, 10 ms ticks): what a put or get costs each side, which the throughput
-//! ratio alone hides when the client and every node share the machine's cores. A third table
+//! ratio alone hides when the client and every node share the machine's cores.
+//!
+//! A third table (Linux) is an upper bound. Before the runs, the bench times, one thread each,
+//! the work every shard byte needs on its way: the provider's blake3 check, the lane's AES-GCM
+//! seal and open, a loopback TCP send and receive, and a provider's shard-file write and read.
+//! Added to the run's own encode or decode CPU, that gives the most a put or get could reach
+//! on this layout's CPUs if nothing else cost CPU: where that is below a target, no change to
+//! the data path that keeps those protections can meet it on this machine. A fourth table
 //! gives what the disk did during the lane puts and gets (from `/proc/diskstats`).
 
 use memo_core::codec::{CodecParams, ConvergenceDomain, Decoder, Encoder, MemoryShards};
@@ -91,6 +98,148 @@ fn disk_phase(
     ])
 }
 
+/// Single-thread CPU seconds per GiB of shard bytes for the work a lane put or get cannot
+/// skip, measured on this machine: what bounds the devnet when every byte must be hashed by its
+/// provider, sealed and opened on the lane, and carried by loopback TCP.
+#[cfg(target_os = "linux")]
+mod floor {
+    use memo_core::ShardId;
+    use memo_core::ownership::{ShardStore, Verified};
+    use memo_sdk::store::FsShardStore;
+    use nix::time::{ClockId, clock_gettime};
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    /// CPU seconds per GiB of shard bytes, one thread each.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Floor {
+        /// A provider's blake3 check of a shard against its id.
+        pub hash: f64,
+        /// AES-256-GCM seal on the lane (ring, as the lane uses).
+        pub seal: f64,
+        /// AES-256-GCM open on the lane.
+        pub open: f64,
+        /// Writing to a loopback TCP socket (the kernel's receive path on loopback included).
+        pub send: f64,
+        /// Reading from it.
+        pub recv: f64,
+        /// A provider's write of a shard file (`FsShardStore`, direct, no fsync: the devnet's
+        /// setting), its check not included.
+        pub write: f64,
+        /// A provider's read of a shard file, its check not included.
+        pub read: f64,
+    }
+
+    /// This thread's CPU time in seconds.
+    fn cpu() -> f64 {
+        clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+            .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
+            .unwrap_or(0.0)
+    }
+
+    /// Measures each part over `gib` GiB of `shard`-byte pieces (at least one).
+    pub fn measure(shard: usize, gib: f64) -> std::io::Result<Floor> {
+        let n = ((gib * (1u64 << 30) as f64) as usize / shard).max(1);
+        let per_gib = |secs: f64| secs / (n * shard) as f64 * (1u64 << 30) as f64;
+        let mut buf = super::random(shard, 0xf100);
+        buf.reserve(16);
+
+        let t = cpu();
+        for _ in 0..n {
+            std::hint::black_box(blake3::hash(std::hint::black_box(&buf)));
+        }
+        let hash = per_gib(cpu() - t);
+
+        let key = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, &[7u8; 32]).map_err(|_| std::io::Error::other("key"))?,
+        );
+        let nonce = |i: usize| {
+            let mut n = [0u8; 12];
+            n[4..].copy_from_slice(&(i as u64).to_be_bytes());
+            Nonce::assume_unique_for_key(n)
+        };
+        let (mut seal, mut open) = (0.0, 0.0);
+        for i in 0..n {
+            let t = cpu();
+            key.seal_in_place_append_tag(nonce(i), Aad::empty(), &mut buf)
+                .map_err(|_| std::io::Error::other("seal"))?;
+            let t1 = cpu();
+            let len = key
+                .open_in_place(nonce(i), Aad::empty(), &mut buf)
+                .map_err(|_| std::io::Error::other("open"))?
+                .len();
+            open += cpu() - t1;
+            seal += t1 - t;
+            buf.truncate(len);
+        }
+
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let total = n * shard;
+        let reader = std::thread::spawn(move || -> std::io::Result<f64> {
+            let (mut s, _) = listener.accept()?;
+            let mut into = vec![0u8; shard];
+            let t = cpu();
+            let mut got = 0;
+            while got < total {
+                let k = s.read(&mut into)?;
+                if k == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                got += k;
+            }
+            Ok(cpu() - t)
+        });
+        let mut s = TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        let t = cpu();
+        for _ in 0..n {
+            s.write_all(&buf)?;
+        }
+        let send = per_gib(cpu() - t);
+        let recv = per_gib(
+            reader
+                .join()
+                .map_err(|_| std::io::Error::other("reader panicked"))??,
+        );
+        // Distinct shards (the first 8 bytes count), written to and read from a store in a
+        // temporary directory; the check inside each is taken off with `hash`.
+        let dir = tempfile::tempdir()?;
+        let store = FsShardStore::open(dir.path())
+            .map_err(std::io::Error::other)?
+            .with_sync(false);
+        let mut ids = Vec::with_capacity(n);
+        let mut write = 0.0;
+        for i in 0..n {
+            buf[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            let id = ShardId::of(&buf);
+            let checked = Verified::check(&id, &buf).map_err(std::io::Error::other)?;
+            let t = cpu();
+            store.put_verified(checked).map_err(std::io::Error::other)?;
+            write += cpu() - t;
+            ids.push(id);
+        }
+        let t = cpu();
+        for id in &ids {
+            let got = store.get(id).map_err(std::io::Error::other)?;
+            if got.map(|b| b.len()) != Some(shard) {
+                return Err(std::io::Error::other("a shard written was not read back"));
+            }
+        }
+        let read = (per_gib(cpu() - t) - hash).max(0.0);
+        Ok(Floor {
+            write: per_gib(write),
+            read,
+            hash,
+            seal: per_gib(seal),
+            open: per_gib(open),
+            send,
+            recv,
+        })
+    }
+}
+
 /// Restricts the calling thread (and the threads and processes it starts from then on) to
 /// CPUs `cpus`.
 #[cfg(target_os = "linux")]
@@ -133,12 +282,72 @@ fn start(layout: &str) -> Result<(harness::Devnet, String), Box<dyn std::error::
     }
 }
 
+/// Prints the required work's cost ([`floor::Floor`]) and the most it allows the devnet, per
+/// size, if nothing else cost CPU: every shard byte hashed by its provider, sealed and opened on
+/// the lane and carried by loopback TCP, beside this run's own encode and decode CPU. In the
+/// shared layout all of it comes out of every CPU; in the split layout the client's part
+/// (coding, seal or open, its end of TCP) out of the lower half and the providers' part out
+/// of the upper half, and the busier half bounds. `rows`: MiB, encode and decode MiB/s, and
+/// the CPU table's row.
+#[cfg(target_os = "linux")]
+fn print_bound(
+    f: &floor::Floor,
+    params: &CodecParams,
+    kind: &str,
+    cpus: usize,
+    rows: &[(usize, f64, f64, [f64; 6])],
+) {
+    // Shard bytes per data byte: a put sends all k + m shards, a get fetches k.
+    let spread = (params.data_shards + params.parity_shards) as f64 / params.data_shards as f64;
+    println!();
+    println!(
+        "Required work, one thread each, CPU seconds per GiB of shard bytes (measured before the runs): provider blake3 check {:.2}, lane seal {:.2}, lane open {:.2}, loopback TCP send {:.2}, receive {:.2}, shard file write {:.2}, read {:.2}",
+        f.hash, f.seal, f.open, f.send, f.recv, f.write, f.read
+    );
+    // GiB/s that `client` and `nodes` CPU-s per GiB allow on this layout's CPUs.
+    let most = |client: f64, nodes: f64| -> f64 {
+        if kind == "split" {
+            let half = (cpus / 2) as f64;
+            (half / client).min((cpus as f64 - half) / nodes)
+        } else {
+            cpus as f64 / (client + nodes)
+        }
+    };
+    println!(
+        "The most that work allows here, with nothing else costing CPU ({kind} layout, {cpus} CPUs):"
+    );
+    println!(
+        "{:>6} {:>12} {:>12} {:>12} {:>12}",
+        "MiB", "put ≤ MiB/s", "of encode", "get ≤ MiB/s", "of decode"
+    );
+    for (mib, enc, dec, [enc_cpu, _, _, dec_cpu, _, _]) in rows {
+        let put = 1024.0
+            * most(
+                enc_cpu + spread * (f.seal + f.send),
+                spread * (f.open + f.recv + f.hash + f.write),
+            );
+        let get = 1024.0 * most(dec_cpu + f.open + f.recv, f.read + f.hash + f.seal + f.send);
+        println!(
+            "{mib:>6} {put:>12.0} {:>11.0}% {get:>12.0} {:>11.0}%",
+            100.0 * put / enc,
+            100.0 * get / dec
+        );
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sizes: Vec<usize> = common::env::<String>("MEMO_BENCH_SIZES")
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![64, 1024]);
-    let layout = common::env::<String>("MEMO_BENCH_LAYOUT").unwrap_or_else(|| "shared".into());
-    let (devnet, layout) = start(&layout)?;
+    let kind = common::env::<String>("MEMO_BENCH_LAYOUT").unwrap_or_else(|| "shared".into());
+    let cpus = std::thread::available_parallelism()?.get();
+    let (devnet, layout) = start(&kind)?;
+    // The required work's cost, measured once on the (idle) devnet's machine, on the bench's
+    // CPUs: one 1 MiB piece is one shard of the default 4 MiB chunk with k = 4.
+    let params = CodecParams::default();
+    let shard = (params.chunk_size / params.data_shards as u32) as usize;
+    #[cfg(target_os = "linux")]
+    let floor = floor::measure(shard, 0.5)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -179,6 +388,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let me = ["self".to_string()];
         let cpu = |who: &[String]| -> f64 { who.iter().filter_map(|p| cpu_seconds(p)).sum() };
         let mut cpu_rows = Vec::new();
+        let mut bound_rows = Vec::new();
         let mut disk_rows = Vec::new();
         for mib in &sizes {
             let mut m: [Vec<f64>; 6] = Default::default();
@@ -270,6 +480,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let [enc, put, nput, dec, get, nget] = m.map(|mut v| median(&mut v));
             cpu_rows.push((*mib, secs.map(|mut v| median(&mut v))));
+            bound_rows.push((*mib, enc, dec, cpu_rows[cpu_rows.len() - 1].1));
             disk_rows.push((*mib, disk_put.map(|mut v| median(&mut v)), disk_get.map(|mut v| median(&mut v))));
             println!(
                 "{mib:>6} {enc:>10.0} {put:>10.0} {nput:>10.0} {dec:>10.0} {get:>10.0} {nget:>10.0} {:>6.0}% {:>6.0}%",
@@ -284,6 +495,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (mib, [enc, pc, pn, dec, gc, gn]) in cpu_rows {
             println!("{mib:>6} {enc:>8.2} {pc:>11.2} {pn:>10.2} {dec:>8.2} {gc:>11.2} {gn:>10.2}");
         }
+        #[cfg(target_os = "linux")]
+        print_bound(&floor, &params, &kind, cpus, &bound_rows);
         if disk().is_some() {
             println!();
             println!("Disk during lane puts and gets (every device in /sys/block but loop and ram; from /proc/diskstats)");

@@ -152,51 +152,58 @@ fn main() {
     ceiling(dir.path());
 }
 
-/// Shards and their ids.
-type Shards = Vec<(ShardId, Vec<u8>)>;
-
 /// The disk's ceiling for the devnet: 1 MiB shards, direct writes without fsync, then direct
-/// reads, by 1, 2 and 4 threads (each a store of its own, as the devnet's providers are).
+/// reads in the order written. First by 1, 2 and 4 threads, each with a store of its own, so
+/// each store's files are written and read back-to-back. Then as the devnet's ten providers
+/// see them: 1,024 shards dealt in turn to 10 stores (shard i to store i mod 10, as a chunk's
+/// shards go to distinct providers), with 4, 8 and 16 threads each taking every 4th, 8th or
+/// 16th shard, so every store is written and read by many threads at once and the reads
+/// move from store to store as a get's do.
 fn ceiling(dir: &Path) {
     const MIB: usize = 1 << 20;
     const PER_THREAD: usize = 256;
-    println!(
-        "\nDisk ceiling for the devnet: {PER_THREAD} shards of 1 MiB per thread, direct I/O, no fsync (MiB/s)\n"
-    );
-    println!("| threads | put | get |");
-    println!("| ---: | ---: | ---: |");
-    for threads in [1usize, 2, 4] {
-        let stores: Vec<(FsShardStore, Shards)> = (0..threads)
-            .map(|t| {
-                let root = dir.join(format!("ceiling-{threads}-{t}"));
-                let store = FsShardStore::open(&root).expect("open").with_sync(false);
-                let shards = (0..PER_THREAD)
-                    .map(|i| {
-                        let mut b = vec![0u8; MIB];
-                        let seed = (threads * 1_000_000 + t * 1000 + i) as u64;
-                        blake3::Hasher::new()
-                            .update(&seed.to_le_bytes())
-                            .finalize_xof()
-                            .fill(&mut b);
-                        (ShardId::of(&b), b)
-                    })
-                    .collect();
-                (store, shards)
+    println!("\nDisk ceiling for the devnet: 1 MiB shards, direct I/O, no fsync (MiB/s)\n");
+    println!("| stores | threads | shards | put | get |");
+    println!("| ---: | ---: | ---: | ---: | ---: |");
+    let layouts = [
+        (1, 1, PER_THREAD),
+        (2, 2, 2 * PER_THREAD),
+        (4, 4, 4 * PER_THREAD),
+    ]
+    .into_iter()
+    .chain([4, 8, 16].map(|threads| (10, threads, 1024)));
+    for (n, (stores, threads, count)) in layouts.enumerate() {
+        let stores: Vec<FsShardStore> = (0..stores)
+            .map(|s| {
+                let root = dir.join(format!("ceiling-{n}-{s}"));
+                FsShardStore::open(&root).expect("open").with_sync(false)
             })
             .collect();
-        let total = (threads * PER_THREAD) as f64;
+        // Shard i goes to store i mod stores and is written, then read, by thread i mod threads.
+        let shards: Vec<(ShardId, Vec<u8>)> = (0..count)
+            .map(|i| {
+                let mut b = vec![0u8; MIB];
+                blake3::Hasher::new()
+                    .update(&((n * 1_000_000 + i) as u64).to_le_bytes())
+                    .finalize_xof()
+                    .fill(&mut b);
+                (ShardId::of(&b), b)
+            })
+            .collect();
         let run = |f: &(dyn Fn(&FsShardStore, &ShardId, &[u8]) + Sync)| {
             let t = Instant::now();
             std::thread::scope(|s| {
-                for (store, shards) in &stores {
+                for first in 0..threads {
+                    let (stores, shards) = (&stores, &shards);
                     s.spawn(move || {
-                        for (id, b) in shards {
-                            f(store, id, b);
+                        for i in (first..count).step_by(threads) {
+                            let (id, b) = &shards[i];
+                            f(&stores[i % stores.len()], id, b);
                         }
                     });
                 }
             });
-            total / t.elapsed().as_secs_f64()
+            count as f64 / t.elapsed().as_secs_f64()
         };
         let put = run(&|s, id, b| {
             assert!(s.put(id, b).expect("put"));
@@ -204,8 +211,11 @@ fn ceiling(dir: &Path) {
         let get = run(&|s, id, b| {
             assert_eq!(s.get(id).expect("get").map(|v| v.len()), Some(b.len()));
         });
-        let refused = stores.iter().any(|(s, _)| !s.direct_io());
+        let refused = stores.iter().any(|s| !s.direct_io());
         let note = if refused { " (direct I/O refused)" } else { "" };
-        println!("| {threads}{note} | {put:.0} | {get:.0} |");
+        println!(
+            "| {} | {threads}{note} | {count} | {put:.0} | {get:.0} |",
+            stores.len()
+        );
     }
 }
