@@ -355,14 +355,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![64, 1024]);
     let kind = common::env::<String>("MEMO_BENCH_LAYOUT").unwrap_or_else(|| "shared".into());
+    // All the CPUs, counted before `start` pins this thread to a part of them.
+    #[cfg(target_os = "linux")]
     let cpus = std::thread::available_parallelism()?.get();
     let (devnet, layout) = start(&kind)?;
     // The required work's cost, measured once on the (idle) devnet's machine, on the bench's
-    // CPUs: one 1 MiB piece is one shard of the default 4 MiB chunk with k = 4.
-    let params = CodecParams::default();
-    let shard = (params.chunk_size / params.data_shards as u32) as usize;
+    // CPUs: one piece is one shard of the default chunk (1 MiB: 4 MiB with k = 4).
     #[cfg(target_os = "linux")]
-    let floor = floor::measure(shard, 0.5)?;
+    let (params, floor) = {
+        let params = CodecParams::default();
+        let shard = (params.chunk_size / params.data_shards as u32) as usize;
+        (params, floor::measure(shard, 0.5)?)
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
