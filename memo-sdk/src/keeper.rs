@@ -45,6 +45,9 @@ impl Default for KeeperConfig {
 
 /// Longest a keeper holds back a chunk whose purge it is delivering (a bound on delivery).
 const PURGE_HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(120);
+/// The longest a read or placement waits for this keeper to apply the log it knows of; past
+/// it, the keeper answers from what it has applied.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The outcome of the operation at one log position: `Ok` or the refusal's text.
 type Outcome = Result<(), RemoteError>;
@@ -205,8 +208,29 @@ impl Keeper {
         }
     }
 
+    /// Waits (up to [`CATCH_UP`]) until this keeper has applied every log entry the log knows
+    /// of, so that an answer reflects operations already acknowledged through another keeper:
+    /// a user storing data that another user stored through another keeper is told its chunks
+    /// exist (no shard traffic), and a put is visible at once wherever it is read. A follower
+    /// whose log cannot tell its length answers from what it has applied.
+    async fn caught_up(&self) {
+        if let Some(len) = self.log.known_len() {
+            let _ = tokio::time::timeout(CATCH_UP, self.wait_applied(len)).await;
+        }
+    }
+
     /// Handles one keeper request from `from`.
     pub async fn handle_request(&self, from: AccountId, req: Request) -> Response {
+        if matches!(
+            req,
+            Request::Place { .. }
+                | Request::Locate { .. }
+                | Request::ListObjects
+                | Request::StatObject { .. }
+                | Request::Account
+        ) {
+            self.caught_up().await;
+        }
         match req {
             Request::Place { chunks } => {
                 self.purged_chunks_settled(&chunks).await;
