@@ -267,18 +267,42 @@ fn pin(cpus: std::ops::Range<usize>) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Starts the devnet in `layout` and returns it with a line describing the layout. `split`
-/// starts the devnet pinned to the upper half of the CPUs (its processes inherit that), then
-/// pins this thread to the lower half before any other thread of the bench exists.
-fn start(layout: &str) -> Result<(harness::Devnet, String), Box<dyn std::error::Error>> {
-    match layout {
-        "shared" => Ok((
-            harness::Devnet::start(10, 1),
-            "layout: shared (the devnet's nodes and this process on every CPU)".into(),
-        )),
+/// Where the bench's processes run, and on how many CPUs.
+enum Layout {
+    /// Every process on every one of `cpus` CPUs.
+    Shared { cpus: usize },
+    /// The bench process (pipeline and client) on CPUs `0..client`, the devnet's nodes on
+    /// CPUs `client..client + nodes` (Linux only).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    Split { client: usize, nodes: usize },
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Layout::Shared { cpus } => write!(
+                f,
+                "layout: shared (the devnet's nodes and this process on all {cpus} CPUs)"
+            ),
+            Layout::Split { client, nodes } => write!(
+                f,
+                "layout: split (pipeline and client on CPUs 0..{client}, the devnet's nodes on CPUs {client}..{})",
+                client + nodes
+            ),
+        }
+    }
+}
+
+/// Starts the devnet in layout `kind` (`shared` or `split`). `split` starts the devnet pinned
+/// to the upper half of the CPUs (its processes inherit that), then pins this thread to the
+/// lower half before any other thread of the bench exists.
+fn start(kind: &str) -> Result<(harness::Devnet, Layout), Box<dyn std::error::Error>> {
+    // Counted before any pinning: all the CPUs.
+    let n = std::thread::available_parallelism()?.get();
+    match kind {
+        "shared" => Ok((harness::Devnet::start(10, 1), Layout::Shared { cpus: n })),
         #[cfg(target_os = "linux")]
         "split" => {
-            let n = std::thread::available_parallelism()?.get();
             if n < 2 {
                 return Err("the split layout needs at least 2 CPUs".into());
             }
@@ -288,9 +312,10 @@ fn start(layout: &str) -> Result<(harness::Devnet, String), Box<dyn std::error::
             pin(0..half)?;
             Ok((
                 devnet,
-                format!(
-                    "layout: split (pipeline and client on CPUs 0..{half}, the devnet's nodes on CPUs {half}..{n})"
-                ),
+                Layout::Split {
+                    client: half,
+                    nodes: n - half,
+                },
             ))
         }
         other => Err(format!("MEMO_BENCH_LAYOUT={other}: use shared or split (Linux)").into()),
@@ -301,16 +326,15 @@ fn start(layout: &str) -> Result<(harness::Devnet, String), Box<dyn std::error::
 /// size, if nothing else cost CPU: every shard byte hashed by its provider, sealed and opened on
 /// the lane and carried by loopback TCP, beside this run's own encode and decode CPU. In the
 /// shared layout all of it comes out of every CPU; in the split layout the client's part
-/// (coding, seal or open, its end of TCP) out of the lower half and the providers' part out
-/// of the upper half, and the busier half bounds. `rows`: MiB, encode and decode MiB/s, and
-/// the CPU table's row.
+/// (coding, seal or open, its end of TCP) out of the client's CPUs and the providers' part out
+/// of the nodes', and the busier side bounds. `rows`: the CPU table's rows (MiB, CPU seconds
+/// per GiB, encode and decode MiB/s).
 #[cfg(target_os = "linux")]
 fn print_bound(
     f: &floor::Floor,
     params: &CodecParams,
-    kind: &str,
-    cpus: usize,
-    rows: &[(usize, f64, f64, [f64; 6])],
+    layout: &Layout,
+    rows: &[(usize, [f64; 6], f64, f64)],
 ) {
     // Shard bytes per data byte: a put sends all k + m shards, a get fetches k.
     let spread = (params.data_shards + params.parity_shards) as f64 / params.data_shards as f64;
@@ -321,21 +345,20 @@ fn print_bound(
     );
     // GiB/s that `client` and `nodes` CPU-s per GiB allow on this layout's CPUs.
     let most = |client: f64, nodes: f64| -> f64 {
-        if kind == "split" {
-            let half = (cpus / 2) as f64;
-            (half / client).min((cpus as f64 - half) / nodes)
-        } else {
-            cpus as f64 / (client + nodes)
+        match *layout {
+            Layout::Shared { cpus } => cpus as f64 / (client + nodes),
+            Layout::Split {
+                client: c,
+                nodes: n,
+            } => (c as f64 / client).min(n as f64 / nodes),
         }
     };
-    println!(
-        "The most that work allows here, with nothing else costing CPU ({kind} layout, {cpus} CPUs):"
-    );
+    println!("The most that work allows in this layout, with nothing else costing CPU:");
     println!(
         "{:>6} {:>12} {:>12} {:>12} {:>12}",
         "MiB", "put ≤ MiB/s", "of encode", "get ≤ MiB/s", "of decode"
     );
-    for (mib, enc, dec, [enc_cpu, _, _, dec_cpu, _, _]) in rows {
+    for (mib, [enc_cpu, _, _, dec_cpu, _, _], enc, dec) in rows {
         let put = 1024.0
             * most(
                 enc_cpu + spread * (f.seal + f.send),
@@ -355,9 +378,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![64, 1024]);
     let kind = common::env::<String>("MEMO_BENCH_LAYOUT").unwrap_or_else(|| "shared".into());
-    // All the CPUs, counted before `start` pins this thread to a part of them.
-    #[cfg(target_os = "linux")]
-    let cpus = std::thread::available_parallelism()?.get();
     let (devnet, layout) = start(&kind)?;
     // The required work's cost, measured once on the (idle) devnet's machine, on the bench's
     // CPUs: one piece is one shard of the default chunk (1 MiB: 4 MiB with k = 4).
@@ -406,8 +426,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let nodes: Vec<String> = devnet.pids().iter().map(u64::to_string).collect();
         let me = ["self".to_string()];
         let cpu = |who: &[String]| -> f64 { who.iter().filter_map(|p| cpu_seconds(p)).sum() };
+        // Per size: MiB, CPU seconds per GiB, and the encode and decode MiB/s.
         let mut cpu_rows = Vec::new();
-        let mut bound_rows = Vec::new();
         let mut disk_rows = Vec::new();
         for mib in &sizes {
             let mut m: [Vec<f64>; 6] = Default::default();
@@ -498,8 +518,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             let [enc, put, nput, dec, get, nget] = m.map(|mut v| median(&mut v));
-            cpu_rows.push((*mib, secs.map(|mut v| median(&mut v))));
-            bound_rows.push((*mib, enc, dec, cpu_rows[cpu_rows.len() - 1].1));
+            cpu_rows.push((*mib, secs.map(|mut v| median(&mut v)), enc, dec));
             disk_rows.push((*mib, disk_put.map(|mut v| median(&mut v)), disk_get.map(|mut v| median(&mut v))));
             println!(
                 "{mib:>6} {enc:>10.0} {put:>10.0} {nput:>10.0} {dec:>10.0} {get:>10.0} {nget:>10.0} {:>6.0}% {:>6.0}%",
@@ -511,11 +530,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!();
         println!("CPU seconds per GiB (lanes): this process (pipeline or client) and the devnet's nodes together");
         println!("{:>6} {:>8} {:>11} {:>10} {:>8} {:>11} {:>10}", "MiB", "encode", "put client", "put nodes", "decode", "get client", "get nodes");
-        for (mib, [enc, pc, pn, dec, gc, gn]) in cpu_rows {
+        for (mib, [enc, pc, pn, dec, gc, gn], _, _) in &cpu_rows {
             println!("{mib:>6} {enc:>8.2} {pc:>11.2} {pn:>10.2} {dec:>8.2} {gc:>11.2} {gn:>10.2}");
         }
         #[cfg(target_os = "linux")]
-        print_bound(&floor, &params, &kind, cpus, &bound_rows);
+        print_bound(&floor, &params, &layout, &cpu_rows);
         if disk().is_some() {
             println!();
             println!("Disk during lane puts and gets (every device in /sys/block but loop and ram; from /proc/diskstats)");

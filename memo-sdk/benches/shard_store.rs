@@ -5,8 +5,9 @@
 //! the purge (what a purge gives back when the survivors are spread through the store).
 //!
 //! A second table is the disk's ceiling for the devnet bench: 1 MiB shards (the devnet's, a
-//! 4 MiB chunk with k = 4), written directly without fsync (the devnet's setting) by 1, 2 and 4
-//! threads at once, then read back the same way, in MiB/s. Every devnet put writes its shards
+//! 4 MiB chunk with k = 4), written directly without fsync (the devnet's setting), then read
+//! back the same way, in MiB/s: by 1, 2 and 4 threads each with a store of its own, and in the
+//! devnet's pattern (10 stores, 4, 8 and 16 threads; see `ceiling`). Every devnet put writes its shards
 //! and every get reads k of them, so devnet throughput cannot exceed these figures (shard
 //! bytes, not object bytes) however fast the CPU side is.
 //!
