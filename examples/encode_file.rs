@@ -9,7 +9,7 @@
 
 use anyhow::{Context, Result, bail};
 use memo_core::codec::{Bytes, ChunkRef, CodecParams, ConvergenceDomain, Encoder, Parallelism};
-use memo_sdk::pipeline::{AsyncShardSource, decode_async, encode_async};
+use memo_sdk::client::pipeline::{AsyncShardSource, decode_async, encode_async};
 use std::path::PathBuf;
 
 /// Shards as files named by their id: the simplest shard store there is.

@@ -6,7 +6,7 @@
 //!
 //! `memory_network` starts 3 keepers, 6 providers and users alice, bob and carol on an
 //! in-process transport. Against a real network, build the `Client` the same way with a
-//! `memo_sdk::net::P2pTransport` and the keepers' accounts (see `memo_sdk::config`).
+//! `memo_sdk::transport::p2p::P2pTransport` and the keepers' accounts (see `memo_sdk::config`).
 
 use anyhow::{Result, bail};
 use memo_sdk::local::{LocalSpec, memory_network};

@@ -201,6 +201,36 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// A short name of a request kind, for errors and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::PutShard { .. } => "PutShard",
+            Self::GetShard { .. } => "GetShard",
+            Self::DeleteShards { .. } => "DeleteShards",
+            Self::ProviderStatus => "ProviderStatus",
+            Self::Prove { .. } => "Prove",
+            Self::Place { .. } => "Place",
+            Self::Locate { .. } => "Locate",
+            Self::Submit { .. } => "Submit",
+            Self::ListObjects => "ListObjects",
+            Self::StatObject { .. } => "StatObject",
+            Self::Account => "Account",
+            Self::OpAppend { .. } => "OpAppend",
+            Self::OpRead { .. } => "OpRead",
+            Self::LedgerSubmit { .. } => "LedgerSubmit",
+            Self::LedgerTxStatus { .. } => "LedgerTxStatus",
+            Self::LedgerQuery { .. } => "LedgerQuery",
+            Self::LedgerHead => "LedgerHead",
+            Self::LedgerBlocks { .. } => "LedgerBlocks",
+            Self::ReportShards { .. } => "ReportShards",
+            Self::ListShards { .. } => "ListShards",
+            Self::SweepShards { .. } => "SweepShards",
+            Self::OpenLane { .. } => "OpenLane",
+        }
+    }
+}
+
 /// A shard lane connection's secret (see [`Request::OpenLane`]); `Debug` does not show it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaneSecret(pub [u8; 32]);

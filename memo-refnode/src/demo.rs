@@ -7,11 +7,11 @@ use memo_core::codec::CodecParams;
 use memo_core::ownership::ShardStore;
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_sdk::ClientError;
+use memo_sdk::keeper::repair::RepairConfig;
+use memo_sdk::local::ledger::LedgerSpec;
 use memo_sdk::local::{LocalNetwork, LocalSpec, node_keys};
-use memo_sdk::local_ledger::LedgerSpec;
-use memo_sdk::net::P2pTransport;
-use memo_sdk::repair::RepairConfig;
 use memo_sdk::store::FsShardStore;
+use memo_sdk::transport::p2p::P2pTransport;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -102,6 +102,7 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
         users: vec!["alice".into(), "bob".into(), "carol".into()],
         provider_capacity: 64 << 30,
         params,
+        ..LocalSpec::default()
     };
     let mut story = Story {
         json,

@@ -132,8 +132,8 @@ fn spawn_node(dir: &Path, cfg: &NodeConfig, children: &mut Children) -> Result<N
 /// Waits until every node has registered its role on the ledger that `sequencer` serves.
 async fn wait_registered(sequencer: &PeerInfo, nodes: &[NodeReady]) -> Result<()> {
     use memo_core::contract::{Answer, Query};
-    use memo_sdk::chain::{Ledger, RemoteLedger};
-    use memo_sdk::net::{P2pConfig, P2pTransport};
+    use memo_sdk::ledger::{Ledger, RemoteLedger};
+    use memo_sdk::transport::p2p::{P2pConfig, P2pTransport};
     let t = P2pTransport::start_with(
         &memo_core::Keypair::from_seed("memo devnet watcher"),
         P2pConfig {

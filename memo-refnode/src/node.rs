@@ -1,6 +1,6 @@
 //! `memo node --config FILE`: one keeper or provider, until SIGINT or SIGTERM.
 //!
-//! A keeper runs detection, audit and repair ([`memo_sdk::repair`]) unless its config's
+//! A keeper runs detection, audit and repair ([`memo_sdk::keeper::repair`]) unless its config's
 //! `[repair]` table says `enabled = false`, and keeps its repair counters in
 //! `DATA_DIR/repair.json`.
 
@@ -9,23 +9,23 @@ use memo_core::AccountId;
 use memo_core::contract::{Call, RolesCall};
 use memo_core::proof::MerkleVerifier;
 use memo_core::transport::Transport;
-use memo_sdk::chain::{ChainConfig, Ledger, RemoteLedger};
-use memo_sdk::challenger::{Challenger, ChallengerConfig};
 use memo_sdk::config::{NodeConfig, Role, load_or_create_key, write_atomic};
 use memo_sdk::keeper::KeeperConfig;
-use memo_sdk::keeper_node::{FollowerChain, KeeperNode, SequencerChain};
-use memo_sdk::lane::LaneServer;
-use memo_sdk::net::P2pTransport;
+use memo_sdk::keeper::challenger::{Challenger, ChallengerConfig};
+use memo_sdk::keeper::node::{FollowerChain, KeeperNode, SequencerChain};
+use memo_sdk::ledger::{ChainConfig, Ledger, RemoteLedger};
 use memo_sdk::node::{Service, serve};
-use memo_sdk::prover::Prover;
 use memo_sdk::provider::Provider;
+use memo_sdk::provider::prover::Prover;
 use memo_sdk::store::FsShardStore;
+use memo_sdk::transport::lane::LaneServer;
+use memo_sdk::transport::p2p::P2pTransport;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
-/// A keeper's repair counters ([`memo_sdk::repair::RepairStats`] as JSON) in its data dir,
+/// A keeper's repair counters ([`memo_sdk::keeper::repair::RepairStats`] as JSON) in its data dir,
 /// rewritten when they change (at most four times a second).
 pub const REPAIR_STATS_FILE: &str = "repair.json";
 
@@ -57,6 +57,7 @@ pub struct NodeReady {
 /// Runs a node until a shutdown signal.
 pub async fn run(args: NodeArgs) -> Result<()> {
     let cfg = NodeConfig::load(&args.config)?;
+    let env = memo_sdk::Env::real();
     let keypair = load_or_create_key(&cfg.key_file)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
@@ -104,7 +105,8 @@ pub async fn run(args: NodeArgs) -> Result<()> {
     let services: Vec<Arc<dyn Service>> = match cfg.role {
         Role::Provider => {
             let store = FsShardStore::open(cfg.data_dir.join("shards"))?.with_sync(cfg.sync_writes);
-            let provider = Provider::new(transport.clone(), store, cfg.capacity, keepers);
+            let provider =
+                Provider::new(env.clone(), transport.clone(), store, cfg.capacity, keepers);
             if let Some((c, _, seq)) = &chain {
                 let ledger = remote_ledger(*seq);
                 provider.set_prover(Prover::new(keypair.clone(), ledger.clone()));
@@ -121,7 +123,9 @@ pub async fn run(args: NodeArgs) -> Result<()> {
             }
             let mut services = vec![provider.clone() as Arc<dyn Service>];
             if let Some(bind) = cfg.lane_bind() {
-                match LaneServer::start(&bind, cfg.lane_advertise.clone(), provider).await {
+                match LaneServer::start(env.clone(), &bind, cfg.lane_advertise.clone(), provider)
+                    .await
+                {
                     Ok(lane) => {
                         info!(address = lane.address(), "shard lane listening");
                         services.push(lane);
@@ -155,6 +159,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
             all_keepers.dedup();
             let kcfg = KeeperConfig {
                 keepers: all_keepers,
+                env: env.clone(),
                 ..KeeperConfig::default()
             };
             let verifier = Arc::new(MerkleVerifier::new());
@@ -194,9 +199,12 @@ pub async fn run(args: NodeArgs) -> Result<()> {
             let t = transport.clone();
             tasks.push(tokio::spawn(async move {
                 for p in providers {
-                    let _ =
-                        memo_sdk::rpc::call(&*t, p, &memo_core::protocol::Request::ProviderStatus)
-                            .await;
+                    let _ = memo_sdk::transport::rpc::call(
+                        &*t,
+                        p,
+                        &memo_core::protocol::Request::ProviderStatus,
+                    )
+                    .await;
                 }
             }));
             if let Some((c, _, seq)) = &chain {
@@ -305,7 +313,7 @@ fn spawn_registration(
     call: RolesCall,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let r = memo_sdk::tx::register(
+        let r = memo_sdk::ledger::tx::register(
             &keypair,
             ledger,
             Call::Roles(call),

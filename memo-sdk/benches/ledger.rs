@@ -9,7 +9,7 @@ use memo_core::contract::{
     SignedTx, Tx,
 };
 use memo_core::identity::{Keypair, Signed};
-use memo_sdk::chain::{ChainConfig, LocalChain};
+use memo_sdk::ledger::{ChainConfig, LocalChain};
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -8,7 +8,7 @@ use memo_core::objects::ObjectOp;
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_core::{Keypair, ObjectId, Signed};
 use memo_sdk::node::{Service, serve};
-use memo_sdk::oplog::{DurableOpLog, OpLog, OpLogService, RemoteOpLog, RemoteOpLogConfig};
+use memo_sdk::replication::{DurableOpLog, OpLog, OpLogService, RemoteOpLog, RemoteOpLogConfig};
 use std::sync::Arc;
 use std::time::Instant;
 

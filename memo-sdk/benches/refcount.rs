@@ -44,7 +44,7 @@ use memo_core::ownership::{
 };
 use memo_core::{AccountId, ChunkId, ShardId};
 use memo_core::{Keypair, ObjectId, Signed, objects};
-use memo_sdk::oplog::{DurableOpLog, OpLog};
+use memo_sdk::replication::{DurableOpLog, OpLog};
 use memo_sdk::store::RedbMeta;
 use std::collections::HashMap;
 use std::io::Write;

@@ -14,8 +14,8 @@ use memo_core::codec::CodecParams;
 use memo_core::ownership::ShardStore;
 use memo_core::repair::{LivenessPolicy, RepairThreshold};
 use memo_core::{AccountId, Keypair};
+use memo_sdk::keeper::repair::{RepairConfig, Repairer};
 use memo_sdk::local::{LocalSpec, memory_network};
-use memo_sdk::repair::{RepairConfig, Repairer};
 use std::time::{Duration, Instant};
 
 const K: u8 = 4;
@@ -63,6 +63,7 @@ async fn scenario(held_mib: u64, lose: usize, max_concurrent: usize, budget: Opt
             data_shards: K,
             parity_shards: M,
         },
+        ..LocalSpec::default()
     };
     let (mem, net) = memory_network(&spec).await.expect("network");
     let user = net.user("bench").expect("user");

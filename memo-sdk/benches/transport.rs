@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use memo_core::Keypair;
 use memo_core::transport::{MemoryNetwork, Transport};
-use memo_sdk::net::P2pTransport;
+use memo_sdk::transport::p2p::P2pTransport;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -24,8 +24,8 @@
 //! Relative paths are relative to the config file's directory.
 
 use crate::client::{Client, ClientConfig};
-use crate::net::{P2pConfig, P2pTransport};
-use crate::repair::RepairConfig;
+use crate::keeper::repair::RepairConfig;
+use crate::transport::p2p::{P2pConfig, P2pTransport};
 use memo_core::codec::CodecParams;
 use memo_core::transport::Transport;
 use memo_core::{AccountId, Keypair};
@@ -43,7 +43,7 @@ pub enum ConnectError {
     Key(#[from] ConfigError),
     /// The P2P transport did not start.
     #[error("starting the network transport: {0}")]
-    Transport(crate::net::NetError),
+    Transport(crate::transport::p2p::NetError),
     /// A peer's account or address is malformed (the message names the peer).
     #[error("{0}")]
     Peer(String),
@@ -85,6 +85,16 @@ pub enum ConfigError {
     },
 }
 
+/// An account id in a config file does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: {reason}")]
+pub struct BadAccount {
+    /// Which account: the peer's name, or the chain's sequencer.
+    pub what: String,
+    /// Why it does not parse.
+    pub reason: String,
+}
+
 /// A node's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -110,10 +120,11 @@ pub struct PeerInfo {
 
 impl PeerInfo {
     /// The parsed account id.
-    pub fn account_id(&self) -> Result<AccountId, String> {
-        self.account
-            .parse()
-            .map_err(|e| format!("peer {}: account: {e}", self.name))
+    pub fn account_id(&self) -> Result<AccountId, BadAccount> {
+        self.account.parse().map_err(|e| BadAccount {
+            what: format!("peer {}: account", self.name),
+            reason: format!("{e}"),
+        })
     }
 }
 
@@ -153,7 +164,7 @@ pub struct NodeConfig {
     /// Keepers: detection, audit and repair (the `[repair]` table; defaults if absent).
     #[serde(default)]
     pub repair: RepairSettings,
-    /// Providers: where the shard lane listens (`host:port`, see `memo_sdk::lane`), or `"off"`.
+    /// Providers: where the shard lane listens (`host:port`, see `memo_sdk::transport::lane`), or `"off"`.
     /// Absent: the IP of `listen` with any free port.
     #[serde(default)]
     pub lane: Option<String>,
@@ -219,10 +230,11 @@ impl ChainSettings {
     }
 
     /// The parsed sequencer account.
-    pub fn sequencer_id(&self) -> Result<AccountId, String> {
-        self.sequencer
-            .parse()
-            .map_err(|e| format!("chain sequencer: {e}"))
+    pub fn sequencer_id(&self) -> Result<AccountId, BadAccount> {
+        self.sequencer.parse().map_err(|e| BadAccount {
+            what: "chain sequencer".into(),
+            reason: format!("{e}"),
+        })
     }
 
     /// Reads and checks the genesis file.
@@ -380,7 +392,7 @@ pub struct ClientFile {
     /// shows the balance.
     #[serde(default)]
     pub ledger: Option<String>,
-    /// Move shard bytes on providers' lanes where they offer one (see `memo_sdk::lane`);
+    /// Move shard bytes on providers' lanes where they offer one (see `memo_sdk::transport::lane`);
     /// default true. `false` sends everything over the libp2p transport.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lanes: Option<bool>,
@@ -423,9 +435,9 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
 
 fn check_peers(path: &Path, peers: &[PeerInfo]) -> Result<(), ConfigError> {
     for p in peers {
-        p.account_id().map_err(|message| ConfigError::Invalid {
+        p.account_id().map_err(|e| ConfigError::Invalid {
             path: path.into(),
-            message,
+            message: e.to_string(),
         })?;
     }
     Ok(())
@@ -441,12 +453,10 @@ impl NodeConfig {
         check_peers(path, &c.peers)?;
         if let Some(chain) = &mut c.chain {
             chain.genesis = resolve(base, &chain.genesis);
-            chain
-                .sequencer_id()
-                .map_err(|message| ConfigError::Invalid {
-                    path: path.into(),
-                    message,
-                })?;
+            chain.sequencer_id().map_err(|e| ConfigError::Invalid {
+                path: path.into(),
+                message: e.to_string(),
+            })?;
         }
         Ok(c)
     }
@@ -521,7 +531,9 @@ impl ClientFile {
         .map_err(ConnectError::Transport)?;
         let mut keepers = Vec::new();
         for p in &self.peers {
-            let account = p.account_id().map_err(ConnectError::Peer)?;
+            let account = p
+                .account_id()
+                .map_err(|e| ConnectError::Peer(e.to_string()))?;
             if !p.address.is_empty() {
                 transport
                     .try_add_address(account, &p.address)
@@ -538,15 +550,19 @@ impl ClientFile {
         let transport = Arc::new(transport) as Arc<dyn Transport>;
         let mut client = Client::new(keypair, transport.clone(), cfg)?;
         if self.lanes.unwrap_or(true) {
-            client.use_lanes(crate::lane::Lanes::new(transport.clone(), timeout));
+            client.use_lanes(crate::transport::lane::Lanes::new(
+                crate::env::Env::real(),
+                transport.clone(),
+                timeout,
+            ));
         }
         if let Some(ledger) = &self.ledger {
             let account = ledger
                 .parse::<AccountId>()
                 .map_err(|e| ConnectError::Ledger(e.to_string()))?;
             client.set_ledger(
-                crate::chain::RemoteLedger::new(transport, account, Duration::from_millis(200)),
-                crate::orders::OrderConfig::default(),
+                crate::ledger::RemoteLedger::new(transport, account, Duration::from_millis(200)),
+                crate::client::orders::OrderConfig::default(),
             );
         }
         Ok(client)

@@ -1,33 +1,38 @@
-//! memo-sdk: the async side of memo: the user client, keeper and provider services, durable
-//! backends, the network transport and the local chain.
+//! memo-sdk: the async side of memo, arranged by persona and mechanism.
 //!
-//! Streaming encode and decode over tokio live in [`pipeline`]; durable stores in [`store`].
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`client`] | the user's [`Client`]: put, get, delete, list, stat; streaming encode and decode ([`client::pipeline`]); storage orders ([`client::orders`]) |
+//! | [`keeper`] | the keeper service (placement, ownership metadata, purges), a whole keeper process ([`keeper::node`]), storage challenges ([`keeper::challenger`]), detection and repair ([`keeper::repair`]) |
+//! | [`provider`] | the provider service (holds shards) and its prover ([`provider::prover`]) |
+//! | [`ledger`] | the [`ledger::Ledger`] trait, the local chain, and signed transactions ([`ledger::tx`]) |
+//! | [`replication`] | the ordered log of object operations that keepers share |
+//! | [`transport`] | libp2p ([`transport::p2p`]), shard lanes, request/response calls, fault injection |
+//! | [`store`] | durable backends: shard files and redb metadata |
+//! | [`env`] | the clock and randomness every flow asks: tokio time for real nodes, virtual time for simulations |
+//! | [`node`] | one node, several services: routes each request to the service that serves it |
+//! | [`local`] | a whole network in one process (tests, `memo demo`) |
+//! | [`config`] | config and key files |
+//!
+//! The sans-IO rules (codec, ownership, contract, proofs, repair plans) and the backend traits
+//! with their conformance suites live in [`memo_core`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 #[cfg(feature = "mimalloc")]
 pub mod alloc;
-pub mod chain;
-pub mod challenger;
 pub mod client;
 pub mod config;
-pub mod fault;
+pub mod env;
 pub mod keeper;
-pub mod keeper_node;
-pub mod lane;
+pub mod ledger;
 pub mod local;
-pub mod local_ledger;
-pub mod net;
 pub mod node;
-pub mod oplog;
-pub mod orders;
-pub mod pipeline;
-pub mod prover;
 pub mod provider;
-pub mod repair;
-pub mod rpc;
+pub mod replication;
 pub mod store;
-pub mod tx;
+pub mod transport;
 
 pub use client::{Client, ClientConfig, ClientError};
+pub use env::Env;
 pub use memo_core;

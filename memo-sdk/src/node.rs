@@ -47,6 +47,6 @@ pub async fn respond(services: &[Arc<dyn Service>], from: AccountId, req: &Reque
     }
     Response::error(
         ErrorCode::BadRequest,
-        format!("this node does not serve {}", crate::provider::kind(req)),
+        format!("this node does not serve {}", req.kind()),
     )
 }

@@ -4,7 +4,7 @@
 use memo_core::contract::{Call, RolesCall, SignedTx, Tx};
 use memo_core::identity::Signature;
 use memo_core::{AccountId, Keypair, Signed};
-use memo_sdk::chain::{Block, BlockHeader, tx_root};
+use memo_sdk::ledger::{Block, BlockHeader, tx_root};
 use proptest::prelude::*;
 
 fn block() -> Vec<u8> {

@@ -7,11 +7,11 @@ use bytes::Bytes;
 use memo_core::protocol::{LaneSecret, Request, Response};
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_core::{AccountId, Keypair, ShardId};
-use memo_sdk::lane::{LaneServer, Lanes, MAGIC};
 use memo_sdk::node::{Service, serve};
 use memo_sdk::provider::Provider;
-use memo_sdk::rpc::call;
 use memo_sdk::store::FsShardStore;
+use memo_sdk::transport::lane::{LaneServer, Lanes, MAGIC};
+use memo_sdk::transport::rpc::call;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,7 +27,7 @@ struct Recorder {
 #[async_trait::async_trait]
 impl Service for Recorder {
     async fn handle(&self, from: AccountId, req: &Request) -> Option<Response> {
-        let kind = memo_sdk::provider::kind(req);
+        let kind = req.kind();
         self.seen.lock().unwrap().push((from, kind));
         match req {
             Request::PutShard { .. } => Some(Response::Stored(true)),
@@ -65,7 +65,7 @@ async fn recorded(lane: Lane) -> (Arc<Recorder>, Option<Arc<LaneServer>>, Net) {
         Lane::Own => None,
         Lane::Advertise(a) => Some(a.to_string()),
     };
-    let l = LaneServer::start("127.0.0.1:0", advertise, rec.clone())
+    let l = LaneServer::start(memo_sdk::Env::real(), "127.0.0.1:0", advertise, rec.clone())
         .await
         .unwrap();
     services.push(l.clone());
@@ -86,7 +86,11 @@ fn net(services: Vec<Arc<dyn Service>>) -> Net {
 }
 
 fn lanes_for(n: &Net) -> Arc<Lanes> {
-    Lanes::new(n.client.clone(), Duration::from_secs(10))
+    Lanes::new(
+        memo_sdk::Env::real(),
+        n.client.clone(),
+        Duration::from_secs(10),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,13 +100,13 @@ async fn shards_travel_on_the_lane_as_the_opener_and_connections_are_reused() {
     let (pk, ck) = (Keypair::from_seed("lane-p"), Keypair::from_seed("lane-c"));
     let pt: Arc<dyn Transport> = Arc::new(network.join(pk.account()));
     let store = FsShardStore::open(dir.path()).unwrap();
-    let provider = Provider::new(pt.clone(), store, 1 << 30, []);
-    let lane = LaneServer::start("127.0.0.1:0", None, provider.clone())
+    let provider = Provider::new(memo_sdk::Env::real(), pt.clone(), store, 1 << 30, []);
+    let lane = LaneServer::start(memo_sdk::Env::real(), "127.0.0.1:0", None, provider.clone())
         .await
         .unwrap();
     tokio::spawn(serve(pt, vec![provider.clone(), lane.clone()]));
     let client: Arc<dyn Transport> = Arc::new(network.join(ck.account()));
-    let lanes = Lanes::new(client, Duration::from_secs(10));
+    let lanes = Lanes::new(memo_sdk::Env::real(), client, Duration::from_secs(10));
     // A shard of 3 MiB: many TCP segments, one frame.
     let bytes = Bytes::from(memo_core::testkit::random_bytes(3 << 20, 7));
     let shard = ShardId::of(&bytes);
@@ -219,7 +223,7 @@ async fn hello(address: &str, ticket: &[u8; 16]) -> TcpStream {
     s
 }
 
-/// A frame sealed as the spec in `memo_sdk::lane` says, counter `n`, client to provider.
+/// A frame sealed as the spec in `memo_sdk::transport::lane` says, counter `n`, client to provider.
 fn frame(secret: &[u8; 32], n: u64, plain: &[u8]) -> Vec<u8> {
     let raw = blake3::derive_key("memo shard lane v1: client to provider", secret);
     let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &raw).unwrap());
@@ -303,12 +307,17 @@ async fn strangers_replays_altered_and_oversize_frames_get_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wildcard_lane_needs_an_advertised_address() {
     let rec: Arc<dyn Service> = Arc::new(Recorder::default());
-    let err = LaneServer::start("0.0.0.0:0", None, rec.clone())
+    let err = LaneServer::start(memo_sdk::Env::real(), "0.0.0.0:0", None, rec.clone())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("give an address"), "{err}");
-    let lane = LaneServer::start("0.0.0.0:0", Some("127.0.0.1:9".into()), rec)
-        .await
-        .unwrap();
+    let lane = LaneServer::start(
+        memo_sdk::Env::real(),
+        "0.0.0.0:0",
+        Some("127.0.0.1:9".into()),
+        rec,
+    )
+    .await
+    .unwrap();
     assert_eq!(lane.address(), "127.0.0.1:9");
 }

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use memo_core::transport::{MAX_MESSAGE, Transport, TransportError};
 use memo_core::{AccountId, Keypair};
-use memo_sdk::net::{NetError, P2pConfig, P2pTransport};
+use memo_sdk::transport::p2p::{NetError, P2pConfig, P2pTransport};
 use std::time::Duration;
 
 fn test_config() -> P2pConfig {

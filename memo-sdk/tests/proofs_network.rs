@@ -7,9 +7,9 @@ use memo_core::contract::{Answer, Commitment, Epoch, Order, OrderId, Query, Role
 use memo_core::ownership::{MemoryShardStore, ShardStore, ShardStoreError};
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_core::{ShardId, proof};
-use memo_sdk::challenger::{ChallengerConfig, EpochReport};
+use memo_sdk::keeper::challenger::{ChallengerConfig, EpochReport};
+use memo_sdk::local::ledger::{LedgerSpec, LocalLedger};
 use memo_sdk::local::{LocalNetwork, LocalSpec};
-use memo_sdk::local_ledger::{LedgerSpec, LocalLedger};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -63,6 +63,7 @@ fn spec(providers: usize, k: u8, m: u8) -> (LocalSpec, LedgerSpec) {
             data_shards: k,
             parity_shards: m,
         },
+        ..LocalSpec::default()
     };
     let ledger = LedgerSpec {
         epoch_blocks: 4,
@@ -373,7 +374,7 @@ async fn placement_avoids_providers_that_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repairs_move_orders_to_the_new_holders_and_the_failed_stake_pays() {
     use memo_core::contract::{Outcome, Params, ProofMark};
-    use memo_sdk::challenger::RecordedRepair;
+    use memo_sdk::keeper::challenger::RecordedRepair;
     use std::collections::BTreeSet;
 
     let (mem, mut net) = start(&spec(6, 2, 1)).await;

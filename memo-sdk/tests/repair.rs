@@ -6,11 +6,11 @@ use memo_core::id::{AccountId, ChunkId, ShardId};
 use memo_core::ownership::{MemoryShardStore, ShardHealth, ShardStore, ShardStoreError};
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_core::{Keypair, Signed, wire};
-use memo_sdk::fault::{FaultConfig, FaultTransport};
+use memo_sdk::keeper::repair::{RepairConfig, Repairer};
 use memo_sdk::keeper::{Keeper, KeeperConfig};
 use memo_sdk::local::{LocalNetwork, LocalSpec};
-use memo_sdk::oplog::OpLog;
-use memo_sdk::repair::{RepairConfig, Repairer};
+use memo_sdk::replication::OpLog;
+use memo_sdk::transport::fault::{FaultConfig, FaultTransport};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -96,6 +96,7 @@ impl Sim {
                 data_shards: 3,
                 parity_shards: 2,
             },
+            ..LocalSpec::default()
         };
         let mem = MemoryNetwork::new();
         let byz: BTreeSet<AccountId> = byzantine
@@ -580,7 +581,7 @@ async fn only_keepers_may_sign_keeper_operations_over_the_network() {
     });
     let signed = Signed::sign(&mallory, &op);
     let t = sim.mem.join(mallory.account());
-    let resp = memo_sdk::rpc::call(
+    let resp = memo_sdk::transport::rpc::call(
         &t,
         sim.net.keepers[0].account(),
         &memo_core::protocol::Request::Submit {
@@ -588,7 +589,10 @@ async fn only_keepers_may_sign_keeper_operations_over_the_network() {
         },
     )
     .await;
-    assert!(matches!(resp, Err(memo_sdk::rpc::RpcError::Remote { .. })));
+    assert!(matches!(
+        resp,
+        Err(memo_sdk::transport::rpc::RpcError::Remote { .. })
+    ));
     assert_eq!(
         sim.net.keepers[0].inspect(|o| o.provider_health(&sim.provider(0))),
         ShardHealth::Healthy
@@ -609,6 +613,7 @@ async fn background_repair_on_a_local_network() {
             data_shards: 3,
             parity_shards: 2,
         },
+        ..LocalSpec::default()
     };
     let (mem, mut net) = memo_sdk::local::memory_network(&spec).await.unwrap();
     net.enable_repair(RepairConfig {

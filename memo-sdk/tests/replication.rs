@@ -12,16 +12,16 @@ use memo_core::ownership::{MemoryShardStore, ShardStore};
 use memo_core::protocol::{Request, Response};
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_core::{AccountId, Keypair, Signed};
-use memo_sdk::chain::{
+use memo_sdk::keeper::KeeperConfig;
+use memo_sdk::keeper::node::KeeperNode;
+use memo_sdk::ledger::{
     Block, ChainConfig, ChainFollower, Head, Ledger, LedgerError, LedgerService, LocalChain,
     RemoteLedger, TxStatus,
 };
-use memo_sdk::keeper::KeeperConfig;
-use memo_sdk::keeper_node::KeeperNode;
-use memo_sdk::net::P2pTransport;
 use memo_sdk::node::{Service, serve};
-use memo_sdk::oplog::{DurableOpLog, OpLog, OpLogService, RemoteOpLog, RemoteOpLogConfig};
 use memo_sdk::provider::Provider;
+use memo_sdk::replication::{DurableOpLog, OpLog, OpLogService, RemoteOpLog, RemoteOpLogConfig};
+use memo_sdk::transport::p2p::P2pTransport;
 use memo_sdk::{Client, ClientConfig, ClientError};
 use std::future::Future;
 use std::path::Path;
@@ -137,6 +137,7 @@ impl Net {
         for i in 0..6 {
             let kp = Keypair::from_seed(&format!("provider-{i}"));
             let p = Provider::new(
+                memo_sdk::Env::real(),
                 net.fabric.join(&kp).await,
                 MemoryShardStore::new(),
                 1 << 30,
@@ -375,13 +376,13 @@ fn signed_delete(user: &str, i: u8) -> Signed<ObjectOp> {
 
 /// A sequencer's log that rewrites one entry's signer when serving it.
 struct ForgingLog {
-    inner: memo_sdk::oplog::MemoryOpLog,
+    inner: memo_sdk::replication::MemoryOpLog,
     forge: AtomicBool,
 }
 
 #[async_trait::async_trait]
 impl OpLog for ForgingLog {
-    async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, String> {
+    async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, memo_sdk::replication::OpLogError> {
         self.inner.append(op).await
     }
     fn follow(&self, from: u64) -> futures::stream::BoxStream<'static, (u64, Signed<ObjectOp>)> {
@@ -474,7 +475,7 @@ async fn a_follower_never_stores_a_forged_entry() {
 async fn only_listed_appenders_may_append() {
     let mem = MemoryNetwork::new();
     let seq = Keypair::from_seed("seq");
-    let log = Arc::new(memo_sdk::oplog::MemoryOpLog::new());
+    let log = Arc::new(memo_sdk::replication::MemoryOpLog::new());
     let keeper = Keypair::from_seed("keeper");
     let service = OpLogService::with_appenders(log.clone(), [keeper.account()]);
     tokio::spawn(serve(
@@ -484,18 +485,24 @@ async fn only_listed_appenders_may_append() {
     let stranger: Arc<dyn Transport> = Arc::new(mem.join(Keypair::from_seed("x").account()));
     let k: Arc<dyn Transport> = Arc::new(mem.join(keeper.account()));
     let op = signed_delete("alice", 1);
-    let r = memo_sdk::oplog::client::append(stranger.as_ref(), seq.account(), &op).await;
+    let r = memo_sdk::replication::client::append(stranger.as_ref(), seq.account(), &op).await;
     assert!(r.is_err(), "{r:?}");
     assert_eq!(
-        memo_sdk::oplog::client::append(k.as_ref(), seq.account(), &op)
+        memo_sdk::replication::client::append(k.as_ref(), seq.account(), &op)
             .await
             .unwrap(),
         0
     );
     // A read at the end with no wait answers at once, empty.
-    let b = memo_sdk::oplog::client::read(stranger.as_ref(), seq.account(), 1, 10, Duration::ZERO)
-        .await
-        .unwrap();
+    let b = memo_sdk::replication::client::read(
+        stranger.as_ref(),
+        seq.account(),
+        1,
+        10,
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
     assert_eq!((b.from, b.entries.len(), b.len), (1, 0, 1));
 }
 

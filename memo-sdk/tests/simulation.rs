@@ -22,9 +22,9 @@ use memo_core::ownership::{MemoryMeta, MemoryShardStore, ShardHealth, ShardStore
 use memo_core::testkit::random_bytes;
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_sdk::ClientError;
-use memo_sdk::fault::{FaultConfig, FaultTransport};
+use memo_sdk::keeper::repair::{RepairConfig, Repairer};
 use memo_sdk::local::{LocalNetwork, LocalSpec};
-use memo_sdk::repair::{RepairConfig, Repairer};
+use memo_sdk::transport::fault::{FaultConfig, FaultTransport};
 
 mod common;
 use common::{Registry, registry};
@@ -196,6 +196,7 @@ async fn workload_dozens_of_nodes_matches_a_model() {
         users: users.clone(),
         provider_capacity: 1 << 30,
         params: params(),
+        ..LocalSpec::default()
     };
     let (_mem, net) = memo_sdk::local::memory_network(&spec).await.unwrap();
     let clients: Vec<_> = users.iter().map(|n| net.user(n).unwrap()).collect();
@@ -477,6 +478,7 @@ impl FailureSim {
             users: (0..users).map(|i| format!("user{i}")).collect(),
             provider_capacity: 1 << 30,
             params: params(),
+            ..LocalSpec::default()
         };
         let mem = MemoryNetwork::new();
         let byz: BTreeMap<AccountId, usize> = byzantine

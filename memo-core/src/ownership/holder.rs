@@ -80,6 +80,41 @@ pub trait ShardStore: Send + Sync {
     }
 }
 
+/// A shared store is a store: several owners (a provider and a test, say) use one.
+impl<S: ShardStore + ?Sized> ShardStore for std::sync::Arc<S> {
+    fn put(&self, id: &ShardId, bytes: &[u8]) -> Result<bool, ShardStoreError> {
+        (**self).put(id, bytes)
+    }
+    fn put_verified(&self, shard: Verified<'_>) -> Result<bool, ShardStoreError> {
+        (**self).put_verified(shard)
+    }
+    fn get(&self, id: &ShardId) -> Result<Option<Vec<u8>>, ShardStoreError> {
+        (**self).get(id)
+    }
+    fn has(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
+        (**self).has(id)
+    }
+    fn delete(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
+        (**self).delete(id)
+    }
+    fn list(&self) -> Result<Vec<ShardId>, ShardStoreError> {
+        (**self).list()
+    }
+    fn used_bytes(&self) -> Result<u64, ShardStoreError> {
+        (**self).used_bytes()
+    }
+    fn list_after(
+        &self,
+        after: Option<&ShardId>,
+        max: usize,
+    ) -> Result<Vec<ShardId>, ShardStoreError> {
+        (**self).list_after(after, max)
+    }
+    fn shard_count(&self) -> Result<u64, ShardStoreError> {
+        (**self).shard_count()
+    }
+}
+
 /// Shard bytes checked to hash to their id; only [`Verified::check`] makes one, so a store
 /// handed one ([`ShardStore::put_verified`]) need not hash the bytes again.
 #[derive(Clone, Copy, Debug)]

@@ -6,8 +6,8 @@ use memo_core::id::{AccountId, ChunkId, ShardId};
 use memo_core::objects::Objects;
 use memo_core::ownership::{MemoryMeta, ShardHealth, ShardStore};
 use memo_core::repair::{LivenessPolicy, RepairThreshold};
+use memo_sdk::keeper::repair::RepairConfig;
 use memo_sdk::local::LocalNetwork;
-use memo_sdk::repair::RepairConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 

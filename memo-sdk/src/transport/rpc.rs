@@ -63,32 +63,6 @@ pub fn remote(peer: AccountId, response: Response) -> Result<Response, RpcError>
     }
 }
 
-/// How a caller reaches a peer: over the transport, or through [`crate::lane::Lanes`], which
-/// sends shard puts and gets on providers' lanes and the rest over the transport.
-#[derive(Clone, Copy)]
-pub enum Via<'a> {
-    /// Every request over the transport.
-    Transport(&'a dyn Transport),
-    /// Shard requests on lanes where providers offer them.
-    Lanes(&'a crate::lane::Lanes),
-}
-
-impl Via<'_> {
-    /// [`call`] through this way.
-    pub async fn call(self, peer: AccountId, req: &Request) -> Result<Response, RpcError> {
-        match self {
-            Via::Transport(t) => call(t, peer, req).await,
-            Via::Lanes(l) => l.call(peer, req).await,
-        }
-    }
-}
-
-impl<'a> From<&'a dyn Transport> for Via<'a> {
-    fn from(t: &'a dyn Transport) -> Self {
-        Via::Transport(t)
-    }
-}
-
 /// The error for a response of the wrong kind.
 pub fn unexpected(peer: AccountId, asked: &'static str, got: &Response) -> RpcError {
     let got = format!("{got:?}");

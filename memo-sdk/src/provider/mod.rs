@@ -1,7 +1,10 @@
 //! The provider service: holds shards and serves them, over any transport and shard store.
 
+pub mod prover;
+
+use crate::env::Env;
 use crate::node::Service;
-use crate::rpc::unexpected;
+use crate::transport::rpc::unexpected;
 use bytes::Bytes;
 use memo_core::AccountId;
 use memo_core::ownership::{Holder, HolderError, ShardStore, ShardStoreError};
@@ -9,7 +12,8 @@ use memo_core::protocol::{ErrorCode, Request, Response};
 use memo_core::transport::Transport;
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 /// A provider node: stores shards within its capacity, serves reads, deletes on a keeper's
@@ -19,10 +23,11 @@ use tracing::{debug, info, warn};
 /// absent (`Shard(None)`) and deleted, so altered bytes are never served and keepers that
 /// audit or check a client's report mark it Lost and rebuild it elsewhere.
 pub struct Provider<S> {
+    env: Env,
     transport: Arc<dyn Transport>,
     holder: Holder<S>,
     keepers: RwLock<BTreeSet<AccountId>>,
-    prover: std::sync::OnceLock<Arc<crate::prover::Prover>>,
+    prover: std::sync::OnceLock<Arc<crate::provider::prover::Prover>>,
     /// When each shard was last stored (new or again) since this provider started; shards
     /// not in it count from `started`. A sweep deletes only shards idle for its whole window.
     stored_at: std::sync::Mutex<std::collections::HashMap<memo_core::ShardId, Instant>>,
@@ -30,21 +35,23 @@ pub struct Provider<S> {
 }
 
 impl<S: ShardStore + 'static> Provider<S> {
-    /// A provider offering `capacity` bytes of `store` on `transport`. Only `keepers` may
-    /// delete shards or challenge it.
+    /// A provider offering `capacity` bytes of `store` on `transport`, on `env`'s clock. Only
+    /// `keepers` may delete shards or challenge it.
     pub fn new(
+        env: Env,
         transport: Arc<dyn Transport>,
         store: S,
         capacity: u64,
         keepers: impl IntoIterator<Item = AccountId>,
     ) -> Arc<Self> {
         Arc::new(Self {
+            started: env.now(),
+            env,
             transport,
             holder: Holder::new(store, capacity),
             keepers: RwLock::new(keepers.into_iter().collect()),
             prover: std::sync::OnceLock::new(),
             stored_at: std::sync::Mutex::new(std::collections::HashMap::new()),
-            started: Instant::now(),
         })
     }
 
@@ -61,13 +68,13 @@ impl<S: ShardStore + 'static> Provider<S> {
             .insert(keeper);
     }
 
-    /// Answers keepers' prove requests with `prover` (see [`crate::prover`]); set once.
-    pub fn set_prover(&self, prover: Arc<crate::prover::Prover>) {
+    /// Answers keepers' prove requests with `prover` (see [`crate::provider::prover`]); set once.
+    pub fn set_prover(&self, prover: Arc<crate::provider::prover::Prover>) {
         let _ = self.prover.set(prover);
     }
 
     /// The prover, if the provider runs with a ledger.
-    pub fn prover(&self) -> Option<&Arc<crate::prover::Prover>> {
+    pub fn prover(&self) -> Option<&Arc<crate::provider::prover::Prover>> {
         self.prover.get()
     }
 
@@ -123,7 +130,7 @@ impl<S: ShardStore + 'static> Provider<S> {
             Request::PutShard { shard, bytes } => {
                 // Stamped before it is stored: a sweep that runs meanwhile sees it as fresh.
                 let stamps = || self.stored_at.lock().unwrap_or_else(|p| p.into_inner());
-                let now = Instant::now();
+                let now = self.env.now();
                 let before = stamps().insert(shard, now);
                 let response = self.put_shard(from, shard, &bytes);
                 // A refused put stored nothing: take its stamp back (unless another put of the
@@ -178,7 +185,7 @@ impl<S: ShardStore + 'static> Provider<S> {
                 // and the delete (a store stamps first, then writes).
                 let mut stamps = self.stored_at.lock().unwrap_or_else(|p| p.into_inner());
                 let idle = Duration::from_millis(idle_ms);
-                let now = Instant::now();
+                let now = self.env.now();
                 let old: Vec<memo_core::ShardId> = shards
                     .into_iter()
                     .filter(|id| {
@@ -214,7 +221,7 @@ impl<S: ShardStore + 'static> Provider<S> {
             }
             other => Response::error(
                 ErrorCode::BadRequest,
-                format!("a provider does not serve {}", kind(&other)),
+                format!("a provider does not serve {}", other.kind()),
             ),
         }
     }
@@ -226,7 +233,8 @@ impl<S: ShardStore + 'static> Service for Provider<S> {
         if let Request::Prove { challenge } = req {
             let (prover, store) = (self.prover.get(), self.holder.store());
             return Some(
-                crate::prover::serve(prover, self.is_keeper(&from), challenge, store).await,
+                crate::provider::prover::serve(prover, self.is_keeper(&from), challenge, store)
+                    .await,
             );
         }
         if !matches!(
@@ -252,38 +260,11 @@ impl<S: ShardStore + 'static> Service for Provider<S> {
     }
 }
 
-/// A short name of a request kind, for errors and logs.
-pub fn kind(req: &Request) -> &'static str {
-    match req {
-        Request::PutShard { .. } => "PutShard",
-        Request::GetShard { .. } => "GetShard",
-        Request::DeleteShards { .. } => "DeleteShards",
-        Request::ProviderStatus => "ProviderStatus",
-        Request::Prove { .. } => "Prove",
-        Request::Place { .. } => "Place",
-        Request::Locate { .. } => "Locate",
-        Request::Submit { .. } => "Submit",
-        Request::ListObjects => "ListObjects",
-        Request::StatObject { .. } => "StatObject",
-        Request::Account => "Account",
-        Request::OpAppend { .. } => "OpAppend",
-        Request::OpRead { .. } => "OpRead",
-        Request::LedgerSubmit { .. } => "LedgerSubmit",
-        Request::LedgerTxStatus { .. } => "LedgerTxStatus",
-        Request::LedgerQuery { .. } => "LedgerQuery",
-        Request::LedgerHead => "LedgerHead",
-        Request::LedgerBlocks { .. } => "LedgerBlocks",
-        Request::ReportShards { .. } => "ReportShards",
-        Request::ListShards { .. } => "ListShards",
-        Request::SweepShards { .. } => "SweepShards",
-        Request::OpenLane { .. } => "OpenLane",
-    }
-}
-
 /// Client side of the provider protocol.
 pub mod client {
     use super::*;
-    use crate::rpc::{RpcError, Via, call};
+    use crate::transport::lane::Via;
+    use crate::transport::rpc::{RpcError, call};
     use memo_core::ShardId;
 
     /// Uploads one shard.
@@ -338,7 +319,13 @@ mod tests {
     fn refused_puts_leave_no_upload_stamp() {
         let net = MemoryNetwork::new();
         let me = memo_core::Keypair::from_seed("stamp-provider").account();
-        let p = Provider::new(Arc::new(net.join(me)), MemoryShardStore::new(), 10, []);
+        let p = Provider::new(
+            Env::real(),
+            Arc::new(net.join(me)),
+            MemoryShardStore::new(),
+            10,
+            [],
+        );
         let stamped = |id: &ShardId| p.stored_at.lock().unwrap().contains_key(id);
         let user = AccountId([1; 32]);
         let good = Bytes::from_static(b"shard");

@@ -30,9 +30,9 @@
 //!    ones without the chunk's secret ([`memo_core::codec::rebuild_shards`]), uploads each to a
 //!    new provider chosen by rendezvous hashing among Healthy providers that hold no shard of
 //!    the chunk, and appends one [`KeeperOp::Replace`] (compare-and-swap on the old holders).
-//!    With a ledger (the keeper has a [`Challenger`](crate::challenger::Challenger)), the
+//!    With a ledger (the keeper has a [`Challenger`](crate::keeper::challenger::Challenger)), the
 //!    winner of that append then records the moves on the ledger
-//!    ([`Challenger::record_repairs`](crate::challenger::Challenger::record_repairs)): each
+//!    ([`Challenger::record_repairs`](crate::keeper::challenger::Challenger::record_repairs)): each
 //!    shard's order share moves to its new holder, paid from the former holder's stake. Then
 //!    it asks the former holders to delete their copies.
 //!
@@ -46,7 +46,7 @@
 
 use crate::keeper::Keeper;
 use crate::provider::client as provider_client;
-use crate::rpc::{RpcError, call};
+use crate::transport::rpc::{RpcError, call};
 use bytes::Bytes;
 use memo_core::codec::rebuild_shards;
 use memo_core::id::{AccountId, ChunkId, ShardId};
@@ -152,6 +152,8 @@ impl RepairConfig {
 /// Counters of one keeper's repair work.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RepairStats {
+    /// Rounds this repairer has run (probe, audit, sweep, reports, repairs).
+    pub rounds: u64,
     /// Chunks whose missing shards were rebuilt and placed.
     pub chunks_repaired: u64,
     /// Shards rebuilt and placed.
@@ -265,21 +267,6 @@ pub(crate) fn queue_reports(keeper: &Keeper, reports: &[ShardReport]) {
     q.extend(reports.iter().take(room.min(MAX_REPORTS)).copied());
 }
 
-/// Sends a read's failed shards to a keeper (best effort: a lost report costs nothing but time).
-pub(crate) async fn send_reports(client: &crate::Client, mut reports: Vec<ShardReport>) {
-    if reports.is_empty() {
-        return;
-    }
-    reports.sort_unstable();
-    reports.dedup();
-    reports.truncate(MAX_REPORTS);
-    debug!(
-        count = reports.len(),
-        "reporting shards that could not be read"
-    );
-    let _ = client.report(reports).await;
-}
-
 fn severity(h: ShardHealth) -> u8 {
     match h {
         ShardHealth::Healthy => 0,
@@ -356,6 +343,7 @@ impl Repairer {
     pub fn stats(&self) -> RepairStats {
         let c = &self.counters;
         RepairStats {
+            rounds: self.round.load(Ordering::Relaxed),
             chunks_repaired: c.chunks.load(Ordering::Relaxed),
             shards_restored: c.shards.load(Ordering::Relaxed),
             bytes_restored: c.restored.load(Ordering::Relaxed),
@@ -903,7 +891,7 @@ impl Repairer {
             return false;
         }
         let slen = (snap.stored_bytes / n) as usize;
-        let started = std::time::Instant::now();
+        let started = self.keeper.env().now();
         // Fetch k verified shards, k at a time from the best sources.
         let mut have: Vec<(usize, Bytes)> = Vec::new();
         let mut sources = plan.sources.iter();
@@ -949,9 +937,11 @@ impl Repairer {
             return false;
         }
         let (k, ids, want) = (snap.k, snap.ids.clone(), plan.rebuild.clone());
-        let rebuilt =
-            tokio::task::spawn_blocking(move || rebuild_shards(chunk, k, &ids, slen, &have, &want))
-                .await;
+        let rebuilt = self
+            .keeper
+            .env()
+            .blocking(move || rebuild_shards(chunk, k, &ids, slen, &have, &want))
+            .await;
         let rebuilt = match rebuilt {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
@@ -1127,26 +1117,5 @@ impl Keeper {
         let r = Repairer::new(self.clone(), keypair, config);
         let task = r.start();
         (r, task)
-    }
-}
-
-impl crate::Client {
-    /// Reports shards this client could not read to a keeper (it checks them before believing).
-    pub async fn report(&self, reports: Vec<ShardReport>) -> Result<(), crate::ClientError> {
-        for k in self.keepers() {
-            let req = Request::ReportShards {
-                reports: reports.clone(),
-            };
-            if matches!(
-                call(self.transport().as_ref(), *k, &req).await,
-                Ok(Response::Done)
-            ) {
-                return Ok(());
-            }
-        }
-        Err(crate::ClientError::NoKeeper {
-            tried: self.keepers().len(),
-            last: "no keeper took the report".into(),
-        })
     }
 }

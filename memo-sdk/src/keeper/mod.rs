@@ -1,9 +1,15 @@
 //! The keeper service: places chunks, keeps ownership metadata in sync through the shared
 //! [`OpLog`], answers users' queries and cascades purges to providers.
 
+pub mod challenger;
+pub mod node;
+pub mod placement;
+pub mod repair;
+
+use crate::env::Env;
 use crate::node::Service;
-use crate::oplog::OpLog;
-use crate::provider::{client as provider_client, kind};
+use crate::provider::client as provider_client;
+use crate::replication::OpLog;
 use futures::StreamExt;
 use memo_core::id::{AccountId, ChunkId};
 use memo_core::objects::{Applied, ObjectOp, Objects};
@@ -31,6 +37,9 @@ pub struct KeeperConfig {
     /// there, answer "already stored", and then lose them to the purge in flight. The keeper
     /// that delivers a purge holds the chunk back until delivery is done, however long.
     pub purge_grace: std::time::Duration,
+    /// The clock and randomness this keeper asks (placement draws, purge holds, catch-up
+    /// waits); shared with its repairer and challenger.
+    pub env: Env,
 }
 
 impl Default for KeeperConfig {
@@ -39,6 +48,7 @@ impl Default for KeeperConfig {
             default_quota: 64 << 30,
             keepers: Vec::new(),
             purge_grace: std::time::Duration::from_secs(1),
+            env: Env::real(),
         }
     }
 }
@@ -59,14 +69,14 @@ pub struct Keeper {
     config: KeeperConfig,
     pub(crate) state: Mutex<Objects<MemoryMeta>>,
     pub(crate) providers: RwLock<Vec<AccountId>>,
-    /// Clients' failed-read reports, checked by [`crate::repair::Repairer`].
+    /// Clients' failed-read reports, checked by [`crate::keeper::repair::Repairer`].
     pub(crate) reports: Mutex<Vec<memo_core::repair::ShardReport>>,
     outcomes: Mutex<BTreeMap<u64, (Outcome, Option<Applied>)>>,
     applied: watch::Sender<u64>,
-    challenger: std::sync::OnceLock<Arc<crate::challenger::Challenger>>,
+    challenger: std::sync::OnceLock<Arc<crate::keeper::challenger::Challenger>>,
     /// Chunks purged by an applied delete whose purge may still be on its way to the holders,
     /// with when to stop waiting for it (see [`KeeperConfig::purge_grace`]).
-    purging: Mutex<HashMap<ChunkId, std::time::Instant>>,
+    purging: Mutex<HashMap<ChunkId, tokio::time::Instant>>,
 }
 
 impl Keeper {
@@ -90,6 +100,11 @@ impl Keeper {
             challenger: std::sync::OnceLock::new(),
             purging: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The clock and randomness this keeper and its repairer and challenger ask.
+    pub fn env(&self) -> &Env {
+        &self.config.env
     }
 
     /// This keeper's account.
@@ -124,13 +139,13 @@ impl Keeper {
     }
 
     /// Runs challenges with `challenger` and places by its reputation (see
-    /// [`crate::challenger`]); set once, then start it with `Challenger::spawn`.
-    pub fn set_challenger(&self, challenger: Arc<crate::challenger::Challenger>) {
+    /// [`crate::keeper::challenger`]); set once, then start it with `Challenger::spawn`.
+    pub fn set_challenger(&self, challenger: Arc<crate::keeper::challenger::Challenger>) {
         let _ = self.challenger.set(challenger);
     }
 
     /// The challenger, if this keeper runs with a ledger.
-    pub fn challenger(&self) -> Option<&Arc<crate::challenger::Challenger>> {
+    pub fn challenger(&self) -> Option<&Arc<crate::keeper::challenger::Challenger>> {
         self.challenger.get()
     }
 
@@ -270,7 +285,7 @@ impl Keeper {
                 }
             }
             Request::ReportShards { reports } => {
-                crate::repair::queue_reports(self, &reports);
+                crate::keeper::repair::queue_reports(self, &reports);
                 Response::Done
             }
             Request::Account => {
@@ -288,7 +303,7 @@ impl Keeper {
             }
             other => Response::error(
                 ErrorCode::BadRequest,
-                format!("a keeper does not serve {}", kind(&other)),
+                format!("a keeper does not serve {}", other.kind()),
             ),
         }
     }
@@ -296,7 +311,7 @@ impl Keeper {
     /// Holds the chunks of `purged` back from placement for `hold` from now (see
     /// [`Keeper::purged_chunks_settled`]), forgetting holds that have run out.
     fn hold(&self, purged: &[memo_core::ownership::Purge], hold: std::time::Duration) {
-        let now = std::time::Instant::now();
+        let now = self.config.env.now();
         let until = now + hold;
         let mut purging = self.purging.lock().unwrap_or_else(|p| p.into_inner());
         purging.retain(|_, t| *t > now);
@@ -318,7 +333,7 @@ impl Keeper {
         loop {
             let wait = {
                 let purging = self.purging.lock().unwrap_or_else(|p| p.into_inner());
-                let now = std::time::Instant::now();
+                let now = self.config.env.now();
                 chunks
                     .iter()
                     .filter_map(|c| purging.get(&c.id))
@@ -327,7 +342,10 @@ impl Keeper {
             if !wait {
                 return;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            self.config
+                .env
+                .sleep(std::time::Duration::from_millis(10))
+                .await;
         }
     }
 
@@ -357,10 +375,11 @@ impl Keeper {
                             ),
                         );
                     }
-                    let chosen = crate::challenger::choose(
+                    let chosen = placement::choose(
                         self.challenger.get(),
                         &providers,
                         c.shards.len(),
+                        &self.config.env.random(),
                     );
                     if let Some(ch) = self.challenger.get() {
                         ch.placing(&c.shards);

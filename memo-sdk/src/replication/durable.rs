@@ -329,10 +329,8 @@ impl Inner {
 
 #[async_trait]
 impl OpLog for DurableOpLog {
-    async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, String> {
-        self.enqueue(vec![wire::encode(&op)], None)
-            .await
-            .map_err(|e| e.to_string())
+    async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, OpLogError> {
+        self.enqueue(vec![wire::encode(&op)], None).await
     }
 
     /// Entries from `from` on. If a record turns out corrupt or the store fails, the stream

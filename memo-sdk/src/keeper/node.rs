@@ -12,12 +12,14 @@
 //! Files in the data dir: `oplog.redb` (the sequencer's log, or the follower's replica) and
 //! `chain.redb` (when a chain is configured).
 
-use crate::chain::{
+use crate::keeper::{Keeper, KeeperConfig};
+use crate::ledger::{
     ChainConfig, ChainFollower, LedgerError, LedgerService, LocalChain, RemoteLedger,
 };
-use crate::keeper::{Keeper, KeeperConfig};
 use crate::node::Service;
-use crate::oplog::{DurableOpLog, OpLog, OpLogError, OpLogService, RemoteOpLog, RemoteOpLogConfig};
+use crate::replication::{
+    DurableOpLog, OpLog, OpLogError, OpLogService, RemoteOpLog, RemoteOpLogConfig,
+};
 use memo_core::contract::{Genesis, ProofVerifier};
 use memo_core::transport::Transport;
 use memo_core::{AccountId, Keypair};
@@ -146,7 +148,7 @@ impl KeeperNode {
                     c.key,
                     c.verifier,
                 )?);
-                tasks.push(lc.spawn_producer(c.block_interval));
+                tasks.push(lc.spawn_producer(keeper.env().clone(), c.block_interval));
                 services.push(LedgerService::new(lc.clone()));
                 Some(lc)
             }

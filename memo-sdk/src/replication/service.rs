@@ -149,7 +149,7 @@ impl Service for OpLogService {
 /// Client side of the op-log protocol.
 pub mod client {
     use super::*;
-    use crate::rpc::{RpcError, call, unexpected};
+    use crate::transport::rpc::{RpcError, call, unexpected};
     use memo_core::transport::Transport;
 
     /// Asks the log at `peer` to append `op`; returns its position.

@@ -6,7 +6,7 @@
 //! nonce whenever none of its earlier transactions is still pending, so a rejected transaction
 //! (e.g. a proof that came too late) never leaves it stuck behind a gap.
 
-use crate::chain::{Ledger, LedgerError, TxStatus};
+use crate::ledger::{Ledger, LedgerError, TxStatus};
 use memo_core::contract::{Answer, Call, Outcome, Query, Rejection, SignedTx, Tx};
 use memo_core::{AccountId, Keypair, Signed};
 use std::sync::Arc;

@@ -12,6 +12,7 @@
 mod block;
 mod local;
 mod remote;
+pub mod tx;
 
 pub use block::{Block, BlockHeader, Head, tx_root};
 pub use local::{ChainConfig, LocalChain};

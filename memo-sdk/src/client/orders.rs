@@ -22,10 +22,10 @@
 //!
 //! When the last owner deletes a chunk, the keeper that applied the delete ends the orders
 //! whose shards are all purged (`MarketCall::EndOrder`, allowed to the user's keepers); see
-//! [`crate::challenger`].
+//! [`crate::keeper::challenger`].
 
-use crate::chain::{Ledger, LedgerError};
-use crate::tx::{TxError, TxSender};
+use crate::ledger::tx::{TxError, TxSender};
+use crate::ledger::{Ledger, LedgerError};
 use memo_core::contract::{
     Amount, Answer, Call, FilesCall, MarketCall, OrderId, Outcome, Query, Rejection, RoleInfo,
     RolesCall,

@@ -1,11 +1,14 @@
 //! A whole memo network in one process: keepers, providers and users wired together over any
 //! transport. Used by the tests, by `memo demo`, and by anyone who wants to try memo locally.
 
+pub mod ledger;
+
 use crate::client::{Client, ClientConfig, ClientError};
+use crate::env::Env;
+use crate::keeper::repair::{RepairConfig, Repairer};
 use crate::keeper::{Keeper, KeeperConfig};
-use crate::oplog::{MemoryOpLog, OpLog};
 use crate::provider::Provider;
-use crate::repair::{RepairConfig, Repairer};
+use crate::replication::{MemoryOpLog, OpLog};
 use memo_core::codec::CodecParams;
 use memo_core::ownership::{MemoryShardStore, ShardStore};
 use memo_core::transport::{MemoryNetwork, Transport};
@@ -26,6 +29,9 @@ pub struct LocalSpec {
     pub provider_capacity: u64,
     /// Codec parameters of every user.
     pub params: CodecParams,
+    /// The clock and randomness of the whole network; each node gets a [`Env::fork`] of it.
+    /// [`Env::simulated`] with a seed makes placement draws replay.
+    pub env: Env,
 }
 
 impl Default for LocalSpec {
@@ -36,6 +42,7 @@ impl Default for LocalSpec {
             users: vec!["alice".into(), "bob".into(), "carol".into()],
             provider_capacity: 16 << 30,
             params: CodecParams::default(),
+            env: Env::real(),
         }
     }
 }
@@ -60,6 +67,14 @@ impl<S> LocalProvider<S> {
     }
 }
 
+impl<S: ShardStore + 'static> LocalProvider<S> {
+    /// Serves again after [`LocalProvider::stop`] (as if the machine came back with its disk).
+    pub fn restart(&mut self) {
+        self.task.abort();
+        self.task = tokio::spawn(self.service.clone().run());
+    }
+}
+
 /// A running local network.
 pub struct LocalNetwork<S> {
     /// Keepers, each running.
@@ -71,7 +86,7 @@ pub struct LocalNetwork<S> {
     /// The keepers' shared operation log.
     pub log: MemoryOpLog,
     /// The ledger, if the spec asked for one.
-    pub ledger: Option<crate::local_ledger::LocalLedger>,
+    pub ledger: Option<crate::local::ledger::LocalLedger>,
     /// Each keeper's repairer, once [`LocalNetwork::enable_repair`] ran.
     pub repairers: Vec<Arc<Repairer>>,
     keeper_keys: Vec<Keypair>,
@@ -115,6 +130,7 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
                 Arc::new(log.clone()) as Arc<dyn OpLog>,
                 KeeperConfig {
                     keepers: keeper_ids.clone(),
+                    env: spec.env.fork(),
                     ..KeeperConfig::default()
                 },
             );
@@ -125,6 +141,7 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
         for i in 0..spec.providers {
             let kp = Keypair::from_seed(&format!("provider-{i}"));
             let p = Provider::new(
+                spec.env.fork(),
                 transport(&kp),
                 store(i),
                 spec.provider_capacity,
@@ -162,12 +179,12 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
     }
 
     /// Runs the network with a ledger from now on: storage orders, challenges, proofs and
-    /// payments (see [`crate::local_ledger`]). Call once, right after [`Self::start`].
+    /// payments (see [`crate::local::ledger`]). Call once, right after [`Self::start`].
     pub async fn attach_ledger(
         &mut self,
-        spec: &crate::local_ledger::LedgerSpec,
+        spec: &crate::local::ledger::LedgerSpec,
         provider_capacity: u64,
-    ) -> Result<&crate::local_ledger::LocalLedger, ClientError> {
+    ) -> Result<&crate::local::ledger::LocalLedger, ClientError> {
         let keepers: Vec<_> = self
             .keeper_keys
             .iter()
@@ -175,12 +192,12 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
             .zip(self.keepers.iter().cloned())
             .collect();
         let (providers, users) = (&self.providers, &mut self.users);
-        let l = crate::local_ledger::attach(spec, provider_capacity, &keepers, providers, users)
+        let l = crate::local::ledger::attach(spec, provider_capacity, &keepers, providers, users)
             .await?;
         Ok(self.ledger.insert(l))
     }
 
-    /// Starts detection and repair on every keeper (see [`crate::repair`]): stopped providers
+    /// Starts detection and repair on every keeper (see [`crate::keeper::repair`]): stopped providers
     /// are declared Suspect then Lost, and their shards rebuilt on other providers.
     pub fn enable_repair(&mut self, config: RepairConfig) -> &[Arc<Repairer>] {
         for r in self.repairers(&config) {

@@ -35,8 +35,8 @@
 //! per challenged order. A store with ranged reads could keep a
 //! [`TreeCache`](memo_core::proof::TreeCache) per shard and read 16 KiB instead.
 
-use crate::chain::Ledger;
-use crate::tx::{TxError, TxSender};
+use crate::ledger::Ledger;
+use crate::ledger::tx::{TxError, TxSender};
 use memo_core::contract::{
     Answer, Call, Challenge, Epoch, OrderId, Query, SettlementCall, SignedTx, StorageProof,
 };

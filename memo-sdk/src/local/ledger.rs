@@ -16,14 +16,15 @@
 //!   the challenges of the blocks so far, so proofs land in their epoch however loaded the
 //!   machine is. A real chain does not wait; this keeps the simulation deterministic.
 
-use crate::chain::{Head, Ledger, LocalChain, TxStatus};
-use crate::challenger::{Challenger, ChallengerConfig, EpochReport};
+use crate::client::orders::OrderConfig;
 use crate::client::{Client, ClientError, ledger_error};
+use crate::env::Env;
 use crate::keeper::Keeper;
+use crate::keeper::challenger::{Challenger, ChallengerConfig, EpochReport};
+use crate::ledger::tx::TxError;
+use crate::ledger::{Head, Ledger, LocalChain, TxStatus};
 use crate::local::LocalProvider;
-use crate::orders::OrderConfig;
-use crate::prover::Prover;
-use crate::tx::TxError;
+use crate::provider::prover::Prover;
 use memo_core::contract::{Amount, Call, Epoch, Genesis, Height, Params, RolesCall, SignedTx, Tx};
 use memo_core::proof::MerkleVerifier;
 use memo_core::{Keypair, Signed};
@@ -140,13 +141,6 @@ impl Drop for LocalLedger {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Builds the ledger, registers every node, attaches challengers, provers and orders, and
 /// starts the block producer.
 pub(crate) async fn attach<S: memo_core::ownership::ShardStore + 'static>(
@@ -163,6 +157,11 @@ pub(crate) async fn attach<S: memo_core::ownership::ShardStore + 'static>(
             k.account().short()
         )));
     }
+    // The network's clock: block timestamps follow it (virtual time in simulations).
+    let env = keepers
+        .first()
+        .map(|(_, k)| k.env().clone())
+        .unwrap_or_default();
     let params = Params {
         epoch_blocks: spec.epoch_blocks.max(2),
         keepers_per_user: (keepers.len() as u32).max(1),
@@ -175,7 +174,7 @@ pub(crate) async fn attach<S: memo_core::ownership::ShardStore + 'static>(
         .chain(providers.iter().map(LocalProvider::account))
         .chain(users.iter().map(|(_, c)| c.account()));
     let genesis = Genesis::new(spec.chain, params, accounts.map(|a| (a, spec.balance)))
-        .map_err(|e| ledger_error(crate::chain::LedgerError::from(e)))?;
+        .map_err(|e| ledger_error(crate::ledger::LedgerError::from(e)))?;
     let sequencer = Keypair::from_seed("local-sequencer");
     let chain = Arc::new(
         LocalChain::open_sequencer_in_memory(
@@ -216,7 +215,7 @@ pub(crate) async fn attach<S: memo_core::ownership::ShardStore + 'static>(
         .map(|tx| chain.submit_tx(tx))
         .collect::<Result<_, _>>()
         .map_err(ledger_error)?;
-    chain.produce_block(now_ms()).map_err(ledger_error)?;
+    chain.produce_block(env.unix_ms()).map_err(ledger_error)?;
     for h in hashes {
         if let TxStatus::Rejected(r) = chain.status_now(&h) {
             return Err(ledger_error(TxError::Rejected(r)));
@@ -254,13 +253,14 @@ pub(crate) async fn attach<S: memo_core::ownership::ShardStore + 'static>(
         .map(|(kp, _)| chain.submit_tx(first(&kp, Call::Roles(RolesCall::RegisterUser))))
         .collect::<Result<_, _>>()
         .map_err(ledger_error)?;
-    chain.produce_block(now_ms()).map_err(ledger_error)?;
+    chain.produce_block(env.unix_ms()).map_err(ledger_error)?;
     for h in user_regs {
         if let TxStatus::Rejected(r) = chain.status_now(&h) {
             return Err(ledger_error(TxError::Rejected(r)));
         }
     }
     tasks.push(spawn_producer(
+        env.clone(),
         chain.clone(),
         spec.block_interval,
         spec.epoch_blocks.max(2),
@@ -278,6 +278,7 @@ pub(crate) async fn attach<S: memo_core::ownership::ShardStore + 'static>(
 /// Produces a block every `every`; before the last block of an epoch, waits until every
 /// keeper has handled the head (bounded by `gate_timeout`).
 fn spawn_producer(
+    env: Env,
     chain: Arc<LocalChain>,
     every: Duration,
     epoch_blocks: u64,
@@ -295,7 +296,7 @@ fn spawn_producer(
                     let _ = tokio::time::timeout(gate_timeout, g.wait_for(|h| *h >= head)).await;
                 }
             }
-            if let Err(e) = chain.produce_block(now_ms()) {
+            if let Err(e) = chain.produce_block(env.unix_ms()) {
                 tracing::warn!(error = %e, "block production failed");
             }
         }

@@ -5,9 +5,15 @@
 //! has move no data. The object becomes visible only when the user's signed operation is
 //! applied, so an interrupted put leaves no object and no references behind.
 
-use crate::pipeline::{AsyncShardSource, decode_manifest_async, encode_async, read_manifest_async};
+pub mod orders;
+pub mod pipeline;
+mod report;
+
+use crate::client::pipeline::{
+    AsyncShardSource, decode_manifest_async, encode_async, read_manifest_async,
+};
 use crate::provider::client as provider_client;
-use crate::rpc::{RpcError, call, unexpected};
+use crate::transport::rpc::{RpcError, call, unexpected};
 use async_trait::async_trait;
 use bytes::Bytes;
 use memo_core::codec::{
@@ -70,7 +76,7 @@ pub enum ClientError {
     Io(#[from] io::Error),
     /// The object was stored but ordering its storage on the ledger failed.
     #[error("storage orders: {0}")]
-    Orders(Box<crate::orders::OrderError>),
+    Orders(Box<crate::client::orders::OrderError>),
 }
 
 impl From<RpcError> for ClientError {
@@ -166,8 +172,8 @@ pub struct Client {
     config: ClientConfig,
     encoder: Encoder,
     index_key: [u8; 32],
-    orders: Option<crate::orders::Orders>,
-    lanes: Option<Arc<crate::lane::Lanes>>,
+    orders: Option<crate::client::orders::Orders>,
+    lanes: Option<Arc<crate::transport::lane::Lanes>>,
 }
 
 impl Client {
@@ -191,29 +197,29 @@ impl Client {
         })
     }
 
-    /// Moves shard bytes on providers' lanes where they offer one (see [`crate::lane`]),
+    /// Moves shard bytes on providers' lanes where they offer one (see [`crate::transport::lane`]),
     /// instead of over the transport; the transport still carries everything else and any
     /// shard request whose lane fails.
-    pub fn use_lanes(&mut self, lanes: Arc<crate::lane::Lanes>) {
+    pub fn use_lanes(&mut self, lanes: Arc<crate::transport::lane::Lanes>) {
         self.lanes = Some(lanes);
     }
 
     /// How shard requests reach providers.
-    fn via(&self) -> crate::rpc::Via<'_> {
+    fn via(&self) -> crate::transport::lane::Via<'_> {
         match &self.lanes {
-            Some(l) => crate::rpc::Via::Lanes(l),
-            None => crate::rpc::Via::Transport(self.transport.as_ref()),
+            Some(l) => crate::transport::lane::Via::Lanes(l),
+            None => crate::transport::lane::Via::Transport(self.transport.as_ref()),
         }
     }
 
     /// Pays for what this client stores: after each put, storage orders and commitments for
-    /// the new shards go to `ledger` (see [`crate::orders`]).
+    /// the new shards go to `ledger` (see [`crate::client::orders`]).
     pub fn set_ledger(
         &mut self,
-        ledger: Arc<dyn crate::chain::Ledger>,
-        config: crate::orders::OrderConfig,
+        ledger: Arc<dyn crate::ledger::Ledger>,
+        config: crate::client::orders::OrderConfig,
     ) {
-        self.orders = Some(crate::orders::Orders::new(
+        self.orders = Some(crate::client::orders::Orders::new(
             self.keypair.clone(),
             ledger,
             config,
@@ -308,7 +314,10 @@ impl Client {
         })?;
         let chunks = all.into_inner().unwrap_or_else(|p| p.into_inner());
         let sealed = self.seal_entry(name, &obj);
-        let placements = placements.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut placements = placements.into_inner().unwrap_or_else(|p| p.into_inner());
+        // Uploads finish in any order; the operation lists placements by chunk id, so one put
+        // always signs the same bytes.
+        placements.sort_by_key(|p| p.chunk);
         let op = ObjectOp::Put {
             object: obj.id(),
             size: obj.size,
@@ -511,7 +520,7 @@ impl Client {
             .await?)
         }
         .await;
-        crate::repair::send_reports(self, source.bad.into_inner().unwrap_or_default()).await;
+        report::send_reports(self, source.bad.into_inner().unwrap_or_default()).await;
         result
     }
 
@@ -575,8 +584,8 @@ impl Client {
 }
 
 /// A ledger failure as the client reports it (its storage orders could not be made or read).
-pub(crate) fn ledger_error(e: impl Into<crate::tx::TxError>) -> ClientError {
-    ClientError::Orders(Box::new(crate::orders::OrderError::Tx(e.into())))
+pub(crate) fn ledger_error(e: impl Into<crate::ledger::tx::TxError>) -> ClientError {
+    ClientError::Orders(Box::new(crate::client::orders::OrderError::Tx(e.into())))
 }
 
 /// Shards fetched from their holders, located through the keeper.

@@ -31,7 +31,11 @@ pub type LogEntry = (u64, Signed<ObjectOp>);
 #[async_trait]
 pub trait OpLog: Send + Sync + 'static {
     /// Appends `op` (already verified by the caller); returns its position once ordered.
-    async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, String>;
+    ///
+    /// Errors: [`OpLogError::Storage`] or [`OpLogError::TooLarge`] when the log cannot store it,
+    /// [`OpLogError::Forward`] when the keeper that orders the log did not take it,
+    /// [`OpLogError::Closed`] when the log is shutting down. Nothing was appended.
+    async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, OpLogError>;
     /// Every entry from position `from` on, in order, then new ones as they come. Never skips.
     fn follow(&self, from: u64) -> BoxStream<'static, LogEntry>;
     /// The number of entries known here, if the log can tell cheaply.
@@ -83,6 +87,10 @@ pub enum OpLogError {
     /// The log's writer stopped.
     #[error("op log is closed")]
     Closed,
+    /// The keeper that orders the log did not take a forwarded operation (unreachable, or it
+    /// refused).
+    #[error("sequencer: {0}")]
+    Forward(String),
 }
 
 /// A log that can take entries at known positions: the local replica of a follower.
@@ -151,7 +159,7 @@ impl Replica for MemoryOpLog {
 
 #[async_trait]
 impl OpLog for MemoryOpLog {
-    async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, String> {
+    async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, OpLogError> {
         let mut log = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let pos = log.len() as u64;
         log.push(op);

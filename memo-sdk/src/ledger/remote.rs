@@ -6,7 +6,7 @@ use super::block::{Block, Head, MAX_BLOCK_BYTES};
 use super::local::LocalChain;
 use super::{Ledger, LedgerError, TxStatus};
 use crate::node::Service;
-use crate::rpc::{RpcError, call, unexpected};
+use crate::transport::rpc::{RpcError, call, unexpected};
 use async_trait::async_trait;
 use memo_core::contract::{Answer, Height, Outcome, Query, Rejection, SignedTx, Tx};
 use memo_core::identity::Signable;

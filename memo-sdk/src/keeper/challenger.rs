@@ -9,7 +9,7 @@
 //! committed order, seeded by the epoch's beacon) and sends each provider one
 //! `Request::Prove` ([`ProveRequest`]) for the orders it has not asked about yet this epoch.
 //! The provider proves from its store and submits its own signed `SubmitProof` transactions
-//! ([`crate::prover`]); it returns them, and the keeper relays any the ledger has not seen, so
+//! ([`crate::provider::prover`]); it returns them, and the keeper relays any the ledger has not seen, so
 //! the proofs reach the ledger before the epoch's last block.
 //!
 //! When the first block of the next epoch arrives (the ledger has settled the epoch: paid the
@@ -26,10 +26,8 @@
 //!
 //! # Placement
 //!
-//! [`choose`] picks distinct providers for a chunk's shards with [`proof::place`]: weighted by
-//! score, uniform until there is history, providers scoring under the reputation's minimum
-//! left out (unless too few remain, then the best scores are taken). Never two shards of a
-//! chunk on one provider.
+//! New shards go where [`Challenger::choose`] says: by score, through
+//! [`placement`](crate::keeper::placement).
 //!
 //! # Purges
 //!
@@ -44,24 +42,24 @@
 //!
 //! # Repairs
 //!
-//! When the keeper's [`Repairer`](crate::repair::Repairer) has moved shards to new providers,
+//! When the keeper's [`Repairer`](crate::keeper::repair::Repairer) has moved shards to new providers,
 //! [`Challenger::record_repairs`] tells the ledger: one `FilesCall::Reassign` per moved shard
 //! that its former holder held under a committed order. The contract moves the shard and its
 //! share of the escrow to a new order of the new provider (committed to that shard), so from
 //! the next epoch the new provider is challenged for it (`Query::Challenges` lists the new
 //! order) and paid; the former holder's stake pays the keeper a repair penalty.
 
-use crate::chain::{Ledger, TxStatus};
-use crate::keeper::Keeper;
-use crate::prover::{ProveReport, ProveRequest, ProveResult};
-use crate::rpc::call;
-use crate::tx::TxSender;
+use crate::keeper::{Keeper, placement};
+use crate::ledger::tx::TxSender;
+use crate::ledger::{Ledger, TxStatus};
+use crate::provider::prover::{ProveReport, ProveRequest, ProveResult};
+use crate::transport::rpc::call;
 use memo_core::contract::{
     Amount, Answer, Call, Epoch, FilesCall, Height, MarketCall, Order, OrderId,
     Outcome as TxOutcome, ProofMark, Query,
 };
 use memo_core::ownership::Purge;
-use memo_core::proof::{self, Outcome, Reputation, Score};
+use memo_core::proof::{Outcome, Reputation, Score};
 use memo_core::protocol::{Request, Response};
 use memo_core::transport::Transport;
 use memo_core::{AccountId, Keypair, ShardId, Signed};
@@ -262,10 +260,11 @@ impl Challenger {
         self.processed.subscribe()
     }
 
-    /// Chooses `count` distinct providers among `providers` for one chunk, by reputation.
-    pub fn choose(&self, providers: &[AccountId], count: usize) -> Vec<AccountId> {
+    /// Chooses `count` distinct providers among `providers` for one chunk, by reputation,
+    /// drawing with `seed` (see [`placement::choose_from`]).
+    pub fn choose(&self, providers: &[AccountId], count: usize, seed: &[u8; 32]) -> Vec<AccountId> {
         let rep = lock(&self.reputation);
-        choose_from(&rep, self.epoch(), providers, count)
+        placement::choose_from(&rep, self.epoch(), providers, count, seed)
     }
 
     /// Follows the ledger in the background, challenging `keeper`'s providers each epoch.
@@ -580,7 +579,11 @@ impl Challenger {
                 let ledger = self.ledger.clone();
                 let hashes: Vec<[u8; 32]> = txs.iter().map(Signed::digest).collect();
                 tokio::spawn(async move {
-                    let r = crate::tx::wait_all(ledger.as_ref(), &hashes, Duration::from_secs(60));
+                    let r = crate::ledger::tx::wait_all(
+                        ledger.as_ref(),
+                        &hashes,
+                        Duration::from_secs(60),
+                    );
                     if let Ok(results) = r.await {
                         for e in results.into_iter().filter_map(Result::err) {
                             warn!("ending a purged order was rejected: {e}");
@@ -639,7 +642,7 @@ impl Challenger {
         let (ledger, repairs, keeper) =
             (self.ledger.clone(), self.repairs.clone(), self.tx.account());
         tokio::spawn(async move {
-            let results = match crate::tx::wait_all(
+            let results = match crate::ledger::tx::wait_all(
                 ledger.as_ref(),
                 &hashes,
                 Duration::from_secs(60),
@@ -700,87 +703,5 @@ impl Challenger {
     /// ledger's outcome, oldest first.
     pub fn repairs(&self) -> Vec<RecordedRepair> {
         lock(&self.repairs).iter().cloned().collect()
-    }
-}
-
-/// Chooses `count` distinct providers for one chunk: [`proof::place`] by `reputation` at
-/// `epoch` with a fresh random seed; if too few are eligible, the best-scored ones. Empty if
-/// there are fewer than `count` distinct providers.
-pub fn choose_from(
-    reputation: &Reputation,
-    epoch: Epoch,
-    providers: &[AccountId],
-    count: usize,
-) -> Vec<AccountId> {
-    let mut all = providers.to_vec();
-    all.sort();
-    all.dedup();
-    if all.len() < count {
-        return Vec::new();
-    }
-    let seed: [u8; 32] = rand::random();
-    match proof::place(reputation, &all, &[], count, epoch, &seed) {
-        Ok(v) => v,
-        Err(_) => {
-            all.sort_by_key(|p| std::cmp::Reverse(reputation.score(p, epoch)));
-            all.truncate(count);
-            all
-        }
-    }
-}
-
-/// Chooses with a keeper's challenger if it has one, else uniformly (no history).
-pub fn choose(
-    challenger: Option<&Arc<Challenger>>,
-    providers: &[AccountId],
-    count: usize,
-) -> Vec<AccountId> {
-    match challenger {
-        Some(c) => c.choose(providers, count),
-        None => choose_from(&Reputation::default(), 0, providers, count),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn acct(i: u8) -> AccountId {
-        AccountId([i; 32])
-    }
-
-    #[test]
-    fn choice_is_distinct_and_avoids_bad_history() {
-        let providers: Vec<AccountId> = (1..=6).map(acct).collect();
-        let mut rep = Reputation::default();
-        rep.record(acct(1), 3, Outcome::Fail);
-        for _ in 0..10 {
-            rep.record(acct(2), 3, Outcome::Pass);
-        }
-        let mut counts = BTreeMap::new();
-        for _ in 0..400 {
-            let c = choose_from(&rep, 3, &providers, 3);
-            assert_eq!(c.len(), 3);
-            let set: BTreeSet<_> = c.iter().collect();
-            assert_eq!(set.len(), 3, "never two shards on one provider");
-            for p in c {
-                *counts.entry(p).or_insert(0u32) += 1;
-            }
-        }
-        assert_eq!(
-            counts.get(&acct(1)),
-            None,
-            "a failed provider is not eligible"
-        );
-        // acct(2) scores 11/12 against ½ for the others: it is drawn far more often.
-        let good = counts[&acct(2)];
-        for i in 3..=6 {
-            assert!(good > counts[&acct(i)], "{counts:?}");
-        }
-        // Too few eligible: the best scores fill up; too few providers: nothing.
-        assert_eq!(choose_from(&rep, 3, &providers, 6).len(), 6);
-        assert!(choose_from(&rep, 3, &providers[..2], 3).is_empty());
-        let only_bad = choose_from(&rep, 3, &[acct(1), acct(2), acct(3)], 3);
-        assert_eq!(only_bad.len(), 3);
     }
 }

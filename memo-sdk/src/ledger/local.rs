@@ -219,10 +219,11 @@ impl LocalChain {
         }
     }
 
-    /// Produces a block every `every`, stamped with the system clock, until the chain is
+    /// Produces a block every `every`, stamped with `env`'s wall clock, until the chain is
     /// dropped. Errors are logged and production continues.
     pub fn spawn_producer(
         self: &Arc<Self>,
+        env: crate::env::Env,
         every: std::time::Duration,
     ) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
@@ -232,11 +233,7 @@ impl LocalChain {
             loop {
                 tick.tick().await;
                 let Some(chain) = weak.upgrade() else { break };
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0);
-                if let Err(e) = chain.produce_block(now) {
+                if let Err(e) = chain.produce_block(env.unix_ms()) {
                     tracing::warn!(error = %e, "block production failed");
                 }
             }

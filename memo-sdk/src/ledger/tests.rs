@@ -343,7 +343,7 @@ async fn interval_producer_advances_the_chain() {
     let dir = tempfile::tempdir().unwrap();
     let s = Arc::new(seq(&db(&dir, "s")));
     let mut sub = s.subscribe();
-    let task = s.spawn_producer(std::time::Duration::from_millis(5));
+    let task = s.spawn_producer(crate::env::Env::real(), std::time::Duration::from_millis(5));
     s.submit(pay("a", 0, 1)).await.unwrap();
     let mut included = false;
     for _ in 0..50 {

@@ -161,10 +161,10 @@ impl Drop for RemoteOpLog {
 #[async_trait]
 impl OpLog for RemoteOpLog {
     /// Forwards `op` to the sequencer; returns the position it got there.
-    async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, String> {
+    async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, OpLogError> {
         client::append(self.transport.as_ref(), self.sequencer, &op)
             .await
-            .map_err(|e| format!("sequencer: {e}"))
+            .map_err(|e| OpLogError::Forward(e.to_string()))
     }
 
     fn follow(&self, from: u64) -> BoxStream<'static, LogEntry> {

@@ -23,8 +23,9 @@
 //! clear could confirm who stores a known file. A client ([`Lanes`]) falls back to the
 //! transport for providers without a lane and for any request whose lane fails.
 
+use crate::env::Env;
 use crate::node::{Service, respond};
-use crate::rpc::{RpcError, call, remote};
+use crate::transport::rpc::{RpcError, call, remote};
 use bytes::{BufMut, Bytes, BytesMut};
 use memo_core::AccountId;
 use memo_core::protocol::{ErrorCode, LaneSecret, Request, Response};
@@ -32,9 +33,10 @@ use memo_core::transport::{MAX_MESSAGE, Transport};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 use tracing::debug;
 
 /// The first bytes a client sends on a lane connection (then the 16-byte ticket).
@@ -235,6 +237,7 @@ struct Ticket {
 /// [`Service`] (the provider). Serve it beside that service so that it answers
 /// [`Request::OpenLane`]; it stops listening once the last handle is dropped.
 pub struct LaneServer {
+    env: Env,
     address: String,
     service: Arc<dyn Service>,
     tickets: Mutex<HashMap<[u8; 16], Ticket>>,
@@ -251,8 +254,10 @@ impl std::fmt::Debug for LaneServer {
 impl LaneServer {
     /// Listens on `bind` (e.g. `127.0.0.1:0`) and serves lane requests with `service`.
     /// Clients are told to connect to `advertise`, or to the bound address when it is `None`
-    /// (which must then not be a wildcard like `0.0.0.0`). Call inside a tokio runtime.
+    /// (which must then not be a wildcard like `0.0.0.0`). Tickets are drawn from `env`. Call
+    /// inside a tokio runtime.
     pub async fn start(
+        env: Env,
         bind: &str,
         advertise: Option<String>,
         service: Arc<dyn Service>,
@@ -271,6 +276,7 @@ impl LaneServer {
         };
         let (stop, mut stopped) = tokio::sync::watch::channel(());
         let server = Arc::new(Self {
+            env,
             address,
             service,
             tickets: Mutex::new(HashMap::new()),
@@ -315,13 +321,13 @@ impl LaneServer {
         if tickets.len() >= MAX_TICKETS {
             return Response::error(ErrorCode::Unavailable, "too many lane tickets outstanding");
         }
-        let ticket: [u8; 16] = rand::random();
+        let ticket: [u8; 16] = self.env.random();
         tickets.insert(
             ticket,
             Ticket {
                 from,
                 secret: secret.0,
-                issued: Instant::now(),
+                issued: self.env.now(),
             },
         );
         Response::Lane {
@@ -407,6 +413,7 @@ impl Service for LaneServer {
 /// open connections per provider, and everything else (or anything a lane fails) over the
 /// transport. Cheap to share; one per client.
 pub struct Lanes {
+    env: Env,
     transport: Arc<dyn Transport>,
     idle: Mutex<HashMap<AccountId, Vec<Conn>>>,
     no_lane: Mutex<HashMap<AccountId, Instant>>,
@@ -420,9 +427,11 @@ impl std::fmt::Debug for Lanes {
 }
 
 impl Lanes {
-    /// Lanes for a client on `transport`; one lane request may take `timeout` in all.
-    pub fn new(transport: Arc<dyn Transport>, timeout: Duration) -> Arc<Self> {
+    /// Lanes for a client on `transport`; one lane request may take `timeout` in all. Lane
+    /// secrets are drawn from `env`.
+    pub fn new(env: Env, transport: Arc<dyn Transport>, timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
+            env,
             transport,
             idle: Mutex::new(HashMap::new()),
             no_lane: Mutex::new(HashMap::new()),
@@ -430,7 +439,7 @@ impl Lanes {
         })
     }
 
-    /// Sends `req` to `peer` like [`crate::rpc::call`]: on the peer's lane if `req` travels on
+    /// Sends `req` to `peer` like [`crate::transport::rpc::call`]: on the peer's lane if `req` travels on
     /// lanes ([`on_lane`]) and the peer has one, else (or if the lane fails) over the
     /// transport.
     pub async fn call(&self, peer: AccountId, req: &Request) -> Result<Response, RpcError> {
@@ -438,7 +447,7 @@ impl Lanes {
             match self.try_lane(peer, req).await {
                 Ok(r) => return remote(peer, r),
                 Err(LaneError::Unsupported) => {
-                    self.lock_no_lane().insert(peer, Instant::now());
+                    self.lock_no_lane().insert(peer, self.env.now());
                 }
                 Err(e) => {
                     debug!(peer = %peer.short(), error = %e, "lane failed; using the transport")
@@ -507,7 +516,7 @@ impl Lanes {
     }
 
     async fn open(&self, peer: AccountId) -> Result<Conn, LaneError> {
-        let secret = LaneSecret(rand::random());
+        let secret = LaneSecret(self.env.random());
         let (address, ticket) = match call(
             self.transport.as_ref(),
             peer,
@@ -528,5 +537,31 @@ impl Lanes {
         hello[8..].copy_from_slice(&ticket);
         stream.write_all(&hello).await?;
         Ok(Conn::new(stream, &secret.0, true))
+    }
+}
+
+/// How a caller reaches a peer: over the transport, or through [`Lanes`], which
+/// sends shard puts and gets on providers' lanes and the rest over the transport.
+#[derive(Clone, Copy)]
+pub enum Via<'a> {
+    /// Every request over the transport.
+    Transport(&'a dyn Transport),
+    /// Shard requests on lanes where providers offer them.
+    Lanes(&'a Lanes),
+}
+
+impl Via<'_> {
+    /// [`call`] through this way.
+    pub async fn call(self, peer: AccountId, req: &Request) -> Result<Response, RpcError> {
+        match self {
+            Via::Transport(t) => call(t, peer, req).await,
+            Via::Lanes(l) => l.call(peer, req).await,
+        }
+    }
+}
+
+impl<'a> From<&'a dyn Transport> for Via<'a> {
+    fn from(t: &'a dyn Transport) -> Self {
+        Via::Transport(t)
     }
 }
