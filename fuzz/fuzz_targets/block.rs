@@ -6,7 +6,7 @@
 //! the same value, not that the input bytes come back.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use memo_sdk::chain::{Block, tx_root};
+use memo_sdk::ledger::{Block, tx_root};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(b) = Block::decode(data) {

@@ -7,7 +7,7 @@
 //! the same value, not that the input bytes come back.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use memo_sdk::prover::{ProveReport, ProveRequest};
+use memo_sdk::provider::prover::{ProveReport, ProveRequest};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(r) = ProveRequest::from_bytes(data) {

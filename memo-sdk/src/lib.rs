@@ -10,7 +10,7 @@
 //! | [`transport`] | libp2p ([`transport::p2p`]), shard lanes, request/response calls, fault injection |
 //! | [`store`] | durable backends: shard files and redb metadata |
 //! | [`env`] | the clock and randomness every flow asks: tokio time for real nodes, virtual time for simulations |
-//! | [`node`] | one node, several services: routes each request to the service that serves it |
+//! | [`node`] | one node, several services: routes each request to its service; [`node::Node`] builds a keeper or provider process from its config |
 //! | [`local`] | a whole network in one process (tests, `memo demo`) |
 //! | [`config`] | config and key files |
 //!
@@ -31,6 +31,8 @@ pub mod node;
 pub mod provider;
 pub mod replication;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod transport;
 
 pub use client::{Client, ClientConfig, ClientError};

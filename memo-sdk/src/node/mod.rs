@@ -1,4 +1,10 @@
-//! One node, several services: routes each incoming request to the service that serves it.
+//! One node, several services: routes each incoming request to the service that serves it
+//! ([`serve`], [`Service`]), and builds a whole keeper or provider process from its config
+//! ([`Node`], in [`builder`]).
+
+pub mod builder;
+
+pub use builder::{Node, NodeError};
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -1,0 +1,432 @@
+//! [`Node`]: one keeper or provider process, built from a [`NodeConfig`].
+//!
+//! Everything `memo node` does between reading its config and serving lives here, so an
+//! operator's binary, a test and an embedding application start nodes the same way:
+//!
+//! - the transport (libp2p, with the config's peers' addresses);
+//! - a **provider**: the shard store under `DATA_DIR/shards`, the provider service, its prover
+//!   and ledger registration when there is a chain, and its shard lane;
+//! - a **keeper**: a [`KeeperNode`] that sequences the op log (and the chain) or follows the
+//!   keeper that does, the other keepers as co-signers of health and placement changes, a hello
+//!   to every known provider (one started earlier has no address for this keeper yet), the
+//!   challenger and ledger registration when there is a chain, and detection and repair unless
+//!   `[repair] enabled = false`.
+//!
+//! [`Node::start`] returns once the node serves; [`Node::run_until`] serves until a future
+//! resolves (a signal, say) and then shuts the node down cleanly.
+
+use crate::config::{BadAccount, ConfigError, NodeConfig, Role, load_or_create_key};
+use crate::env::Env;
+use crate::keeper::KeeperConfig;
+use crate::keeper::challenger::{Challenger, ChallengerConfig};
+use crate::keeper::node::{FollowerChain, KeeperNode, KeeperNodeError, SequencerChain};
+use crate::keeper::repair::Repairer;
+use crate::ledger::{ChainConfig, Ledger, RemoteLedger};
+use crate::node::{Service, serve};
+use crate::provider::Provider;
+use crate::provider::prover::Prover;
+use crate::store::FsShardStore;
+use crate::transport::lane::LaneServer;
+use crate::transport::p2p::{NetError, P2pTransport};
+use memo_core::contract::{Call, RolesCall};
+use memo_core::ownership::ShardStoreError;
+use memo_core::proof::MerkleVerifier;
+use memo_core::protocol::Request;
+use memo_core::transport::Transport;
+use memo_core::{AccountId, Keypair};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+/// Why a node did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The config, key or genesis file could not be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A peer's or the sequencer's account id does not parse.
+    #[error(transparent)]
+    Account(#[from] BadAccount),
+    /// The data directory could not be created.
+    #[error("creating {path}: {error}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The transport did not start listening.
+    #[error("listening on {listen}: {error}")]
+    Listen {
+        /// The configured address.
+        listen: String,
+        /// Why.
+        error: NetError,
+    },
+    /// The provider's shard store did not open.
+    #[error("opening the shard store: {0}")]
+    Store(#[from] ShardStoreError),
+    /// The keeper's logs or chain did not open.
+    #[error(transparent)]
+    Keeper(#[from] KeeperNodeError),
+    /// The config asks for something inconsistent (the message says what).
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+/// A running keeper or provider.
+pub struct Node {
+    /// The node's name, from its config.
+    pub name: String,
+    /// Keeper or provider.
+    pub role: Role,
+    /// Its account.
+    pub account: AccountId,
+    /// The address it listens on (the first the transport bound).
+    pub listen: String,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The keeper's parts, on a keeper.
+    pub keeper: Option<KeeperNode>,
+    /// The repairer, on a keeper that repairs.
+    pub repairer: Option<Arc<Repairer>>,
+    /// The provider service, on a provider.
+    pub provider: Option<Arc<Provider<FsShardStore>>>,
+    transport: Arc<dyn Transport>,
+    services: Vec<Arc<dyn Service>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("account", &self.account)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a node keeps retrying its registration on the ledger (whose node may start later).
+const REGISTRATION_PATIENCE: Duration = Duration::from_secs(120);
+
+impl Node {
+    /// Starts the node `cfg` describes on `env`'s clock and randomness: opens its key (created
+    /// if missing), data directory and transport, and wires its services. Call inside a tokio
+    /// runtime. Keepers serve from here on; call [`Node::run_until`] to serve a provider.
+    ///
+    /// Errors: [`NodeError::Config`] for an unusable key or genesis file,
+    /// [`NodeError::DataDir`], [`NodeError::Listen`], [`NodeError::Store`] and
+    /// [`NodeError::Keeper`] for what could not be opened, and [`NodeError::Inconsistent`]
+    /// when a keeper's `sequencer` and its `[chain]` sequencer differ.
+    pub async fn start(cfg: &NodeConfig, env: Env) -> Result<Self, NodeError> {
+        let keypair = load_or_create_key(&cfg.key_file)?;
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|error| NodeError::DataDir {
+            path: cfg.data_dir.clone(),
+            error,
+        })?;
+        let (p2p, addrs) = P2pTransport::start(&keypair, &cfg.listen)
+            .await
+            .map_err(|error| NodeError::Listen {
+                listen: cfg.listen.clone(),
+                error,
+            })?;
+        for p in cfg.peers.iter().filter(|p| !p.address.is_empty()) {
+            if let Err(e) = p2p.try_add_address(p.account_id()?, &p.address) {
+                warn!(peer = %p.name, "ignoring address {}: {e}", p.address);
+            }
+        }
+        let transport: Arc<dyn Transport> = Arc::new(p2p);
+        let peers_of = |role: Role| -> Vec<AccountId> {
+            cfg.peers
+                .iter()
+                .filter(|p| p.role == role)
+                .filter_map(|p| p.account_id().ok())
+                .collect()
+        };
+        let mut node = Self {
+            name: cfg.name.clone(),
+            role: cfg.role,
+            account: keypair.account(),
+            listen: addrs.first().map(|a| a.to_string()).unwrap_or_default(),
+            data_dir: cfg.data_dir.clone(),
+            keeper: None,
+            repairer: None,
+            provider: None,
+            transport,
+            services: Vec::new(),
+            tasks: Vec::new(),
+        };
+        let chain = match &cfg.chain {
+            Some(c) => Some(ChainSetup {
+                genesis: c.load_genesis()?,
+                sequencer: c.sequencer_id()?,
+                block_interval: c.block_interval(),
+                stake: c.stake,
+                price: c.price,
+            }),
+            None => None,
+        };
+        match cfg.role {
+            Role::Provider => {
+                node.start_provider(cfg, &env, &keypair, peers_of(Role::Keeper), chain.as_ref())
+                    .await?
+            }
+            Role::Keeper => node.start_keeper(
+                cfg,
+                &env,
+                &keypair,
+                peers_of(Role::Keeper),
+                peers_of(Role::Provider),
+                chain.as_ref(),
+            )?,
+        }
+        info!(name = %node.name, account = %node.account.short(), listen = %node.listen, "serving");
+        Ok(node)
+    }
+
+    async fn start_provider(
+        &mut self,
+        cfg: &NodeConfig,
+        env: &Env,
+        keypair: &Keypair,
+        keepers: Vec<AccountId>,
+        chain: Option<&ChainSetup>,
+    ) -> Result<(), NodeError> {
+        let store = FsShardStore::open(cfg.data_dir.join("shards"))?.with_sync(cfg.sync_writes);
+        let provider = Provider::new(
+            env.clone(),
+            self.transport.clone(),
+            store,
+            cfg.capacity,
+            keepers,
+        );
+        if let Some(c) = chain {
+            let ledger = c.remote(&self.transport);
+            provider.set_prover(Prover::new(keypair.clone(), ledger.clone()));
+            self.tasks.push(spawn_registration(
+                keypair.clone(),
+                ledger,
+                RolesCall::RegisterProvider {
+                    stake: c.stake,
+                    capacity: cfg.capacity,
+                    price: c.price,
+                    address: self.listen.clone(),
+                },
+            ));
+        }
+        self.services.push(provider.clone());
+        if let Some(bind) = cfg.lane_bind() {
+            match LaneServer::start(
+                env.clone(),
+                &bind,
+                cfg.lane_advertise.clone(),
+                provider.clone(),
+            )
+            .await
+            {
+                Ok(lane) => {
+                    info!(address = lane.address(), "shard lane listening");
+                    self.services.push(lane);
+                }
+                // The transport still carries shards; clients fall back to it.
+                Err(e) => warn!(%bind, error = %e, "no shard lane"),
+            }
+        }
+        self.provider = Some(provider);
+        Ok(())
+    }
+
+    fn start_keeper(
+        &mut self,
+        cfg: &NodeConfig,
+        env: &Env,
+        keypair: &Keypair,
+        keepers: Vec<AccountId>,
+        providers: Vec<AccountId>,
+        chain: Option<&ChainSetup>,
+    ) -> Result<(), NodeError> {
+        // The keeper that orders the op log: the configured one, or this one.
+        let sequencer = match &cfg.sequencer {
+            Some(hex) => Some(hex.parse::<AccountId>().map_err(|e| BadAccount {
+                what: "sequencer".into(),
+                reason: format!("{e}"),
+            })?),
+            None => None,
+        }
+        .filter(|s| *s != keypair.account());
+        if let Some(c) = chain
+            && c.sequencer != sequencer.unwrap_or(keypair.account())
+        {
+            return Err(NodeError::Inconsistent(
+                "[chain] sequencer must be the keeper that sequences the operation log".into(),
+            ));
+        }
+        // Every keeper (the peers and this one) may sign health and placement changes.
+        let mut all_keepers = keepers;
+        all_keepers.push(keypair.account());
+        all_keepers.sort();
+        all_keepers.dedup();
+        let kcfg = KeeperConfig {
+            keepers: all_keepers,
+            env: env.clone(),
+            ..KeeperConfig::default()
+        };
+        let verifier = Arc::new(MerkleVerifier::new());
+        let mut node = match sequencer {
+            None => KeeperNode::sequencer(
+                self.transport.clone(),
+                &cfg.data_dir,
+                kcfg,
+                chain.map(|c| SequencerChain {
+                    genesis: c.genesis.clone(),
+                    key: keypair.clone(),
+                    verifier: verifier.clone(),
+                    block_interval: c.block_interval,
+                }),
+                None,
+            )?,
+            Some(seq) => KeeperNode::follower(
+                self.transport.clone(),
+                seq,
+                &cfg.data_dir,
+                kcfg,
+                chain.map(|c| FollowerChain {
+                    config: ChainConfig {
+                        genesis: c.genesis.clone(),
+                        sequencer: c.sequencer,
+                    },
+                    verifier: verifier.clone(),
+                    poll: c.block_interval,
+                }),
+            )?,
+        };
+        for p in &providers {
+            node.keeper.add_provider(*p);
+        }
+        // Say hello to every provider: one started before this keeper has no address for it,
+        // and answers (and registers on the ledger) over this connection.
+        let t = self.transport.clone();
+        self.tasks.push(tokio::spawn(async move {
+            for p in providers {
+                let _ = crate::transport::rpc::call(&*t, p, &Request::ProviderStatus).await;
+            }
+        }));
+        if let Some(c) = chain {
+            // The sequencer uses its own chain; followers submit to the sequencer.
+            let ledger: Arc<dyn Ledger> = match (&node.durable, &node.chain) {
+                (Some(_), Some(own)) => own.clone(),
+                _ => c.remote(&self.transport),
+            };
+            let challenger = Challenger::new(
+                keypair.clone(),
+                self.transport.clone(),
+                ledger.clone(),
+                ChallengerConfig::default(),
+            );
+            node.keeper.set_challenger(challenger.clone());
+            self.tasks
+                .push(challenger.spawn(Arc::downgrade(&node.keeper)));
+            self.tasks.push(spawn_registration(
+                keypair.clone(),
+                ledger,
+                RolesCall::RegisterKeeper {
+                    stake: c.stake,
+                    address: self.listen.clone(),
+                },
+            ));
+        }
+        node.spawn_serving();
+        if cfg.repair.enabled {
+            let rc = cfg.repair.to_config();
+            info!(
+                probe_ms = rc.probe_interval.as_millis() as u64,
+                suspect_after = rc.liveness.suspect_after,
+                lost_after = rc.liveness.lost_after,
+                audit_shards = rc.audit_shards,
+                bytes_per_sec = ?rc.bytes_per_sec,
+                "repair enabled"
+            );
+            let (repairer, rounds) = node.keeper.enable_repair(keypair.clone(), rc);
+            self.repairer = Some(repairer);
+            self.tasks.push(rounds);
+        }
+        self.keeper = Some(node);
+        Ok(())
+    }
+
+    /// Serves until `stop` resolves, then stops every task and shuts the keeper's logs down
+    /// (flushing what is durable).
+    pub async fn run_until(mut self, stop: impl Future<Output = ()>) {
+        let services = std::mem::take(&mut self.services);
+        let transport = self.transport.clone();
+        let serving = async move {
+            if services.is_empty() {
+                // A keeper serves through its KeeperNode already.
+                std::future::pending::<()>().await
+            } else {
+                serve(transport, services).await
+            }
+        };
+        tokio::select! {
+            _ = serving => {}
+            _ = stop => info!("shutting down"),
+        }
+        self.shutdown().await;
+    }
+
+    /// Stops every task and shuts the keeper's logs down.
+    pub async fn shutdown(mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        if let Some(node) = self.keeper.take() {
+            node.shutdown().await;
+        }
+    }
+}
+
+/// A node's view of the chain: its genesis, sequencer and this node's registration terms.
+struct ChainSetup {
+    genesis: memo_core::contract::Genesis,
+    sequencer: AccountId,
+    block_interval: Duration,
+    stake: memo_core::contract::Amount,
+    price: memo_core::contract::Amount,
+}
+
+impl ChainSetup {
+    /// The ledger through the sequencer, polled at the block interval.
+    fn remote(&self, transport: &Arc<dyn Transport>) -> Arc<dyn Ledger> {
+        RemoteLedger::new(transport.clone(), self.sequencer, self.block_interval)
+    }
+}
+
+/// Registers this node's role on the ledger in the background (the ledger's node may start
+/// later), logging the outcome.
+fn spawn_registration(
+    keypair: Keypair,
+    ledger: Arc<dyn Ledger>,
+    call: RolesCall,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let r = crate::ledger::tx::register(
+            &keypair,
+            ledger,
+            Call::Roles(call),
+            Duration::from_millis(500),
+            REGISTRATION_PATIENCE,
+        )
+        .await;
+        match r {
+            Ok(true) => info!("registered on the ledger"),
+            Ok(false) => info!("already registered on the ledger"),
+            Err(e) => warn!(error = %e, "registration on the ledger failed"),
+        }
+    })
+}

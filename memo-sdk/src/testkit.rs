@@ -1,0 +1,200 @@
+//! Conformance suites for memo-sdk's async backend traits, for integrators to run on their own
+//! backends (feature `testkit`). The sans-IO suites ([`memo_core::testkit`]: `ShardStore`,
+//! `MetaStore`) live in memo-core.
+//!
+//! - [`transport_conformance`]: what every [`Transport`] must do (authenticated sender,
+//!   bodies intact, many requests in flight, dropped replies, unknown peers, the size limit,
+//!   a node addressing itself).
+//! - [`oplog_conformance`]: what every replicated [`OpLog`] must do (consecutive positions,
+//!   following from any position, concurrent appends ordered once, new entries delivered to
+//!   followers).
+//!
+//! Each suite panics with a message naming the broken rule.
+
+use crate::replication::OpLog;
+use bytes::Bytes;
+use futures::StreamExt;
+use memo_core::id::ObjectId;
+use memo_core::objects::ObjectOp;
+use memo_core::transport::{MAX_MESSAGE, Transport, TransportError};
+use memo_core::{Keypair, Signed};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Serves requests on `t`: a body starting with `d` has its reply dropped; any other body is
+/// answered with `sender account ++ body`.
+fn echo_server(t: Arc<dyn Transport>) {
+    tokio::spawn(async move {
+        while let Some(inc) = t.next_incoming().await {
+            if inc.body.first() == Some(&b'd') {
+                continue; // dropping `inc` drops the reply
+            }
+            let mut out = inc.from.0.to_vec();
+            out.extend_from_slice(&inc.body);
+            let _ = inc.reply.send(Bytes::from(out));
+        }
+    });
+}
+
+async fn echo(from: &Arc<dyn Transport>, to: &Arc<dyn Transport>, body: Bytes) {
+    let got = match from.request(to.local_id(), body.clone()).await {
+        Ok(g) => g,
+        Err(e) => panic!("request of {} bytes failed: {e}", body.len()),
+    };
+    assert!(got.len() >= 32, "reply carries the sender");
+    assert_eq!(&got[..32], &from.local_id().0, "authenticated sender");
+    assert!(got[32..] == body[..], "body intact");
+}
+
+/// The checks every [`Transport`] passes. `nodes` (at least three) can all reach each other
+/// and nobody serves them yet; the suite serves them. Run inside a multi-threaded tokio
+/// runtime.
+pub async fn transport_conformance(nodes: Vec<Arc<dyn Transport>>) {
+    assert!(nodes.len() >= 3, "the suite needs three nodes");
+    for n in &nodes {
+        echo_server(n.clone());
+    }
+    // Every pair, both ways, with the authenticated sender.
+    for x in &nodes {
+        for y in &nodes {
+            if x.local_id() != y.local_id() {
+                echo(
+                    x,
+                    y,
+                    Bytes::from(format!("e{}>{}", x.local_id(), y.local_id())),
+                )
+                .await;
+            }
+        }
+    }
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    // Empty and large bodies.
+    echo(a, b, Bytes::new()).await;
+    echo(a, b, Bytes::from(vec![b'x'; 4 << 20])).await;
+    // Many in flight at once, to several peers.
+    let calls = (0..48u32).map(|i| {
+        let to = if i % 2 == 0 { b } else { c };
+        echo(a, to, Bytes::from(format!("e{i}").repeat(i as usize + 1)))
+    });
+    futures::future::join_all(calls).await;
+    // A dropped reply.
+    assert_eq!(
+        a.request(b.local_id(), Bytes::from_static(b"d")).await,
+        Err(TransportError::Dropped(b.local_id())),
+        "a reply the server drops"
+    );
+    // A peer nobody knows.
+    let stranger = Keypair::from_seed("conformance-stranger").account();
+    assert_eq!(
+        a.request(stranger, Bytes::from_static(b"e")).await,
+        Err(TransportError::Unreachable(stranger)),
+        "a peer nobody knows"
+    );
+    // Over the limit: refused before sending.
+    assert_eq!(
+        a.request(b.local_id(), Bytes::from(vec![0u8; MAX_MESSAGE + 1]))
+            .await,
+        Err(TransportError::TooLarge {
+            len: MAX_MESSAGE + 1,
+            max: MAX_MESSAGE
+        }),
+        "a body over the limit"
+    );
+    // A node may address itself.
+    echo(a, a, Bytes::from_static(b"eself")).await;
+    assert_eq!(
+        a.request(a.local_id(), Bytes::from_static(b"d")).await,
+        Err(TransportError::Dropped(a.local_id())),
+        "a dropped reply to itself"
+    );
+    // Still healthy afterwards.
+    echo(c, a, Bytes::from_static(b"eafter")).await;
+}
+
+/// A distinct signed operation per `i`, for log suites.
+pub fn numbered_op(i: u32) -> Signed<ObjectOp> {
+    let mut object = [0u8; 32];
+    object[..4].copy_from_slice(&i.to_le_bytes());
+    Signed::sign(
+        &Keypair::from_seed("oplog-conformance"),
+        &ObjectOp::Delete {
+            object: ObjectId(object),
+        },
+    )
+}
+
+/// How long a follower may take to see an entry that was appended (a bound against hangs;
+/// real logs deliver in milliseconds).
+const DELIVERY: Duration = Duration::from_secs(30);
+
+async fn entries(log: &dyn OpLog, from: u64, n: usize) -> Vec<(u64, Signed<ObjectOp>)> {
+    match tokio::time::timeout(DELIVERY, log.follow(from).take(n).collect::<Vec<_>>()).await {
+        Ok(v) => v,
+        Err(_) => panic!("following from {from}: {n} entries did not arrive"),
+    }
+}
+
+/// The checks every [`OpLog`] passes. `log` is empty. Run inside a multi-threaded tokio
+/// runtime.
+pub async fn oplog_conformance(log: Arc<dyn OpLog>) {
+    // Appends get consecutive positions from 0.
+    for i in 0..5u32 {
+        match log.append(numbered_op(i)).await {
+            Ok(pos) => assert_eq!(pos, u64::from(i), "append {i} got position {pos}"),
+            Err(e) => panic!("append {i} failed: {e}"),
+        }
+    }
+    // Following from 0 yields every entry in order, at its position.
+    let got = entries(log.as_ref(), 0, 5).await;
+    for (i, (pos, op)) in got.iter().enumerate() {
+        assert_eq!(*pos, i as u64, "entries come at their positions, in order");
+        assert_eq!(op, &numbered_op(i as u32), "entry {i} is what was appended");
+    }
+    // Following from the middle starts there.
+    let mid = entries(log.as_ref(), 3, 2).await;
+    assert_eq!(
+        mid.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        vec![3, 4],
+        "following from 3"
+    );
+    // Concurrent appends each get one distinct position, and all are delivered.
+    let appends = (5..25u32).map(|i| {
+        let log = log.clone();
+        tokio::spawn(async move { log.append(numbered_op(i)).await })
+    });
+    let mut positions = BTreeSet::new();
+    for a in futures::future::join_all(appends).await {
+        match a {
+            Ok(Ok(pos)) => assert!(positions.insert(pos), "position {pos} given twice"),
+            Ok(Err(e)) => panic!("a concurrent append failed: {e}"),
+            Err(e) => panic!("an append task failed: {e}"),
+        }
+    }
+    assert_eq!(
+        positions,
+        (5..25u64).collect::<BTreeSet<_>>(),
+        "concurrent appends fill positions 5 to 24"
+    );
+    let all = entries(log.as_ref(), 0, 25).await;
+    let ops: BTreeSet<Vec<u8>> = all.iter().map(|(_, op)| op.body.clone()).collect();
+    assert_eq!(ops.len(), 25, "every appended operation is in the log once");
+    // A follower waiting at the end gets an entry appended later.
+    let waiting = {
+        let log = log.clone();
+        tokio::spawn(async move { entries(log.as_ref(), 25, 1).await })
+    };
+    tokio::task::yield_now().await;
+    match log.append(numbered_op(99)).await {
+        Ok(pos) => assert_eq!(pos, 25, "the next position"),
+        Err(e) => panic!("append after following failed: {e}"),
+    }
+    match waiting.await {
+        Ok(v) => assert_eq!(v, vec![(25, numbered_op(99))], "a waiting follower's entry"),
+        Err(e) => panic!("the follower task failed: {e}"),
+    }
+    // If the log tells its length, it tells the truth (once caught up).
+    if let Some(len) = log.known_len() {
+        assert!(len <= 26, "known_len {len} exceeds the 26 entries appended");
+    }
+}
