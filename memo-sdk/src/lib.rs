@@ -31,3 +31,8 @@ pub mod tx;
 
 pub use client::{Client, ClientConfig, ClientError};
 pub use memo_core;
+
+/// The README's examples, compiled as doc tests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
