@@ -38,3 +38,8 @@ pub mod transport;
 pub use client::{Client, ClientConfig, ClientError};
 pub use env::Env;
 pub use memo_core;
+
+/// The README's examples, compiled as doc tests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
