@@ -5,6 +5,12 @@
 //! as arguments, so every state machine here is testable and replayable.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Input from the network, the disk or a person never panics the program: no unwrap, expect or
+// panic outside tests (the test kit's suites panic by design, and say so).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod codec;
 pub mod contract;

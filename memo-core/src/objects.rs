@@ -278,7 +278,7 @@ impl<S: MetaStore> Objects<S> {
         if !self.keepers.contains(&signer) {
             return Err(ObjectError::NotKeeper { signer });
         }
-        check_op(op).map_err(ObjectError::Invalid)?;
+        check_op(op).map_err(|e| ObjectError::Invalid(e.to_string()))?;
         match op {
             KeeperOp::ProviderHealth {
                 provider, health, ..

@@ -319,22 +319,37 @@ impl Liveness {
     }
 }
 
+/// Why a keeper operation is malformed ([`check_op`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeeperOpError {
+    /// A replacement moves no shard, or more than a chunk has.
+    #[error("{0} moves (1..={MAX_SHARDS})")]
+    MoveCount(usize),
+    /// A replacement names one shard index or one new holder twice.
+    #[error("a shard index or new holder appears twice")]
+    DuplicateMove,
+    /// A mark tries to make a shard Healthy, which only a placement may.
+    #[error("a shard becomes Healthy only by a placement")]
+    MarkHealthy,
+}
+
 /// Checks a keeper operation's bounds before it is applied (sizes, indices).
-pub fn check_op(op: &KeeperOp) -> Result<(), String> {
+pub fn check_op(op: &KeeperOp) -> Result<(), KeeperOpError> {
     match op {
         KeeperOp::Replace { moves, .. } => {
             if moves.is_empty() || moves.len() > MAX_SHARDS {
-                return Err(format!("{} moves (1..={MAX_SHARDS})", moves.len()));
+                return Err(KeeperOpError::MoveCount(moves.len()));
             }
             let idx: BTreeSet<u16> = moves.iter().map(|m| m.index).collect();
             let to: BTreeSet<AccountId> = moves.iter().map(|m| m.to).collect();
             if idx.len() != moves.len() || to.len() != moves.len() {
-                return Err("a shard index or new holder appears twice".into());
+                return Err(KeeperOpError::DuplicateMove);
             }
             Ok(())
         }
         KeeperOp::MarkShard { health, .. } if *health == ShardHealth::Healthy => {
-            Err("a shard becomes Healthy only by a placement".into())
+            Err(KeeperOpError::MarkHealthy)
         }
         _ => Ok(()),
     }

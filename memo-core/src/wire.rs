@@ -50,6 +50,7 @@ pub enum WireError {
 }
 
 /// Encodes `value` canonically.
+#[allow(clippy::panic)]
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     // postcard cannot fail on memo's types (no maps with non-string keys issues, no unsized
     // sequences); a failure would be a programming error in a type definition.
@@ -101,6 +102,7 @@ pub fn encode_versioned_sized<T: Serialize + ?Sized>(
 
 /// Appends what [`encode_versioned`] returns to `out`, in one pass: give `out` the capacity
 /// and a large value (a shard) is copied once, with no reallocation.
+#[allow(clippy::panic)]
 pub fn encode_versioned_into<T: Serialize + ?Sized>(version: u8, value: &T, out: &mut Vec<u8>) {
     out.push(version);
     // As in `encode`: memo's types always encode.

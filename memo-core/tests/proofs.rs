@@ -610,7 +610,7 @@ fn provider_keeping_90_percent_is_caught_within_44_epochs_with_99_percent() {
             s
         };
         // Its store answers kept bytes and zeros in place of dropped leaves.
-        let read = |offset: u64, buf: &mut [u8]| -> Result<(), String> {
+        let read = |offset: u64, buf: &mut [u8]| -> std::io::Result<()> {
             for (i, b) in buf.iter_mut().enumerate() {
                 let at = offset + i as u64;
                 *b = if dropped.contains(&(at / LEAF_LEN as u64)) {

@@ -1,6 +1,12 @@
 //! `memo`: the reference node and command-line client.
 //!
 //! Thin over memo-sdk: it parses arguments, loads config and wires SDK parts together.
+// Input from the network, the disk or a person never panics the program: no unwrap, expect or
+// panic outside tests (the test kit's suites panic by design, and say so).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod client_cmd;
 mod demo;

@@ -15,8 +15,12 @@ use std::time::Instant;
 
 struct NoProofs;
 impl ProofVerifier for NoProofs {
-    fn verify(&self, _: &Challenge, _: &[u8]) -> Result<(), String> {
-        Err("no proofs in this benchmark".into())
+    fn verify(&self, c: &Challenge, _: &[u8]) -> Result<(), memo_core::proof::ProofError> {
+        // No proofs in this benchmark: every one fails.
+        Err(memo_core::proof::ProofError::PathMismatch {
+            shard: c.shard,
+            index: 0,
+        })
     }
 }
 

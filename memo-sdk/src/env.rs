@@ -5,7 +5,7 @@
 //!
 //! - **Monotonic time** is tokio's ([`tokio::time::Instant`]). In a real node it follows the
 //!   machine's clock; in a runtime started with paused time (`#[tokio::test(start_paused =
-//!   true)]`, or [`tokio::time::pause`]) it is virtual: it stands still while any task can run
+//!   true)]`, or `tokio::time::pause`) it is virtual: it stands still while any task can run
 //!   and jumps to the next timer when all are idle, so a simulated hour of epochs, probe
 //!   rounds and purge graces takes milliseconds and never depends on the machine's load.
 //! - **Wall time** ([`Env::unix_ms`]: block timestamps, Last-Modified) is the system's clock
@@ -14,8 +14,9 @@
 //!   [`StdRng`] (ChaCha12, a CSPRNG): seeded by the OS for real nodes, by the caller's seed in
 //!   simulations, so the same seed draws the same placements, tickets and secrets.
 //!
-//! - **CPU-heavy work** ([`Env::blocking`]) runs on tokio's blocking pool in a real node and
-//!   inline in a simulation, where a thread pool's timing would reorder events.
+//! - **CPU-heavy work** ([`Env::blocking`], [`run_blocking`]) runs on tokio's blocking pool on
+//!   a multi-threaded runtime (real nodes) and inline on a current-thread runtime
+//!   (simulations), where a thread pool's timing would reorder events.
 //!
 //! An [`Env`] is cheap to clone; clones share the clock and the RNG.
 
@@ -113,17 +114,12 @@ impl Env {
         tokio::time::sleep(d).await
     }
 
-    /// Runs CPU-heavy `f` (erasure coding, hashing) off the async threads: on tokio's blocking
-    /// pool for a real node; in a simulation inline, so that when it finishes does not depend
-    /// on how the OS schedules threads. Fails only if `f` panicked.
+    /// Runs CPU-heavy `f` (erasure coding, hashing): see [`run_blocking`].
     pub async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, tokio::task::JoinError> {
-        match self.inner.wall {
-            Wall::Virtual { .. } => Ok(f()),
-            Wall::System => tokio::task::spawn_blocking(f).await,
-        }
+        run_blocking(f).await
     }
 
     /// Runs `f` with this environment's RNG.
@@ -177,6 +173,22 @@ impl Env {
             },
         };
         Self::build(wall, StdRng::seed_from_u64(seed), Some(seed))
+    }
+}
+
+/// Runs CPU-heavy `f` (erasure coding, hashing) off the async threads of a multi-threaded
+/// runtime, on tokio's blocking pool; inline on a current-thread runtime (simulations, and
+/// tests), where a pool thread would add only a handoff and make when `f` finishes depend on
+/// how the OS schedules threads. Fails only if `f` panicked on the pool.
+pub async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    let threaded = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread);
+    if threaded {
+        tokio::task::spawn_blocking(f).await
+    } else {
+        Ok(f())
     }
 }
 

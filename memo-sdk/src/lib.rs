@@ -9,7 +9,7 @@
 //! | [`replication`] | the ordered log of object operations that keepers share |
 //! | [`transport`] | libp2p ([`transport::p2p`]), shard lanes, request/response calls, fault injection |
 //! | [`store`] | durable backends: shard files and redb metadata |
-//! | [`env`] | the clock and randomness every flow asks: tokio time for real nodes, virtual time for simulations |
+//! | [`env`](mod@env) | the clock and randomness every flow asks: tokio time for real nodes, virtual time for simulations |
 //! | [`node`] | one node, several services: routes each request to its service; [`node::Node`] builds a keeper or provider process from its config |
 //! | [`local`] | a whole network in one process (tests, `memo demo`) |
 //! | [`config`] | config and key files |
@@ -18,6 +18,12 @@
 //! with their conformance suites live in [`memo_core`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Input from the network, the disk or a person never panics the program: no unwrap, expect or
+// panic outside tests (the test kit's suites panic by design, and say so).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 #[cfg(feature = "mimalloc")]
 pub mod alloc;

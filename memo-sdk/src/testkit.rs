@@ -11,6 +11,8 @@
 //!
 //! Each suite panics with a message naming the broken rule.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use crate::replication::OpLog;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -197,4 +199,42 @@ pub async fn oplog_conformance(log: Arc<dyn OpLog>) {
     if let Some(len) = log.known_len() {
         assert!(len <= 26, "known_len {len} exceeds the 26 entries appended");
     }
+}
+
+/// A simulation's ground truth for planning faults: the most shards of any one chunk that
+/// cannot be read, as `keeper` places them, if the providers in `down` were unreachable. A
+/// shard is unreadable when it has no holder, its holder is in `down`, or its holder's store
+/// (from `store_of`) no longer has it. A fault plan that keeps this at most m never loses data,
+/// whatever the keepers know yet.
+pub fn most_unreadable<S: memo_core::ownership::ShardStore>(
+    keeper: &crate::keeper::Keeper,
+    store_of: impl Fn(&memo_core::AccountId) -> Option<S>,
+    down: &BTreeSet<memo_core::AccountId>,
+) -> usize {
+    keeper.inspect(|o| {
+        let mut seen = BTreeSet::new();
+        let mut worst = 0;
+        let holders: Vec<memo_core::AccountId> = o.holders().copied().collect();
+        for h in &holders {
+            for c in o.held_by(h) {
+                if !seen.insert(*c) {
+                    continue;
+                }
+                let Ok(Some(entry)) = o.ownership().chunk(c) else {
+                    continue;
+                };
+                let bad = entry
+                    .shards
+                    .iter()
+                    .filter(|s| match s.holder {
+                        None => true,
+                        Some(h) if down.contains(&h) => true,
+                        Some(h) => !store_of(&h).is_some_and(|st| st.has(&s.id).unwrap_or(false)),
+                    })
+                    .count();
+                worst = worst.max(bad);
+            }
+        }
+        worst
+    })
 }

@@ -22,14 +22,12 @@ use memo_sdk::Env;
 use memo_sdk::keeper::repair::{RepairConfig, Repairer};
 use memo_sdk::local::{LocalNetwork, LocalSpec};
 use memo_sdk::replication::OpLog;
+use memo_sdk::testkit::most_unreadable;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
-
-mod common;
-use common::registry;
 
 /// Each provider's store, shared with the test so it can wipe a disk.
 type Store = Arc<MemoryShardStore>;
@@ -85,8 +83,8 @@ fn repair_config() -> RepairConfig {
         bytes_per_sec: None,
         reports_per_round: 256,
         transfer_timeout: Duration::from_secs(5),
-        audit_shards: 0,
-        audit_burst: 0,
+        audit_shards: 4,
+        audit_burst: 64,
         orphan_grace: None,
         sweep_every: 1,
     }
@@ -317,6 +315,12 @@ fn two_hundred_providers_under_churn_lose_nothing() {
                 .expect("put");
             objects.insert(name, data);
         }
+        let store_of: BTreeMap<AccountId, Store> = net
+            .providers
+            .iter()
+            .zip(&stores)
+            .map(|(p, s)| (p.account(), s.clone()))
+            .collect();
         let mut down: BTreeSet<usize> = BTreeSet::new();
         for epoch in 0..8 {
             // A provider that went down may come back, with its disk.
@@ -324,16 +328,20 @@ fn two_hundred_providers_under_churn_lose_nothing() {
                 net.providers[p].restart();
                 down.remove(&p);
             }
-            // Faults this epoch: crash a few providers (their shards become unreachable) or
-            // wipe one's disk, as long as every chunk keeps k shards reachable.
+            // Faults this epoch: crash a few providers or wipe one's disk, as long as every
+            // chunk keeps k readable shards (counted from the stores themselves: a wiped shard
+            // is gone before any keeper knows).
             for _ in 0..rng.random_range(1..4) {
                 let p = rng.random_range(0..providers);
                 if down.contains(&p) {
                     continue;
                 }
-                let mut trial = down.clone();
-                trial.insert(p);
-                if worst_chunk(&net, &trial) > M as usize {
+                let mut trial: BTreeSet<AccountId> =
+                    down.iter().map(|&i| net.providers[i].account()).collect();
+                trial.insert(net.providers[p].account());
+                if most_unreadable(&net.keepers[0], |a| store_of.get(a).cloned(), &trial)
+                    > M as usize
+                {
                     continue;
                 }
                 if rng.random_bool(0.5) {
@@ -368,20 +376,4 @@ fn two_hundred_providers_under_churn_lose_nothing() {
             "faults were repaired"
         );
     });
-}
-
-/// The most shards any chunk has on providers in `down`, as keeper 0 sees placements.
-fn worst_chunk(net: &LocalNetwork<Store>, down: &BTreeSet<usize>) -> usize {
-    let ids: BTreeSet<AccountId> = down.iter().map(|&i| net.providers[i].account()).collect();
-    net.keepers[0]
-        .inspect(registry)
-        .values()
-        .map(|slots| {
-            slots
-                .iter()
-                .filter(|s| s.1.is_none_or(|h| ids.contains(&h)) || s.2 != ShardHealth::Healthy)
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
 }

@@ -61,7 +61,7 @@ use std::sync::Arc;
 /// supplies the real blake3-Merkle verifier.
 pub trait ProofVerifier: Send + Sync {
     /// `Ok` if `proof` answers `challenge`; otherwise why not. Must be deterministic.
-    fn verify(&self, challenge: &Challenge, proof: &[u8]) -> Result<(), String>;
+    fn verify(&self, challenge: &Challenge, proof: &[u8]) -> Result<(), crate::proof::ProofError>;
 }
 
 /// The scalar part of the state.
@@ -1198,7 +1198,10 @@ impl Contract {
                     }
                 });
                 self.g.repair_fund += slashed;
-                Ok(Outcome::ProofFailed { reason, slashed })
+                Ok(Outcome::ProofFailed {
+                    reason: reason.to_string(),
+                    slashed,
+                })
             }
         }
     }

@@ -7,11 +7,14 @@ use std::collections::HashMap;
 struct StubVerifier;
 
 impl ProofVerifier for StubVerifier {
-    fn verify(&self, c: &Challenge, proof: &[u8]) -> Result<(), String> {
+    fn verify(&self, c: &Challenge, proof: &[u8]) -> Result<(), crate::proof::ProofError> {
         if proof == stub_proof(c).as_slice() {
             Ok(())
         } else {
-            Err("stub: wrong proof".into())
+            Err(crate::proof::ProofError::PathMismatch {
+                shard: c.shard,
+                index: 0,
+            })
         }
     }
 }

@@ -179,32 +179,38 @@ impl std::fmt::Debug for LeafProof {
 /// Random access to a stored shard, for building proofs without holding the shard in memory.
 pub trait ShardReader {
     /// Fills `buf` with the shard's bytes starting at `offset`; all of `buf` or an error.
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), String>;
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
 }
 
 impl ShardReader for &[u8] {
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), String> {
-        let start = usize::try_from(offset).map_err(|_| "offset out of range".to_string())?;
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let beyond = || {
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("range beyond the {} stored bytes", self.len()),
+            )
+        };
+        let start = usize::try_from(offset).map_err(|_| beyond())?;
         let src = start
             .checked_add(buf.len())
             .and_then(|end| self.get(start..end))
-            .ok_or_else(|| format!("range beyond the {} stored bytes", self.len()))?;
+            .ok_or_else(beyond)?;
         buf.copy_from_slice(src);
         Ok(())
     }
 }
 
 impl<R: ShardReader + ?Sized> ShardReader for &mut R {
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), String> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         (**self).read_at(offset, buf)
     }
 }
 
-/// A [`ShardReader`] from a closure `(offset, buf) -> Result<(), String>`.
+/// A [`ShardReader`] from a closure `(offset, buf) -> std::io::Result<()>`.
 pub struct ReadFn<F>(pub F);
 
-impl<F: FnMut(u64, &mut [u8]) -> Result<(), String>> ShardReader for ReadFn<F> {
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), String> {
+impl<F: FnMut(u64, &mut [u8]) -> std::io::Result<()>> ShardReader for ReadFn<F> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         (self.0)(offset, buf)
     }
 }
@@ -226,10 +232,10 @@ impl<R: ShardReader> Prover<'_, R> {
         self.buf.resize(len, 0);
         self.reader
             .read_at(offset, &mut self.buf[..len])
-            .map_err(|reason| ProveError::Read {
+            .map_err(|e| ProveError::Read {
                 offset,
                 len,
-                reason,
+                reason: e.to_string(),
             })
     }
 

@@ -16,7 +16,7 @@
 //! with another number would judge proofs differently); [`ORDER_LEAVES`] is the network's.
 
 use super::challenge::{ChallengeItem, MAX_LEAVES_PER_SHARD, SeedStream, StorageProof, verify};
-use super::error::{ChallengeError, ProveError};
+use super::error::{ChallengeError, ProofError, ProveError};
 use super::tree::{ShardReader, TreeCache, leaf_count};
 use crate::contract::{self, ProofVerifier};
 
@@ -117,9 +117,9 @@ impl MerkleVerifier {
 }
 
 impl ProofVerifier for MerkleVerifier {
-    fn verify(&self, challenge: &contract::Challenge, proof: &[u8]) -> Result<(), String> {
-        let proof = StorageProof::from_bytes(proof).map_err(|e| e.to_string())?;
-        verify(&order_item(challenge, self.leaves), &proof).map_err(|e| e.to_string())
+    fn verify(&self, challenge: &contract::Challenge, proof: &[u8]) -> Result<(), ProofError> {
+        let proof = StorageProof::from_bytes(proof)?;
+        verify(&order_item(challenge, self.leaves), &proof)
     }
 }
 

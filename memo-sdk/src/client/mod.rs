@@ -98,6 +98,10 @@ pub struct ClientConfig {
     pub uploads: usize,
     /// Convergence domain: `None` for the global one.
     pub domain: Option<ConvergenceDomain>,
+    /// How long one request to a keeper or provider may take before it counts as failed,
+    /// whatever the transport (a provider that crashed mid-request never answers on the
+    /// in-memory network, which has no timeout of its own). Default 30 s.
+    pub request_timeout: std::time::Duration,
 }
 
 impl ClientConfig {
@@ -109,6 +113,7 @@ impl ClientConfig {
             parallelism: Parallelism::default(),
             uploads: 8,
             domain: None,
+            request_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -241,11 +246,25 @@ impl Client {
         &self.config.keepers
     }
 
+    /// `request`, failed with a timeout after [`ClientConfig::request_timeout`].
+    async fn bounded<T>(
+        &self,
+        peer: AccountId,
+        request: impl std::future::Future<Output = Result<T, RpcError>>,
+    ) -> Result<T, RpcError> {
+        tokio::time::timeout(self.config.request_timeout, request)
+            .await
+            .unwrap_or(Err(RpcError::Transport(TransportError::Timeout(peer))))
+    }
+
     /// Calls the first reachable keeper.
     async fn keeper(&self, req: &Request) -> Result<(AccountId, Response), ClientError> {
         let mut last = String::from("no keepers configured");
         for k in &self.config.keepers {
-            match call(self.transport.as_ref(), *k, req).await {
+            match self
+                .bounded(*k, call(self.transport.as_ref(), *k, req))
+                .await
+            {
                 Ok(r) => return Ok((*k, r)),
                 Err(RpcError::Transport(
                     e @ (TransportError::Unreachable(_)
@@ -391,14 +410,17 @@ impl Client {
                 let provider = holder.unwrap_or(AccountId([0; 32]));
                 let (id, bytes) = (*id, bytes.clone());
                 async move {
-                    provider_client::put_shard(via, provider, id, bytes)
-                        .await
-                        .map_err(|error| ClientError::Upload {
-                            chunk: chunk.chunk.id.short(),
-                            index,
-                            provider,
-                            error: Box::new(error),
-                        })
+                    self.bounded(
+                        provider,
+                        provider_client::put_shard(via, provider, id, bytes),
+                    )
+                    .await
+                    .map_err(|error| ClientError::Upload {
+                        chunk: chunk.chunk.id.short(),
+                        index,
+                        provider,
+                        error: Box::new(error),
+                    })
                 }
             });
         for r in futures::future::join_all(sends).await {
@@ -664,7 +686,12 @@ impl AsyncShardSource for NetworkSource<'_> {
         let Some(holder) = holder else {
             return Ok(None);
         };
-        let got = provider_client::get_shard(self.client.via(), holder, chunk.shards[index])
+        let got = self
+            .client
+            .bounded(
+                holder,
+                provider_client::get_shard(self.client.via(), holder, chunk.shards[index]),
+            )
             .await
             .map_err(io::Error::other)?;
         if got.is_none() {

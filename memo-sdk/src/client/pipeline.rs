@@ -1,10 +1,12 @@
 //! Async streaming over the object codec: encode from any `AsyncRead`, decode to any
 //! `AsyncWrite`.
 //!
-//! Chunks are coded on tokio's blocking pool, up to a window at a time, so every core works while
+//! Chunks are coded on tokio's blocking pool ([`run_blocking`]: inline on a current-thread
+//! runtime), up to a window at a time, so every core works while
 //! memory stays bounded; the sink (for example an upload to providers) runs concurrently with
 //! reading and coding, and its calls may overlap (up to `uploads` at once).
 
+use crate::env::run_blocking;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -67,7 +69,7 @@ where
         .map_ok(move |buf| {
             let enc = domain_encoder.clone();
             async move {
-                tokio::task::spawn_blocking(move || enc.encode_chunk_owned(buf))
+                run_blocking(move || enc.encode_chunk_owned(buf))
                     .await
                     .map_err(join_error)?
             }
@@ -98,7 +100,7 @@ where
         )));
     }
     let enc = encoder.clone();
-    let chunk = tokio::task::spawn_blocking(move || {
+    let chunk = run_blocking(move || {
         let mut buf = Vec::with_capacity(encode_capacity(bytes.len(), k, m));
         buf.extend_from_slice(&bytes);
         encode_chunk_in_place(enc.domain(), buf, k, m)
@@ -160,7 +162,7 @@ pub async fn fetch_chunk_async(
     if !dec.is_ready() {
         return Err(dec.not_enough());
     }
-    tokio::task::spawn_blocking(move || dec.finish())
+    run_blocking(move || dec.finish())
         .await
         .map_err(join_error)?
 }

@@ -27,7 +27,7 @@
 //! # Placement
 //!
 //! New shards go where [`Challenger::choose`] says: by score, through
-//! [`placement`](crate::keeper::placement).
+//! [`crate::keeper::placement`].
 //!
 //! # Purges
 //!

@@ -102,6 +102,15 @@ impl Keeper {
         })
     }
 
+    /// Reads the keeper's derived state (ownership, placement, health) under its lock: for
+    /// status pages, tests and tools. Keep `f` short: it blocks the log follower.
+    pub fn inspect<R>(
+        &self,
+        f: impl FnOnce(&memo_core::objects::Objects<memo_core::ownership::MemoryMeta>) -> R,
+    ) -> R {
+        f(&self.state.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// The clock and randomness this keeper and its repairer and challenger ask.
     pub fn env(&self) -> &Env {
         &self.config.env

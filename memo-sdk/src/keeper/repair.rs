@@ -1098,15 +1098,6 @@ struct Snapshot {
 }
 
 impl Keeper {
-    /// Reads the keeper's derived state (ownership, placement, health) under its lock: for
-    /// status pages, tests and tools. Keep `f` short: it blocks the log follower.
-    pub fn inspect<R>(
-        &self,
-        f: impl FnOnce(&memo_core::objects::Objects<memo_core::ownership::MemoryMeta>) -> R,
-    ) -> R {
-        f(&self.state.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
     /// Starts detection and repair on this keeper (signing with its `keypair`); returns the
     /// repairer, whose background rounds run until its task is aborted.
     pub fn enable_repair(

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 struct AcceptAll;
 impl ProofVerifier for AcceptAll {
-    fn verify(&self, _: &Challenge, _: &[u8]) -> Result<(), String> {
+    fn verify(&self, _: &Challenge, _: &[u8]) -> Result<(), memo_core::proof::ProofError> {
         Ok(())
     }
 }
