@@ -26,6 +26,8 @@ pub mod prover;
 pub mod provider;
 pub mod repair;
 pub mod rpc;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod store;
 pub mod tx;
 

@@ -1,0 +1,176 @@
+//! Request and response bodies: an S3 request body read as the client's `AsyncRead` (hashing
+//! and counting as it goes), and a response body fed by a task writing an object.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use s3s::dto::StreamingBlob;
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+
+/// Why reading a request body stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BodyStop {
+    /// It grew past the size limit.
+    TooLarge,
+    /// The client's stream failed (it disconnected, or a chunk signature was wrong).
+    Broken(String),
+}
+
+/// What a fully read body was.
+#[derive(Debug, Clone)]
+pub(crate) struct BodyDigest {
+    pub(crate) len: u64,
+    pub(crate) md5: [u8; 16],
+}
+
+/// A request body as an `AsyncRead`: hashes (MD5, for the ETag) and counts what passes, and
+/// fails with an error once more than `limit` bytes came.
+pub(crate) struct BodyReader {
+    stream: StreamingBlob,
+    chunk: Bytes,
+    md5: Md5,
+    len: u64,
+    limit: u64,
+    stop: Arc<Mutex<Option<BodyStop>>>,
+    done: Arc<Mutex<Option<BodyDigest>>>,
+}
+
+/// What a [`BodyReader`] reports once the client's put returned.
+#[derive(Clone)]
+pub(crate) struct BodyOutcome {
+    stop: Arc<Mutex<Option<BodyStop>>>,
+    done: Arc<Mutex<Option<BodyDigest>>>,
+}
+
+impl BodyOutcome {
+    /// Why the body stopped early, if it did.
+    pub(crate) fn stop(&self) -> Option<BodyStop> {
+        self.stop.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    /// The digest of the whole body, once its end was read.
+    pub(crate) fn digest(&self) -> Option<BodyDigest> {
+        self.done.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl BodyReader {
+    pub(crate) fn new(stream: StreamingBlob, limit: u64) -> (Self, BodyOutcome) {
+        let stop = Arc::new(Mutex::new(None));
+        let done = Arc::new(Mutex::new(None));
+        let outcome = BodyOutcome {
+            stop: stop.clone(),
+            done: done.clone(),
+        };
+        let reader = Self {
+            stream,
+            chunk: Bytes::new(),
+            md5: Md5::new(),
+            len: 0,
+            limit,
+            stop,
+            done,
+        };
+        (reader, outcome)
+    }
+
+    fn fail(&self, why: BodyStop) -> io::Error {
+        let msg = match &why {
+            BodyStop::TooLarge => "request body over the size limit".to_string(),
+            BodyStop::Broken(e) => format!("request body: {e}"),
+        };
+        *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        io::Error::other(msg)
+    }
+}
+
+impl AsyncRead for BodyReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        while this.chunk.is_empty() {
+            match this.stream.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    let md5: [u8; 16] = this.md5.clone().finalize().into();
+                    *this.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(BodyDigest {
+                        len: this.len,
+                        md5,
+                    });
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Err(this.fail(BodyStop::Broken(e.to_string()))));
+                }
+                Poll::Ready(Some(Ok(b))) => {
+                    this.len += b.len() as u64;
+                    if this.len > this.limit {
+                        return Poll::Ready(Err(this.fail(BodyStop::TooLarge)));
+                    }
+                    this.md5.update(&b);
+                    this.chunk = b;
+                }
+            }
+        }
+        let n = this.chunk.len().min(buf.remaining());
+        buf.put_slice(&this.chunk.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The reading half of a response body: bytes a writer task sends through a pipe, then an
+/// error if that task failed (so a failed read ends the response with an error, not short).
+pub(crate) struct PipeBody {
+    reader: tokio::io::DuplexStream,
+    failed: Arc<Mutex<Option<String>>>,
+    ended: bool,
+}
+
+/// Where the writer task reports a failure before it drops its half of the pipe.
+pub(crate) type PipeFailure = Arc<Mutex<Option<String>>>;
+
+/// A pipe: the writer half for a task, and the response body that reads it.
+pub(crate) fn pipe() -> (tokio::io::DuplexStream, PipeFailure, PipeBody) {
+    let (writer, reader) = tokio::io::duplex(1 << 20);
+    let failed: PipeFailure = Arc::new(Mutex::new(None));
+    let body = PipeBody {
+        reader,
+        failed: failed.clone(),
+        ended: false,
+    };
+    (writer, failed, body)
+}
+
+impl PipeBody {
+    /// The body as a byte stream.
+    pub(crate) fn into_stream(self) -> impl Stream<Item = io::Result<Bytes>> + Send + Sync {
+        futures::stream::unfold(self, |mut s| async move {
+            if s.ended {
+                return None;
+            }
+            let mut buf = vec![0u8; 256 << 10];
+            match s.reader.read(&mut buf).await {
+                Ok(0) => {
+                    s.ended = true;
+                    let failed = s.failed.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    failed.map(|e| (Err(io::Error::other(e)), s))
+                }
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), s))
+                }
+                Err(e) => {
+                    s.ended = true;
+                    Some((Err(e), s))
+                }
+            }
+        })
+    }
+}
