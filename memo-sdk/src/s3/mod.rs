@@ -245,6 +245,15 @@ pub(crate) mod calls {
         }
     }
 
+    /// [`Client::put_bytes`].
+    pub(crate) fn put_bytes<'a>(
+        client: &'a Client,
+        name: &'a str,
+        data: &'a [u8],
+    ) -> BoxFuture<'a, Result<PutReport, ClientError>> {
+        Box::pin(client.put_bytes(name, data))
+    }
+
     /// [`Client::get_bytes`], driven like [`get`].
     pub(crate) async fn get_bytes(client: Arc<Client>, what: String) -> Result<Vec<u8>, ClientError> {
         let rt = tokio::runtime::Handle::current();
