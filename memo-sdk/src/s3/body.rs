@@ -36,6 +36,7 @@ pub(crate) struct BodyReader {
     md5: Md5,
     len: u64,
     limit: u64,
+    ended: bool,
     stop: Arc<Mutex<Option<BodyStop>>>,
     done: Arc<Mutex<Option<BodyDigest>>>,
 }
@@ -72,6 +73,7 @@ impl BodyReader {
             md5: Md5::new(),
             len: 0,
             limit,
+            ended: false,
             stop,
             done,
         };
@@ -96,9 +98,17 @@ impl AsyncRead for BodyReader {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         while this.chunk.is_empty() {
+            if this.ended {
+                // After an error, every read fails again: a reader never sees a clean end.
+                return Poll::Ready(match this.stop.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                    None => Ok(()),
+                    Some(_) => Err(io::Error::other("request body failed")),
+                });
+            }
             match this.stream.poll_next_unpin(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
+                    this.ended = true;
                     let md5: [u8; 16] = this.md5.clone().finalize().into();
                     *this.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(BodyDigest {
                         len: this.len,
@@ -107,11 +117,13 @@ impl AsyncRead for BodyReader {
                     return Poll::Ready(Ok(()));
                 }
                 Poll::Ready(Some(Err(e))) => {
+                    this.ended = true;
                     return Poll::Ready(Err(this.fail(BodyStop::Broken(e.to_string()))));
                 }
                 Poll::Ready(Some(Ok(b))) => {
                     this.len += b.len() as u64;
                     if this.len > this.limit {
+                        this.ended = true;
                         return Poll::Ready(Err(this.fail(BodyStop::TooLarge)));
                     }
                     this.md5.update(&b);

@@ -33,6 +33,14 @@ pub(crate) struct DataRef {
 }
 
 impl DataRef {
+    /// An empty body: memo stores no empty objects, so it references none.
+    pub(crate) fn empty() -> Self {
+        Self {
+            handle: String::new(),
+            size: 0,
+        }
+    }
+
     pub(crate) fn object_ref(&self) -> Option<ObjectRef> {
         self.handle.parse().ok()
     }
