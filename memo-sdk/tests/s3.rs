@@ -20,9 +20,9 @@ struct Running {
     task: tokio::task::JoinHandle<Result<(), memo_sdk::s3::GatewayError>>,
 }
 
-async fn start(client: Arc<Client>, creds: &Credentials) -> Running {
+async fn start(client: Arc<Client>, creds: &Credentials, max_put: u64) -> Running {
     let mut cfg = GatewayConfig::new(creds.clone());
-    cfg.max_put_size = MAX_PUT;
+    cfg.max_put_size = max_put;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -69,7 +69,7 @@ async fn unsigned_requests_are_refused() {
     let (_net, mut local) = memory_network(&LocalSpec::default()).await.unwrap();
     let (_, client) = local.users.remove(0);
     let creds = Credentials::derive(&Keypair::from_seed("user-alice"));
-    let gw = start(Arc::new(client), &creds).await;
+    let gw = start(Arc::new(client), &creds, MAX_PUT).await;
     let addr = gw.addr;
     let resp = tokio::task::spawn_blocking(move || {
         raw_http(
@@ -112,7 +112,7 @@ async fn boto3_drives_the_gateway() {
     // Something stored outside the gateway stays out of its buckets.
     client.put_bytes("notes.txt", b"not s3").await.unwrap();
     let creds = Credentials::derive(&Keypair::from_seed("user-alice"));
-    let gw = start(client.clone(), &creds).await;
+    let gw = start(client.clone(), &creds, MAX_PUT).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/s3_boto3.py");
     let (endpoint, c2) = (format!("http://{}", gw.addr), creds.clone());
     let out = tokio::task::spawn_blocking(move || {
@@ -153,4 +153,38 @@ async fn boto3_drives_the_gateway() {
     assert!(entries.iter().all(|(_, refs)| *refs == 1), "{idx:#?}");
     assert!(idx.iter().any(|(n, r)| n == "notes.txt" && *r == 1));
     assert_eq!(idx.len(), 6, "{idx:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn awscli_and_rclone_drive_the_gateway() {
+    let (_net, mut local) = memory_network(&LocalSpec::default()).await.unwrap();
+    let (_, client) = local.users.remove(0);
+    let client = Arc::new(client);
+    let creds = Credentials::derive(&Keypair::from_seed("user-alice"));
+    let gw = start(client.clone(), &creds, 5 << 30).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/s3_cli.sh");
+    let (endpoint, c2) = (format!("http://{}", gw.addr), creds.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .arg(script)
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_ACCESS_KEY_ID", &c2.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &c2.secret_key)
+            .env_remove("AWS_PROFILE")
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "aws-cli/rclone script failed (aws-cli and rclone come from .ci/run)\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(stdout.contains("cli: all checks passed"), "{stdout}");
+    gw.stop().await;
+    // Everything was deleted: no reference is left behind.
+    let left = index(&client).await.unwrap();
+    assert!(left.is_empty(), "{left:#?}");
 }

@@ -167,6 +167,13 @@ def main():
     pages = s3.get_paginator("list_objects").paginate(Bucket="docs", PaginationConfig={"PageSize": 3})
     check([o["Key"] for p in pages for o in p.get("Contents", [])] == want, "paged v1 listing")
 
+    odd = "odd/ sp+ace%20\u00e9&<x>.txt"
+    s3.put_object(Bucket="docs", Key=odd, Body=b"odd")
+    l = s3.list_objects_v2(Bucket="docs", Prefix="odd/")
+    check([o["Key"] for o in l["Contents"]] == [odd], f"odd key listed {l['Contents']}")
+    check(s3.get_object(Bucket="docs", Key=odd)["Body"].read() == b"odd", "odd key read")
+    s3.delete_object(Bucket="docs", Key=odd)
+
     # Copy (server side), delete, delete many.
     c = s3.copy_object(Bucket="docs", Key="copy.bin", CopySource={"Bucket": "docs", "Key": "a/one.bin"})
     check(c["CopyObjectResult"]["ETag"] == put["ETag"], "copy keeps the ETag")

@@ -332,6 +332,37 @@ fn decode_token(t: &str) -> S3Result<String> {
     String::from_utf8(bytes.map_err(|()| bad())?).map_err(|_| bad())
 }
 
+/// `s` as S3 URL-encodes keys in listings asked with `encoding-type=url`.
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Whether a listing asked for URL-encoded keys.
+fn wants_url(e: Option<&EncodingType>) -> bool {
+    e.is_some_and(|e| e.as_str().eq_ignore_ascii_case(EncodingType::URL))
+}
+
+/// URL-encodes a page's keys and prefixes when asked to.
+fn encode_page(page: &mut Page, url: bool) {
+    if !url {
+        return;
+    }
+    for o in &mut page.contents {
+        o.key = o.key.as_deref().map(url_encode);
+    }
+    for p in &mut page.prefixes {
+        *p = url_encode(p);
+    }
+}
+
 /// One page of a bucket listing.
 struct Page {
     contents: Vec<Object>,
@@ -693,7 +724,7 @@ impl S3 for MemoS3 {
             after = after.max(decode_token(t)?);
         }
         let max_keys = input.max_keys.unwrap_or(MAX_KEYS);
-        let page = list_page(
+        let mut page = list_page(
             &l,
             &input.bucket,
             &prefix,
@@ -701,15 +732,17 @@ impl S3 for MemoS3 {
             &after,
             max_keys,
         );
+        let next_continuation_token = page.next.as_deref().map(encode_token);
+        let url = wants_url(input.encoding_type.as_ref());
+        encode_page(&mut page, url);
         let key_count = i32::try_from(page.contents.len() + page.prefixes.len()).unwrap_or(0);
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
-            prefix: Some(prefix),
             max_keys: Some(max_keys),
             key_count: Some(key_count),
             continuation_token: input.continuation_token,
             is_truncated: Some(page.next.is_some()),
-            next_continuation_token: page.next.as_deref().map(encode_token),
+            next_continuation_token,
             contents: Some(page.contents),
             common_prefixes: Some(
                 page.prefixes
@@ -717,8 +750,10 @@ impl S3 for MemoS3 {
                     .map(|p| CommonPrefix { prefix: Some(p) })
                     .collect(),
             ),
+            prefix: Some(if url { url_encode(&prefix) } else { prefix }),
             delimiter: input.delimiter,
             start_after: input.start_after,
+            encoding_type: input.encoding_type,
             ..Default::default()
         }))
     }
@@ -732,7 +767,7 @@ impl S3 for MemoS3 {
         let prefix = input.prefix.clone().unwrap_or_default();
         let after = input.marker.clone().unwrap_or_default();
         let max_keys = input.max_keys.unwrap_or(MAX_KEYS);
-        let page = list_page(
+        let mut page = list_page(
             &l,
             &input.bucket,
             &prefix,
@@ -740,13 +775,16 @@ impl S3 for MemoS3 {
             &after,
             max_keys,
         );
+        let url = wants_url(input.encoding_type.as_ref());
+        let next_marker = page.next.take().map(|m| if url { url_encode(&m) } else { m });
+        encode_page(&mut page, url);
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
-            prefix: Some(prefix),
+            prefix: Some(if url { url_encode(&prefix) } else { prefix }),
             marker: input.marker,
             max_keys: Some(max_keys),
-            is_truncated: Some(page.next.is_some()),
-            next_marker: page.next,
+            is_truncated: Some(next_marker.is_some()),
+            next_marker,
             contents: Some(page.contents),
             common_prefixes: Some(
                 page.prefixes
@@ -755,6 +793,7 @@ impl S3 for MemoS3 {
                     .collect(),
             ),
             delimiter: input.delimiter,
+            encoding_type: input.encoding_type,
             ..Default::default()
         }))
     }
