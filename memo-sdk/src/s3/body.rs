@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use md5::{Digest, Md5};
 use s3s::dto::StreamingBlob;
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Why reading a request body stopped early.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,52 +137,53 @@ impl AsyncRead for BodyReader {
     }
 }
 
-/// The reading half of a response body: bytes a writer task sends through a pipe, then an
-/// error if that task failed (so a failed read ends the response with an error, not short).
-pub(crate) struct PipeBody {
-    reader: tokio::io::DuplexStream,
-    failed: Arc<Mutex<Option<String>>>,
-    ended: bool,
+/// The writing end of a response body: each write becomes one `Bytes` sent down a bounded
+/// channel (one copy, and at most a few writes in flight).
+pub(crate) struct ChannelWriter {
+    tx: futures::channel::mpsc::Sender<io::Result<Bytes>>,
 }
 
-/// Where the writer task reports a failure before it drops its half of the pipe.
-pub(crate) type PipeFailure = Arc<Mutex<Option<String>>>;
-
-/// A pipe: the writer half for a task, and the response body that reads it.
-pub(crate) fn pipe() -> (tokio::io::DuplexStream, PipeFailure, PipeBody) {
-    let (writer, reader) = tokio::io::duplex(1 << 20);
-    let failed: PipeFailure = Arc::new(Mutex::new(None));
-    let body = PipeBody {
-        reader,
-        failed: failed.clone(),
-        ended: false,
-    };
-    (writer, failed, body)
-}
-
-impl PipeBody {
-    /// The body as a byte stream.
-    pub(crate) fn into_stream(self) -> impl Stream<Item = io::Result<Bytes>> + Send + Sync {
-        futures::stream::unfold(self, |mut s| async move {
-            if s.ended {
-                return None;
-            }
-            let mut buf = vec![0u8; 256 << 10];
-            match s.reader.read(&mut buf).await {
-                Ok(0) => {
-                    s.ended = true;
-                    let failed = s.failed.lock().unwrap_or_else(|p| p.into_inner()).take();
-                    failed.map(|e| (Err(io::Error::other(e)), s))
-                }
-                Ok(n) => {
-                    buf.truncate(n);
-                    Some((Ok(Bytes::from(buf)), s))
-                }
-                Err(e) => {
-                    s.ended = true;
-                    Some((Err(e), s))
-                }
-            }
-        })
+impl ChannelWriter {
+    /// Ends the body with an error (the response then ends in an error, not short).
+    pub(crate) async fn fail(mut self, why: String) {
+        use futures::SinkExt;
+        let _ = self.tx.send(Err(io::Error::other(why))).await;
     }
+}
+
+impl AsyncWrite for ChannelWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match this.tx.poll_ready(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(_)) => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+            Poll::Ready(Ok(())) => {}
+        }
+        match this.tx.start_send(Ok(Bytes::copy_from_slice(buf))) {
+            Ok(()) => Poll::Ready(Ok(buf.len())),
+            Err(_) => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().tx.close_channel();
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A response body fed by a [`ChannelWriter`]: the writer for a task, and the body's stream.
+pub(crate) fn channel_body() -> (
+    ChannelWriter,
+    futures::channel::mpsc::Receiver<io::Result<Bytes>>,
+) {
+    let (tx, rx) = futures::channel::mpsc::channel(2);
+    (ChannelWriter { tx }, rx)
 }

@@ -8,7 +8,7 @@ use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use super::body::{BodyReader, BodyStop, pipe};
+use super::body::{BodyReader, BodyStop, channel_body};
 use super::catalog::{
     BucketMeta, Catalog, DATA_NAME, DataRef, Entry, Found, Listing, ObjectMeta, PartMeta,
     UploadMeta,
@@ -153,7 +153,7 @@ impl MemoS3 {
 
     /// Writes `range` of an object's data (its parts in order) to a new response body.
     fn read_body(&self, data: Vec<DataRef>, range: std::ops::Range<u64>) -> StreamingBlob {
-        let (mut writer, failed, body) = pipe();
+        let (mut writer, body) = channel_body();
         let client = self.client.clone();
         tokio::spawn(async move {
             let mut offset = 0u64;
@@ -170,17 +170,12 @@ impl MemoS3 {
                     calls::get(client.clone(), d.handle, (!whole).then_some(sub), writer).await;
                 match (w, r) {
                     (Some(w), Ok(_)) => writer = w,
-                    (w, r) => {
-                        let why = r.err().map_or_else(|| "the read stopped".into(), |e| e.to_string());
-                        // Recorded before the writer closes, so the body ends in an error.
-                        *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
-                        drop(w);
-                        return;
-                    }
+                    (Some(w), Err(e)) => return w.fail(e.to_string()).await,
+                    (None, _) => return,
                 }
             }
         });
-        StreamingBlob::wrap(body.into_stream())
+        StreamingBlob::wrap(body)
     }
 
     async fn find_object(&self, bucket: &str, key: &str) -> S3Result<Found<ObjectMeta>> {
