@@ -96,7 +96,10 @@ fn signed_head(method: &str, host: &str, path: &str, creds: &Credentials, len: u
     );
     let scope = format!("{day}/us-east-1/s3/aws4_request");
     let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
-    let to_sign = format!("AWS4-HMAC-SHA256\n{date}\n{scope}\n{}", hex(digest.as_ref()));
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{date}\n{scope}\n{}",
+        hex(digest.as_ref())
+    );
     let mut key = hmac(format!("AWS4{}", creds.secret_key).as_bytes(), day);
     for part in ["us-east-1", "s3", "aws4_request"] {
         key = hmac(&key, part);
@@ -176,7 +179,12 @@ async fn main() {
     println!("S3 gateway vs direct client, {mib} MiB object, in-process network, 127.0.0.1");
     let t = Instant::now();
     client
-        .put("direct", Generated::new("direct", size), Some(size), &mut |_| {})
+        .put(
+            "direct",
+            Generated::new("direct", size),
+            Some(size),
+            &mut |_| {},
+        )
         .await
         .unwrap();
     let direct_put = t.elapsed().as_secs_f64();
@@ -201,15 +209,7 @@ async fn main() {
     let direct_get = t.elapsed().as_secs_f64();
     assert_eq!(got, size);
     let t = Instant::now();
-    let (status, got) = request(
-        &host,
-        "GET",
-        "/bench/object",
-        &creds,
-        tokio::io::empty(),
-        0,
-    )
-    .await;
+    let (status, got) = request(&host, "GET", "/bench/object", &creds, tokio::io::empty(), 0).await;
     let gw_get = t.elapsed().as_secs_f64();
     assert_eq!((status, got), (200, size), "gateway get");
 

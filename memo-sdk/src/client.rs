@@ -348,7 +348,11 @@ impl Client {
     /// Stores an object the network already holds again under `name`, moving no shard data:
     /// reads its manifest and gives every chunk one more reference from this user (what a
     /// second [`Client::put`] of the same bytes would do, without reading or encoding them).
-    pub async fn put_existing(&self, name: &str, obj: &ObjectRef) -> Result<PutReport, ClientError> {
+    pub async fn put_existing(
+        &self,
+        name: &str,
+        obj: &ObjectRef,
+    ) -> Result<PutReport, ClientError> {
         let source = NetworkSource {
             client: self,
             holders: Mutex::new(HashMap::new()),

@@ -100,20 +100,20 @@ impl AsyncRead for BodyReader {
         while this.chunk.is_empty() {
             if this.ended {
                 // After an error, every read fails again: a reader never sees a clean end.
-                return Poll::Ready(match this.stop.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                    None => Ok(()),
-                    Some(_) => Err(io::Error::other("request body failed")),
-                });
+                return Poll::Ready(
+                    match this.stop.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                        None => Ok(()),
+                        Some(_) => Err(io::Error::other("request body failed")),
+                    },
+                );
             }
             match this.stream.poll_next_unpin(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
                     this.ended = true;
                     let md5: [u8; 16] = this.md5.clone().finalize().into();
-                    *this.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(BodyDigest {
-                        len: this.len,
-                        md5,
-                    });
+                    *this.done.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(BodyDigest { len: this.len, md5 });
                     return Poll::Ready(Ok(()));
                 }
                 Poll::Ready(Some(Err(e))) => {

@@ -215,16 +215,17 @@ impl Catalog<'_> {
             };
             let (id, handle, refs) = (info.id, info.object_ref, info.refs);
             match entry {
-                Entry::Bucket(meta) => out
-                    .buckets
-                    .entry(meta.bucket.clone())
-                    .or_default()
-                    .push(Found {
-                        meta,
-                        id,
-                        handle,
-                        refs,
-                    }),
+                Entry::Bucket(meta) => {
+                    out.buckets
+                        .entry(meta.bucket.clone())
+                        .or_default()
+                        .push(Found {
+                            meta,
+                            id,
+                            handle,
+                            refs,
+                        })
+                }
                 Entry::Object(meta) => out
                     .objects
                     .entry((meta.bucket.clone(), meta.key.clone()))
@@ -246,16 +247,17 @@ impl Catalog<'_> {
                         },
                     );
                 }
-                Entry::Part(meta) => out
-                    .parts
-                    .entry(meta.upload_id.clone())
-                    .or_default()
-                    .push(Found {
-                        meta,
-                        id,
-                        handle,
-                        refs,
-                    }),
+                Entry::Part(meta) => {
+                    out.parts
+                        .entry(meta.upload_id.clone())
+                        .or_default()
+                        .push(Found {
+                            meta,
+                            id,
+                            handle,
+                            refs,
+                        })
+                }
             }
         }
         Ok(out)
@@ -264,7 +266,9 @@ impl Catalog<'_> {
     /// Stores an entry (a new small object in the index).
     pub(crate) async fn store(&self, entry: &Entry) -> Result<ObjectId, ClientError> {
         let body = serde_json::to_vec(entry).unwrap_or_default();
-        Ok(calls::put_bytes(self.client, &entry.name(), &body).await?.id)
+        Ok(calls::put_bytes(self.client, &entry.name(), &body)
+            .await?
+            .id)
     }
 
     /// An object entry with its data handles (read from the entry object's content).

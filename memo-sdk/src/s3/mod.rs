@@ -255,11 +255,16 @@ pub(crate) mod calls {
     }
 
     /// [`Client::get_bytes`], driven like [`get`].
-    pub(crate) async fn get_bytes(client: Arc<Client>, what: String) -> Result<Vec<u8>, ClientError> {
+    pub(crate) async fn get_bytes(
+        client: Arc<Client>,
+        what: String,
+    ) -> Result<Vec<u8>, ClientError> {
         let rt = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || rt.block_on(async move { client.get_bytes(&what).await }))
-            .await
-            .map_err(|e| ClientError::Io(std::io::Error::other(e)))?
+        tokio::task::spawn_blocking(move || {
+            rt.block_on(async move { client.get_bytes(&what).await })
+        })
+        .await
+        .map_err(|e| ClientError::Io(std::io::Error::other(e)))?
     }
 
     /// [`Client::list`].
@@ -277,7 +282,10 @@ pub(crate) mod calls {
     }
 
     /// [`Client::delete_id`].
-    pub(crate) fn delete_id(client: &Client, id: ObjectId) -> BoxFuture<'_, Result<(), ClientError>> {
+    pub(crate) fn delete_id(
+        client: &Client,
+        id: ObjectId,
+    ) -> BoxFuture<'_, Result<(), ClientError>> {
         Box::pin(client.delete_id(id))
     }
 }

@@ -72,14 +72,18 @@ impl MemoS3 {
                 "the body is larger than {limit} bytes"
             ));
         }
-        let body = body.unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()));
+        let body = body.unwrap_or_else(|| {
+            StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
+        });
         let (reader, outcome) = BodyReader::new(body, limit);
         let size = content_length.and_then(|n| u64::try_from(n).ok());
         let put = calls::put(&self.client, DATA_NAME, reader, size).await;
         let report = match put {
             Ok(r) => r,
             // memo stores no empty objects: an empty body is a data reference to nothing.
-            Err(_) if outcome.digest().is_some_and(|d| d.len == 0) && size.is_none_or(|n| n == 0) => {
+            Err(_)
+                if outcome.digest().is_some_and(|d| d.len == 0) && size.is_none_or(|n| n == 0) =>
+            {
                 let md5 = outcome.digest().map(|d| d.md5).unwrap_or_default();
                 if let Some(want) = content_md5
                     && want.trim() != base64_encode(&md5)
@@ -90,10 +94,9 @@ impl MemoS3 {
             }
             Err(e) => {
                 return Err(match outcome.stop() {
-                    Some(BodyStop::TooLarge) => s3_error!(
-                        EntityTooLarge,
-                        "the body is larger than {limit} bytes"
-                    ),
+                    Some(BodyStop::TooLarge) => {
+                        s3_error!(EntityTooLarge, "the body is larger than {limit} bytes")
+                    }
                     Some(BodyStop::Broken(why)) => {
                         s3_error!(IncompleteBody, "the request body ended early: {why}")
                     }
@@ -317,12 +320,16 @@ fn encode_token(s: &str) -> String {
 
 fn decode_token(t: &str) -> S3Result<String> {
     let bad = || s3_error!(InvalidArgument, "invalid continuation token");
-    if t.len() % 2 != 0 {
+    if !t.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes: Result<Vec<u8>, _> = (0..t.len())
         .step_by(2)
-        .map(|i| t.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(()))
+        .map(|i| {
+            t.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(())
+        })
         .collect();
     String::from_utf8(bytes.map_err(|()| bad())?).map_err(|_| bad())
 }
@@ -393,10 +400,10 @@ fn list_page(
                 .find(d)
                 .map(|i| key[..prefix.len() + i + d.len()].to_string())
         });
-        if let Some(cp) = &rolled {
-            if cp.as_str() <= after || page.prefixes.last() == Some(cp) {
-                continue;
-            }
+        if let Some(cp) = &rolled
+            && (cp.as_str() <= after || page.prefixes.last() == Some(cp))
+        {
+            continue;
         }
         if count == max {
             page.next = last;
@@ -521,7 +528,11 @@ impl S3 for MemoS3 {
         let input = req.input;
         let l = self.listing_with_bucket(&input.bucket).await?;
         let (data, md5) = self
-            .put_data(input.body, input.content_length, input.content_md5.as_deref())
+            .put_data(
+                input.body,
+                input.content_length,
+                input.content_md5.as_deref(),
+            )
             .await?;
         let etag = hex(&md5);
         let meta = ObjectMeta {
@@ -771,7 +782,10 @@ impl S3 for MemoS3 {
             max_keys,
         );
         let url = wants_url(input.encoding_type.as_ref());
-        let next_marker = page.next.take().map(|m| if url { url_encode(&m) } else { m });
+        let next_marker = page
+            .next
+            .take()
+            .map(|m| if url { url_encode(&m) } else { m });
         encode_page(&mut page, url);
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
@@ -829,10 +843,18 @@ impl S3 for MemoS3 {
         check_part_number(input.part_number)?;
         let (l, up) = self.upload(&input.upload_id).await?;
         if up.meta.bucket != input.bucket || up.meta.key != input.key {
-            return Err(s3_error!(NoSuchUpload, "no upload {} for this key", input.upload_id));
+            return Err(s3_error!(
+                NoSuchUpload,
+                "no upload {} for this key",
+                input.upload_id
+            ));
         }
         let (data, md5) = self
-            .put_data(input.body, input.content_length, input.content_md5.as_deref())
+            .put_data(
+                input.body,
+                input.content_length,
+                input.content_md5.as_deref(),
+            )
             .await?;
         let (etag, _) = self
             .commit_part(&l, &input.upload_id, input.part_number, data, md5)
@@ -851,7 +873,11 @@ impl S3 for MemoS3 {
         check_part_number(input.part_number)?;
         let (l, up) = self.upload(&input.upload_id).await?;
         if up.meta.bucket != input.bucket || up.meta.key != input.key {
-            return Err(s3_error!(NoSuchUpload, "no upload {} for this key", input.upload_id));
+            return Err(s3_error!(
+                NoSuchUpload,
+                "no upload {} for this key",
+                input.upload_id
+            ));
         }
         let src = self.copy_source(&input.copy_source).await?;
         let range = match input.copy_source_range.as_deref() {
@@ -900,7 +926,11 @@ impl S3 for MemoS3 {
         let input = req.input;
         let (l, up) = self.upload(&input.upload_id).await?;
         if up.meta.bucket != input.bucket || up.meta.key != input.key {
-            return Err(s3_error!(NoSuchUpload, "no upload {} for this key", input.upload_id));
+            return Err(s3_error!(
+                NoSuchUpload,
+                "no upload {} for this key",
+                input.upload_id
+            ));
         }
         let asked = input
             .multipart_upload
@@ -992,7 +1022,11 @@ impl S3 for MemoS3 {
         let input = req.input;
         let (l, up) = self.upload(&input.upload_id).await?;
         if up.meta.bucket != input.bucket || up.meta.key != input.key {
-            return Err(s3_error!(NoSuchUpload, "no upload {} for this key", input.upload_id));
+            return Err(s3_error!(
+                NoSuchUpload,
+                "no upload {} for this key",
+                input.upload_id
+            ));
         }
         for p in l.parts.get(&input.upload_id).into_iter().flatten() {
             self.drop_part(p).await?;
@@ -1011,7 +1045,11 @@ impl S3 for MemoS3 {
         let input = req.input;
         let (l, up) = self.upload(&input.upload_id).await?;
         if up.meta.bucket != input.bucket || up.meta.key != input.key {
-            return Err(s3_error!(NoSuchUpload, "no upload {} for this key", input.upload_id));
+            return Err(s3_error!(
+                NoSuchUpload,
+                "no upload {} for this key",
+                input.upload_id
+            ));
         }
         let marker = input.part_number_marker.unwrap_or(0);
         let max = input.max_parts.unwrap_or(1000).clamp(0, 1000);
