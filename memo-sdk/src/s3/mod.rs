@@ -1,7 +1,7 @@
 //! An S3-compatible gateway: one user's objects behind boto3, aws-cli and rclone.
 //!
 //! [`Gateway`] serves the S3 protocol (through the `s3s` crate) over one user's
-//! [`Client`](crate::Client): requests are checked with SigV4 against that user's
+//! [`Client`]: requests are checked with SigV4 against that user's
 //! [`Credentials`], buckets and keys are kept in the user's own object index (see `docs/s3.md`
 //! for the mapping), and object bytes stream through the client's put and get without ever
 //! being held whole in memory.
@@ -136,7 +136,7 @@ pub enum GatewayError {
     Io(#[from] std::io::Error),
 }
 
-/// An S3 endpoint over one user's [`Client`](crate::Client).
+/// An S3 endpoint over one user's [`Client`].
 #[derive(Clone)]
 pub struct Gateway {
     service: S3Service,
