@@ -306,13 +306,27 @@ impl Catalog<'_> {
 
     /// Removes an object entry and the references it held: the entry first, so a failure
     /// half-way leaves an unreferenced data object at worst, never a key whose data is gone.
+    /// An entry already removed (by a concurrent writer, which then dropped its references)
+    /// is left alone.
     pub(crate) async fn remove_object(&self, found: &Found<ObjectMeta>) -> Result<(), ClientError> {
         let full = self.full_object(found).await;
-        self.drop_entry(found.id, found.refs).await?;
+        if !self.claim(found.id, found.refs).await? {
+            return Ok(());
+        }
         if let Ok(full) = full {
             self.drop_data(&full.data).await?;
         }
         Ok(())
+    }
+
+    /// Drops an entry object; `false` when it was gone already (the keeper refuses a user
+    /// holding no reference), so whoever dropped it also drops what it referenced.
+    pub(crate) async fn claim(&self, id: ObjectId, refs: u64) -> Result<bool, ClientError> {
+        match self.drop_entry(id, refs).await {
+            Ok(()) => Ok(true),
+            Err(ClientError::Refused(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -240,7 +240,9 @@ impl MemoS3 {
 
     async fn drop_part(&self, p: &Found<PartMeta>) -> S3Result<()> {
         let c = self.catalog();
-        c.drop_entry(p.id, p.refs).await.map_err(internal)?;
+        if !c.claim(p.id, p.refs).await.map_err(internal)? {
+            return Ok(());
+        }
         c.drop_data(std::slice::from_ref(&p.meta.data))
             .await
             .map_err(internal)
@@ -988,21 +990,28 @@ impl S3 for MemoS3 {
             nonce: self.nonce(),
             data,
         };
-        // The object entry takes over the chosen parts' references.
-        self.catalog()
-            .store(&Entry::Object(meta))
-            .await
-            .map_err(internal)?;
         let c = self.catalog();
+        // Dropping the upload entry first settles a race with an abort or another complete:
+        // only the one that drops it goes on.
+        if !c.claim(up.id, up.refs).await.map_err(internal)? {
+            return Err(s3_error!(NoSuchUpload, "no upload {}", input.upload_id));
+        }
+        let all_parts = l.parts.get(&input.upload_id).cloned().unwrap_or_default();
+        // The object entry takes over the chosen parts' references.
+        if let Err(e) = c.store(&Entry::Object(meta)).await {
+            for p in &all_parts {
+                self.drop_part(p).await?;
+            }
+            return Err(internal(e));
+        }
         let chosen_ids: Vec<_> = chosen.iter().map(|p| p.id).collect();
-        for p in l.parts.get(&input.upload_id).into_iter().flatten() {
+        for p in &all_parts {
             if chosen_ids.contains(&p.id) {
-                c.drop_entry(p.id, p.refs).await.map_err(internal)?;
+                c.claim(p.id, p.refs).await.map_err(internal)?;
             } else {
                 self.drop_part(p).await?;
             }
         }
-        c.drop_entry(up.id, up.refs).await.map_err(internal)?;
         for f in l.all_of(&input.bucket, &input.key) {
             c.remove_object(&f).await.map_err(internal)?;
         }
@@ -1028,13 +1037,17 @@ impl S3 for MemoS3 {
                 input.upload_id
             ));
         }
+        if !self
+            .catalog()
+            .claim(up.id, up.refs)
+            .await
+            .map_err(internal)?
+        {
+            return Err(s3_error!(NoSuchUpload, "no upload {}", input.upload_id));
+        }
         for p in l.parts.get(&input.upload_id).into_iter().flatten() {
             self.drop_part(p).await?;
         }
-        self.catalog()
-            .drop_entry(up.id, up.refs)
-            .await
-            .map_err(internal)?;
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
 
