@@ -226,14 +226,34 @@ impl MemoS3 {
             nonce: self.nonce(),
             data: data.clone(),
         };
-        if let Err(e) = self.catalog().store(&Entry::Part(meta)).await {
-            self.undo_data(&data).await;
-            return Err(internal(e));
-        }
+        let id = match self.catalog().store(&Entry::Part(meta)).await {
+            Ok(id) => id,
+            Err(e) => {
+                self.undo_data(&data).await;
+                return Err(internal(e));
+            }
+        };
         for old in l.parts.get(upload_id).into_iter().flatten() {
             if old.meta.part == part {
                 self.drop_part(old).await?;
             }
+        }
+        // An upload completed or aborted meanwhile would leave this part behind: take it back.
+        let fresh = self.listing().await?;
+        if !fresh.uploads.contains_key(upload_id) {
+            let mine = fresh
+                .parts
+                .get(upload_id)
+                .into_iter()
+                .flatten()
+                .find(|p| p.id == id);
+            if let Some(mine) = mine {
+                self.drop_part(mine).await?;
+            }
+            return Err(s3_error!(
+                NoSuchUpload,
+                "upload {upload_id} ended meanwhile"
+            ));
         }
         Ok((etag, modified))
     }
@@ -996,7 +1016,14 @@ impl S3 for MemoS3 {
         if !c.claim(up.id, up.refs).await.map_err(internal)? {
             return Err(s3_error!(NoSuchUpload, "no upload {}", input.upload_id));
         }
-        let all_parts = l.parts.get(&input.upload_id).cloned().unwrap_or_default();
+        // Listed again after the claim: a part stored since is either in this list, or its
+        // upload saw the claim and took the part back (see `commit_part`).
+        let all_parts = self
+            .listing()
+            .await?
+            .parts
+            .remove(&input.upload_id)
+            .unwrap_or_default();
         // The object entry takes over the chosen parts' references.
         if let Err(e) = c.store(&Entry::Object(meta)).await {
             for p in &all_parts {
