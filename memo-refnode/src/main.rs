@@ -12,6 +12,7 @@ mod client_cmd;
 mod demo;
 mod devnet;
 mod node;
+mod s3_cmd;
 
 /// mimalloc with transparent huge pages: a keeper's index and page cache are large and read
 /// at random (see `memo_sdk::alloc`).
@@ -44,6 +45,8 @@ enum Command {
     Devnet(devnet::DevnetArgs),
     /// Run one keeper or provider (for operators).
     Node(node::NodeArgs),
+    /// Serve your objects over S3 (boto3, aws-cli, rclone) until Ctrl-C.
+    S3(s3_cmd::S3Args),
     #[command(flatten)]
     Client(client_cmd::ClientCommand),
 }
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args, json).await,
             Command::Devnet(args) => devnet::run(args, json).await,
             Command::Node(args) => node::run(args).await,
+            Command::S3(args) => s3_cmd::run(args, config).await,
             Command::Client(cmd) => client_cmd::run(cmd, config, json).await,
         }
     });

@@ -12,6 +12,7 @@
 //! | [`env`](mod@env) | the clock and randomness every flow asks: tokio time for real nodes, virtual time for simulations |
 //! | [`node`] | one node, several services: routes each request to its service; [`node::Node`] builds a keeper or provider process from its config |
 //! | [`local`] | a whole network in one process (tests, `memo demo`) |
+//! | `s3` | an S3-compatible gateway over a user's [`Client`] (feature `s3`) |
 //! | [`config`] | config and key files |
 //!
 //! The sans-IO rules (codec, ownership, contract, proofs, repair plans) and the backend traits
@@ -36,6 +37,8 @@ pub mod local;
 pub mod node;
 pub mod provider;
 pub mod replication;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -373,6 +373,51 @@ impl Client {
             .await
     }
 
+    /// Stores an object the network already holds again under `name`, moving no shard data:
+    /// reads its manifest and gives every chunk one more reference from this user (what a
+    /// second [`Client::put`] of the same bytes would do, without reading or encoding them).
+    pub async fn put_existing(
+        &self,
+        name: &str,
+        obj: &ObjectRef,
+    ) -> Result<PutReport, ClientError> {
+        let source = NetworkSource {
+            client: self,
+            holders: Mutex::new(HashMap::new()),
+            bad: Mutex::new(Vec::new()),
+        };
+        source.locate(&[obj.manifest.id]).await?;
+        let manifest = read_manifest_async(&source, obj).await?;
+        let mut chunks: Vec<ChunkInfo> = manifest.chunks.iter().map(ChunkInfo::from).collect();
+        chunks.push(ChunkInfo::from(&obj.manifest));
+        let op = ObjectOp::Put {
+            object: obj.id(),
+            size: obj.size,
+            needed: u8::try_from(obj.manifest.k()).unwrap_or(self.config.params.data_shards),
+            sealed: self.seal_entry(name, obj),
+            chunks: chunks.clone(),
+            placements: Vec::new(),
+        };
+        self.submit(&op).await?;
+        Ok(PutReport {
+            id: obj.id(),
+            name: name.to_string(),
+            size: obj.size,
+            chunks: chunks.len(),
+            uploaded_chunks: 0,
+            uploaded_bytes: 0,
+            object_ref: obj.to_string(),
+            orders: Vec::new(),
+        })
+    }
+
+    /// Drops one of the user's references to object `id`, without looking it up in the index
+    /// first (the keeper refuses a user holding none).
+    pub async fn delete_id(&self, id: ObjectId) -> Result<(), ClientError> {
+        self.submit(&ObjectOp::Delete { object: id }).await?;
+        Ok(())
+    }
+
     /// Asks a keeper where to put a chunk and uploads its shards there, in parallel. Returns
     /// `None` when the chunk is already stored (nothing uploaded).
     async fn upload(
