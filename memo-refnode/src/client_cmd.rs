@@ -1,13 +1,15 @@
-//! The client commands: put, get, rm, ls, stat, account.
+//! The client commands: put, get, share, rm, ls, stat, account.
 
 use anyhow::{Context, Result, bail};
 use memo_core::codec::Progress;
 use memo_core::ownership::ShardHealth;
 use memo_core::protocol::ChunkStatus;
+use memo_sdk::client::ObjectInfo;
 use memo_sdk::config::ClientFile;
+use memo_sdk::{RemoveOutcome, RemoveReport};
 use serde_json::json;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Prints a line to standard output; a closed pipe (e.g. `| head`) ends quietly.
 macro_rules! emit {
@@ -22,42 +24,87 @@ macro_rules! emit {
     }};
 }
 
+/// Options every client command takes.
+#[derive(clap::Args, Debug, Default)]
+pub struct ClientOpts {
+    /// Your client config file (`memo devnet` writes DIR/users/NAME.toml).
+    #[arg(long, env = "MEMO_CONFIG")]
+    config: Option<PathBuf>,
+}
+
 /// A client command.
 #[derive(clap::Subcommand, Debug)]
 pub enum ClientCommand {
-    /// Store a file; prints its object id.
+    /// Store a file; prints its object id, and its reference for sharing.
     Put {
-        /// The file.
+        /// The file, or `-` for standard input (then --name is required).
         file: PathBuf,
         /// The name in your index (default: the file's name).
         #[arg(long)]
         name: Option<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
     },
-    /// Read an object by id, name, or a shared memo-obj1 handle.
+    /// Read an object by name, id, or a shared memo-obj1 reference.
     Get {
-        /// Id (or unique prefix of 8+ hex digits), name, or handle.
+        /// Name, id (or unique prefix of 8+ hex digits), or memo-obj1 reference.
         what: String,
-        /// Write here (atomically) instead of standard output.
+        /// Write here (atomically) instead of standard output; `-` is standard output.
         #[arg(short, long)]
         out: Option<PathBuf>,
         /// Only bytes START..END.
         #[arg(long, value_parser = parse_range)]
         range: Option<std::ops::Range<u64>>,
+        #[command(flatten)]
+        opts: ClientOpts,
     },
-    /// Drop one reference to an object (the last owner's last rm purges it).
-    Rm {
-        /// Id or name.
+    /// Print an object's memo-obj1 reference: whoever has it can read the object with
+    /// `memo get REF`.
+    Share {
+        /// Name or id.
         what: String,
+        #[command(flatten)]
+        opts: ClientOpts,
     },
-    /// List your objects.
-    Ls,
+    /// Drop one reference to an object: by name, the one stored under that name (the last
+    /// owner's last rm purges the object from every provider).
+    Rm {
+        /// Name or id.
+        what: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// List your objects: one line per name.
+    Ls {
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
     /// An object's size, your reference count, and each chunk's health.
     Stat {
-        /// Id or name.
+        /// Name or id.
         what: String,
+        #[command(flatten)]
+        opts: ClientOpts,
     },
     /// Your account: balance and stored bytes.
-    Account,
+    Account {
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+impl ClientCommand {
+    fn opts(&self) -> &ClientOpts {
+        match self {
+            ClientCommand::Put { opts, .. }
+            | ClientCommand::Get { opts, .. }
+            | ClientCommand::Share { opts, .. }
+            | ClientCommand::Rm { opts, .. }
+            | ClientCommand::Ls { opts }
+            | ClientCommand::Stat { opts, .. }
+            | ClientCommand::Account { opts } => opts,
+        }
+    }
 }
 
 fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
@@ -70,15 +117,57 @@ fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
     Ok(a..b)
 }
 
+/// How output looks: JSON or text, quiet or not, exact or human sizes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Style {
+    /// Machine-readable JSON on stdout.
+    pub json: bool,
+    /// No progress and no notes on stderr.
+    pub quiet: bool,
+    /// Sizes in bytes instead of KiB, MiB, ...
+    pub bytes: bool,
+}
+
+impl Style {
+    fn size(&self, n: u64) -> String {
+        if self.bytes {
+            n.to_string()
+        } else {
+            human(n)
+        }
+    }
+    /// A note for a person on stderr (not in JSON or quiet mode).
+    fn note(&self, text: std::fmt::Arguments<'_>) {
+        if !self.json && !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+}
+
+/// `n` bytes for a person: `512 B`, `1.5 KiB`, `9.5 MiB`, ...
+pub fn human(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
 struct Bar {
     on: bool,
     verb: &'static str,
 }
 
 impl Bar {
-    fn new(verb: &'static str, json: bool) -> Self {
+    fn new(verb: &'static str, style: Style) -> Self {
         Self {
-            on: !json && std::io::stderr().is_terminal(),
+            on: !style.json && !style.quiet && std::io::stderr().is_terminal(),
             verb,
         }
     }
@@ -123,105 +212,149 @@ fn health_names(c: &ChunkStatus) -> Vec<&'static str> {
         .collect()
 }
 
-/// Runs a client command.
-pub async fn run(cmd: ClientCommand, config: Option<PathBuf>, json: bool) -> Result<()> {
-    let Some(config) = config else {
+/// A user's path in an error: `-` stays `-`.
+fn shown(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// `get -o FILE`'s temporary file, next to it.
+fn partial_path(path: &Path) -> PathBuf {
+    path.with_file_name(format!(
+        ".{}.memo-partial",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ))
+}
+
+/// Runs a client command. `global_config` is `memo --config FILE` given before the command.
+pub async fn run(cmd: ClientCommand, global_config: Option<PathBuf>, style: Style) -> Result<()> {
+    // Check the user's own input before connecting: a typo should not wait on the network.
+    match &cmd {
+        ClientCommand::Put { file, name, .. } => check_put_input(file, name.as_deref())?,
+        ClientCommand::Get { out: Some(out), .. } if out != Path::new("-") => check_out(out)?,
+        _ => {}
+    }
+    let Some(config) = cmd.opts().config.clone().or(global_config) else {
         bail!(
             "no client config: pass --config FILE or set MEMO_CONFIG (memo devnet writes DIR/users/NAME.toml)"
         );
     };
     let client = ClientFile::load(&config)?.connect(|_| {}).await?;
     match cmd {
-        ClientCommand::Put { file, name } => {
-            let name = name.unwrap_or_else(|| {
-                file.file_name()
+        ClientCommand::Put { file, name, .. } => {
+            let stdin = file == Path::new("-");
+            let name = match name {
+                Some(n) => n,
+                None => file
+                    .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            });
-            let f = tokio::fs::File::open(&file)
-                .await
-                .with_context(|| format!("opening {}", file.display()))?;
-            let size = f.metadata().await.ok().map(|m| m.len());
-            let bar = Bar::new("put", json);
-            let report = client.put(&name, f, size, &mut |p| bar.show(p)).await?;
+                    .unwrap_or_default(),
+            };
+            let bar = Bar::new("put", style);
+            let report = if stdin {
+                client
+                    .put(&name, tokio::io::stdin(), None, &mut |p| bar.show(p))
+                    .await
+                    .context("storing standard input")?
+            } else {
+                let f = tokio::fs::File::open(&file)
+                    .await
+                    .with_context(|| format!("cannot open {}", shown(&file)))?;
+                let size = f.metadata().await.ok().map(|m| m.len());
+                client
+                    .put(&name, f, size, &mut |p| bar.show(p))
+                    .await
+                    .with_context(|| format!("storing {}", shown(&file)))?
+            };
             bar.done();
-            if json {
+            if style.json {
                 emit!("{}", serde_json::to_string(&report)?);
             } else {
                 emit!("{}", report.id);
-                eprintln!(
-                    "stored {} ({} bytes) in {} chunks; uploaded {} chunks ({} bytes), {} already stored",
+                style.note(format_args!(
+                    "stored {} ({}) in {} chunks; uploaded {} chunks ({}), {} already stored",
                     report.name,
-                    report.size,
+                    style.size(report.size),
                     report.chunks,
                     report.uploaded_chunks,
-                    report.uploaded_bytes,
+                    style.size(report.uploaded_bytes),
                     report.chunks - report.uploaded_chunks
-                );
+                ));
+                style.note(format_args!(
+                    "share: {} (whoever has it can read the object)",
+                    report.object_ref
+                ));
             }
         }
-        ClientCommand::Get { what, out, range } => {
-            let bar = Bar::new("get", json);
+        ClientCommand::Get {
+            what, out, range, ..
+        } => {
+            let bar = Bar::new("get", style);
             let n = match &out {
-                Some(path) => {
-                    let tmp = path.with_file_name(format!(
-                        ".{}.memo-partial",
-                        path.file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default()
-                    ));
-                    let mut f = tokio::fs::File::create(&tmp)
-                        .await
-                        .with_context(|| format!("creating {}", tmp.display()))?;
-                    let r = client.get(&what, range, &mut f, &mut |p| bar.show(p)).await;
-                    match r {
-                        Ok(n) => {
-                            f.sync_all().await?;
-                            tokio::fs::rename(&tmp, path).await?;
-                            n
-                        }
-                        Err(e) => {
-                            let _ = tokio::fs::remove_file(&tmp).await;
-                            return Err(e.into());
-                        }
-                    }
+                Some(path) if path != Path::new("-") => {
+                    get_to_file(&client, &what, range, path, &bar).await?
                 }
-                None => {
+                _ => {
                     let mut stdout = tokio::io::stdout();
-                    client
+                    let n = client
                         .get(&what, range, &mut stdout, &mut |p| bar.show(p))
-                        .await?
+                        .await?;
+                    tokio::io::AsyncWriteExt::flush(&mut stdout).await?;
+                    n
                 }
             };
             bar.done();
-            if json && out.is_some() {
-                emit!(
-                    "{}",
-                    json!({ "bytes": n, "out": out.map(|p| p.display().to_string()) })
-                );
-            }
-        }
-        ClientCommand::Rm { what } => {
-            let id = client.delete(&what).await?;
-            if json {
-                emit!("{}", json!({ "id": id.to_hex(), "deleted": true }));
-            } else {
-                eprintln!("removed one reference to {id}");
-            }
-        }
-        ClientCommand::Ls => {
-            let list = client.list().await?;
-            if json {
-                emit!("{}", serde_json::to_string(&list)?);
-            } else {
-                for o in list {
-                    emit!("{}  {:>12}  refs {}  {}", o.id, o.size, o.refs, o.name);
+            if let Some(path) = out.filter(|p| p != Path::new("-")) {
+                if style.json {
+                    emit!("{}", json!({ "bytes": n, "out": shown(&path) }));
+                } else {
+                    style.note(format_args!("wrote {} to {}", style.size(n), shown(&path)));
                 }
             }
         }
-        ClientCommand::Stat { what } => {
+        ClientCommand::Share { what, .. } => {
+            let o = client.find(&what).await?;
+            if style.json {
+                emit!(
+                    "{}",
+                    json!({ "id": o.id.to_hex(), "name": o.name, "object_ref": o.object_ref.to_string() })
+                );
+            } else {
+                emit!("{}", o.object_ref);
+                style.note(format_args!(
+                    "whoever has this reference can read {} with: memo get REF",
+                    o.name
+                ));
+            }
+        }
+        ClientCommand::Rm { what, .. } => {
+            let r = client.remove(&what).await?;
+            if style.json {
+                emit!(
+                    "{}",
+                    json!({ "id": r.id.to_hex(), "name": r.name, "deleted": true, "refs_left": r.refs_left, "outcome": r.outcome })
+                );
+            } else {
+                style.note(format_args!("{}", rm_message(&r)));
+            }
+        }
+        ClientCommand::Ls { .. } => {
+            let list = client.list().await?;
+            if style.json {
+                emit!("{}", serde_json::to_string(&list)?);
+            } else if list.is_empty() {
+                style.note(format_args!(
+                    "no objects: account {} stores nothing (memo put FILE stores one)",
+                    client.account()
+                ));
+            } else {
+                print_list(&list, style);
+            }
+        }
+        ClientCommand::Stat { what, .. } => {
             let st = client.stat(&what).await?;
-            if json {
+            if style.json {
                 let chunks: Vec<_> = st
                     .chunks
                     .iter()
@@ -238,14 +371,14 @@ pub async fn run(cmd: ClientCommand, config: Option<PathBuf>, json: bool) -> Res
                     .collect();
                 emit!(
                     "{}",
-                    json!({ "id": st.object.id.to_hex(), "name": st.object.name, "size": st.object.size, "refs": st.object.refs, "chunks": chunks })
+                    json!({ "id": st.object.id.to_hex(), "name": st.object.name, "names": st.object.names, "size": st.object.size, "refs": st.object.refs, "chunks": chunks })
                 );
             } else {
                 emit!(
-                    "{}  {}  {} bytes  refs {}",
+                    "{}  {}  {}  refs {}",
                     st.object.id,
-                    st.object.name,
-                    st.object.size,
+                    distinct(&st.object.names).join(", "),
+                    style.size(st.object.size),
                     st.object.refs
                 );
                 for c in &st.chunks {
@@ -267,24 +400,234 @@ pub async fn run(cmd: ClientCommand, config: Option<PathBuf>, json: bool) -> Res
                 }
             }
         }
-        ClientCommand::Account => {
+        ClientCommand::Account { .. } => {
             let a = client.account_status().await?;
-            if json {
+            if style.json {
                 emit!(
                     "{}",
                     json!({ "account": a.user.to_hex(), "balance": a.balance, "stored_bytes": a.stored_bytes, "quota": a.quota, "objects": a.objects })
                 );
             } else {
                 emit!(
-                    "account {}\nbalance {}\nstored {} bytes of {}\nobjects {}",
+                    "account {}\nbalance {}\nstored  {} of {}\nobjects {}",
                     a.user,
                     a.balance,
-                    a.stored_bytes,
-                    a.quota,
+                    style.size(a.stored_bytes),
+                    style.size(a.quota),
                     a.objects
                 );
             }
         }
     }
     Ok(())
+}
+
+/// `put FILE`: the file must be a readable file (not a directory); `-` needs a name.
+fn check_put_input(file: &Path, name: Option<&str>) -> Result<()> {
+    if file == Path::new("-") {
+        if name.is_none() {
+            bail!("put - reads standard input: give it a name with --name NAME");
+        }
+        return Ok(());
+    }
+    let meta =
+        std::fs::metadata(file).with_context(|| format!("cannot read {}", shown(file)))?;
+    if meta.is_dir() {
+        bail!(
+            "{} is a directory: memo put stores one file",
+            shown(file)
+        );
+    }
+    Ok(())
+}
+
+/// `get -o FILE`: the path must not be a directory, and its directory must exist.
+fn check_out(out: &Path) -> Result<()> {
+    if out.is_dir() {
+        bail!(
+            "cannot write to {}: it is a directory (give a file name, e.g. -o {}/NAME)",
+            shown(out),
+            shown(out).trim_end_matches('/')
+        );
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        bail!(
+            "cannot write to {}: directory {} does not exist",
+            shown(out),
+            shown(parent)
+        );
+    }
+    Ok(())
+}
+
+/// Removes `get -o`'s partial file when dropped, unless disarmed.
+struct Partial(Option<PathBuf>);
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// `get -o FILE`: into a partial file next to it, renamed once every byte is verified. An
+/// error or Ctrl-C removes the partial file.
+async fn get_to_file(
+    client: &memo_sdk::Client,
+    what: &str,
+    range: Option<std::ops::Range<u64>>,
+    path: &Path,
+    bar: &Bar,
+) -> Result<u64> {
+    let stop = stop_requested();
+    let tmp = partial_path(path);
+    let mut f = tokio::fs::File::create(&tmp)
+        .await
+        .with_context(|| format!("cannot write to {}", shown(path)))?;
+    let mut guard = Partial(Some(tmp.clone()));
+    let mut show = |p| bar.show(p);
+    let n = tokio::select! {
+        r = client.get(what, range, &mut f, &mut show) => r?,
+        _ = stop => {
+            drop(guard);
+            bail!(Interrupted(format!("interrupted: {} not written", shown(path))));
+        }
+    };
+    f.sync_all()
+        .await
+        .with_context(|| format!("writing {}", shown(path)))?;
+    drop(f);
+    tokio::fs::rename(&tmp, path)
+        .await
+        .with_context(|| format!("cannot write to {}", shown(path)))?;
+    guard.0 = None;
+    Ok(n)
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are in place once this returns, before the
+/// future is first polled.
+fn stop_requested() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            return Box::pin(async move {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            });
+        }
+    }
+    Box::pin(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+/// A command stopped by SIGINT or SIGTERM (exit code 130).
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// What `memo rm` says it did.
+fn rm_message(r: &RemoveReport) -> String {
+    let which = match &r.name {
+        Some(n) => format!("the reference named {n} to {}", r.id),
+        None => format!("one reference to {}", r.id),
+    };
+    match r.outcome {
+        RemoveOutcome::Kept => format!(
+            "removed {which}; you hold {} more",
+            r.refs_left
+        ),
+        RemoveOutcome::Released => format!(
+            "removed {which}, your last; other owners still store the object"
+        ),
+        RemoveOutcome::Purged => format!(
+            "removed {which}, the last of any owner: the object was purged from every provider"
+        ),
+    }
+}
+
+/// Each name once, in order.
+fn distinct(names: &[String]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for n in names {
+        if !out.contains(&n.as_str()) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+/// `memo ls`: a header, then one line per (object, name) with that name's references.
+fn print_list(list: &[ObjectInfo], style: Style) {
+    emit!(
+        "{:<16}  {:>10}  {:>4}  {:<16}  NAME",
+        "ID",
+        "SIZE",
+        "REFS",
+        "CREATED"
+    );
+    for o in list {
+        let created = o.created.map_or_else(|| "-".to_string(), utc);
+        for name in distinct(&o.names) {
+            let refs = o.names.iter().filter(|n| *n == name).count();
+            emit!(
+                "{:<16}  {:>10}  {:>4}  {:<16}  {}",
+                &o.id.to_hex()[..16],
+                style.size(o.size),
+                refs,
+                created,
+                name
+            );
+        }
+    }
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM` UTC.
+fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_dates_read_well() {
+        assert_eq!(human(0), "0 B");
+        assert_eq!(human(1023), "1023 B");
+        assert_eq!(human(1536), "1.5 KiB");
+        assert_eq!(human(10_000_000), "9.5 MiB");
+        assert_eq!(utc(0), "1970-01-01 00:00");
+        assert_eq!(utc(1_796_601_600 + 3_661), "2026-12-07 01:01");
+    }
 }

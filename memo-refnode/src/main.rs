@@ -20,11 +20,18 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "memo", version, about)]
 struct Cli {
-    /// Print machine-readable JSON instead of text.
+    /// Print machine-readable JSON instead of text (errors too, on stdout).
     #[arg(long, global = true)]
     json: bool,
-    /// Client config file (for put, get, rm, ls, stat, account).
-    #[arg(long, global = true, env = "MEMO_CONFIG")]
+    /// No progress or notes on stderr; only results and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Sizes in exact bytes instead of KiB, MiB, ...
+    #[arg(long, global = true)]
+    bytes: bool,
+    /// Config file: your client config for the client commands (or MEMO_CONFIG), or the node
+    /// config for `memo node`.
+    #[arg(long)]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -51,31 +58,91 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let style = client_cmd::Style {
+        json: cli.json,
+        quiet: cli.quiet,
+        bytes: cli.bytes,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return report(
+                &anyhow::anyhow!("cannot start the async runtime: {e}"),
+                style,
+            );
         }
     };
-    let (json, config) = (cli.json, cli.config);
+    let config = cli.config;
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Demo(args) => demo::run(args, json).await,
-            Command::Devnet(args) => devnet::run(args, json).await,
-            Command::Node(args) => node::run(args).await,
-            Command::Client(cmd) => client_cmd::run(cmd, config, json).await,
+            Command::Demo(_) | Command::Devnet(_) if config.is_some() => Err(anyhow::anyhow!(
+                "--config is for the client commands and `memo node`; demo and devnet write their own configs"
+            )),
+            Command::Demo(args) => demo::run(args, style.json).await,
+            Command::Devnet(args) => devnet::run(args, style.json).await,
+            Command::Node(args) => node::run(args, config).await,
+            Command::Client(cmd) => client_cmd::run(cmd, config, style).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+        Err(e) => report(&e, style),
+    }
+}
+
+/// Prints an error (as JSON with `--json`, on stdout) with a hint where one helps, and picks
+/// the exit code: 130 when interrupted, 1 otherwise.
+fn report(e: &anyhow::Error, style: client_cmd::Style) -> ExitCode {
+    let (kind, hint) = classify(e);
+    let interrupted = kind == "interrupted";
+    if style.json {
+        let v = serde_json::json!({ "error": format!("{e:#}"), "kind": kind, "hint": hint });
+        println!("{v}");
+    } else {
+        eprintln!("error: {e:#}");
+        if let Some(h) = hint {
+            eprintln!("hint: {h}");
         }
     }
+    if interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// An error's kind for scripts, and a hint for people.
+fn classify(e: &anyhow::Error) -> (&'static str, Option<&'static str>) {
+    use memo_sdk::ClientError;
+    for cause in e.chain() {
+        if cause.is::<client_cmd::Interrupted>() {
+            return ("interrupted", None);
+        }
+        if let Some(c) = cause.downcast_ref::<ClientError>() {
+            return match c {
+                ClientError::NoKeeper { .. } => (
+                    "unreachable",
+                    Some(
+                        "is the devnet running? (memo devnet --dir DIR) Are the keepers in your client config up?",
+                    ),
+                ),
+                ClientError::NotFound(_) => (
+                    "not_found",
+                    Some("memo ls lists your objects; another user's object reads with its memo-obj1 reference"),
+                ),
+                ClientError::Ambiguous { .. } => ("ambiguous", None),
+                ClientError::Refused(_) => ("refused", None),
+                ClientError::Io(_) => ("io", None),
+                _ => ("failed", None),
+            };
+        }
+        if cause.is::<std::io::Error>() {
+            return ("io", None);
+        }
+    }
+    ("failed", None)
 }
