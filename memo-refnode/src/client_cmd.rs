@@ -130,11 +130,7 @@ pub struct Style {
 
 impl Style {
     fn size(&self, n: u64) -> String {
-        if self.bytes {
-            n.to_string()
-        } else {
-            human(n)
-        }
+        if self.bytes { n.to_string() } else { human(n) }
     }
     /// A note for a person on stderr (not in JSON or quiet mode).
     fn note(&self, text: std::fmt::Arguments<'_>) {
@@ -430,13 +426,9 @@ fn check_put_input(file: &Path, name: Option<&str>) -> Result<()> {
         }
         return Ok(());
     }
-    let meta =
-        std::fs::metadata(file).with_context(|| format!("cannot read {}", shown(file)))?;
+    let meta = std::fs::metadata(file).with_context(|| format!("cannot read {}", shown(file)))?;
     if meta.is_dir() {
-        bail!(
-            "{} is a directory: memo put stores one file",
-            shown(file)
-        );
+        bail!("{} is a directory: memo put stores one file", shown(file));
     }
     Ok(())
 }
@@ -551,13 +543,10 @@ fn rm_message(r: &RemoveReport) -> String {
         None => format!("one reference to {}", r.id),
     };
     match r.outcome {
-        RemoveOutcome::Kept => format!(
-            "removed {which}; you hold {} more",
-            r.refs_left
-        ),
-        RemoveOutcome::Released => format!(
-            "removed {which}, your last; other owners still store the object"
-        ),
+        RemoveOutcome::Kept => format!("removed {which}; you hold {} more", r.refs_left),
+        RemoveOutcome::Released => {
+            format!("removed {which}, your last; other owners still store the object")
+        }
         RemoveOutcome::Purged => format!(
             "removed {which}, the last of any owner: the object was purged from every provider"
         ),
@@ -614,7 +603,11 @@ fn utc(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 #[cfg(test)]

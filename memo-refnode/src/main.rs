@@ -132,7 +132,9 @@ fn classify(e: &anyhow::Error) -> (&'static str, Option<&'static str>) {
                 ),
                 ClientError::NotFound(_) => (
                     "not_found",
-                    Some("memo ls lists your objects; another user's object reads with its memo-obj1 reference"),
+                    Some(
+                        "memo ls lists your objects; another user's object reads with its memo-obj1 reference",
+                    ),
                 ),
                 ClientError::Ambiguous { .. } => ("ambiguous", None),
                 ClientError::Refused(_) => ("refused", None),

@@ -21,7 +21,11 @@ fn stdout(o: &Output) -> String {
 /// Asserts `o` failed with exit code `code` and `needle` in its stderr.
 fn fails(o: &Output, code: i32, needle: &str) {
     assert_eq!(o.status.code(), Some(code), "{}", stderr(o));
-    assert!(stderr(o).contains(needle), "wanted {needle:?} in: {}", stderr(o));
+    assert!(
+        stderr(o).contains(needle),
+        "wanted {needle:?} in: {}",
+        stderr(o)
+    );
 }
 
 /// The names `memo --json ls` lists, sorted, with their object ids.
@@ -96,7 +100,11 @@ fn names_references_and_removal_say_what_they_do() {
         stderr(&rm)
     );
     assert_eq!(listed(&net, "alice"), vec![("other".into(), id.clone())]);
-    fails(&net.memo("alice", &["get", "a.bin"]), 1, "no object named a.bin");
+    fails(
+        &net.memo("alice", &["get", "a.bin"]),
+        1,
+        "no object named a.bin",
+    );
     assert_eq!(net.get("alice", "other"), data);
 
     // Bob stores it too: alice's last rm releases it, bob's purges it.
@@ -148,7 +156,11 @@ fn errors_name_the_path_and_speak_json() {
     let dir = net.dir.path();
     let file = dir.join("b.bin");
     std::fs::write(&file, random_bytes(100_000, 3)).unwrap();
-    assert!(net.memo("alice", &["put", file.to_str().unwrap()]).status.success());
+    assert!(
+        net.memo("alice", &["put", file.to_str().unwrap()])
+            .status
+            .success()
+    );
 
     // get -o DIR and put DIR name the user's path.
     let d = dir.join("somedir");
@@ -193,7 +205,11 @@ fn errors_name_the_path_and_speak_json() {
     net.kill("keeper-0");
     let o = net.memo("alice", &["ls"]);
     fails(&o, 1, "no keeper reachable");
-    assert!(stderr(&o).contains("is the devnet running?"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is the devnet running?"),
+        "{}",
+        stderr(&o)
+    );
     let o = net.memo("alice", &["--json", "ls"]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["kind"], "unreachable");
@@ -216,7 +232,11 @@ fn an_interrupted_get_leaves_no_partial_file() {
     let dir = net.dir.path();
     let file = dir.join("c.bin");
     std::fs::write(&file, random_bytes(2_000_000, 5)).unwrap();
-    assert!(net.memo("alice", &["put", file.to_str().unwrap()]).status.success());
+    assert!(
+        net.memo("alice", &["put", file.to_str().unwrap()])
+            .status
+            .success()
+    );
 
     // Every provider paused: the get waits on its shards with its partial file open.
     let providers: Vec<String> = (0..6)
@@ -265,7 +285,10 @@ fn signal(sig: &str, pids: &[String]) {
 #[test]
 fn config_options_do_not_clash() {
     // The global --config is not offered where it means nothing.
-    let help = Command::new(MEMO).args(["devnet", "--help"]).output().unwrap();
+    let help = Command::new(MEMO)
+        .args(["devnet", "--help"])
+        .output()
+        .unwrap();
     let help = stdout(&help);
     assert!(!help.contains("--config"), "{help}");
     assert!(help.contains("[default: 8]"), "{help}");
