@@ -620,7 +620,11 @@ mod objects_tests {
         let names = |o: &Objects<MemoryMeta>| o.list(&acct(USER)).first().map(|e| e.sealed.clone());
         assert_eq!(
             names(&o),
-            Some(vec![b"first".to_vec(), b"second".to_vec(), b"third".to_vec()])
+            Some(vec![
+                b"first".to_vec(),
+                b"second".to_vec(),
+                b"third".to_vec()
+            ])
         );
         // A name the entry does not have is refused and changes nothing.
         let unknown = ObjectOp::DeleteNamed {

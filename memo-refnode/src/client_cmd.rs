@@ -155,36 +155,47 @@ pub fn human(n: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
-struct Bar {
-    on: bool,
-    verb: &'static str,
-}
+/// A progress bar with rate and ETA on stderr, shown only when stderr is a terminal (and not
+/// with `--json` or `-q`).
+struct Bar(Option<indicatif::ProgressBar>);
 
 impl Bar {
     fn new(verb: &'static str, style: Style) -> Self {
-        Self {
-            on: !style.json && !style.quiet && std::io::stderr().is_terminal(),
-            verb,
+        if style.json || style.quiet || !std::io::stderr().is_terminal() {
+            return Self(None);
         }
+        let bar = indicatif::ProgressBar::hidden();
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_message(verb);
+        Self(Some(bar))
     }
     fn show(&self, p: Progress) {
-        if !self.on {
-            return;
-        }
-        let mib = p.done as f64 / 1048576.0;
+        let Some(bar) = &self.0 else { return };
         match p.total {
-            Some(t) if t > 0 => eprint!(
-                "\r{} {mib:.1} / {:.1} MiB ({:.0}%)   ",
-                self.verb,
-                t as f64 / 1048576.0,
-                p.done as f64 * 100.0 / t as f64
-            ),
-            _ => eprint!("\r{} {mib:.1} MiB   ", self.verb),
+            Some(t) if t > 0 && bar.length() != Some(t) => {
+                bar.set_length(t);
+                if let Ok(s) = indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                ) {
+                    bar.set_style(s.progress_chars("=> "));
+                }
+            }
+            Some(_) => {}
+            None if bar.length().is_some() => {
+                bar.unset_length();
+                if let Ok(s) =
+                    indicatif::ProgressStyle::with_template("{msg} {bytes} {bytes_per_sec}")
+                {
+                    bar.set_style(s);
+                }
+            }
+            None => {}
         }
+        bar.set_position(p.done);
     }
     fn done(&self) {
-        if self.on {
-            eprintln!();
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
         }
     }
 }

@@ -12,7 +12,7 @@ mod node;
 #[global_allocator]
 static ALLOC: memo_sdk::alloc::Allocator = memo_sdk::alloc::Allocator;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,6 +29,9 @@ struct Cli {
     /// Sizes in exact bytes instead of KiB, MiB, ...
     #[arg(long, global = true)]
     bytes: bool,
+    /// More log output on stderr: -v for info, -vv for debug (RUST_LOG overrides).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     /// Config file: your client config for the client commands (or MEMO_CONFIG), or the node
     /// config for `memo node`.
     #[arg(long)]
@@ -45,19 +48,47 @@ enum Command {
     Devnet(devnet::DevnetArgs),
     /// Run one keeper or provider (for operators).
     Node(node::NodeArgs),
+    /// Print a shell completion script (e.g. `memo completions bash > ~/.local/share/bash-completion/completions/memo`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `memo man | man -l -`.
+    Man,
     #[command(flatten)]
     Client(client_cmd::ClientCommand),
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    match &cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "memo", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => report(
+                    &anyhow::anyhow!("writing the man page: {e}"),
+                    Default::default(),
+                ),
+            };
+        }
+        _ => {}
+    }
     let style = client_cmd::Style {
         json: cli.json,
         quiet: cli.quiet,
@@ -85,6 +116,7 @@ fn main() -> ExitCode {
             Command::Devnet(args) => devnet::run(args, style.json).await,
             Command::Node(args) => node::run(args, config).await,
             Command::Client(cmd) => client_cmd::run(cmd, config, style).await,
+            Command::Completions { .. } | Command::Man => Ok(()),
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));

@@ -68,6 +68,12 @@ fn names_references_and_removal_say_what_they_do() {
         .map(str::to_string)
         .unwrap_or_else(|| panic!("no share line: {}", stderr(&put)));
     assert!(handle.starts_with("memo-obj1:"), "{handle}");
+    // Not a terminal: no progress bar in the output.
+    assert!(
+        !stderr(&put).contains('\r') && !stderr(&put).contains("ETA"),
+        "{}",
+        stderr(&put)
+    );
     let second = net.memo("alice", &["put", file, "--name", "other"]);
     assert!(second.status.success(), "{}", stderr(&second));
     assert_eq!(
@@ -324,4 +330,36 @@ fn config_options_do_not_clash() {
         .output()
         .unwrap();
     fails(&o, 1, "demo and devnet write their own configs");
+}
+
+#[test]
+fn completions_and_man_page() {
+    let o = Command::new(MEMO)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let script = stdout(&o);
+    assert!(
+        script.contains("_memo") && script.contains("share"),
+        "{script}"
+    );
+    let o = Command::new(MEMO)
+        .args(["completions", "nushell-9"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+    let o = Command::new(MEMO).arg("man").output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(".TH memo"), "{}", stdout(&o));
+    // -k and -m are short options of devnet and demo.
+    let help = Command::new(MEMO)
+        .args(["demo", "--help"])
+        .output()
+        .unwrap();
+    assert!(stdout(&help).contains("-k, --k"), "{}", stdout(&help));
 }
