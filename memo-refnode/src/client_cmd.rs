@@ -24,6 +24,22 @@ macro_rules! emit {
     }};
 }
 
+/// The nodes of the client config by account, so that messages name them as the config does.
+static PEER_NAMES: std::sync::OnceLock<Vec<(memo_core::AccountId, String)>> =
+    std::sync::OnceLock::new();
+
+/// `text` with every node of the client config named as the config names it instead of by
+/// account (`AccountId(9f1c0a2b)` or 64 hex digits).
+pub fn name_peers(text: &str) -> String {
+    let mut out = text.to_string();
+    for (account, name) in PEER_NAMES.get().into_iter().flatten() {
+        out = out
+            .replace(&format!("{account:?}"), name)
+            .replace(&account.to_hex(), name);
+    }
+    out
+}
+
 /// Options every client command takes.
 #[derive(clap::Args, Debug, Default)]
 pub struct ClientOpts {
@@ -247,7 +263,14 @@ pub async fn run(cmd: ClientCommand, global_config: Option<PathBuf>, style: Styl
             "no client config: pass --config FILE or set MEMO_CONFIG (memo devnet writes DIR/users/NAME.toml)"
         );
     };
-    let client = ClientFile::load(&config)?.connect(|_| {}).await?;
+    let file = ClientFile::load(&config)?;
+    let _ = PEER_NAMES.set(
+        file.peers
+            .iter()
+            .filter_map(|p| Some((p.account.parse().ok()?, p.name.clone())))
+            .collect(),
+    );
+    let client = file.connect(|_| {}).await?;
     match cmd {
         ClientCommand::Put { file, name, .. } => {
             let stdin = file == Path::new("-");

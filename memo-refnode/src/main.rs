@@ -16,9 +16,17 @@ use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The version with the commit it was built from (`build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MEMO_COMMIT"),
+    ")"
+);
+
 /// memo: decentralized storage you can embed.
 #[derive(Parser, Debug)]
-#[command(name = "memo", version, about)]
+#[command(name = "memo", version = VERSION, about)]
 struct Cli {
     /// Print machine-readable JSON instead of text (errors too, on stdout).
     #[arg(long, global = true)]
@@ -55,6 +63,12 @@ enum Command {
     },
     /// Print the man page (roff): `memo man | man -l -`.
     Man,
+    /// Show the account of a key file, first creating the file with a fresh random key (mode
+    /// 0600) if it does not exist.
+    Key {
+        /// The key file.
+        file: PathBuf,
+    },
     #[command(flatten)]
     Client(client_cmd::ClientCommand),
 }
@@ -116,6 +130,7 @@ fn main() -> ExitCode {
             Command::Devnet(args) => devnet::run(args, style.json).await,
             Command::Node(args) => node::run(args, config).await,
             Command::Client(cmd) => client_cmd::run(cmd, config, style).await,
+            Command::Key { file } => key(&file, style),
             Command::Completions { .. } | Command::Man => Ok(()),
         }
     });
@@ -126,16 +141,41 @@ fn main() -> ExitCode {
     }
 }
 
+/// `memo key FILE`.
+fn key(file: &std::path::Path, style: client_cmd::Style) -> anyhow::Result<()> {
+    if file.is_dir() {
+        anyhow::bail!("{} is a directory: give a key file's name", file.display());
+    }
+    let created = !file.exists();
+    let kp = memo_sdk::config::load_or_create_key(file)?;
+    if style.json {
+        println!(
+            "{}",
+            serde_json::json!({ "account": kp.account().to_hex(), "file": file.display().to_string(), "created": created })
+        );
+    } else {
+        println!("{}", kp.account());
+        if created && !style.quiet {
+            eprintln!(
+                "created {} with a fresh key: whoever reads the file controls the account",
+                file.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Prints an error (as JSON with `--json`, on stdout) with a hint where one helps, and picks
 /// the exit code: 130 when interrupted, 1 otherwise.
 fn report(e: &anyhow::Error, style: client_cmd::Style) -> ExitCode {
     let (kind, hint) = classify(e);
     let interrupted = kind == "interrupted";
+    let message = client_cmd::name_peers(&format!("{e:#}"));
     if style.json {
-        let v = serde_json::json!({ "error": format!("{e:#}"), "kind": kind, "hint": hint });
+        let v = serde_json::json!({ "error": message, "kind": kind, "hint": hint });
         println!("{v}");
     } else {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {message}");
         if let Some(h) = hint {
             eprintln!("hint: {h}");
         }

@@ -356,6 +356,33 @@ fn completions_and_man_page() {
     let o = Command::new(MEMO).arg("man").output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains(".TH memo"), "{}", stdout(&o));
+    // --version names the commit.
+    let o = Command::new(MEMO).arg("--version").output().unwrap();
+    assert!(stdout(&o).contains("(commit "), "{}", stdout(&o));
+    // memo key creates a key file once, then shows the same account.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("me.key");
+    let first = Command::new(MEMO).arg("key").arg(&file).output().unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stderr(&first).contains("created"), "{}", stderr(&first));
+    let account = stdout(&first).trim().to_string();
+    assert_eq!(account.len(), 64);
+    let again = Command::new(MEMO)
+        .args(["--json", "key"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(
+        (v["account"].as_str(), v["created"].as_bool()),
+        (Some(account.as_str()), Some(false))
+    );
+    std::fs::write(&file, "secret = 1\n").unwrap();
+    fails(
+        &Command::new(MEMO).arg("key").arg(&file).output().unwrap(),
+        1,
+        "me.key",
+    );
     // -k and -m are short options of devnet and demo.
     let help = Command::new(MEMO)
         .args(["demo", "--help"])
