@@ -53,11 +53,16 @@ pub struct ClientOpts {
 pub enum ClientCommand {
     /// Store a file; prints its object id, and its reference for sharing.
     Put {
-        /// The file, or `-` for standard input (then --name is required).
+        /// The file, or `-` for standard input (then --name is required), or with -r a
+        /// directory.
         file: PathBuf,
-        /// The name in your index (default: the file's name).
+        /// The name in your index (default: the file's name). With -r, the prefix of every
+        /// file's name: PREFIX/path/in/the/tree (default: the directory's name).
         #[arg(long)]
         name: Option<String>,
+        /// Store every file in the directory tree, each named PREFIX/its/path.
+        #[arg(short, long)]
+        recursive: bool,
         #[command(flatten)]
         opts: ClientOpts,
     },
@@ -69,8 +74,12 @@ pub enum ClientCommand {
         #[arg(short, long)]
         out: Option<PathBuf>,
         /// Only bytes START..END.
-        #[arg(long, value_parser = parse_range)]
+        #[arg(long, value_parser = parse_range, conflicts_with = "recursive")]
         range: Option<std::ops::Range<u64>>,
+        /// Read every object named PREFIX/... into the directory given with -o, as its
+        /// path below PREFIX.
+        #[arg(short, long, requires = "out")]
+        recursive: bool,
         #[command(flatten)]
         opts: ClientOpts,
     },
@@ -173,20 +182,31 @@ pub fn human(n: u64) -> String {
 
 /// A progress bar with rate and ETA on stderr, shown only when stderr is a terminal (and not
 /// with `--json` or `-q`).
-struct Bar(Option<indicatif::ProgressBar>);
+struct Bar(Option<indicatif::ProgressBar>, u64, Option<u64>);
 
 impl Bar {
     fn new(verb: &'static str, style: Style) -> Self {
         if style.json || style.quiet || !std::io::stderr().is_terminal() {
-            return Self(None);
+            return Self(None, 0, None);
         }
         let bar = indicatif::ProgressBar::hidden();
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         bar.set_message(verb);
-        Self(Some(bar))
+        Self(Some(bar), 0, None)
     }
-    fn show(&self, p: Progress) {
+    /// The same bar for one of several files: progress `done` shows as `base + done` of
+    /// `total`.
+    fn offset(bar: &Bar, base: u64, total: u64) -> Bar {
+        Bar(bar.0.clone(), base, Some(total))
+    }
+    fn show(&self, mut p: Progress) {
         let Some(bar) = &self.0 else { return };
+        if let Some(t) = self.2 {
+            p = Progress {
+                done: self.1 + p.done,
+                total: Some(t),
+            };
+        }
         match p.total {
             Some(t) if t > 0 && bar.length() != Some(t) => {
                 bar.set_length(t);
@@ -254,8 +274,26 @@ fn partial_path(path: &Path) -> PathBuf {
 pub async fn run(cmd: ClientCommand, global_config: Option<PathBuf>, style: Style) -> Result<()> {
     // Check the user's own input before connecting: a typo should not wait on the network.
     match &cmd {
-        ClientCommand::Put { file, name, .. } => check_put_input(file, name.as_deref())?,
-        ClientCommand::Get { out: Some(out), .. } if out != Path::new("-") => check_out(out)?,
+        ClientCommand::Put {
+            file,
+            name,
+            recursive,
+            ..
+        } => check_put_input(file, name.as_deref(), *recursive)?,
+        ClientCommand::Get {
+            out: Some(out),
+            recursive: false,
+            ..
+        } if out != Path::new("-") => check_out(out)?,
+        ClientCommand::Get {
+            out: Some(out),
+            recursive: true,
+            ..
+        } => {
+            if out.exists() && !out.is_dir() {
+                bail!("cannot write into {}: it is not a directory", shown(out));
+            }
+        }
         _ => {}
     }
     let Some(config) = cmd.opts().config.clone().or(global_config) else {
@@ -272,6 +310,18 @@ pub async fn run(cmd: ClientCommand, global_config: Option<PathBuf>, style: Styl
     );
     let client = file.connect(|_| {}).await?;
     match cmd {
+        ClientCommand::Put {
+            file,
+            name,
+            recursive: true,
+            ..
+        } => put_tree(&client, &file, name, style).await?,
+        ClientCommand::Get {
+            what,
+            out: Some(out),
+            recursive: true,
+            ..
+        } => get_tree(&client, &what, &out, style).await?,
         ClientCommand::Put { file, name, .. } => {
             let stdin = file == Path::new("-");
             let name = match name {
@@ -452,8 +502,18 @@ pub async fn run(cmd: ClientCommand, global_config: Option<PathBuf>, style: Styl
     Ok(())
 }
 
-/// `put FILE`: the file must be a readable file (not a directory); `-` needs a name.
-fn check_put_input(file: &Path, name: Option<&str>) -> Result<()> {
+/// `put FILE`: the file must be a readable file (not a directory, unless -r); `-` needs a
+/// name.
+fn check_put_input(file: &Path, name: Option<&str>, recursive: bool) -> Result<()> {
+    if recursive {
+        if !file.is_dir() {
+            bail!(
+                "{} is not a directory: put -r stores a directory tree",
+                shown(file)
+            );
+        }
+        return Ok(());
+    }
     if file == Path::new("-") {
         if name.is_none() {
             bail!("put - reads standard input: give it a name with --name NAME");
@@ -462,7 +522,10 @@ fn check_put_input(file: &Path, name: Option<&str>) -> Result<()> {
     }
     let meta = std::fs::metadata(file).with_context(|| format!("cannot read {}", shown(file)))?;
     if meta.is_dir() {
-        bail!("{} is a directory: memo put stores one file", shown(file));
+        bail!(
+            "{} is a directory: memo put stores one file (put -r stores the tree)",
+            shown(file)
+        );
     }
     Ok(())
 }
@@ -486,6 +549,177 @@ fn check_out(out: &Path) -> Result<()> {
             shown(out),
             shown(parent)
         );
+    }
+    Ok(())
+}
+
+/// The regular files under `dir`, with their paths below it (`/`-separated) and sizes, in
+/// path order. Symbolic links are not followed.
+fn walk(dir: &Path, skipped: &mut usize) -> Result<Vec<(String, PathBuf, u64)>> {
+    let mut out = Vec::new();
+    let mut todo = vec![(String::new(), dir.to_path_buf())];
+    while let Some((prefix, d)) = todo.pop() {
+        let rd = std::fs::read_dir(&d).with_context(|| format!("cannot read {}", shown(&d)))?;
+        for e in rd {
+            let e = e.with_context(|| format!("cannot read {}", shown(&d)))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let path = e.path();
+            let meta = std::fs::symlink_metadata(&path)
+                .with_context(|| format!("cannot read {}", shown(&path)))?;
+            if meta.is_dir() {
+                todo.push((rel, path));
+            } else if meta.is_file() {
+                out.push((rel, path, meta.len()));
+            } else {
+                *skipped += 1;
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `put -r DIR`: every file, named PREFIX/path, under one progress bar.
+async fn put_tree(
+    client: &memo_sdk::Client,
+    dir: &Path,
+    prefix: Option<String>,
+    style: Style,
+) -> Result<()> {
+    let prefix = match prefix {
+        Some(p) => p.trim_end_matches('/').to_string(),
+        None => std::fs::canonicalize(dir)
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_default(),
+    };
+    let mut skipped = 0;
+    let files = walk(dir, &mut skipped)?;
+    if skipped > 0 {
+        style.note(format_args!(
+            "skipping {skipped} symbolic links and special files in {}",
+            shown(dir)
+        ));
+    }
+    let total: u64 = files.iter().map(|f| f.2).sum();
+    let bar = Bar::new("put", style);
+    let mut base = 0u64;
+    let mut reports = Vec::new();
+    for (rel, path, size) in &files {
+        let name = if prefix.is_empty() {
+            rel.clone()
+        } else {
+            format!("{prefix}/{rel}")
+        };
+        let f = tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("cannot open {}", shown(path)))?;
+        let report = client
+            .put(&name, f, Some(*size), &mut |p| {
+                bar.show(Progress {
+                    done: base + p.done,
+                    total: Some(total),
+                })
+            })
+            .await
+            .with_context(|| format!("storing {}", shown(path)))?;
+        base += size;
+        if !style.json {
+            emit!("{}  {}", report.id, report.name);
+        }
+        reports.push(report);
+    }
+    bar.done();
+    if style.json {
+        emit!("{}", serde_json::to_string(&reports)?);
+    } else {
+        let uploaded: u64 = reports.iter().map(|r| r.uploaded_bytes).sum();
+        style.note(format_args!(
+            "stored {} files ({}) as {}/...; uploaded {}",
+            reports.len(),
+            style.size(total),
+            prefix,
+            style.size(uploaded)
+        ));
+    }
+    Ok(())
+}
+
+/// A name's path below a prefix as a relative path that stays inside the output directory:
+/// `None` for an empty, `.`, `..` or absolute component.
+fn safe_relative(rel: &str) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for part in rel.split('/') {
+        if part.is_empty() || part == "." || part == ".." || part.contains('\\') {
+            return None;
+        }
+        out.push(part);
+    }
+    (out.components().count() > 0
+        && out
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_))))
+    .then_some(out)
+}
+
+/// `get -r PREFIX -o DIR`: every object named PREFIX/path, into DIR/path, under one progress
+/// bar. Each file is written atomically, as with `get -o`.
+async fn get_tree(client: &memo_sdk::Client, prefix: &str, dir: &Path, style: Style) -> Result<()> {
+    let prefix = prefix.trim_end_matches('/');
+    let mut files: Vec<(PathBuf, String, u64)> = Vec::new();
+    for o in client.list().await? {
+        for name in distinct(&o.names) {
+            let Some(rel) = name
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix('/'))
+                .filter(|_| !prefix.is_empty())
+                .or((prefix.is_empty()).then_some(name))
+            else {
+                continue;
+            };
+            let Some(path) = safe_relative(rel) else {
+                bail!("cannot write {name}: its path below {prefix}/ is not a plain relative path");
+            };
+            files.push((path, o.id.to_hex(), o.size));
+        }
+    }
+    if files.is_empty() {
+        bail!(memo_sdk::ClientError::NotFound(format!("{prefix}/...")));
+    }
+    files.sort();
+    let total: u64 = files.iter().map(|f| f.2).sum();
+    let bar = Bar::new("get", style);
+    let mut base = 0u64;
+    for (rel, id, size) in &files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", shown(parent)))?;
+        }
+        check_out(&path)?;
+        let offset = base;
+        let sub = Bar::offset(&bar, offset, total);
+        get_to_file(client, id, None, &path, &sub).await?;
+        base += size;
+    }
+    bar.done();
+    if style.json {
+        emit!(
+            "{}",
+            json!({ "files": files.len(), "bytes": total, "out": shown(dir) })
+        );
+    } else {
+        style.note(format_args!(
+            "wrote {} files ({}) to {}",
+            files.len(),
+            style.size(total),
+            shown(dir)
+        ));
     }
     Ok(())
 }
@@ -598,7 +832,8 @@ fn distinct(names: &[String]) -> Vec<&str> {
     out
 }
 
-/// `memo ls`: a header, then one line per (object, name) with that name's references.
+/// `memo ls`: a header, then one line per (object, name) with that name's references, in
+/// name order.
 fn print_list(list: &[ObjectInfo], style: Style) {
     emit!(
         "{:<16}  {:>10}  {:>4}  {:<16}  NAME",
@@ -607,19 +842,22 @@ fn print_list(list: &[ObjectInfo], style: Style) {
         "REFS",
         "CREATED"
     );
-    for o in list {
+    let mut rows: Vec<(&str, &ObjectInfo)> = list
+        .iter()
+        .flat_map(|o| distinct(&o.names).into_iter().map(move |n| (n, o)))
+        .collect();
+    rows.sort_by_key(|r| r.0);
+    for (name, o) in rows {
         let created = o.created.map_or_else(|| "-".to_string(), utc);
-        for name in distinct(&o.names) {
-            let refs = o.names.iter().filter(|n| *n == name).count();
-            emit!(
-                "{:<16}  {:>10}  {:>4}  {:<16}  {}",
-                &o.id.to_hex()[..16],
-                style.size(o.size),
-                refs,
-                created,
-                name
-            );
-        }
+        let refs = o.names.iter().filter(|n| *n == name).count();
+        emit!(
+            "{:<16}  {:>10}  {:>4}  {:<16}  {}",
+            &o.id.to_hex()[..16],
+            style.size(o.size),
+            refs,
+            created,
+            name
+        );
     }
 }
 

@@ -207,6 +207,58 @@ fn errors_name_the_path_and_speak_json() {
     assert!(v["error"].as_str().unwrap().contains("no-such"), "{v}");
     assert!(v["hint"].is_string(), "{v}");
 
+    // Empty files are stored and read back.
+    let empty = dir.join("empty.bin");
+    std::fs::write(&empty, b"").unwrap();
+    let put = net.json("alice", &["put", empty.to_str().unwrap()]);
+    assert_eq!(put["size"], 0);
+    assert_eq!(net.get("alice", "empty.bin"), b"");
+
+    // Directory trees: put -r names every file PREFIX/path; get -r writes them back.
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("sub").join("deeper")).unwrap();
+    std::fs::write(tree.join("a.txt"), b"one").unwrap();
+    std::fs::write(tree.join("sub").join("b.bin"), random_bytes(200_000, 9)).unwrap();
+    std::fs::write(tree.join("sub").join("deeper").join("empty"), b"").unwrap();
+    fails(
+        &net.memo("alice", &["put", tree.to_str().unwrap()]),
+        1,
+        "put -r stores the tree",
+    );
+    let put = net.json("alice", &["put", "-r", tree.to_str().unwrap()]);
+    let names: Vec<&str> = put
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["tree/a.txt", "tree/sub/b.bin", "tree/sub/deeper/empty"]
+    );
+    let back = dir.join("back");
+    let got = net.json(
+        "alice",
+        &["get", "-r", "tree", "-o", back.to_str().unwrap()],
+    );
+    assert_eq!(got["files"], 3);
+    for rel in ["a.txt", "sub/b.bin", "sub/deeper/empty"] {
+        assert_eq!(
+            std::fs::read(back.join(rel)).unwrap(),
+            std::fs::read(tree.join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+    assert_no_partial(&back.join("sub"));
+    fails(
+        &net.memo(
+            "alice",
+            &["get", "-r", "nothing", "-o", back.to_str().unwrap()],
+        ),
+        1,
+        "no object named nothing/",
+    );
+
     // A keeper that is gone: a hint to check the devnet.
     net.kill("keeper-0");
     let o = net.memo("alice", &["ls"]);
