@@ -289,10 +289,8 @@ pub async fn run(cmd: ClientCommand, global_config: Option<PathBuf>, style: Styl
             out: Some(out),
             recursive: true,
             ..
-        } => {
-            if out.exists() && !out.is_dir() {
-                bail!("cannot write into {}: it is not a directory", shown(out));
-            }
+        } if out.exists() && !out.is_dir() => {
+            bail!("cannot write into {}: it is not a directory", shown(out));
         }
         _ => {}
     }
