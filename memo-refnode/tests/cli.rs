@@ -168,6 +168,17 @@ fn errors_name_the_path_and_speak_json() {
             .success()
     );
 
+    // -q: only the result on stdout, nothing on stderr.
+    let quiet = net.memo("alice", &["-q", "put", file.to_str().unwrap()]);
+    assert!(quiet.status.success(), "{}", stderr(&quiet));
+    assert!(stderr(&quiet).is_empty(), "{}", stderr(&quiet));
+    assert_eq!(stdout(&quiet).trim().len(), 64);
+    // Sizes for people by default, exact with --bytes.
+    let ls = stdout(&net.memo("alice", &["ls"]));
+    assert!(ls.contains("97.7 KiB"), "{ls}");
+    let ls = stdout(&net.memo("alice", &["--bytes", "ls"]));
+    assert!(ls.contains("100000"), "{ls}");
+
     // get -o DIR and put DIR name the user's path.
     let d = dir.join("somedir");
     std::fs::create_dir(&d).unwrap();
