@@ -371,7 +371,7 @@ pub async fn run(cmd: ClientCommand, global_config: Option<PathBuf>, style: Styl
             let bar = Bar::new("get", style);
             let n = match &out {
                 Some(path) if path != Path::new("-") => {
-                    get_to_file(&client, &what, range, path, &bar).await?
+                    get_to_file(&client, &what, range, path, &bar, style).await?
                 }
                 _ => {
                     let mut stdout = tokio::io::stdout();
@@ -702,7 +702,7 @@ async fn get_tree(client: &memo_sdk::Client, prefix: &str, dir: &Path, style: St
         check_out(&path)?;
         let offset = base;
         let sub = Bar::offset(&bar, offset, total);
-        get_to_file(client, id, None, &path, &sub).await?;
+        get_to_file(client, id, None, &path, &sub, style).await?;
         base += size;
     }
     bar.done();
@@ -734,26 +734,85 @@ impl Drop for Partial {
 }
 
 /// `get -o FILE`: into a partial file next to it, renamed once every byte is verified. An
-/// error or Ctrl-C removes the partial file.
+/// error removes the partial file. Ctrl-C (or SIGTERM) keeps what was written, and the same
+/// get later resumes after the part of it that verifies (whole chunks, checked against their
+/// ids).
 async fn get_to_file(
     client: &memo_sdk::Client,
     what: &str,
     range: Option<std::ops::Range<u64>>,
     path: &Path,
     bar: &Bar,
+    style: Style,
 ) -> Result<u64> {
+    use tokio::io::AsyncSeekExt as _;
     let stop = stop_requested();
     let tmp = partial_path(path);
-    let mut f = tokio::fs::File::create(&tmp)
+    // A whole-object read resumes after the verified part of an earlier one.
+    let (from, size) = match (&range, tokio::fs::File::open(&tmp).await) {
+        (None, Ok(f)) => {
+            let (ok, size) = client
+                .verified_prefix(what, f)
+                .await
+                .with_context(|| format!("checking {}", shown(&tmp)))?;
+            if ok > 0 {
+                style.note(format_args!(
+                    "resuming {} after {} already verified in {}",
+                    shown(path),
+                    style.size(ok),
+                    shown(&tmp)
+                ));
+            }
+            (ok, Some(size))
+        }
+        _ => (0, None),
+    };
+    let mut f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(from == 0)
+        .open(&tmp)
         .await
         .with_context(|| format!("cannot write to {}", shown(path)))?;
     let mut guard = Partial(Some(tmp.clone()));
-    let mut show = |p| bar.show(p);
-    let n = tokio::select! {
-        r = client.get(what, range, &mut f, &mut show) => r?,
-        _ = stop => {
-            drop(guard);
-            bail!(Interrupted(format!("interrupted: {} not written", shown(path))));
+    if from > 0 {
+        f.set_len(from)
+            .await
+            .with_context(|| format!("writing {}", shown(&tmp)))?;
+        f.seek(std::io::SeekFrom::Start(from))
+            .await
+            .with_context(|| format!("writing {}", shown(&tmp)))?;
+    }
+    let range = match size {
+        Some(size) if from > 0 => Some(from..size),
+        _ => range,
+    };
+    let mut show = |p: Progress| {
+        bar.show(Progress {
+            done: from + p.done,
+            total: p.total.map(|t| from + t),
+        })
+    };
+    let n = if size == Some(from) && from > 0 {
+        0
+    } else {
+        tokio::select! {
+            r = client.get(what, range, &mut f, &mut show) => r?,
+            _ = stop => {
+                let _ = tokio::io::AsyncWriteExt::flush(&mut f).await;
+                let kept = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+                if kept > 0 {
+                    guard.0 = None;
+                    bail!(Interrupted(format!(
+                        "interrupted: {} not written; {} kept in {}: the same get resumes after its verified part",
+                        shown(path),
+                        style.size(kept),
+                        shown(&tmp)
+                    )));
+                }
+                drop(guard);
+                bail!(Interrupted(format!("interrupted: {} not written", shown(path))));
+            }
         }
     };
     f.sync_all()
@@ -764,7 +823,7 @@ async fn get_to_file(
         .await
         .with_context(|| format!("cannot write to {}", shown(path)))?;
     guard.0 = None;
-    Ok(n)
+    Ok(from + n)
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are in place once this returns, before the

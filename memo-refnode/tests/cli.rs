@@ -341,6 +341,45 @@ fn an_interrupted_get_leaves_no_partial_file() {
     assert_eq!(net.get("alice", "c.bin").len(), 2_000_000);
 }
 
+#[test]
+fn a_get_resumes_after_the_verified_part_of_its_partial_file() {
+    // 256 KiB chunks: a 1 MB object has 4.
+    let net = Devnet::start_with(6, 1, &["--chunk-size", "262144"]);
+    let dir = net.dir.path();
+    let data = random_bytes(1_000_000, 8);
+    let file = dir.join("d.bin");
+    std::fs::write(&file, &data).unwrap();
+    assert!(
+        net.memo("alice", &["put", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let out = dir.join("copy.bin");
+    let partial = dir.join(".copy.bin.memo-partial");
+
+    // The first chunk as an interrupted get left it, then bytes that are not the object's.
+    let mut planted = data[..262_144].to_vec();
+    planted.extend_from_slice(&[0u8; 5000]);
+    std::fs::write(&partial, &planted).unwrap();
+    let o = net.memo("alice", &["get", "d.bin", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("resuming") && stderr(&o).contains("256.0 KiB already verified"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    assert!(!partial.exists());
+
+    // A partial file of other bytes altogether: read from the start.
+    std::fs::write(&partial, vec![7u8; 300_000]).unwrap();
+    let o = net.memo("alice", &["get", "d.bin", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("resuming"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    assert!(!partial.exists());
+}
+
 fn signal(sig: &str, pids: &[String]) {
     let ok = Command::new("kill")
         .arg(sig)

@@ -597,6 +597,44 @@ impl Client {
         result
     }
 
+    /// How many leading bytes of `local` (an earlier, interrupted read of the object) are the
+    /// object's own, and the object's size. Only whole chunks count: each is checked by
+    /// encrypting it again with its secret from the manifest and comparing the chunk id, so a
+    /// read can resume after them. `what` is as for [`Client::get`].
+    pub async fn verified_prefix<R: AsyncRead + Unpin + Send>(
+        &self,
+        what: &str,
+        mut local: R,
+    ) -> Result<(u64, u64), ClientError> {
+        use tokio::io::AsyncReadExt as _;
+        let obj = match what.parse::<ObjectRef>() {
+            Ok(r) => r,
+            Err(_) => self.find(what).await?.object_ref,
+        };
+        let source = NetworkSource {
+            client: self,
+            holders: Mutex::new(HashMap::new()),
+            bad: Mutex::new(Vec::new()),
+        };
+        source.locate(&[obj.manifest.id]).await?;
+        let manifest = read_manifest_async(&source, &obj).await?;
+        let mut verified = 0u64;
+        for c in &manifest.chunks {
+            let mut buf = vec![0u8; c.size as usize];
+            match local.read_exact(&mut buf).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(e.into()),
+            }
+            siv::seal(&c.secret, &mut buf);
+            if ChunkId::of(&buf) != c.id {
+                break;
+            }
+            verified += u64::from(c.size);
+        }
+        Ok((verified, manifest.size))
+    }
+
     /// Reads a whole object into memory.
     pub async fn get_bytes(&self, what: &str) -> Result<Vec<u8>, ClientError> {
         let mut out = Vec::new();
