@@ -296,7 +296,7 @@ fn assert_no_partial(dir: &Path) {
 }
 
 #[test]
-fn an_interrupted_get_leaves_no_partial_file() {
+fn an_interrupted_get_that_wrote_nothing_leaves_no_partial_file() {
     let net = Devnet::start(6, 1);
     let dir = net.dir.path();
     let file = dir.join("c.bin");
