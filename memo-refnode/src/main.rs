@@ -74,7 +74,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -139,6 +142,31 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(&e, style),
     }
+}
+
+/// A command line clap refused (or `--help`, `--version`): as clap prints it, or with `--json`
+/// anywhere on the line an error as JSON on stdout. Exit code 2 for a usage error.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args_os().any(|a| a == "--json");
+    if !json || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    // The message without clap's usage and tip lines.
+    let message = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.trim_start().starts_with("tip:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.trim_start_matches("error: ");
+    println!(
+        "{}",
+        serde_json::json!({ "error": message, "kind": "usage", "hint": "memo --help" })
+    );
+    ExitCode::from(2)
 }
 
 /// `memo key FILE`.

@@ -270,6 +270,13 @@ fn errors_name_the_path_and_speak_json() {
         "no object named nothing/",
     );
 
+    // A usage error with --json is JSON too, with clap's exit code 2.
+    let o = net.memo("alice", &["--json", "get"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["kind"], "usage");
+    assert!(v["error"].as_str().unwrap().contains("WHAT"), "{v}");
+
     // A keeper that is gone: a hint to check the devnet.
     net.kill("keeper-0");
     let o = net.memo("alice", &["ls"]);
