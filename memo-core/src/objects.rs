@@ -37,13 +37,21 @@ pub enum ObjectOp {
         /// Where the shards of chunks that were new at placement time were uploaded.
         placements: Vec<ChunkPlacement>,
     },
-    /// Drop one of the user's references to an object.
+    /// Drop one of the user's references to an object: the one stored last.
     Delete {
         /// The object.
         object: ObjectId,
     },
     /// A keeper's health or placement change ([`crate::repair`]); only keepers may sign it.
     Keeper(KeeperOp),
+    /// Drop the user's reference to an object that was stored with this sealed name (one of
+    /// the [`ObjectEntry::sealed`] the keeper lists); refused if the entry has no such name.
+    DeleteNamed {
+        /// The object.
+        object: ObjectId,
+        /// The sealed name, byte for byte as listed.
+        sealed: Vec<u8>,
+    },
 }
 
 impl Signable for ObjectOp {
@@ -274,6 +282,55 @@ impl<S: MetaStore> Objects<S> {
         self.refresh(chunk)
     }
 
+    /// Drops one of `user`'s references to `object`: the one stored with `name` (sealed), or
+    /// without a name the one stored last. Refused, changing nothing, if `name` is not listed.
+    fn delete(
+        &mut self,
+        user: AccountId,
+        object: &ObjectId,
+        name: Option<&Vec<u8>>,
+    ) -> Result<Applied, ObjectError> {
+        let rec = self
+            .index
+            .get(&(user, *object))
+            .ok_or(ObjectError::NotOwner {
+                user,
+                object: *object,
+            })?;
+        let slot = match name {
+            Some(name) => Some(rec.entry.sealed.iter().position(|s| s == name).ok_or_else(
+                || ObjectError::Invalid(format!("object {object} has no reference by that name")),
+            )?),
+            None => rec.entry.sealed.len().checked_sub(1),
+        };
+        let plan = self
+            .ownership
+            .delete_object(user, &ObjectChunks::new(rec.chunks.clone()))?;
+        for p in &plan.purged {
+            self.chunk_k.remove(&p.chunk);
+            self.degraded.remove(&p.chunk);
+            for (holder, _) in &p.shards {
+                if let Some(set) = self.holdings.get_mut(holder) {
+                    set.remove(&p.chunk);
+                    if set.is_empty() {
+                        self.holdings.remove(holder);
+                    }
+                }
+            }
+        }
+        let key = (user, *object);
+        if let Some(rec) = self.index.get_mut(&key) {
+            rec.entry.refs -= 1;
+            if let Some(i) = slot {
+                rec.entry.sealed.remove(i);
+            }
+            if rec.entry.refs == 0 {
+                self.index.remove(&key);
+            }
+        }
+        Ok(Applied::Delete(plan))
+    }
+
     fn apply_keeper(&mut self, signer: AccountId, op: &KeeperOp) -> Result<Applied, ObjectError> {
         if !self.keepers.contains(&signer) {
             return Err(ObjectError::NotKeeper { signer });
@@ -489,46 +546,17 @@ impl<S: MetaStore> Objects<S> {
                             id: *object,
                             size: *size,
                             refs: 0,
-                            sealed: sealed.clone(),
+                            sealed: Vec::new(),
                         },
                         needed: *needed,
                         chunks: chunks.clone(),
                     });
                 rec.entry.refs += 1;
+                rec.entry.sealed.push(sealed.clone());
                 Ok(Applied::Put(plan))
             }
-            ObjectOp::Delete { object } => {
-                let rec = self
-                    .index
-                    .get(&(user, *object))
-                    .ok_or(ObjectError::NotOwner {
-                        user,
-                        object: *object,
-                    })?;
-                let plan = self
-                    .ownership
-                    .delete_object(user, &ObjectChunks::new(rec.chunks.clone()))?;
-                for p in &plan.purged {
-                    self.chunk_k.remove(&p.chunk);
-                    self.degraded.remove(&p.chunk);
-                    for (holder, _) in &p.shards {
-                        if let Some(set) = self.holdings.get_mut(holder) {
-                            set.remove(&p.chunk);
-                            if set.is_empty() {
-                                self.holdings.remove(holder);
-                            }
-                        }
-                    }
-                }
-                let key = (user, *object);
-                if let Some(rec) = self.index.get_mut(&key) {
-                    rec.entry.refs -= 1;
-                    if rec.entry.refs == 0 {
-                        self.index.remove(&key);
-                    }
-                }
-                Ok(Applied::Delete(plan))
-            }
+            ObjectOp::Delete { object } => self.delete(user, object, None),
+            ObjectOp::DeleteNamed { object, sealed } => self.delete(user, object, Some(sealed)),
             ObjectOp::Keeper(op) => self.apply_keeper(user, op),
         }
     }

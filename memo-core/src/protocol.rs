@@ -38,8 +38,9 @@ pub struct ObjectEntry {
     pub size: u64,
     /// How many times this user stored it (its reference count on the manifest chunk).
     pub refs: u64,
-    /// The user's sealed name and object reference.
-    pub sealed: Vec<u8>,
+    /// The user's sealed names and object reference: one per reference, oldest first (a put
+    /// adds one, a delete removes one).
+    pub sealed: Vec<Vec<u8>>,
 }
 
 /// The health of one chunk, for `stat`.

@@ -606,6 +606,66 @@ mod objects_tests {
     }
 
     #[test]
+    fn every_name_is_kept_and_a_named_delete_drops_its_own() {
+        let (mut o, ops) = setup();
+        let ObjectOp::Put {
+            object,
+            size,
+            needed,
+            chunks,
+            ..
+        } = ops[0].clone()
+        else {
+            panic!("setup puts first")
+        };
+        let put = |name: &[u8], placements: Vec<ChunkPlacement>| ObjectOp::Put {
+            object,
+            size,
+            needed,
+            sealed: name.to_vec(),
+            chunks: chunks.clone(),
+            placements,
+        };
+        let ObjectOp::Put { placements, .. } = ops[0].clone() else {
+            panic!("setup puts first")
+        };
+        run(&mut o, USER, &put(b"first", placements)).unwrap();
+        run(&mut o, USER, &put(b"second", vec![])).unwrap();
+        run(&mut o, USER, &put(b"third", vec![])).unwrap();
+        let names = |o: &Objects<MemoryMeta>| o.list(&acct(USER)).first().map(|e| e.sealed.clone());
+        assert_eq!(
+            names(&o),
+            Some(vec![
+                b"first".to_vec(),
+                b"second".to_vec(),
+                b"third".to_vec()
+            ])
+        );
+        // A name the entry does not have is refused and changes nothing.
+        let unknown = ObjectOp::DeleteNamed {
+            object,
+            sealed: b"fourth".to_vec(),
+        };
+        assert!(matches!(
+            run(&mut o, USER, &unknown),
+            Err(ObjectError::Invalid(_))
+        ));
+        assert_eq!(o.list(&acct(USER))[0].refs, 3);
+        // A named delete drops that name; a plain one the newest.
+        let named = ObjectOp::DeleteNamed {
+            object,
+            sealed: b"first".to_vec(),
+        };
+        run(&mut o, USER, &named).unwrap();
+        assert_eq!(names(&o), Some(vec![b"second".to_vec(), b"third".to_vec()]));
+        run(&mut o, USER, &ObjectOp::Delete { object }).unwrap();
+        assert_eq!(names(&o), Some(vec![b"second".to_vec()]));
+        assert_eq!(o.list(&acct(USER))[0].refs, 1);
+        run(&mut o, USER, &ObjectOp::Delete { object }).unwrap();
+        assert_eq!(names(&o), None);
+    }
+
+    #[test]
     fn only_keepers_sign_keeper_ops() {
         let (mut o, ops) = setup();
         run(&mut o, USER, &ops[0]).unwrap();

@@ -30,10 +30,10 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 8)]
     providers: usize,
     /// Data shards per chunk (k).
-    #[arg(long, default_value_t = 4)]
+    #[arg(short, long, default_value_t = 4)]
     k: u8,
     /// Parity shards per chunk (m).
-    #[arg(long, default_value_t = 2)]
+    #[arg(short, long, default_value_t = 2)]
     m: u8,
 }
 

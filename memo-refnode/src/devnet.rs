@@ -19,8 +19,9 @@ pub struct DevnetArgs {
     /// Directory for keys, configs, data and logs.
     #[arg(long)]
     dir: PathBuf,
-    /// Number of providers.
-    #[arg(long, default_value_t = 6)]
+    /// Number of providers: at least k + m; more than k + m lets the keepers repair a lost
+    /// shard onto a provider that holds none of its chunk.
+    #[arg(long, default_value_t = 8)]
     providers: usize,
     /// Number of keepers (keeper-0 sequences the shared log; the others follow it).
     #[arg(long, default_value_t = 3)]
@@ -33,10 +34,10 @@ pub struct DevnetArgs {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     epoch_secs: u64,
     /// Data shards per chunk written into the user configs.
-    #[arg(long, default_value_t = 4)]
+    #[arg(short, long, default_value_t = 4)]
     k: u8,
     /// Parity shards per chunk written into the user configs.
-    #[arg(long, default_value_t = 2)]
+    #[arg(short, long, default_value_t = 2)]
     m: u8,
     /// Fsync every shard on the providers (off by default: all providers share one disk here).
     #[arg(long)]
@@ -169,6 +170,12 @@ async fn wait_registered(sequencer: &PeerInfo, nodes: &[NodeReady]) -> Result<()
 pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
     if args.providers < (args.k + args.m) as usize {
         bail!("--providers must be at least k + m = {}", args.k + args.m);
+    }
+    if args.providers == (args.k + args.m) as usize && !json {
+        eprintln!(
+            "note: with --providers equal to k + m = {}, a lost shard has nowhere to go: keepers cannot repair",
+            args.k + args.m
+        );
     }
     let params = memo_core::codec::CodecParams {
         chunk_size: args

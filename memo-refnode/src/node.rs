@@ -18,9 +18,9 @@ pub const REPAIR_STATS_FILE: &str = "repair.json";
 /// Options of `memo node`.
 #[derive(clap::Args, Debug)]
 pub struct NodeArgs {
-    /// The node's config file.
+    /// The node's config file (or `memo --config FILE node`).
     #[arg(long, env = "MEMO_NODE_CONFIG")]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
 }
 
 /// What a running node reports in `DATA_DIR/node.json` once it serves.
@@ -41,8 +41,11 @@ pub struct NodeReady {
 }
 
 /// Runs a node until a shutdown signal.
-pub async fn run(args: NodeArgs) -> Result<()> {
-    let cfg = NodeConfig::load(&args.config)?;
+pub async fn run(args: NodeArgs, global_config: Option<PathBuf>) -> Result<()> {
+    let Some(config) = args.config.or(global_config) else {
+        anyhow::bail!("no node config: pass --config FILE or set MEMO_NODE_CONFIG");
+    };
+    let cfg = NodeConfig::load(&config)?;
     let node = Node::start(&cfg, Env::real()).await?;
     let ready = NodeReady {
         name: node.name.clone(),

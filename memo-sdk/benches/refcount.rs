@@ -280,7 +280,8 @@ fn measure_logged(
                         user: signed.signer,
                         object: ObjectChunks::new(chunks),
                     },
-                    objects::ObjectOp::Delete { object } => ObjectOp::Delete {
+                    objects::ObjectOp::Delete { object }
+                    | objects::ObjectOp::DeleteNamed { object, .. } => ObjectOp::Delete {
                         user: signed.signer,
                         object: index[&object].clone(),
                     },

@@ -44,7 +44,7 @@ pub mod store;
 pub mod testkit;
 pub mod transport;
 
-pub use client::{Client, ClientConfig, ClientError};
+pub use client::{Client, ClientConfig, ClientError, RemoveOutcome, RemoveReport};
 pub use env::Env;
 pub use memo_core;
 

@@ -73,7 +73,7 @@ impl Manifest {
             }
             total += c.size as u64;
         }
-        if total != self.size || self.chunks.is_empty() {
+        if total != self.size {
             return Err(CodecError::ManifestInconsistent(format!(
                 "chunks add up to {total} bytes but the object has {}",
                 self.size

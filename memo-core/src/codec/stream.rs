@@ -117,9 +117,7 @@ impl Encoder {
                 Ok(())
             },
         )?;
-        if refs.is_empty() {
-            return Err(CodecError::EmptyObject);
-        }
+        // An empty input is an object too: a manifest with no chunks.
         let manifest = Manifest {
             size: done,
             chunk_size: self.params.chunk_size,

@@ -56,6 +56,14 @@ pub enum ClientError {
     /// No object with this id or name is in the user's index.
     #[error("no object named {0} in your index")]
     NotFound(String),
+    /// A name (or id prefix) that several of the user's objects have.
+    #[error("{what} names {} objects ({}); use an id", ids.len(), ids.iter().map(|i| i.short()).collect::<Vec<_>>().join(", "))]
+    Ambiguous {
+        /// The name or prefix given.
+        what: String,
+        /// The objects it matches.
+        ids: Vec<ObjectId>,
+    },
     /// Encoding, decoding or verifying data failed.
     #[error(transparent)]
     Codec(#[from] CodecError),
@@ -144,12 +152,18 @@ pub struct PutReport {
 pub struct ObjectInfo {
     /// The object id.
     pub id: ObjectId,
-    /// The user's name for it.
+    /// The user's name for it (the first of [`ObjectInfo::names`]).
     pub name: String,
+    /// The name of each of the user's references, oldest first (a name given twice appears
+    /// twice).
+    pub names: Vec<String>,
     /// Size in bytes.
     pub size: u64,
     /// This user's reference count.
     pub refs: u64,
+    /// When the oldest reference was stored, in seconds since the Unix epoch (`None` for
+    /// entries written before puts recorded it).
+    pub created: Option<u64>,
     /// The read handle.
     #[serde(skip)]
     pub object_ref: ObjectRef,
@@ -164,10 +178,45 @@ pub struct ObjectStat {
     pub chunks: Vec<ChunkStatus>,
 }
 
+/// A sealed index entry as first written: a name and the read handle.
+#[derive(Serialize, Deserialize)]
+struct IndexEntryV1 {
+    name: String,
+    object_ref: Vec<u8>,
+}
+
+/// A sealed index entry: a name, the read handle and when it was stored (seconds since the
+/// Unix epoch). A [`IndexEntryV1`] decodes as neither, so the two never mix up.
 #[derive(Serialize, Deserialize)]
 struct IndexEntry {
     name: String,
     object_ref: Vec<u8>,
+    created: u64,
+}
+
+/// What [`Client::remove`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoveReport {
+    /// The object.
+    pub id: ObjectId,
+    /// The name whose reference was dropped (`None` when removed by id).
+    pub name: Option<String>,
+    /// The user's references left.
+    pub refs_left: u64,
+    /// What happened to the object's data.
+    pub outcome: RemoveOutcome,
+}
+
+/// What a removal did to an object's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoveOutcome {
+    /// The user still holds references: nothing else changed.
+    Kept,
+    /// The user holds no reference now; other owners keep the object stored.
+    Released,
+    /// No owner is left: the keeper purged the object's shards from the providers.
+    Purged,
 }
 
 /// A memo user: stores and reads files through keepers and providers.
@@ -489,9 +538,13 @@ impl Client {
     }
 
     fn seal_entry(&self, name: &str, obj: &ObjectRef) -> Vec<u8> {
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let mut buf = wire::encode(&IndexEntry {
             name: name.to_string(),
             object_ref: obj.to_bytes(),
+            created,
         });
         let len = buf.len() as u32;
         siv::seal(&self.index_key, &mut buf);
@@ -500,50 +553,70 @@ impl Client {
         out
     }
 
-    fn open_entry(&self, entry: &ObjectEntry) -> Option<ObjectInfo> {
-        let len = u32::from_le_bytes(entry.sealed.get(..4)?.try_into().ok()?) as usize;
-        let mut buf = entry.sealed.get(4..)?.to_vec();
+    /// One sealed name: the name, the read handle and when it was stored.
+    fn open_name(&self, sealed: &[u8]) -> Option<(String, ObjectRef, Option<u64>)> {
+        let len = u32::from_le_bytes(sealed.get(..4)?.try_into().ok()?) as usize;
+        let mut buf = sealed.get(4..)?.to_vec();
         if !siv::open(&self.index_key, &mut buf, len) {
             return None;
         }
-        let e: IndexEntry = wire::decode(&buf, 64 * 1024, "index entry").ok()?;
-        let object_ref = ObjectRef::from_bytes(&e.object_ref).ok()?;
-        (object_ref.id() == entry.id).then_some(ObjectInfo {
+        let (name, object_ref, created) =
+            match wire::decode::<IndexEntry>(&buf, 64 * 1024, "index entry") {
+                Ok(e) => (e.name, e.object_ref, Some(e.created)),
+                Err(_) => {
+                    let e: IndexEntryV1 = wire::decode(&buf, 64 * 1024, "index entry").ok()?;
+                    (e.name, e.object_ref, None)
+                }
+            };
+        Some((name, ObjectRef::from_bytes(&object_ref).ok()?, created))
+    }
+
+    /// An entry's names that open with this user's key and belong to its object: each name
+    /// with its sealed bytes (as listed), and the read handle.
+    fn open_names(&self, entry: &ObjectEntry) -> Vec<(String, Vec<u8>, ObjectRef, Option<u64>)> {
+        entry
+            .sealed
+            .iter()
+            .filter_map(|s| {
+                let (name, object_ref, created) = self.open_name(s)?;
+                (object_ref.id() == entry.id).then(|| (name, s.clone(), object_ref, created))
+            })
+            .collect()
+    }
+
+    fn open_entry(&self, entry: &ObjectEntry) -> Option<ObjectInfo> {
+        let names = self.open_names(entry);
+        let (name, _, object_ref, created) = names.first()?.clone();
+        Some(ObjectInfo {
             id: entry.id,
-            name: e.name,
+            name,
+            names: names.into_iter().map(|n| n.0).collect(),
             size: entry.size,
             refs: entry.refs,
+            created,
             object_ref,
         })
     }
 
-    /// The user's objects.
-    pub async fn list(&self) -> Result<Vec<ObjectInfo>, ClientError> {
+    /// The user's index entries as the keeper lists them.
+    async fn entries(&self) -> Result<Vec<ObjectEntry>, ClientError> {
         let (keeper, resp) = self.keeper(&Request::ListObjects).await?;
         match resp {
-            Response::Objects(entries) => {
-                Ok(entries.iter().filter_map(|e| self.open_entry(e)).collect())
-            }
+            Response::Objects(entries) => Ok(entries),
             other => Err(unexpected(keeper, "ListObjects", &other).into()),
         }
     }
 
-    /// Finds an object in the user's index by id (full or a unique hex prefix) or name.
+    /// The user's objects.
+    pub async fn list(&self) -> Result<Vec<ObjectInfo>, ClientError> {
+        let entries = self.entries().await?;
+        Ok(entries.iter().filter_map(|e| self.open_entry(e)).collect())
+    }
+
+    /// Finds an object in the user's index by id (full or a unique hex prefix) or by any of
+    /// its names.
     pub async fn find(&self, id_or_name: &str) -> Result<ObjectInfo, ClientError> {
-        let all = self.list().await?;
-        let q = id_or_name.trim();
-        let by_id: Vec<&ObjectInfo> = all
-            .iter()
-            .filter(|o| q.len() >= 8 && o.id.to_hex().starts_with(&q.to_ascii_lowercase()))
-            .collect();
-        if by_id.len() == 1 {
-            return Ok(by_id[0].clone());
-        }
-        let by_name: Vec<&ObjectInfo> = all.iter().filter(|o| o.name == q).collect();
-        match by_name.len() {
-            1 => Ok(by_name[0].clone()),
-            _ => Err(ClientError::NotFound(q.to_string())),
-        }
+        find_in(&self.list().await?, id_or_name)
     }
 
     /// Writes an object (or a byte range of it) to `writer`. `what` is an id, a name, or a
@@ -591,6 +664,44 @@ impl Client {
         result
     }
 
+    /// How many leading bytes of `local` (an earlier, interrupted read of the object) are the
+    /// object's own, and the object's size. Only whole chunks count: each is checked by
+    /// encrypting it again with its secret from the manifest and comparing the chunk id, so a
+    /// read can resume after them. `what` is as for [`Client::get`].
+    pub async fn verified_prefix<R: AsyncRead + Unpin + Send>(
+        &self,
+        what: &str,
+        mut local: R,
+    ) -> Result<(u64, u64), ClientError> {
+        use tokio::io::AsyncReadExt as _;
+        let obj = match what.parse::<ObjectRef>() {
+            Ok(r) => r,
+            Err(_) => self.find(what).await?.object_ref,
+        };
+        let source = NetworkSource {
+            client: self,
+            holders: Mutex::new(HashMap::new()),
+            bad: Mutex::new(Vec::new()),
+        };
+        source.locate(&[obj.manifest.id]).await?;
+        let manifest = read_manifest_async(&source, &obj).await?;
+        let mut verified = 0u64;
+        for c in &manifest.chunks {
+            let mut buf = vec![0u8; c.size as usize];
+            match local.read_exact(&mut buf).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(e.into()),
+            }
+            siv::seal(&c.secret, &mut buf);
+            if ChunkId::of(&buf) != c.id {
+                break;
+            }
+            verified += u64::from(c.size);
+        }
+        Ok((verified, manifest.size))
+    }
+
     /// Reads a whole object into memory.
     pub async fn get_bytes(&self, what: &str) -> Result<Vec<u8>, ClientError> {
         let mut out = Vec::new();
@@ -601,17 +712,62 @@ impl Client {
     /// Drops one of the user's references to an object; the last owner's last delete purges it
     /// from every provider.
     pub async fn delete(&self, id_or_name: &str) -> Result<ObjectId, ClientError> {
-        let object = match self.find(id_or_name).await {
-            Ok(o) => o.id,
+        Ok(self.remove(id_or_name).await?.id)
+    }
+
+    /// Drops one of the user's references to an object and says what that did: by name, the
+    /// reference stored under that name; by id, the one stored last. The last owner's last
+    /// removal purges the object from every provider.
+    pub async fn remove(&self, id_or_name: &str) -> Result<RemoveReport, ClientError> {
+        let entries = self.entries().await?;
+        let list: Vec<ObjectInfo> = entries.iter().filter_map(|e| self.open_entry(e)).collect();
+        let q = id_or_name.trim();
+        let (id, named, refs) = match find_in(&list, q) {
+            Ok(o) => {
+                let named = entries
+                    .iter()
+                    .filter(|e| e.id == o.id)
+                    .flat_map(|e| self.open_names(e))
+                    .find(|n| n.0 == q)
+                    .map(|n| (n.0, n.1));
+                (o.id, named, o.refs)
+            }
             Err(ClientError::NotFound(q)) => match q.parse::<ObjectId>() {
                 // Not in our index: the keeper decides (and refuses a non-owner).
-                Ok(id) => id,
+                Ok(object) => (object, None, 0),
                 Err(_) => return Err(ClientError::NotFound(q)),
             },
             Err(e) => return Err(e),
         };
-        self.submit(&ObjectOp::Delete { object }).await?;
-        Ok(object)
+        let (op, name) = match named {
+            Some((name, sealed)) => (ObjectOp::DeleteNamed { object: id, sealed }, Some(name)),
+            None => (ObjectOp::Delete { object: id }, None),
+        };
+        self.submit(&op).await?;
+        let refs_left = refs.saturating_sub(1);
+        let outcome = if refs_left > 0 {
+            RemoveOutcome::Kept
+        } else {
+            // The manifest chunk is the object's own: registered while anyone owns the object.
+            let (keeper, resp) = self
+                .keeper(&Request::Locate {
+                    chunks: vec![ChunkId(id.0)],
+                })
+                .await?;
+            match resp {
+                Response::Located(found) if found.first().is_some_and(Option::is_some) => {
+                    RemoveOutcome::Released
+                }
+                Response::Located(_) => RemoveOutcome::Purged,
+                other => return Err(unexpected(keeper, "Locate", &other).into()),
+            }
+        };
+        Ok(RemoveReport {
+            id,
+            name,
+            refs_left,
+            outcome,
+        })
     }
 
     /// An object with its chunks' health.
@@ -647,6 +803,35 @@ impl Client {
             }
         }
         Ok(status)
+    }
+}
+
+/// The object `id_or_name` names in `all`: by id (full or a unique prefix of 8+ hex digits)
+/// or by any of its names.
+fn find_in(all: &[ObjectInfo], id_or_name: &str) -> Result<ObjectInfo, ClientError> {
+    let q = id_or_name.trim();
+    let by_id: Vec<&ObjectInfo> = all
+        .iter()
+        .filter(|o| q.len() >= 8 && o.id.to_hex().starts_with(&q.to_ascii_lowercase()))
+        .collect();
+    if by_id.len() == 1 {
+        return Ok(by_id[0].clone());
+    }
+    let by_name: Vec<&ObjectInfo> = all
+        .iter()
+        .filter(|o| o.names.iter().any(|n| n == q))
+        .collect();
+    match (by_name.len(), by_id.len()) {
+        (1, _) => Ok(by_name[0].clone()),
+        (0, 0) => Err(ClientError::NotFound(q.to_string())),
+        (0, _) => Err(ClientError::Ambiguous {
+            what: q.to_string(),
+            ids: by_id.iter().map(|o| o.id).collect(),
+        }),
+        _ => Err(ClientError::Ambiguous {
+            what: q.to_string(),
+            ids: by_name.iter().map(|o| o.id).collect(),
+        }),
     }
 }
 

@@ -85,9 +85,7 @@ where
         .try_buffer_unordered(uploads.max(1))
         .try_for_each(|()| async { Ok(()) })
         .await?;
-    if refs.is_empty() {
-        return Err(CodecError::EmptyObject);
-    }
+    // An empty input is an object too: a manifest with no chunks.
     let manifest = Manifest {
         size: done,
         chunk_size: params.chunk_size,
@@ -321,7 +319,9 @@ mod tests {
             |_| async { Ok(()) },
         )
         .await;
-        assert!(matches!(r, Err(CodecError::EmptyObject)));
+        // Empty input: an object of no chunks, just its manifest.
+        let obj = r.unwrap();
+        assert_eq!(obj.size, 0);
     }
 
     #[tokio::test]
