@@ -13,16 +13,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use memo_core::AccountId;
 use memo_core::codec::CodecParams;
-use memo_core::ownership::{MemoryShardStore, ShardStore};
+use memo_core::ownership::MemoryShardStore;
 use memo_core::repair::{LivenessPolicy, RepairThreshold};
 use memo_core::transport::{Incoming, MemoryNetwork, Transport, TransportError};
 use memo_sdk::Env;
 use memo_sdk::keeper::repair::{RepairConfig, Repairer};
 use memo_sdk::local::{LocalNetwork, LocalSpec};
-use memo_sdk::testkit::most_unreadable;
+use memo_sdk::testkit::Churn;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -174,39 +173,11 @@ fn main() {
         });
 
         let (wall, virt, ev0) = (Instant::now(), env.now(), events.load(Ordering::Relaxed));
-        let store_of: BTreeMap<AccountId, Store> = net
-            .providers
-            .iter()
-            .zip(&stores)
-            .map(|(p, s)| (p.account(), s.clone()))
-            .collect();
-        let mut down: BTreeSet<usize> = BTreeSet::new();
+        let mut churn = Churn::new(stores.clone(), M);
         let mut reads = 0u64;
         for epoch in 0..epochs {
-            if let Some(&p) = down.iter().next().filter(|_| rng.random_bool(0.5)) {
-                net.providers[p].restart();
-                down.remove(&p);
-            }
-            for _ in 0..rng.random_range(2..8) {
-                let p = rng.random_range(0..providers);
-                if down.contains(&p) {
-                    continue;
-                }
-                let mut trial: BTreeSet<AccountId> =
-                    down.iter().map(|&i| net.providers[i].account()).collect();
-                trial.insert(net.providers[p].account());
-                if most_unreadable(&net.keepers[0], |a| store_of.get(a).cloned(), &trial) > M {
-                    continue;
-                }
-                if rng.random_bool(0.5) {
-                    net.providers[p].stop();
-                    down.insert(p);
-                } else {
-                    for id in stores[p].list().expect("list") {
-                        stores[p].delete(&id).expect("delete");
-                    }
-                }
-            }
+            let attempts = rng.random_range(2..8);
+            churn.epoch(&mut net, &mut rng, attempts);
             for _ in 0..4 {
                 for r in &repairers {
                     r.round().await;
@@ -230,7 +201,7 @@ fn main() {
             events: events.load(Ordering::Relaxed) - ev0,
         });
         let restored: u64 = repairers.iter().map(|r| r.stats().shards_restored).sum();
-        println!("churn: {reads} sampled reads exact, {restored} shards rebuilt, {} providers down at the end", down.len());
+        println!("churn: {reads} sampled reads exact, {restored} shards rebuilt, {} providers down at the end", churn.down().len());
         phases
     });
     println!();

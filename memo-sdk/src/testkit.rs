@@ -18,6 +18,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use memo_core::id::ObjectId;
 use memo_core::objects::ObjectOp;
+use memo_core::ownership::ShardStore;
 use memo_core::transport::{MAX_MESSAGE, Transport, TransportError};
 use memo_core::{Keypair, Signed};
 use std::collections::BTreeSet;
@@ -206,7 +207,7 @@ pub async fn oplog_conformance(log: Arc<dyn OpLog>) {
 /// shard is unreadable when it has no holder, its holder is in `down`, or its holder's store
 /// (from `store_of`) no longer has it. A fault plan that keeps this at most m never loses data,
 /// whatever the keepers know yet.
-pub fn most_unreadable<S: memo_core::ownership::ShardStore>(
+pub fn most_unreadable<S: ShardStore>(
     keeper: &crate::keeper::Keeper,
     store_of: impl Fn(&memo_core::AccountId) -> Option<S>,
     down: &BTreeSet<memo_core::AccountId>,
@@ -237,4 +238,74 @@ pub fn most_unreadable<S: memo_core::ownership::ShardStore>(
         }
         worst
     })
+}
+
+/// Random crashes, restarts and wiped disks for a churn simulation over a
+/// [`LocalNetwork`](crate::local::LocalNetwork) whose providers' stores the caller shares
+/// (`stores[i]` is provider `i`'s). A fault is applied only while no chunk would have more than
+/// `m` unreadable shards ([`most_unreadable`]), so the network can always rebuild.
+pub struct Churn {
+    stores: Vec<Arc<memo_core::ownership::MemoryShardStore>>,
+    m: usize,
+    down: BTreeSet<usize>,
+}
+
+impl Churn {
+    /// Churn over providers with these stores, keeping every chunk within `m` lost shards.
+    pub fn new(stores: Vec<Arc<memo_core::ownership::MemoryShardStore>>, m: usize) -> Self {
+        Self {
+            stores,
+            m,
+            down: BTreeSet::new(),
+        }
+    }
+
+    /// The providers that are down now.
+    pub fn down(&self) -> &BTreeSet<usize> {
+        &self.down
+    }
+
+    /// One epoch's faults: with even odds one provider that went down comes back with its
+    /// disk; then `attempts` times a random provider crashes or has its disk wiped (even odds),
+    /// unless that would put a chunk past `m` unreadable shards.
+    pub fn epoch(
+        &mut self,
+        net: &mut crate::local::LocalNetwork<Arc<memo_core::ownership::MemoryShardStore>>,
+        rng: &mut impl rand::RngExt,
+        attempts: usize,
+    ) {
+        if let Some(&p) = self.down.iter().next().filter(|_| rng.random_bool(0.5)) {
+            net.providers[p].restart();
+            self.down.remove(&p);
+        }
+        let store_of: std::collections::BTreeMap<memo_core::AccountId, _> = net
+            .providers
+            .iter()
+            .zip(&self.stores)
+            .map(|(p, s)| (p.account(), s.clone()))
+            .collect();
+        for _ in 0..attempts {
+            let p = rng.random_range(0..net.providers.len());
+            if self.down.contains(&p) {
+                continue;
+            }
+            let mut trial: BTreeSet<memo_core::AccountId> = self
+                .down
+                .iter()
+                .map(|&i| net.providers[i].account())
+                .collect();
+            trial.insert(net.providers[p].account());
+            if most_unreadable(&net.keepers[0], |a| store_of.get(a).cloned(), &trial) > self.m {
+                continue;
+            }
+            if rng.random_bool(0.5) {
+                net.providers[p].stop();
+                self.down.insert(p);
+            } else {
+                for id in self.stores[p].list().unwrap_or_default() {
+                    let _ = self.stores[p].delete(&id);
+                }
+            }
+        }
+    }
 }

@@ -22,10 +22,10 @@ use memo_sdk::Env;
 use memo_sdk::keeper::repair::{RepairConfig, Repairer};
 use memo_sdk::local::{LocalNetwork, LocalSpec};
 use memo_sdk::replication::OpLog;
-use memo_sdk::testkit::most_unreadable;
+use memo_sdk::testkit::Churn;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -315,44 +315,10 @@ fn two_hundred_providers_under_churn_lose_nothing() {
                 .expect("put");
             objects.insert(name, data);
         }
-        let store_of: BTreeMap<AccountId, Store> = net
-            .providers
-            .iter()
-            .zip(&stores)
-            .map(|(p, s)| (p.account(), s.clone()))
-            .collect();
-        let mut down: BTreeSet<usize> = BTreeSet::new();
+        let mut churn = Churn::new(stores.clone(), M as usize);
         for epoch in 0..8 {
-            // A provider that went down may come back, with its disk.
-            if let Some(&p) = down.iter().next().filter(|_| rng.random_bool(0.5)) {
-                net.providers[p].restart();
-                down.remove(&p);
-            }
-            // Faults this epoch: crash a few providers or wipe one's disk, as long as every
-            // chunk keeps k readable shards (counted from the stores themselves: a wiped shard
-            // is gone before any keeper knows).
-            for _ in 0..rng.random_range(1..4) {
-                let p = rng.random_range(0..providers);
-                if down.contains(&p) {
-                    continue;
-                }
-                let mut trial: BTreeSet<AccountId> =
-                    down.iter().map(|&i| net.providers[i].account()).collect();
-                trial.insert(net.providers[p].account());
-                if most_unreadable(&net.keepers[0], |a| store_of.get(a).cloned(), &trial)
-                    > M as usize
-                {
-                    continue;
-                }
-                if rng.random_bool(0.5) {
-                    net.providers[p].stop();
-                    down.insert(p);
-                } else {
-                    for id in stores[p].list().expect("list") {
-                        stores[p].delete(&id).expect("delete");
-                    }
-                }
-            }
+            let attempts = rng.random_range(1..4);
+            churn.epoch(&mut net, &mut rng, attempts);
             for _ in 0..8 {
                 round(&repairers).await;
             }
