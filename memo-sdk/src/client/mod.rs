@@ -110,6 +110,8 @@ pub struct ClientConfig {
     /// whatever the transport (a provider that crashed mid-request never answers on the
     /// in-memory network, which has no timeout of its own). Default 30 s.
     pub request_timeout: std::time::Duration,
+    /// The clock this client stamps index entries with (their creation time).
+    pub env: crate::env::Env,
 }
 
 impl ClientConfig {
@@ -122,6 +124,7 @@ impl ClientConfig {
             uploads: 8,
             domain: None,
             request_timeout: std::time::Duration::from_secs(30),
+            env: crate::env::Env::real(),
         }
     }
 }
@@ -538,9 +541,7 @@ impl Client {
     }
 
     fn seal_entry(&self, name: &str, obj: &ObjectRef) -> Vec<u8> {
-        let created = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let created = self.config.env.unix_ms() / 1000;
         let mut buf = wire::encode(&IndexEntry {
             name: name.to_string(),
             object_ref: obj.to_bytes(),

@@ -163,6 +163,7 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
             let mut order = keeper_ids.clone();
             order.rotate_left(i % keeper_ids.len().max(1));
             let mut cfg = ClientConfig::new(order);
+            cfg.env = spec.env.fork();
             cfg.params = spec.params;
             users.push((name.clone(), Client::new(kp.clone(), transport(&kp), cfg)?));
         }
