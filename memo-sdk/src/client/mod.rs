@@ -338,6 +338,14 @@ impl Client {
     }
 
     /// Stores everything `reader` yields under `name`. `size` (if known) feeds progress.
+    ///
+    /// # Errors
+    /// [`ClientError::Io`] if `reader` fails; [`ClientError::NoKeeper`] if no keeper answers;
+    /// [`ClientError::Upload`] if a provider does not take a shard (or times out, see
+    /// [`ClientConfig::request_timeout`]); [`ClientError::Refused`] if the ownership rules
+    /// refuse the put (quota); [`ClientError::Codec`] for an object the codec cannot hold. In
+    /// each case no object and no reference was added. [`ClientError::Orders`]: the object was
+    /// stored, but paying for it on the ledger failed.
     pub async fn put<R: AsyncRead + Unpin + Send>(
         &self,
         name: &str,
@@ -609,6 +617,9 @@ impl Client {
     }
 
     /// The user's objects.
+    ///
+    /// # Errors
+    /// [`ClientError::NoKeeper`] or [`ClientError::Rpc`] if no keeper answers the listing.
     pub async fn list(&self) -> Result<Vec<ObjectInfo>, ClientError> {
         let entries = self.entries().await?;
         Ok(entries.iter().filter_map(|e| self.open_entry(e)).collect())
@@ -616,12 +627,21 @@ impl Client {
 
     /// Finds an object in the user's index by id (full or a unique hex prefix) or by any of
     /// its names.
+    ///
+    /// # Errors
+    /// [`ClientError::NotFound`] if nothing matches, [`ClientError::Ambiguous`] if several
+    /// objects do, and the errors of [`Client::list`].
     pub async fn find(&self, id_or_name: &str) -> Result<ObjectInfo, ClientError> {
         find_in(&self.list().await?, id_or_name)
     }
 
     /// Writes an object (or a byte range of it) to `writer`. `what` is an id, a name, or a
-    /// shared `memo-obj1:` handle.
+    /// shared `memo-obj1:` handle. Everything written was verified against the object's ids.
+    ///
+    /// # Errors
+    /// The errors of [`Client::find`]; [`ClientError::Codec`] if a chunk has fewer than k
+    /// good shards reachable (the bad ones are reported to a keeper); [`ClientError::Io`] if
+    /// `writer` fails. What was written before the error is a verified prefix.
     pub async fn get<W: AsyncWrite + Unpin + Send>(
         &self,
         what: &str,
@@ -712,6 +732,10 @@ impl Client {
 
     /// Drops one of the user's references to an object; the last owner's last delete purges it
     /// from every provider.
+    ///
+    /// # Errors
+    /// The errors of [`Client::find`]; [`ClientError::Refused`] if the user holds no
+    /// reference (nothing changes); [`ClientError::NoKeeper`] if no keeper answers.
     pub async fn delete(&self, id_or_name: &str) -> Result<ObjectId, ClientError> {
         Ok(self.remove(id_or_name).await?.id)
     }
@@ -772,6 +796,9 @@ impl Client {
     }
 
     /// An object with its chunks' health.
+    ///
+    /// # Errors
+    /// The errors of [`Client::find`], and [`ClientError::Rpc`] if the keeper cannot say.
     pub async fn stat(&self, id_or_name: &str) -> Result<ObjectStat, ClientError> {
         let object = self.find(id_or_name).await?;
         let (keeper, resp) = self.keeper(&Request::StatObject { id: object.id }).await?;
