@@ -1,5 +1,5 @@
 //! Conformance suites for memo-sdk's async backend traits, for integrators to run on their own
-//! backends (feature `testkit`). The sans-IO suites ([`memo_core::testkit`]: `ShardStore`,
+//! backends (feature `testkit`). The sans-IO suites (`memo_core::testkit`: `ShardStore`,
 //! `MetaStore`) live in memo-core.
 //!
 //! - [`transport_conformance`]: what every [`Transport`] must do (authenticated sender,
@@ -8,6 +8,10 @@
 //! - [`oplog_conformance`]: what every replicated [`OpLog`] must do (consecutive positions,
 //!   following from any position, concurrent appends ordered once, new entries delivered to
 //!   followers).
+//! - [`ledger_conformance`]: what every [`Ledger`](crate::ledger::Ledger) must do (valid
+//!   transactions included in a block that carries them and applied, subscribers told of new
+//!   blocks, a replayed transaction changing nothing, no block past the head).
+//! - [`most_unreadable`] and [`Churn`]: ground truth and random faults for churn simulations.
 //!
 //! Each suite panics with a message naming the broken rule.
 
@@ -307,5 +311,145 @@ impl Churn {
                 }
             }
         }
+    }
+}
+
+/// How long a ledger may take to include a submitted transaction (a bound against hangs).
+const INCLUSION: Duration = Duration::from_secs(30);
+
+async fn included(
+    ledger: &dyn crate::ledger::Ledger,
+    hash: [u8; 32],
+) -> (memo_core::contract::Height, usize) {
+    use crate::ledger::TxStatus;
+    let deadline = tokio::time::Instant::now() + INCLUSION;
+    loop {
+        match ledger.tx_status(hash).await {
+            Ok(TxStatus::Included { height, index, .. }) => return (height, index),
+            Ok(TxStatus::Rejected(r)) => panic!("a valid transfer was rejected: {r:?}"),
+            Ok(TxStatus::Pending | TxStatus::Unknown) => {}
+            Err(e) => panic!("tx_status failed: {e}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a submitted transaction was not included within {INCLUSION:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn account(
+    ledger: &dyn crate::ledger::Ledger,
+    who: memo_core::AccountId,
+) -> memo_core::contract::Account {
+    use memo_core::contract::{Answer, Query};
+    match ledger.query(Query::Account(who)).await {
+        Ok(Answer::Account(a)) => a,
+        other => panic!("query of an account answered {other:?}"),
+    }
+}
+
+/// The checks every [`Ledger`](crate::ledger::Ledger) passes. The ledger produces blocks on
+/// its own (a producer task runs), its chain id is `chain`, and `payer` holds at least 100 in
+/// its genesis balance; `payee` is any other account. Run inside a multi-threaded tokio
+/// runtime.
+pub async fn ledger_conformance(
+    ledger: Arc<dyn crate::ledger::Ledger>,
+    chain: u64,
+    payer: &Keypair,
+    payee: memo_core::AccountId,
+) {
+    use memo_core::contract::{Call, SettlementCall, Tx};
+    let h0 = match ledger.head().await {
+        Ok(h) => h,
+        Err(e) => panic!("head failed: {e}"),
+    };
+    let mut blocks = ledger.subscribe();
+    let before = account(ledger.as_ref(), payee).await.balance;
+    let nonce = account(ledger.as_ref(), payer.account()).await.nonce;
+    let pay = |nonce: u64, amount: u64| {
+        Signed::sign(
+            payer,
+            &Tx::new(
+                chain,
+                nonce,
+                Call::Settlement(SettlementCall::Transfer { to: payee, amount }),
+            ),
+        )
+    };
+    // A valid transaction is included, in a block that carries it, and applied.
+    let tx = pay(nonce, 7);
+    let hash = match ledger.submit(tx.clone()).await {
+        Ok(h) => h,
+        Err(e) => panic!("submit of a valid transfer failed: {e}"),
+    };
+    let (height, index) = included(ledger.as_ref(), hash).await;
+    assert!(
+        height > h0.height,
+        "included above the head it was submitted at"
+    );
+    match ledger.block(height).await {
+        Ok(Some(b)) => {
+            assert_eq!(b.header.height, height, "block({height}) is that block");
+            assert_eq!(
+                b.txs.get(index),
+                Some(&tx),
+                "the block carries the transaction"
+            );
+        }
+        other => panic!("block({height}) answered {other:?}"),
+    }
+    assert_eq!(
+        account(ledger.as_ref(), payee).await.balance,
+        before + 7,
+        "the transfer was applied"
+    );
+    let head = match ledger.head().await {
+        Ok(h) => h,
+        Err(e) => panic!("head failed: {e}"),
+    };
+    assert!(head.height >= height, "the head is at or above the block");
+    // Subscribers hear of new blocks.
+    match tokio::time::timeout(INCLUSION, blocks.recv()).await {
+        Ok(Ok(b)) => assert!(b.header.height > h0.height, "a new block, not an old one"),
+        other => panic!("no block reached a subscriber: {other:?}"),
+    }
+    // A replayed transaction changes nothing: refused at once, or rejected in a block.
+    if let Ok(h) = ledger.submit(tx).await {
+        let deadline = tokio::time::Instant::now() + INCLUSION;
+        loop {
+            match ledger.tx_status(h).await {
+                Ok(crate::ledger::TxStatus::Pending) => {}
+                Ok(crate::ledger::TxStatus::Included { height: at, .. }) => {
+                    assert_eq!(at, height, "a replay is only the original inclusion");
+                    break;
+                }
+                Ok(_) | Err(_) => break,
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "a replay stayed pending"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    // The next valid transfer still goes through, and the replay moved nothing.
+    let (_, _) = included(
+        ledger.as_ref(),
+        match ledger.submit(pay(nonce + 1, 1)).await {
+            Ok(h) => h,
+            Err(e) => panic!("submit after a replay failed: {e}"),
+        },
+    )
+    .await;
+    assert_eq!(
+        account(ledger.as_ref(), payee).await.balance,
+        before + 8,
+        "the replay moved nothing; the next transfer did"
+    );
+    // No block beyond the head.
+    match ledger.block(u64::MAX).await {
+        Ok(None) => {}
+        other => panic!("block(u64::MAX) answered {other:?}"),
     }
 }

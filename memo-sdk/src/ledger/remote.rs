@@ -322,7 +322,9 @@ impl LedgerService {
                 let max = (*max).clamp(1, MAX_ENTRIES_PER_READ);
                 let mut out: Vec<Vec<u8>> = Vec::new();
                 let mut bytes = 0usize;
-                for h in (*from..).take(max as usize) {
+                // Heights from `from` on, stopping at the last one a u64 holds (a peer may ask
+                // for any height; `from..` would overflow past u64::MAX).
+                for h in (0..u64::from(max)).map_while(|i| from.checked_add(i)) {
                     let Some(b) = self.ledger.block(h).await? else {
                         break;
                     };
@@ -455,7 +457,7 @@ impl RemoteLedger {
                 return Err(LedgerError::Malformed("block too large".into()));
             }
             let b = Block::decode(bytes).map_err(|e| LedgerError::Malformed(e.to_string()))?;
-            let expected = from + i as u64;
+            let expected = from.saturating_add(i as u64);
             if b.header.height != expected {
                 return Err(LedgerError::WrongHeight {
                     expected,
