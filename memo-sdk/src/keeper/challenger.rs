@@ -175,7 +175,7 @@ pub struct RecordedRepair {
     pub to: AccountId,
     /// What the ledger did: `Outcome::Reassigned` (the new order, the escrow moved, the
     /// penalty paid) or why it refused.
-    pub result: Result<TxOutcome, String>,
+    pub result: Result<TxOutcome, memo_core::contract::Rejection>,
 }
 
 impl std::fmt::Debug for Challenger {
@@ -661,7 +661,7 @@ impl Challenger {
                     from,
                     shard,
                     to,
-                    result: result.map_err(|e| e.to_string()),
+                    result,
                 };
                 match &r.result {
                     Ok(TxOutcome::Reassigned {
