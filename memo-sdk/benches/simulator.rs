@@ -14,12 +14,11 @@ use bytes::Bytes;
 use memo_core::AccountId;
 use memo_core::codec::CodecParams;
 use memo_core::ownership::MemoryShardStore;
-use memo_core::repair::{LivenessPolicy, RepairThreshold};
 use memo_core::transport::{Incoming, MemoryNetwork, Transport, TransportError};
 use memo_sdk::Env;
 use memo_sdk::keeper::repair::{RepairConfig, Repairer};
 use memo_sdk::local::{LocalNetwork, LocalSpec};
-use memo_sdk::testkit::Churn;
+use memo_sdk::testkit::{Churn, simulation_repair_config};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::sync::Arc;
@@ -61,24 +60,7 @@ impl Transport for Counting {
 type Store = Arc<MemoryShardStore>;
 
 fn repair_config() -> RepairConfig {
-    RepairConfig {
-        probe_interval: Duration::from_secs(15),
-        rpc_timeout: Duration::from_secs(5),
-        liveness: LivenessPolicy {
-            suspect_after: 2,
-            lost_after: 4,
-        },
-        threshold: RepairThreshold::Eager,
-        takeover_rounds: 2,
-        max_concurrent: 16,
-        bytes_per_sec: None,
-        reports_per_round: 256,
-        transfer_timeout: Duration::from_secs(5),
-        audit_shards: 4,
-        audit_burst: 64,
-        orphan_grace: None,
-        sweep_every: 1,
-    }
+    simulation_repair_config(16)
 }
 
 struct Phase {

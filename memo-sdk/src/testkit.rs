@@ -453,3 +453,28 @@ pub async fn ledger_conformance(
         other => panic!("block(u64::MAX) answered {other:?}"),
     }
 }
+
+/// Repair settings for simulations on virtual time: a probe round every 15 s, Suspect after 2
+/// missed probes and Lost after 4, eager repair, audits that find wiped shards, no orphan
+/// sweeps; `max_concurrent` repairs at once per keeper.
+pub fn simulation_repair_config(max_concurrent: usize) -> crate::keeper::repair::RepairConfig {
+    use memo_core::repair::{LivenessPolicy, RepairThreshold};
+    crate::keeper::repair::RepairConfig {
+        probe_interval: Duration::from_secs(15),
+        rpc_timeout: Duration::from_secs(5),
+        liveness: LivenessPolicy {
+            suspect_after: 2,
+            lost_after: 4,
+        },
+        threshold: RepairThreshold::Eager,
+        takeover_rounds: 2,
+        max_concurrent,
+        bytes_per_sec: None,
+        reports_per_round: 256,
+        transfer_timeout: Duration::from_secs(5),
+        audit_shards: 4,
+        audit_burst: 64,
+        orphan_grace: None,
+        sweep_every: 1,
+    }
+}

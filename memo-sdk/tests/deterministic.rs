@@ -15,14 +15,13 @@
 use memo_core::codec::CodecParams;
 use memo_core::id::AccountId;
 use memo_core::ownership::{MemoryShardStore, ShardHealth, ShardStore};
-use memo_core::repair::{LivenessPolicy, RepairThreshold};
 use memo_core::testkit::random_bytes;
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_sdk::Env;
 use memo_sdk::keeper::repair::{RepairConfig, Repairer};
 use memo_sdk::local::{LocalNetwork, LocalSpec};
 use memo_sdk::replication::OpLog;
-use memo_sdk::testkit::Churn;
+use memo_sdk::testkit::{Churn, simulation_repair_config};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::BTreeMap;
@@ -70,24 +69,7 @@ fn spec(providers: usize, keepers: usize, env: Env) -> LocalSpec {
 }
 
 fn repair_config() -> RepairConfig {
-    RepairConfig {
-        probe_interval: Duration::from_secs(15),
-        rpc_timeout: Duration::from_secs(5),
-        liveness: LivenessPolicy {
-            suspect_after: 2,
-            lost_after: 4,
-        },
-        threshold: RepairThreshold::Eager,
-        takeover_rounds: 2,
-        max_concurrent: 4,
-        bytes_per_sec: None,
-        reports_per_round: 256,
-        transfer_timeout: Duration::from_secs(5),
-        audit_shards: 4,
-        audit_burst: 64,
-        orphan_grace: None,
-        sweep_every: 1,
-    }
+    simulation_repair_config(4)
 }
 
 async fn start(providers: usize, keepers: usize, env: Env) -> (LocalNetwork<Store>, Vec<Store>) {

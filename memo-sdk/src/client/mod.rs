@@ -441,11 +441,7 @@ impl Client {
         name: &str,
         obj: &ObjectRef,
     ) -> Result<PutReport, ClientError> {
-        let source = NetworkSource {
-            client: self,
-            holders: Mutex::new(HashMap::new()),
-            bad: Mutex::new(Vec::new()),
-        };
+        let source = self.source();
         source.locate(&[obj.manifest.id]).await?;
         let manifest = read_manifest_async(&source, obj).await?;
         let mut chunks: Vec<ChunkInfo> = manifest.chunks.iter().map(ChunkInfo::from).collect();
@@ -649,15 +645,8 @@ impl Client {
         writer: &mut W,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<u64, ClientError> {
-        let obj = match what.parse::<ObjectRef>() {
-            Ok(r) => r,
-            Err(_) => self.find(what).await?.object_ref,
-        };
-        let source = NetworkSource {
-            client: self,
-            holders: Mutex::new(HashMap::new()),
-            bad: Mutex::new(Vec::new()),
-        };
+        let obj = self.resolve(what).await?;
+        let source = self.source();
         let result = async {
             source.locate(&[obj.manifest.id]).await?;
             // The manifest is read once: to locate just the chunks in range, then to decode.
@@ -685,6 +674,23 @@ impl Client {
         result
     }
 
+    /// The object `what` names: a shared `memo-obj1:` handle, or an id or name in the index.
+    async fn resolve(&self, what: &str) -> Result<ObjectRef, ClientError> {
+        match what.parse::<ObjectRef>() {
+            Ok(r) => Ok(r),
+            Err(_) => Ok(self.find(what).await?.object_ref),
+        }
+    }
+
+    /// A fresh source of shards for one read.
+    fn source(&self) -> NetworkSource<'_> {
+        NetworkSource {
+            client: self,
+            holders: Mutex::new(HashMap::new()),
+            bad: Mutex::new(Vec::new()),
+        }
+    }
+
     /// How many leading bytes of `local` (an earlier, interrupted read of the object) are the
     /// object's own, and the object's size. Only whole chunks count: each is checked by
     /// encrypting it again with its secret from the manifest and comparing the chunk id, so a
@@ -695,15 +701,8 @@ impl Client {
         mut local: R,
     ) -> Result<(u64, u64), ClientError> {
         use tokio::io::AsyncReadExt as _;
-        let obj = match what.parse::<ObjectRef>() {
-            Ok(r) => r,
-            Err(_) => self.find(what).await?.object_ref,
-        };
-        let source = NetworkSource {
-            client: self,
-            holders: Mutex::new(HashMap::new()),
-            bad: Mutex::new(Vec::new()),
-        };
+        let obj = self.resolve(what).await?;
+        let source = self.source();
         source.locate(&[obj.manifest.id]).await?;
         let manifest = read_manifest_async(&source, &obj).await?;
         let mut verified = 0u64;
