@@ -21,6 +21,7 @@ pub mod ownership;
 pub mod proof;
 pub mod protocol;
 pub mod repair;
+pub mod ticket;
 pub mod transport;
 pub mod wire;
 

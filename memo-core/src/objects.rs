@@ -2,24 +2,35 @@
 //! state machine that applies them on top of [`Ownership`].
 //!
 //! An operation is signed by the user, so no keeper can store or delete on a user's behalf;
-//! applied in the same order (the ledger's), every keeper reaches the same state.
+//! applied in the same order (the log's), every keeper reaches the same state. Each signed
+//! operation ([`OpEnvelope`]) carries a nonce and an expiry: the state remembers every nonce
+//! until its operation could no longer be valid, so a replayed, re-submitted or stale
+//! operation is refused ([`ObjectError::Replayed`], [`ObjectError::Expired`]).
+//! [`Objects::check`] runs every rule that needs no network before an operation enters the
+//! log, so a refused operation leaves no trace there.
 
-use crate::id::{AccountId, ChunkId, ObjectId};
-use crate::identity::Signable;
+use crate::id::{AccountId, ChunkId, ObjectId, ShardId};
+use crate::identity::{Signable, Signed};
 use crate::ownership::{
     ChunkInfo, DeletePlan, MetaStore, ObjectChunks, Ownership, OwnershipError, Placement, PutPlan,
     ShardHealth, ShardSlot,
 };
 use crate::protocol::{ChunkPlacement, ChunkStatus, ObjectEntry};
 use crate::repair::{KeeperOp, Move, check_op};
+use crate::ticket::{Possession, Receipt};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Bound;
 
 /// Largest encoded operation accepted.
 pub const MAX_OP_BYTES: usize = 8 * 1024 * 1024;
+/// Longest an operation may be valid, from its signing to its expiry.
+pub const MAX_OP_VALIDITY_MS: u64 = 10 * 60 * 1000;
+/// How far a keeper's clock may be behind a signer's: an operation may expire up to
+/// [`MAX_OP_VALIDITY_MS`] plus this after the keeper's now.
+pub const CLOCK_SKEW_MS: u64 = 60 * 1000;
 
-/// A user's request to change its objects. Signed by the user ([`Signable`]).
+/// A user's request to change its objects, signed inside an [`OpEnvelope`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ObjectOp {
     /// Store an object (again): every chunk gains one reference from the user.
@@ -36,6 +47,11 @@ pub enum ObjectOp {
         chunks: Vec<ChunkInfo>,
         /// Where the shards of chunks that were new at placement time were uploaded.
         placements: Vec<ChunkPlacement>,
+        /// The holders' receipts for every shard of every chunk in `placements`, in any order.
+        receipts: Vec<Signed<Receipt>>,
+        /// Proofs that the user holds the content of the chunks it did not own yet and that
+        /// were already registered (deduplicated).
+        possession: Vec<Possession>,
     },
     /// Drop one of the user's references to an object: the one stored last.
     Delete {
@@ -54,9 +70,69 @@ pub enum ObjectOp {
     },
 }
 
-impl Signable for ObjectOp {
-    const CONTEXT: &'static str = "memo/object-op/v1";
+/// What a user or keeper signs: an operation, a nonce the signer never uses twice, and the
+/// time after which the operation may no longer enter the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpEnvelope {
+    /// The operation.
+    pub op: ObjectOp,
+    /// Unique per signer (random).
+    pub nonce: u64,
+    /// Unix milliseconds; at most [`MAX_OP_VALIDITY_MS`] after signing.
+    pub expires_ms: u64,
+}
+
+impl Signable for OpEnvelope {
+    const CONTEXT: &'static str = "memo/object-op/v2";
     const MAX_BYTES: usize = MAX_OP_BYTES;
+}
+
+/// A signed operation: what the log holds.
+pub type SignedOp = Signed<OpEnvelope>;
+
+impl OpEnvelope {
+    /// `op` with `nonce`, valid until `expires_ms`.
+    pub fn new(op: ObjectOp, nonce: u64, expires_ms: u64) -> Self {
+        Self {
+            op,
+            nonce,
+            expires_ms,
+        }
+    }
+
+    /// Verifies every receipt a put carries: signed by the account it names, and for a ticket
+    /// that was still valid at `now_ms`. Other operations carry none.
+    pub fn verify_receipts(&self, now_ms: u64) -> Result<(), ObjectError> {
+        let ObjectOp::Put { receipts, .. } = &self.op else {
+            return Ok(());
+        };
+        for (i, r) in receipts.iter().enumerate() {
+            let body = r
+                .open()
+                .map_err(|e| ObjectError::Receipt(format!("receipt {i}: {e}")))?;
+            if body.expires_ms <= now_ms {
+                return Err(ObjectError::Receipt(format!(
+                    "receipt {i} is for a ticket that expired at {}",
+                    body.expires_ms
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A chunk whose owner-to-be must show it holds the content: the keeper asks holders of some
+/// of `shards` for the proof under `key` and compares with `proofs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PossessionCheck {
+    /// The chunk.
+    pub chunk: ChunkId,
+    /// [`crate::ticket::possession_key`] of the signer, nonce and chunk.
+    pub key: [u8; 32],
+    /// Each shard with its registered holder, in index order.
+    pub shards: Vec<(ShardId, Option<AccountId>)>,
+    /// The user's proofs, in index order.
+    pub proofs: Vec<[u8; 32]>,
 }
 
 /// Why an operation was refused. Nothing changed.
@@ -87,6 +163,28 @@ pub enum ObjectError {
     /// repaired the shard first, or the finding is about a former holder).
     #[error("stale: {0}")]
     Stale(String),
+    /// The signer already used this nonce: a replayed or re-submitted operation.
+    #[error("replayed: {user} already used nonce {nonce}")]
+    Replayed {
+        /// The signer.
+        user: AccountId,
+        /// The nonce.
+        nonce: u64,
+    },
+    /// The operation's validity window is over (or lies too far ahead).
+    #[error("operation expires at {expires_ms}, outside its window ({window})")]
+    Expired {
+        /// Its expiry (unix ms).
+        expires_ms: u64,
+        /// What the window was.
+        window: String,
+    },
+    /// A new chunk's shard lacks its holder's receipt, or a receipt is forged or stale.
+    #[error("receipt: {0}")]
+    Receipt(String),
+    /// The user did not show it holds a chunk it claims.
+    #[error("proof of possession: {0}")]
+    Possession(String),
 }
 
 /// What applying an operation did.
@@ -139,6 +237,27 @@ pub struct Objects<S> {
     provider_health: BTreeMap<AccountId, ShardHealth>,
     /// Chunks with a shard that is not Healthy.
     degraded: BTreeSet<ChunkId>,
+    /// Nonces used by each signer, while their operations could still be valid.
+    nonces: HashSet<(AccountId, u64)>,
+    /// The same nonces by expiry, to forget them once expired.
+    nonces_by_expiry: BTreeSet<(u64, AccountId, u64)>,
+    /// The latest expiry applied: log time is at least this minus [`MAX_OP_VALIDITY_MS`].
+    latest_expiry: u64,
+}
+
+/// What [`Objects::check`] found a put needs beyond the state: the possession proofs to check
+/// with providers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// Chunks the user must show it holds.
+    pub possession: Vec<PossessionCheck>,
+}
+
+/// A put's plan, checked against the state: the new chunks' placements and the chunks the user
+/// claims without having uploaded them.
+struct PutCheck {
+    records: Vec<(ChunkId, Vec<Placement>)>,
+    claims: Vec<(ChunkId, Vec<ShardSlot>)>,
 }
 
 impl<S: MetaStore> Objects<S> {
@@ -152,6 +271,9 @@ impl<S: MetaStore> Objects<S> {
             holdings: BTreeMap::new(),
             provider_health: BTreeMap::new(),
             degraded: BTreeSet::new(),
+            nonces: HashSet::new(),
+            nonces_by_expiry: BTreeSet::new(),
+            latest_expiry: 0,
         }
     }
 
@@ -467,7 +589,288 @@ impl<S: MetaStore> Objects<S> {
         }
     }
 
-    /// Applies a verified operation by `user`. Refused operations change nothing.
+    /// The oldest expiry an operation may have and still be applied: the log's time is at
+    /// least the latest applied expiry minus the longest validity.
+    fn expiry_floor(&self) -> u64 {
+        self.latest_expiry.saturating_sub(MAX_OP_VALIDITY_MS)
+    }
+
+    /// Refuses a nonce `user` used before and an expiry the log has passed.
+    fn check_stamp(&self, user: &AccountId, env: &OpEnvelope) -> Result<(), ObjectError> {
+        let floor = self.expiry_floor();
+        if env.expires_ms <= floor {
+            return Err(ObjectError::Expired {
+                expires_ms: env.expires_ms,
+                window: format!("the log has passed {floor}"),
+            });
+        }
+        if self.nonces.contains(&(*user, env.nonce)) {
+            return Err(ObjectError::Replayed {
+                user: *user,
+                nonce: env.nonce,
+            });
+        }
+        Ok(())
+    }
+
+    /// Uses up `user`'s nonce and forgets nonces whose operations can no longer be applied.
+    fn record_stamp(&mut self, user: AccountId, env: &OpEnvelope) {
+        self.nonces.insert((user, env.nonce));
+        self.nonces_by_expiry
+            .insert((env.expires_ms, user, env.nonce));
+        self.latest_expiry = self.latest_expiry.max(env.expires_ms);
+        let floor = self.expiry_floor();
+        while let Some(first) = self.nonces_by_expiry.first().copied() {
+            if first.0 > floor {
+                break;
+            }
+            self.nonces_by_expiry.remove(&first);
+            self.nonces.remove(&(first.1, first.2));
+        }
+    }
+
+    /// Nonces remembered (operations still within their window).
+    pub fn remembered_nonces(&self) -> usize {
+        self.nonces.len()
+    }
+
+    /// Applies a signed operation by `user` (its signature already verified): refuses a nonce
+    /// used before ([`ObjectError::Replayed`]) or an expiry the log has passed
+    /// ([`ObjectError::Expired`]), then applies [`OpEnvelope::op`]. The nonce is used up
+    /// whether or not the operation is accepted; a refused operation changes nothing else.
+    pub fn apply_signed(
+        &mut self,
+        user: AccountId,
+        env: &OpEnvelope,
+    ) -> Result<Applied, ObjectError> {
+        self.check_stamp(&user, env)?;
+        self.record_stamp(user, env);
+        self.apply(user, &env.op)
+    }
+
+    /// Checks a signed operation by `user` before it enters the log, at `now_ms` (the checking
+    /// keeper's clock), without changing anything: the validity window, the nonce, who may
+    /// sign it, ownership for a delete, and for a put its shape, quota and that every new
+    /// shard has its holder's receipt. The receipts' signatures are checked apart, without the
+    /// state ([`OpEnvelope::verify_receipts`]); [`Objects::apply_signed`] later only matches
+    /// them. What needs providers comes back in the [`Admission`]: the proofs of possession to
+    /// check.
+    ///
+    /// An operation that passes may still be refused when applied, if the state changed in
+    /// between (another operation came first).
+    pub fn check(
+        &self,
+        user: AccountId,
+        env: &OpEnvelope,
+        now_ms: u64,
+    ) -> Result<Admission, ObjectError> {
+        let latest = now_ms.saturating_add(MAX_OP_VALIDITY_MS + CLOCK_SKEW_MS);
+        if env.expires_ms <= now_ms || env.expires_ms > latest {
+            return Err(ObjectError::Expired {
+                expires_ms: env.expires_ms,
+                window: format!("valid from now ({now_ms}) to {latest}"),
+            });
+        }
+        self.check_stamp(&user, env)?;
+        match &env.op {
+            ObjectOp::Put {
+                object,
+                chunks,
+                placements,
+                receipts,
+                possession,
+                ..
+            } => {
+                let plan =
+                    self.check_put(user, object, chunks, placements, receipts, possession)?;
+                self.check_quota(user, chunks)?;
+                let possession = plan
+                    .claims
+                    .into_iter()
+                    .filter_map(|(chunk, slots)| {
+                        let p = possession.iter().find(|p| p.chunk == chunk)?;
+                        Some(PossessionCheck {
+                            chunk,
+                            key: crate::ticket::possession_key(&user, env.nonce, &chunk),
+                            shards: slots.iter().map(|s| (s.id, s.holder)).collect(),
+                            proofs: p.proofs.clone(),
+                        })
+                    })
+                    .collect();
+                Ok(Admission { possession })
+            }
+            ObjectOp::Delete { object } | ObjectOp::DeleteNamed { object, .. } => {
+                let rec = self
+                    .index
+                    .get(&(user, *object))
+                    .ok_or(ObjectError::NotOwner {
+                        user,
+                        object: *object,
+                    })?;
+                if let ObjectOp::DeleteNamed { sealed, .. } = &env.op
+                    && !rec.entry.sealed.contains(sealed)
+                {
+                    return Err(ObjectError::Invalid(format!(
+                        "object {object} has no reference by that name"
+                    )));
+                }
+                Ok(Admission::default())
+            }
+            ObjectOp::Keeper(op) => {
+                if !self.keepers.contains(&user) {
+                    return Err(ObjectError::NotKeeper { signer: user });
+                }
+                check_op(op).map_err(|e| ObjectError::Invalid(e.to_string()))?;
+                Ok(Admission::default())
+            }
+        }
+    }
+
+    /// Refuses a put that would take `user` over its quota (as the ownership rules will).
+    fn check_quota(&self, user: AccountId, chunks: &[ChunkInfo]) -> Result<(), ObjectError> {
+        let Some(account) = self.ownership.account(&user)? else {
+            return Ok(());
+        };
+        let needed = chunks
+            .iter()
+            .try_fold(0u64, |n, c| n.checked_add(c.stored_bytes))
+            .unwrap_or(u64::MAX);
+        if account
+            .usage
+            .checked_add(needed)
+            .is_none_or(|u| u > account.quota)
+        {
+            return Err(OwnershipError::QuotaExceeded {
+                user,
+                usage: account.usage,
+                needed,
+                quota: account.quota,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// A put's rules against the state: the manifest comes last; every new chunk comes with a
+    /// complete placement on distinct providers and each shard's receipt from its holder,
+    /// issued to `user`; every registered chunk `user` holds no reference to comes with that
+    /// (the upload's receipts) or with proofs of possession, one per shard.
+    fn check_put(
+        &self,
+        user: AccountId,
+        object: &ObjectId,
+        chunks: &[ChunkInfo],
+        placements: &[ChunkPlacement],
+        receipts: &[Signed<Receipt>],
+        possession: &[Possession],
+    ) -> Result<PutCheck, ObjectError> {
+        if chunks.last().map(|c| c.id.0) != Some(object.0) {
+            return Err(ObjectError::Invalid(
+                "the manifest chunk must come last".into(),
+            ));
+        }
+        let placed: BTreeMap<ChunkId, &ChunkPlacement> =
+            placements.iter().map(|p| (p.chunk, p)).collect();
+        let mut receipted: BTreeMap<(AccountId, ShardId), Receipt> = BTreeMap::new();
+        for (i, r) in receipts.iter().enumerate() {
+            let body = r
+                .open_unverified()
+                .map_err(|e| ObjectError::Receipt(format!("receipt {i}: {e}")))?;
+            receipted.insert((r.signer, body.shard), body);
+        }
+        // Holders of each shard of `c` as placed, each with its receipt to `user`.
+        let receipted_placement = |c: &ChunkInfo| -> Result<Vec<Placement>, ObjectError> {
+            let p = placed.get(&c.id).ok_or_else(|| {
+                ObjectError::Invalid(format!("new chunk {} has no placement", c.id.short()))
+            })?;
+            let mut holders = BTreeSet::new();
+            let mut list = Vec::new();
+            for (i, h) in p.holders.iter().enumerate() {
+                let (Some(h), Some(shard)) = (h, c.shards.get(i)) else {
+                    return Err(ObjectError::Invalid(format!(
+                        "chunk {} shard {i} has no holder",
+                        c.id.short()
+                    )));
+                };
+                if !holders.insert(*h) {
+                    return Err(ObjectError::Invalid(format!(
+                        "chunk {} places two shards on one provider",
+                        c.id.short()
+                    )));
+                }
+                match receipted.get(&(*h, *shard)) {
+                    Some(r) if r.user == user => {}
+                    Some(_) => {
+                        return Err(ObjectError::Receipt(format!(
+                            "the receipt for shard {i} of chunk {} was issued to someone else",
+                            c.id.short()
+                        )));
+                    }
+                    None => {
+                        return Err(ObjectError::Receipt(format!(
+                            "shard {i} of chunk {} has no receipt from {}",
+                            c.id.short(),
+                            h.short()
+                        )));
+                    }
+                }
+                list.push(Placement {
+                    index: i,
+                    shard: *shard,
+                    holder: *h,
+                });
+            }
+            if list.len() != c.shards.len() {
+                return Err(ObjectError::Invalid(format!(
+                    "chunk {} placement is incomplete",
+                    c.id.short()
+                )));
+            }
+            Ok(list)
+        };
+        let mut records: Vec<(ChunkId, Vec<Placement>)> = Vec::new();
+        let mut claims: Vec<(ChunkId, Vec<ShardSlot>)> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for c in chunks {
+            if !seen.insert(c.id) {
+                continue;
+            }
+            match self.ownership.chunk(&c.id)? {
+                None => records.push((c.id, receipted_placement(c)?)),
+                Some(entry) => {
+                    // A mismatching entry is refused by the ownership rules; a chunk the user
+                    // holds already needs nothing more.
+                    if !entry.matches(c) || self.ownership.refcount(&user, &c.id)? > 0 {
+                        continue;
+                    }
+                    // Uploaded meanwhile with receipts (a race with another uploader): that
+                    // shows possession as well as a proof does.
+                    if placed.contains_key(&c.id) && receipted_placement(c).is_ok() {
+                        continue;
+                    }
+                    let proofs = possession.iter().find(|p| p.chunk == c.id).ok_or_else(|| {
+                        ObjectError::Possession(format!(
+                            "chunk {} is stored already: show you hold its content",
+                            c.id.short()
+                        ))
+                    })?;
+                    if proofs.proofs.len() != entry.shards.len() {
+                        return Err(ObjectError::Possession(format!(
+                            "chunk {} has {} shards, {} proofs given",
+                            c.id.short(),
+                            entry.shards.len(),
+                            proofs.proofs.len()
+                        )));
+                    }
+                    claims.push((c.id, entry.shards));
+                }
+            }
+        }
+        Ok(PutCheck { records, claims })
+    }
+
+    /// Applies an operation by `user`, its envelope already accepted (see
+    /// [`Objects::apply_signed`]). Refused operations change nothing.
     pub fn apply(&mut self, user: AccountId, op: &ObjectOp) -> Result<Applied, ObjectError> {
         match op {
             ObjectOp::Put {
@@ -477,54 +880,11 @@ impl<S: MetaStore> Objects<S> {
                 sealed,
                 chunks,
                 placements,
+                receipts,
+                possession,
             } => {
-                if chunks.last().map(|c| c.id.0) != Some(object.0) {
-                    return Err(ObjectError::Invalid(
-                        "the manifest chunk must come last".into(),
-                    ));
-                }
-                let placed: BTreeMap<ChunkId, &ChunkPlacement> =
-                    placements.iter().map(|p| (p.chunk, p)).collect();
-                // Every chunk that is unknown now must come with a full placement.
-                let mut records: Vec<(ChunkId, Vec<Placement>)> = Vec::new();
-                for c in chunks {
-                    if self.ownership.chunk(&c.id)?.is_some()
-                        || records.iter().any(|(id, _)| *id == c.id)
-                    {
-                        continue;
-                    }
-                    let p = placed.get(&c.id).ok_or_else(|| {
-                        ObjectError::Invalid(format!("new chunk {} has no placement", c.id.short()))
-                    })?;
-                    let mut holders = std::collections::BTreeSet::new();
-                    let mut list = Vec::new();
-                    for (i, h) in p.holders.iter().enumerate() {
-                        let (Some(h), Some(shard)) = (h, c.shards.get(i)) else {
-                            return Err(ObjectError::Invalid(format!(
-                                "chunk {} shard {i} has no holder",
-                                c.id.short()
-                            )));
-                        };
-                        if !holders.insert(*h) {
-                            return Err(ObjectError::Invalid(format!(
-                                "chunk {} places two shards on one provider",
-                                c.id.short()
-                            )));
-                        }
-                        list.push(Placement {
-                            index: i,
-                            shard: *shard,
-                            holder: *h,
-                        });
-                    }
-                    if list.len() != c.shards.len() {
-                        return Err(ObjectError::Invalid(format!(
-                            "chunk {} placement is incomplete",
-                            c.id.short()
-                        )));
-                    }
-                    records.push((c.id, list));
-                }
+                let PutCheck { records, .. } =
+                    self.check_put(user, object, chunks, placements, receipts, possession)?;
                 let plan = self
                     .ownership
                     .put_object(user, &ObjectChunks::new(chunks.clone()))?;

@@ -6,14 +6,16 @@
 
 use crate::codec::MAX_SHARDS;
 use crate::id::{AccountId, ChunkId, ObjectId, ShardId};
+use crate::identity::Signed;
 use crate::ownership::ChunkInfo;
+use crate::ticket::{Receipt, Ticket};
 use crate::transport::MAX_MESSAGE;
 use crate::wire::{self, WireError};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Version of the node protocol.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Most chunks one placement or location request may name.
 pub const MAX_CHUNKS_PER_REQUEST: usize = 4096;
 /// Most log entries or blocks one read request may ask for (and one response may carry).
@@ -26,6 +28,16 @@ pub struct ChunkPlacement {
     pub chunk: ChunkId,
     /// The holder of each shard index.
     pub holders: Vec<Option<AccountId>>,
+}
+
+/// A keeper's placement of a new chunk with a ticket for each shard (`tickets[i]` lets the
+/// user upload shard `i` to `placement.holders[i]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// Where each shard goes.
+    pub placement: ChunkPlacement,
+    /// One ticket per shard, in index order.
+    pub tickets: Vec<Signed<Ticket>>,
 }
 
 /// An object in a user's index, as a keeper lists it. The name and the read handle are sealed
@@ -78,10 +90,14 @@ pub struct AccountStatus {
 /// A request to a provider or a keeper.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
-    /// Provider: store a shard (the provider checks it hashes to `shard`).
+    /// Provider: store a shard (the provider checks it hashes to `shard`). A user's put needs
+    /// a keeper's ticket for this shard, uploader and provider; a keeper's needs none. The
+    /// answer is [`Response::Stored`] with the provider's receipt.
     PutShard {
         /// The shard id.
         shard: ShardId,
+        /// The keeper's ticket ([`crate::ticket`]).
+        ticket: Option<Signed<Ticket>>,
         /// Its bytes.
         bytes: Bytes,
     },
@@ -192,6 +208,13 @@ pub enum Request {
         /// How long a shard must have gone unstored to be deleted.
         idle_ms: u64,
     },
+    /// Provider: [`crate::ticket::possession_proof`] of each named shard under its key
+    /// (keepers only: a keeper checks a user's proof of possession). Answered with
+    /// [`Response::Possession`].
+    ProvePossession {
+        /// Shards and keys, at most [`MAX_CHUNKS_PER_REQUEST`].
+        shards: Vec<(ShardId, [u8; 32])>,
+    },
     /// Provider: admit one connection on the provider's shard lane, a direct TCP channel for
     /// shard bytes encrypted with keys derived from `secret`. Sent over the authenticated
     /// transport, so the lane's requests count as the sender's. Answered with
@@ -228,6 +251,7 @@ impl Request {
             Self::ListShards { .. } => "ListShards",
             Self::SweepShards { .. } => "SweepShards",
             Self::OpenLane { .. } => "OpenLane",
+            Self::ProvePossession { .. } => "ProvePossession",
         }
     }
 }
@@ -249,8 +273,14 @@ pub enum Response {
     Done,
     /// A shard's bytes, or `None` if not held.
     Shard(Option<Bytes>),
-    /// A shard was stored (`true`) or already held (`false`).
-    Stored(bool),
+    /// A shard was stored (`new`) or already held, with the provider's receipt for a ticketed
+    /// put.
+    Stored {
+        /// Whether the bytes were new here.
+        new: bool,
+        /// The provider's signed receipt (`None` for a keeper's unticketed put).
+        receipt: Option<Signed<Receipt>>,
+    },
     /// How many shards were deleted.
     Deleted(u64),
     /// Provider capacity and usage.
@@ -266,7 +296,7 @@ pub enum Response {
     Proof(Vec<u8>),
     /// Placement for the chunks of a [`Request::Place`], in order: `None` for a chunk already
     /// stored (no data moves).
-    Placed(Vec<Option<ChunkPlacement>>),
+    Placed(Vec<Option<Grant>>),
     /// Locations for a [`Request::Locate`], in order: `None` for an unknown chunk.
     Located(Vec<Option<ChunkPlacement>>),
     /// The outcome of a submitted transaction: its hash and height, or why it was refused.
@@ -314,6 +344,8 @@ pub enum Response {
     LedgerBlocks(Vec<Vec<u8>>),
     /// Shard ids for a [`Request::ListShards`]; fewer than asked at the end.
     ShardList(Vec<ShardId>),
+    /// Answers to a [`Request::ProvePossession`], in order: `None` for a shard not held.
+    Possession(Vec<Option<[u8; 32]>>),
     /// Where to connect for a [`Request::OpenLane`]: the lane's `host:port`, and the
     /// single-use ticket that opens the connection (valid for a short while).
     Lane {
@@ -364,8 +396,9 @@ impl RemoteError {
     }
 }
 
-/// Bytes an encoded message takes besides its shard bytes, at most (tag, ids, lengths).
-const ENVELOPE: usize = 64;
+/// Bytes an encoded message takes besides its shard bytes, at most (tag, ids, lengths, and a
+/// ticket or receipt).
+const ENVELOPE: usize = 512;
 /// The first byte of [`Request::PutShard`]'s encoding after the version (its variant index).
 const PUT_SHARD_TAG: u8 = 0;
 /// The first byte of [`Response::Shard`]'s encoding after the version (its variant index).
@@ -390,7 +423,7 @@ impl Request {
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         wire::encode_versioned_into(PROTOCOL_VERSION, self, out)
     }
-    /// A capacity to encode into: for a shard put, at least its encoded length and at most 64
+    /// A capacity to encode into: for a shard put, at least its encoded length and at most 512
     /// bytes more; for other requests a small start (the buffer grows as needed).
     pub fn encoded_len_hint(&self) -> usize {
         match self {
@@ -402,10 +435,12 @@ impl Request {
     /// of `buf` instead of a copy. Same results as `from_bytes` for every input.
     pub fn from_shared(buf: &Bytes) -> Result<Self, WireError> {
         if let Some(body) = body_of(buf, PUT_SHARD_TAG)
-            && let Ok((shard, bytes)) = wire::decode::<(ShardId, &[u8])>(body, MAX_MESSAGE, "")
+            && let Ok((shard, ticket, bytes)) =
+                wire::decode::<(ShardId, Option<Signed<Ticket>>, &[u8])>(body, MAX_MESSAGE, "")
         {
             return Ok(Request::PutShard {
                 shard,
+                ticket,
                 bytes: buf.slice_ref(bytes),
             });
         }
@@ -433,6 +468,7 @@ impl Request {
             Request::ReportShards { reports } => {
                 too_many(reports.len(), crate::repair::MAX_REPORTS)
             }
+            Request::ProvePossession { shards } => too_many(shards.len(), MAX_CHUNKS_PER_REQUEST),
             _ => false,
         };
         if bad {
@@ -483,6 +519,7 @@ impl Response {
             Response::OpEntries { entries, .. } => entries.len() > MAX_ENTRIES_PER_READ as usize,
             Response::LedgerBlocks(blocks) => blocks.len() > MAX_ENTRIES_PER_READ as usize,
             Response::ShardList(ids) => ids.len() > MAX_ENTRIES_PER_READ as usize,
+            Response::Possession(p) => p.len() > MAX_CHUNKS_PER_REQUEST,
             _ => false,
         };
         if bad {
@@ -504,12 +541,13 @@ mod tests {
     fn round_trips_and_version_check() {
         let r = Request::PutShard {
             shard: ShardId([1; 32]),
+            ticket: None,
             bytes: Bytes::from_static(b"abc"),
         };
         let b = r.to_bytes();
         assert_eq!(Request::from_bytes(&b).unwrap(), r);
         let mut v2 = b.clone();
-        v2[0] = 2;
+        v2[0] = PROTOCOL_VERSION + 1;
         assert!(matches!(
             Request::from_bytes(&v2),
             Err(WireError::Version { .. })
@@ -525,6 +563,7 @@ mod tests {
             {
                 let r = Request::PutShard {
                     shard: ShardId([u8::MAX; 32]),
+                    ticket: None,
                     bytes: shard.clone(),
                 };
                 let ok = |b: &[u8]| Request::from_bytes(b).unwrap() == r;
@@ -539,7 +578,7 @@ mod tests {
             assert!(back, "decodes to what was encoded");
             // The hint holds the whole message: a buffer of that capacity never reallocates.
             assert!(bytes.len() <= hint, "{} bytes, hint {hint}", bytes.len());
-            assert!(hint - bytes.len() <= 64);
+            assert!(hint - bytes.len() <= ENVELOPE);
             assert_eq!(bytes.capacity(), hint);
         }
         // `encode_into` appends to what the buffer holds.
@@ -608,14 +647,26 @@ mod tests {
     #[test]
     fn shared_decoding_slices_shards_and_agrees_on_everything_else() {
         let shard = Bytes::from(vec![9u8; 300_000]);
+        let ticket = Signed::sign(
+            &crate::Keypair::from_seed("keeper"),
+            &Ticket {
+                shard: ShardId([4; 32]),
+                size: 300_000,
+                user: AccountId([1; 32]),
+                provider: AccountId([2; 32]),
+                expires_ms: 5,
+            },
+        );
         let msgs: Vec<Vec<u8>> = vec![
             Request::PutShard {
                 shard: ShardId([4; 32]),
+                ticket: Some(ticket),
                 bytes: shard.clone(),
             }
             .to_bytes(),
             Request::PutShard {
                 shard: ShardId([4; 32]),
+                ticket: None,
                 bytes: Bytes::new(),
             }
             .to_bytes(),
@@ -625,14 +676,18 @@ mod tests {
             .to_bytes(),
             Response::Shard(Some(shard.clone())).to_bytes(),
             Response::Shard(None).to_bytes(),
-            Response::Stored(true).to_bytes(),
+            Response::Stored {
+                new: true,
+                receipt: None,
+            }
+            .to_bytes(),
         ];
         for m in &msgs {
             shared_agrees(m);
             // Cut short, with a byte too many, and under another version.
             shared_agrees(&m[..m.len() - 1]);
             shared_agrees(&[&m[..], &[0]].concat());
-            shared_agrees(&[&[2], &m[1..]].concat());
+            shared_agrees(&[&[PROTOCOL_VERSION + 1], &m[1..]].concat());
         }
         let put = Bytes::from(msgs[0].clone());
         match Request::from_shared(&put).unwrap() {

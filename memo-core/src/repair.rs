@@ -548,9 +548,31 @@ mod objects_tests {
     use crate::objects::{Applied, KeeperApplied, ObjectError, ObjectOp, Objects};
     use crate::ownership::{ChunkInfo, MemoryMeta};
     use crate::protocol::ChunkPlacement;
+    use crate::ticket::Receipt;
 
+    fn key(i: u8) -> crate::Keypair {
+        crate::Keypair::from_seed(&format!("repair-test-{i}"))
+    }
     fn acct(i: u8) -> AccountId {
-        AccountId([i; 32])
+        key(i).account()
+    }
+    /// Each holder's receipt for its shard of each placed chunk, issued to `user`.
+    fn receipts(user: u8, placements: &[ChunkPlacement]) -> Vec<crate::Signed<Receipt>> {
+        let mut out = Vec::new();
+        for p in placements {
+            let c = info(p.chunk.0[0]);
+            for (s, h) in c.shards.iter().zip(&p.holders) {
+                let n = (1..=3).find(|n| Some(acct(*n)) == *h).unwrap();
+                let r = Receipt {
+                    shard: *s,
+                    size: 10,
+                    user: acct(user),
+                    expires_ms: u64::MAX,
+                };
+                out.push(crate::Signed::sign(&key(n), &r));
+            }
+        }
+        out
     }
     const KEEPER: u8 = 200;
     const USER: u8 = 100;
@@ -567,18 +589,21 @@ mod objects_tests {
     fn setup() -> (Objects<MemoryMeta>, Vec<ObjectOp>) {
         let o = Objects::new(MemoryMeta::new()).with_keepers([acct(KEEPER)]);
         o.ensure_account(acct(USER), 1 << 20).unwrap();
+        let placements = [1, 2]
+            .map(|c| ChunkPlacement {
+                chunk: ChunkId([c; 32]),
+                holders: vec![Some(acct(1)), Some(acct(2)), Some(acct(3))],
+            })
+            .to_vec();
         let put = ObjectOp::Put {
             object: ObjectId([2; 32]),
             size: 10,
             needed: 2,
             sealed: vec![],
             chunks: vec![info(1), info(2)],
-            placements: [1, 2]
-                .map(|c| ChunkPlacement {
-                    chunk: ChunkId([c; 32]),
-                    holders: vec![Some(acct(1)), Some(acct(2)), Some(acct(3))],
-                })
-                .to_vec(),
+            receipts: receipts(USER, &placements),
+            placements,
+            possession: vec![],
         };
         (o, vec![put])
     }
@@ -624,7 +649,9 @@ mod objects_tests {
             needed,
             sealed: name.to_vec(),
             chunks: chunks.clone(),
+            receipts: receipts(USER, &placements),
             placements,
+            possession: vec![],
         };
         let ObjectOp::Put { placements, .. } = ops[0].clone() else {
             panic!("setup puts first")

@@ -5,13 +5,14 @@
 use bytes::Bytes;
 use memo_core::codec::{CodecParams, ConvergenceDomain, Encoder, Manifest, ObjectRef};
 use memo_core::contract::{Call, Genesis, Params, RolesCall, SignedTx, Tx};
-use memo_core::objects::{MAX_OP_BYTES, ObjectOp, Objects};
+use memo_core::objects::{MAX_OP_BYTES, ObjectOp, Objects, OpEnvelope, SignedOp};
 use memo_core::ownership::{
     Account, ChunkEntry, ChunkInfo, MemoryMeta, ShardHealth, refcount_from_bytes,
 };
 use memo_core::proof::{ProofResponse, StorageProof, TreeCache};
-use memo_core::protocol::{ChunkPlacement, Request, Response};
+use memo_core::protocol::{ChunkPlacement, Grant, Request, Response};
 use memo_core::repair::{KeeperOp, Move, ShardReport};
+use memo_core::ticket::{Receipt, Ticket};
 use memo_core::{AccountId, ChunkId, Keypair, ObjectId, ShardId, Signed, wire};
 use proptest::prelude::*;
 
@@ -34,9 +35,29 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
         chunks: vec![info()],
         placements: vec![ChunkPlacement {
             chunk: ChunkId([3; 32]),
-            holders: vec![Some(AccountId([1; 32])); 6],
+            holders: vec![Some(kp.account()); 6],
         }],
+        receipts: vec![Signed::sign(
+            &kp,
+            &Receipt {
+                shard: ShardId([0; 32]),
+                size: 100,
+                user: kp.account(),
+                expires_ms: 9,
+            },
+        )],
+        possession: vec![],
     };
+    let ticket = Signed::sign(
+        &kp,
+        &Ticket {
+            shard: ShardId([1; 32]),
+            size: 5,
+            user: AccountId([2; 32]),
+            provider: AccountId([1; 32]),
+            expires_ms: 9,
+        },
+    );
     let replace = ObjectOp::Keeper(KeeperOp::Replace {
         chunk: ChunkId([3; 32]),
         moves: vec![Move {
@@ -77,6 +98,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             "request",
             Request::PutShard {
                 shard: ShardId([1; 32]),
+                ticket: Some(ticket.clone()),
                 bytes: Bytes::from_static(b"shard"),
             }
             .to_bytes(),
@@ -103,15 +125,24 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             "response",
             Response::Placed(vec![
                 None,
-                Some(ChunkPlacement {
-                    chunk: ChunkId([1; 32]),
-                    holders: vec![None, Some(AccountId([5; 32]))],
+                Some(Grant {
+                    placement: ChunkPlacement {
+                        chunk: ChunkId([1; 32]),
+                        holders: vec![None, Some(AccountId([5; 32]))],
+                    },
+                    tickets: vec![ticket],
                 }),
             ])
             .to_bytes(),
         ),
-        ("op", wire::encode(&Signed::sign(&kp, &put))),
-        ("op", wire::encode(&Signed::sign(&kp, &replace))),
+        (
+            "op",
+            wire::encode(&Signed::sign(&kp, &OpEnvelope::new(put, 1, 5))),
+        ),
+        (
+            "op",
+            wire::encode(&Signed::sign(&kp, &OpEnvelope::new(replace, 2, 5))),
+        ),
         ("tx", wire::encode(&tx)),
         ("genesis", genesis.into_bytes()),
         ("entry", ChunkEntry::unplaced(&info()).to_bytes()),
@@ -131,12 +162,13 @@ fn decode_all(bytes: &[u8]) {
     if let Ok(r) = Response::from_bytes(bytes) {
         assert_eq!(r.to_bytes(), bytes, "response encoding is canonical");
     }
-    if let Ok(s) = wire::decode::<Signed<ObjectOp>>(bytes, MAX_OP_BYTES + 256, "operation") {
+    if let Ok(s) = wire::decode::<SignedOp>(bytes, MAX_OP_BYTES + 256, "operation") {
         let _ = s.verify();
         if let Ok(op) = s.open() {
             let mut o = Objects::new(MemoryMeta::new()).with_keepers([s.signer]);
             let _ = o.ensure_account(s.signer, 1 << 30);
-            let _ = o.apply(s.signer, &op);
+            let _ = o.check(s.signer, &op, 1);
+            let _ = o.apply_signed(s.signer, &op);
         }
     }
     if let Ok(tx) = wire::decode::<SignedTx>(bytes, 1 << 20, "transaction") {
@@ -168,7 +200,7 @@ fn samples_decode() {
         let ok = match what {
             "request" => Request::from_bytes(&bytes).is_ok(),
             "response" => Response::from_bytes(&bytes).is_ok(),
-            "op" => wire::decode::<Signed<ObjectOp>>(&bytes, MAX_OP_BYTES + 256, "op")
+            "op" => wire::decode::<SignedOp>(&bytes, MAX_OP_BYTES + 256, "op")
                 .is_ok_and(|s| s.open().is_ok()),
             "tx" => wire::decode::<SignedTx>(&bytes, 1 << 20, "tx").is_ok_and(|s| s.open().is_ok()),
             "genesis" => Genesis::from_toml(std::str::from_utf8(&bytes).unwrap()).is_ok(),

@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p memo-sdk --bench oplog` (set `OPLOG_OPS` to change the op count).
 
-use memo_core::objects::ObjectOp;
+use memo_core::objects::{ObjectOp, OpEnvelope, SignedOp};
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_core::{Keypair, ObjectId, Signed};
 use memo_sdk::node::{Service, serve};
@@ -12,7 +12,7 @@ use memo_sdk::replication::{DurableOpLog, OpLog, OpLogService, RemoteOpLog, Remo
 use std::sync::Arc;
 use std::time::Instant;
 
-fn ops(n: usize) -> Vec<Signed<ObjectOp>> {
+fn ops(n: usize) -> Vec<SignedOp> {
     let kp = Keypair::from_seed("bench-user");
     (0..n)
         .map(|i| {
@@ -20,9 +20,13 @@ fn ops(n: usize) -> Vec<Signed<ObjectOp>> {
             id[..8].copy_from_slice(&(i as u64).to_le_bytes());
             Signed::sign(
                 &kp,
-                &ObjectOp::Delete {
-                    object: ObjectId(id),
-                },
+                &OpEnvelope::new(
+                    ObjectOp::Delete {
+                        object: ObjectId(id),
+                    },
+                    i as u64,
+                    u64::MAX,
+                ),
             )
         })
         .collect()
@@ -52,7 +56,7 @@ async fn run(n: usize) {
     for concurrency in [1usize, 8, 64, 256] {
         let log = DurableOpLog::open(&dir.path().join(format!("c{concurrency}"))).expect("open");
         let count = if concurrency == 1 { n.min(500) } else { n };
-        let chunks: Vec<Vec<Signed<ObjectOp>>> = all[..count]
+        let chunks: Vec<Vec<SignedOp>> = all[..count]
             .chunks(count.div_ceil(concurrency))
             .map(<[_]>::to_vec)
             .collect();
@@ -102,7 +106,10 @@ async fn run(n: usize) {
     let seq_arc: Arc<dyn OpLog> = Arc::new(seq_log.clone());
     tokio::spawn(serve(
         Arc::new(net.join(seq.account())),
-        vec![OpLogService::new(seq_arc) as Arc<dyn Service>],
+        vec![OpLogService::new(
+            seq_arc,
+            ["memory replica", "durable replica"].map(|l| Keypair::from_seed(l).account()),
+        ) as Arc<dyn Service>],
     ));
     for (label, durable) in [("memory replica", false), ("durable replica", true)] {
         let me: Arc<dyn Transport> = Arc::new(net.join(Keypair::from_seed(label).account()));

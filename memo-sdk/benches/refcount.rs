@@ -241,6 +241,8 @@ fn measure_logged(
                         sealed: Vec::new(),
                         chunks: o.chunks.clone(),
                         placements: Vec::new(),
+                        receipts: Vec::new(),
+                        possession: Vec::new(),
                     },
                     false => objects::ObjectOp::Delete {
                         object: object_id(set, i),
@@ -260,7 +262,8 @@ fn measure_logged(
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(op) = ops.get(i) else { break };
-                        let signed = Signed::sign(&key, op);
+                        let envelope = objects::OpEnvelope::new(op.clone(), i as u64, u64::MAX);
+                        let signed = Signed::sign(&key, &envelope);
                         signed.verify().expect("signature");
                         log.append(signed).await.expect("durable append");
                     }
@@ -275,7 +278,7 @@ fn measure_logged(
             let first = batch[0].0;
             let owned: Vec<ObjectOp> = batch
                 .iter()
-                .map(|(_, signed)| match signed.open().expect("entry") {
+                .map(|(_, signed)| match signed.open().expect("entry").op {
                     objects::ObjectOp::Put { chunks, .. } => ObjectOp::Put {
                         user: signed.signer,
                         object: ObjectChunks::new(chunks),

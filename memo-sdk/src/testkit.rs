@@ -21,7 +21,7 @@ use crate::replication::OpLog;
 use bytes::Bytes;
 use futures::StreamExt;
 use memo_core::id::ObjectId;
-use memo_core::objects::ObjectOp;
+use memo_core::objects::{ObjectOp, OpEnvelope, SignedOp};
 use memo_core::ownership::ShardStore;
 use memo_core::transport::{MAX_MESSAGE, Transport, TransportError};
 use memo_core::{Keypair, Signed};
@@ -120,14 +120,18 @@ pub async fn transport_conformance(nodes: Vec<Arc<dyn Transport>>) {
 }
 
 /// A distinct signed operation per `i`, for log suites.
-pub fn numbered_op(i: u32) -> Signed<ObjectOp> {
+pub fn numbered_op(i: u32) -> SignedOp {
     let mut object = [0u8; 32];
     object[..4].copy_from_slice(&i.to_le_bytes());
     Signed::sign(
         &Keypair::from_seed("oplog-conformance"),
-        &ObjectOp::Delete {
-            object: ObjectId(object),
-        },
+        &OpEnvelope::new(
+            ObjectOp::Delete {
+                object: ObjectId(object),
+            },
+            i.into(),
+            u64::MAX,
+        ),
     )
 }
 
@@ -135,7 +139,7 @@ pub fn numbered_op(i: u32) -> Signed<ObjectOp> {
 /// real logs deliver in milliseconds).
 const DELIVERY: Duration = Duration::from_secs(30);
 
-async fn entries(log: &dyn OpLog, from: u64, n: usize) -> Vec<(u64, Signed<ObjectOp>)> {
+async fn entries(log: &dyn OpLog, from: u64, n: usize) -> Vec<(u64, SignedOp)> {
     match tokio::time::timeout(DELIVERY, log.follow(from).take(n).collect::<Vec<_>>()).await {
         Ok(v) => v,
         Err(_) => panic!("following from {from}: {n} entries did not arrive"),

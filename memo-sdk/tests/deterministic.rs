@@ -168,15 +168,10 @@ fn the_same_seed_replays_the_same_history() {
         .log
         .iter()
         .filter_map(|e| {
-            memo_core::wire::decode::<memo_core::Signed<memo_core::objects::ObjectOp>>(
-                e,
-                1 << 20,
-                "entry",
-            )
-            .ok()
+            memo_core::wire::decode::<memo_core::objects::SignedOp>(e, 1 << 20, "entry").ok()
         })
         .filter_map(|op| op.open().ok())
-        .filter(|op| matches!(op, memo_core::objects::ObjectOp::Keeper(_)))
+        .filter(|op| matches!(op.op, memo_core::objects::ObjectOp::Keeper(_)))
         .count();
     assert!(
         keeper_ops >= 2,
@@ -186,15 +181,11 @@ fn the_same_seed_replays_the_same_history() {
     if let Some(i) = (0..a.log.len().max(b.log.len())).find(|&i| a.log.get(i) != b.log.get(i)) {
         let show = |t: &Trace| {
             t.log.get(i).map(|e| {
-                memo_core::wire::decode::<memo_core::Signed<memo_core::objects::ObjectOp>>(
-                    e,
-                    1 << 20,
-                    "entry",
-                )
-                .ok()
-                .and_then(|op| op.open().ok())
-                .map(|op| format!("{op:?}"))
-                .unwrap_or_default()
+                memo_core::wire::decode::<memo_core::objects::SignedOp>(e, 1 << 20, "entry")
+                    .ok()
+                    .and_then(|op| op.open().ok())
+                    .map(|op| format!("{op:?}"))
+                    .unwrap_or_default()
             })
         };
         let (x, y) = (show(&a).unwrap_or_default(), show(&b).unwrap_or_default());

@@ -24,13 +24,19 @@ struct Recorder {
     seen: Mutex<Vec<(AccountId, &'static str)>>,
 }
 
+/// What the recorder answers a shard put.
+const STORED: Response = Response::Stored {
+    new: true,
+    receipt: None,
+};
+
 #[async_trait::async_trait]
 impl Service for Recorder {
     async fn handle(&self, from: AccountId, req: &Request) -> Option<Response> {
         let kind = req.kind();
         self.seen.lock().unwrap().push((from, kind));
         match req {
-            Request::PutShard { .. } => Some(Response::Stored(true)),
+            Request::PutShard { .. } => Some(STORED),
             Request::GetShard { .. } => Some(Response::Shard(Some(Bytes::from_static(b"xyz")))),
             _ => None,
         }
@@ -100,7 +106,16 @@ async fn shards_travel_on_the_lane_as_the_opener_and_connections_are_reused() {
     let (pk, ck) = (Keypair::from_seed("lane-p"), Keypair::from_seed("lane-c"));
     let pt: Arc<dyn Transport> = Arc::new(network.join(pk.account()));
     let store = FsShardStore::open(dir.path()).unwrap();
-    let provider = Provider::new(memo_sdk::Env::real(), pt.clone(), store, 1 << 30, []);
+    // The provider takes a user's shard only with a keeper's ticket, on the lane too.
+    let keeper = Keypair::from_seed("lane-k");
+    let provider = Provider::new(
+        memo_sdk::Env::real(),
+        pk.clone(),
+        pt.clone(),
+        store,
+        1 << 30,
+        [keeper.account()],
+    );
     let lane = LaneServer::start(memo_sdk::Env::real(), "127.0.0.1:0", None, provider.clone())
         .await
         .unwrap();
@@ -110,18 +125,37 @@ async fn shards_travel_on_the_lane_as_the_opener_and_connections_are_reused() {
     // A shard of 3 MiB: many TCP segments, one frame.
     let bytes = Bytes::from(memo_core::testkit::random_bytes(3 << 20, 7));
     let shard = ShardId::of(&bytes);
+    let ticket = memo_core::Signed::sign(
+        &keeper,
+        &memo_core::ticket::Ticket {
+            shard,
+            size: bytes.len() as u64,
+            user: ck.account(),
+            provider: pk.account(),
+            expires_ms: u64::MAX,
+        },
+    );
     let put = Request::PutShard {
         shard,
+        ticket: Some(ticket.clone()),
         bytes: bytes.clone(),
     };
-    assert_eq!(
-        lanes.call(pk.account(), &put).await.unwrap(),
-        Response::Stored(true)
-    );
-    assert_eq!(
-        lanes.call(pk.account(), &put).await.unwrap(),
-        Response::Stored(false)
-    );
+    for new in [true, false] {
+        match lanes.call(pk.account(), &put).await.unwrap() {
+            Response::Stored {
+                new: n,
+                receipt: Some(r),
+            } => {
+                assert_eq!(n, new);
+                assert_eq!(
+                    r.open().unwrap().user,
+                    ck.account(),
+                    "a receipt for the opener"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
     let got = lanes
         .call(pk.account(), &Request::GetShard { shard })
         .await
@@ -133,6 +167,14 @@ async fn shards_travel_on_the_lane_as_the_opener_and_connections_are_reused() {
     // A shard that does not hash to its id is refused on the lane as on the transport.
     let bad = Request::PutShard {
         shard,
+        ticket: None,
+        bytes: Bytes::from_static(b"not the shard"),
+    };
+    let err = lanes.call(pk.account(), &bad).await.unwrap_err();
+    assert!(err.to_string().contains("ticket"), "{err}");
+    let bad = Request::PutShard {
+        shard,
+        ticket: Some(ticket),
         bytes: Bytes::from_static(b"not the shard"),
     };
     let err = lanes.call(pk.account(), &bad).await.unwrap_err();
@@ -174,13 +216,11 @@ async fn without_a_lane_or_when_it_fails_requests_go_over_the_transport() {
     let lanes = lanes_for(&n);
     let put = Request::PutShard {
         shard: ShardId::of(b"a"),
+        ticket: None,
         bytes: Bytes::from_static(b"a"),
     };
     for _ in 0..2 {
-        assert_eq!(
-            lanes.call(n.provider, &put).await.unwrap(),
-            Response::Stored(true)
-        );
+        assert_eq!(lanes.call(n.provider, &put).await.unwrap(), STORED);
     }
     assert_eq!(rec.kinds(), vec!["OpenLane", "PutShard", "PutShard"]);
     assert_eq!(lanes.idle_connections(&n.provider), 0);
@@ -189,10 +229,7 @@ async fn without_a_lane_or_when_it_fails_requests_go_over_the_transport() {
     // goes over the transport after its connect fails.
     let (rec, _lane, n) = recorded(Lane::Advertise("127.0.0.1:1")).await;
     let lanes = lanes_for(&n);
-    assert_eq!(
-        lanes.call(n.provider, &put).await.unwrap(),
-        Response::Stored(true)
-    );
+    assert_eq!(lanes.call(n.provider, &put).await.unwrap(), STORED);
     assert_eq!(rec.kinds(), vec!["OpenLane", "PutShard"]);
     assert_eq!(lanes.idle_connections(&n.provider), 0);
 }

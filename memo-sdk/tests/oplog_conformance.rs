@@ -27,7 +27,11 @@ async fn remote_op_log_conforms() {
     let dir = tempfile::tempdir().expect("temp dir");
     let sequencer_log = DurableOpLog::open(&dir.path().join("oplog.redb")).expect("open");
     let st: Arc<dyn Transport> = Arc::new(net.join(seq.account()));
-    tokio::spawn(serve(st, vec![OpLogService::new(Arc::new(sequencer_log))]));
+    let members = [seq.account(), fol.account()];
+    tokio::spawn(serve(
+        st,
+        vec![OpLogService::new(Arc::new(sequencer_log), members)],
+    ));
     let ft: Arc<dyn Transport> = Arc::new(net.join(fol.account()));
     oplog_conformance(Arc::new(RemoteOpLog::start(ft, seq.account()))).await;
 }

@@ -450,6 +450,7 @@ async fn a_keeper_killed_mid_repair_carries_on_without_leaks() {
         // Restart: a new keeper replays the log; a new repairer takes over.
         let kp = Keypair::from_seed("keeper-0");
         let keeper = Keeper::new(
+            kp.clone(),
             Arc::new(sim.mem.join(kp.account())),
             Arc::new(sim.net.log.clone()) as Arc<dyn OpLog>,
             KeeperConfig {
@@ -579,7 +580,10 @@ async fn only_keepers_may_sign_keeper_operations_over_the_network() {
         health: ShardHealth::Lost,
         reason: memo_core::repair::Reason::Unresponsive,
     });
-    let signed = Signed::sign(&mallory, &op);
+    let signed = Signed::sign(
+        &mallory,
+        &memo_core::objects::OpEnvelope::new(op, 1, u64::MAX),
+    );
     let t = sim.mem.join(mallory.account());
     let resp = memo_sdk::transport::rpc::call(
         &t,
@@ -732,10 +736,21 @@ async fn orphan_shards_are_swept_once_idle_and_placed_ones_never() {
     let orphan = data(4096, 77);
     let id = ShardId::of(&orphan);
     let t = sim.net.user("alice").unwrap().transport().clone();
-    let stored = memo_sdk::provider::client::put_shard(
+    let ticket = Signed::sign(
+        &Keypair::from_seed("keeper-0"),
+        &memo_core::ticket::Ticket {
+            shard: id,
+            size: orphan.len() as u64,
+            user: t.local_id(),
+            provider: sim.provider(0),
+            expires_ms: u64::MAX,
+        },
+    );
+    let (stored, _) = memo_sdk::provider::client::put_shard(
         t.as_ref().into(),
         sim.provider(0),
         id,
+        Some(ticket),
         bytes::Bytes::from(orphan),
     )
     .await

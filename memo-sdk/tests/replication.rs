@@ -7,7 +7,7 @@ use memo_core::contract::{
     Answer, Call, ChainStatus, Challenge, Genesis, Params, ProofVerifier, Query, SettlementCall,
     SignedTx, Tx,
 };
-use memo_core::objects::ObjectOp;
+use memo_core::objects::{ObjectOp, OpEnvelope, SignedOp};
 use memo_core::ownership::{MemoryShardStore, ShardStore};
 use memo_core::protocol::{Request, Response};
 use memo_core::transport::{MemoryNetwork, Transport};
@@ -138,6 +138,7 @@ impl Net {
             let kp = Keypair::from_seed(&format!("provider-{i}"));
             let p = Provider::new(
                 memo_sdk::Env::real(),
+                kp.clone(),
                 net.fabric.join(&kp).await,
                 MemoryShardStore::new(),
                 1 << 30,
@@ -156,14 +157,19 @@ impl Net {
     async fn start_keeper(&self, i: usize) -> KeeperNode {
         let t = self.fabric.join(&keeper_key(i)).await;
         let dir = self.dir.path().join(format!("keeper-{i}"));
+        let config = KeeperConfig {
+            keepers: (0..3).map(|i| keeper_key(i).account()).collect(),
+            ..KeeperConfig::default()
+        };
         let mut node = if i == 0 {
-            KeeperNode::sequencer(t, &dir, KeeperConfig::default(), None, None).unwrap()
+            KeeperNode::sequencer(keeper_key(i), t, &dir, config, None).unwrap()
         } else {
             KeeperNode::follower(
+                keeper_key(i),
                 t,
                 keeper_key(0).account(),
                 &dir,
-                KeeperConfig::default(),
+                config,
                 None,
             )
             .unwrap()
@@ -365,12 +371,16 @@ async fn restarts_resume_from_data_dirs_over_libp2p() {
     within("scenario", restarts_resume_from_data_dirs(Fabric::p2p())).await;
 }
 
-fn signed_delete(user: &str, i: u8) -> Signed<ObjectOp> {
+fn signed_delete(user: &str, i: u8) -> SignedOp {
     Signed::sign(
         &user_key(user),
-        &ObjectOp::Delete {
-            object: memo_core::ObjectId([i; 32]),
-        },
+        &OpEnvelope::new(
+            ObjectOp::Delete {
+                object: memo_core::ObjectId([i; 32]),
+            },
+            i.into(),
+            u64::MAX,
+        ),
     )
 }
 
@@ -382,10 +392,10 @@ struct ForgingLog {
 
 #[async_trait::async_trait]
 impl OpLog for ForgingLog {
-    async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, memo_sdk::replication::OpLogError> {
+    async fn append(&self, op: SignedOp) -> Result<u64, memo_sdk::replication::OpLogError> {
         self.inner.append(op).await
     }
-    fn follow(&self, from: u64) -> futures::stream::BoxStream<'static, (u64, Signed<ObjectOp>)> {
+    fn follow(&self, from: u64) -> futures::stream::BoxStream<'static, (u64, SignedOp)> {
         use futures::StreamExt;
         let forge = self.forge.load(Ordering::SeqCst);
         self.inner
@@ -408,7 +418,8 @@ async fn a_follower_never_stores_a_forged_entry() {
         inner: Default::default(),
         forge: AtomicBool::new(true),
     });
-    let service = OpLogService::new(log.clone());
+    let members = ["f", "light"].map(|n| Keypair::from_seed(n).account());
+    let service = OpLogService::new(log.clone(), members);
     tokio::spawn(serve(
         Arc::new(mem.join(seq.account())),
         vec![service as Arc<dyn Service>],
@@ -472,12 +483,12 @@ async fn a_follower_never_stores_a_forged_entry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_listed_appenders_may_append() {
+async fn only_keepers_may_append_to_or_read_the_log() {
     let mem = MemoryNetwork::new();
     let seq = Keypair::from_seed("seq");
     let log = Arc::new(memo_sdk::replication::MemoryOpLog::new());
     let keeper = Keypair::from_seed("keeper");
-    let service = OpLogService::with_appenders(log.clone(), [keeper.account()]);
+    let service = OpLogService::new(log.clone(), [keeper.account()]);
     tokio::spawn(serve(
         Arc::new(mem.join(seq.account())),
         vec![service as Arc<dyn Service>],
@@ -493,16 +504,20 @@ async fn only_listed_appenders_may_append() {
             .unwrap(),
         0
     );
+    // A stranger cannot read the log (it holds every user's signed operations).
+    let at = seq.account();
+    let read = |t: Arc<dyn Transport>, from: u64| async move {
+        memo_sdk::replication::client::read(t.as_ref(), at, from, 10, Duration::ZERO).await
+    };
+    let refused = read(stranger.clone(), 0).await;
+    assert!(
+        matches!(&refused, Err(memo_sdk::transport::rpc::RpcError::Remote { error, .. }) if error.code == memo_core::protocol::ErrorCode::Forbidden),
+        "{refused:?}"
+    );
+    let all = read(k.clone(), 0).await.unwrap();
+    assert_eq!(all.entries.len(), 1);
     // A read at the end with no wait answers at once, empty.
-    let b = memo_sdk::replication::client::read(
-        stranger.as_ref(),
-        seq.account(),
-        1,
-        10,
-        Duration::ZERO,
-    )
-    .await
-    .unwrap();
+    let b = read(k, 1).await.unwrap();
     assert_eq!((b.from, b.entries.len(), b.len), (1, 0, 1));
 }
 

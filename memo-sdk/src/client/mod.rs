@@ -12,6 +12,7 @@ mod report;
 use crate::client::pipeline::{
     AsyncShardSource, decode_manifest_async, encode_async, read_manifest_async,
 };
+use crate::env::run_blocking;
 use crate::provider::client as provider_client;
 use crate::transport::rpc::{RpcError, call, unexpected};
 use async_trait::async_trait;
@@ -21,11 +22,12 @@ use memo_core::codec::{
     Parallelism, Progress, siv,
 };
 use memo_core::id::{AccountId, ObjectId};
-use memo_core::objects::ObjectOp;
+use memo_core::objects::{ObjectOp, OpEnvelope};
 use memo_core::ownership::ChunkInfo;
 use memo_core::protocol::{
     AccountStatus, ChunkPlacement, ChunkStatus, ErrorCode, ObjectEntry, Request, Response,
 };
+use memo_core::ticket::{Possession, Receipt};
 use memo_core::transport::{Transport, TransportError};
 use memo_core::{ChunkId, Keypair, Signed, wire};
 use serde::{Deserialize, Serialize};
@@ -110,8 +112,12 @@ pub struct ClientConfig {
     /// whatever the transport (a provider that crashed mid-request never answers on the
     /// in-memory network, which has no timeout of its own). Default 30 s.
     pub request_timeout: std::time::Duration,
-    /// The clock this client stamps index entries with (their creation time).
+    /// The clock and randomness this client asks: index entries' creation time, operations'
+    /// nonces and expiry.
     pub env: crate::env::Env,
+    /// How long a signed operation stays valid for the keepers (its expiry after signing);
+    /// at most [`memo_core::objects::MAX_OP_VALIDITY_MS`]. Default 5 minutes.
+    pub op_validity: std::time::Duration,
 }
 
 impl ClientConfig {
@@ -125,6 +131,51 @@ impl ClientConfig {
             domain: None,
             request_timeout: std::time::Duration::from_secs(30),
             env: crate::env::Env::real(),
+            op_validity: crate::replication::OP_VALIDITY,
+        }
+    }
+}
+
+/// What uploading one chunk gave a put.
+enum Uploaded {
+    /// Uploaded: where, the holders' receipts and the bytes sent.
+    New {
+        placement: ChunkPlacement,
+        receipts: Vec<Signed<Receipt>>,
+        bytes: u64,
+    },
+    /// Already stored: the proof that this user holds it.
+    Known(Possession),
+}
+
+/// What a put's uploads gave, gathered for its operation.
+#[derive(Default)]
+struct Uploads {
+    placements: Vec<ChunkPlacement>,
+    receipts: Vec<Signed<Receipt>>,
+    possession: Vec<Possession>,
+    chunks: usize,
+    bytes: u64,
+}
+
+impl Uploads {
+    fn add(&mut self, u: Uploaded) {
+        match u {
+            Uploaded::New {
+                placement,
+                receipts,
+                bytes,
+            } => {
+                self.placements.push(placement);
+                self.receipts.extend(receipts);
+                self.chunks += 1;
+                self.bytes += bytes;
+            }
+            Uploaded::Known(p) => {
+                if !self.possession.iter().any(|q| q.chunk == p.chunk) {
+                    self.possession.push(p);
+                }
+            }
         }
     }
 }
@@ -353,9 +404,10 @@ impl Client {
         size: Option<u64>,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<PutReport, ClientError> {
-        let placements: Mutex<Vec<ChunkPlacement>> = Mutex::new(Vec::new());
+        // The operation's nonce is chosen first: proofs of possession are bound to it.
+        let nonce = self.config.env.next_u64();
+        let uploads: Mutex<Uploads> = Mutex::new(Uploads::default());
         let all: Mutex<Vec<ChunkInfo>> = Mutex::new(Vec::new());
-        let stats = Mutex::new((0usize, 0u64));
         let obj = encode_async(
             &self.encoder,
             self.config.parallelism,
@@ -367,18 +419,10 @@ impl Client {
                 all.lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push(ChunkInfo::from(&chunk.chunk));
-                let (placements, stats) = (&placements, &stats);
+                let uploads = &uploads;
                 async move {
-                    if let Some(p) = self.upload(chunk).await.map_err(io::Error::other)? {
-                        let bytes: u64 = p.1;
-                        placements
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(p.0);
-                        let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
-                        s.0 += 1;
-                        s.1 += bytes;
-                    }
+                    let done = self.upload(chunk, nonce).await.map_err(io::Error::other)?;
+                    uploads.lock().unwrap_or_else(|p| p.into_inner()).add(done);
                     Ok(())
                 }
             },
@@ -393,19 +437,25 @@ impl Client {
         })?;
         let chunks = all.into_inner().unwrap_or_else(|p| p.into_inner());
         let sealed = self.seal_entry(name, &obj);
-        let mut placements = placements.into_inner().unwrap_or_else(|p| p.into_inner());
-        // Uploads finish in any order; the operation lists placements by chunk id, so one put
-        // always signs the same bytes.
-        placements.sort_by_key(|p| p.chunk);
+        let mut up = uploads.into_inner().unwrap_or_else(|p| p.into_inner());
+        // Uploads finish in any order; the operation lists them by chunk id (and receipts by
+        // signer and shard), so one put always signs the same bytes.
+        up.placements.sort_by_key(|p| p.chunk);
+        up.receipts
+            .sort_by(|a, b| (a.signer, &a.body).cmp(&(b.signer, &b.body)));
+        up.possession.sort_by_key(|p| p.chunk);
+        let placements = up.placements.clone();
         let op = ObjectOp::Put {
             object: obj.id(),
             size: obj.size,
             needed: self.config.params.data_shards,
             sealed,
             chunks: chunks.clone(),
-            placements: placements.clone(),
+            placements: up.placements,
+            receipts: up.receipts,
+            possession: up.possession,
         };
-        self.submit(&op).await?;
+        self.submit_with(op, nonce).await?;
         let orders = match &self.orders {
             Some(o) => o
                 .order_put(&chunks, &placements)
@@ -413,8 +463,7 @@ impl Client {
                 .map_err(|e| ClientError::Orders(Box::new(e)))?,
             None => Vec::new(),
         };
-        let (uploaded_chunks, uploaded_bytes) =
-            stats.into_inner().unwrap_or_else(|p| p.into_inner());
+        let (uploaded_chunks, uploaded_bytes) = (up.chunks, up.bytes);
         Ok(PutReport {
             id: obj.id(),
             name: name.to_string(),
@@ -444,8 +493,41 @@ impl Client {
         let source = self.source();
         source.locate(&[obj.manifest.id]).await?;
         let manifest = read_manifest_async(&source, obj).await?;
-        let mut chunks: Vec<ChunkInfo> = manifest.chunks.iter().map(ChunkInfo::from).collect();
-        chunks.push(ChunkInfo::from(&obj.manifest));
+        let mut refs: Vec<ChunkRef> = manifest.chunks.clone();
+        refs.push(obj.manifest.clone());
+        source
+            .locate(&refs.iter().map(|c| c.id).collect::<Vec<_>>())
+            .await?;
+        // Becoming an owner takes proof of holding the content: read each distinct chunk
+        // once and prove its shards (nothing is uploaded).
+        let nonce = self.config.env.next_u64();
+        let mut possession: Vec<Possession> = Vec::new();
+        for c in &refs {
+            if possession.iter().any(|p| p.chunk == c.id) {
+                continue;
+            }
+            let mut dec = memo_core::codec::ChunkDecoder::new(c);
+            for i in 0..c.shards.len() {
+                if dec.is_ready() {
+                    break;
+                }
+                if let Ok(Some(b)) = source.fetch(c, i).await {
+                    dec.add(i, b);
+                }
+            }
+            let all: Vec<usize> = (0..c.shards.len()).collect();
+            let chunk = c.clone();
+            let shards = run_blocking(move || {
+                let ciphertext = dec.ciphertext()?;
+                memo_core::codec::reencode_shards(&chunk, &ciphertext, &all)
+            })
+            .await
+            .map_err(|e| ClientError::Io(io::Error::other(e)))??;
+            let bytes: Vec<Bytes> = shards.into_iter().map(|(_, b)| b).collect();
+            possession.push(Possession::prove(&self.account(), nonce, c.id, &bytes));
+        }
+        possession.sort_by_key(|p| p.chunk);
+        let chunks: Vec<ChunkInfo> = refs.iter().map(ChunkInfo::from).collect();
         let op = ObjectOp::Put {
             object: obj.id(),
             size: obj.size,
@@ -453,8 +535,10 @@ impl Client {
             sealed: self.seal_entry(name, obj),
             chunks: chunks.clone(),
             placements: Vec::new(),
+            receipts: Vec::new(),
+            possession,
         };
-        self.submit(&op).await?;
+        self.submit_with(op, nonce).await?;
         Ok(PutReport {
             id: obj.id(),
             name: name.to_string(),
@@ -470,27 +554,34 @@ impl Client {
     /// Drops one of the user's references to object `id`, without looking it up in the index
     /// first (the keeper refuses a user holding none).
     pub async fn delete_id(&self, id: ObjectId) -> Result<(), ClientError> {
-        self.submit(&ObjectOp::Delete { object: id }).await?;
+        self.submit(ObjectOp::Delete { object: id }).await?;
         Ok(())
     }
 
-    /// Asks a keeper where to put a chunk and uploads its shards there, in parallel. Returns
-    /// `None` when the chunk is already stored (nothing uploaded).
-    async fn upload(
-        &self,
-        chunk: EncodedChunk,
-    ) -> Result<Option<(ChunkPlacement, u64)>, ClientError> {
+    /// Asks a keeper where to put a chunk and uploads its shards there under the keeper's
+    /// tickets, in parallel, collecting the providers' receipts. A chunk already stored is not
+    /// uploaded: the put proves possession of it instead, under the operation's `nonce`.
+    async fn upload(&self, chunk: EncodedChunk, nonce: u64) -> Result<Uploaded, ClientError> {
         let info = ChunkInfo::from(&chunk.chunk);
         let (keeper, resp) = self.keeper(&Request::Place { chunks: vec![info] }).await?;
-        let placement = match resp {
+        let grant = match resp {
             Response::Placed(mut v) if v.len() == 1 => match v.pop().flatten() {
-                None => return Ok(None),
-                Some(p) => p,
+                None => {
+                    return Ok(Uploaded::Known(Possession::prove(
+                        &self.account(),
+                        nonce,
+                        chunk.chunk.id,
+                        &chunk.shards,
+                    )));
+                }
+                Some(g) => g,
             },
             other => return Err(unexpected(keeper, "Place", &other).into()),
         };
-        if placement.holders.len() != chunk.shards.len()
-            || placement.holders.iter().any(Option::is_none)
+        let n = chunk.shards.len();
+        if grant.placement.holders.len() != n
+            || grant.tickets.len() != n
+            || grant.placement.holders.iter().any(Option::is_none)
         {
             return Err(RpcError::Unexpected {
                 peer: keeper,
@@ -505,34 +596,62 @@ impl Client {
             .shards
             .iter()
             .zip(&chunk.shards)
-            .zip(&placement.holders)
+            .zip(grant.placement.holders.iter().zip(grant.tickets))
             .enumerate()
-            .map(|(index, ((id, bytes), holder))| {
+            .map(|(index, ((id, bytes), (holder, ticket)))| {
                 let provider = holder.unwrap_or(AccountId([0; 32]));
                 let (id, bytes) = (*id, bytes.clone());
+                let failed = move |error: RpcError| ClientError::Upload {
+                    chunk: chunk.chunk.id.short(),
+                    index,
+                    provider,
+                    error: Box::new(error),
+                };
                 async move {
-                    self.bounded(
-                        provider,
-                        provider_client::put_shard(via, provider, id, bytes),
-                    )
-                    .await
-                    .map_err(|error| ClientError::Upload {
-                        chunk: chunk.chunk.id.short(),
-                        index,
-                        provider,
-                        error: Box::new(error),
+                    let (_, receipt) = self
+                        .bounded(
+                            provider,
+                            provider_client::put_shard(via, provider, id, Some(ticket), bytes),
+                        )
+                        .await
+                        .map_err(failed)?;
+                    receipt.ok_or_else(|| {
+                        failed(RpcError::Unexpected {
+                            peer: provider,
+                            asked: "PutShard",
+                            got: "no receipt".into(),
+                        })
                     })
                 }
             });
+        let mut receipts = Vec::with_capacity(n);
         for r in futures::future::join_all(sends).await {
-            r?;
+            receipts.push(r?);
         }
-        let bytes = chunk.chunk.stored_bytes();
-        Ok(Some((placement, bytes)))
+        Ok(Uploaded::New {
+            placement: grant.placement,
+            receipts,
+            bytes: chunk.chunk.stored_bytes(),
+        })
     }
 
-    async fn submit(&self, op: &ObjectOp) -> Result<u64, ClientError> {
-        let signed = Signed::sign(&self.keypair, op);
+    /// Signs `op` with a fresh nonce and submits it.
+    async fn submit(&self, op: ObjectOp) -> Result<u64, ClientError> {
+        let nonce = self.config.env.next_u64();
+        self.submit_with(op, nonce).await
+    }
+
+    /// Signs `op` with `nonce`, valid for [`ClientConfig::op_validity`], and submits it.
+    async fn submit_with(&self, op: ObjectOp, nonce: u64) -> Result<u64, ClientError> {
+        let validity = u64::try_from(self.config.op_validity.as_millis())
+            .unwrap_or(u64::MAX)
+            .min(memo_core::objects::MAX_OP_VALIDITY_MS);
+        let envelope = OpEnvelope::new(
+            op,
+            nonce,
+            self.config.env.unix_ms().saturating_add(validity),
+        );
+        let signed = Signed::sign(&self.keypair, &envelope);
         let (keeper, resp) = self
             .keeper(&Request::Submit {
                 tx: wire::encode(&signed),
@@ -767,7 +886,7 @@ impl Client {
             Some((name, sealed)) => (ObjectOp::DeleteNamed { object: id, sealed }, Some(name)),
             None => (ObjectOp::Delete { object: id }, None),
         };
-        self.submit(&op).await?;
+        self.submit(op).await?;
         let refs_left = refs.saturating_sub(1);
         let outcome = if refs_left > 0 {
             RemoveOutcome::Kept

@@ -12,14 +12,15 @@ use crate::provider::client as provider_client;
 use crate::replication::OpLog;
 use futures::StreamExt;
 use memo_core::id::{AccountId, ChunkId};
-use memo_core::objects::{Applied, ObjectOp, Objects};
+use memo_core::objects::{Applied, ObjectError, Objects, OpEnvelope, PossessionCheck, SignedOp};
 use memo_core::ownership::{ChunkInfo, MemoryMeta};
 use memo_core::protocol::{
-    AccountStatus, ChunkPlacement, ErrorCode, RemoteError, Request, Response,
+    AccountStatus, ChunkPlacement, ErrorCode, Grant, RemoteError, Request, Response,
 };
+use memo_core::ticket::{TICKET_TTL_MS, Ticket};
 use memo_core::transport::Transport;
-use memo_core::{ShardId, Signed, wire};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use memo_core::{Keypair, ShardId, Signed, wire};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -59,11 +60,40 @@ const PURGE_HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(120);
 /// it, the keeper answers from what it has applied.
 const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Longest a keeper waits for a holder's proof of possession.
+const POSSESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// An operation in flight through this keeper, released when dropped.
+struct Pending<'a> {
+    set: &'a Mutex<HashSet<(AccountId, u64)>>,
+    key: (AccountId, u64),
+}
+
+impl<'a> Pending<'a> {
+    /// Claims the operation with this (signer, nonce); `None` if it is in flight.
+    fn claim(set: &'a Mutex<HashSet<(AccountId, u64)>>, key: (AccountId, u64)) -> Option<Self> {
+        set.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key)
+            .then_some(Self { set, key })
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
 /// The outcome of the operation at one log position: `Ok` or the refusal's text.
 type Outcome = Result<(), RemoteError>;
 
 /// A keeper node.
 pub struct Keeper {
+    key: Keypair,
     pub(crate) transport: Arc<dyn Transport>,
     log: Arc<dyn OpLog>,
     config: KeeperConfig,
@@ -77,16 +107,22 @@ pub struct Keeper {
     /// Chunks purged by an applied delete whose purge may still be on its way to the holders,
     /// with when to stop waiting for it (see [`KeeperConfig::purge_grace`]).
     purging: Mutex<HashMap<ChunkId, tokio::time::Instant>>,
+    /// Operations (signer, nonce) being checked or appended through this keeper: a copy
+    /// submitted meanwhile is refused as a replay before it reaches the log.
+    pending: Mutex<HashSet<(AccountId, u64)>>,
 }
 
 impl Keeper {
-    /// A keeper on `transport`, following `log`. Call [`Keeper::start`] to serve.
+    /// A keeper on `transport`, following `log`, signing placement tickets with `key` (the
+    /// transport's account). Call [`Keeper::start`] to serve.
     pub fn new(
+        key: Keypair,
         transport: Arc<dyn Transport>,
         log: Arc<dyn OpLog>,
         config: KeeperConfig,
     ) -> Arc<Self> {
         Arc::new(Self {
+            key,
             transport,
             log,
             config: config.clone(),
@@ -99,6 +135,7 @@ impl Keeper {
             applied: watch::channel(0).0,
             challenger: std::sync::OnceLock::new(),
             purging: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashSet::new()),
         })
     }
 
@@ -199,8 +236,8 @@ impl Keeper {
         }
     }
 
-    fn apply(&self, signed: &Signed<ObjectOp>) -> (Outcome, Option<Applied>) {
-        let op = match signed.open() {
+    fn apply(&self, signed: &SignedOp) -> (Outcome, Option<Applied>) {
+        let envelope = match signed.open() {
             Ok(op) => op,
             Err(e) => {
                 return (
@@ -216,7 +253,7 @@ impl Keeper {
                 None,
             );
         }
-        match state.apply(signed.signer, &op) {
+        match state.apply_signed(signed.signer, &envelope) {
             Ok(applied) => {
                 if let Applied::Delete(plan) = &applied
                     && !plan.purged.is_empty()
@@ -258,7 +295,7 @@ impl Keeper {
         match req {
             Request::Place { chunks } => {
                 self.purged_chunks_settled(&chunks).await;
-                self.place(&chunks)
+                self.place(from, &chunks)
             }
             Request::Locate { chunks } => {
                 let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -358,8 +395,10 @@ impl Keeper {
         }
     }
 
-    /// Chooses k + m distinct providers for each chunk not yet registered.
-    fn place(&self, chunks: &[ChunkInfo]) -> Response {
+    /// Chooses k + m distinct providers for each chunk not yet registered, with a ticket for
+    /// `user` to upload each shard there.
+    fn place(&self, user: AccountId, chunks: &[ChunkInfo]) -> Response {
+        let expires_ms = self.config.env.unix_ms().saturating_add(TICKET_TTL_MS);
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let providers: Vec<AccountId> = self
             .providers
@@ -393,9 +432,30 @@ impl Keeper {
                     if let Some(ch) = self.challenger.get() {
                         ch.placing(&c.shards);
                     }
-                    out.push(Some(ChunkPlacement {
-                        chunk: c.id,
-                        holders: chosen.into_iter().map(Some).collect(),
+                    let size = c.stored_bytes / c.shards.len().max(1) as u64;
+                    let tickets = c
+                        .shards
+                        .iter()
+                        .zip(&chosen)
+                        .map(|(shard, provider)| {
+                            Signed::sign(
+                                &self.key,
+                                &Ticket {
+                                    shard: *shard,
+                                    size,
+                                    user,
+                                    provider: *provider,
+                                    expires_ms,
+                                },
+                            )
+                        })
+                        .collect();
+                    out.push(Some(Grant {
+                        placement: ChunkPlacement {
+                            chunk: c.id,
+                            holders: chosen.into_iter().map(Some).collect(),
+                        },
+                        tickets,
                     }));
                 }
                 Err(e) => return Response::error(ErrorCode::Internal, e.to_string()),
@@ -404,16 +464,123 @@ impl Keeper {
         Response::Placed(out)
     }
 
-    /// Verifies a signed operation, appends it to the log, waits until it is applied here, and
-    /// reports its outcome; a purge is cascaded to the holders.
+    /// Admits a signed operation into the log: its signature, its validity window and nonce,
+    /// its signer's authority, the state rules, its receipts and, for chunks the user claims
+    /// without uploading them, its proofs of possession, checked with their holders. A refused
+    /// operation never reaches the log.
+    async fn admit(&self, signed: &SignedOp, envelope: &OpEnvelope) -> Result<(), Response> {
+        let refused = |e: ObjectError| {
+            let code = match e {
+                ObjectError::NotKeeper { .. } => ErrorCode::Forbidden,
+                _ => ErrorCode::Refused,
+            };
+            warn!(signer = %signed.signer.short(), "refused an operation: {e}");
+            Response::error(code, e.to_string())
+        };
+        let now = self.config.env.unix_ms();
+        envelope.verify_receipts(now).map_err(refused)?;
+        let admission = {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.check(signed.signer, envelope, now)
+        }
+        .map_err(refused)?;
+        self.verify_possession(admission.possession)
+            .await
+            .map_err(refused)
+    }
+
+    /// Checks proofs of possession with the shards' holders: for each chunk, shards picked at
+    /// random until two holders confirm (or every holder was asked); any proof that differs
+    /// from its holder's is refused, and so is a chunk no holder could confirm.
+    async fn verify_possession(&self, checks: Vec<PossessionCheck>) -> Result<(), ObjectError> {
+        const CONFIRMATIONS: usize = 2;
+        // Each check's shards in a random order, and how many holders confirmed so far.
+        let mut order: Vec<(Vec<usize>, usize)> = checks
+            .iter()
+            .map(|c| {
+                let mut idx: Vec<usize> = (0..c.shards.len())
+                    .filter(|i| c.shards[*i].1.is_some())
+                    .collect();
+                for i in (1..idx.len()).rev() {
+                    let j = self.config.env.below(i as u64 + 1) as usize;
+                    idx.swap(i, j);
+                }
+                (idx, 0)
+            })
+            .collect();
+        loop {
+            let mut asks: BTreeMap<AccountId, Vec<(usize, usize)>> = BTreeMap::new();
+            for (ci, (idx, confirmed)) in order.iter_mut().enumerate() {
+                let want = CONFIRMATIONS.saturating_sub(*confirmed);
+                for _ in 0..want {
+                    let Some(i) = idx.pop() else { break };
+                    if let Some(h) = checks[ci].shards[i].1 {
+                        asks.entry(h).or_default().push((ci, i));
+                    }
+                }
+            }
+            if asks.is_empty() {
+                break;
+            }
+            let checks = &checks;
+            let calls = asks.into_iter().map(|(holder, items)| async move {
+                let shards = items
+                    .iter()
+                    .map(|(ci, i)| (checks[*ci].shards[*i].0, checks[*ci].key))
+                    .collect();
+                let answer = tokio::time::timeout(
+                    POSSESSION_TIMEOUT,
+                    provider_client::prove_possession(self.transport.as_ref(), holder, shards),
+                )
+                .await;
+                (holder, items, answer)
+            });
+            for (holder, items, answer) in futures::future::join_all(calls).await {
+                let Ok(Ok(proofs)) = answer else {
+                    debug!(holder = %holder.short(), "no proof of possession from holder");
+                    continue;
+                };
+                for ((ci, i), theirs) in items.into_iter().zip(proofs) {
+                    let Some(theirs) = theirs else { continue };
+                    if checks[ci].proofs.get(i) != Some(&theirs) {
+                        return Err(ObjectError::Possession(format!(
+                            "the proof for shard {i} of chunk {} is wrong",
+                            checks[ci].chunk.short()
+                        )));
+                    }
+                    order[ci].1 += 1;
+                }
+            }
+        }
+        match order.iter().position(|(_, confirmed)| *confirmed == 0) {
+            Some(ci) => Err(ObjectError::Possession(format!(
+                "no holder of chunk {} could confirm the proof; try again later",
+                checks[ci].chunk.short()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Admits a signed operation ([`Keeper::admit`]), appends it to the log, waits until it is
+    /// applied here, and reports its outcome; a purge is cascaded to the holders.
     pub(crate) async fn submit(&self, tx: &[u8]) -> Response {
-        let signed: Signed<ObjectOp> =
+        let signed: SignedOp =
             match wire::decode(tx, memo_core::objects::MAX_OP_BYTES + 256, "operation") {
                 Ok(s) => s,
                 Err(e) => return Response::error(ErrorCode::BadRequest, e.to_string()),
             };
-        if let Err(e) = signed.verify() {
-            return Response::error(ErrorCode::Forbidden, e.to_string());
+        let envelope = match signed.open() {
+            Ok(e) => e,
+            Err(e) => return Response::error(ErrorCode::Forbidden, e.to_string()),
+        };
+        let Some(_pending) = Pending::claim(&self.pending, (signed.signer, envelope.nonce)) else {
+            return Response::error(
+                ErrorCode::Refused,
+                "replayed: this operation is already being submitted",
+            );
+        };
+        if let Err(refusal) = self.admit(&signed, &envelope).await {
+            return refusal;
         }
         let digest = signed.digest();
         let pos = match self.log.append(signed).await {

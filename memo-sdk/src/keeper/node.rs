@@ -117,29 +117,27 @@ fn data_dir(dir: &Path) -> Result<(), KeeperNodeError> {
 }
 
 impl KeeperNode {
-    /// Starts the sequencing keeper: opens (or resumes) `data_dir/oplog.redb` and, with
-    /// `chain`, `data_dir/chain.redb` with a block producer; starts applying the log.
-    /// `appenders`, if given, are the only accounts (the follower keepers) allowed to append
-    /// through the network; otherwise any validly user-signed operation is accepted.
+    /// Starts the sequencing keeper with `key` (its transport's account): opens (or resumes)
+    /// `data_dir/oplog.redb` and, with `chain`, `data_dir/chain.redb` with a block producer;
+    /// starts applying the log. Only the keepers of `config` may append to or read the log
+    /// through the network.
     pub fn sequencer(
+        key: Keypair,
         transport: Arc<dyn Transport>,
         data_dir: &Path,
         config: KeeperConfig,
         chain: Option<SequencerChain>,
-        appenders: Option<Vec<AccountId>>,
     ) -> Result<Self, KeeperNodeError> {
         self::data_dir(data_dir)?;
         let durable = DurableOpLog::open(&data_dir.join(OPLOG_FILE))?;
         let log: Arc<dyn OpLog> = Arc::new(durable.clone());
         let mut services: Vec<Arc<dyn Service>> = Vec::new();
         let mut tasks = Vec::new();
-        let keeper = Keeper::new(transport.clone(), log.clone(), config);
+        let members = config.keepers.clone();
+        let keeper = Keeper::new(key, transport.clone(), log.clone(), config);
         tasks.push(keeper.start());
         services.push(keeper.clone());
-        services.push(match appenders {
-            Some(a) => OpLogService::with_appenders(log.clone(), a),
-            None => OpLogService::new(log.clone()),
-        });
+        services.push(OpLogService::new(log.clone(), members));
         let chain = match chain {
             Some(c) => {
                 let lc = Arc::new(LocalChain::open_sequencer(
@@ -169,10 +167,12 @@ impl KeeperNode {
         })
     }
 
-    /// Starts a following keeper: its log replica in `data_dir/oplog.redb` (replayed first,
-    /// then pulled from `sequencer`), its appends forwarded to `sequencer`; with `chain`, a
-    /// verifying follower chain in `data_dir/chain.redb` that imports the sequencer's blocks.
+    /// Starts a following keeper with `key`: its log replica in `data_dir/oplog.redb`
+    /// (replayed first, then pulled from `sequencer`), its appends forwarded to `sequencer`;
+    /// with `chain`, a verifying follower chain in `data_dir/chain.redb` that imports the
+    /// sequencer's blocks.
     pub fn follower(
+        key: Keypair,
         transport: Arc<dyn Transport>,
         sequencer: AccountId,
         data_dir: &Path,
@@ -201,10 +201,11 @@ impl KeeperNode {
         let log: Arc<dyn OpLog> = remote.clone();
         let mut services: Vec<Arc<dyn Service>> = Vec::new();
         let mut tasks = Vec::new();
-        let keeper = Keeper::new(transport.clone(), log.clone(), config);
+        let members = config.keepers.clone();
+        let keeper = Keeper::new(key, transport.clone(), log.clone(), config);
         tasks.push(keeper.start());
         services.push(keeper.clone());
-        services.push(OpLogService::new(log.clone()));
+        services.push(OpLogService::new(log.clone(), members));
         let (chain, chain_follower) = match chain {
             Some((lc, poll)) => {
                 let source = RemoteLedger::new(transport.clone(), sequencer, poll);

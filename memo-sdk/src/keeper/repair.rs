@@ -385,7 +385,12 @@ impl Repairer {
     /// Signs `op`, appends it to the log and waits until it is applied. `Ok(false)` if it was
     /// refused (for example stale).
     async fn append(&self, op: KeeperOp) -> bool {
-        let signed = Signed::sign(&self.keypair, &ObjectOp::Keeper(op));
+        let env = crate::replication::stamp(
+            self.keeper.env(),
+            ObjectOp::Keeper(op),
+            crate::replication::OP_VALIDITY,
+        );
+        let signed = Signed::sign(&self.keypair, &env);
         match self.keeper.submit(&wire::encode(&signed)).await {
             Response::Submitted { .. } => true,
             Response::Error(e) => {
@@ -963,7 +968,7 @@ impl Repairer {
                 let t = self.keeper.transport.as_ref();
                 let put = tokio::time::timeout(
                     self.config.transfer_timeout,
-                    provider_client::put_shard(t.into(), cand, snap.ids[*i], bytes.clone()),
+                    provider_client::put_shard(t.into(), cand, snap.ids[*i], None, bytes.clone()),
                 )
                 .await;
                 match put {

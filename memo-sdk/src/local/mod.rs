@@ -126,6 +126,7 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
         let mut keepers = Vec::new();
         for kp in &keeper_keys {
             let k = Keeper::new(
+                kp.clone(),
                 transport(kp),
                 Arc::new(log.clone()) as Arc<dyn OpLog>,
                 KeeperConfig {
@@ -142,6 +143,7 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
             let kp = Keypair::from_seed(&format!("provider-{i}"));
             let p = Provider::new(
                 spec.env.fork(),
+                kp.clone(),
                 transport(&kp),
                 store(i),
                 spec.provider_capacity,

@@ -201,6 +201,7 @@ impl Node {
         let store = FsShardStore::open(cfg.data_dir.join("shards"))?.with_sync(cfg.sync_writes);
         let provider = Provider::new(
             env.clone(),
+            keypair.clone(),
             self.transport.clone(),
             store,
             cfg.capacity,
@@ -280,6 +281,7 @@ impl Node {
         let verifier = Arc::new(MerkleVerifier::new());
         let mut node = match sequencer {
             None => KeeperNode::sequencer(
+                keypair.clone(),
                 self.transport.clone(),
                 &cfg.data_dir,
                 kcfg,
@@ -289,9 +291,9 @@ impl Node {
                     verifier: verifier.clone(),
                     block_interval: c.block_interval,
                 }),
-                None,
             )?,
             Some(seq) => KeeperNode::follower(
+                keypair.clone(),
                 self.transport.clone(),
                 seq,
                 &cfg.data_dir,

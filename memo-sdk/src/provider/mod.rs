@@ -6,10 +6,11 @@ use crate::env::Env;
 use crate::node::Service;
 use crate::transport::rpc::unexpected;
 use bytes::Bytes;
-use memo_core::AccountId;
 use memo_core::ownership::{Holder, HolderError, ShardStore, ShardStoreError};
 use memo_core::protocol::{ErrorCode, Request, Response};
+use memo_core::ticket::{Receipt, Ticket, check_ticket, possession_proof};
 use memo_core::transport::Transport;
+use memo_core::{AccountId, Keypair, Signed};
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -24,6 +25,7 @@ use tracing::{debug, info, warn};
 /// audit or check a client's report mark it Lost and rebuild it elsewhere.
 pub struct Provider<S> {
     env: Env,
+    key: Keypair,
     transport: Arc<dyn Transport>,
     holder: Holder<S>,
     keepers: RwLock<BTreeSet<AccountId>>,
@@ -35,10 +37,12 @@ pub struct Provider<S> {
 }
 
 impl<S: ShardStore + 'static> Provider<S> {
-    /// A provider offering `capacity` bytes of `store` on `transport`, on `env`'s clock. Only
-    /// `keepers` may delete shards or challenge it.
+    /// A provider offering `capacity` bytes of `store` on `transport`, on `env`'s clock,
+    /// signing receipts with `key` (the transport's account). Only `keepers` may delete shards
+    /// or challenge it, and users store shards only with a ticket from one of them.
     pub fn new(
         env: Env,
+        key: Keypair,
         transport: Arc<dyn Transport>,
         store: S,
         capacity: u64,
@@ -47,6 +51,7 @@ impl<S: ShardStore + 'static> Provider<S> {
         Arc::new(Self {
             started: env.now(),
             env,
+            key,
             transport,
             holder: Holder::new(store, capacity),
             keepers: RwLock::new(keepers.into_iter().collect()),
@@ -96,11 +101,55 @@ impl<S: ShardStore + 'static> Provider<S> {
             .contains(who)
     }
 
-    fn put_shard(&self, from: AccountId, shard: memo_core::ShardId, bytes: &[u8]) -> Response {
+    /// Stores a shard: a keeper's without more ado (repair), a user's only under a valid
+    /// ticket for exactly this shard, size, uploader and provider, answered with a receipt.
+    fn put_shard(
+        &self,
+        from: AccountId,
+        shard: memo_core::ShardId,
+        ticket: Option<&Signed<Ticket>>,
+        bytes: &[u8],
+    ) -> Response {
+        let ticket = match ticket {
+            None if self.is_keeper(&from) => None,
+            None => {
+                warn!(from = %from.short(), shard = %shard.short(), "refused a shard without a ticket");
+                return Response::error(
+                    ErrorCode::Forbidden,
+                    "a shard needs a keeper's ticket (ask a keeper to place the chunk)",
+                );
+            }
+            Some(t) => match check_ticket(
+                t,
+                |k| self.is_keeper(k),
+                &shard,
+                bytes.len() as u64,
+                &from,
+                &self.account(),
+                self.env.unix_ms(),
+            ) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    warn!(from = %from.short(), shard = %shard.short(), "refused a shard: {e}");
+                    return Response::error(ErrorCode::Forbidden, e.to_string());
+                }
+            },
+        };
         match self.holder.accept(&shard, bytes) {
             Ok(new) => {
                 debug!(shard = %shard.short(), from = %from.short(), new, "stored shard");
-                Response::Stored(new)
+                let receipt = ticket.map(|t| {
+                    Signed::sign(
+                        &self.key,
+                        &Receipt {
+                            shard,
+                            size: t.size,
+                            user: t.user,
+                            expires_ms: t.expires_ms,
+                        },
+                    )
+                });
+                Response::Stored { new, receipt }
             }
             Err(HolderError::Full { .. }) => {
                 Response::error(ErrorCode::Unavailable, "provider is full")
@@ -127,12 +176,16 @@ impl<S: ShardStore + 'static> Provider<S> {
     /// Handles one provider request (blocking: it touches the disk).
     pub fn handle_blocking(&self, from: AccountId, req: Request) -> Response {
         match req {
-            Request::PutShard { shard, bytes } => {
+            Request::PutShard {
+                shard,
+                ticket,
+                bytes,
+            } => {
                 // Stamped before it is stored: a sweep that runs meanwhile sees it as fresh.
                 let stamps = || self.stored_at.lock().unwrap_or_else(|p| p.into_inner());
                 let now = self.env.now();
                 let before = stamps().insert(shard, now);
-                let response = self.put_shard(from, shard, &bytes);
+                let response = self.put_shard(from, shard, ticket.as_ref(), &bytes);
                 // A refused put stored nothing: take its stamp back (unless another put of the
                 // shard stamped it since), so refused puts do not pile up stamps.
                 if matches!(response, Response::Error(_)) {
@@ -206,6 +259,23 @@ impl<S: ShardStore + 'static> Provider<S> {
                 stamps.retain(|_, at| now.saturating_duration_since(*at) < keep);
                 answer
             }
+            Request::ProvePossession { shards } => {
+                if !self.is_keeper(&from) {
+                    return Response::error(
+                        ErrorCode::Forbidden,
+                        "only keepers may ask for proofs of possession",
+                    );
+                }
+                Response::Possession(
+                    shards
+                        .iter()
+                        .map(|(id, key)| match self.holder.read(id) {
+                            Ok(Some(b)) => Some(possession_proof(key, &b)),
+                            _ => None,
+                        })
+                        .collect(),
+                )
+            }
             Request::ProviderStatus => {
                 let store = self.holder.store();
                 match (store.used_bytes(), store.shard_count()) {
@@ -242,6 +312,7 @@ impl<S: ShardStore + 'static> Service for Provider<S> {
             Request::PutShard { .. }
                 | Request::GetShard { .. }
                 | Request::DeleteShards { .. }
+                | Request::ProvePossession { .. }
                 | Request::ProviderStatus
                 | Request::ListShards { .. }
                 | Request::SweepShards { .. }
@@ -267,19 +338,37 @@ pub mod client {
     use crate::transport::rpc::{RpcError, call};
     use memo_core::ShardId;
 
-    /// Uploads one shard.
+    /// Uploads one shard under `ticket` (a keeper's own uploads need none); returns whether
+    /// it was new there and the provider's receipt.
     pub async fn put_shard(
         via: Via<'_>,
         provider: AccountId,
         shard: ShardId,
+        ticket: Option<Signed<Ticket>>,
         bytes: Bytes,
-    ) -> Result<bool, RpcError> {
-        match via
-            .call(provider, &Request::PutShard { shard, bytes })
-            .await?
-        {
-            Response::Stored(new) => Ok(new),
+    ) -> Result<(bool, Option<Signed<Receipt>>), RpcError> {
+        let req = Request::PutShard {
+            shard,
+            ticket,
+            bytes,
+        };
+        match via.call(provider, &req).await? {
+            Response::Stored { new, receipt } => Ok((new, receipt)),
             other => Err(unexpected(provider, "PutShard", &other)),
+        }
+    }
+
+    /// Asks a provider for proofs of possession of `shards` under their keys (keepers only);
+    /// `None` for a shard it does not hold.
+    pub async fn prove_possession(
+        t: &dyn Transport,
+        provider: AccountId,
+        shards: Vec<(ShardId, [u8; 32])>,
+    ) -> Result<Vec<Option<[u8; 32]>>, RpcError> {
+        let n = shards.len();
+        match call(t, provider, &Request::ProvePossession { shards }).await? {
+            Response::Possession(p) if p.len() == n => Ok(p),
+            other => Err(unexpected(provider, "ProvePossession", &other)),
         }
     }
 
@@ -315,48 +404,122 @@ mod tests {
     use memo_core::ownership::MemoryShardStore;
     use memo_core::transport::MemoryNetwork;
 
+    fn provider(keepers: &[AccountId], capacity: u64) -> Arc<Provider<MemoryShardStore>> {
+        let net = MemoryNetwork::new();
+        let key = Keypair::from_seed("stamp-provider");
+        Provider::new(
+            Env::simulated(1),
+            key.clone(),
+            Arc::new(net.join(key.account())),
+            MemoryShardStore::new(),
+            capacity,
+            keepers.iter().copied(),
+        )
+    }
+
+    fn put(shard: ShardId, ticket: Option<Signed<Ticket>>, bytes: &'static [u8]) -> Request {
+        Request::PutShard {
+            shard,
+            ticket,
+            bytes: Bytes::from_static(bytes),
+        }
+    }
+
     #[test]
     fn refused_puts_leave_no_upload_stamp() {
-        let net = MemoryNetwork::new();
-        let me = memo_core::Keypair::from_seed("stamp-provider").account();
-        let p = Provider::new(
-            Env::real(),
-            Arc::new(net.join(me)),
-            MemoryShardStore::new(),
-            10,
-            [],
-        );
+        // A keeper's puts (repair) need no ticket.
+        let keeper = AccountId([1; 32]);
+        let p = provider(&[keeper], 10);
         let stamped = |id: &ShardId| p.stored_at.lock().unwrap().contains_key(id);
-        let user = AccountId([1; 32]);
-        let good = Bytes::from_static(b"shard");
-        let id = ShardId::of(&good);
+        let id = ShardId::of(b"shard");
         // Bytes that do not hash to the id, and a shard over the capacity: both refused.
-        let wrong = Request::PutShard {
-            shard: id,
-            bytes: Bytes::from_static(b"other"),
-        };
-        assert!(matches!(p.handle_blocking(user, wrong), Response::Error(_)));
+        let wrong = put(id, None, b"other");
+        assert!(matches!(
+            p.handle_blocking(keeper, wrong),
+            Response::Error(_)
+        ));
         assert!(!stamped(&id));
-        let big = Bytes::from(vec![7u8; 11]);
-        let big_id = ShardId::of(&big);
-        let full = Request::PutShard {
-            shard: big_id,
-            bytes: big,
-        };
-        assert!(matches!(p.handle_blocking(user, full), Response::Error(_)));
+        let big_id = ShardId::of(b"elevenbytes");
+        let full = put(big_id, None, b"elevenbytes");
+        assert!(matches!(
+            p.handle_blocking(keeper, full),
+            Response::Error(_)
+        ));
         assert!(!stamped(&big_id));
         // A stored shard keeps its stamp, and a refused put of it afterwards keeps it too.
-        let put = Request::PutShard {
-            shard: id,
-            bytes: good,
-        };
-        assert_eq!(p.handle_blocking(user, put), Response::Stored(true));
+        assert_eq!(
+            p.handle_blocking(keeper, put(id, None, b"shard")),
+            Response::Stored {
+                new: true,
+                receipt: None
+            }
+        );
         let first = p.stored_at.lock().unwrap()[&id];
-        let wrong = Request::PutShard {
-            shard: id,
-            bytes: Bytes::from_static(b"other"),
-        };
-        assert!(matches!(p.handle_blocking(user, wrong), Response::Error(_)));
+        let wrong = put(id, None, b"other");
+        assert!(matches!(
+            p.handle_blocking(keeper, wrong),
+            Response::Error(_)
+        ));
         assert_eq!(p.stored_at.lock().unwrap().get(&id), Some(&first));
+    }
+
+    #[test]
+    fn users_store_only_under_a_valid_ticket_and_get_a_receipt() {
+        let keeper = Keypair::from_seed("ticket-keeper");
+        let p = provider(&[keeper.account()], 1 << 20);
+        let user = AccountId([7; 32]);
+        let id = ShardId::of(b"shard");
+        let now = p.env.unix_ms();
+        let ticket = |signer: &Keypair, user: AccountId, expires_ms: u64| {
+            Some(Signed::sign(
+                signer,
+                &Ticket {
+                    shard: id,
+                    size: 5,
+                    user,
+                    provider: p.account(),
+                    expires_ms,
+                },
+            ))
+        };
+        let refused = |req: Request| match p.handle_blocking(user, req) {
+            Response::Error(e) => e.code == ErrorCode::Forbidden,
+            _ => false,
+        };
+        // No ticket, a stranger's ticket, someone else's ticket, an expired ticket.
+        assert!(refused(put(id, None, b"shard")));
+        let stranger = Keypair::from_seed("stranger");
+        assert!(refused(put(
+            id,
+            ticket(&stranger, user, now + 1000),
+            b"shard"
+        )));
+        assert!(refused(put(
+            id,
+            ticket(&keeper, AccountId([8; 32]), now + 1000),
+            b"shard"
+        )));
+        assert!(refused(put(id, ticket(&keeper, user, now), b"shard")));
+        assert_eq!(p.store().shard_count().unwrap(), 0, "nothing was stored");
+        // A valid ticket: stored, with a receipt the provider signed for this user.
+        let Response::Stored {
+            new: true,
+            receipt: Some(r),
+        } = p.handle_blocking(user, put(id, ticket(&keeper, user, now + 1000), b"shard"))
+        else {
+            panic!("a ticketed put is stored");
+        };
+        assert_eq!(r.signer, p.account());
+        let body = r.open().unwrap();
+        assert_eq!((body.shard, body.size, body.user), (id, 5, user));
+        // Proofs of possession are for keepers only, and match the holder's bytes.
+        let ask = Request::ProvePossession {
+            shards: vec![(id, [3; 32]), (ShardId::of(b"absent"), [3; 32])],
+        };
+        assert!(refused(ask.clone()));
+        assert_eq!(
+            p.handle_blocking(keeper.account(), ask),
+            Response::Possession(vec![Some(possession_proof(&[3; 32], b"shard")), None])
+        );
     }
 }

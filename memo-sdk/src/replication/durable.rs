@@ -4,8 +4,7 @@ use super::{LogEntry, OpLog, OpLogError, Replica};
 use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use memo_core::Signed;
-use memo_core::objects::{MAX_OP_BYTES, ObjectOp};
+use memo_core::objects::{MAX_OP_BYTES, SignedOp};
 use memo_core::wire;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::collections::VecDeque;
@@ -13,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{oneshot, watch};
 
-/// Position -> canonical bytes of a `Signed<ObjectOp>`. Append-only: keys are 0, 1, 2, ...
+/// Position -> canonical bytes of a `SignedOp`. Append-only: keys are 0, 1, 2, ...
 const OPS: TableDefinition<u64, &[u8]> = TableDefinition::new("ops");
 const META: TableDefinition<&str, u64> = TableDefinition::new("oplog_meta");
 /// Format of the stored log.
@@ -193,7 +192,7 @@ impl DurableOpLog {
     }
 }
 
-fn decode_entry(position: u64, bytes: &[u8]) -> Result<Signed<ObjectOp>, OpLogError> {
+fn decode_entry(position: u64, bytes: &[u8]) -> Result<SignedOp, OpLogError> {
     wire::decode(bytes, MAX_ENTRY_BYTES, "op log record").map_err(|e| OpLogError::Corrupt {
         position,
         reason: e.to_string(),
@@ -329,7 +328,7 @@ impl Inner {
 
 #[async_trait]
 impl OpLog for DurableOpLog {
-    async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, OpLogError> {
+    async fn append(&self, op: SignedOp) -> Result<u64, OpLogError> {
         self.enqueue(vec![wire::encode(&op)], None).await
     }
 
@@ -378,7 +377,7 @@ impl Replica for DurableOpLog {
         DurableOpLog::len(self)
     }
 
-    async fn extend(&self, from: u64, ops: Vec<Signed<ObjectOp>>) -> Result<(), OpLogError> {
+    async fn extend(&self, from: u64, ops: Vec<SignedOp>) -> Result<(), OpLogError> {
         if ops.is_empty() {
             return Ok(());
         }
@@ -390,15 +389,21 @@ impl Replica for DurableOpLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use memo_core::Signed;
     use memo_core::id::ObjectId;
     use memo_core::identity::Keypair;
+    use memo_core::objects::{ObjectOp, OpEnvelope};
 
-    fn op(i: u8) -> Signed<ObjectOp> {
+    fn op(i: u8) -> SignedOp {
         Signed::sign(
             &Keypair::from_seed("user"),
-            &ObjectOp::Delete {
-                object: ObjectId([i; 32]),
-            },
+            &OpEnvelope::new(
+                ObjectOp::Delete {
+                    object: ObjectId([i; 32]),
+                },
+                i.into(),
+                u64::MAX,
+            ),
         )
     }
 

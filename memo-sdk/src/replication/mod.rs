@@ -18,14 +18,30 @@ pub use service::{MAX_READ_BYTES, MAX_WAIT, OpLogService, client};
 use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use memo_core::Signed;
-use memo_core::objects::ObjectOp;
+use memo_core::objects::SignedOp;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
+/// How long an operation signed here stays valid by default (well under
+/// [`memo_core::objects::MAX_OP_VALIDITY_MS`]).
+pub const OP_VALIDITY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// `op` with a fresh random nonce from `env`, valid for `validity` from `env`'s wall clock
+/// (at most [`memo_core::objects::MAX_OP_VALIDITY_MS`]).
+pub fn stamp(
+    env: &crate::Env,
+    op: memo_core::objects::ObjectOp,
+    validity: std::time::Duration,
+) -> memo_core::objects::OpEnvelope {
+    let validity = u64::try_from(validity.as_millis())
+        .unwrap_or(u64::MAX)
+        .min(memo_core::objects::MAX_OP_VALIDITY_MS);
+    memo_core::objects::OpEnvelope::new(op, env.next_u64(), env.unix_ms().saturating_add(validity))
+}
+
 /// One operation at its position in the log.
-pub type LogEntry = (u64, Signed<ObjectOp>);
+pub type LogEntry = (u64, SignedOp);
 
 /// An ordered, shared log of signed object operations.
 #[async_trait]
@@ -35,7 +51,7 @@ pub trait OpLog: Send + Sync + 'static {
     /// Errors: [`OpLogError::Storage`] or [`OpLogError::TooLarge`] when the log cannot store it,
     /// [`OpLogError::Forward`] when the keeper that orders the log did not take it,
     /// [`OpLogError::Closed`] when the log is shutting down. Nothing was appended.
-    async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, OpLogError>;
+    async fn append(&self, op: SignedOp) -> Result<u64, OpLogError>;
     /// Every entry from position `from` on, in order, then new ones as they come. Never skips.
     fn follow(&self, from: u64) -> BoxStream<'static, LogEntry>;
     /// The number of entries known here, if the log can tell cheaply.
@@ -100,13 +116,13 @@ pub(crate) trait Replica: OpLog {
     fn len(&self) -> u64;
     /// Stores `ops` (already verified) at positions `from`, `from + 1`, ...; `from` must be
     /// [`Replica::len`].
-    async fn extend(&self, from: u64, ops: Vec<Signed<ObjectOp>>) -> Result<(), OpLogError>;
+    async fn extend(&self, from: u64, ops: Vec<SignedOp>) -> Result<(), OpLogError>;
 }
 
 /// An in-process [`OpLog`].
 #[derive(Clone)]
 pub struct MemoryOpLog {
-    entries: Arc<Mutex<Vec<Signed<ObjectOp>>>>,
+    entries: Arc<Mutex<Vec<SignedOp>>>,
     len: watch::Sender<u64>,
 }
 
@@ -142,7 +158,7 @@ impl Replica for MemoryOpLog {
         MemoryOpLog::len(self)
     }
 
-    async fn extend(&self, from: u64, ops: Vec<Signed<ObjectOp>>) -> Result<(), OpLogError> {
+    async fn extend(&self, from: u64, ops: Vec<SignedOp>) -> Result<(), OpLogError> {
         let mut log = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let expected = log.len() as u64;
         if from != expected {
@@ -159,7 +175,7 @@ impl Replica for MemoryOpLog {
 
 #[async_trait]
 impl OpLog for MemoryOpLog {
-    async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, OpLogError> {
+    async fn append(&self, op: SignedOp) -> Result<u64, OpLogError> {
         let mut log = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let pos = log.len() as u64;
         log.push(op);

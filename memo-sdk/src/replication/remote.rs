@@ -5,9 +5,9 @@ use super::service::client;
 use super::{LogEntry, MemoryOpLog, OpLog, OpLogError, Replica};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use memo_core::objects::ObjectOp;
+use memo_core::objects::SignedOp;
 use memo_core::transport::Transport;
-use memo_core::{AccountId, Signed, wire};
+use memo_core::{AccountId, wire};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -161,7 +161,7 @@ impl Drop for RemoteOpLog {
 #[async_trait]
 impl OpLog for RemoteOpLog {
     /// Forwards `op` to the sequencer; returns the position it got there.
-    async fn append(&self, op: Signed<ObjectOp>) -> Result<u64, OpLogError> {
+    async fn append(&self, op: SignedOp) -> Result<u64, OpLogError> {
         client::append(self.transport.as_ref(), self.sequencer, &op)
             .await
             .map_err(|e| OpLogError::Forward(e.to_string()))
@@ -177,17 +177,16 @@ impl OpLog for RemoteOpLog {
 }
 
 /// Decodes and checks a batch that claims to start at `from`.
-fn check_batch(from: u64, entries: &[Vec<u8>]) -> Result<Vec<Signed<ObjectOp>>, OpLogError> {
+fn check_batch(from: u64, entries: &[Vec<u8>]) -> Result<Vec<SignedOp>, OpLogError> {
     let mut out = Vec::with_capacity(entries.len());
     for (i, raw) in entries.iter().enumerate() {
         let position = from + i as u64;
-        let op: Signed<ObjectOp> =
-            wire::decode(raw, MAX_ENTRY_BYTES, "op log entry").map_err(|e| {
-                OpLogError::Corrupt {
-                    position,
-                    reason: e.to_string(),
-                }
-            })?;
+        let op: SignedOp = wire::decode(raw, MAX_ENTRY_BYTES, "op log entry").map_err(|e| {
+            OpLogError::Corrupt {
+                position,
+                reason: e.to_string(),
+            }
+        })?;
         op.verify()
             .map_err(|_| OpLogError::BadSignature { position })?;
         out.push(op);

@@ -4,9 +4,9 @@ use super::durable::MAX_ENTRY_BYTES;
 use super::{LogEntry, OpLog};
 use crate::node::Service;
 use futures::{FutureExt, StreamExt};
-use memo_core::objects::ObjectOp;
+use memo_core::objects::SignedOp;
 use memo_core::protocol::{ErrorCode, MAX_ENTRIES_PER_READ, Request, Response};
-use memo_core::{AccountId, Signed, wire};
+use memo_core::{AccountId, wire};
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -17,66 +17,50 @@ pub const MAX_WAIT: Duration = Duration::from_secs(10);
 /// Most bytes of entries in one read response (at least one entry is always sent).
 pub const MAX_READ_BYTES: usize = 8 << 20;
 
-/// Serves a log: [`Request::OpAppend`] and [`Request::OpRead`].
+/// Serves a log to the keeper group: [`Request::OpAppend`] and [`Request::OpRead`].
+///
+/// Only members (the keepers) may append or read: users submit operations through a keeper,
+/// which checks them before they enter the log, and read their own objects through it. An
+/// append must still carry a valid signature.
 ///
 /// Reads are long polls: a read at the log's end is held until an entry arrives or the
 /// caller's wait (at most [`MAX_WAIT`]) passes, so followers learn of a new entry at once
 /// without polling in a loop. A response carries at most [`MAX_ENTRIES_PER_READ`] entries and
 /// [`MAX_READ_BYTES`] bytes.
-///
-/// Appends must carry a valid user signature; if an appender set is given, only those
-/// accounts (the other keepers) may append. Reads are open: the log holds only what keepers
-/// may see.
 pub struct OpLogService {
     log: Arc<dyn OpLog>,
-    appenders: RwLock<Option<BTreeSet<AccountId>>>,
+    members: RwLock<BTreeSet<AccountId>>,
 }
 
 impl OpLogService {
-    /// Serves `log`; anyone may append validly signed operations.
-    pub fn new(log: Arc<dyn OpLog>) -> Arc<Self> {
+    /// Serves `log` to `members`.
+    pub fn new(log: Arc<dyn OpLog>, members: impl IntoIterator<Item = AccountId>) -> Arc<Self> {
         Arc::new(Self {
             log,
-            appenders: RwLock::new(None),
+            members: RwLock::new(members.into_iter().collect()),
         })
     }
 
-    /// Serves `log`; only `appenders` may append.
-    pub fn with_appenders(
-        log: Arc<dyn OpLog>,
-        appenders: impl IntoIterator<Item = AccountId>,
-    ) -> Arc<Self> {
-        Arc::new(Self {
-            log,
-            appenders: RwLock::new(Some(appenders.into_iter().collect())),
-        })
-    }
-
-    /// Lets one more account append (only matters with an appender set).
-    pub fn allow_appender(&self, who: AccountId) {
-        if let Some(set) = self
-            .appenders
+    /// Admits one more member (a keeper that joined).
+    pub fn admit(&self, who: AccountId) {
+        self.members
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-        {
-            set.insert(who);
-        }
+            .insert(who);
     }
 
-    fn may_append(&self, who: &AccountId) -> bool {
-        self.appenders
+    fn is_member(&self, who: &AccountId) -> bool {
+        self.members
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_none_or(|s| s.contains(who))
+            .contains(who)
     }
 
     async fn append(&self, from: AccountId, op: &[u8]) -> Response {
-        if !self.may_append(&from) {
-            return Response::error(ErrorCode::Forbidden, "not allowed to append to this log");
+        if !self.is_member(&from) {
+            return Response::error(ErrorCode::Forbidden, "only keepers append to this log");
         }
-        let signed: Signed<ObjectOp> = match wire::decode(op, MAX_ENTRY_BYTES, "operation") {
+        let signed: SignedOp = match wire::decode(op, MAX_ENTRY_BYTES, "operation") {
             Ok(s) => s,
             Err(e) => return Response::error(ErrorCode::BadRequest, e.to_string()),
         };
@@ -136,6 +120,10 @@ impl Service for OpLogService {
     async fn handle(&self, from: AccountId, req: &Request) -> Option<Response> {
         match req {
             Request::OpAppend { op } => Some(self.append(from, op).await),
+            Request::OpRead { .. } if !self.is_member(&from) => Some(Response::error(
+                ErrorCode::Forbidden,
+                "only keepers read this log; list your objects through a keeper",
+            )),
             Request::OpRead {
                 from: pos,
                 max,
@@ -156,7 +144,7 @@ pub mod client {
     pub async fn append(
         t: &dyn Transport,
         peer: AccountId,
-        op: &Signed<ObjectOp>,
+        op: &SignedOp,
     ) -> Result<u64, RpcError> {
         match call(
             t,
