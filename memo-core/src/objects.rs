@@ -981,3 +981,61 @@ impl<S: MetaStore> Objects<S> {
         self.list(user).len() as u64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ownership::MemoryMeta;
+
+    fn delete(nonce: u64, expires_ms: u64) -> OpEnvelope {
+        OpEnvelope::new(
+            ObjectOp::Delete {
+                object: ObjectId([9; 32]),
+            },
+            nonce,
+            expires_ms,
+        )
+    }
+
+    #[test]
+    fn a_nonce_is_used_once_and_remembered_only_while_it_could_apply() {
+        let mut o = Objects::new(MemoryMeta::new());
+        let (alice, bob) = (AccountId([1; 32]), AccountId([2; 32]));
+        let t = 1_000_000;
+        // Refused by the state rules, yet the nonce is used up.
+        assert!(matches!(
+            o.apply_signed(alice, &delete(1, t)),
+            Err(ObjectError::NotOwner { .. })
+        ));
+        assert!(matches!(
+            o.apply_signed(alice, &delete(1, t)),
+            Err(ObjectError::Replayed { .. })
+        ));
+        assert!(matches!(
+            o.check(alice, &delete(1, t), t - 1000),
+            Err(ObjectError::Replayed { .. })
+        ));
+        // Nonces are per signer.
+        assert!(matches!(
+            o.apply_signed(bob, &delete(1, t)),
+            Err(ObjectError::NotOwner { .. })
+        ));
+        assert_eq!(o.remembered_nonces(), 2);
+        // The log moves on by a whole validity: the first operations can no longer apply, so
+        // they are forgotten, and a late copy is refused as expired.
+        let later = t + MAX_OP_VALIDITY_MS;
+        let _ = o.apply_signed(alice, &delete(2, later));
+        assert_eq!(o.remembered_nonces(), 1);
+        assert!(matches!(
+            o.apply_signed(alice, &delete(1, t)),
+            Err(ObjectError::Expired { .. })
+        ));
+        // The checking keeper's own clock bounds the window on both sides.
+        for (expires, now) in [(t, t), (t + MAX_OP_VALIDITY_MS + CLOCK_SKEW_MS + 1, t)] {
+            assert!(matches!(
+                o.check(alice, &delete(3, expires), now),
+                Err(ObjectError::Expired { .. })
+            ));
+        }
+    }
+}
