@@ -474,7 +474,7 @@ impl Keeper {
                 ObjectError::NotKeeper { .. } => ErrorCode::Forbidden,
                 _ => ErrorCode::Refused,
             };
-            warn!(signer = %signed.signer.short(), "refused an operation: {e}");
+            info!(signer = %signed.signer.short(), "refused an operation: {e}");
             Response::error(code, e.to_string())
         };
         let now = self.config.env.unix_ms();
