@@ -215,6 +215,12 @@ pub enum Request {
         /// Shards and keys, at most [`MAX_CHUNKS_PER_REQUEST`].
         shards: Vec<(ShardId, [u8; 32])>,
     },
+    /// Keeper: which of `shards` the registry places on the caller (a provider reclaiming
+    /// shards whose tickets expired). Answered with [`Response::Registered`].
+    Registered {
+        /// Shards the caller holds, at most [`MAX_CHUNKS_PER_REQUEST`].
+        shards: Vec<ShardId>,
+    },
     /// Provider: admit one connection on the provider's shard lane, a direct TCP channel for
     /// shard bytes encrypted with keys derived from `secret`. Sent over the authenticated
     /// transport, so the lane's requests count as the sender's. Answered with
@@ -252,6 +258,7 @@ impl Request {
             Self::SweepShards { .. } => "SweepShards",
             Self::OpenLane { .. } => "OpenLane",
             Self::ProvePossession { .. } => "ProvePossession",
+            Self::Registered { .. } => "Registered",
         }
     }
 }
@@ -344,6 +351,9 @@ pub enum Response {
     LedgerBlocks(Vec<Vec<u8>>),
     /// Shard ids for a [`Request::ListShards`]; fewer than asked at the end.
     ShardList(Vec<ShardId>),
+    /// Answers to a [`Request::Registered`], in order: whether the registry places the shard on
+    /// the caller.
+    Registered(Vec<bool>),
     /// Answers to a [`Request::ProvePossession`], in order: `None` for a shard not held.
     Possession(Vec<Option<[u8; 32]>>),
     /// Where to connect for a [`Request::OpenLane`]: the lane's `host:port`, and the
@@ -469,6 +479,7 @@ impl Request {
                 too_many(reports.len(), crate::repair::MAX_REPORTS)
             }
             Request::ProvePossession { shards } => too_many(shards.len(), MAX_CHUNKS_PER_REQUEST),
+            Request::Registered { shards } => too_many(shards.len(), MAX_CHUNKS_PER_REQUEST),
             _ => false,
         };
         if bad {
@@ -520,6 +531,7 @@ impl Response {
             Response::LedgerBlocks(blocks) => blocks.len() > MAX_ENTRIES_PER_READ as usize,
             Response::ShardList(ids) => ids.len() > MAX_ENTRIES_PER_READ as usize,
             Response::Possession(p) => p.len() > MAX_CHUNKS_PER_REQUEST,
+            Response::Registered(r) => r.len() > MAX_CHUNKS_PER_REQUEST,
             _ => false,
         };
         if bad {

@@ -289,6 +289,7 @@ impl Keeper {
                 | Request::ListObjects
                 | Request::StatObject { .. }
                 | Request::Account
+                | Request::Registered { .. }
         ) {
             self.caught_up().await;
         }
@@ -333,6 +334,19 @@ impl Keeper {
             Request::ReportShards { reports } => {
                 crate::keeper::repair::queue_reports(self, &reports);
                 Response::Done
+            }
+            Request::Registered { shards } => {
+                let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let mut placed = HashSet::new();
+                for found in state.shards_on(&from) {
+                    match found {
+                        Ok((_, _, slot)) => {
+                            placed.insert(slot.id);
+                        }
+                        Err(e) => return Response::error(ErrorCode::Internal, e.to_string()),
+                    }
+                }
+                Response::Registered(shards.iter().map(|s| placed.contains(s)).collect())
             }
             Request::Account => {
                 let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -657,6 +671,7 @@ impl Service for Keeper {
             | Request::ListObjects
             | Request::StatObject { .. }
             | Request::ReportShards { .. }
+            | Request::Registered { .. }
             | Request::Account => Some(self.handle_request(from, req.clone()).await),
             _ => None,
         }

@@ -150,6 +150,7 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
                 keeper_ids.clone(),
             );
             let task = tokio::spawn(p.clone().run());
+            tasks.push(p.spawn_reclaimer());
             for k in &keepers {
                 k.add_provider(kp.account());
             }

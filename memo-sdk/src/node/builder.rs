@@ -222,6 +222,7 @@ impl Node {
             ));
         }
         self.services.push(provider.clone());
+        self.tasks.push(provider.spawn_reclaimer());
         if let Some(bind) = cfg.lane_bind() {
             match LaneServer::start(
                 env.clone(),

@@ -34,7 +34,19 @@ pub struct Provider<S> {
     /// not in it count from `started`. A sweep deletes only shards idle for its whole window.
     stored_at: std::sync::Mutex<std::collections::HashMap<memo_core::ShardId, Instant>>,
     started: Instant,
+    /// Shards stored under a user's ticket, with the ticket's expiry (unix ms), until the
+    /// keepers say whether a put registered them ([`Provider::reclaim_expired`]).
+    ticketed: std::sync::Mutex<std::collections::HashMap<memo_core::ShardId, u64>>,
 }
+
+/// How long after a ticket expires a provider waits before asking the keepers whether a put
+/// registered its shard: the admitting keeper refuses receipts of expired tickets, so by then
+/// any put that used it is in the log.
+pub const RECLAIM_GRACE: Duration = Duration::from_secs(60);
+/// How often a provider looks for shards whose tickets expired.
+pub const RECLAIM_EVERY: Duration = Duration::from_secs(30);
+/// How long a provider waits for a keeper's answer when reclaiming.
+const RECLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl<S: ShardStore + 'static> Provider<S> {
     /// A provider offering `capacity` bytes of `store` on `transport`, on `env`'s clock,
@@ -57,6 +69,107 @@ impl<S: ShardStore + 'static> Provider<S> {
             keepers: RwLock::new(keepers.into_iter().collect()),
             prover: std::sync::OnceLock::new(),
             stored_at: std::sync::Mutex::new(std::collections::HashMap::new()),
+            ticketed: std::sync::Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    /// Shards stored under tickets whose fate the provider does not know yet.
+    pub fn pending_tickets(&self) -> usize {
+        self.ticketed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// Deletes the shards stored under tickets that expired [`RECLAIM_GRACE`] ago and that no
+    /// put registered here: an upload whose put never came (a killed client, a refused put, a
+    /// lost race). A majority of the keepers must answer, and every answer must say the shard
+    /// is not registered; otherwise it waits for the next round. Returns the shards deleted.
+    pub async fn reclaim_expired(&self) -> usize {
+        let grace = u64::try_from(RECLAIM_GRACE.as_millis()).unwrap_or(u64::MAX);
+        let now = self.env.unix_ms();
+        let due: Vec<(memo_core::ShardId, u64)> = self
+            .ticketed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, exp)| exp.saturating_add(grace) <= now)
+            .map(|(s, e)| (*s, *e))
+            .take(memo_core::protocol::MAX_CHUNKS_PER_REQUEST)
+            .collect();
+        if due.is_empty() {
+            return 0;
+        }
+        let keepers: Vec<AccountId> = self
+            .keepers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        let req = Request::Registered {
+            shards: due.iter().map(|(s, _)| *s).collect(),
+        };
+        let asks = keepers.iter().map(|k| {
+            tokio::time::timeout(
+                RECLAIM_TIMEOUT,
+                crate::transport::rpc::call(self.transport.as_ref(), *k, &req),
+            )
+        });
+        let answers: Vec<Vec<bool>> = futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .filter_map(|a| match a {
+                Ok(Ok(Response::Registered(v))) if v.len() == due.len() => Some(v),
+                _ => None,
+            })
+            .collect();
+        if answers.len() < keepers.len() / 2 + 1 {
+            debug!(
+                answered = answers.len(),
+                keepers = keepers.len(),
+                "too few keepers answered; reclaiming later"
+            );
+            return 0;
+        }
+        blocking(|| self.reclaim_due(&due, &answers))
+    }
+
+    /// Deletes the shards of `due` that no answer says are registered, unless stored again
+    /// meanwhile.
+    fn reclaim_due(&self, due: &[(memo_core::ShardId, u64)], answers: &[Vec<bool>]) -> usize {
+        // Under the lock: a shard stored again meanwhile (a new ticket) is not due any more.
+        let mut ticketed = self.ticketed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut orphans = Vec::new();
+        for (i, (shard, expires)) in due.iter().enumerate() {
+            if ticketed.get(shard) != Some(expires) {
+                continue;
+            }
+            ticketed.remove(shard);
+            if !answers.iter().any(|a| a[i]) {
+                orphans.push(*shard);
+            }
+        }
+        if orphans.is_empty() {
+            return 0;
+        }
+        match self.delete(&orphans, |_| {}) {
+            Response::Deleted(n) => {
+                info!(count = n, "reclaimed shards whose tickets expired unused");
+                n as usize
+            }
+            _ => 0,
+        }
+    }
+
+    /// Runs [`Provider::reclaim_expired`] every [`RECLAIM_EVERY`] of this provider's clock.
+    pub fn spawn_reclaimer(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                me.env.sleep(RECLAIM_EVERY).await;
+                me.reclaim_expired().await;
+            }
         })
     }
 
@@ -128,7 +241,15 @@ impl<S: ShardStore + 'static> Provider<S> {
                 &self.account(),
                 self.env.unix_ms(),
             ) {
-                Ok(t) => Some(t),
+                Ok(t) => {
+                    // Recorded before the bytes are written: a reclaim that runs meanwhile
+                    // sees the new expiry and leaves the shard alone.
+                    self.ticketed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(shard, t.expires_ms);
+                    Some(t)
+                }
                 Err(e) => {
                     warn!(from = %from.short(), shard = %shard.short(), "refused a shard: {e}");
                     return Response::error(ErrorCode::Forbidden, e.to_string());
@@ -320,14 +441,18 @@ impl<S: ShardStore + 'static> Service for Provider<S> {
             return None;
         }
         let req = req.clone();
-        // Disk work: on a multi-threaded runtime, let the other workers take over meanwhile.
-        let multi = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        Some(if multi {
-            tokio::task::block_in_place(|| self.handle_blocking(from, req))
-        } else {
-            self.handle_blocking(from, req)
-        })
+        Some(blocking(|| self.handle_blocking(from, req)))
+    }
+}
+
+/// Runs disk work `f`: on a multi-threaded runtime the other workers take over meanwhile.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
     }
 }
 
