@@ -163,6 +163,46 @@ async fn a_flooding_stranger_is_refused_beyond_its_cap_while_others_get_through(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_honest_client_at_full_speed_stays_under_the_default_caps() {
+    // The default client's worst case at one provider: 8 chunks uploading, each with its 4 + 2
+    // shards of a 4 MiB chunk (1 MiB and a little) in flight at once; all held at once here.
+    let params = memo_core::codec::CodecParams::default();
+    let in_flight = 8 * params.total_shards();
+    let shard = (params.chunk_size as usize).div_ceil(params.data_shards as usize) + 4096;
+    let server = node("limits-honest-server", Limits::default(), Duration::from_secs(20)).await;
+    let (release, released) = watch::channel(false);
+    let (arrived, mut arrivals) = mpsc::unbounded_channel();
+    serve_holding(&server, released, arrived);
+    let client = node("limits-honest-client", Limits::default(), Duration::from_secs(20)).await;
+    introduce(&client, &server);
+    let sid = server.local_id();
+    assert!(!server.limiter().is_known(&client.local_id()));
+    let puts: Vec<_> = (0..in_flight)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.request(sid, body(b'h', shard)).await })
+        })
+        .collect();
+    for _ in 0..in_flight {
+        arrivals.recv().await.unwrap();
+    }
+    assert_eq!(
+        server.limiter().in_flight_from(&client.local_id()),
+        Usage {
+            bytes: in_flight * shard,
+            requests: in_flight
+        }
+    );
+    release.send(true).unwrap();
+    for p in puts {
+        assert_eq!(&p.await.unwrap().unwrap()[..], b"held");
+    }
+    server.limiter().idle().await;
+    server.shutdown().await;
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permits_are_released_on_every_path() {
     // The server answers within 1 s or gives the stream up; its node may take longer.
     let limits = Limits {
