@@ -144,7 +144,15 @@ async fn flooder() {
     );
     println!(
         "{:<5} {:<9} {:>8} {:>9} {:>9} {:>7} {:>12} {:>13} {:>8}",
-        "via", "caps", "requests", "capped", "provider", "failed", "base RSS MiB", "peak RSS MiB", "secs"
+        "via",
+        "caps",
+        "requests",
+        "capped",
+        "provider",
+        "failed",
+        "base RSS MiB",
+        "peak RSS MiB",
+        "secs"
     );
     // One wrong shard: its id is not the hash of its bytes. Encoded once and shared.
     let bytes = Bytes::from(vec![0x5a; size]);
@@ -204,19 +212,27 @@ async fn run(lanes: bool, capped: bool, requests: usize, keys: usize, req: &Requ
         );
         nodes.push(t);
         for _ in (k..requests).step_by(keys) {
-            let (transport, l, req, body) =
-                (transport.clone(), lanes_of_key.clone(), req.clone(), body.clone());
+            let (transport, l, req, body) = (
+                transport.clone(),
+                lanes_of_key.clone(),
+                req.clone(),
+                body.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 if lanes {
                     l.call(provider, &req).await
                 } else {
                     match transport.request(provider, body).await {
                         Ok(raw) => match Response::from_shared(&raw) {
-                            Ok(Response::Error(error)) => {
-                                Err(RpcError::Remote { peer: provider, error })
-                            }
+                            Ok(Response::Error(error)) => Err(RpcError::Remote {
+                                peer: provider,
+                                error,
+                            }),
                             Ok(r) => Ok(r),
-                            Err(error) => Err(RpcError::Malformed { peer: provider, error }),
+                            Err(error) => Err(RpcError::Malformed {
+                                peer: provider,
+                                error,
+                            }),
                         },
                         Err(e) => Err(RpcError::Transport(e)),
                     }

@@ -101,13 +101,33 @@ fn small_limits() -> Limits {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_stranger_is_refused_beyond_its_cap_while_others_get_through() {
-    let server = node("limits-flood-server", small_limits(), Duration::from_secs(20)).await;
+    let server = node(
+        "limits-flood-server",
+        small_limits(),
+        Duration::from_secs(20),
+    )
+    .await;
     let (release, released) = watch::channel(false);
     let (arrived, _arrivals) = mpsc::unbounded_channel();
     serve_holding(&server, released, arrived);
-    let flooder = node("limits-flood-flooder", Limits::default(), Duration::from_secs(20)).await;
-    let honest = node("limits-flood-honest", Limits::default(), Duration::from_secs(20)).await;
-    let other = node("limits-flood-other", Limits::default(), Duration::from_secs(20)).await;
+    let flooder = node(
+        "limits-flood-flooder",
+        Limits::default(),
+        Duration::from_secs(20),
+    )
+    .await;
+    let honest = node(
+        "limits-flood-honest",
+        Limits::default(),
+        Duration::from_secs(20),
+    )
+    .await;
+    let other = node(
+        "limits-flood-other",
+        Limits::default(),
+        Duration::from_secs(20),
+    )
+    .await;
     for client in [&flooder, &honest, &other] {
         introduce(client, &server);
     }
@@ -169,11 +189,21 @@ async fn an_honest_client_at_full_speed_stays_under_the_default_caps() {
     let params = memo_core::codec::CodecParams::default();
     let in_flight = 8 * params.total_shards();
     let shard = (params.chunk_size as usize).div_ceil(params.data_shards as usize) + 4096;
-    let server = node("limits-honest-server", Limits::default(), Duration::from_secs(20)).await;
+    let server = node(
+        "limits-honest-server",
+        Limits::default(),
+        Duration::from_secs(20),
+    )
+    .await;
     let (release, released) = watch::channel(false);
     let (arrived, mut arrivals) = mpsc::unbounded_channel();
     serve_holding(&server, released, arrived);
-    let client = node("limits-honest-client", Limits::default(), Duration::from_secs(20)).await;
+    let client = node(
+        "limits-honest-client",
+        Limits::default(),
+        Duration::from_secs(20),
+    )
+    .await;
     introduce(&client, &server);
     let sid = server.local_id();
     assert!(!server.limiter().is_known(&client.local_id()));
@@ -213,7 +243,12 @@ async fn permits_are_released_on_every_path() {
     let (release, released) = watch::channel(false);
     let (arrived, mut arrivals) = mpsc::unbounded_channel();
     serve_holding(&server, released, arrived);
-    let client = node("limits-paths-client", Limits::default(), Duration::from_secs(20)).await;
+    let client = node(
+        "limits-paths-client",
+        Limits::default(),
+        Duration::from_secs(20),
+    )
+    .await;
     introduce(&client, &server);
     let (sid, cid) = (server.local_id(), client.local_id());
     let limiter = server.limiter().clone();
@@ -337,9 +372,8 @@ async fn a_lane_refuses_frames_tickets_and_connections_over_the_caps() {
     assert!(why.contains("lane connections"), "{why}");
 
     // Another account gets two tickets, and no third while those are unused.
-    let other: Arc<dyn Transport> = Arc::new(
-        network.join(Keypair::from_seed("limits-lane-other").account()),
-    );
+    let other: Arc<dyn Transport> =
+        Arc::new(network.join(Keypair::from_seed("limits-lane-other").account()));
     for _ in 0..2 {
         let got = call(other.as_ref(), provider, &open).await.unwrap();
         assert!(matches!(got, Response::Lane { .. }), "{got:?}");

@@ -310,7 +310,14 @@ impl LaneServer {
         advertise: Option<String>,
         service: Arc<dyn Service>,
     ) -> std::io::Result<Arc<Self>> {
-        Self::start_limited(env, bind, advertise, service, Limiter::new(Limits::default())).await
+        Self::start_limited(
+            env,
+            bind,
+            advertise,
+            service,
+            Limiter::new(Limits::default()),
+        )
+        .await
     }
 
     /// [`Self::start`], counting lane requests with `limiter` (e.g. the transport's,
@@ -504,7 +511,10 @@ impl LaneServer {
                         .await
                         .map_err(|_| LaneError::Timeout)??;
                     warn!(peer = %t.from.short(), len, %why, "refusing a lane request over the caps");
-                    (Response::error(ErrorCode::Unavailable, why.to_string()), None)
+                    (
+                        Response::error(ErrorCode::Unavailable, why.to_string()),
+                        None,
+                    )
                 }
             };
             conn.send(with_room_for_tag(response.encoded_len_hint(), |b| {

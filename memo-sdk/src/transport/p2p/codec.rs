@@ -212,12 +212,9 @@ impl FrameCodec {
 
 impl Clone for FrameCodec {
     fn clone(&self) -> Self {
-        let peer = self.peer.or_else(|| {
-            *self
-                .binding
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-        });
+        let peer = self
+            .peer
+            .or_else(|| *self.binding.lock().unwrap_or_else(|p| p.into_inner()));
         Self {
             max: self.max,
             limiter: self.limiter.clone(),
@@ -470,17 +467,21 @@ mod tests {
             let mut codec = codec.clone();
             let mut io = Cursor::new(wire);
             let first = codec.read_request(&protocol, &mut io).await.unwrap();
-            assert!(
-                matches!(first, Frame::Refused { len: 20, .. }),
-                "{first:?}"
-            );
+            assert!(matches!(first, Frame::Refused { len: 20, .. }), "{first:?}");
             assert_eq!(io.position(), 24, "the refused frame's bytes were consumed");
-            let Frame::Body { body, permit } = codec.read_request(&protocol, &mut io).await.unwrap()
+            let Frame::Body { body, permit } =
+                codec.read_request(&protocol, &mut io).await.unwrap()
             else {
                 panic!("the second frame fits");
             };
             assert_eq!(&body[..], &[2u8; 5]);
-            assert_eq!(limiter.in_flight(), Usage { bytes: 5, requests: 1 });
+            assert_eq!(
+                limiter.in_flight(),
+                Usage {
+                    bytes: 5,
+                    requests: 1
+                }
+            );
             drop(permit);
             assert_eq!(limiter.in_flight(), Usage::default());
         });

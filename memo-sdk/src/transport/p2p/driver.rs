@@ -224,11 +224,11 @@ impl Driver {
                 reply,
             } => {
                 let addresses = self.addresses.get(&peer).cloned().unwrap_or_default();
-                let id = self.swarm.behaviour_mut().inner.send_request_with_addresses(
-                    &peer,
-                    outbound(body.clone()),
-                    addresses,
-                );
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .inner
+                    .send_request_with_addresses(&peer, outbound(body.clone()), addresses);
                 self.pending.insert(
                     id,
                     Pending {
@@ -254,7 +254,11 @@ impl Driver {
             Some(body) if body.len() <= self.max_message => {
                 // Err means the stream is already gone (timeout, closed); the failure event
                 // reports it.
-                let _ = self.swarm.behaviour_mut().inner.send_response(channel, body);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .inner
+                    .send_response(channel, body);
             }
             Some(body) => {
                 tracing::warn!(
