@@ -10,6 +10,8 @@
 //! `cargo bench -p memo-sdk --bench flood` (`MEMO_FLOOD_REQUESTS`, default 96;
 //! `MEMO_FLOOD_MIB`, default 32; `MEMO_FLOOD_KEYS`, fresh keys sharing the requests, default 4).
 
+mod proc_status;
+
 use bytes::Bytes;
 use memo_sdk::memo_core::protocol::{ErrorCode, Request, Response};
 use memo_sdk::memo_core::transport::Transport;
@@ -21,6 +23,7 @@ use memo_sdk::transport::lane::{LaneServer, Lanes};
 use memo_sdk::transport::limits::Limits;
 use memo_sdk::transport::p2p::{P2pConfig, P2pTransport};
 use memo_sdk::transport::rpc::RpcError;
+use proc_status::status_kib;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -38,16 +41,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A `/proc/self/status` field in KiB (Linux; 0 elsewhere).
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0)
 }
 
 fn main() {

@@ -72,6 +72,31 @@ fn serve_holding(
     });
 }
 
+/// A server with `limits` that holds requests as [`serve_holding`] does; with the switch that
+/// releases them and the reports of their arrivals.
+async fn holding_server(
+    label: &str,
+    limits: Limits,
+    request_timeout: Duration,
+) -> (
+    P2pTransport,
+    watch::Sender<bool>,
+    mpsc::UnboundedReceiver<()>,
+) {
+    let server = node(label, limits, request_timeout).await;
+    let (release, released) = watch::channel(false);
+    let (arrived, arrivals) = mpsc::unbounded_channel();
+    serve_holding(&server, released, arrived);
+    (server, release, arrivals)
+}
+
+/// A client with default settings that knows where `server` listens.
+async fn client_of(label: &str, server: &P2pTransport) -> P2pTransport {
+    let client = node(label, Limits::default(), Duration::from_secs(20)).await;
+    introduce(&client, server);
+    client
+}
+
 /// A request of `len` bytes starting with `tag`.
 fn body(tag: u8, len: usize) -> Bytes {
     let mut b = vec![0u8; len];
@@ -101,36 +126,15 @@ fn small_limits() -> Limits {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_stranger_is_refused_beyond_its_cap_while_others_get_through() {
-    let server = node(
+    let (server, release, _arrivals) = holding_server(
         "limits-flood-server",
         small_limits(),
         Duration::from_secs(20),
     )
     .await;
-    let (release, released) = watch::channel(false);
-    let (arrived, _arrivals) = mpsc::unbounded_channel();
-    serve_holding(&server, released, arrived);
-    let flooder = node(
-        "limits-flood-flooder",
-        Limits::default(),
-        Duration::from_secs(20),
-    )
-    .await;
-    let honest = node(
-        "limits-flood-honest",
-        Limits::default(),
-        Duration::from_secs(20),
-    )
-    .await;
-    let other = node(
-        "limits-flood-other",
-        Limits::default(),
-        Duration::from_secs(20),
-    )
-    .await;
-    for client in [&flooder, &honest, &other] {
-        introduce(client, &server);
-    }
+    let flooder = client_of("limits-flood-flooder", &server).await;
+    let honest = client_of("limits-flood-honest", &server).await;
+    let other = client_of("limits-flood-other", &server).await;
     let sid = server.local_id();
     // The server knows `honest` (a keeper or provider, say); the other two are strangers.
     server.limiter().know(honest.local_id());
@@ -189,22 +193,13 @@ async fn an_honest_client_at_full_speed_stays_under_the_default_caps() {
     let params = memo_core::codec::CodecParams::default();
     let in_flight = 8 * params.total_shards();
     let shard = (params.chunk_size as usize).div_ceil(params.data_shards as usize) + 4096;
-    let server = node(
+    let (server, release, mut arrivals) = holding_server(
         "limits-honest-server",
         Limits::default(),
         Duration::from_secs(20),
     )
     .await;
-    let (release, released) = watch::channel(false);
-    let (arrived, mut arrivals) = mpsc::unbounded_channel();
-    serve_holding(&server, released, arrived);
-    let client = node(
-        "limits-honest-client",
-        Limits::default(),
-        Duration::from_secs(20),
-    )
-    .await;
-    introduce(&client, &server);
+    let client = client_of("limits-honest-client", &server).await;
     let sid = server.local_id();
     assert!(!server.limiter().is_known(&client.local_id()));
     let puts: Vec<_> = (0..in_flight)
@@ -239,17 +234,9 @@ async fn permits_are_released_on_every_path() {
         stranger_requests: 2,
         ..small_limits()
     };
-    let server = node("limits-paths-server", limits, Duration::from_secs(1)).await;
-    let (release, released) = watch::channel(false);
-    let (arrived, mut arrivals) = mpsc::unbounded_channel();
-    serve_holding(&server, released, arrived);
-    let client = node(
-        "limits-paths-client",
-        Limits::default(),
-        Duration::from_secs(20),
-    )
-    .await;
-    introduce(&client, &server);
+    let (server, release, mut arrivals) =
+        holding_server("limits-paths-server", limits, Duration::from_secs(1)).await;
+    let client = client_of("limits-paths-client", &server).await;
     let (sid, cid) = (server.local_id(), client.local_id());
     let limiter = server.limiter().clone();
 

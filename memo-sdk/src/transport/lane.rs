@@ -419,24 +419,15 @@ impl LaneServer {
         let limits = self.limiter.limits();
         let held = tickets.values().filter(|t| t.from == from).count();
         if held >= limits.lane_tickets_per_peer {
-            warn!(peer = %from.short(), held, "refusing a lane ticket over the per-peer cap");
-            return Response::error(
-                ErrorCode::Unavailable,
-                format!(
-                    "this peer holds {held} lane tickets (limit {})",
-                    limits.lane_tickets_per_peer
-                ),
-            );
+            return refuse_ticket(from, "lane tickets", held, limits.lane_tickets_per_peer);
         }
         let open = self.open_connections(&from);
         if open >= limits.lane_connections_per_peer {
-            warn!(peer = %from.short(), open, "refusing a lane ticket over the connection cap");
-            return Response::error(
-                ErrorCode::Unavailable,
-                format!(
-                    "this peer holds {open} lane connections (limit {})",
-                    limits.lane_connections_per_peer
-                ),
+            return refuse_ticket(
+                from,
+                "lane connections",
+                open,
+                limits.lane_connections_per_peer,
             );
         }
         let ticket: [u8; 16] = self.env.random();
@@ -526,6 +517,15 @@ impl LaneServer {
             conn.buf = BytesMut::new();
         }
     }
+}
+
+/// The answer to an `OpenLane` from `peer`, which holds `held` of `what` (its cap: `limit`).
+fn refuse_ticket(peer: AccountId, what: &str, held: usize, limit: usize) -> Response {
+    warn!(peer = %peer.short(), held, limit, "refusing a lane ticket: the peer holds its {what}");
+    Response::error(
+        ErrorCode::Unavailable,
+        format!("this peer holds {held} {what} (limit {limit})"),
+    )
 }
 
 /// One open lane connection of `peer`, counted until dropped.
