@@ -187,7 +187,8 @@ type Binding = Arc<Mutex<Option<AccountId>>>;
 /// admitted by the node's [`Limiter`] before its bytes are read.
 ///
 /// libp2p clones the codec once per connection, and that clone once per stream; the
-/// connection's clone is made while [`Bound`] names the connection's peer, and remembers it.
+/// connection's clone is made while the transport's behaviour names the connection's peer,
+/// and remembers it.
 #[derive(Debug)]
 pub struct FrameCodec {
     max: usize,
