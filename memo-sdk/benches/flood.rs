@@ -185,7 +185,8 @@ async fn run(lanes: bool, capped: bool, requests: usize, keys: usize, req: &Requ
     let mut tasks = Vec::new();
     let mut nodes = Vec::new();
     for k in 0..keys {
-        let key = Keypair::from_secret(rand_secret(k));
+        // A fresh key: nothing the provider has seen.
+        let key = Keypair::from_secret(memo_sdk::Env::real().random());
         let t = P2pTransport::start_with(
             &key,
             P2pConfig {
@@ -264,12 +265,4 @@ async fn run(lanes: bool, capped: bool, requests: usize, keys: usize, req: &Requ
         peak / 1024,
         secs
     );
-}
-
-/// A fresh key for each flooder: nothing the provider has seen.
-fn rand_secret(k: usize) -> [u8; 32] {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    *blake3::hash(format!("memo flood bench key {k} {nanos}").as_bytes()).as_bytes()
 }

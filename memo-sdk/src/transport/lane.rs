@@ -258,7 +258,6 @@ impl Conn {
             left -= n;
         }
         self.recv.nonce()?;
-        self.used = Instant::now();
         Ok(())
     }
 }
