@@ -8,6 +8,7 @@
 //! size, default 4; `TMPDIR` where the shards go: about 1.5 times the data;
 //! `MEMO_BENCH_DIRECT=1` makes the same uploads with the client alone, as a baseline).
 
+mod proc_status;
 mod s3_http;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use memo_sdk::memo_core::Keypair;
 use memo_sdk::memo_core::transport::{MemoryNetwork, Transport};
 use memo_sdk::s3::{Credentials, Gateway, GatewayConfig};
 use memo_sdk::store::FsShardStore;
+use proc_status::status_mib;
 use s3_http::{Generated, MIB, rate, request};
 use tokio::net::TcpListener;
 
@@ -25,16 +27,6 @@ use tokio::net::TcpListener;
 static ALLOC: memo_sdk::alloc::Allocator = memo_sdk::alloc::Allocator;
 
 const PART: u64 = 64 * MIB;
-
-/// A `/proc/self/status` field in MiB (Linux; 0 elsewhere).
-fn status_mib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kib| kib / 1024)
-}
 
 /// Uploads `size` bytes to `path` in parts of `PART`; returns the seconds it took.
 async fn multipart(host: &str, creds: &Credentials, path: &str, size: u64) -> f64 {

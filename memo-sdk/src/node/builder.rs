@@ -27,6 +27,7 @@ use crate::provider::Provider;
 use crate::provider::prover::Prover;
 use crate::store::FsShardStore;
 use crate::transport::lane::LaneServer;
+use crate::transport::limits::Limiter;
 use crate::transport::p2p::{NetError, P2pTransport};
 use memo_core::contract::{Call, RolesCall};
 use memo_core::ownership::ShardStoreError;
@@ -97,6 +98,8 @@ pub struct Node {
     /// The provider service, on a provider.
     pub provider: Option<Arc<Provider<FsShardStore>>>,
     transport: Arc<dyn Transport>,
+    /// The transport's caps, shared with the shard lane so that one node-wide bound covers both.
+    limiter: Arc<Limiter>,
     services: Vec<Arc<dyn Service>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -141,6 +144,7 @@ impl Node {
                 warn!(peer = %p.name, "ignoring address {}: {e}", p.address);
             }
         }
+        let limiter = p2p.limiter().clone();
         let transport: Arc<dyn Transport> = Arc::new(p2p);
         let peers_of = |role: Role| -> Vec<AccountId> {
             cfg.peers
@@ -159,6 +163,7 @@ impl Node {
             repairer: None,
             provider: None,
             transport,
+            limiter,
             services: Vec::new(),
             tasks: Vec::new(),
         };
@@ -224,11 +229,12 @@ impl Node {
         self.services.push(provider.clone());
         self.tasks.push(provider.spawn_reclaimer());
         if let Some(bind) = cfg.lane_bind() {
-            match LaneServer::start(
+            match LaneServer::start_limited(
                 env.clone(),
                 &bind,
                 cfg.lane_advertise.clone(),
                 provider.clone(),
+                self.limiter.clone(),
             )
             .await
             {

@@ -18,6 +18,12 @@
 //! 3. The provider treats a lane request exactly as the same request from the account that
 //!    opened the ticket.
 //!
+//! A lane counts against the same caps as the transport ([`crate::transport::limits`]): a
+//! frame's length is admitted for the ticket's account before its bytes are read (over a cap
+//! they are discarded and the answer is an `Unavailable` error), and each account holds at
+//! most [`Limits::lane_tickets_per_peer`] tickets and [`Limits::lane_connections_per_peer`]
+//! connections.
+//!
 //! The bytes stay encrypted on the wire: shards of a shared convergence domain are the same
 //! ciphertext for everyone who stores the same data, so a network observer who saw them in
 //! clear could confirm who stores a known file. A client ([`Lanes`]) falls back to the
@@ -25,6 +31,7 @@
 
 use crate::env::Env;
 use crate::node::{Service, respond};
+use crate::transport::limits::{Limiter, Limits};
 use crate::transport::rpc::{RpcError, call, remote};
 use bytes::{BufMut, Bytes, BytesMut};
 use memo_core::AccountId;
@@ -37,7 +44,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// The first bytes a client sends on a lane connection (then the 16-byte ticket).
 pub const MAGIC: &[u8; 8] = b"memolan1";
@@ -59,6 +66,8 @@ const REUSE: Duration = Duration::from_secs(45);
 const POOL: usize = 32;
 /// After a provider refuses [`Request::OpenLane`], its requests use the transport this long.
 const NO_LANE: Duration = Duration::from_secs(60);
+/// The buffer through which a refused frame's bytes are discarded.
+const DISCARD: usize = 16 * 1024;
 
 /// True for the requests a lane carries.
 pub fn on_lane(req: &Request) -> bool {
@@ -95,6 +104,9 @@ pub enum LaneError {
     /// The provider has no lane (it answered `OpenLane` with something else).
     #[error("the provider offers no lane")]
     Unsupported,
+    /// The peer already holds its maximum of lane connections.
+    #[error("too many lane connections from this peer")]
+    Busy,
 }
 
 /// One direction's key and frame counter.
@@ -177,6 +189,15 @@ impl Conn {
     /// Receives one frame and returns its plaintext, or `None` if the peer closed the
     /// connection between frames.
     async fn recv(&mut self) -> Result<Option<Bytes>, LaneError> {
+        match self.recv_header().await? {
+            Some((header, len)) => self.recv_body(header, len).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Receives a frame's header and returns it with the frame's length, or `None` if the peer
+    /// closed the connection between frames.
+    async fn recv_header(&mut self) -> Result<Option<([u8; 4], usize)>, LaneError> {
         let mut header = [0u8; 4];
         match self.stream.read_exact(&mut header).await {
             Ok(_) => {}
@@ -190,6 +211,11 @@ impl Conn {
                 max: MAX_FRAME,
             });
         }
+        Ok(Some((header, len)))
+    }
+
+    /// Receives the `len` bytes of the frame with this header and returns its plaintext.
+    async fn recv_body(&mut self, header: [u8; 4], len: usize) -> Result<Bytes, LaneError> {
         // Reclaims the allocation if every earlier frame has been dropped; reads into it
         // without zeroing it first.
         self.buf.clear();
@@ -215,7 +241,24 @@ impl Conn {
         self.used = Instant::now();
         let mut frame = self.buf.split_to(len);
         frame.truncate(plain);
-        Ok(Some(frame.freeze()))
+        Ok(frame.freeze())
+    }
+
+    /// Reads and drops the `len` bytes of a frame through a small buffer, unopened; the
+    /// frame's nonce is spent, so the next frame still opens.
+    async fn skip(&mut self, len: usize) -> Result<(), LaneError> {
+        let mut buf = vec![0u8; DISCARD.min(len)];
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(buf.len());
+            let n = self.stream.read(&mut buf[..want]).await?;
+            if n == 0 {
+                return Err(LaneError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            left -= n;
+        }
+        self.recv.nonce()?;
+        Ok(())
     }
 }
 
@@ -242,6 +285,9 @@ pub struct LaneServer {
     service: Arc<dyn Service>,
     tickets: Mutex<HashMap<[u8; 16], Ticket>>,
     connections: Arc<tokio::sync::Semaphore>,
+    /// Open connections per account.
+    open: Mutex<HashMap<AccountId, usize>>,
+    limiter: Arc<Limiter>,
     _stop: tokio::sync::watch::Sender<()>,
 }
 
@@ -255,12 +301,32 @@ impl LaneServer {
     /// Listens on `bind` (e.g. `127.0.0.1:0`) and serves lane requests with `service`.
     /// Clients are told to connect to `advertise`, or to the bound address when it is `None`
     /// (which must then not be a wildcard like `0.0.0.0`). Tickets are drawn from `env`. Call
-    /// inside a tokio runtime.
+    /// inside a tokio runtime. The lane enforces the default [`Limits`] with a limiter of its
+    /// own; [`Self::start_limited`] shares one with the node's transport.
     pub async fn start(
         env: Env,
         bind: &str,
         advertise: Option<String>,
         service: Arc<dyn Service>,
+    ) -> std::io::Result<Arc<Self>> {
+        Self::start_limited(
+            env,
+            bind,
+            advertise,
+            service,
+            Limiter::new(Limits::default()),
+        )
+        .await
+    }
+
+    /// [`Self::start`], counting lane requests with `limiter` (e.g. the transport's,
+    /// [`crate::transport::p2p::P2pTransport::limiter`]), whose caps it enforces.
+    pub async fn start_limited(
+        env: Env,
+        bind: &str,
+        advertise: Option<String>,
+        service: Arc<dyn Service>,
+        limiter: Arc<Limiter>,
     ) -> std::io::Result<Arc<Self>> {
         let listener = TcpListener::bind(bind).await?;
         let local = listener.local_addr()?;
@@ -281,6 +347,8 @@ impl LaneServer {
             service,
             tickets: Mutex::new(HashMap::new()),
             connections: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+            open: Mutex::new(HashMap::new()),
+            limiter,
             _stop: stop,
         });
         let weak = Arc::downgrade(&server);
@@ -311,6 +379,32 @@ impl LaneServer {
         self.lock().len()
     }
 
+    /// Lane connections `peer` holds open.
+    pub fn open_connections(&self, peer: &AccountId) -> usize {
+        self.lock_open().get(peer).copied().unwrap_or(0)
+    }
+
+    /// The accounting its caps are enforced with.
+    pub fn limiter(&self) -> &Arc<Limiter> {
+        &self.limiter
+    }
+
+    fn lock_open(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, usize>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts a connection for `peer` until the returned guard drops, or refuses it when the
+    /// peer holds its maximum.
+    fn hold(&self, peer: AccountId) -> Option<Held<'_>> {
+        let mut open = self.lock_open();
+        if open.get(&peer).copied().unwrap_or(0) >= self.limiter.limits().lane_connections_per_peer
+        {
+            return None;
+        }
+        *open.entry(peer).or_default() += 1;
+        Some(Held { server: self, peer })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 16], Ticket>> {
         self.tickets.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -320,6 +414,20 @@ impl LaneServer {
         tickets.retain(|_, t| t.issued.elapsed() < TICKET_TTL);
         if tickets.len() >= MAX_TICKETS {
             return Response::error(ErrorCode::Unavailable, "too many lane tickets outstanding");
+        }
+        let limits = self.limiter.limits();
+        let held = tickets.values().filter(|t| t.from == from).count();
+        if held >= limits.lane_tickets_per_peer {
+            return refuse_ticket(from, "lane tickets", held, limits.lane_tickets_per_peer);
+        }
+        let open = self.open_connections(&from);
+        if open >= limits.lane_connections_per_peer {
+            return refuse_ticket(
+                from,
+                "lane connections",
+                open,
+                limits.lane_connections_per_peer,
+            );
         }
         let ticket: [u8; 16] = self.env.random();
         tickets.insert(
@@ -358,27 +466,81 @@ impl LaneServer {
         else {
             return Err(LaneError::Auth);
         };
+        let Some(_held) = self.hold(t.from) else {
+            warn!(peer = %t.from.short(), "closing a lane connection over the per-peer cap");
+            return Err(LaneError::Busy);
+        };
         let mut conn = Conn::new(stream, &t.secret, false);
         loop {
-            let plain = match tokio::time::timeout(IDLE, conn.recv()).await {
+            let (header, len) = match tokio::time::timeout(IDLE, conn.recv_header()).await {
                 Err(_) | Ok(Ok(None)) => return Ok(()),
                 Ok(Err(e)) => return Err(e),
-                Ok(Ok(Some(plain))) => plain,
+                Ok(Ok(Some(h))) => h,
             };
-            let response = match Request::from_shared(&plain) {
-                Ok(req) if on_lane(&req) => {
-                    respond(std::slice::from_ref(&self.service), t.from, &req).await
+            // The frame's length is admitted before its bytes are read; the permit is held
+            // until the answer is sent.
+            let (response, permit) = match self.limiter.admit(t.from, len) {
+                Ok(permit) => {
+                    let plain = tokio::time::timeout(IDLE, conn.recv_body(header, len))
+                        .await
+                        .map_err(|_| LaneError::Timeout)??;
+                    let response = match Request::from_shared(&plain) {
+                        Ok(req) if on_lane(&req) => {
+                            respond(std::slice::from_ref(&self.service), t.from, &req).await
+                        }
+                        Ok(_) => Response::error(
+                            ErrorCode::BadRequest,
+                            "only shard puts and gets travel on a lane",
+                        ),
+                        Err(e) => Response::error(ErrorCode::BadRequest, e.to_string()),
+                    };
+                    (response, Some(permit))
                 }
-                Ok(_) => Response::error(
-                    ErrorCode::BadRequest,
-                    "only shard puts and gets travel on a lane",
-                ),
-                Err(e) => Response::error(ErrorCode::BadRequest, e.to_string()),
+                Err(why) => {
+                    tokio::time::timeout(IDLE, conn.skip(len))
+                        .await
+                        .map_err(|_| LaneError::Timeout)??;
+                    warn!(peer = %t.from.short(), len, %why, "refusing a lane request over the caps");
+                    (
+                        Response::error(ErrorCode::Unavailable, why.to_string()),
+                        None,
+                    )
+                }
             };
             conn.send(with_room_for_tag(response.encoded_len_hint(), |b| {
                 response.encode_into(b)
             }))
             .await?;
+            drop(permit);
+            // The request's allocation goes with it: an idle connection holds no frame.
+            conn.buf = BytesMut::new();
+        }
+    }
+}
+
+/// The answer to an `OpenLane` from `peer`, which holds `held` of `what` (its cap: `limit`).
+fn refuse_ticket(peer: AccountId, what: &str, held: usize, limit: usize) -> Response {
+    warn!(peer = %peer.short(), held, limit, "refusing a lane ticket: the peer holds its {what}");
+    Response::error(
+        ErrorCode::Unavailable,
+        format!("this peer holds {held} {what} (limit {limit})"),
+    )
+}
+
+/// One open lane connection of `peer`, counted until dropped.
+struct Held<'a> {
+    server: &'a LaneServer,
+    peer: AccountId,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut open = self.server.lock_open();
+        if let Some(n) = open.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.peer);
+            }
         }
     }
 }

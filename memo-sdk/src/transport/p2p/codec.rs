@@ -1,16 +1,31 @@
 //! Framing of requests and responses on a libp2p stream: a 4-byte big-endian length, then the
 //! bytes. The length is checked against the limit before anything is allocated, and the buffer
 //! grows with the bytes that actually arrive, so a peer that announces a huge frame and sends
-//! nothing costs nothing.
+//! nothing costs nothing. A request's length is also admitted against the sender's caps
+//! ([`crate::transport::limits`]) before its bytes are read; a refused request's bytes are
+//! read through a small buffer and dropped ([`Frame::Refused`]).
 
+use super::account_of;
+use crate::transport::limits::{Limiter, Permit, Refusal};
 use bytes::Bytes;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use libp2p::StreamProtocol;
+use libp2p::core::Endpoint;
+use libp2p::core::transport::PortUse;
 use libp2p::request_response;
+use libp2p::swarm::{
+    ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
+    THandlerOutEvent, ToSwarm,
+};
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use memo_core::AccountId;
 use std::io;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 /// Buffer growth step while a frame arrives.
 const GROWTH: usize = 256 * 1024;
+/// The buffer through which a refused request's bytes are discarded.
+const DISCARD: usize = 16 * 1024;
 
 /// Why a frame was not read or written; carried inside `io::Error` through libp2p.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,8 +68,8 @@ impl FrameError {
     }
 }
 
-/// Reads one frame of at most `max` bytes.
-pub async fn read_frame<R: AsyncRead + Unpin>(io: &mut R, max: usize) -> io::Result<Bytes> {
+/// Reads a frame's 4-byte header: the length of the bytes that follow.
+async fn read_header<R: AsyncRead + Unpin>(io: &mut R) -> io::Result<usize> {
     let mut header = [0u8; 4];
     let mut got = 0;
     while got < header.len() {
@@ -68,14 +83,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(io: &mut R, max: usize) -> io::Res
         }
         got += n;
     }
-    let len = u32::from_be_bytes(header) as usize;
-    if len > max {
-        return Err(FrameError::TooLarge {
-            len: len as u64,
-            max,
-        }
-        .into_io());
-    }
+    Ok(u32::from_be_bytes(header) as usize)
+}
+
+/// Reads a frame's `len` bytes, growing the buffer as they arrive.
+async fn read_body<R: AsyncRead + Unpin>(io: &mut R, len: usize) -> io::Result<Bytes> {
     let mut buf = Vec::new();
     let mut filled = 0;
     while filled < len {
@@ -90,6 +102,44 @@ pub async fn read_frame<R: AsyncRead + Unpin>(io: &mut R, max: usize) -> io::Res
         filled += n;
     }
     Ok(Bytes::from(buf))
+}
+
+/// Reads and drops a frame's `len` bytes through a small buffer, so that the peer, which
+/// writes its whole request before it reads, gets to the answer.
+async fn discard<R: AsyncRead + Unpin>(io: &mut R, len: usize) -> io::Result<()> {
+    let mut buf = vec![0u8; DISCARD.min(len)];
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(buf.len());
+        let n = io.read(&mut buf[..want]).await?;
+        if n == 0 {
+            return Err(FrameError::Truncated {
+                got: len - left,
+                len,
+            }
+            .into_io());
+        }
+        left -= n;
+    }
+    Ok(())
+}
+
+fn check_len(len: usize, max: usize) -> io::Result<()> {
+    if len > max {
+        return Err(FrameError::TooLarge {
+            len: len as u64,
+            max,
+        }
+        .into_io());
+    }
+    Ok(())
+}
+
+/// Reads one frame of at most `max` bytes.
+pub async fn read_frame<R: AsyncRead + Unpin>(io: &mut R, max: usize) -> io::Result<Bytes> {
+    let len = read_header(io).await?;
+    check_len(len, max)?;
+    read_body(io, len).await
 }
 
 /// Writes one frame; refuses a body over `max` bytes.
@@ -110,23 +160,99 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
     io.flush().await
 }
 
-/// The request-response codec: one frame each way, bounded by `max`.
-#[derive(Debug, Clone)]
+/// A request as the codec carries it: bytes this node sends, or what it read from a peer.
+#[derive(Debug)]
+pub enum Frame {
+    /// A request's bytes; on the receiving side, with the permit that counts them against the
+    /// sender's caps until the request is answered.
+    Body {
+        /// The request.
+        body: Bytes,
+        /// Its share of the caps (`None` for a request this node sends).
+        permit: Option<Permit>,
+    },
+    /// A request read from a peer and refused by the caps; its bytes were discarded unkept.
+    Refused {
+        /// Its announced length.
+        len: usize,
+        /// The cap it would have exceeded.
+        why: Refusal,
+    },
+}
+
+/// The account whose connection handler is being built (see [`Bound`]).
+type Binding = Arc<Mutex<Option<AccountId>>>;
+
+/// The request-response codec: one frame each way, bounded by `max`; a request's length is
+/// admitted by the node's [`Limiter`] before its bytes are read.
+///
+/// libp2p clones the codec once per connection, and that clone once per stream; the
+/// connection's clone is made while the transport's behaviour names the connection's peer,
+/// and remembers it.
+#[derive(Debug)]
 pub struct FrameCodec {
-    /// The largest frame read or written.
-    pub max: usize,
+    max: usize,
+    limiter: Arc<Limiter>,
+    /// The remote account of this connection; `None` on the behaviour's own codec or for a
+    /// peer that is not a memo account (its requests are dropped).
+    peer: Option<AccountId>,
+    binding: Binding,
+}
+
+impl FrameCodec {
+    /// A codec for frames of at most `max` bytes, admitting requests through `limiter`.
+    pub fn new(max: usize, limiter: Arc<Limiter>) -> Self {
+        Self {
+            max,
+            limiter,
+            peer: None,
+            binding: Arc::default(),
+        }
+    }
+}
+
+impl Clone for FrameCodec {
+    fn clone(&self) -> Self {
+        let peer = self
+            .peer
+            .or_else(|| *self.binding.lock().unwrap_or_else(|p| p.into_inner()));
+        Self {
+            max: self.max,
+            limiter: self.limiter.clone(),
+            peer,
+            binding: self.binding.clone(),
+        }
+    }
 }
 
 impl request_response::Codec for FrameCodec {
     type Protocol = StreamProtocol;
-    type Request = Bytes;
+    type Request = Frame;
     type Response = Bytes;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Bytes>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Frame>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, self.max).await
+        let len = read_header(io).await?;
+        check_len(len, self.max)?;
+        let Some(peer) = self.peer else {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "request from a peer that is not a memo account",
+            ));
+        };
+        match self.limiter.admit(peer, len) {
+            // On an error the permit is dropped here, and released.
+            Ok(permit) => Ok(Frame::Body {
+                body: read_body(io, len).await?,
+                permit: Some(permit),
+            }),
+            Err(why) => {
+                discard(io, len).await?;
+                Ok(Frame::Refused { len, why })
+            }
+        }
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Bytes>
@@ -140,12 +266,18 @@ impl request_response::Codec for FrameCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        req: Bytes,
+        req: Frame,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &req, self.max).await
+        match req {
+            Frame::Body { body, .. } => write_frame(io, &body, self.max).await,
+            Frame::Refused { .. } => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a refused request is not sent",
+            )),
+        }
     }
 
     async fn write_response<T>(
@@ -158,6 +290,107 @@ impl request_response::Codec for FrameCodec {
         T: AsyncWrite + Unpin + Send,
     {
         write_frame(io, &res, self.max).await
+    }
+}
+
+type Inner = request_response::Behaviour<FrameCodec>;
+
+/// The request-response behaviour, with each connection's codec bound to the connection's
+/// remote account: the peer id is known when the connection handler is built, and libp2p
+/// clones the codec into the handler right then.
+pub(super) struct Bound {
+    /// The request-response behaviour itself.
+    pub(super) inner: Inner,
+    binding: Binding,
+}
+
+impl Bound {
+    /// Wraps `inner`, whose codec is `codec` (a clone of it, sharing its binding).
+    pub(super) fn new(inner: Inner, codec: &FrameCodec) -> Self {
+        Self {
+            inner,
+            binding: codec.binding.clone(),
+        }
+    }
+
+    /// Runs `build` with the codec bound to `peer`.
+    fn bound<T>(&mut self, peer: PeerId, build: impl FnOnce(&mut Inner) -> T) -> T {
+        let account = account_of(&peer).ok();
+        *self.binding.lock().unwrap_or_else(|p| p.into_inner()) = account;
+        let out = build(&mut self.inner);
+        *self.binding.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        out
+    }
+}
+
+impl NetworkBehaviour for Bound {
+    type ConnectionHandler = <Inner as NetworkBehaviour>::ConnectionHandler;
+    type ToSwarm = <Inner as NetworkBehaviour>::ToSwarm;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        self.inner
+            .handle_pending_inbound_connection(id, local, remote)
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.bound(peer, |inner| {
+            inner.handle_established_inbound_connection(id, peer, local, remote)
+        })
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: Option<PeerId>,
+        addresses: &[Multiaddr],
+        role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        self.inner
+            .handle_pending_outbound_connection(id, peer, addresses, role)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        address: &Multiaddr,
+        role: Endpoint,
+        port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.bound(peer, |inner| {
+            inner.handle_established_outbound_connection(id, peer, address, role, port_use)
+        })
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        self.inner.on_swarm_event(event)
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer: PeerId,
+        id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        self.inner.on_connection_handler_event(peer, id, event)
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        self.inner.poll(cx)
     }
 }
 
@@ -207,6 +440,51 @@ mod tests {
                 Some(FrameError::TooLarge { len: 11, max: 10 })
             ));
             assert!(out.is_empty());
+        });
+    }
+
+    #[test]
+    fn a_request_over_the_caps_is_discarded_unkept_and_the_next_one_is_read() {
+        use crate::transport::limits::{Limits, Usage};
+        use request_response::Codec as _;
+        block_on(async {
+            let limiter = Limiter::new(Limits {
+                stranger_bytes: 10,
+                ..Limits::default()
+            });
+            let peer = memo_core::Keypair::from_seed("codec-peer").account();
+            let mut codec = FrameCodec::new(100, limiter.clone());
+            let protocol = StreamProtocol::new(crate::transport::p2p::PROTOCOL);
+            let mut wire = Vec::new();
+            write_frame(&mut wire, &[1u8; 20], 100).await.unwrap();
+            write_frame(&mut wire, &[2u8; 5], 100).await.unwrap();
+            // Not bound to a memo account: nothing is read.
+            let err = codec
+                .read_request(&protocol, &mut Cursor::new(wire.clone()))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+            *codec.binding.lock().unwrap() = Some(peer);
+            let mut codec = codec.clone();
+            let mut io = Cursor::new(wire);
+            let first = codec.read_request(&protocol, &mut io).await.unwrap();
+            assert!(matches!(first, Frame::Refused { len: 20, .. }), "{first:?}");
+            assert_eq!(io.position(), 24, "the refused frame's bytes were consumed");
+            let Frame::Body { body, permit } =
+                codec.read_request(&protocol, &mut io).await.unwrap()
+            else {
+                panic!("the second frame fits");
+            };
+            assert_eq!(&body[..], &[2u8; 5]);
+            assert_eq!(
+                limiter.in_flight(),
+                Usage {
+                    bytes: 5,
+                    requests: 1
+                }
+            );
+            drop(permit);
+            assert_eq!(limiter.in_flight(), Usage::default());
         });
     }
 

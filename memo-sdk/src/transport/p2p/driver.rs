@@ -1,7 +1,8 @@
 //! The task that owns the libp2p `Swarm` of one [`super::P2pTransport`].
 
-use super::codec::{FrameCodec, FrameError};
+use super::codec::{Bound, Frame, FrameCodec, FrameError};
 use super::{Command, NetError, P2pConfig, account_of};
+use crate::transport::limits::{Limiter, Permit};
 use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::stream::FuturesUnordered;
@@ -15,6 +16,7 @@ use libp2p::request_response::{
 use libp2p::swarm::{Swarm, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, identity, noise, tcp, yamux};
 use memo_core::AccountId;
+use memo_core::protocol::{ErrorCode, Response};
 use memo_core::transport::{Incoming, TransportError};
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 type Behaviour = request_response::Behaviour<FrameCodec>;
-type Event = request_response::Event<Bytes, Bytes>;
+type Event = request_response::Event<Frame, Bytes>;
 type PendingReply = Pin<Box<dyn Future<Output = (ResponseChannel<Bytes>, Option<Bytes>)> + Send>>;
 
 /// Builds the swarm, starts listening and spawns the driver. The returned receiver resolves
@@ -33,6 +35,7 @@ pub(super) fn start(
     key: &identity::Keypair,
     protocol: StreamProtocol,
     config: &P2pConfig,
+    limiter: Arc<Limiter>,
     commands: mpsc::UnboundedReceiver<Command>,
     incoming: mpsc::Sender<Incoming>,
     listen: Arc<Mutex<Vec<Multiaddr>>>,
@@ -51,14 +54,16 @@ pub(super) fn start(
     .multiplex(yamux)
     .timeout(config.dial_timeout)
     .boxed();
-    let behaviour = Behaviour::with_codec(
-        FrameCodec {
-            max: config.max_message,
-        },
-        [(protocol, ProtocolSupport::Full)],
-        request_response::Config::default()
-            .with_request_timeout(config.request_timeout)
-            .with_max_concurrent_streams(streams),
+    let codec = FrameCodec::new(config.max_message, limiter);
+    let behaviour = Bound::new(
+        Behaviour::with_codec(
+            codec.clone(),
+            [(protocol, ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(config.request_timeout)
+                .with_max_concurrent_streams(streams),
+        ),
+        &codec,
     );
     let swarm_config = libp2p::swarm::Config::with_tokio_executor()
         .with_idle_connection_timeout(config.idle_timeout);
@@ -152,7 +157,7 @@ struct Pending {
 }
 
 struct Driver {
-    swarm: Swarm<Behaviour>,
+    swarm: Swarm<Bound>,
     commands: mpsc::UnboundedReceiver<Command>,
     incoming: mpsc::Sender<Incoming>,
     listen: Arc<Mutex<Vec<Multiaddr>>>,
@@ -219,11 +224,11 @@ impl Driver {
                 reply,
             } => {
                 let addresses = self.addresses.get(&peer).cloned().unwrap_or_default();
-                let id = self.swarm.behaviour_mut().send_request_with_addresses(
-                    &peer,
-                    body.clone(),
-                    addresses,
-                );
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .inner
+                    .send_request_with_addresses(&peer, outbound(body.clone()), addresses);
                 self.pending.insert(
                     id,
                     Pending {
@@ -249,7 +254,11 @@ impl Driver {
             Some(body) if body.len() <= self.max_message => {
                 // Err means the stream is already gone (timeout, closed); the failure event
                 // reports it.
-                let _ = self.swarm.behaviour_mut().send_response(channel, body);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .inner
+                    .send_response(channel, body);
             }
             Some(body) => {
                 tracing::warn!(
@@ -323,7 +332,14 @@ impl Driver {
             Event::Message { peer, message, .. } => match message {
                 Message::Request {
                     request, channel, ..
-                } => self.on_request(peer, request, channel),
+                } => match request {
+                    Frame::Body { body, permit } => self.on_request(peer, body, permit, channel),
+                    Frame::Refused { len, why } => {
+                        tracing::warn!(%peer, len, %why, "refusing a request over the caps");
+                        let refusal = Response::error(ErrorCode::Unavailable, why.to_string());
+                        self.on_reply(channel, Some(Bytes::from(refusal.to_bytes())));
+                    }
+                },
                 Message::Response {
                     request_id,
                     response,
@@ -345,7 +361,11 @@ impl Driver {
                     && self.swarm.is_connected(&p.peer)
                     && let Some(body) = p.resend.take()
                 {
-                    let id = self.swarm.behaviour_mut().send_request(&p.peer, body);
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .inner
+                        .send_request(&p.peer, outbound(body));
                     self.pending.insert(id, p);
                     return;
                 }
@@ -359,7 +379,15 @@ impl Driver {
         }
     }
 
-    fn on_request(&mut self, peer: PeerId, body: Bytes, channel: ResponseChannel<Bytes>) {
+    /// Hands an admitted request to the node; `permit` holds its bytes against the sender's
+    /// caps until the node answers or drops it (even after the stream timed out).
+    fn on_request(
+        &mut self,
+        peer: PeerId,
+        body: Bytes,
+        permit: Option<Permit>,
+        channel: ResponseChannel<Bytes>,
+    ) {
         // Noise authenticated `peer`; its id embeds the remote's ed25519 key.
         let from = match account_of(&peer) {
             Ok(account) => account,
@@ -368,16 +396,30 @@ impl Driver {
                 return;
             }
         };
-        let (reply, response) = oneshot::channel();
+        let (reply, mut response) = oneshot::channel();
         match self.incoming.try_send(Incoming { from, body, reply }) {
             Ok(()) => {
                 // The remote gives up after the request timeout; so do we, so that a reply
-                // that never comes does not pin the channel forever.
-                let response = tokio::time::timeout(self.request_timeout, response);
+                // that never comes does not pin the channel forever. The permit stays with
+                // the request until the node is done with it.
+                let timeout = self.request_timeout;
                 self.replies.push(
-                    response
-                        .map(move |r| (channel, r.ok().and_then(|r| r.ok())))
-                        .boxed(),
+                    async move {
+                        match tokio::time::timeout(timeout, &mut response).await {
+                            Ok(r) => {
+                                drop(permit);
+                                (channel, r.ok())
+                            }
+                            Err(_) => {
+                                tokio::spawn(async move {
+                                    let _ = response.await;
+                                    drop(permit);
+                                });
+                                (channel, None)
+                            }
+                        }
+                    }
+                    .boxed(),
                 );
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -386,6 +428,11 @@ impl Driver {
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
+}
+
+/// A request this node sends.
+fn outbound(body: Bytes) -> Frame {
+    Frame::Body { body, permit: None }
 }
 
 impl Driver {

@@ -9,6 +9,11 @@
 //! - **Framing.** One frame per request and per response: a 4-byte big-endian length, then the
 //!   bytes ([`codec`]). The length is checked against the limit ([`MAX_MESSAGE`] by default)
 //!   before anything is allocated.
+//! - **Caps.** A request's length is admitted against its sender's caps ([`P2pConfig::limits`],
+//!   [`crate::transport::limits`]) before its bytes are read; over a cap the bytes are
+//!   discarded and the sender gets an `Unavailable` error response. Peers this node was given
+//!   an address for ([`P2pTransport::try_add_address`]) are known peers; see
+//!   [`P2pTransport::limiter`] to mark others.
 //! - **Driving.** A spawned tokio task owns the libp2p `Swarm`; [`P2pTransport`] handles talk
 //!   to it over channels. Any number of requests may be in flight. [`P2pTransport::shutdown`],
 //!   or dropping the last handle, stops the task and closes every connection.
@@ -17,6 +22,7 @@ pub mod codec;
 mod driver;
 pub mod identity;
 
+use crate::transport::limits::{Limiter, Limits};
 use bytes::Bytes;
 use futures::channel::oneshot;
 use libp2p::StreamProtocol;
@@ -55,6 +61,10 @@ pub struct P2pConfig {
     pub incoming_queue: usize,
     /// The protocol id; change it only to test version negotiation.
     pub protocol: String,
+    /// Caps on the requests peers may have in flight at this node: bytes and requests per
+    /// peer, for unknown peers, and node-wide ([`Limits`]; the defaults let an honest client
+    /// at full speed through).
+    pub limits: Limits,
 }
 
 impl Default for P2pConfig {
@@ -68,6 +78,7 @@ impl Default for P2pConfig {
             max_streams_per_connection: 256,
             incoming_queue: 256,
             protocol: PROTOCOL.to_string(),
+            limits: Limits::default(),
         }
     }
 }
@@ -134,6 +145,7 @@ struct Inner {
     commands: mpsc::UnboundedSender<Command>,
     incoming: tokio::sync::Mutex<mpsc::Receiver<Incoming>>,
     listen: Arc<Mutex<Vec<Multiaddr>>>,
+    limiter: Arc<Limiter>,
 }
 
 /// memo's [`Transport`] over libp2p (TCP + Noise + yamux, request-response).
@@ -179,10 +191,12 @@ impl P2pTransport {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (incoming_tx, incoming_rx) = mpsc::channel(config.incoming_queue.max(1));
         let listen = Arc::new(Mutex::new(Vec::new()));
+        let limiter = Limiter::new(config.limits);
         let ready = driver::start(
             &key,
             protocol,
             &config,
+            limiter.clone(),
             command_rx,
             incoming_tx,
             listen.clone(),
@@ -196,6 +210,7 @@ impl P2pTransport {
                 commands,
                 incoming: tokio::sync::Mutex::new(incoming_rx),
                 listen,
+                limiter,
             }),
         })
     }
@@ -219,9 +234,17 @@ impl P2pTransport {
         &self.inner.config
     }
 
+    /// The accounting of request bytes in flight at this node ([`P2pConfig::limits`]): mark
+    /// known peers with [`Limiter::know`], read what is held with [`Limiter::in_flight`], or
+    /// share it with a lane ([`crate::transport::lane::LaneServer::start_limited`]) so that
+    /// the node-wide bound covers both.
+    pub fn limiter(&self) -> &Arc<Limiter> {
+        &self.inner.limiter
+    }
+
     /// Records that `peer` can be reached at `address` (a multiaddr, with or without a
-    /// trailing `/p2p/<peer id>`). Addresses are kept until shutdown; failed dials do not
-    /// remove them.
+    /// trailing `/p2p/<peer id>`), and makes it a known peer for the caps. Addresses are kept
+    /// until shutdown; failed dials do not remove them.
     pub fn try_add_address(&self, peer: AccountId, address: &str) -> Result<(), NetError> {
         let mut address = parse_address(address)?;
         let peer_id = peer_id_of(&peer)?;
@@ -234,6 +257,7 @@ impl P2pTransport {
             }
             address.pop();
         }
+        self.inner.limiter.know(peer);
         self.inner
             .commands
             .send(Command::AddAddress {
