@@ -74,7 +74,14 @@ async fn provider(capped: bool) {
     let store = FsShardStore::open(dir.path()).expect("store");
     let env = memo_sdk::Env::real();
     let transport: Arc<dyn Transport> = Arc::new(p2p.clone());
-    let provider = Provider::new(env.clone(), transport.clone(), store, 1 << 40, []);
+    let provider = Provider::new(
+        env.clone(),
+        keypair.clone(),
+        transport.clone(),
+        store,
+        1 << 40,
+        [],
+    );
     let lane = LaneServer::start_limited(
         env,
         "127.0.0.1:0",
@@ -151,6 +158,7 @@ async fn flooder() {
     let bytes = Bytes::from(vec![0x5a; size]);
     let request = Request::PutShard {
         shard: ShardId::of(b"not these bytes"),
+        ticket: None,
         bytes,
     };
     let body = Bytes::from(request.to_bytes());

@@ -284,6 +284,12 @@ async fn permits_are_released_on_every_path() {
     client.shutdown().await;
 }
 
+/// What [`Accept`] answers a shard put.
+const STORED: Response = Response::Stored {
+    new: true,
+    receipt: None,
+};
+
 /// A provider stand-in: stores nothing, answers every shard put.
 struct Accept;
 
@@ -291,7 +297,7 @@ struct Accept;
 impl Service for Accept {
     async fn handle(&self, _: AccountId, req: &Request) -> Option<Response> {
         match req {
-            Request::PutShard { .. } => Some(Response::Stored(true)),
+            Request::PutShard { .. } => Some(STORED),
             _ => None,
         }
     }
@@ -301,6 +307,7 @@ fn put(len: usize) -> Request {
     let bytes = Bytes::from(vec![5u8; len]);
     Request::PutShard {
         shard: ShardId::of(&bytes),
+        ticket: None,
         bytes,
     }
 }
@@ -344,10 +351,7 @@ async fn a_lane_refuses_frames_tickets_and_connections_over_the_caps() {
     let why = unavailable(lanes.call(provider, &put(2 * MIB)).await);
     assert!(why.contains("this peer's"), "{why}");
     // The same connection carries the next frame: the refused one kept the nonces in step.
-    assert_eq!(
-        lanes.call(provider, &put(1000)).await.unwrap(),
-        Response::Stored(true)
-    );
+    assert_eq!(lanes.call(provider, &put(1000)).await.unwrap(), STORED);
     assert_eq!(lanes.idle_connections(&provider), 1);
     assert_eq!(lane.open_connections(&client), 1);
 

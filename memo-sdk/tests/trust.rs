@@ -410,3 +410,84 @@ async fn providers_take_no_shard_without_a_valid_ticket() {
         "keepers",
     );
 }
+
+/// Shards uploaded under tickets that no put used (a client that died, or never meant to
+/// register them) are deleted by their providers soon after the tickets expire; registered
+/// shards stay. On virtual time: the minutes pass at once.
+#[test]
+fn shards_whose_tickets_expire_unused_are_reclaimed() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let env = memo_sdk::Env::simulated(18);
+        let spec = LocalSpec {
+            env: env.clone(),
+            ..spec()
+        };
+        let (mem, net) = memory_network(&spec).await.unwrap();
+        let alice = net.user("alice").unwrap();
+        let x = data(150_000, 6);
+        alice.put_bytes("kept.bin", &x).await.unwrap();
+        let held = |net: &Net| -> u64 {
+            net.providers
+                .iter()
+                .map(|p| p.service.store().shard_count().unwrap())
+                .sum()
+        };
+        let registered = held(&net);
+        // Mallory places a file and uploads every shard under its tickets, then never puts.
+        let mallory = Stranger::join(&mem, "mallory");
+        let enc = Encoder::new(ConvergenceDomain::global(), spec.params).unwrap();
+        let (_, encoded) = enc.encode_bytes(&data(120_000, 7)).unwrap();
+        let chunks: Vec<ChunkInfo> = encoded.iter().map(|c| ChunkInfo::from(&c.chunk)).collect();
+        let Response::Placed(grants) = mallory
+            .call(net.keepers[0].account(), &Request::Place { chunks })
+            .await
+            .unwrap()
+        else {
+            panic!("placed")
+        };
+        let mut uploaded = 0;
+        for (grant, chunk) in grants.into_iter().zip(&encoded) {
+            let grant = grant.expect("a new chunk");
+            for ((holder, ticket), (id, bytes)) in grant
+                .placement
+                .holders
+                .iter()
+                .zip(grant.tickets)
+                .zip(chunk.chunk.shards.iter().zip(&chunk.shards))
+            {
+                let req = Request::PutShard {
+                    shard: *id,
+                    ticket: Some(ticket),
+                    bytes: bytes.clone(),
+                };
+                let r = mallory.call(holder.unwrap(), &req).await.unwrap();
+                assert!(matches!(
+                    r,
+                    Response::Stored {
+                        new: true,
+                        receipt: Some(_)
+                    }
+                ));
+                uploaded += 1;
+            }
+        }
+        assert_eq!(held(&net), registered + uploaded);
+        // Past the ticket's life, the grace and a reclaim round: only registered shards remain.
+        let wait = std::time::Duration::from_millis(memo_core::ticket::TICKET_TTL_MS)
+            + memo_sdk::provider::RECLAIM_GRACE
+            + 2 * memo_sdk::provider::RECLAIM_EVERY;
+        env.sleep(wait).await;
+        assert_eq!(held(&net), registered);
+        assert!(
+            net.providers
+                .iter()
+                .all(|p| p.service.pending_tickets() == 0)
+        );
+        assert_eq!(alice.get_bytes("kept.bin").await.unwrap(), x);
+    });
+}
