@@ -123,6 +123,8 @@ pub enum Request {
     Place {
         /// The chunks, with their shard ids.
         chunks: Vec<ChunkInfo>,
+        /// Providers not to choose (they refused this client's shards: full or gone).
+        exclude: Vec<AccountId>,
     },
     /// Keeper: where each chunk's shards are.
     Locate {
@@ -298,6 +300,9 @@ pub enum Response {
         used: u64,
         /// Shards held.
         shards: u64,
+        /// Bytes it can still take: what is left of the capacity, bounded by its disk's free
+        /// space. Keepers place nothing on a provider without room for a shard.
+        room: u64,
     },
     /// An encoded storage proof.
     Proof(Vec<u8>),
@@ -464,8 +469,9 @@ impl Request {
             Request::DeleteShards { shards } => {
                 too_many(shards.len(), MAX_CHUNKS_PER_REQUEST * MAX_SHARDS)
             }
-            Request::Place { chunks } => {
+            Request::Place { chunks, exclude } => {
                 too_many(chunks.len(), MAX_CHUNKS_PER_REQUEST)
+                    || too_many(exclude.len(), MAX_CHUNKS_PER_REQUEST)
                     || chunks.iter().any(|c| c.shards.len() > MAX_SHARDS)
             }
             Request::Locate { chunks } => too_many(chunks.len(), MAX_CHUNKS_PER_REQUEST),

@@ -107,6 +107,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             "request",
             Request::Place {
                 chunks: vec![info()],
+                exclude: vec![AccountId([9; 32])],
             }
             .to_bytes(),
         ),

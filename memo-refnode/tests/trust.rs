@@ -126,6 +126,7 @@ fn a_stranger_cannot_replay_claim_poison_or_squat_on_a_devnet() {
             keeper1,
             &Request::Place {
                 chunks: chunks.clone(),
+                exclude: vec![],
             },
         )
         .await

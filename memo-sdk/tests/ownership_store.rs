@@ -110,6 +110,21 @@ fn fs_shard_store_conformance() {
     testkit::shard_store_conformance(|| FsShardStore::open(temp_path("shards")).unwrap());
 }
 
+/// The file store knows its disk's free space, and a holder over it never offers more than
+/// that (less the reserve).
+#[test]
+fn fs_shard_store_reports_the_disks_free_space() {
+    let store = FsShardStore::open(temp_path("shards")).unwrap();
+    let free = store
+        .free_bytes()
+        .unwrap()
+        .expect("a file system reports free space");
+    assert!(free > 0);
+    let holder = memo_core::ownership::Holder::new(store, u64::MAX);
+    let room = holder.room().unwrap();
+    assert!(room < free && room + memo_core::ownership::DISK_RESERVE >= free - (64 << 20));
+}
+
 #[test]
 fn fs_shard_store_conformance_through_the_page_cache() {
     testkit::shard_store_conformance(|| {

@@ -312,6 +312,7 @@ async fn dedup_cannot_be_poisoned_with_shards_nobody_holds() {
             keeper,
             &Request::Place {
                 chunks: chunks.clone(),
+                exclude: vec![],
             },
         )
         .await
@@ -444,7 +445,13 @@ fn shards_whose_tickets_expire_unused_are_reclaimed() {
         let (_, encoded) = enc.encode_bytes(&data(120_000, 7)).unwrap();
         let chunks: Vec<ChunkInfo> = encoded.iter().map(|c| ChunkInfo::from(&c.chunk)).collect();
         let Response::Placed(grants) = mallory
-            .call(net.keepers[0].account(), &Request::Place { chunks })
+            .call(
+                net.keepers[0].account(),
+                &Request::Place {
+                    chunks,
+                    exclude: vec![],
+                },
+            )
             .await
             .unwrap()
         else {

@@ -24,6 +24,12 @@ pub enum ShardStoreError {
         /// What is wrong.
         reason: String,
     },
+    /// The backing storage has no room left (the disk is full); nothing was stored.
+    #[error("shard store has no space left: {reason}")]
+    NoSpace {
+        /// The backend's message.
+        reason: String,
+    },
     /// The backend failed (I/O, lock).
     #[error("shard store {op} failed: {reason}")]
     Backend {
@@ -78,6 +84,11 @@ pub trait ShardStore: Send + Sync {
     fn shard_count(&self) -> Result<u64, ShardStoreError> {
         Ok(self.list()?.len() as u64)
     }
+    /// Bytes the backing storage can still take, if the store can tell (a file system's free
+    /// space); `None` when only the holder's configured capacity bounds it (the default).
+    fn free_bytes(&self) -> Result<Option<u64>, ShardStoreError> {
+        Ok(None)
+    }
 }
 
 /// A shared store is a store: several owners (a provider and a test, say) use one.
@@ -112,6 +123,9 @@ impl<S: ShardStore + ?Sized> ShardStore for std::sync::Arc<S> {
     }
     fn shard_count(&self) -> Result<u64, ShardStoreError> {
         (**self).shard_count()
+    }
+    fn free_bytes(&self) -> Result<Option<u64>, ShardStoreError> {
+        (**self).free_bytes()
     }
 }
 
@@ -202,20 +216,21 @@ impl ShardStore for MemoryShardStore {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HolderError {
-    /// Accepting the shard would exceed the space the provider offers.
-    #[error("holder full: {used} + {len} bytes > capacity {capacity}")]
+    /// The shard does not fit: in the capacity the provider offers, or on its disk.
+    #[error("holder full: a shard of {len} bytes does not fit in the {room} bytes left")]
     Full {
-        /// Bytes held.
-        used: u64,
+        /// The room left ([`Holder::room`]).
+        room: u64,
         /// The shard's length.
         len: u64,
-        /// The capacity offered.
-        capacity: u64,
     },
     /// The shard store refused or failed.
     #[error(transparent)]
     Store(#[from] ShardStoreError),
 }
+
+/// Free disk space a holder leaves unused (for the store's own files and temporaries).
+pub const DISK_RESERVE: u64 = 4 << 20;
 
 /// The holder persona: a provider's shards within the capacity it offers.
 #[derive(Debug)]
@@ -246,16 +261,25 @@ impl<S: ShardStore> Holder<S> {
         if self.store.has(id)? {
             return Ok(false);
         }
-        let used = self.store.used_bytes()?;
+        let room = self.room()?;
         let len = bytes.len() as u64;
-        if used.checked_add(len).is_none_or(|u| u > self.capacity) {
-            return Err(HolderError::Full {
-                used,
-                len,
-                capacity: self.capacity,
-            });
+        if len > room {
+            return Err(HolderError::Full { room, len });
         }
-        Ok(self.store.put_verified(shard)?)
+        match self.store.put_verified(shard) {
+            Err(ShardStoreError::NoSpace { .. }) => Err(HolderError::Full { room: 0, len }),
+            other => Ok(other?),
+        }
+    }
+
+    /// Bytes this holder can still take: what is left of its capacity, and no more than its
+    /// store's free space less [`DISK_RESERVE`].
+    pub fn room(&self) -> Result<u64, HolderError> {
+        let left = self.capacity.saturating_sub(self.store.used_bytes()?);
+        Ok(match self.store.free_bytes()? {
+            Some(free) => left.min(free.saturating_sub(DISK_RESERVE)),
+            None => left,
+        })
     }
 
     /// Serves a shard, verified.

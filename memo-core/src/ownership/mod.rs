@@ -24,7 +24,9 @@ mod holder;
 mod store;
 mod types;
 
-pub use holder::{Holder, HolderError, MemoryShardStore, ShardStore, ShardStoreError, Verified};
+pub use holder::{
+    DISK_RESERVE, Holder, HolderError, MemoryShardStore, ShardStore, ShardStoreError, Verified,
+};
 pub use store::{MemoryMeta, MetaRead, MetaStore, MetaTxn, StoreError};
 pub use types::{
     ACCOUNT_VERSION, Account, CHUNK_ENTRY_VERSION, ChunkEntry, ChunkInfo, DeletePlan,

@@ -136,6 +136,17 @@ impl ClientConfig {
     }
 }
 
+/// Whether an upload failed because the provider had no room (or no capacity for this client
+/// now), rather than being unreachable.
+fn refused_for_room(e: &ClientError) -> bool {
+    matches!(e, ClientError::Upload { error, .. }
+        if matches!(&**error, RpcError::Remote { error, .. } if error.code == ErrorCode::Unavailable))
+}
+
+/// How many placements a chunk gets before its put fails (each without the providers that
+/// refused or failed its shards before).
+pub const PLACE_ATTEMPTS: usize = 3;
+
 /// What uploading one chunk gave a put.
 enum Uploaded {
     /// Uploaded: where, the holders' receipts and the bytes sent.
@@ -560,79 +571,113 @@ impl Client {
 
     /// Asks a keeper where to put a chunk and uploads its shards there under the keeper's
     /// tickets, in parallel, collecting the providers' receipts. A chunk already stored is not
-    /// uploaded: the put proves possession of it instead, under the operation's `nonce`.
+    /// uploaded: the put proves possession of it instead, under the operation's `nonce`. If a
+    /// provider refuses or fails a shard (full, gone), the chunk is placed again without it,
+    /// up to [`PLACE_ATTEMPTS`] times; the put fails only when no placement works.
     async fn upload(&self, chunk: EncodedChunk, nonce: u64) -> Result<Uploaded, ClientError> {
         let info = ChunkInfo::from(&chunk.chunk);
-        let (keeper, resp) = self.keeper(&Request::Place { chunks: vec![info] }).await?;
-        let grant = match resp {
-            Response::Placed(mut v) if v.len() == 1 => match v.pop().flatten() {
-                None => {
-                    return Ok(Uploaded::Known(Possession::prove(
-                        &self.account(),
-                        nonce,
-                        chunk.chunk.id,
-                        &chunk.shards,
-                    )));
+        let mut exclude: Vec<AccountId> = Vec::new();
+        let mut attempt = 0;
+        // Why the previous placement failed: the error to report if no other one is possible.
+        let mut previous: Option<ClientError> = None;
+        loop {
+            attempt += 1;
+            let place = Request::Place {
+                chunks: vec![info.clone()],
+                exclude: exclude.clone(),
+            };
+            let (keeper, resp) = match (self.keeper(&place).await, previous.take()) {
+                (Ok(answer), _) => answer,
+                // Providers were full, and the keeper has no others with room: it says so.
+                (Err(_), Some(upload)) if !refused_for_room(&upload) => return Err(upload),
+                (Err(e), _) => return Err(e),
+            };
+            let grant = match resp {
+                Response::Placed(mut v) if v.len() == 1 => match v.pop().flatten() {
+                    None => {
+                        return Ok(Uploaded::Known(Possession::prove(
+                            &self.account(),
+                            nonce,
+                            chunk.chunk.id,
+                            &chunk.shards,
+                        )));
+                    }
+                    Some(g) => g,
+                },
+                other => return Err(unexpected(keeper, "Place", &other).into()),
+            };
+            let n = chunk.shards.len();
+            if grant.placement.holders.len() != n
+                || grant.tickets.len() != n
+                || grant.placement.holders.iter().any(Option::is_none)
+            {
+                return Err(RpcError::Unexpected {
+                    peer: keeper,
+                    asked: "Place",
+                    got: "an incomplete placement".into(),
                 }
-                Some(g) => g,
-            },
-            other => return Err(unexpected(keeper, "Place", &other).into()),
-        };
-        let n = chunk.shards.len();
-        if grant.placement.holders.len() != n
-            || grant.tickets.len() != n
-            || grant.placement.holders.iter().any(Option::is_none)
-        {
-            return Err(RpcError::Unexpected {
-                peer: keeper,
-                asked: "Place",
-                got: "an incomplete placement".into(),
+                .into());
             }
-            .into());
-        }
-        let via = self.via();
-        let sends = chunk
-            .chunk
-            .shards
-            .iter()
-            .zip(&chunk.shards)
-            .zip(grant.placement.holders.iter().zip(grant.tickets))
-            .enumerate()
-            .map(|(index, ((id, bytes), (holder, ticket)))| {
-                let provider = holder.unwrap_or(AccountId([0; 32]));
-                let (id, bytes) = (*id, bytes.clone());
-                let failed = move |error: RpcError| ClientError::Upload {
-                    chunk: chunk.chunk.id.short(),
-                    index,
-                    provider,
-                    error: Box::new(error),
-                };
-                async move {
-                    let (_, receipt) = self
-                        .bounded(
+            let via = self.via();
+            let sends = chunk
+                .chunk
+                .shards
+                .iter()
+                .zip(&chunk.shards)
+                .zip(grant.placement.holders.iter().zip(grant.tickets))
+                .enumerate()
+                .map(|(index, ((id, bytes), (holder, ticket)))| {
+                    let provider = holder.unwrap_or(AccountId([0; 32]));
+                    let (id, bytes) = (*id, bytes.clone());
+                    let failed = move |error: RpcError| {
+                        (
                             provider,
-                            provider_client::put_shard(via, provider, id, Some(ticket), bytes),
+                            ClientError::Upload {
+                                chunk: chunk.chunk.id.short(),
+                                index,
+                                provider,
+                                error: Box::new(error),
+                            },
                         )
-                        .await
-                        .map_err(failed)?;
-                    receipt.ok_or_else(|| {
-                        failed(RpcError::Unexpected {
-                            peer: provider,
-                            asked: "PutShard",
-                            got: "no receipt".into(),
+                    };
+                    async move {
+                        let put =
+                            provider_client::put_shard(via, provider, id, Some(ticket), bytes);
+                        let (_, receipt) = self.bounded(provider, put).await.map_err(failed)?;
+                        receipt.ok_or_else(|| {
+                            failed(RpcError::Unexpected {
+                                peer: provider,
+                                asked: "PutShard",
+                                got: "no receipt".into(),
+                            })
                         })
-                    })
+                    }
+                });
+            let mut receipts = Vec::with_capacity(n);
+            let mut refused = Vec::new();
+            for r in futures::future::join_all(sends).await {
+                match r {
+                    Ok(receipt) => receipts.push(receipt),
+                    Err(f) => refused.push(f),
                 }
-            });
-        let mut receipts = Vec::with_capacity(n);
-        for r in futures::future::join_all(sends).await {
-            receipts.push(r?);
+            }
+            let Some((_, last)) = refused.pop() else {
+                return Ok(Uploaded::New {
+                    placement: grant.placement,
+                    receipts,
+                    bytes: chunk.chunk.stored_bytes(),
+                });
+            };
+            if attempt >= PLACE_ATTEMPTS {
+                return Err(last);
+            }
+            tracing::info!(chunk = %chunk.chunk.id.short(), attempt, "placing the chunk again: {last}");
+            exclude.extend(refused.into_iter().map(|(p, _)| p));
+            if let ClientError::Upload { provider, .. } = &last {
+                exclude.push(*provider);
+            }
+            previous = Some(last);
         }
-        Ok(Uploaded::New {
-            placement: grant.placement,
-            receipts,
-            bytes: chunk.chunk.stored_bytes(),
-        })
     }
 
     /// Signs `op` with a fresh nonce and submits it.

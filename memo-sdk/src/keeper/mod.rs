@@ -110,6 +110,8 @@ pub struct Keeper {
     /// Operations (signer, nonce) being checked or appended through this keeper: a copy
     /// submitted meanwhile is refused as a replay before it reaches the log.
     pending: Mutex<HashSet<(AccountId, u64)>>,
+    /// The room each provider reported at its last probe ([`Keeper::set_room`]).
+    rooms: RwLock<HashMap<AccountId, u64>>,
 }
 
 impl Keeper {
@@ -136,7 +138,17 @@ impl Keeper {
             challenger: std::sync::OnceLock::new(),
             purging: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashSet::new()),
+            rooms: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// Records the bytes `provider` said it can still take: placement skips it for shards
+    /// larger than that until it reports more.
+    pub fn set_room(&self, provider: AccountId, room: u64) {
+        self.rooms
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(provider, room);
     }
 
     /// Reads the keeper's derived state (ownership, placement, health) under its lock: for
@@ -294,9 +306,9 @@ impl Keeper {
             self.caught_up().await;
         }
         match req {
-            Request::Place { chunks } => {
+            Request::Place { chunks, exclude } => {
                 self.purged_chunks_settled(&chunks).await;
-                self.place(from, &chunks)
+                self.place(from, &chunks, &exclude)
             }
             Request::Locate { chunks } => {
                 let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -410,8 +422,9 @@ impl Keeper {
     }
 
     /// Chooses k + m distinct providers for each chunk not yet registered, with a ticket for
-    /// `user` to upload each shard there.
-    fn place(&self, user: AccountId, chunks: &[ChunkInfo]) -> Response {
+    /// `user` to upload each shard there: healthy providers with room for a shard, but none of
+    /// `exclude`.
+    fn place(&self, user: AccountId, chunks: &[ChunkInfo], exclude: &[AccountId]) -> Response {
         let expires_ms = self.config.env.unix_ms().saturating_add(TICKET_TTL_MS);
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let providers: Vec<AccountId> = self
@@ -420,33 +433,44 @@ impl Keeper {
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter(|p| state.provider_health(p) == memo_core::ownership::ShardHealth::Healthy)
+            .filter(|p| !exclude.contains(p))
             .copied()
             .collect();
+        let rooms = self.rooms.read().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::with_capacity(chunks.len());
         for c in chunks {
             match state.ownership().chunk(&c.id) {
                 Ok(Some(_)) => out.push(None),
                 Ok(None) => {
-                    if providers.len() < c.shards.len() {
+                    let size = c.stored_bytes / c.shards.len().max(1) as u64;
+                    let eligible: Vec<AccountId> = providers
+                        .iter()
+                        .filter(|p| rooms.get(p).is_none_or(|room| *room >= size))
+                        .copied()
+                        .collect();
+                    if eligible.len() < c.shards.len() {
                         return Response::error(
                             ErrorCode::Unavailable,
                             format!(
-                                "{} shards per chunk need as many providers; {} are live",
+                                "no room: {} shards of {size} bytes need as many providers with \
+                                 room; {} of {} healthy providers have it ({} more excluded by \
+                                 the client)",
                                 c.shards.len(),
-                                providers.len()
+                                eligible.len(),
+                                providers.len(),
+                                exclude.len()
                             ),
                         );
                     }
                     let chosen = placement::choose(
                         self.challenger.get(),
-                        &providers,
+                        &eligible,
                         c.shards.len(),
                         &self.config.env.random(),
                     );
                     if let Some(ch) = self.challenger.get() {
                         ch.placing(&c.shards);
                     }
-                    let size = c.stored_bytes / c.shards.len().max(1) as u64;
                     let tickets = c
                         .shards
                         .iter()

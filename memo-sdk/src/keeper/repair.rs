@@ -552,10 +552,13 @@ impl Repairer {
             .collect();
         providers.extend(self.state().holders().copied());
         let probes = providers.iter().map(|p| async move {
-            let ok = matches!(
-                self.rpc(*p, &Request::ProviderStatus).await,
-                Ok(Response::ProviderStatus { .. })
-            );
+            let ok = match self.rpc(*p, &Request::ProviderStatus).await {
+                Ok(Response::ProviderStatus { room, .. }) => {
+                    self.keeper.set_room(*p, room);
+                    true
+                }
+                _ => false,
+            };
             (*p, ok)
         });
         let results = futures::future::join_all(probes).await;

@@ -272,8 +272,9 @@ impl<S: ShardStore + 'static> Provider<S> {
                 });
                 Response::Stored { new, receipt }
             }
-            Err(HolderError::Full { .. }) => {
-                Response::error(ErrorCode::Unavailable, "provider is full")
+            Err(e @ HolderError::Full { .. }) => {
+                warn!(shard = %shard.short(), "refused a shard: {e}");
+                Response::error(ErrorCode::Unavailable, format!("provider is full: {e}"))
             }
             Err(e) => Response::error(ErrorCode::BadRequest, e.to_string()),
         }
@@ -399,16 +400,15 @@ impl<S: ShardStore + 'static> Provider<S> {
             }
             Request::ProviderStatus => {
                 let store = self.holder.store();
-                match (store.used_bytes(), store.shard_count()) {
-                    (Ok(used), Ok(shards)) => Response::ProviderStatus {
+                let status = (|| -> Result<Response, HolderError> {
+                    Ok(Response::ProviderStatus {
                         capacity: self.holder.capacity(),
-                        used,
-                        shards,
-                    },
-                    (Err(e), _) | (_, Err(e)) => {
-                        Response::error(ErrorCode::Internal, e.to_string())
-                    }
-                }
+                        used: store.used_bytes()?,
+                        shards: store.shard_count()?,
+                        room: self.holder.room()?,
+                    })
+                })();
+                status.unwrap_or_else(|e| Response::error(ErrorCode::Internal, e.to_string()))
             }
             other => Response::error(
                 ErrorCode::BadRequest,

@@ -9,9 +9,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> ShardStoreError {
-    move |e| ShardStoreError::Backend {
-        op,
-        reason: e.to_string(),
+    move |e| match e.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => ShardStoreError::NoSpace {
+            reason: format!("{op}: {e}"),
+        },
+        _ => ShardStoreError::Backend {
+            op,
+            reason: e.to_string(),
+        },
     }
 }
 
@@ -548,5 +553,14 @@ impl ShardStore for FsShardStore {
 
     fn shard_count(&self) -> Result<u64, ShardStoreError> {
         Ok(self.count.load(Ordering::Relaxed))
+    }
+
+    /// The file system's space available to this process under the store's root.
+    fn free_bytes(&self) -> Result<Option<u64>, ShardStoreError> {
+        let st = rustix::fs::statvfs(&self.root).map_err(|e| ShardStoreError::Backend {
+            op: "free space",
+            reason: e.to_string(),
+        })?;
+        Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
     }
 }

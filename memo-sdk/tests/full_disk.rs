@@ -1,0 +1,163 @@
+//! A provider whose disk fills up (issue #20): it refuses shards before writing them, a client
+//! places a refused chunk again on other providers, keepers stop placing on it once it reports
+//! no room, and a put fails for lack of space only when too few providers have room, saying so.
+
+use memo_core::ShardId;
+use memo_core::codec::CodecParams;
+use memo_core::ownership::{DISK_RESERVE, MemoryShardStore, ShardStore, ShardStoreError};
+use memo_core::testkit::random_bytes as data;
+use memo_core::transport::{MemoryNetwork, Transport};
+use memo_sdk::ClientError;
+use memo_sdk::keeper::repair::RepairConfig;
+use memo_sdk::local::{LocalNetwork, LocalSpec};
+use std::sync::Arc;
+
+/// A shard store on a disk of `disk` bytes (`None`: as large as the provider's capacity).
+struct Disk {
+    inner: MemoryShardStore,
+    disk: Option<u64>,
+}
+
+impl ShardStore for Disk {
+    fn put(&self, id: &ShardId, bytes: &[u8]) -> Result<bool, ShardStoreError> {
+        // A disk that is really full fails the write, whatever was checked before.
+        if let Some(disk) = self.disk
+            && self.inner.used_bytes()? + bytes.len() as u64 > disk
+        {
+            return Err(ShardStoreError::NoSpace {
+                reason: "No space left on device".into(),
+            });
+        }
+        self.inner.put(id, bytes)
+    }
+    fn get(&self, id: &ShardId) -> Result<Option<Vec<u8>>, ShardStoreError> {
+        self.inner.get(id)
+    }
+    fn has(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
+        self.inner.has(id)
+    }
+    fn delete(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
+        self.inner.delete(id)
+    }
+    fn list(&self) -> Result<Vec<ShardId>, ShardStoreError> {
+        self.inner.list()
+    }
+    fn used_bytes(&self) -> Result<u64, ShardStoreError> {
+        self.inner.used_bytes()
+    }
+    fn free_bytes(&self) -> Result<Option<u64>, ShardStoreError> {
+        Ok(self
+            .disk
+            .map(|d| (d + DISK_RESERVE).saturating_sub(self.inner.used_bytes().unwrap_or(0))))
+    }
+}
+
+const SHARD: u64 = 16 * 1024;
+
+fn spec(providers: usize) -> LocalSpec {
+    LocalSpec {
+        providers,
+        params: CodecParams {
+            chunk_size: 64 * 1024,
+            data_shards: 4,
+            parity_shards: 2,
+        },
+        ..LocalSpec::default()
+    }
+}
+
+/// A network whose provider 0 has a disk of `disk` bytes.
+async fn network(providers: usize, disk: u64) -> LocalNetwork<Disk> {
+    let mem = MemoryNetwork::new();
+    LocalNetwork::start(
+        &spec(providers),
+        move |kp| Arc::new(mem.join(kp.account())) as Arc<dyn Transport>,
+        |i| Disk {
+            inner: MemoryShardStore::new(),
+            disk: (i == 0).then_some(disk),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn used(net: &LocalNetwork<Disk>, i: usize) -> u64 {
+    net.providers[i].service.store().used_bytes().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_provider_does_not_stop_puts_and_gets_nothing_more() {
+    // Room for 10 shards on provider 0; every object of 1 MiB puts 102 shards, 17 per
+    // provider on average.
+    let net = network(8, 10 * SHARD).await;
+    let alice = net.user("alice").unwrap();
+    let objects: Vec<Vec<u8>> = (0..4).map(|i| data(1 << 20, 40 + i)).collect();
+    // It fills up mid-put: the client places the refused chunks again elsewhere.
+    for (i, o) in objects.iter().enumerate() {
+        alice.put_bytes(&format!("o{i}"), o).await.unwrap();
+    }
+    assert!(used(&net, 0) <= 10 * SHARD, "the full disk took no more");
+    assert!(used(&net, 0) > 0, "it took shards while it had room");
+    for (i, o) in objects.iter().enumerate() {
+        assert_eq!(&alice.get_bytes(&format!("o{i}")).await.unwrap(), o);
+    }
+    // Once the keepers probed it, they place on it nothing larger than its room: no data
+    // chunk's shard (a small manifest shard may still fit).
+    for r in net.repairers(&RepairConfig::default()) {
+        r.round().await;
+    }
+    let full = net.providers[0].account();
+    let room = 10 * SHARD - used(&net, 0);
+    assert!(room < SHARD);
+    // Placement itself leaves it out (not only the client's retries).
+    let chunks: Vec<memo_core::ownership::ChunkInfo> = (0..20u8)
+        .map(|c| memo_core::ownership::ChunkInfo {
+            id: memo_core::ChunkId([c; 32]),
+            stored_bytes: 6 * SHARD,
+            shards: (0..6)
+                .map(|i| ShardId([c.wrapping_mul(7).wrapping_add(i); 32]))
+                .collect(),
+        })
+        .collect();
+    let placed = net.keepers[0]
+        .handle_request(
+            alice.account(),
+            memo_core::protocol::Request::Place {
+                chunks,
+                exclude: vec![],
+            },
+        )
+        .await;
+    let memo_core::protocol::Response::Placed(grants) = placed else {
+        panic!("{placed:?}")
+    };
+    assert!(
+        grants
+            .iter()
+            .flatten()
+            .all(|g| !g.placement.holders.contains(&Some(full)))
+    );
+    let last = alice.put_bytes("last", &data(1 << 20, 50)).await.unwrap();
+    assert!(used(&net, 0) <= 10 * SHARD);
+    let stat = alice.stat(&last.id.to_hex()).await.unwrap();
+    let (_manifest, data_chunks) = stat.chunks.split_last().unwrap();
+    assert!(
+        data_chunks.iter().all(|c| !c.holders.contains(&Some(full))),
+        "a data chunk was placed on the full provider"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_fails_for_lack_of_space_only_without_enough_providers_with_room() {
+    // Six providers for six shards a chunk: with one full, no placement works.
+    let net = network(6, 0).await;
+    let alice = net.user("alice").unwrap();
+    let err = alice
+        .put_bytes("x", &data(100_000, 51))
+        .await
+        .expect_err("no placement has room");
+    let text = err.to_string();
+    assert!(text.contains("no room"), "{text}");
+    assert!(matches!(err, ClientError::Rpc(_)), "{err:?}");
+    assert!(alice.list().await.unwrap().is_empty(), "nothing was stored");
+}
