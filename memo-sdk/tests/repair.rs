@@ -771,3 +771,54 @@ async fn orphan_shards_are_swept_once_idle_and_placed_ones_never() {
     assert_eq!(swept, 1);
     sim.check_reads().await;
 }
+
+/// With too few providers for a rebuilt shard to go anywhere (every live provider already holds
+/// a shard of each chunk), repair reads nothing and backs off instead of re-reading k shards
+/// every round; once a provider joins, the chunks are repaired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_without_a_target_reads_nothing_backs_off_and_resumes_when_a_provider_joins() {
+    let mut sim = Sim::new(2, 6, &[], 21).await;
+    // Provider 5 stays out of placement for now: k + m = 5 providers hold every chunk.
+    let spare = sim.provider(5);
+    for k in &sim.net.keepers {
+        k.remove_provider(&spare);
+    }
+    sim.put("a", 30_000, 1).await;
+    sim.put("b", 12_000, 2).await;
+    sim.mem.set_down(sim.provider(0));
+    // Lost after two missed probes; then many rounds with nowhere to place rebuilt shards.
+    sim.rounds(2).await;
+    let stats = |sim: &Sim| -> (u64, u64, u64) {
+        sim.repairers.iter().fold((0, 0, 0), |(r, f, d), x| {
+            let s = x.stats();
+            (r + s.bytes_read, f + s.failures, d + s.deferred)
+        })
+    };
+    sim.rounds(40).await;
+    let (read, failures, deferred) = stats(&sim);
+    assert_eq!(
+        read, 0,
+        "nothing is read for a repair that cannot be placed"
+    );
+    assert!(deferred > 0);
+    // Backoff: 2, 4, 8, 16, 32 rounds (less up to a quarter) between one keeper's attempts:
+    // at most 6 attempts per chunk and keeper in 40 rounds, not 40.
+    let degraded = sim.net.keepers[0].inspect(|o| o.degraded().count()) as u64;
+    assert!(degraded > 0);
+    assert!(
+        failures <= degraded * 2 * 6,
+        "{failures} attempts for {degraded} chunks in 40 rounds"
+    );
+    assert!(sim.repairers.iter().any(|r| !r.backing_off().is_empty()));
+    // A provider joins: within the longest backoff, every chunk is whole again.
+    for k in &sim.net.keepers {
+        k.add_provider(spare);
+    }
+    sim.until_healthy(memo_sdk::keeper::repair::MAX_BACKOFF_ROUNDS as usize + 8)
+        .await;
+    assert!(stats(&sim).0 > 0);
+    // The next round forgets the backoffs of chunks another keeper repaired.
+    sim.rounds(1).await;
+    assert!(sim.repairers.iter().all(|r| r.backing_off().is_empty()));
+    sim.check_reads().await;
+}

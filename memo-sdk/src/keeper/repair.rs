@@ -174,7 +174,15 @@ pub struct RepairStats {
     pub audit_failures: u64,
     /// Orphan shards that providers deleted on this keeper's sweeps.
     pub orphans_swept: u64,
+    /// Repairs put off because no provider could take the rebuilt shards (too few healthy
+    /// providers outside the chunk's holders): nothing was read for them.
+    #[serde(default)]
+    pub deferred: u64,
 }
+
+/// The longest a failed repair of a chunk is put off, in rounds: failures double the wait from
+/// one round up to this.
+pub const MAX_BACKOFF_ROUNDS: u64 = 64;
 
 #[derive(Default)]
 struct Counters {
@@ -188,6 +196,15 @@ struct Counters {
     audit_bytes: AtomicU64,
     audit_failures: AtomicU64,
     swept: AtomicU64,
+    deferred: AtomicU64,
+}
+
+/// A chunk whose repair failed: how often in a row, and the round before which it is not
+/// tried again.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    failures: u32,
+    until: u64,
 }
 
 /// Where this keeper's audit sweeps stand.
@@ -251,6 +268,8 @@ pub struct Repairer {
     /// Round in which a target (provider or chunk) was first seen needing action.
     waiting: Mutex<BTreeMap<[u8; 32], u64>>,
     in_flight: Mutex<BTreeSet<ChunkId>>,
+    /// Chunks whose repair failed, put off with exponential backoff and jitter.
+    backoff: Mutex<BTreeMap<ChunkId, Backoff>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     slots: Arc<Semaphore>,
     budget: Budget,
@@ -311,6 +330,7 @@ impl Repairer {
             round: AtomicU64::new(0),
             waiting: Mutex::default(),
             in_flight: Mutex::default(),
+            backoff: Mutex::default(),
             tasks: Mutex::default(),
             slots: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
             budget: Budget::new(config.bytes_per_sec),
@@ -354,6 +374,7 @@ impl Repairer {
             audit_bytes: c.audit_bytes.load(Ordering::Relaxed),
             audit_failures: c.audit_failures.load(Ordering::Relaxed),
             orphans_swept: c.swept.load(Ordering::Relaxed),
+            deferred: c.deferred.load(Ordering::Relaxed),
         }
     }
 
@@ -819,6 +840,11 @@ impl Repairer {
 
     fn start_repairs(self: &Arc<Self>, now: u64) {
         let degraded: Vec<ChunkId> = self.state().degraded().copied().collect();
+        // A chunk repaired meanwhile (by another keeper) is not put off any more.
+        self.backoff
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|c, _| degraded.binary_search(c).is_ok());
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.retain(|t| !t.is_finished());
         for chunk in degraded {
@@ -827,6 +853,15 @@ impl Repairer {
                 continue;
             }
             if !self.my_turn(chunk.as_bytes(), now) {
+                continue;
+            }
+            let put_off = self
+                .backoff
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&chunk)
+                .is_some_and(|b| b.until > now);
+            if put_off {
                 continue;
             }
             if !self
@@ -845,8 +880,13 @@ impl Repairer {
                 let done = me.repair_chunk(chunk).await;
                 if done {
                     me.settled(chunk.as_bytes());
+                    me.backoff
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&chunk);
                 } else {
                     me.counters.failures.fetch_add(1, Ordering::Relaxed);
+                    me.put_off(chunk, now);
                 }
                 me.in_flight
                     .lock()
@@ -854,6 +894,35 @@ impl Repairer {
                     .remove(&chunk);
             }));
         }
+    }
+
+    /// Puts off the next repair of `chunk` after a failure in round `now`: 2^failures rounds,
+    /// up to [`MAX_BACKOFF_ROUNDS`], less a random quarter (so keepers do not retry in step).
+    fn put_off(&self, chunk: ChunkId, now: u64) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        let b = backoff.entry(chunk).or_insert(Backoff {
+            failures: 0,
+            until: now,
+        });
+        b.failures = b.failures.saturating_add(1);
+        let wait = (1u64 << b.failures.min(6)).min(MAX_BACKOFF_ROUNDS);
+        let jitter = self.keeper.env().below(wait / 4 + 1);
+        b.until = now + wait - jitter;
+        if b.failures == 1 || wait == MAX_BACKOFF_ROUNDS && (b.failures - 1).is_multiple_of(8) {
+            warn!(chunk = %chunk.short(), failures = b.failures, rounds = wait - jitter, "repair failed; trying again later");
+        } else {
+            debug!(chunk = %chunk.short(), failures = b.failures, rounds = wait - jitter, "repair failed; trying again later");
+        }
+    }
+
+    /// Chunks whose repair is put off, with the failures in a row so far.
+    pub fn backing_off(&self) -> Vec<(ChunkId, u32)> {
+        self.backoff
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(c, b)| (*c, b.failures))
+            .collect()
     }
 
     fn needs_repair(&self, chunk: &ChunkId) -> Option<(memo_core::repair::RepairPlan, Snapshot)> {
@@ -899,6 +968,18 @@ impl Repairer {
             return false;
         }
         let slen = (snap.stored_bytes / n) as usize;
+        // Read nothing if the rebuilt shards could go nowhere (too few providers outside the
+        // chunk's holders): that read would be thrown away, round after round.
+        let targets = snap
+            .eligible
+            .iter()
+            .filter(|p| !plan.exclude.contains(p))
+            .count();
+        if targets < plan.rebuild.len() {
+            self.counters.deferred.fetch_add(1, Ordering::Relaxed);
+            debug!(chunk = %chunk.short(), targets, needed = plan.rebuild.len(), "no provider to place rebuilt shards on");
+            return false;
+        }
         let started = self.keeper.env().now();
         // Fetch k verified shards, k at a time from the best sources.
         let mut have: Vec<(usize, Bytes)> = Vec::new();
@@ -988,7 +1069,7 @@ impl Repairer {
                 }
             }
             let Some(to) = placed else {
-                warn!(chunk = %chunk.short(), index = i, "no provider accepted the rebuilt shard");
+                debug!(chunk = %chunk.short(), index = i, "no provider accepted the rebuilt shard");
                 continue;
             };
             exclude.insert(to);
