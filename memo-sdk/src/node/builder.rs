@@ -15,7 +15,7 @@
 //! [`Node::start`] returns once the node serves; [`Node::run_until`] serves until a future
 //! resolves (a signal, say) and then shuts the node down cleanly.
 
-use crate::config::{BadAccount, ConfigError, NodeConfig, Role, load_or_create_key};
+use crate::config::{BadAccount, ConfigError, NodeConfig, Role, load_or_create_key, write_atomic};
 use crate::env::Env;
 use crate::keeper::KeeperConfig;
 use crate::keeper::challenger::{Challenger, ChallengerConfig};
@@ -115,6 +115,49 @@ impl std::fmt::Debug for Node {
     }
 }
 
+/// The file in a node's data dir that keeps the address it listens on: a node configured with
+/// port 0 takes the port it got the first time again when it restarts, so peers that know its
+/// address reach it.
+pub const LISTEN_FILE: &str = "listen.addr";
+
+/// Starts the transport on `cfg.listen`; with port 0, on the address kept in [`LISTEN_FILE`]
+/// if there is one (falling back to a new port if that one is taken), and keeps the address
+/// it got.
+async fn listen(
+    keypair: &memo_core::Keypair,
+    cfg: &NodeConfig,
+) -> Result<(P2pTransport, Vec<crate::transport::p2p::Multiaddr>), NodeError> {
+    let file = cfg.data_dir.join(LISTEN_FILE);
+    let any_port = cfg.listen.ends_with("/tcp/0");
+    let kept = any_port
+        .then(|| std::fs::read_to_string(&file).ok())
+        .flatten()
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty());
+    let started = match &kept {
+        Some(addr) => match P2pTransport::start(keypair, addr).await {
+            Ok(t) => Ok(t),
+            Err(e) => {
+                warn!(%addr, "the address this node had is not available ({e}); taking a new port");
+                P2pTransport::start(keypair, &cfg.listen).await
+            }
+        },
+        None => P2pTransport::start(keypair, &cfg.listen).await,
+    };
+    let (p2p, addrs) = started.map_err(|error| NodeError::Listen {
+        listen: cfg.listen.clone(),
+        error,
+    })?;
+    if any_port
+        && let Some(first) = addrs.first()
+        && kept.as_deref() != Some(&first.to_string())
+        && let Err(e) = write_atomic(&file, first.to_string().as_bytes())
+    {
+        warn!(path = %file.display(), "could not keep the listen address: {e}");
+    }
+    Ok((p2p, addrs))
+}
+
 /// How long a node keeps retrying its registration on the ledger (whose node may start later).
 const REGISTRATION_PATIENCE: Duration = Duration::from_secs(120);
 
@@ -133,12 +176,7 @@ impl Node {
             path: cfg.data_dir.clone(),
             error,
         })?;
-        let (p2p, addrs) = P2pTransport::start(&keypair, &cfg.listen)
-            .await
-            .map_err(|error| NodeError::Listen {
-                listen: cfg.listen.clone(),
-                error,
-            })?;
+        let (p2p, addrs) = listen(&keypair, cfg).await?;
         for p in cfg.peers.iter().filter(|p| !p.address.is_empty()) {
             if let Err(e) = p2p.try_add_address(p.account_id()?, &p.address) {
                 warn!(peer = %p.name, "ignoring address {}: {e}", p.address);
