@@ -129,7 +129,8 @@ impl Keypair {
     }
 }
 
-fn signing_input(context: &str, message: &[u8]) -> Vec<u8> {
+/// The exact bytes ed25519 signs for `message` under `context`.
+pub(crate) fn signing_input(context: &str, message: &[u8]) -> Vec<u8> {
     let mut m = Vec::with_capacity(16 + context.len() + message.len());
     m.extend_from_slice(b"memo/sig/v1\0");
     m.extend_from_slice(&(context.len() as u32).to_le_bytes());

@@ -100,15 +100,26 @@ impl OpEnvelope {
         }
     }
 
-    /// Verifies every receipt a put carries: signed by the account it names, and for a ticket
-    /// that was still valid at `now_ms`. Other operations carry none.
-    pub fn verify_receipts(&self, now_ms: u64) -> Result<(), ObjectError> {
+    /// Verifies every receipt a put carries: signed by the account it names (in one batch,
+    /// with `sigs`' cached keys), and for a ticket that was still valid at `now_ms`. Other
+    /// operations carry none.
+    pub fn verify_receipts(
+        &self,
+        now_ms: u64,
+        sigs: &mut crate::contract::SigChecker,
+    ) -> Result<(), ObjectError> {
         let ObjectOp::Put { receipts, .. } = &self.op else {
             return Ok(());
         };
+        if !sigs.verify_batch(receipts) {
+            let bad = sigs.find_invalid(receipts).first().copied().unwrap_or(0);
+            return Err(ObjectError::Receipt(format!(
+                "receipt {bad} is not validly signed"
+            )));
+        }
         for (i, r) in receipts.iter().enumerate() {
             let body = r
-                .open()
+                .open_unverified()
                 .map_err(|e| ObjectError::Receipt(format!("receipt {i}: {e}")))?;
             if body.expires_ms <= now_ms {
                 return Err(ObjectError::Receipt(format!(

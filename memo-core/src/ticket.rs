@@ -91,10 +91,13 @@ pub enum TicketError {
 }
 
 /// Checks a ticket presented with `len` bytes of shard `shard` by `from` to `me`, at `now_ms`;
-/// `is_keeper` says whether the signer is a trusted keeper. Returns the ticket.
+/// `is_keeper` says whether the signer is a trusted keeper, and `sigs` checks the signature
+/// (with the keepers' keys cached). Returns the ticket.
+#[allow(clippy::too_many_arguments)]
 pub fn check_ticket(
     ticket: &Signed<Ticket>,
     is_keeper: impl Fn(&AccountId) -> bool,
+    sigs: &mut crate::contract::SigChecker,
     shard: &ShardId,
     len: u64,
     from: &AccountId,
@@ -106,7 +109,13 @@ pub fn check_ticket(
             signer: ticket.signer,
         });
     }
-    let t = ticket.open().map_err(|e| TicketError::Forged {
+    if !sigs.verify_one(ticket) {
+        return Err(TicketError::Forged {
+            what: "ticket",
+            reason: "the signature does not verify".into(),
+        });
+    }
+    let t = ticket.open_unverified().map_err(|e| TicketError::Forged {
         what: "ticket",
         reason: e.to_string(),
     })?;
@@ -201,10 +210,11 @@ mod tests {
         let (user, prov) = (AccountId([1; 32]), AccountId([2; 32]));
         let t = ticket(&keeper, user, prov);
         let is_k = |a: &AccountId| *a == keeper.account();
+        let sigs = &mut crate::contract::SigChecker::new();
         let id = ShardId::of(b"abc");
-        assert!(check_ticket(&t, is_k, &id, 3, &user, &prov, 999).is_ok());
+        assert!(check_ticket(&t, is_k, sigs, &id, 3, &user, &prov, 999).is_ok());
         assert!(matches!(
-            check_ticket(&t, is_k, &id, 3, &user, &prov, 1_000),
+            check_ticket(&t, is_k, sigs, &id, 3, &user, &prov, 1_000),
             Err(TicketError::Expired { .. })
         ));
         for (shard, len, from, me) in [
@@ -214,20 +224,20 @@ mod tests {
             (id, 3, user, user),
         ] {
             assert!(matches!(
-                check_ticket(&t, is_k, &shard, len, &from, &me, 0),
+                check_ticket(&t, is_k, sigs, &shard, len, &from, &me, 0),
                 Err(TicketError::Mismatch(_))
             ));
         }
         // Signed by someone who is not a keeper, or altered after signing.
         let stranger = ticket(&Keypair::from_seed("s"), user, prov);
         assert!(matches!(
-            check_ticket(&stranger, is_k, &id, 3, &user, &prov, 0),
+            check_ticket(&stranger, is_k, sigs, &id, 3, &user, &prov, 0),
             Err(TicketError::NotKeeper { .. })
         ));
         let mut altered = t.clone();
         altered.body[0] ^= 1;
         assert!(matches!(
-            check_ticket(&altered, is_k, &id, 3, &user, &prov, 0),
+            check_ticket(&altered, is_k, sigs, &id, 3, &user, &prov, 0),
             Err(TicketError::Forged { .. })
         ));
     }

@@ -1,4 +1,5 @@
-//! Transaction signature checks: one at a time (strict) or a whole block at once (batch).
+//! Signature checks with cached public keys, one at a time (strict) or many at once (batch):
+//! for any [`Signable`] value (transactions, receipts, tickets).
 //!
 //! The rule for a block is batch verification: a block's signatures are valid iff
 //! `ed25519_dalek::verify_batch` over its transactions, in block order, accepts. The batch's
@@ -7,30 +8,18 @@
 //! verification (which implies they pass any batch); single verification is also how it finds
 //! the culprits when a batch fails. Decompressed public keys are cached per account.
 
-use super::types::{SignedTx, Tx};
 use crate::id::AccountId;
-use crate::identity::Signable;
+use crate::identity::{Signable, Signed, signing_input};
 use ed25519_dalek::VerifyingKey;
 use std::collections::HashMap;
 
 /// Cached keys are dropped when the cache grows past this many accounts.
 const CACHE_LIMIT: usize = 1 << 20;
 
-/// Verifies transaction signatures, caching decompressed public keys.
+/// Verifies signatures, caching decompressed public keys.
 #[derive(Default, Debug, Clone)]
 pub struct SigChecker {
     keys: HashMap<AccountId, VerifyingKey>,
-}
-
-/// The exact bytes ed25519 signs for a transaction (see [`crate::identity`]).
-fn signing_input(body: &[u8]) -> Vec<u8> {
-    let context = Tx::CONTEXT;
-    let mut m = Vec::with_capacity(16 + context.len() + body.len());
-    m.extend_from_slice(b"memo/sig/v1\0");
-    m.extend_from_slice(&(context.len() as u32).to_le_bytes());
-    m.extend_from_slice(context.as_bytes());
-    m.extend_from_slice(body);
-    m
 }
 
 impl SigChecker {
@@ -51,17 +40,20 @@ impl SigChecker {
         Some(k)
     }
 
-    /// Strict single verification of one transaction's signature.
-    pub fn verify_one(&mut self, tx: &SignedTx) -> bool {
+    /// Strict single verification of one signed value (what [`Signed::verify`] checks).
+    pub fn verify_one<T: Signable>(&mut self, tx: &Signed<T>) -> bool {
         let Some(key) = self.key(&tx.signer) else {
             return false;
         };
         let sig = ed25519_dalek::Signature::from_bytes(&tx.signature.0);
-        key.verify_strict(&signing_input(&tx.body), &sig).is_ok()
+        key.verify_strict(&signing_input(T::CONTEXT, &tx.body), &sig)
+            .is_ok()
     }
 
-    /// Batch verification of all signatures (true for an empty list).
-    pub fn verify_batch(&mut self, txs: &[SignedTx]) -> bool {
+    /// Batch verification of all signatures (true for an empty list). Values that pass
+    /// [`SigChecker::verify_one`] always pass; a failed batch names no culprit
+    /// ([`SigChecker::find_invalid`] does).
+    pub fn verify_batch<T: Signable>(&mut self, txs: &[Signed<T>]) -> bool {
         if txs.is_empty() {
             return true;
         }
@@ -72,7 +64,10 @@ impl SigChecker {
                 None => return false,
             }
         }
-        let inputs: Vec<Vec<u8>> = txs.iter().map(|t| signing_input(&t.body)).collect();
+        let inputs: Vec<Vec<u8>> = txs
+            .iter()
+            .map(|t| signing_input(T::CONTEXT, &t.body))
+            .collect();
         let msgs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
         let sigs: Vec<ed25519_dalek::Signature> = txs
             .iter()
@@ -81,8 +76,8 @@ impl SigChecker {
         ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok()
     }
 
-    /// The positions of the transactions whose signatures fail strict verification.
-    pub fn find_invalid(&mut self, txs: &[SignedTx]) -> Vec<usize> {
+    /// The positions of the values whose signatures fail strict verification.
+    pub fn find_invalid<T: Signable>(&mut self, txs: &[Signed<T>]) -> Vec<usize> {
         (0..txs.len())
             .filter(|&i| !self.verify_one(&txs[i]))
             .collect()

@@ -112,6 +112,8 @@ pub struct Keeper {
     pending: Mutex<HashSet<(AccountId, u64)>>,
     /// The room each provider reported at its last probe ([`Keeper::set_room`]).
     rooms: RwLock<HashMap<AccountId, u64>>,
+    /// Checks receipts' signatures, with providers' keys cached.
+    sigs: Mutex<memo_core::contract::SigChecker>,
 }
 
 impl Keeper {
@@ -139,6 +141,7 @@ impl Keeper {
             purging: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashSet::new()),
             rooms: RwLock::new(HashMap::new()),
+            sigs: Mutex::default(),
         })
     }
 
@@ -516,7 +519,10 @@ impl Keeper {
             Response::error(code, e.to_string())
         };
         let now = self.config.env.unix_ms();
-        envelope.verify_receipts(now).map_err(refused)?;
+        {
+            let mut sigs = self.sigs.lock().unwrap_or_else(|p| p.into_inner());
+            envelope.verify_receipts(now, &mut sigs).map_err(refused)?;
+        }
         let admission = {
             let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             state.check(signed.signer, envelope, now)

@@ -37,6 +37,8 @@ pub struct Provider<S> {
     /// Shards stored under a user's ticket, with the ticket's expiry (unix ms), until the
     /// keepers say whether a put registered them ([`Provider::reclaim_expired`]).
     ticketed: std::sync::Mutex<std::collections::HashMap<memo_core::ShardId, u64>>,
+    /// Checks tickets' signatures, with the keepers' keys cached.
+    sigs: std::sync::Mutex<memo_core::contract::SigChecker>,
 }
 
 /// How long after a ticket expires a provider waits before asking the keepers whether a put
@@ -70,6 +72,7 @@ impl<S: ShardStore + 'static> Provider<S> {
             prover: std::sync::OnceLock::new(),
             stored_at: std::sync::Mutex::new(std::collections::HashMap::new()),
             ticketed: std::sync::Mutex::new(std::collections::HashMap::new()),
+            sigs: std::sync::Mutex::default(),
         })
     }
 
@@ -235,6 +238,7 @@ impl<S: ShardStore + 'static> Provider<S> {
             Some(t) => match check_ticket(
                 t,
                 |k| self.is_keeper(k),
+                &mut self.sigs.lock().unwrap_or_else(|p| p.into_inner()),
                 &shard,
                 bytes.len() as u64,
                 &from,
