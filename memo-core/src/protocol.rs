@@ -30,14 +30,14 @@ pub struct ChunkPlacement {
     pub holders: Vec<Option<AccountId>>,
 }
 
-/// A keeper's placement of a new chunk with a ticket for each shard (`tickets[i]` lets the
-/// user upload shard `i` to `placement.holders[i]`).
+/// A keeper's placement of a new chunk with its ticket, which lets the user upload shard `i`
+/// to `placement.holders[i]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     /// Where each shard goes.
     pub placement: ChunkPlacement,
-    /// One ticket per shard, in index order.
-    pub tickets: Vec<Signed<Ticket>>,
+    /// The keeper's ticket for the chunk.
+    pub ticket: Signed<Ticket>,
 }
 
 /// An object in a user's index, as a keeper lists it. The name and the read handle are sealed
@@ -412,8 +412,8 @@ impl RemoteError {
 }
 
 /// Bytes an encoded message takes besides its shard bytes, at most (tag, ids, lengths, and a
-/// ticket or receipt).
-const ENVELOPE: usize = 512;
+/// ticket of up to 8 shards or a receipt); a larger ticket grows the buffer once.
+const ENVELOPE: usize = 1024;
 /// The first byte of [`Request::PutShard`]'s encoding after the version (its variant index).
 const PUT_SHARD_TAG: u8 = 0;
 /// The first byte of [`Response::Shard`]'s encoding after the version (its variant index).
@@ -438,8 +438,9 @@ impl Request {
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         wire::encode_versioned_into(PROTOCOL_VERSION, self, out)
     }
-    /// A capacity to encode into: for a shard put, at least its encoded length and at most 512
-    /// bytes more; for other requests a small start (the buffer grows as needed).
+    /// A capacity to encode into: for a shard put, at most 1 KiB more than its encoded length
+    /// (at least that length for a ticket of up to 8 shards); for other requests a small start
+    /// (the buffer grows as needed).
     pub fn encoded_len_hint(&self) -> usize {
         match self {
             Request::PutShard { bytes, .. } => ENVELOPE + bytes.len(),
@@ -668,10 +669,10 @@ mod tests {
         let ticket = Signed::sign(
             &crate::Keypair::from_seed("keeper"),
             &Ticket {
-                shard: ShardId([4; 32]),
+                chunk: ChunkId([3; 32]),
+                shards: vec![(ShardId([4; 32]), AccountId([2; 32])); 6],
                 size: 300_000,
                 user: AccountId([1; 32]),
-                provider: AccountId([2; 32]),
                 expires_ms: 5,
             },
         );

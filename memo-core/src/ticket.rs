@@ -1,8 +1,8 @@
 //! Placement tickets, storage receipts and proofs of possession: what makes a put's claims
 //! checkable by keepers that never see the data.
 //!
-//! 1. A keeper places a new chunk and signs one [`Ticket`] per shard: this user may store this
-//!    shard, of this size, on this provider, until this time.
+//! 1. A keeper places a new chunk and signs one [`Ticket`] for it: this user may store these
+//!    shards, of this size, each on the provider named beside it, until this time.
 //! 2. A provider stores shard bytes only with a valid ticket from one of its keepers, and
 //!    answers with a signed [`Receipt`].
 //! 3. A put registers a chunk only with every shard's receipt, signed by the holder it names.
@@ -20,24 +20,26 @@ use serde::{Deserialize, Serialize};
 /// How long a keeper's ticket stays valid (the client uploads then submits within it).
 pub const TICKET_TTL_MS: u64 = 10 * 60 * 1000;
 
-/// A keeper's permission for `user` to store one shard on `provider`.
+/// A keeper's permission for `user` to store a chunk's shards, each on the provider named
+/// beside it (one signature for the whole chunk).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticket {
-    /// The shard.
-    pub shard: ShardId,
-    /// Its exact size in bytes.
+    /// The chunk.
+    pub chunk: ChunkId,
+    /// Each shard, in index order, with the provider it goes to.
+    pub shards: Vec<(ShardId, AccountId)>,
+    /// The exact size of every shard in bytes.
     pub size: u64,
-    /// Who uploads it (and will own it).
+    /// Who uploads them (and will own them).
     pub user: AccountId,
-    /// Where it goes.
-    pub provider: AccountId,
     /// Unix milliseconds after which the ticket is void.
     pub expires_ms: u64,
 }
 
 impl Signable for Ticket {
-    const CONTEXT: &'static str = "memo/ticket/v1";
-    const MAX_BYTES: usize = 256;
+    const CONTEXT: &'static str = "memo/ticket/v2";
+    /// Room for [`crate::codec::MAX_SHARDS`] shards.
+    const MAX_BYTES: usize = 128 + crate::codec::MAX_SHARDS * 72;
 }
 
 /// A provider's statement that it stored a shard for a user under a ticket.
@@ -119,14 +121,18 @@ pub fn check_ticket(
         what: "ticket",
         reason: e.to_string(),
     })?;
-    let mismatch = if t.shard != *shard {
-        Some(format!("it names shard {}", t.shard.short()))
+    let mismatch = if !t.shards.iter().any(|(s, _)| s == shard) {
+        Some(format!("it does not name shard {}", shard.short()))
+    } else if !t.shards.contains(&(*shard, *me)) {
+        Some(format!(
+            "it places shard {} on another provider, not {}",
+            shard.short(),
+            me.short()
+        ))
     } else if t.size != len {
         Some(format!("it is for {} bytes, not {len}", t.size))
     } else if t.user != *from {
         Some(format!("it was issued to {}", t.user.short()))
-    } else if t.provider != *me {
-        Some(format!("it is for provider {}", t.provider.short()))
     } else {
         None
     };
@@ -195,10 +201,13 @@ mod tests {
         Signed::sign(
             keeper,
             &Ticket {
-                shard: ShardId::of(b"abc"),
+                chunk: ChunkId([5; 32]),
+                shards: vec![
+                    (ShardId::of(b"xyz"), AccountId([9; 32])),
+                    (ShardId::of(b"abc"), provider),
+                ],
                 size: 3,
                 user,
-                provider,
                 expires_ms: 1_000,
             },
         )
@@ -219,6 +228,7 @@ mod tests {
         ));
         for (shard, len, from, me) in [
             (ShardId::of(b"x"), 3, user, prov),
+            (ShardId::of(b"xyz"), 3, user, prov),
             (id, 4, user, prov),
             (id, 3, prov, prov),
             (id, 3, user, user),

@@ -51,10 +51,10 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
     let ticket = Signed::sign(
         &kp,
         &Ticket {
-            shard: ShardId([1; 32]),
+            chunk: ChunkId([1; 32]),
+            shards: vec![(ShardId([1; 32]), AccountId([1; 32])); 2],
             size: 5,
             user: AccountId([2; 32]),
-            provider: AccountId([1; 32]),
             expires_ms: 9,
         },
     );
@@ -131,7 +131,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                         chunk: ChunkId([1; 32]),
                         holders: vec![None, Some(AccountId([5; 32]))],
                     },
-                    tickets: vec![ticket],
+                    ticket,
                 }),
             ])
             .to_bytes(),

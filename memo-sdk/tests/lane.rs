@@ -128,10 +128,10 @@ async fn shards_travel_on_the_lane_as_the_opener_and_connections_are_reused() {
     let ticket = memo_core::Signed::sign(
         &keeper,
         &memo_core::ticket::Ticket {
-            shard,
+            chunk: memo_core::ChunkId([1; 32]),
+            shards: vec![(shard, pk.account())],
             size: bytes.len() as u64,
             user: ck.account(),
-            provider: pk.account(),
             expires_ms: u64::MAX,
         },
     );

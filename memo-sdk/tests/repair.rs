@@ -739,10 +739,10 @@ async fn orphan_shards_are_swept_once_idle_and_placed_ones_never() {
     let ticket = Signed::sign(
         &Keypair::from_seed("keeper-0"),
         &memo_core::ticket::Ticket {
-            shard: id,
+            chunk: ChunkId([1; 32]),
+            shards: vec![(id, sim.provider(0))],
             size: orphan.len() as u64,
             user: t.local_id(),
-            provider: sim.provider(0),
             expires_ms: u64::MAX,
         },
     );

@@ -378,10 +378,10 @@ async fn providers_take_no_shard_without_a_valid_ticket() {
         Some(Signed::sign(
             signer,
             &Ticket {
-                shard,
+                chunk: memo_core::ChunkId([1; 32]),
+                shards: vec![(shard, provider)],
                 size: bytes.len() as u64,
                 user: mallory.key.account(),
-                provider,
                 expires_ms,
             },
         ))
@@ -390,7 +390,7 @@ async fn providers_take_no_shard_without_a_valid_ticket() {
     for (t, why) in [
         (None, "ticket"),
         (ticket(&mallory.key, p0, now + 60_000), "not a keeper"),
-        (ticket(&keeper, p1, now + 60_000), "for provider"),
+        (ticket(&keeper, p1, now + 60_000), "another provider"),
         (ticket(&keeper, p0, now - 1), "expired"),
     ] {
         let req = Request::PutShard {
@@ -460,16 +460,15 @@ fn shards_whose_tickets_expire_unused_are_reclaimed() {
         let mut uploaded = 0;
         for (grant, chunk) in grants.into_iter().zip(&encoded) {
             let grant = grant.expect("a new chunk");
-            for ((holder, ticket), (id, bytes)) in grant
+            for (holder, (id, bytes)) in grant
                 .placement
                 .holders
                 .iter()
-                .zip(grant.tickets)
                 .zip(chunk.chunk.shards.iter().zip(&chunk.shards))
             {
                 let req = Request::PutShard {
                     shard: *id,
-                    ticket: Some(ticket),
+                    ticket: Some(grant.ticket.clone()),
                     bytes: bytes.clone(),
                 };
                 let r = mallory.call(holder.unwrap(), &req).await.unwrap();

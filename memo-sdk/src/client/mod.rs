@@ -608,7 +608,6 @@ impl Client {
             };
             let n = chunk.shards.len();
             if grant.placement.holders.len() != n
-                || grant.tickets.len() != n
                 || grant.placement.holders.iter().any(Option::is_none)
             {
                 return Err(RpcError::Unexpected {
@@ -624,9 +623,10 @@ impl Client {
                 .shards
                 .iter()
                 .zip(&chunk.shards)
-                .zip(grant.placement.holders.iter().zip(grant.tickets))
+                .zip(&grant.placement.holders)
                 .enumerate()
-                .map(|(index, ((id, bytes), (holder, ticket)))| {
+                .map(|(index, ((id, bytes), holder))| {
+                    let ticket = grant.ticket.clone();
                     let provider = holder.unwrap_or(AccountId([0; 32]));
                     let (id, bytes) = (*id, bytes.clone());
                     let failed = move |error: RpcError| {

@@ -474,29 +474,27 @@ impl Keeper {
                     if let Some(ch) = self.challenger.get() {
                         ch.placing(&c.shards);
                     }
-                    let tickets = c
-                        .shards
-                        .iter()
-                        .zip(&chosen)
-                        .map(|(shard, provider)| {
-                            Signed::sign(
-                                &self.key,
-                                &Ticket {
-                                    shard: *shard,
-                                    size,
-                                    user,
-                                    provider: *provider,
-                                    expires_ms,
-                                },
-                            )
-                        })
-                        .collect();
+                    let ticket = Signed::sign(
+                        &self.key,
+                        &Ticket {
+                            chunk: c.id,
+                            shards: c
+                                .shards
+                                .iter()
+                                .copied()
+                                .zip(chosen.iter().copied())
+                                .collect(),
+                            size,
+                            user,
+                            expires_ms,
+                        },
+                    );
                     out.push(Some(Grant {
                         placement: ChunkPlacement {
                             chunk: c.id,
                             holders: chosen.into_iter().map(Some).collect(),
                         },
-                        tickets,
+                        ticket,
                     }));
                 }
                 Err(e) => return Response::error(ErrorCode::Internal, e.to_string()),

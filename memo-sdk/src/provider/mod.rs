@@ -603,10 +603,10 @@ mod tests {
             Some(Signed::sign(
                 signer,
                 &Ticket {
-                    shard: id,
+                    chunk: memo_core::ChunkId([1; 32]),
+                    shards: vec![(id, p.account())],
                     size: 5,
                     user,
-                    provider: p.account(),
                     expires_ms,
                 },
             ))
