@@ -4,53 +4,13 @@
 
 use memo_core::ShardId;
 use memo_core::codec::CodecParams;
-use memo_core::ownership::{DISK_RESERVE, MemoryShardStore, ShardStore, ShardStoreError};
-use memo_core::testkit::random_bytes as data;
+use memo_core::ownership::ShardStore;
+use memo_core::testkit::{SmallDisk, random_bytes as data};
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_sdk::ClientError;
 use memo_sdk::keeper::repair::RepairConfig;
 use memo_sdk::local::{LocalNetwork, LocalSpec};
 use std::sync::Arc;
-
-/// A shard store on a disk of `disk` bytes (`None`: as large as the provider's capacity).
-struct Disk {
-    inner: MemoryShardStore,
-    disk: Option<u64>,
-}
-
-impl ShardStore for Disk {
-    fn put(&self, id: &ShardId, bytes: &[u8]) -> Result<bool, ShardStoreError> {
-        // A disk that is really full fails the write, whatever was checked before.
-        if let Some(disk) = self.disk
-            && self.inner.used_bytes()? + bytes.len() as u64 > disk
-        {
-            return Err(ShardStoreError::NoSpace {
-                reason: "No space left on device".into(),
-            });
-        }
-        self.inner.put(id, bytes)
-    }
-    fn get(&self, id: &ShardId) -> Result<Option<Vec<u8>>, ShardStoreError> {
-        self.inner.get(id)
-    }
-    fn has(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
-        self.inner.has(id)
-    }
-    fn delete(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
-        self.inner.delete(id)
-    }
-    fn list(&self) -> Result<Vec<ShardId>, ShardStoreError> {
-        self.inner.list()
-    }
-    fn used_bytes(&self) -> Result<u64, ShardStoreError> {
-        self.inner.used_bytes()
-    }
-    fn free_bytes(&self) -> Result<Option<u64>, ShardStoreError> {
-        Ok(self
-            .disk
-            .map(|d| (d + DISK_RESERVE).saturating_sub(self.inner.used_bytes().unwrap_or(0))))
-    }
-}
 
 const SHARD: u64 = 16 * 1024;
 
@@ -67,21 +27,18 @@ fn spec(providers: usize) -> LocalSpec {
 }
 
 /// A network whose provider 0 has a disk of `disk` bytes.
-async fn network(providers: usize, disk: u64) -> LocalNetwork<Disk> {
+async fn network(providers: usize, disk: u64) -> LocalNetwork<SmallDisk> {
     let mem = MemoryNetwork::new();
     LocalNetwork::start(
         &spec(providers),
         move |kp| Arc::new(mem.join(kp.account())) as Arc<dyn Transport>,
-        |i| Disk {
-            inner: MemoryShardStore::new(),
-            disk: (i == 0).then_some(disk),
-        },
+        |i| SmallDisk::new((i == 0).then_some(disk)),
     )
     .await
     .unwrap()
 }
 
-fn used(net: &LocalNetwork<Disk>, i: usize) -> u64 {
+fn used(net: &LocalNetwork<SmallDisk>, i: usize) -> u64 {
     net.providers[i].service.store().used_bytes().unwrap()
 }
 

@@ -115,46 +115,9 @@ fn holder_refuses_over_capacity_and_bad_bytes() {
     assert!(h.accept(&ShardId::of(&b), &b).unwrap());
 }
 
-/// A store on a disk with little space left: it says how much.
-struct SmallDisk {
-    inner: MemoryShardStore,
-    free: u64,
-}
-
-impl ShardStore for SmallDisk {
-    fn put(&self, id: &ShardId, bytes: &[u8]) -> Result<bool, ShardStoreError> {
-        self.inner.put(id, bytes)
-    }
-    fn get(&self, id: &ShardId) -> Result<Option<Vec<u8>>, ShardStoreError> {
-        self.inner.get(id)
-    }
-    fn has(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
-        self.inner.has(id)
-    }
-    fn delete(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
-        self.inner.delete(id)
-    }
-    fn list(&self) -> Result<Vec<ShardId>, ShardStoreError> {
-        self.inner.list()
-    }
-    fn used_bytes(&self) -> Result<u64, ShardStoreError> {
-        self.inner.used_bytes()
-    }
-    fn free_bytes(&self) -> Result<Option<u64>, ShardStoreError> {
-        Ok(Some(self.free.saturating_sub(self.inner.used_bytes()?)))
-    }
-}
-
 #[test]
 fn holder_room_is_bounded_by_the_disk_as_well_as_the_capacity() {
-    use crate::ownership::DISK_RESERVE;
-    let h = Holder::new(
-        SmallDisk {
-            inner: MemoryShardStore::new(),
-            free: DISK_RESERVE + 10,
-        },
-        1 << 30,
-    );
+    let h = Holder::new(testkit::SmallDisk::new(Some(10)), 1 << 30);
     assert_eq!(h.room().unwrap(), 10);
     let a = b"12345678".to_vec();
     assert!(h.accept(&ShardId::of(&a), &a).unwrap());

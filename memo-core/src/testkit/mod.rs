@@ -565,6 +565,59 @@ pub fn placement_and_health<S: MetaStore>(store: S) {
     assert_eq!(plan.purges(), expect, "purge names every current holder");
 }
 
+/// An in-memory shard store on a disk of `disk` bytes: it reports the free space left (plus
+/// [`crate::ownership::DISK_RESERVE`], which a holder keeps) and refuses a write that does not
+/// fit with [`ShardStoreError::NoSpace`], as a full file system does.
+#[derive(Debug, Default)]
+pub struct SmallDisk {
+    inner: crate::ownership::MemoryShardStore,
+    disk: Option<u64>,
+}
+
+impl SmallDisk {
+    /// A store on a disk of `disk` bytes (`None`: unbounded, as the memory store).
+    pub fn new(disk: Option<u64>) -> Self {
+        Self {
+            inner: Default::default(),
+            disk,
+        }
+    }
+}
+
+impl ShardStore for SmallDisk {
+    fn put(&self, id: &ShardId, bytes: &[u8]) -> Result<bool, ShardStoreError> {
+        if let Some(disk) = self.disk
+            && self.inner.used_bytes()? + bytes.len() as u64 > disk
+        {
+            return Err(ShardStoreError::NoSpace {
+                reason: "No space left on device".into(),
+            });
+        }
+        self.inner.put(id, bytes)
+    }
+    fn get(&self, id: &ShardId) -> Result<Option<Vec<u8>>, ShardStoreError> {
+        self.inner.get(id)
+    }
+    fn has(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
+        self.inner.has(id)
+    }
+    fn delete(&self, id: &ShardId) -> Result<bool, ShardStoreError> {
+        self.inner.delete(id)
+    }
+    fn list(&self) -> Result<Vec<ShardId>, ShardStoreError> {
+        self.inner.list()
+    }
+    fn used_bytes(&self) -> Result<u64, ShardStoreError> {
+        self.inner.used_bytes()
+    }
+    fn free_bytes(&self) -> Result<Option<u64>, ShardStoreError> {
+        let used = self.inner.used_bytes()?;
+        Ok(self
+            .disk
+            .map(|d| (d + crate::ownership::DISK_RESERVE).saturating_sub(used)))
+    }
+}
+
 /// Runs every contract of [`ShardStore`] against fresh stores from `make`.
 pub fn shard_store_conformance<S: ShardStore>(make: impl Fn() -> S) {
     let s = make();
