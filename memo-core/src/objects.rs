@@ -415,6 +415,16 @@ impl<S: MetaStore> Objects<S> {
         self.refresh(chunk)
     }
 
+    /// `user`'s index record of `object`; [`ObjectError::NotOwner`] if it holds none.
+    fn record(&self, user: AccountId, object: &ObjectId) -> Result<&ObjectRecord, ObjectError> {
+        self.index
+            .get(&(user, *object))
+            .ok_or(ObjectError::NotOwner {
+                user,
+                object: *object,
+            })
+    }
+
     /// Drops one of `user`'s references to `object`: the one stored with `name` (sealed), or
     /// without a name the one stored last. Refused, changing nothing, if `name` is not listed.
     fn delete(
@@ -423,13 +433,7 @@ impl<S: MetaStore> Objects<S> {
         object: &ObjectId,
         name: Option<&Vec<u8>>,
     ) -> Result<Applied, ObjectError> {
-        let rec = self
-            .index
-            .get(&(user, *object))
-            .ok_or(ObjectError::NotOwner {
-                user,
-                object: *object,
-            })?;
+        let rec = self.record(user, object)?;
         let slot = match name {
             Some(name) => Some(rec.entry.sealed.iter().position(|s| s == name).ok_or_else(
                 || ObjectError::Invalid(format!("object {object} has no reference by that name")),
@@ -711,13 +715,7 @@ impl<S: MetaStore> Objects<S> {
                 Ok(Admission { possession })
             }
             ObjectOp::Delete { object } | ObjectOp::DeleteNamed { object, .. } => {
-                let rec = self
-                    .index
-                    .get(&(user, *object))
-                    .ok_or(ObjectError::NotOwner {
-                        user,
-                        object: *object,
-                    })?;
+                let rec = self.record(user, object)?;
                 if let ObjectOp::DeleteNamed { sealed, .. } = &env.op
                     && !rec.entry.sealed.contains(sealed)
                 {

@@ -11,18 +11,8 @@ use memo_core::testkit::random_bytes;
 use memo_core::{AccountId, ShardId, Signed, wire};
 use memo_sdk::config::{ClientFile, load_key};
 use memo_sdk::replication::{DurableOpLog, OpLog};
-use memo_sdk::transport::rpc::{RpcError, call};
-
-#[track_caller]
-fn refused(r: Result<Response, RpcError>, code: ErrorCode, text: &str) {
-    match r {
-        Err(RpcError::Remote { error, .. }) => {
-            assert_eq!(error.code, code, "{error}");
-            assert!(error.message.contains(text), "{error}");
-        }
-        other => panic!("expected a refusal ({text}), got {other:?}"),
-    }
-}
+use memo_sdk::testkit::assert_refused as refused;
+use memo_sdk::transport::rpc::call;
 
 #[test]
 fn a_stranger_cannot_replay_claim_poison_or_squat_on_a_devnet() {

@@ -192,6 +192,18 @@ pub async fn run_blocking<T: Send + 'static>(
     }
 }
 
+/// Runs short blocking work `f` (disk I/O) in place: on a multi-threaded runtime the other
+/// workers take over this one's tasks meanwhile; on a current-thread runtime it just runs.
+pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
+}
+
 impl Default for Env {
     /// [`Env::real`].
     fn default() -> Self {

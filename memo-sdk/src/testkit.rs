@@ -482,3 +482,20 @@ pub fn simulation_repair_config(max_concurrent: usize) -> crate::keeper::repair:
         sweep_every: 1,
     }
 }
+
+/// Asserts that `r` is a node's refusal with `code` whose message contains `text` (for tests of
+/// what a node must refuse).
+#[track_caller]
+pub fn assert_refused(
+    r: Result<memo_core::protocol::Response, crate::transport::rpc::RpcError>,
+    code: memo_core::protocol::ErrorCode,
+    text: &str,
+) {
+    match r {
+        Err(crate::transport::rpc::RpcError::Remote { error, .. }) => {
+            assert_eq!(error.code, code, "{error}");
+            assert!(error.message.contains(text), "{error}");
+        }
+        other => panic!("expected a refusal ({text}), got {other:?}"),
+    }
+}

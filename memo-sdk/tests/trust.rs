@@ -13,6 +13,7 @@ use memo_core::transport::{MemoryNetwork, Transport};
 use memo_core::{AccountId, Keypair, ShardId, Signed, wire};
 use memo_sdk::local::{LocalNetwork, LocalSpec, memory_network};
 use memo_sdk::replication::OpLog;
+use memo_sdk::testkit::assert_refused as refused;
 use memo_sdk::transport::rpc::{RpcError, call};
 
 fn spec() -> LocalSpec {
@@ -97,18 +98,6 @@ impl Stranger {
     fn sign(&self, op: ObjectOp, nonce: u64) -> SignedOp {
         let now = memo_sdk::Env::real().unix_ms();
         Signed::sign(&self.key, &OpEnvelope::new(op, nonce, now + 60_000))
-    }
-}
-
-/// Asserts `r` is a refusal with `code` whose message contains `text`.
-#[track_caller]
-fn refused(r: Result<Response, RpcError>, code: ErrorCode, text: &str) {
-    match r {
-        Err(RpcError::Remote { error, .. }) => {
-            assert_eq!(error.code, code, "{error}");
-            assert!(error.message.contains(text), "{error}");
-        }
-        other => panic!("expected a refusal ({text}), got {other:?}"),
     }
 }
 

@@ -2,7 +2,7 @@
 
 pub mod prover;
 
-use crate::env::Env;
+use crate::env::{Env, blocking};
 use crate::node::Service;
 use crate::transport::rpc::unexpected;
 use bytes::Bytes;
@@ -446,17 +446,6 @@ impl<S: ShardStore + 'static> Service for Provider<S> {
         }
         let req = req.clone();
         Some(blocking(|| self.handle_blocking(from, req)))
-    }
-}
-
-/// Runs disk work `f`: on a multi-threaded runtime the other workers take over meanwhile.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    let multi = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if multi {
-        tokio::task::block_in_place(f)
-    } else {
-        f()
     }
 }
 

@@ -35,6 +35,7 @@
 //! per challenged order. A store with ranged reads could keep a
 //! [`TreeCache`](memo_core::proof::TreeCache) per shard and read 16 KiB instead.
 
+use crate::env::blocking;
 use crate::ledger::Ledger;
 use crate::ledger::tx::{TxError, TxSender};
 use memo_core::contract::{
@@ -361,16 +362,5 @@ pub async fn serve(
             error(ErrorCode::BadRequest, e.to_string())
         }
         Err(e) => error(ErrorCode::Unavailable, e.to_string()),
-    }
-}
-
-/// Runs disk work: on a multi-threaded runtime, lets the other workers take over meanwhile.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    let multi = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if multi {
-        tokio::task::block_in_place(f)
-    } else {
-        f()
     }
 }
