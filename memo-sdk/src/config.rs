@@ -302,6 +302,10 @@ pub struct RepairSettings {
     /// Shards audited per provider per round, across keepers (default 1; 0 disables audits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_shards: Option<usize>,
+    /// Seconds a shard no chunk places must have gone unstored before the orphan sweep deletes
+    /// it (default 3600; 0 disables sweeps). Longer than any put takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orphan_grace_secs: Option<u64>,
 }
 
 impl Default for RepairSettings {
@@ -317,6 +321,7 @@ impl Default for RepairSettings {
             bytes_per_sec: None,
             max_concurrent: None,
             audit_shards: None,
+            orphan_grace_secs: None,
         }
     }
 }
@@ -360,6 +365,9 @@ impl RepairSettings {
             if v == 0 {
                 c.audit_burst = 0;
             }
+        }
+        if let Some(v) = self.orphan_grace_secs {
+            c.orphan_grace = (v > 0).then(|| Duration::from_secs(v));
         }
         c
     }
@@ -650,6 +658,7 @@ mod tests {
         c2.repair = RepairSettings {
             bytes_per_sec: Some(0),
             audit_shards: Some(0),
+            orphan_grace_secs: Some(120),
             ..RepairSettings::for_epoch(2)
         };
         c2.save(&path).unwrap();
@@ -659,6 +668,16 @@ mod tests {
         assert_eq!(rc.probe_interval, Duration::from_millis(500));
         assert_eq!(rc.liveness.lost_after as u64 * 500, 4000);
         assert_eq!((rc.bytes_per_sec, rc.audit_shards), (None, 0));
+        assert_eq!(rc.orphan_grace, Some(Duration::from_secs(120)));
+        assert_eq!(
+            c.repair.to_config().orphan_grace,
+            Some(Duration::from_secs(3600))
+        );
+        let off = RepairSettings {
+            orphan_grace_secs: Some(0),
+            ..RepairSettings::default()
+        };
+        assert_eq!(off.to_config().orphan_grace, None);
         std::fs::write(
             &path,
             "role = \"keeper\"\nname = \"k\"\nkey_file = \"k.key\"\ndata_dir = \"d\"\n[repair]\nepoch = 3\n",
