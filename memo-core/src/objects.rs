@@ -972,6 +972,7 @@ impl<S: MetaStore> Objects<S> {
                 healthy: healthy as u8,
                 holders,
                 health,
+                why: None,
             });
         }
         Ok(Some((rec.entry.clone(), out)))

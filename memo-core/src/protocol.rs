@@ -70,6 +70,8 @@ pub struct ChunkStatus {
     pub holders: Vec<Option<AccountId>>,
     /// Health of each shard index (meaningful where a holder is set).
     pub health: Vec<crate::ownership::ShardHealth>,
+    /// Why the answering keeper could not repair it yet, if it tried and failed.
+    pub why: Option<String>,
 }
 
 /// A user's account as a keeper reports it.

@@ -444,6 +444,7 @@ pub async fn run(cmd: ClientCommand, global_config: Option<PathBuf>, style: Styl
                             "healthy": c.healthy,
                             "holders": c.holders.iter().map(|h| h.map(|a| a.to_hex())).collect::<Vec<_>>(),
                             "health": health_names(c),
+                            "why": c.why,
                         })
                     })
                     .collect();
@@ -473,6 +474,9 @@ pub async fn run(cmd: ClientCommand, global_config: Option<PathBuf>, style: Styl
                         if n > 0 {
                             line.push_str(&format!(", {n} {state}"));
                         }
+                    }
+                    if let Some(why) = &c.why {
+                        line.push_str(&format!("; not repaired yet: {why}"));
                     }
                     emit!("{line}");
                 }

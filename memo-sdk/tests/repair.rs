@@ -810,6 +810,20 @@ async fn repair_without_a_target_reads_nothing_backs_off_and_resumes_when_a_prov
         "{failures} attempts for {degraded} chunks in 40 rounds"
     );
     assert!(sim.repairers.iter().any(|r| !r.backing_off().is_empty()));
+    // `stat` says why, through the keeper that tried.
+    let user = sim.net.user("alice").unwrap();
+    let whys: Vec<String> = user
+        .stat("a")
+        .await
+        .unwrap()
+        .chunks
+        .into_iter()
+        .filter_map(|c| c.why)
+        .collect();
+    assert!(
+        whys.iter().any(|w| w.contains("no provider to place")),
+        "{whys:?}"
+    );
     // A provider joins: within the longest backoff, every chunk is whole again.
     for k in &sim.net.keepers {
         k.add_provider(spare);
@@ -820,5 +834,7 @@ async fn repair_without_a_target_reads_nothing_backs_off_and_resumes_when_a_prov
     // The next round forgets the backoffs of chunks another keeper repaired.
     sim.rounds(1).await;
     assert!(sim.repairers.iter().all(|r| r.backing_off().is_empty()));
+    let st = user.stat("a").await.unwrap();
+    assert!(st.chunks.iter().all(|c| c.why.is_none()), "{:?}", st.chunks);
     sim.check_reads().await;
 }

@@ -114,6 +114,8 @@ pub struct Keeper {
     rooms: RwLock<HashMap<AccountId, u64>>,
     /// Checks receipts' signatures, with providers' keys cached.
     sigs: Mutex<memo_core::contract::SigChecker>,
+    /// Why this keeper's repairer could not repair a degraded chunk, for `stat`.
+    notes: Mutex<HashMap<ChunkId, String>>,
 }
 
 impl Keeper {
@@ -142,7 +144,25 @@ impl Keeper {
             pending: Mutex::new(HashSet::new()),
             rooms: RwLock::new(HashMap::new()),
             sigs: Mutex::default(),
+            notes: Mutex::default(),
         })
+    }
+
+    /// Records why `chunk` could not be repaired (`None`: it was), for `stat`.
+    pub(crate) fn note_degraded(&self, chunk: ChunkId, why: Option<String>) {
+        let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+        match why {
+            Some(w) => notes.insert(chunk, w),
+            None => notes.remove(&chunk),
+        };
+    }
+
+    /// Forgets the notes of chunks that are no longer degraded (`degraded` in id order).
+    pub(crate) fn forget_notes(&self, degraded: &[ChunkId]) {
+        self.notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|c, _| degraded.binary_search(c).is_ok());
     }
 
     /// Records the bytes `provider` said it can still take: placement skips it for shards
@@ -338,7 +358,13 @@ impl Keeper {
                     .unwrap_or_else(|p| p.into_inner())
                     .stat(&from, &id)
                 {
-                    Ok(Some((entry, chunks))) => Response::Object { entry, chunks },
+                    Ok(Some((entry, mut chunks))) => {
+                        let notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+                        for c in &mut chunks {
+                            c.why = notes.get(&c.chunk).cloned();
+                        }
+                        Response::Object { entry, chunks }
+                    }
                     Ok(None) => Response::error(
                         ErrorCode::NotFound,
                         format!("no object {id} in your index"),

@@ -845,6 +845,7 @@ impl Repairer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|c, _| degraded.binary_search(c).is_ok());
+        self.keeper.forget_notes(&degraded);
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.retain(|t| !t.is_finished());
         for chunk in degraded {
@@ -877,16 +878,20 @@ impl Repairer {
                 let Ok(_permit) = me.slots.clone().acquire_owned().await else {
                     return;
                 };
-                let done = me.repair_chunk(chunk).await;
-                if done {
-                    me.settled(chunk.as_bytes());
-                    me.backoff
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&chunk);
-                } else {
-                    me.counters.failures.fetch_add(1, Ordering::Relaxed);
-                    me.put_off(chunk, now);
+                match me.repair_chunk(chunk).await {
+                    Ok(()) => {
+                        me.settled(chunk.as_bytes());
+                        me.backoff
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&chunk);
+                        me.keeper.note_degraded(chunk, None);
+                    }
+                    Err(why) => {
+                        me.counters.failures.fetch_add(1, Ordering::Relaxed);
+                        me.put_off(chunk, now, &why);
+                        me.keeper.note_degraded(chunk, Some(why));
+                    }
                 }
                 me.in_flight
                     .lock()
@@ -898,7 +903,7 @@ impl Repairer {
 
     /// Puts off the next repair of `chunk` after a failure in round `now`: 2^failures rounds,
     /// up to [`MAX_BACKOFF_ROUNDS`], less a random quarter (so keepers do not retry in step).
-    fn put_off(&self, chunk: ChunkId, now: u64) {
+    fn put_off(&self, chunk: ChunkId, now: u64, why: &str) {
         let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
         let b = backoff.entry(chunk).or_insert(Backoff {
             failures: 0,
@@ -909,9 +914,9 @@ impl Repairer {
         let jitter = self.keeper.env().below(wait / 4 + 1);
         b.until = now + wait - jitter;
         if b.failures == 1 || wait == MAX_BACKOFF_ROUNDS && (b.failures - 1).is_multiple_of(8) {
-            warn!(chunk = %chunk.short(), failures = b.failures, rounds = wait - jitter, "repair failed; trying again later");
+            warn!(chunk = %chunk.short(), failures = b.failures, rounds = wait - jitter, "repair failed ({why}); trying again later");
         } else {
-            debug!(chunk = %chunk.short(), failures = b.failures, rounds = wait - jitter, "repair failed; trying again later");
+            debug!(chunk = %chunk.short(), failures = b.failures, rounds = wait - jitter, "repair failed ({why}); trying again later");
         }
     }
 
@@ -957,15 +962,14 @@ impl Repairer {
         ))
     }
 
-    /// Repairs one chunk; true if every shard of its plan was rebuilt and recorded.
-    async fn repair_chunk(&self, chunk: ChunkId) -> bool {
+    /// Repairs one chunk: `Ok` if every shard of its plan was rebuilt and recorded, or why not.
+    async fn repair_chunk(&self, chunk: ChunkId) -> Result<(), String> {
         let Some((plan, snap)) = self.needs_repair(&chunk) else {
-            return true;
+            return Ok(());
         };
         let n = snap.ids.len() as u64;
         if snap.stored_bytes % n != 0 {
-            warn!(chunk = %chunk.short(), "stored bytes are not a multiple of the shard count; cannot repair");
-            return false;
+            return Err("its stored bytes are not a multiple of its shard count".into());
         }
         let slen = (snap.stored_bytes / n) as usize;
         // Read nothing if the rebuilt shards could go nowhere (too few providers outside the
@@ -977,8 +981,11 @@ impl Repairer {
             .count();
         if targets < plan.rebuild.len() {
             self.counters.deferred.fetch_add(1, Ordering::Relaxed);
-            debug!(chunk = %chunk.short(), targets, needed = plan.rebuild.len(), "no provider to place rebuilt shards on");
-            return false;
+            return Err(format!(
+                "no provider to place its rebuilt shards on ({targets} healthy providers hold no \
+                 shard of it, {} needed)",
+                plan.rebuild.len()
+            ));
         }
         let started = self.keeper.env().now();
         // Fetch k verified shards, k at a time from the best sources.
@@ -1022,8 +1029,11 @@ impl Repairer {
             }
         }
         if have.len() < snap.k {
-            warn!(chunk = %chunk.short(), good = have.len(), needed = snap.k, "not enough shards to repair now");
-            return false;
+            return Err(format!(
+                "only {} of the {} shards needed to rebuild it could be read",
+                have.len(),
+                snap.k
+            ));
         }
         let (k, ids, want) = (snap.k, snap.ids.clone(), plan.rebuild.clone());
         let rebuilt = self
@@ -1033,14 +1043,8 @@ impl Repairer {
             .await;
         let rebuilt = match rebuilt {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                warn!(chunk = %chunk.short(), "rebuild failed: {e}");
-                return false;
-            }
-            Err(e) => {
-                warn!(chunk = %chunk.short(), "rebuild task failed: {e}");
-                return false;
-            }
+            Ok(Err(e)) => return Err(format!("rebuilding it failed: {e}")),
+            Err(e) => return Err(format!("the rebuild task failed: {e}")),
         };
         // Place each rebuilt shard on a new, distinct, healthy provider.
         let mut exclude = plan.exclude.clone();
@@ -1080,7 +1084,7 @@ impl Repairer {
             });
         }
         if moves.is_empty() {
-            return false;
+            return Err("no provider accepted its rebuilt shards".into());
         }
         let complete = moves.len() == plan.rebuild.len();
         if !self
@@ -1092,7 +1096,7 @@ impl Repairer {
         {
             // Someone else repaired first: drop uploads the registry does not point to.
             self.drop_orphans(chunk, &moves, &snap.ids).await;
-            return false;
+            return Err("another keeper repaired it first".into());
         }
         let restored: u64 = moves.len() as u64 * slen as u64;
         self.counters.chunks.fetch_add(1, Ordering::Relaxed);
@@ -1150,7 +1154,11 @@ impl Repairer {
                 )
                 .await;
         }
-        complete
+        if complete {
+            Ok(())
+        } else {
+            Err("some of its rebuilt shards found no provider".into())
+        }
     }
 
     async fn drop_orphans(&self, chunk: ChunkId, moves: &[Move], ids: &[ShardId]) {
