@@ -219,6 +219,13 @@ pub enum Request {
         /// Shards and keys, at most [`MAX_CHUNKS_PER_REQUEST`].
         shards: Vec<(ShardId, [u8; 32])>,
     },
+    /// Provider: the caller takes back its uploads of `shards` (its put failed before it was
+    /// submitted); each shard no other uploader holds a ticket for, and that no put registered,
+    /// is deleted. Answered with [`Response::Deleted`].
+    Withdraw {
+        /// At most [`MAX_CHUNKS_PER_REQUEST`] shards.
+        shards: Vec<ShardId>,
+    },
     /// Keeper: which of `shards` the registry places on the caller (a provider reclaiming
     /// shards whose tickets expired). Answered with [`Response::Registered`].
     Registered {
@@ -263,6 +270,7 @@ impl Request {
             Self::OpenLane { .. } => "OpenLane",
             Self::ProvePossession { .. } => "ProvePossession",
             Self::Registered { .. } => "Registered",
+            Self::Withdraw { .. } => "Withdraw",
         }
     }
 }
@@ -488,7 +496,9 @@ impl Request {
                 too_many(reports.len(), crate::repair::MAX_REPORTS)
             }
             Request::ProvePossession { shards } => too_many(shards.len(), MAX_CHUNKS_PER_REQUEST),
-            Request::Registered { shards } => too_many(shards.len(), MAX_CHUNKS_PER_REQUEST),
+            Request::Registered { shards } | Request::Withdraw { shards } => {
+                too_many(shards.len(), MAX_CHUNKS_PER_REQUEST)
+            }
             _ => false,
         };
         if bad {

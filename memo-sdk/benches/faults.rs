@@ -17,24 +17,8 @@ use memo_core::transport::MemoryNetwork;
 use memo_sdk::Env;
 use memo_sdk::keeper::repair::RepairConfig;
 use memo_sdk::local::{LocalNetwork, LocalSpec, memory_network};
+use memo_sdk::testkit::{held_shards as held, registered_shards as registered};
 use std::time::Duration;
-
-fn held(net: &LocalNetwork<MemoryShardStore>) -> u64 {
-    net.providers
-        .iter()
-        .map(|p| p.service.store().shard_count().unwrap_or(0))
-        .sum()
-}
-
-fn registered(net: &LocalNetwork<MemoryShardStore>) -> u64 {
-    net.keepers[0].inspect(|o| {
-        let holders: Vec<_> = o.holders().copied().collect();
-        holders
-            .iter()
-            .map(|p| o.shards_on(p).filter(Result::is_ok).count() as u64)
-            .sum()
-    })
-}
 
 fn spec(env: &Env, providers: usize) -> LocalSpec {
     LocalSpec {

@@ -499,3 +499,22 @@ pub fn assert_refused(
         other => panic!("expected a refusal ({text}), got {other:?}"),
     }
 }
+
+/// Shard slots the registry places on providers, as keeper 0 of `net` sees them.
+pub fn registered_shards<S>(net: &crate::local::LocalNetwork<S>) -> u64 {
+    net.keepers[0].inspect(|o| {
+        let holders: Vec<memo_core::AccountId> = o.holders().copied().collect();
+        holders
+            .iter()
+            .map(|p| o.shards_on(p).filter(Result::is_ok).count() as u64)
+            .sum()
+    })
+}
+
+/// Shards the providers of `net` hold: [`registered_shards`] when nothing is orphaned.
+pub fn held_shards<S: ShardStore + 'static>(net: &crate::local::LocalNetwork<S>) -> u64 {
+    net.providers
+        .iter()
+        .map(|p| p.service.store().shard_count().unwrap_or(0))
+        .sum()
+}

@@ -5,29 +5,11 @@
 
 use futures::FutureExt;
 use memo_core::codec::CodecParams;
-use memo_core::ownership::{MemoryShardStore, ShardStore};
 use memo_core::testkit::random_bytes as data;
 use memo_sdk::Env;
-use memo_sdk::local::{LocalNetwork, LocalSpec, memory_network};
+use memo_sdk::local::{LocalSpec, memory_network};
+use memo_sdk::testkit::{held_shards as held, registered_shards as registered};
 use std::time::Duration;
-
-/// Shard slots the registry places, as keeper 0 sees them.
-fn registered(net: &LocalNetwork<MemoryShardStore>) -> u64 {
-    net.keepers[0].inspect(|o| {
-        let holders: Vec<_> = o.holders().copied().collect();
-        holders
-            .iter()
-            .map(|p| o.shards_on(p).filter(Result::is_ok).count() as u64)
-            .sum()
-    })
-}
-
-fn held(net: &LocalNetwork<MemoryShardStore>) -> u64 {
-    net.providers
-        .iter()
-        .map(|p| p.service.store().shard_count().unwrap())
-        .sum()
-}
 
 #[test]
 fn a_put_killed_at_any_step_commits_or_leaves_nothing_past_the_reclaim() {

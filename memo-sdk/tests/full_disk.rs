@@ -10,6 +10,7 @@ use memo_core::transport::{MemoryNetwork, Transport};
 use memo_sdk::ClientError;
 use memo_sdk::keeper::repair::RepairConfig;
 use memo_sdk::local::{LocalNetwork, LocalSpec};
+use memo_sdk::testkit::{held_shards, registered_shards};
 use std::sync::Arc;
 
 const SHARD: u64 = 16 * 1024;
@@ -54,6 +55,8 @@ async fn a_full_provider_does_not_stop_puts_and_gets_nothing_more() {
         alice.put_bytes(&format!("o{i}"), o).await.unwrap();
     }
     assert!(used(&net, 0) <= 10 * SHARD, "the full disk took no more");
+    // What the refused placements stored elsewhere was taken back at once: no orphan.
+    assert_eq!(held_shards(&net), registered_shards(&net));
     assert!(used(&net, 0) > 0, "it took shards while it had room");
     for (i, o) in objects.iter().enumerate() {
         assert_eq!(&alice.get_bytes(&format!("o{i}")).await.unwrap(), o);
@@ -109,12 +112,16 @@ async fn a_put_fails_for_lack_of_space_only_without_enough_providers_with_room()
     // Six providers for six shards a chunk: with one full, no placement works.
     let net = network(6, 0).await;
     let alice = net.user("alice").unwrap();
+    // One data chunk: no other chunk's upload is in flight when it fails (a chunk still in
+    // flight when a put fails is left to the providers' reclaim).
     let err = alice
-        .put_bytes("x", &data(100_000, 51))
+        .put_bytes("x", &data(60_000, 51))
         .await
         .expect_err("no placement has room");
     let text = err.to_string();
     assert!(text.contains("no room"), "{text}");
     assert!(matches!(err, ClientError::Rpc(_)), "{err:?}");
     assert!(alice.list().await.unwrap().is_empty(), "nothing was stored");
+    // The failed put took back what it had stored on the providers with room.
+    assert_eq!(held_shards(&net), 0);
 }

@@ -486,3 +486,46 @@ fn shards_whose_tickets_expire_unused_are_reclaimed() {
         assert_eq!(alice.get_bytes("kept.bin").await.unwrap(), x);
     });
 }
+
+/// An uploader takes back its own unregistered uploads at once, but never a shard another
+/// uploader still holds a ticket for, nor anyone else's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_deletes_only_what_nobody_else_uploaded_or_registered() {
+    let (mem, net) = memory_network(&spec()).await.unwrap();
+    let p0 = net.providers[0].account();
+    let (ann, ben) = (Stranger::join(&mem, "ann"), Stranger::join(&mem, "ben"));
+    let bytes = Bytes::from(data(50_000, 8));
+    let shard = ShardId::of(&bytes);
+    let keeper = Keypair::from_seed("keeper-0");
+    let now = memo_sdk::Env::real().unix_ms();
+    let put = |user: &Stranger| Request::PutShard {
+        shard,
+        ticket: Some(Signed::sign(
+            &keeper,
+            &Ticket {
+                chunk: memo_core::ChunkId([2; 32]),
+                shards: vec![(shard, p0)],
+                size: bytes.len() as u64,
+                user: user.key.account(),
+                expires_ms: now + 60_000,
+            },
+        )),
+        bytes: bytes.clone(),
+    };
+    let withdraw = Request::Withdraw {
+        shards: vec![shard],
+    };
+    let has = || net.providers[0].service.store().has(&shard).unwrap();
+    ann.call(p0, &put(&ann)).await.unwrap();
+    ben.call(p0, &put(&ben)).await.unwrap();
+    // A stranger's withdrawal, and ann's while ben still holds a ticket, delete nothing.
+    let mallory = Stranger::join(&mem, "mallory");
+    for who in [&mallory, &ann] {
+        assert_eq!(who.call(p0, &withdraw).await.unwrap(), Response::Deleted(0));
+        assert!(has());
+    }
+    // The last uploader's withdrawal deletes it (no put registered it).
+    assert_eq!(ben.call(p0, &withdraw).await.unwrap(), Response::Deleted(1));
+    assert!(!has());
+    assert_eq!(net.providers[0].service.pending_tickets(), 0);
+}

@@ -29,7 +29,7 @@ use memo_core::protocol::{
 };
 use memo_core::ticket::{Possession, Receipt};
 use memo_core::transport::{Transport, TransportError};
-use memo_core::{ChunkId, Keypair, Signed, wire};
+use memo_core::{ChunkId, Keypair, ShardId, Signed, wire};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io;
@@ -419,6 +419,8 @@ impl Client {
         let nonce = self.config.env.next_u64();
         let uploads: Mutex<Uploads> = Mutex::new(Uploads::default());
         let all: Mutex<Vec<ChunkInfo>> = Mutex::new(Vec::new());
+        // Every shard this put stored, to take back if it fails before its operation goes out.
+        let stored: Mutex<Vec<(AccountId, ShardId)>> = Mutex::new(Vec::new());
         let obj = encode_async(
             &self.encoder,
             self.config.parallelism,
@@ -430,9 +432,12 @@ impl Client {
                 all.lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push(ChunkInfo::from(&chunk.chunk));
-                let uploads = &uploads;
+                let (uploads, stored) = (&uploads, &stored);
                 async move {
-                    let done = self.upload(chunk, nonce).await.map_err(io::Error::other)?;
+                    let done = self
+                        .upload(chunk, nonce, stored)
+                        .await
+                        .map_err(io::Error::other)?;
                     uploads.lock().unwrap_or_else(|p| p.into_inner()).add(done);
                     Ok(())
                 }
@@ -445,7 +450,15 @@ impl Client {
                 Err(io) => ClientError::Codec(CodecError::Io(io)),
             },
             other => ClientError::Codec(other),
-        })?;
+        });
+        let stored = stored.into_inner().unwrap_or_else(|p| p.into_inner());
+        let obj = match obj {
+            Ok(obj) => obj,
+            Err(e) => {
+                self.withdraw(stored).await;
+                return Err(e);
+            }
+        };
         let chunks = all.into_inner().unwrap_or_else(|p| p.into_inner());
         let sealed = self.seal_entry(name, &obj);
         let mut up = uploads.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -574,7 +587,12 @@ impl Client {
     /// uploaded: the put proves possession of it instead, under the operation's `nonce`. If a
     /// provider refuses or fails a shard (full, gone), the chunk is placed again without it,
     /// up to [`PLACE_ATTEMPTS`] times; the put fails only when no placement works.
-    async fn upload(&self, chunk: EncodedChunk, nonce: u64) -> Result<Uploaded, ClientError> {
+    async fn upload(
+        &self,
+        chunk: EncodedChunk,
+        nonce: u64,
+        stored: &Mutex<Vec<(AccountId, ShardId)>>,
+    ) -> Result<Uploaded, ClientError> {
         let info = ChunkInfo::from(&chunk.chunk);
         let mut exclude: Vec<AccountId> = Vec::new();
         let mut attempt = 0;
@@ -644,6 +662,10 @@ impl Client {
                         let put =
                             provider_client::put_shard(via, provider, id, Some(ticket), bytes);
                         let (_, receipt) = self.bounded(provider, put).await.map_err(failed)?;
+                        stored
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((provider, id));
                         receipt.ok_or_else(|| {
                             failed(RpcError::Unexpected {
                                 peer: provider,
@@ -672,12 +694,42 @@ impl Client {
                 return Err(last);
             }
             tracing::info!(chunk = %chunk.chunk.id.short(), attempt, "placing the chunk again: {last}");
+            // What this placement stored will not be registered: take it back now.
+            let wasted: Vec<(AccountId, ShardId)> = receipts
+                .iter()
+                .filter_map(|r| Some((r.signer, r.open_unverified().ok()?.shard)))
+                .collect();
+            stored
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|s| !wasted.contains(s));
+            self.withdraw(wasted).await;
             exclude.extend(refused.into_iter().map(|(p, _)| p));
             if let ClientError::Upload { provider, .. } = &last {
                 exclude.push(*provider);
             }
             previous = Some(last);
         }
+    }
+
+    /// Takes back shards this client stored for a put that will not be registered (best
+    /// effort: what a provider does not delete now it reclaims when the ticket expires).
+    async fn withdraw(&self, shards: Vec<(AccountId, ShardId)>) {
+        let mut by_provider: HashMap<AccountId, Vec<ShardId>> = HashMap::new();
+        for (p, s) in shards {
+            by_provider.entry(p).or_default().push(s);
+        }
+        let calls = by_provider.into_iter().map(|(p, shards)| async move {
+            let t = self.transport.as_ref();
+            match self
+                .bounded(p, provider_client::withdraw(t, p, shards))
+                .await
+            {
+                Ok(n) => tracing::debug!(provider = %p.short(), deleted = n, "withdrew uploads"),
+                Err(e) => tracing::debug!(provider = %p.short(), "withdrawing uploads failed: {e}"),
+            }
+        });
+        futures::future::join_all(calls).await;
     }
 
     /// Signs `op` with a fresh nonce and submits it.

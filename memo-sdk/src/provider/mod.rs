@@ -36,10 +36,13 @@ pub struct Provider<S> {
     started: Instant,
     /// Shards stored under a user's ticket, with the ticket's expiry (unix ms), until the
     /// keepers say whether a put registered them ([`Provider::reclaim_expired`]).
-    ticketed: std::sync::Mutex<std::collections::HashMap<memo_core::ShardId, u64>>,
+    ticketed: std::sync::Mutex<std::collections::HashMap<memo_core::ShardId, Uploaders>>,
     /// Checks tickets' signatures, with the keepers' keys cached.
     sigs: std::sync::Mutex<memo_core::contract::SigChecker>,
 }
+
+/// Who uploaded a shard under a ticket, each with the ticket's expiry (unix ms).
+type Uploaders = std::collections::BTreeMap<AccountId, u64>;
 
 /// How long after a ticket expires a provider waits before asking the keepers whether a put
 /// registered its shard: the admitting keeper refuses receipts of expired tickets, so by then
@@ -91,15 +94,27 @@ impl<S: ShardStore + 'static> Provider<S> {
     pub async fn reclaim_expired(&self) -> usize {
         let grace = u64::try_from(RECLAIM_GRACE.as_millis()).unwrap_or(u64::MAX);
         let now = self.env.unix_ms();
-        let due: Vec<(memo_core::ShardId, u64)> = self
+        let due: Vec<(memo_core::ShardId, Option<Uploaders>)> = self
             .ticketed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .filter(|(_, exp)| exp.saturating_add(grace) <= now)
-            .map(|(s, e)| (*s, *e))
+            .filter(|(_, u)| u.values().all(|exp| exp.saturating_add(grace) <= now))
+            .map(|(s, u)| (*s, Some(u.clone())))
             .take(memo_core::protocol::MAX_CHUNKS_PER_REQUEST)
             .collect();
+        self.reclaim(due, "reclaimed shards whose tickets expired unused")
+            .await
+    }
+
+    /// Deletes the shards of `due` that no put registered here (a majority of the keepers
+    /// answering, none saying it is registered), unless their uploaders changed since `due`
+    /// was taken (`None`: no uploader was left).
+    async fn reclaim(
+        &self,
+        due: Vec<(memo_core::ShardId, Option<Uploaders>)>,
+        what: &'static str,
+    ) -> usize {
         if due.is_empty() {
             return 0;
         }
@@ -135,17 +150,22 @@ impl<S: ShardStore + 'static> Provider<S> {
             );
             return 0;
         }
-        blocking(|| self.reclaim_due(&due, &answers))
+        blocking(|| self.reclaim_due(&due, &answers, what))
     }
 
     /// Deletes the shards of `due` that no answer says are registered, unless stored again
     /// meanwhile.
-    fn reclaim_due(&self, due: &[(memo_core::ShardId, u64)], answers: &[Vec<bool>]) -> usize {
+    fn reclaim_due(
+        &self,
+        due: &[(memo_core::ShardId, Option<Uploaders>)],
+        answers: &[Vec<bool>],
+        what: &'static str,
+    ) -> usize {
         // Under the lock: a shard stored again meanwhile (a new ticket) is not due any more.
         let mut ticketed = self.ticketed.lock().unwrap_or_else(|p| p.into_inner());
         let mut orphans = Vec::new();
-        for (i, (shard, expires)) in due.iter().enumerate() {
-            if ticketed.get(shard) != Some(expires) {
+        for (i, (shard, uploaders)) in due.iter().enumerate() {
+            if ticketed.get(shard) != uploaders.as_ref() {
                 continue;
             }
             ticketed.remove(shard);
@@ -158,11 +178,35 @@ impl<S: ShardStore + 'static> Provider<S> {
         }
         match self.delete(&orphans, |_| {}) {
             Response::Deleted(n) => {
-                info!(count = n, "reclaimed shards whose tickets expired unused");
+                info!(count = n, "{what}");
                 n as usize
             }
             _ => 0,
         }
+    }
+
+    /// Takes back `user`'s uploads of `shards` (its put failed and will not use them): a shard
+    /// no other uploader holds a ticket for here, and that no put registered, is deleted at
+    /// once. Returns the shards deleted.
+    pub async fn withdraw(&self, user: AccountId, shards: &[memo_core::ShardId]) -> usize {
+        let mut due = Vec::new();
+        {
+            let mut ticketed = self.ticketed.lock().unwrap_or_else(|p| p.into_inner());
+            for s in shards
+                .iter()
+                .take(memo_core::protocol::MAX_CHUNKS_PER_REQUEST)
+            {
+                let Some(uploaders) = ticketed.get_mut(s) else {
+                    continue;
+                };
+                if uploaders.remove(&user).is_some() && uploaders.is_empty() {
+                    ticketed.remove(s);
+                    due.push((*s, None));
+                }
+            }
+        }
+        self.reclaim(due, "deleted shards their uploader withdrew")
+            .await
     }
 
     /// Runs [`Provider::reclaim_expired`] every [`RECLAIM_EVERY`] of this provider's clock.
@@ -251,7 +295,9 @@ impl<S: ShardStore + 'static> Provider<S> {
                     self.ticketed
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .insert(shard, t.expires_ms);
+                        .entry(shard)
+                        .or_default()
+                        .insert(t.user, t.expires_ms);
                     Some(t)
                 }
                 Err(e) => {
@@ -425,6 +471,9 @@ impl<S: ShardStore + 'static> Provider<S> {
 #[async_trait::async_trait]
 impl<S: ShardStore + 'static> Service for Provider<S> {
     async fn handle(&self, from: AccountId, req: &Request) -> Option<Response> {
+        if let Request::Withdraw { shards } = req {
+            return Some(Response::Deleted(self.withdraw(from, shards).await as u64));
+        }
         if let Request::Prove { challenge } = req {
             let (prover, store) = (self.prover.get(), self.holder.store());
             return Some(
@@ -473,6 +522,19 @@ pub mod client {
         match via.call(provider, &req).await? {
             Response::Stored { new, receipt } => Ok((new, receipt)),
             other => Err(unexpected(provider, "PutShard", &other)),
+        }
+    }
+
+    /// Takes back this client's uploads of `shards` to `provider` (a put that failed before it
+    /// was submitted); returns how many the provider deleted.
+    pub async fn withdraw(
+        t: &dyn Transport,
+        provider: AccountId,
+        shards: Vec<ShardId>,
+    ) -> Result<u64, RpcError> {
+        match call(t, provider, &Request::Withdraw { shards }).await? {
+            Response::Deleted(n) => Ok(n),
+            other => Err(unexpected(provider, "Withdraw", &other)),
         }
     }
 
