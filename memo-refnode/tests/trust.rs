@@ -51,16 +51,7 @@ fn a_stranger_cannot_replay_claim_poison_or_squat_on_a_devnet() {
     rt.block_on(async {
         let log = DurableOpLog::open(&copy).unwrap();
         let n = log.known_len().unwrap() as usize;
-        use futures::StreamExt;
-        let entries: Vec<(SignedOp, OpEnvelope)> = log
-            .follow(0)
-            .take(n)
-            .map(|(_, s)| {
-                let e = s.open().unwrap();
-                (s, e)
-            })
-            .collect()
-            .await;
+        let entries = memo_sdk::testkit::opened_entries(&log, n).await;
         let by_alice = |delete: bool| {
             entries
                 .iter()

@@ -518,3 +518,17 @@ pub fn held_shards<S: ShardStore + 'static>(net: &crate::local::LocalNetwork<S>)
         .map(|p| p.service.store().shard_count().unwrap_or(0))
         .sum()
 }
+
+/// The first `n` entries of `log` with their operations opened (signatures verified); an
+/// entry that does not open is skipped. For tests that replay what the log holds.
+pub async fn opened_entries(
+    log: &dyn crate::replication::OpLog,
+    n: usize,
+) -> Vec<(SignedOp, OpEnvelope)> {
+    use futures::StreamExt;
+    log.follow(0)
+        .take(n)
+        .filter_map(|(_, s)| async move { s.open().ok().map(|e| (s, e)) })
+        .collect()
+        .await
+}

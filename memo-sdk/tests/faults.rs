@@ -4,9 +4,10 @@
 //! them: no orphan outlives the reclaim.
 
 use futures::FutureExt;
-use memo_core::codec::CodecParams;
 use memo_core::testkit::random_bytes as data;
 use memo_sdk::Env;
+
+mod common;
 use memo_sdk::local::{LocalSpec, memory_network};
 use memo_sdk::testkit::{held_shards as held, registered_shards as registered};
 use std::time::Duration;
@@ -22,12 +23,7 @@ fn a_put_killed_at_any_step_commits_or_leaves_nothing_past_the_reclaim() {
         let env = Env::simulated(20);
         let spec = LocalSpec {
             env: env.clone(),
-            params: CodecParams {
-                chunk_size: 64 * 1024,
-                data_shards: 4,
-                parity_shards: 2,
-            },
-            ..LocalSpec::default()
+            ..common::spec()
         };
         let (_mem, net) = memory_network(&spec).await.unwrap();
         let alice = net.user("alice").unwrap();

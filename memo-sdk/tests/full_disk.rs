@@ -3,7 +3,6 @@
 //! no room, and a put fails for lack of space only when too few providers have room, saying so.
 
 use memo_core::ShardId;
-use memo_core::codec::CodecParams;
 use memo_core::ownership::ShardStore;
 use memo_core::testkit::{SmallDisk, random_bytes as data};
 use memo_core::transport::{MemoryNetwork, Transport};
@@ -15,15 +14,12 @@ use std::sync::Arc;
 
 const SHARD: u64 = 16 * 1024;
 
+mod common;
+
 fn spec(providers: usize) -> LocalSpec {
     LocalSpec {
         providers,
-        params: CodecParams {
-            chunk_size: 64 * 1024,
-            data_shards: 4,
-            parity_shards: 2,
-        },
-        ..LocalSpec::default()
+        ..common::spec()
     }
 }
 

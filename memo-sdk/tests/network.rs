@@ -1,20 +1,11 @@
 //! End to end on the in-memory network: keepers, providers and users as separate services.
 
-use memo_core::codec::CodecParams;
 use memo_core::ownership::ShardStore;
 use memo_sdk::ClientError;
 use memo_sdk::local::{LocalSpec, memory_network};
 
-fn spec() -> LocalSpec {
-    LocalSpec {
-        params: CodecParams {
-            chunk_size: 64 * 1024,
-            data_shards: 4,
-            parity_shards: 2,
-        },
-        ..LocalSpec::default()
-    }
-}
+mod common;
+use common::spec;
 
 use memo_core::testkit::random_bytes as data;
 

@@ -3,8 +3,7 @@
 //! refused with a typed error, changes nothing, and leaves nothing in the op log.
 
 use bytes::Bytes;
-use futures::StreamExt;
-use memo_core::codec::{CodecParams, ConvergenceDomain, Encoder};
+use memo_core::codec::{ConvergenceDomain, Encoder};
 use memo_core::objects::{ObjectOp, OpEnvelope, SignedOp};
 use memo_core::ownership::{ChunkInfo, MemoryShardStore, ShardStore};
 use memo_core::protocol::{ErrorCode, Request, Response};
@@ -12,20 +11,11 @@ use memo_core::ticket::{Possession, Receipt, Ticket};
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_core::{AccountId, Keypair, ShardId, Signed, wire};
 use memo_sdk::local::{LocalNetwork, LocalSpec, memory_network};
-use memo_sdk::replication::OpLog;
 use memo_sdk::testkit::assert_refused as refused;
 use memo_sdk::transport::rpc::{RpcError, call};
 
-fn spec() -> LocalSpec {
-    LocalSpec {
-        params: CodecParams {
-            chunk_size: 64 * 1024,
-            data_shards: 4,
-            parity_shards: 2,
-        },
-        ..LocalSpec::default()
-    }
-}
+mod common;
+use common::spec;
 
 use memo_core::testkit::random_bytes as data;
 
@@ -33,16 +23,7 @@ type Net = LocalNetwork<MemoryShardStore>;
 
 /// The op log's entries, opened.
 async fn entries(net: &Net) -> Vec<(SignedOp, OpEnvelope)> {
-    let n = net.log.len() as usize;
-    net.log
-        .follow(0)
-        .take(n)
-        .map(|(_, s)| {
-            let e = s.open().unwrap();
-            (s, e)
-        })
-        .collect()
-        .await
+    memo_sdk::testkit::opened_entries(&net.log, net.log.len() as usize).await
 }
 
 /// The last entry signed by `who` whose operation `pick` accepts.

@@ -11,6 +11,19 @@ use memo_sdk::local::LocalNetwork;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+/// The default local network with small chunks: 64 KiB, k = 4, m = 2 (objects of a few hundred
+/// KiB span several chunks).
+pub fn spec() -> memo_sdk::local::LocalSpec {
+    memo_sdk::local::LocalSpec {
+        params: memo_core::codec::CodecParams {
+            chunk_size: 64 * 1024,
+            data_shards: 4,
+            parity_shards: 2,
+        },
+        ..memo_sdk::local::LocalSpec::default()
+    }
+}
+
 /// Repair tuned for tests: probes every 20 ms, Suspect after 1 missed probe and Lost after 2,
 /// eager rebuilds, no audits, no orphan sweep.
 pub fn fast_repair() -> RepairConfig {
