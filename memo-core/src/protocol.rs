@@ -240,6 +240,13 @@ pub enum Request {
         /// The connection's secret, chosen at random by the caller.
         secret: LaneSecret,
     },
+    /// A message of the keepers' consensus group (vote, log replication, snapshot), encoded
+    /// by the consensus engine. Only members of the group are heard. Answered with
+    /// [`Response::Raft`].
+    Raft {
+        /// The engine's message.
+        rpc: Vec<u8>,
+    },
 }
 
 impl Request {
@@ -268,6 +275,7 @@ impl Request {
             Self::ListShards { .. } => "ListShards",
             Self::SweepShards { .. } => "SweepShards",
             Self::OpenLane { .. } => "OpenLane",
+            Self::Raft { .. } => "Raft",
             Self::ProvePossession { .. } => "ProvePossession",
             Self::Registered { .. } => "Registered",
             Self::Withdraw { .. } => "Withdraw",
@@ -379,6 +387,8 @@ pub enum Response {
         /// The ticket.
         ticket: [u8; 16],
     },
+    /// The consensus engine's answer to a [`Request::Raft`].
+    Raft(Vec<u8>),
 }
 
 /// Why a node refused a request. `code` lets callers act without parsing `message`.

@@ -20,7 +20,7 @@ use memo_core::protocol::{
 use memo_core::ticket::{TICKET_TTL_MS, Ticket};
 use memo_core::transport::Transport;
 use memo_core::{Keypair, ShardId, Signed, wire};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -59,6 +59,8 @@ const PURGE_HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(120);
 /// The longest a read or placement waits for this keeper to apply the log it knows of; past
 /// it, the keeper answers from what it has applied.
 const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
+/// How many applied operations' outcomes (and digests, for duplicates) a keeper keeps.
+const OUTCOME_WINDOW: usize = 65_536;
 
 /// Longest a keeper waits for a holder's proof of possession.
 const POSSESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -261,12 +263,36 @@ impl Keeper {
     /// Applies the log in order, forever.
     async fn follow(self: Arc<Self>) {
         let mut entries = self.log.follow(0);
+        // Recently applied operations by digest, oldest first: a copy of one appended again
+        // (a forwarded append retried across a change of leader) is refused as a replay when
+        // applied, and its submitter is answered the first copy's outcome instead.
+        let mut recent: (HashMap<[u8; 32], u64>, VecDeque<[u8; 32]>) = Default::default();
         while let Some((pos, op)) = entries.next().await {
-            let outcome = self.apply(&op);
-            self.outcomes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(pos, outcome);
+            let digest = op.digest();
+            let mut outcome = self.apply(&op);
+            let mut outcomes = self.outcomes.lock().unwrap_or_else(|p| p.into_inner());
+            match (&outcome.0, recent.0.get(&digest)) {
+                (Err(_), Some(&first)) => {
+                    outcome = outcomes.get(&first).cloned().unwrap_or((Ok(()), None));
+                }
+                (Ok(()), _) => {
+                    recent.0.insert(digest, pos);
+                    recent.1.push_back(digest);
+                    if recent.1.len() > OUTCOME_WINDOW
+                        && let Some(old) = recent.1.pop_front()
+                    {
+                        recent.0.remove(&old);
+                    }
+                }
+                _ => {}
+            }
+            outcomes.insert(pos, outcome);
+            // Outcomes are taken by the keeper that submitted the operation, at once; those
+            // submitted elsewhere are dropped once they are this old.
+            while outcomes.len() > OUTCOME_WINDOW {
+                outcomes.pop_first();
+            }
+            drop(outcomes);
             self.applied.send_replace(pos + 1);
         }
     }
@@ -304,14 +330,31 @@ impl Keeper {
         }
     }
 
-    /// Waits (up to [`CATCH_UP`]) until this keeper has applied every log entry the log knows
-    /// of, so that an answer reflects operations already acknowledged through another keeper:
-    /// a user storing data that another user stored through another keeper is told its chunks
-    /// exist (no shard traffic), and a put is visible at once wherever it is read. A follower
-    /// whose log cannot tell its length answers from what it has applied.
-    async fn caught_up(&self) {
-        if let Some(len) = self.log.known_len() {
-            let _ = tokio::time::timeout(CATCH_UP, self.wait_applied(len)).await;
+    /// Waits (up to [`CATCH_UP`]) until this keeper has applied every operation acknowledged
+    /// before this call ([`OpLog::sync_len`]: a read index in a keeper group), so that an
+    /// answer reflects operations acknowledged through another keeper: a user storing data
+    /// that another user stored through another keeper is told its chunks exist (no shard
+    /// traffic), and a put is visible at once wherever it is read.
+    ///
+    /// Errors when the group cannot confirm what was acknowledged (it has no quorum) or this
+    /// keeper cannot catch up in time: the answer would be stale, and says so.
+    async fn caught_up(&self) -> Result<(), String> {
+        let synced = tokio::time::timeout(CATCH_UP, async {
+            match self.log.sync_len().await {
+                Ok(Some(len)) => {
+                    self.wait_applied(len).await;
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+        match synced {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "this keeper could not confirm the group's latest state within {CATCH_UP:?}"
+            )),
         }
     }
 
@@ -325,8 +368,17 @@ impl Keeper {
                 | Request::StatObject { .. }
                 | Request::Account
                 | Request::Registered { .. }
-        ) {
-            self.caught_up().await;
+        ) && let Err(why) = self.caught_up().await
+        {
+            // Where shards are does not go stale in a harmful way (a read checks every
+            // shard's id), so a get still works without a quorum; everything else says so.
+            if !matches!(req, Request::Locate { .. }) {
+                return Response::error(
+                    ErrorCode::Unavailable,
+                    format!("the keeper group has no quorum: {why}"),
+                );
+            }
+            warn!("answering a lookup without the group's confirmation: {why}");
         }
         match req {
             Request::Place { chunks, exclude } => {

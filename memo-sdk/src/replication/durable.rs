@@ -15,6 +15,10 @@ use tokio::sync::{oneshot, watch};
 /// Position -> canonical bytes of a `SignedOp`. Append-only: keys are 0, 1, 2, ...
 const OPS: TableDefinition<u64, &[u8]> = TableDefinition::new("ops");
 const META: TableDefinition<&str, u64> = TableDefinition::new("oplog_meta");
+/// State kept with the entries by whoever feeds the log (the consensus engine's applied
+/// position), written in the same transaction as the entries it describes.
+const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("oplog_state");
+const APPLIED: &str = "applied";
 /// Format of the stored log.
 const FORMAT: u64 = 1;
 /// Largest stored record: an operation and its signature envelope.
@@ -64,6 +68,8 @@ struct Writer {
 
 struct Pending {
     entries: Vec<Vec<u8>>,
+    /// State to store with the entries, atomically.
+    state: Option<Vec<u8>>,
     /// The position the entries must start at (a replica's extend), or anywhere (an append).
     at: Option<u64>,
     reply: oneshot::Sender<Result<u64, OpLogError>>,
@@ -137,6 +143,11 @@ impl DurableOpLog {
         self.len() == 0
     }
 
+    /// Waits until at least `len` entries are committed.
+    pub async fn wait_len(&self, len: u64) {
+        let _ = self.inner.len.subscribe().wait_for(|&n| n >= len).await;
+    }
+
     /// Commits made since open (each is one fsync); with [`DurableOpLog::len`] this shows how
     /// well appends were grouped.
     pub fn commits(&self) -> u64 {
@@ -173,15 +184,55 @@ impl DurableOpLog {
         }
     }
 
+    /// The state last stored with [`DurableOpLog::extend_with_state`], if any.
+    pub(crate) fn state(&self) -> Result<Option<Vec<u8>>, OpLogError> {
+        let r = self.inner.db.begin_read().map_err(storage)?;
+        let t = match r.open_table(STATE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(storage(e)),
+        };
+        Ok(t.get(APPLIED).map_err(storage)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Stores `ops` at positions `from`, `from + 1`, ... (`from` must be the log's length)
+    /// together with `state`, in one durable commit: after a crash either both are there or
+    /// neither is.
+    pub(crate) async fn extend_with_state(
+        &self,
+        from: u64,
+        ops: &[SignedOp],
+        state: Vec<u8>,
+    ) -> Result<(), OpLogError> {
+        let entries = ops.iter().map(wire::encode).collect();
+        self.enqueue_with(entries, Some(from), Some(state))
+            .await
+            .map(|_| ())
+    }
+
     /// Queues entries for the next commit and waits until it is durable.
     async fn enqueue(&self, entries: Vec<Vec<u8>>, at: Option<u64>) -> Result<u64, OpLogError> {
+        self.enqueue_with(entries, at, None).await
+    }
+
+    async fn enqueue_with(
+        &self,
+        entries: Vec<Vec<u8>>,
+        at: Option<u64>,
+        state: Option<Vec<u8>>,
+    ) -> Result<u64, OpLogError> {
         if let Some(big) = entries.iter().find(|e| e.len() > MAX_ENTRY_BYTES) {
             return Err(OpLogError::TooLarge(big.len()));
         }
         let (reply, done) = oneshot::channel();
         let start_writer = {
             let mut w = self.inner.lock_writer();
-            w.queue.push(Pending { entries, at, reply });
+            w.queue.push(Pending {
+                entries,
+                state,
+                at,
+                reply,
+            });
             !std::mem::replace(&mut w.committing, true)
         };
         if start_writer {
@@ -260,6 +311,7 @@ impl Inner {
         let w = self.db.begin_write().map_err(storage)?;
         let mut next = start;
         let mut results = Vec::with_capacity(batch.len());
+        let mut state_written = false;
         {
             let mut t = w.open_table(OPS).map_err(storage)?;
             for p in batch {
@@ -277,9 +329,14 @@ impl Inner {
                     t.insert(next, e.as_slice()).map_err(storage)?;
                     next += 1;
                 }
+                if let Some(state) = &p.state {
+                    let mut st = w.open_table(STATE).map_err(storage)?;
+                    st.insert(APPLIED, state.as_slice()).map_err(storage)?;
+                    state_written = true;
+                }
             }
         }
-        if next == start {
+        if next == start && !state_written {
             w.abort().map_err(storage)?;
         } else {
             w.commit().map_err(storage)?;

@@ -8,10 +8,12 @@
 //! replica, so a restarting follower replays locally before it asks the sequencer).
 
 mod durable;
+mod raft;
 mod remote;
 mod service;
 
 pub use durable::DurableOpLog;
+pub use raft::{GroupConfig, GroupStatus, RAFT_FILE, RaftOpLog, RaftService};
 pub use remote::{RemoteOpLog, RemoteOpLogConfig, SyncStatus};
 pub use service::{MAX_READ_BYTES, MAX_WAIT, OpLogService, client};
 
@@ -57,6 +59,13 @@ pub trait OpLog: Send + Sync + 'static {
     /// The number of entries known here, if the log can tell cheaply.
     fn known_len(&self) -> Option<u64> {
         None
+    }
+    /// A length that every operation acknowledged before this call is within, if the log
+    /// can tell: a replicated log confirms it with its group (a read index), so a reader that
+    /// waits until it applied this many entries reads its own and others' acknowledged
+    /// writes. Fails when the group cannot confirm it (no quorum).
+    async fn sync_len(&self) -> Result<Option<u64>, OpLogError> {
+        Ok(self.known_len())
     }
 }
 

@@ -1,0 +1,469 @@
+//! The keepers' op log, replicated by a Raft group on [openraft].
+//!
+//! Every keeper runs a Raft node. A user's operation, checked by the keeper that took it
+//! ([`crate::keeper::Keeper::admit`]), is proposed to the group: by that keeper when it leads,
+//! otherwise forwarded to the leader ([`Request::OpAppend`](memo_core::protocol::Request)).
+//! Once a majority stored it, every keeper applies it to its state machine, which is the
+//! keeper's op log ([`DurableOpLog`]): the [`crate::keeper::Keeper`] follows that log exactly
+//! as it followed the single sequencer's, so positions, outcomes and the ownership rules are
+//! unchanged.
+//!
+//! - **Storage.** The Raft log and vote live in `raft.redb`, durable before openraft is told
+//!   an entry is stored; entries handed over together share one fsync. The applied operations
+//!   and how far they reach live in `oplog.redb`, written in one transaction, so a crash never
+//!   applies an entry twice or loses one.
+//! - **Snapshots** hold the op log's operations; a lagging or new keeper installs one, and the
+//!   Raft log before it is purged.
+//! - **Network.** Raft messages travel as [`Request::Raft`](memo_core::protocol::Request) over
+//!   memo's authenticated transport; [`RaftService`] hears only members of the group, and only
+//!   votes and appends that the sender signs for itself.
+//! - **Reads.** [`OpLog::sync_len`] is a read index: the leader confirms it still leads, and
+//!   the keeper waits until it applied everything committed before the read. Keepers call it
+//!   before answering placement, lookups, listings and stat, so a second owner always sees the
+//!   first owner's put.
+//!
+//! Raft tolerates crashes, not lies: see `docs/security.md`. The log's content is memo's own
+//! signed operations, independent of the engine.
+
+mod network;
+mod store;
+
+pub use network::RaftService;
+
+use super::durable::MAX_ENTRY_BYTES;
+use super::service::client;
+use super::{DurableOpLog, LogEntry, OpLog, OpLogError};
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use memo_core::objects::SignedOp;
+use memo_core::protocol::ErrorCode;
+use memo_core::transport::{Transport, TransportError};
+use memo_core::{AccountId, wire};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Raft, ServerState};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+use crate::transport::rpc::RpcError;
+
+/// The Raft log's file in a keeper's data dir.
+pub const RAFT_FILE: &str = "raft.redb";
+
+/// An operation proposed to the group: the canonical bytes of a [`SignedOp`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Proposal(pub(crate) Vec<u8>);
+
+openraft::declare_raft_types!(
+    /// memo's Raft types: entries carry signed object operations; applying one answers its
+    /// position in the op log.
+    pub(crate) TypeConfig:
+        D = Proposal,
+        R = u64,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+);
+
+/// The engine's node id of a keeper: the first 8 bytes of its account. [`RaftOpLog::open`]
+/// refuses a group where two members share one.
+pub(crate) fn node_id(a: &AccountId) -> u64 {
+    let b = a.as_bytes();
+    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+fn node(a: &AccountId) -> BasicNode {
+    BasicNode { addr: a.to_hex() }
+}
+
+pub(crate) fn account_of(n: &BasicNode) -> Option<AccountId> {
+    n.addr.parse().ok()
+}
+
+/// Timing of a keeper group.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// How often the leader tells followers it is alive.
+    pub heartbeat: Duration,
+    /// A follower that heard no leader for a random time in this range stands for election.
+    /// Failover takes about the upper bound plus one round of votes.
+    pub election_timeout: (Duration, Duration),
+    /// A snapshot is taken after this many entries since the last one.
+    pub snapshot_every: u64,
+    /// How long an append may wait for a leader (an election) before it fails.
+    pub leader_wait: Duration,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_millis(100),
+            election_timeout: (Duration::from_millis(400), Duration::from_millis(800)),
+            snapshot_every: 10_000,
+            leader_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How a keeper sees its group, for `status` and health checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupStatus {
+    /// This keeper's role: `leader`, `follower`, `candidate` or `learner`.
+    pub role: &'static str,
+    /// The current term.
+    pub term: u64,
+    /// The leader, if one is known.
+    pub leader: Option<AccountId>,
+    /// The voting members.
+    pub members: Vec<AccountId>,
+    /// Index of the last entry in this keeper's Raft log.
+    pub last_log_index: Option<u64>,
+    /// Index of the last entry applied here.
+    pub applied_index: Option<u64>,
+    /// Operations in this keeper's op log.
+    pub ops: u64,
+}
+
+/// A keeper's op log as a member of a Raft group. See the [module docs](self).
+pub struct RaftOpLog {
+    raft: Raft<TypeConfig>,
+    account: AccountId,
+    seeds: Vec<AccountId>,
+    log: DurableOpLog,
+    transport: Arc<dyn Transport>,
+    config: GroupConfig,
+}
+
+impl std::fmt::Debug for RaftOpLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftOpLog")
+            .field("account", &self.account.short())
+            .field("ops", &self.log.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> OpLogError {
+    OpLogError::Storage(e.to_string())
+}
+
+impl RaftOpLog {
+    /// Opens the keeper `account`'s Raft node from `data_dir` (`raft.redb` and `oplog.redb`),
+    /// speaking to the group over `transport`.
+    ///
+    /// `keepers` are the group's founding members. A founder (one of `keepers`) whose store is
+    /// new bootstraps the group with them; every founder may do so with the same list. A
+    /// keeper not among them waits to be added by the group ([`RaftOpLog::add_member`]), and
+    /// hears the founders meanwhile.
+    ///
+    /// Errors: the stores do not open, are corrupt, or two members share a node id.
+    pub async fn open(
+        account: AccountId,
+        transport: Arc<dyn Transport>,
+        data_dir: &Path,
+        keepers: &[AccountId],
+        config: GroupConfig,
+    ) -> Result<Arc<Self>, OpLogError> {
+        let ids: BTreeSet<u64> = keepers.iter().map(node_id).collect();
+        if ids.len() != keepers.iter().collect::<BTreeSet<_>>().len() {
+            return Err(OpLogError::Storage(
+                "two keepers of the group share a node id (the first 8 bytes of their account)"
+                    .into(),
+            ));
+        }
+        let log = DurableOpLog::open(&data_dir.join(crate::keeper::node::OPLOG_FILE))?;
+        let sm = store::StateMachine::open(log.clone()).map_err(storage)?;
+        let log_store = store::LogStore::open(&data_dir.join(RAFT_FILE)).map_err(storage)?;
+        let raft_config = openraft::Config {
+            cluster_name: "memo-keepers".into(),
+            heartbeat_interval: config.heartbeat.as_millis() as u64,
+            election_timeout_min: config.election_timeout.0.as_millis() as u64,
+            election_timeout_max: config.election_timeout.1.as_millis() as u64,
+            max_payload_entries: 256,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: 1000,
+            snapshot_max_chunk_size: 4 << 20,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(storage)?;
+        let network = network::Network::new(transport.clone());
+        let raft = Raft::new(
+            node_id(&account),
+            Arc::new(raft_config),
+            network,
+            log_store,
+            sm,
+        )
+        .await
+        .map_err(storage)?;
+        let me = Arc::new(Self {
+            raft,
+            account,
+            seeds: keepers.to_vec(),
+            log,
+            transport,
+            config,
+        });
+        if keepers.contains(&account) && !me.raft.is_initialized().await.map_err(storage)? {
+            let nodes: BTreeMap<u64, BasicNode> =
+                keepers.iter().map(|a| (node_id(a), node(a))).collect();
+            match me.raft.initialize(nodes).await {
+                Ok(()) => info!(members = keepers.len(), "keeper group bootstrapped"),
+                // Another founder's bootstrap reached this keeper first: the same group.
+                Err(RaftError::APIError(e)) => info!("keeper group already formed: {e}"),
+                Err(e) => return Err(storage(e)),
+            }
+        }
+        Ok(me)
+    }
+
+    /// The service answering the group's Raft messages; serve it with the keeper.
+    pub fn service(&self) -> Arc<RaftService> {
+        RaftService::new(self.raft.clone(), self.seeds.iter().copied())
+    }
+
+    /// The applied op log (the state machine).
+    pub fn ops(&self) -> &DurableOpLog {
+        &self.log
+    }
+
+    /// This keeper's view of the group.
+    pub fn status(&self) -> GroupStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "stopped",
+        };
+        let members = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter_map(|id| {
+                m.membership_config
+                    .membership()
+                    .get_node(&id)
+                    .and_then(account_of)
+            })
+            .collect();
+        let leader = m.current_leader.and_then(|id| {
+            m.membership_config
+                .membership()
+                .get_node(&id)
+                .and_then(account_of)
+        });
+        GroupStatus {
+            role,
+            term: m.current_term,
+            leader,
+            members,
+            last_log_index: m.last_log_index,
+            applied_index: m.last_applied.map(|l| l.index),
+            ops: self.log.len(),
+        }
+    }
+
+    /// Waits up to `timeout` until the group has a leader; returns it.
+    pub async fn wait_leader(&self, timeout: Duration) -> Option<AccountId> {
+        let m = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .await
+            .ok()?;
+        let id = m.current_leader?;
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .and_then(account_of)
+    }
+
+    /// Adds `keeper` to the group as a voter (call on the leader): it first catches up as a
+    /// learner, from a snapshot if the log was compacted.
+    pub async fn add_member(&self, keeper: AccountId) -> Result<(), OpLogError> {
+        self.raft
+            .add_learner(node_id(&keeper), node(&keeper), true)
+            .await
+            .map_err(|e| OpLogError::Forward(e.to_string()))?;
+        let mut voters: BTreeSet<u64> = self.voters();
+        voters.insert(node_id(&keeper));
+        self.raft
+            .change_membership(voters, false)
+            .await
+            .map_err(|e| OpLogError::Forward(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Removes `keeper` from the group (call on the leader).
+    pub async fn remove_member(&self, keeper: AccountId) -> Result<(), OpLogError> {
+        let mut voters = self.voters();
+        voters.remove(&node_id(&keeper));
+        self.raft
+            .change_membership(voters, false)
+            .await
+            .map_err(|e| OpLogError::Forward(e.to_string()))?;
+        Ok(())
+    }
+
+    fn voters(&self) -> BTreeSet<u64> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
+    /// Stops the Raft node (its tasks end; the stores close when the last handle drops).
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+
+    /// The leader's read index: the Raft log index every write acknowledged before this call
+    /// is within. Asked of the leader, which confirms its leadership with a quorum.
+    async fn read_index(&self) -> Result<u64, OpLogError> {
+        let deadline = self.config.leader_wait;
+        tokio::time::timeout(deadline, async {
+            loop {
+                match self.raft.ensure_linearizable().await {
+                    Ok(read) => return Ok(read.map(|l| l.index).unwrap_or(0)),
+                    Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
+                        f,
+                    ))) => {
+                        let Some(leader) = f.leader_node.as_ref().and_then(account_of) else {
+                            self.wait_leader(deadline).await;
+                            continue;
+                        };
+                        match network::read_index(self.transport.as_ref(), leader).await {
+                            Ok(i) => return Ok(i),
+                            Err(e) if retryable(&e) => self.wait_new_leader(f.leader_id).await,
+                            Err(e) => return Err(OpLogError::Forward(e.to_string())),
+                        }
+                    }
+                    Err(RaftError::APIError(e)) => {
+                        // No quorum confirmed the leadership: wait for the group to settle.
+                        warn!("read index: {e}");
+                        self.wait_new_leader(None).await;
+                    }
+                    Err(RaftError::Fatal(e)) => return Err(OpLogError::Storage(e.to_string())),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(OpLogError::Forward(format!(
+                "the keeper group has no leader with a quorum (waited {deadline:?})"
+            )))
+        })
+    }
+
+    /// Waits (briefly) for a leader other than `old`.
+    async fn wait_new_leader(&self, old: Option<u64>) {
+        let _ = self
+            .raft
+            .wait(Some(self.config.election_timeout.1 * 2))
+            .metrics(
+                |m| m.current_leader.is_some() && m.current_leader != old,
+                "a new leader",
+            )
+            .await;
+    }
+
+    /// Waits until this keeper applied the Raft log up to `index`.
+    async fn applied_through(&self, index: u64) -> Result<(), OpLogError> {
+        self.raft
+            .wait(Some(self.config.leader_wait))
+            .metrics(
+                |m| m.last_applied.is_some_and(|l| l.index >= index),
+                "applied",
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| OpLogError::Forward(format!("catching up with the group: {e}")))
+    }
+}
+
+/// Whether a forwarding failure means the operation was certainly not appended, so that it
+/// may be sent again: the leader could not be reached, or refused before appending.
+fn retryable(e: &RpcError) -> bool {
+    match e {
+        RpcError::Transport(TransportError::Unreachable(_)) => true,
+        RpcError::Remote { error, .. } => error.code == ErrorCode::Unavailable,
+        _ => false,
+    }
+}
+
+#[async_trait]
+impl OpLog for RaftOpLog {
+    /// Proposes `op` to the group (forwarded to the leader when this keeper does not lead)
+    /// and returns its position once applied here. An append interrupted by a change of
+    /// leader may land twice; the second copy is refused as a replay when applied, and the
+    /// keeper answers the first copy's outcome.
+    async fn append(&self, op: SignedOp) -> Result<u64, OpLogError> {
+        let bytes = wire::encode(&op);
+        if bytes.len() > MAX_ENTRY_BYTES {
+            return Err(OpLogError::TooLarge(bytes.len()));
+        }
+        let wait = self.config.leader_wait;
+        let appended = tokio::time::timeout(wait, async {
+            loop {
+                match self.raft.client_write(Proposal(bytes.clone())).await {
+                    Ok(r) if r.data == u64::MAX => {
+                        return Err(OpLogError::Forward(
+                            "the group did not apply the operation".into(),
+                        ));
+                    }
+                    Ok(r) => return Ok(r.data),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                        match f.leader_node.as_ref().and_then(account_of) {
+                            Some(leader) if leader != self.account => {
+                                match client::append(self.transport.as_ref(), leader, &op).await
+                                {
+                                    Ok(pos) => return Ok(pos),
+                                    Err(e) if retryable(&e) => {
+                                        self.wait_new_leader(f.leader_id).await
+                                    }
+                                    Err(e) => return Err(OpLogError::Forward(e.to_string())),
+                                }
+                            }
+                            _ => self.wait_new_leader(None).await,
+                        }
+                    }
+                    Err(RaftError::APIError(e)) => {
+                        return Err(OpLogError::Forward(e.to_string()));
+                    }
+                    Err(RaftError::Fatal(e)) => return Err(OpLogError::Storage(e.to_string())),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(OpLogError::Forward(format!(
+                "the keeper group has no leader (waited {wait:?})"
+            )))
+        })?;
+        // A forwarded append returns once the leader applied it; the entry is committed, so
+        // this keeper will apply it too.
+        self.log.wait_len(appended + 1).await;
+        Ok(appended)
+    }
+
+    fn follow(&self, from: u64) -> BoxStream<'static, LogEntry> {
+        self.log.follow(from)
+    }
+
+    fn known_len(&self) -> Option<u64> {
+        Some(self.log.len())
+    }
+
+    async fn sync_len(&self) -> Result<Option<u64>, OpLogError> {
+        let index = self.read_index().await?;
+        self.applied_through(index).await?;
+        Ok(Some(self.log.len()))
+    }
+}
