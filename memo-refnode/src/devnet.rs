@@ -256,6 +256,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             capacity: 64 << 30,
             sync_writes: args.sync_writes,
             sequencer: None,
+            group: None,
             peers: keeper_peers.clone(),
             chain: Some(chain.clone()),
             repair: RepairSettings::default(),
@@ -281,6 +282,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             capacity: 0,
             sync_writes: true,
             sequencer: Some(keeper_peers[0].account.clone()),
+            group: None,
             peers: provider_peers
                 .iter()
                 .chain(keeper_peers.iter())

@@ -154,6 +154,10 @@ pub struct NodeConfig {
     /// sequences.
     #[serde(default)]
     pub sequencer: Option<String>,
+    /// Keepers: replicate the operation log in a Raft group of keepers instead of through
+    /// one sequencer (the `[group]` table). Exclusive with `sequencer`.
+    #[serde(default)]
+    pub group: Option<GroupSettings>,
     /// Known peers.
     #[serde(default)]
     pub peers: Vec<PeerInfo>,
@@ -245,6 +249,82 @@ impl ChainSettings {
             message: e.to_string(),
         })
     }
+}
+
+/// A keeper's Raft group settings (`[group]`); see `memo_sdk::replication::RaftOpLog`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSettings {
+    /// The group's founding members (64 hex digits each). Empty: this keeper and every keeper
+    /// among the peers. A keeper that is not a founder waits to be added by the group.
+    #[serde(default)]
+    pub founders: Vec<String>,
+    /// Milliseconds between the leader's heartbeats.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_ms: u64,
+    /// The election timeout's range in milliseconds: a follower that hears no leader for a
+    /// random time within it stands for election.
+    #[serde(default = "default_election_ms")]
+    pub election_ms: [u64; 2],
+    /// Compact the log into a snapshot every this many entries.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        Self {
+            founders: Vec::new(),
+            heartbeat_ms: default_heartbeat_ms(),
+            election_ms: default_election_ms(),
+            snapshot_every: default_snapshot_every(),
+        }
+    }
+}
+
+impl GroupSettings {
+    /// The parsed founders.
+    pub fn founder_ids(&self) -> Result<Vec<AccountId>, BadAccount> {
+        self.founders
+            .iter()
+            .map(|f| {
+                f.parse().map_err(|e| BadAccount {
+                    what: "group founder".into(),
+                    reason: format!("{e}"),
+                })
+            })
+            .collect()
+    }
+
+    /// The Raft timing these settings give, checked: a heartbeat of at least 10 ms and an
+    /// election timeout range above it.
+    pub fn to_config(&self) -> Result<crate::replication::GroupConfig, String> {
+        let [lo, hi] = self.election_ms;
+        let heartbeat = self.heartbeat_ms.max(10);
+        if lo <= heartbeat || hi <= lo {
+            return Err(format!(
+                "[group] needs heartbeat_ms < election_ms[0] < election_ms[1], got {heartbeat} and [{lo}, {hi}]"
+            ));
+        }
+        Ok(crate::replication::GroupConfig {
+            heartbeat: Duration::from_millis(heartbeat),
+            election_timeout: (Duration::from_millis(lo), Duration::from_millis(hi)),
+            snapshot_every: self.snapshot_every.max(1),
+            ..Default::default()
+        })
+    }
+}
+
+fn default_heartbeat_ms() -> u64 {
+    100
+}
+
+fn default_election_ms() -> [u64; 2] {
+    [400, 800]
+}
+
+fn default_snapshot_every() -> u64 {
+    10_000
 }
 
 fn default_block_ms() -> u64 {

@@ -20,7 +20,9 @@ use memo_sdk::ledger::{
 };
 use memo_sdk::node::{Service, serve};
 use memo_sdk::provider::Provider;
-use memo_sdk::replication::{DurableOpLog, OpLog, OpLogService, RemoteOpLog, RemoteOpLogConfig};
+use memo_sdk::replication::{
+    DurableOpLog, GroupConfig, OpLog, OpLogService, RemoteOpLog, RemoteOpLogConfig,
+};
 use memo_sdk::transport::p2p::P2pTransport;
 use memo_sdk::{Client, ClientConfig, ClientError};
 use std::future::Future;
@@ -57,7 +59,10 @@ impl Fabric {
     /// learns every other's address.
     async fn join(&self, kp: &Keypair) -> Arc<dyn Transport> {
         match self {
-            Fabric::Memory(net) => Arc::new(net.join(kp.account())),
+            Fabric::Memory(net) => {
+                net.set_up(kp.account());
+                Arc::new(net.join(kp.account()))
+            }
             Fabric::P2p(all) => {
                 let (t, addrs) = P2pTransport::start(kp, "/ip4/127.0.0.1/tcp/0")
                     .await
@@ -75,6 +80,9 @@ impl Fabric {
 
     /// Takes a node off the network (its process died).
     async fn leave(&self, id: AccountId) {
+        if let Fabric::Memory(net) = self {
+            net.set_down(id);
+        }
         if let Fabric::P2p(all) = self {
             let gone: Vec<P2pTransport> = {
                 let mut all = all.lock().unwrap();
@@ -107,8 +115,29 @@ fn user_key(name: &str) -> Keypair {
     Keypair::from_seed(&format!("user-{name}"))
 }
 
-/// Three keepers (0 sequences, 1 and 2 follow, each with a data dir) and six providers.
+/// How the keepers replicate their log.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Mode {
+    /// Keeper 0 sequences, 1 and 2 follow.
+    Sequencer,
+    /// The three keepers form a Raft group.
+    Group,
+}
+
+/// The group's timing in these tests: the defaults, with a snapshot every 8 entries and no
+/// log kept behind it, so that a lagging keeper installs a snapshot.
+fn group_config() -> GroupConfig {
+    GroupConfig {
+        snapshot_every: 8,
+        logs_kept: 0,
+        ..GroupConfig::default()
+    }
+}
+
+/// Three keepers (0 sequences, 1 and 2 follow; or a group of three), each with a data dir,
+/// and six providers.
 struct Net {
+    mode: Mode,
     fabric: Fabric,
     dir: tempfile::TempDir,
     keepers: Vec<Option<KeeperNode>>,
@@ -126,7 +155,12 @@ impl Drop for Net {
 
 impl Net {
     async fn start(fabric: Fabric) -> Self {
+        Self::start_in(fabric, Mode::Sequencer).await
+    }
+
+    async fn start_in(fabric: Fabric, mode: Mode) -> Self {
         let mut net = Net {
+            mode,
             fabric,
             dir: tempfile::tempdir().unwrap(),
             keepers: Vec::new(),
@@ -161,7 +195,21 @@ impl Net {
             keepers: (0..3).map(|i| keeper_key(i).account()).collect(),
             ..KeeperConfig::default()
         };
-        let mut node = if i == 0 {
+        // Keepers 0 to 2 found the group; keeper 3 joins later.
+        let founders: Vec<AccountId> = (0..3).map(|i| keeper_key(i).account()).collect();
+        let mut node = if self.mode == Mode::Group {
+            KeeperNode::group(
+                keeper_key(i),
+                t,
+                &dir,
+                config,
+                &founders,
+                group_config(),
+                None,
+            )
+            .await
+            .unwrap()
+        } else if i == 0 {
             KeeperNode::sequencer(keeper_key(i), t, &dir, config, None).unwrap()
         } else {
             KeeperNode::follower(
@@ -205,9 +253,34 @@ impl Net {
         Client::new(kp.clone(), self.fabric.join(&kp).await, cfg).unwrap()
     }
 
-    /// The sequencer's log length.
+    /// The sequencer's log length; in a group, the longest applied log of a running keeper
+    /// (an acknowledged write is applied on the keeper that acknowledged it).
     fn log_len(&self) -> u64 {
-        self.keeper(0).durable.as_ref().unwrap().len()
+        match self.mode {
+            Mode::Sequencer => self.keeper(0).durable.as_ref().unwrap().len(),
+            Mode::Group => self
+                .keepers
+                .iter()
+                .flatten()
+                .map(|k| k.group.as_ref().unwrap().ops().len())
+                .max()
+                .unwrap_or(0),
+        }
+    }
+
+    /// The group's leader, as the running keepers agree on it.
+    async fn leader(&self) -> usize {
+        let k = self.keepers.iter().flatten().next().unwrap();
+        let leader = within(
+            "electing a leader",
+            k.group
+                .as_ref()
+                .unwrap()
+                .wait_leader(Duration::from_secs(60)),
+        )
+        .await
+        .expect("a leader");
+        (0..3).find(|i| keeper_key(*i).account() == leader).unwrap()
     }
 
     /// Waits until every running keeper has applied the sequencer's whole log.
@@ -255,8 +328,8 @@ impl Net {
     }
 }
 
-async fn keepers_stay_in_sync(fabric: Fabric) {
-    let net = Net::start(fabric).await;
+async fn keepers_stay_in_sync(net: impl Future<Output = Net>) {
+    let net = net.await;
     let alice = net.user("alice", 0).await;
     let bob = net.user("bob", 1).await;
     let carol = net.user("carol", 2).await;
@@ -310,12 +383,25 @@ async fn keepers_stay_in_sync(fabric: Fabric) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepers_stay_in_sync_in_memory() {
-    within("scenario", keepers_stay_in_sync(Fabric::memory())).await;
+    within(
+        "scenario",
+        keepers_stay_in_sync(Net::start(Fabric::memory())),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepers_stay_in_sync_over_libp2p() {
-    within("scenario", keepers_stay_in_sync(Fabric::p2p())).await;
+    within("scenario", keepers_stay_in_sync(Net::start(Fabric::p2p()))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepers_stay_in_sync_in_a_group() {
+    within(
+        "scenario",
+        keepers_stay_in_sync(Net::start_in(Fabric::memory(), Mode::Group)),
+    )
+    .await;
 }
 
 async fn restarts_resume_from_data_dirs(fabric: Fabric) {
@@ -369,6 +455,210 @@ async fn restarts_resume_from_data_dirs_in_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_resume_from_data_dirs_over_libp2p() {
     within("scenario", restarts_resume_from_data_dirs(Fabric::p2p())).await;
+}
+
+/// What one user's stream of writes left: each object's name and bytes, and whether its put
+/// (and its delete, if one was sent) was acknowledged.
+#[derive(Default)]
+struct Writes {
+    /// Acknowledged puts not deleted since: these must be listed and read back exactly.
+    kept: Vec<(String, Vec<u8>)>,
+    /// Names whose put or delete failed: present or absent, but never twice.
+    unsure: Vec<String>,
+    /// Acknowledged deletes: these must be gone.
+    deleted: Vec<String>,
+}
+
+/// `steps` puts from `client`, deleting every third object again; the first `before` steps
+/// are reported on `progress` so the test knows when writes are flowing.
+async fn write_stream(client: Client, user: usize, steps: usize) -> Writes {
+    let mut w = Writes::default();
+    for i in 0..steps {
+        let name = format!("u{user}-{i}");
+        let bytes = data(20_000 + i * 1_000, (user * 100 + i) as u8);
+        match client.put_bytes(&name, &bytes).await {
+            Ok(_) => w.kept.push((name.clone(), bytes)),
+            Err(_) => {
+                w.unsure.push(name);
+                continue;
+            }
+        }
+        if i % 3 == 2 {
+            let (name, _) = w.kept.pop().unwrap();
+            match client.delete(&name).await {
+                Ok(_) => w.deleted.push(name),
+                Err(_) => w.unsure.push(name),
+            }
+        }
+    }
+    w
+}
+
+/// Checks a user's objects through keeper `k` against what the stream acknowledged.
+async fn assert_writes(net: &Net, user: usize, k: usize, w: &Writes) {
+    let client = net.user(&format!("w{user}"), k).await;
+    let listed: Vec<String> = client
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = listed.iter().collect();
+    assert_eq!(
+        unique.len(),
+        listed.len(),
+        "a name listed twice: {listed:?}"
+    );
+    for (name, bytes) in &w.kept {
+        assert!(
+            listed.contains(name),
+            "keeper {k}: acknowledged {name} is missing"
+        );
+        assert_eq!(&client.get_bytes(name).await.unwrap(), bytes, "{name}");
+    }
+    for name in &w.deleted {
+        assert!(
+            !listed.contains(name),
+            "keeper {k}: deleted {name} is listed"
+        );
+    }
+    for name in &listed {
+        assert!(
+            w.kept.iter().any(|(n, _)| n == name) || w.unsure.contains(name),
+            "keeper {k}: {name} was never written"
+        );
+    }
+}
+
+/// The leader of a group of three stops during a stream of puts and deletes from three users
+/// who each know every keeper. A new leader is elected and the stream goes on; afterwards every
+/// acknowledged write is present exactly once through every keeper, deletes are gone and reads
+/// are exact. The old leader restarts from its data dir and catches up.
+async fn a_group_survives_its_leader(fabric: Fabric) {
+    let mut net = Net::start_in(fabric, Mode::Group).await;
+    let leader = net.leader().await;
+    let survivor = net.keeper((leader + 1) % 3).keeper.clone();
+    let mut streams = Vec::new();
+    for u in 0..3 {
+        let kp = user_key(&format!("w{u}"));
+        let mut cfg =
+            ClientConfig::new((0..3).map(|i| keeper_key((u + i) % 3).account()).collect());
+        cfg.params = params();
+        let client = Client::new(kp.clone(), net.fabric.join(&kp).await, cfg).unwrap();
+        streams.push(tokio::spawn(write_stream(client, u, 9)));
+    }
+    // Writes are flowing: the leader stops, its process gone.
+    within("the first writes", survivor.wait_applied(4)).await;
+    net.stop_keeper(leader).await;
+    let writes: Vec<Writes> = futures::future::join_all(streams)
+        .await
+        .into_iter()
+        .map(|w| w.unwrap())
+        .collect();
+    let acknowledged: usize = writes.iter().map(|w| w.kept.len() + w.deleted.len()).sum();
+    assert!(
+        acknowledged >= 15,
+        "the group went on accepting writes ({acknowledged})"
+    );
+    let new_leader = net.leader().await;
+    assert_ne!(new_leader, leader, "a new leader");
+    net.converge().await;
+    let unsure: usize = writes.iter().map(|w| w.unsure.len()).sum();
+    println!("{acknowledged} writes acknowledged, {unsure} failed across the change of leader");
+    println!(
+        "{:?}",
+        net.keeper(new_leader).group.as_ref().unwrap().status()
+    );
+    for (u, w) in writes.iter().enumerate() {
+        for k in (0..3).filter(|k| *k != leader) {
+            assert_writes(&net, u, k, w).await;
+        }
+    }
+    // The old leader comes back from its data dir and catches up.
+    net.restart_keeper(leader).await;
+    net.converge().await;
+    let users: Vec<String> = (0..3).map(|u| format!("w{u}")).collect();
+    net.assert_same_state(&users.iter().map(|u| u.as_str()).collect::<Vec<_>>())
+        .await;
+    for (u, w) in writes.iter().enumerate() {
+        assert_writes(&net, u, leader, w).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_survives_its_leader_in_memory() {
+    within("scenario", a_group_survives_its_leader(Fabric::memory())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_survives_its_leader_over_libp2p() {
+    within("scenario", a_group_survives_its_leader(Fabric::p2p())).await;
+}
+
+/// Membership at runtime: after the group compacted its log, a fourth keeper is added; it
+/// installs a snapshot, applies the same state, and stays in step as a voter. Then a founder
+/// is removed, and the group of three (with the new keeper) goes on accepting writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_joins_from_a_snapshot_and_a_founder_leaves() {
+    within("scenario", async {
+        let mut net = Net::start_in(Fabric::memory(), Mode::Group).await;
+        let alice = net.user("alice", 0).await;
+        let mut stored = Vec::new();
+        for i in 0..12 {
+            let bytes = data(10_000 + i * 500, i as u8);
+            alice.put_bytes(&format!("f{i}"), &bytes).await.unwrap();
+            stored.push(bytes);
+        }
+        net.converge().await;
+        let leader = net.leader().await;
+        let group = net.keeper(leader).group.clone().unwrap();
+        let compacted = group.status().purged_index;
+        assert!(
+            compacted.is_some(),
+            "the log was compacted: {:?}",
+            group.status()
+        );
+
+        // Keeper 3 (not a founder) starts empty and waits; the leader adds it.
+        let joined = net.start_keeper(3).await;
+        assert_eq!(joined.group.as_ref().unwrap().ops().len(), 0);
+        net.keepers.push(Some(joined));
+        group.add_member(keeper_key(3).account()).await.unwrap();
+        // A read-index sync: keeper 3 has applied all the group committed, membership too.
+        net.keeper(3).log.sync_len().await.unwrap();
+        net.converge().await;
+        let status = net.keeper(3).group.as_ref().unwrap().status();
+        assert!(
+            status.snapshot_index >= compacted,
+            "the new keeper installed a snapshot: {status:?}"
+        );
+        assert_eq!(status.members.len(), 4, "{status:?}");
+        net.assert_same_state(&["alice"]).await;
+        let on_3 = net.user("alice", 3).await;
+        assert_eq!(on_3.get_bytes("f5").await.unwrap(), stored[5]);
+
+        // A founder that is not the leader leaves; writes go on and reach the new keeper.
+        let gone = (0..3).find(|k| *k != leader).unwrap();
+        group
+            .remove_member(keeper_key(gone).account())
+            .await
+            .unwrap();
+        net.stop_keeper(gone).await;
+        let stays = (0..3).find(|k| *k != leader && *k != gone).unwrap();
+        net.user("alice", stays)
+            .await
+            .put_bytes("after", b"after the change")
+            .await
+            .unwrap();
+        net.converge().await;
+        assert_eq!(
+            on_3.get_bytes("after").await.unwrap(),
+            b"after the change".to_vec()
+        );
+        assert_eq!(group.status().members.len(), 3);
+    })
+    .await;
 }
 
 fn signed_delete(user: &str, i: u8) -> SignedOp {

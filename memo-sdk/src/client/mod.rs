@@ -390,6 +390,12 @@ impl Client {
                 Err(RpcError::Remote { error, .. }) if error.code == ErrorCode::Refused => {
                     return Err(ClientError::Refused(error.message));
                 }
+                // A keeper cut off from its group's quorum: another may reach it. Sending a
+                // signed operation again is safe; a copy that lands twice is answered the
+                // first copy's outcome.
+                Err(RpcError::Remote { error, .. }) if error.code == ErrorCode::Unavailable => {
+                    last = format!("{k}: {}", error.message);
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -9,8 +9,13 @@
 //! [`RemoteLedger`]). A user may talk to any keeper; all apply the same operations in the same
 //! order and so hold the same state.
 //!
-//! Files in the data dir: `oplog.redb` (the sequencer's log, or the follower's replica) and
-//! `chain.redb` (when a chain is configured).
+//! Or the keepers form a Raft group ([`KeeperNode::group`]): every member holds the
+//! replicated log, any member accepts a write and forwards it to the leader, and the group
+//! survives the loss of a minority.
+//!
+//! Files in the data dir: `oplog.redb` (the sequencer's log, the follower's replica, or the
+//! group's applied log), `raft.redb` (in a group) and `chain.redb` (when a chain is
+//! configured).
 
 use crate::keeper::{Keeper, KeeperConfig};
 use crate::ledger::{
@@ -18,7 +23,8 @@ use crate::ledger::{
 };
 use crate::node::Service;
 use crate::replication::{
-    DurableOpLog, OpLog, OpLogError, OpLogService, RemoteOpLog, RemoteOpLogConfig,
+    DurableOpLog, GroupConfig, OpLog, OpLogError, OpLogService, RaftOpLog, RemoteOpLog,
+    RemoteOpLogConfig,
 };
 use memo_core::contract::{Genesis, ProofVerifier};
 use memo_core::transport::Transport;
@@ -89,6 +95,8 @@ pub struct KeeperNode {
     pub durable: Option<DurableOpLog>,
     /// The log replica, on a follower.
     pub remote: Option<Arc<RemoteOpLog>>,
+    /// The keeper's Raft node, in a keeper group.
+    pub group: Option<Arc<RaftOpLog>>,
     /// The chain (sequencer or follower), if configured.
     pub chain: Option<Arc<LocalChain>>,
     /// The chain follower loop, on a follower with a chain.
@@ -105,6 +113,7 @@ impl std::fmt::Debug for KeeperNode {
         f.debug_struct("KeeperNode")
             .field("account", &self.keeper.account())
             .field("sequencer", &self.durable.is_some())
+            .field("group", &self.group.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +123,16 @@ fn data_dir(dir: &Path) -> Result<(), KeeperNodeError> {
         path: dir.display().to_string(),
         error,
     })
+}
+
+/// The chain a keeper keeps beside its op log: producing the blocks, or verifying and
+/// storing the producer's.
+#[derive(Clone)]
+pub enum KeeperChain {
+    /// This keeper produces blocks.
+    Produce(SequencerChain),
+    /// This keeper follows the producer named in the [`ChainConfig`].
+    Follow(FollowerChain),
 }
 
 impl KeeperNode {
@@ -130,41 +149,16 @@ impl KeeperNode {
     ) -> Result<Self, KeeperNodeError> {
         self::data_dir(data_dir)?;
         let durable = DurableOpLog::open(&data_dir.join(OPLOG_FILE))?;
-        let log: Arc<dyn OpLog> = Arc::new(durable.clone());
-        let mut services: Vec<Arc<dyn Service>> = Vec::new();
-        let mut tasks = Vec::new();
-        let members = config.keepers.clone();
-        let keeper = Keeper::new(key, transport.clone(), log.clone(), config);
-        tasks.push(keeper.start());
-        services.push(keeper.clone());
-        services.push(OpLogService::new(log.clone(), members));
-        let chain = match chain {
-            Some(c) => {
-                let lc = Arc::new(LocalChain::open_sequencer(
-                    &data_dir.join(CHAIN_FILE),
-                    c.genesis,
-                    c.key,
-                    c.verifier,
-                )?);
-                tasks.push(lc.spawn_producer(keeper.env().clone(), c.block_interval));
-                services.push(LedgerService::new(lc.clone()));
-                Some(lc)
-            }
-            None => None,
-        };
-        Ok(Self {
-            keeper,
-            log,
-            durable: Some(durable),
-            remote: None,
-            chain,
-            chain_follower: None,
+        let mut node = Self::assemble(
+            key,
             transport,
-            services,
-            tasks,
-            serving: None,
-            stop: tokio::sync::watch::channel(false).0,
-        })
+            Arc::new(durable.clone()),
+            data_dir,
+            config,
+            chain.map(KeeperChain::Produce),
+        )?;
+        node.durable = Some(durable);
+        Ok(node)
     }
 
     /// Starts a following keeper with `key`: its log replica in `data_dir/oplog.redb`
@@ -181,45 +175,106 @@ impl KeeperNode {
     ) -> Result<Self, KeeperNodeError> {
         self::data_dir(data_dir)?;
         let cache = DurableOpLog::open(&data_dir.join(OPLOG_FILE))?;
-        let chain = match chain {
-            Some(c) => Some((
-                Arc::new(LocalChain::open_follower(
-                    &data_dir.join(CHAIN_FILE),
-                    c.config,
-                    c.verifier,
-                )?),
-                c.poll,
-            )),
-            None => None,
-        };
         let remote = Arc::new(RemoteOpLog::start_with(
             transport.clone(),
             sequencer,
             Some(cache),
             RemoteOpLogConfig::default(),
         ));
-        let log: Arc<dyn OpLog> = remote.clone();
+        let mut node = Self::assemble(
+            key,
+            transport,
+            remote.clone(),
+            data_dir,
+            config,
+            chain.map(KeeperChain::Follow),
+        )?;
+        node.remote = Some(remote);
+        Ok(node)
+    }
+
+    /// Starts a keeper as a member of the keepers' Raft group ([`RaftOpLog`]): its Raft log in
+    /// `data_dir/raft.redb`, the applied op log in `data_dir/oplog.redb`. `founders` are the
+    /// group's founding members (see [`RaftOpLog::open`]); the keeper accepts users' writes
+    /// and forwards them to the leader. With `chain`, it produces or follows the chain.
+    pub async fn group(
+        key: Keypair,
+        transport: Arc<dyn Transport>,
+        data_dir: &Path,
+        config: KeeperConfig,
+        founders: &[AccountId],
+        group: GroupConfig,
+        chain: Option<KeeperChain>,
+    ) -> Result<Self, KeeperNodeError> {
+        self::data_dir(data_dir)?;
+        let raft =
+            RaftOpLog::open(key.account(), transport.clone(), data_dir, founders, group).await?;
+        let mut node = Self::assemble(key, transport, raft.clone(), data_dir, config, chain)?;
+        node.services.push(raft.service());
+        node.group = Some(raft);
+        Ok(node)
+    }
+
+    /// The keeper over `log`, the op log's service and the chain.
+    fn assemble(
+        key: Keypair,
+        transport: Arc<dyn Transport>,
+        log: Arc<dyn OpLog>,
+        data_dir: &Path,
+        config: KeeperConfig,
+        chain: Option<KeeperChain>,
+    ) -> Result<Self, KeeperNodeError> {
         let mut services: Vec<Arc<dyn Service>> = Vec::new();
         let mut tasks = Vec::new();
         let members = config.keepers.clone();
+        // Open the chain before the keeper starts, so a failure leaves nothing running.
+        let chain = match chain {
+            Some(KeeperChain::Produce(c)) => Some((
+                Arc::new(LocalChain::open_sequencer(
+                    &data_dir.join(CHAIN_FILE),
+                    c.genesis,
+                    c.key,
+                    c.verifier,
+                )?),
+                None,
+                c.block_interval,
+            )),
+            Some(KeeperChain::Follow(c)) => {
+                let producer = c.config.sequencer;
+                Some((
+                    Arc::new(LocalChain::open_follower(
+                        &data_dir.join(CHAIN_FILE),
+                        c.config,
+                        c.verifier,
+                    )?),
+                    Some(producer),
+                    c.poll,
+                ))
+            }
+            None => None,
+        };
         let keeper = Keeper::new(key, transport.clone(), log.clone(), config);
         tasks.push(keeper.start());
         services.push(keeper.clone());
         services.push(OpLogService::new(log.clone(), members));
-        let (chain, chain_follower) = match chain {
-            Some((lc, poll)) => {
-                let source = RemoteLedger::new(transport.clone(), sequencer, poll);
-                let follower = ChainFollower::start(lc.clone(), source, poll);
-                services.push(LedgerService::new(lc.clone()));
-                (Some(lc), Some(follower))
+        let mut chain_follower = None;
+        let chain = chain.map(|(lc, producer, interval)| {
+            match producer {
+                None => tasks.push(lc.spawn_producer(keeper.env().clone(), interval)),
+                Some(producer) => {
+                    let source = RemoteLedger::new(transport.clone(), producer, interval);
+                    chain_follower = Some(ChainFollower::start(lc.clone(), source, interval));
+                }
             }
-            None => (None, None),
-        };
+            services.push(LedgerService::new(lc.clone()));
+            lc
+        });
         Ok(Self {
             keeper,
             log,
             durable: None,
-            remote: Some(remote),
+            remote: None,
+            group: None,
             chain,
             chain_follower,
             transport,
@@ -290,6 +345,9 @@ impl KeeperNode {
         }
         if let Some(f) = self.chain_follower.take() {
             f.stop().await;
+        }
+        if let Some(g) = &self.group {
+            g.shutdown().await;
         }
     }
 }

@@ -19,7 +19,9 @@ use crate::config::{BadAccount, ConfigError, NodeConfig, Role, load_or_create_ke
 use crate::env::Env;
 use crate::keeper::KeeperConfig;
 use crate::keeper::challenger::{Challenger, ChallengerConfig};
-use crate::keeper::node::{FollowerChain, KeeperNode, KeeperNodeError, SequencerChain};
+use crate::keeper::node::{
+    FollowerChain, KeeperChain, KeeperNode, KeeperNodeError, SequencerChain,
+};
 use crate::keeper::repair::Repairer;
 use crate::ledger::{ChainConfig, Ledger, RemoteLedger};
 use crate::node::{Service, serve};
@@ -220,14 +222,17 @@ impl Node {
                 node.start_provider(cfg, &env, &keypair, peers_of(Role::Keeper), chain.as_ref())
                     .await?
             }
-            Role::Keeper => node.start_keeper(
-                cfg,
-                &env,
-                &keypair,
-                peers_of(Role::Keeper),
-                peers_of(Role::Provider),
-                chain.as_ref(),
-            )?,
+            Role::Keeper => {
+                node.start_keeper(
+                    cfg,
+                    &env,
+                    &keypair,
+                    peers_of(Role::Keeper),
+                    peers_of(Role::Provider),
+                    chain.as_ref(),
+                )
+                .await?
+            }
         }
         info!(name = %node.name, account = %node.account.short(), listen = %node.listen, "serving");
         Ok(node)
@@ -288,7 +293,7 @@ impl Node {
         Ok(())
     }
 
-    fn start_keeper(
+    async fn start_keeper(
         &mut self,
         cfg: &NodeConfig,
         env: &Env,
@@ -306,7 +311,13 @@ impl Node {
             None => None,
         }
         .filter(|s| *s != keypair.account());
+        if cfg.group.is_some() && sequencer.is_some() {
+            return Err(NodeError::Inconsistent(
+                "a keeper in a [group] has no sequencer: remove `sequencer`".into(),
+            ));
+        }
         if let Some(c) = chain
+            && cfg.group.is_none()
             && c.sequencer != sequencer.unwrap_or(keypair.account())
         {
             return Err(NodeError::Inconsistent(
@@ -319,37 +330,68 @@ impl Node {
         all_keepers.sort();
         all_keepers.dedup();
         let kcfg = KeeperConfig {
-            keepers: all_keepers,
+            keepers: all_keepers.clone(),
             env: env.clone(),
             ..KeeperConfig::default()
         };
         let verifier = Arc::new(MerkleVerifier::new());
-        let mut node = match sequencer {
-            None => KeeperNode::sequencer(
-                keypair.clone(),
-                self.transport.clone(),
-                &cfg.data_dir,
-                kcfg,
-                chain.map(|c| SequencerChain {
+        let produces = chain.is_some_and(|c| c.sequencer == keypair.account());
+        let keeper_chain = chain.map(|c| {
+            if produces {
+                KeeperChain::Produce(SequencerChain {
                     genesis: c.genesis.clone(),
                     key: keypair.clone(),
                     verifier: verifier.clone(),
                     block_interval: c.block_interval,
-                }),
-            )?,
-            Some(seq) => KeeperNode::follower(
-                keypair.clone(),
-                self.transport.clone(),
-                seq,
-                &cfg.data_dir,
-                kcfg,
-                chain.map(|c| FollowerChain {
+                })
+            } else {
+                KeeperChain::Follow(FollowerChain {
                     config: ChainConfig {
                         genesis: c.genesis.clone(),
                         sequencer: c.sequencer,
                     },
                     verifier: verifier.clone(),
                     poll: c.block_interval,
+                })
+            }
+        });
+        let mut node = match (&cfg.group, sequencer, keeper_chain) {
+            (Some(g), _, keeper_chain) => {
+                let founders = match g.founder_ids()? {
+                    f if f.is_empty() => all_keepers,
+                    f => f,
+                };
+                let group = g.to_config().map_err(NodeError::Inconsistent)?;
+                KeeperNode::group(
+                    keypair.clone(),
+                    self.transport.clone(),
+                    &cfg.data_dir,
+                    kcfg,
+                    &founders,
+                    group,
+                    keeper_chain,
+                )
+                .await?
+            }
+            (None, None, keeper_chain) => KeeperNode::sequencer(
+                keypair.clone(),
+                self.transport.clone(),
+                &cfg.data_dir,
+                kcfg,
+                keeper_chain.and_then(|c| match c {
+                    KeeperChain::Produce(c) => Some(c),
+                    KeeperChain::Follow(_) => None,
+                }),
+            )?,
+            (None, Some(seq), keeper_chain) => KeeperNode::follower(
+                keypair.clone(),
+                self.transport.clone(),
+                seq,
+                &cfg.data_dir,
+                kcfg,
+                keeper_chain.and_then(|c| match c {
+                    KeeperChain::Follow(c) => Some(c),
+                    KeeperChain::Produce(_) => None,
                 }),
             )?,
         };
@@ -365,9 +407,9 @@ impl Node {
             }
         }));
         if let Some(c) = chain {
-            // The sequencer uses its own chain; followers submit to the sequencer.
-            let ledger: Arc<dyn Ledger> = match (&node.durable, &node.chain) {
-                (Some(_), Some(own)) => own.clone(),
+            // The producer uses its own chain; the other keepers submit to the producer.
+            let ledger: Arc<dyn Ledger> = match &node.chain {
+                Some(own) if produces => own.clone(),
                 _ => c.remote(&self.transport),
             };
             let challenger = Challenger::new(

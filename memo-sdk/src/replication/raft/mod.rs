@@ -91,6 +91,9 @@ pub struct GroupConfig {
     pub election_timeout: (Duration, Duration),
     /// A snapshot is taken after this many entries since the last one.
     pub snapshot_every: u64,
+    /// Entries kept in the Raft log behind the last snapshot, for lagging members; one
+    /// further behind installs the snapshot.
+    pub logs_kept: u64,
     /// How long an append may wait for a leader (an election) before it fails.
     pub leader_wait: Duration,
 }
@@ -101,6 +104,7 @@ impl Default for GroupConfig {
             heartbeat: Duration::from_millis(100),
             election_timeout: (Duration::from_millis(400), Duration::from_millis(800)),
             snapshot_every: 10_000,
+            logs_kept: 1000,
             leader_wait: Duration::from_secs(10),
         }
     }
@@ -121,6 +125,11 @@ pub struct GroupStatus {
     pub last_log_index: Option<u64>,
     /// Index of the last entry applied here.
     pub applied_index: Option<u64>,
+    /// The Raft log index the last snapshot covers.
+    pub snapshot_index: Option<u64>,
+    /// The Raft log index up to which the log was compacted away: a member further behind
+    /// catches up by installing a snapshot.
+    pub purged_index: Option<u64>,
     /// Operations in this keeper's op log.
     pub ops: u64,
 }
@@ -182,7 +191,7 @@ impl RaftOpLog {
             election_timeout_max: config.election_timeout.1.as_millis() as u64,
             max_payload_entries: 256,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
-            max_in_snapshot_log_to_keep: 1000,
+            max_in_snapshot_log_to_keep: config.logs_kept,
             snapshot_max_chunk_size: 4 << 20,
             ..Default::default()
         }
@@ -263,6 +272,8 @@ impl RaftOpLog {
             members,
             last_log_index: m.last_log_index,
             applied_index: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
             ops: self.log.len(),
         }
     }
@@ -332,9 +343,9 @@ impl RaftOpLog {
             loop {
                 match self.raft.ensure_linearizable().await {
                     Ok(read) => return Ok(read.map(|l| l.index).unwrap_or(0)),
-                    Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
-                        f,
-                    ))) => {
+                    Err(RaftError::APIError(
+                        openraft::error::CheckIsLeaderError::ForwardToLeader(f),
+                    )) => {
                         let Some(leader) = f.leader_node.as_ref().and_then(account_of) else {
                             self.wait_leader(deadline).await;
                             continue;
@@ -422,8 +433,7 @@ impl OpLog for RaftOpLog {
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                         match f.leader_node.as_ref().and_then(account_of) {
                             Some(leader) if leader != self.account => {
-                                match client::append(self.transport.as_ref(), leader, &op).await
-                                {
+                                match client::append(self.transport.as_ref(), leader, &op).await {
                                     Ok(pos) => return Ok(pos),
                                     Err(e) if retryable(&e) => {
                                         self.wait_new_leader(f.leader_id).await

@@ -145,9 +145,9 @@ impl Peer {
         msg: &RaftRpc,
         option: &RPCOption,
     ) -> Result<RaftReply, RpcErr<E>> {
-        let to = self
-            .to
-            .ok_or_else(|| RPCError::Unreachable(Unreachable::new(&SendError::NoAddress(self.target))))?;
+        let to = self.to.ok_or_else(|| {
+            RPCError::Unreachable(Unreachable::new(&SendError::NoAddress(self.target)))
+        })?;
         send(self.transport.as_ref(), to, msg, option.hard_ttl())
             .await
             .map_err(|e| match e {
@@ -172,16 +172,15 @@ impl RaftNetwork<TypeConfig> for Peer {
         let n = rpc.entries.len() as u64;
         let msg = RaftRpc::Append(rpc);
         if n > 1 && wire::encode(&msg).len() > MAX_MESSAGE - MESSAGE_MARGIN {
-            return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(
-                n / 2,
-            )));
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(n / 2),
+            ));
         }
         match self.send(&msg, &option).await? {
             RaftReply::Append(Ok(r)) => Ok(r),
-            RaftReply::Append(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(
-                self.target,
-                e,
-            ))),
+            RaftReply::Append(Err(e)) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
             _ => Err(self.unexpected()),
         }
     }
@@ -193,10 +192,9 @@ impl RaftNetwork<TypeConfig> for Peer {
     ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
         match self.send(&RaftRpc::Snapshot(rpc), &option).await? {
             RaftReply::Snapshot(Ok(r)) => Ok(r),
-            RaftReply::Snapshot(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(
-                self.target,
-                e,
-            ))),
+            RaftReply::Snapshot(Err(e)) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
             _ => Err(self.unexpected()),
         }
     }
@@ -208,10 +206,7 @@ impl RaftNetwork<TypeConfig> for Peer {
     ) -> Result<VoteResponse<NodeId>, RpcErr> {
         match self.send(&RaftRpc::Vote(rpc), &option).await? {
             RaftReply::Vote(Ok(r)) => Ok(r),
-            RaftReply::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(
-                self.target,
-                e,
-            ))),
+            RaftReply::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
             _ => Err(self.unexpected()),
         }
     }
@@ -230,7 +225,10 @@ pub struct RaftService {
 }
 
 impl RaftService {
-    pub(super) fn new(raft: Raft<TypeConfig>, seeds: impl IntoIterator<Item = AccountId>) -> Arc<Self> {
+    pub(super) fn new(
+        raft: Raft<TypeConfig>,
+        seeds: impl IntoIterator<Item = AccountId>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             raft,
             seeds: RwLock::new(seeds.into_iter().collect()),

@@ -1,6 +1,10 @@
 //! The Raft group's storage: its log in redb, and the state machine, which is the op log of
 //! committed object operations ([`DurableOpLog`]).
 
+// openraft's storage traits return its `StorageError` (224 bytes); the helpers here return
+// the same type rather than converting at every call.
+#![allow(clippy::result_large_err)]
+
 use super::{Proposal, TypeConfig};
 use crate::replication::DurableOpLog;
 use crate::replication::durable::MAX_ENTRY_BYTES;
@@ -18,7 +22,7 @@ use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 type NodeId = u64;
 type SErr = StorageError<NodeId>;
@@ -178,7 +182,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let bytes = encode(vote);
         self.write(move |w| {
             let mut t = w.open_table(META).map_err(|e| e.to_string())?;
-            t.insert(VOTE, bytes.as_slice()).map_err(|e| e.to_string())?;
+            t.insert(VOTE, bytes.as_slice())
+                .map_err(|e| e.to_string())?;
             Ok(())
         })
         .await
@@ -279,11 +284,22 @@ struct SnapshotBody {
 /// The state machine: committed operations go, in order, into the keeper's op log, which
 /// the [`Keeper`](crate::keeper::Keeper) follows. Positions in the op log count operations
 /// only (not Raft's blank and membership entries), so they are the same on every keeper.
-#[derive(Clone)]
 pub(crate) struct StateMachine {
     log: DurableOpLog,
     applied: Applied,
-    snapshot: Option<(SnapshotMeta<NodeId, BasicNode>, Arc<Vec<u8>>)>,
+    snapshot: Arc<Mutex<Option<Built>>>,
+}
+
+/// A snapshot built or installed: its meta and encoded body.
+type Built = (SnapshotMeta<NodeId, BasicNode>, Arc<Vec<u8>>);
+
+/// Builds a snapshot of the state machine as it was when the builder was made: the first
+/// `len` operations and the Raft state that goes with them (the log may have grown since).
+pub(crate) struct Builder {
+    log: DurableOpLog,
+    applied: Applied,
+    len: u64,
+    latest: Arc<Mutex<Option<Built>>>,
 }
 
 impl StateMachine {
@@ -304,18 +320,29 @@ impl StateMachine {
         Ok(Self {
             log,
             applied,
-            snapshot: None,
+            snapshot: Arc::default(),
         })
     }
 
+    fn builder(&self) -> Builder {
+        Builder {
+            log: self.log.clone(),
+            applied: self.applied.clone(),
+            len: self.log.len(),
+            latest: self.snapshot.clone(),
+        }
+    }
+}
+
+impl Builder {
     fn build(&self) -> Result<Snapshot<TypeConfig>, SErr> {
-        let len = self.log.len();
+        let len = self.len;
         let mut ops = Vec::with_capacity(len as usize);
         let mut next = 0;
         while next < len {
             let batch = self
                 .log
-                .read(next, 1024, 8 << 20)
+                .read(next, (len - next).min(1024) as usize, 8 << 20)
                 .map_err(|e| snap_err(e.to_string()))?;
             if batch.is_empty() {
                 break;
@@ -340,16 +367,23 @@ impl StateMachine {
     }
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+impl RaftSnapshotBuilder<TypeConfig> for Builder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
         let snap = self.build()?;
-        self.snapshot = Some((snap.meta.clone(), Arc::new(snap.snapshot.get_ref().clone())));
+        let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        // Builders may finish out of order: keep the newest.
+        if latest
+            .as_ref()
+            .is_none_or(|(m, _)| m.last_log_id <= snap.meta.last_log_id)
+        {
+            *latest = Some((snap.meta.clone(), Arc::new(snap.snapshot.get_ref().clone())));
+        }
         Ok(snap)
     }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
-    type SnapshotBuilder = Self;
+    type SnapshotBuilder = Builder;
 
     async fn applied_state(
         &mut self,
@@ -402,7 +436,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.clone()
+        self.builder()
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, SErr> {
@@ -458,18 +492,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .map_err(sm_err)?;
         self.applied = applied;
-        self.snapshot = Some((meta.clone(), Arc::new(bytes)));
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((meta.clone(), Arc::new(bytes)));
         Ok(())
     }
 
+    /// The newest snapshot built or installed. After a restart (snapshots are not kept on
+    /// disk: the op log is their content) one is built from the applied state.
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
-        match &self.snapshot {
+        let latest = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match latest {
             Some((meta, bytes)) => Ok(Some(Snapshot {
-                meta: meta.clone(),
+                meta,
                 snapshot: Box::new(Cursor::new(bytes.as_ref().clone())),
             })),
             None if self.applied.last.is_none() => Ok(None),
-            None => self.build_snapshot().await.map(Some),
+            None => self.builder().build_snapshot().await.map(Some),
         }
     }
 }
