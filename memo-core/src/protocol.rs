@@ -247,6 +247,8 @@ pub enum Request {
         /// The engine's message.
         rpc: Vec<u8>,
     },
+    /// Keeper: how it sees its consensus group. Answered with [`Response::Group`].
+    GroupStatus,
 }
 
 impl Request {
@@ -276,6 +278,7 @@ impl Request {
             Self::SweepShards { .. } => "SweepShards",
             Self::OpenLane { .. } => "OpenLane",
             Self::Raft { .. } => "Raft",
+            Self::GroupStatus => "GroupStatus",
             Self::ProvePossession { .. } => "ProvePossession",
             Self::Registered { .. } => "Registered",
             Self::Withdraw { .. } => "Withdraw",
@@ -389,6 +392,32 @@ pub enum Response {
     },
     /// The consensus engine's answer to a [`Request::Raft`].
     Raft(Vec<u8>),
+    /// A keeper's view of its consensus group, for [`Request::GroupStatus`].
+    Group(GroupInfo),
+}
+
+/// How a keeper sees its consensus group (the keepers' Raft group).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    /// `leader`, `follower`, `candidate`, `learner` or `stopped`.
+    pub role: String,
+    /// The current term.
+    pub term: u64,
+    /// The leader this keeper knows of.
+    pub leader: Option<AccountId>,
+    /// The voting members.
+    pub members: Vec<AccountId>,
+    /// The last index of its Raft log.
+    pub last_log_index: Option<u64>,
+    /// The last index applied to its state.
+    pub applied_index: Option<u64>,
+    /// The Raft log index the last snapshot covers.
+    pub snapshot_index: Option<u64>,
+    /// The Raft log index up to which the log was compacted away: a member further behind
+    /// catches up by installing a snapshot.
+    pub purged_index: Option<u64>,
+    /// Operations in its applied op log.
+    pub ops: u64,
 }
 
 /// Why a node refused a request. `code` lets callers act without parsing `message`.

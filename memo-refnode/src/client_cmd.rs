@@ -116,6 +116,11 @@ pub enum ClientCommand {
         #[command(flatten)]
         opts: ClientOpts,
     },
+    /// Your keepers' group: each keeper's role, term, leader and log position.
+    Keepers {
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
 }
 
 impl ClientCommand {
@@ -127,7 +132,8 @@ impl ClientCommand {
             | ClientCommand::Rm { opts, .. }
             | ClientCommand::Ls { opts }
             | ClientCommand::Stat { opts, .. }
-            | ClientCommand::Account { opts } => opts,
+            | ClientCommand::Account { opts }
+            | ClientCommand::Keepers { opts } => opts,
         }
     }
 }
@@ -498,6 +504,53 @@ pub async fn run(cmd: ClientCommand, global_config: Option<PathBuf>, style: Styl
                     style.size(a.quota),
                     a.objects
                 );
+            }
+        }
+        ClientCommand::Keepers { .. } => {
+            let groups = client.keeper_groups().await;
+            let name = |a: &memo_core::AccountId| name_peers(&a.to_hex());
+            if style.json {
+                let rows: Vec<_> = groups
+                    .iter()
+                    .map(|(k, g)| match g {
+                        Ok(g) => json!({
+                            "keeper": name(k), "account": k.to_hex(), "role": g.role,
+                            "term": g.term, "leader": g.leader.as_ref().map(name),
+                            "members": g.members.iter().map(name).collect::<Vec<_>>(),
+                            "last_log_index": g.last_log_index, "applied_index": g.applied_index,
+                            "ops": g.ops,
+                        }),
+                        Err(e) => json!({
+                            "keeper": name(k), "account": k.to_hex(),
+                            "error": name_peers(&e.to_string()),
+                        }),
+                    })
+                    .collect();
+                emit!("{}", json!(rows));
+            } else {
+                emit!(
+                    "{:<12} {:<10} {:>5} {:<12} {:>8} {:>8}",
+                    "KEEPER",
+                    "ROLE",
+                    "TERM",
+                    "LEADER",
+                    "APPLIED",
+                    "OPS"
+                );
+                for (k, g) in &groups {
+                    match g {
+                        Ok(g) => emit!(
+                            "{:<12} {:<10} {:>5} {:<12} {:>8} {:>8}",
+                            name(k),
+                            g.role,
+                            g.term,
+                            g.leader.as_ref().map(name).unwrap_or_else(|| "-".into()),
+                            g.applied_index.map(|i| i.to_string()).unwrap_or("-".into()),
+                            g.ops
+                        ),
+                        Err(e) => emit!("{:<12} {}", name(k), name_peers(&e.to_string())),
+                    }
+                }
             }
         }
     }

@@ -5,8 +5,8 @@ use anyhow::{Context, Result, bail};
 use memo_core::AccountId;
 use memo_core::contract::{Genesis, Params};
 use memo_sdk::config::{
-    ChainSettings, ClientFile, NodeConfig, PeerInfo, RepairSettings, Role, load_or_create_key,
-    write_atomic,
+    ChainSettings, ClientFile, GroupSettings, NodeConfig, PeerInfo, RepairSettings, Role,
+    load_or_create_key, write_atomic,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,9 +23,14 @@ pub struct DevnetArgs {
     /// shard onto a provider that holds none of its chunk.
     #[arg(long, default_value_t = 8)]
     providers: usize,
-    /// Number of keepers (keeper-0 sequences the shared log; the others follow it).
+    /// Number of keepers. They replicate the operation log in a Raft group (any keeper takes
+    /// writes; the group survives the loss of a minority); keeper-0 produces ledger blocks.
     #[arg(long, default_value_t = 3)]
     keepers: usize,
+    /// How keepers replicate the operation log: `group` (Raft) or `sequencer` (keeper-0
+    /// orders it and the others follow, the earlier design).
+    #[arg(long, value_enum, default_value_t = Replication::Group)]
+    replication: Replication,
     /// User names (a client config is written for each).
     #[arg(long, value_delimiter = ',', default_value = "alice,bob,carol")]
     users: Vec<String>,
@@ -55,6 +60,15 @@ pub struct DevnetArgs {
     /// repairer's, 64 MiB/s).
     #[arg(long)]
     repair_bytes_per_sec: Option<u64>,
+}
+
+/// How a devnet's keepers replicate their log.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replication {
+    /// A Raft group of every keeper.
+    Group,
+    /// keeper-0 sequences; the others follow.
+    Sequencer,
 }
 
 /// Chain id of devnet ledgers.
@@ -281,8 +295,12 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             listen: "/ip4/127.0.0.1/tcp/0".into(),
             capacity: 0,
             sync_writes: true,
-            sequencer: Some(keeper_peers[0].account.clone()),
-            group: None,
+            sequencer: (args.replication == Replication::Sequencer)
+                .then(|| keeper_peers[0].account.clone()),
+            group: (args.replication == Replication::Group).then(|| GroupSettings {
+                founders: keeper_peers.iter().map(|p| p.account.clone()).collect(),
+                ..GroupSettings::default()
+            }),
             peers: provider_peers
                 .iter()
                 .chain(keeper_peers.iter())

@@ -264,3 +264,86 @@ fn a_restarted_provider_comes_back_on_its_address_and_is_used_again() {
     let _ = again.kill();
     let _ = again.wait();
 }
+
+/// The keepers' Raft group on a devnet of separate processes: the leader is SIGKILLed while
+/// three users write. The next writes are accepted (a new leader is elected), every
+/// acknowledged write is there once and reads are exact, and the two keepers left agree.
+#[test]
+fn a_killed_group_leader_is_replaced_and_nothing_acknowledged_is_lost() {
+    let net = Devnet::start(6, 3);
+    let users = ["alice", "bob", "carol"];
+    let write = |user: &str, i: usize| -> (String, Vec<u8>) {
+        let name = format!("{user}-{i}");
+        let data = random_bytes(50_000 + i * 7_000, i as u8);
+        let path = net.dir.path().join(&name);
+        std::fs::write(&path, &data).unwrap();
+        net.json(user, &["put", path.to_str().unwrap(), "--name", &name]);
+        (name, data)
+    };
+    let mut kept: Vec<(String, String, Vec<u8>)> = Vec::new();
+    for u in users {
+        for i in 0..2 {
+            let (name, data) = write(u, i);
+            kept.push((u.into(), name, data));
+        }
+    }
+    let groups = net.json("alice", &["keepers"]);
+    let leader = net.until(Duration::from_secs(30), "a leader", || {
+        let g = net.json("alice", &["keepers"]);
+        g.as_array()?
+            .iter()
+            .find_map(|k| k["leader"].as_str().map(String::from))
+    });
+    assert_eq!(groups.as_array().unwrap().len(), 3, "{groups}");
+    net.kill(&leader);
+    let killed = std::time::Instant::now();
+    // Writes and deletes go on through the keepers left.
+    for u in users {
+        for i in 2..4 {
+            let (name, data) = write(u, i);
+            if u == "alice" && i == 2 {
+                println!("first write after the kill: {:?}", killed.elapsed());
+            }
+            kept.push((u.into(), name, data));
+        }
+        let gone = format!("{u}-0");
+        net.json(u, &["rm", &gone]);
+        kept.retain(|(_, name, _)| *name != gone);
+    }
+    for u in users {
+        let listed: Vec<String> = net
+            .json(u, &["ls"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap().to_string())
+            .collect();
+        let mut expected: Vec<String> = kept
+            .iter()
+            .filter(|(owner, _, _)| owner == u)
+            .map(|(_, name, _)| name.clone())
+            .collect();
+        let mut sorted = listed.clone();
+        sorted.sort();
+        expected.sort();
+        assert_eq!(sorted, expected, "{u}'s objects, once each");
+    }
+    for (u, name, data) in &kept {
+        assert_eq!(&net.get(u, name), data, "{u}: {name}");
+    }
+    // The keepers left have a new leader and apply the same operations.
+    net.until(Duration::from_secs(30), "the keepers left to agree", || {
+        let g = net.json("alice", &["keepers"]);
+        let live: Vec<&serde_json::Value> = g
+            .as_array()?
+            .iter()
+            .filter(|k| k.get("error").is_none())
+            .collect();
+        let same = live.len() == 2
+            && live
+                .iter()
+                .all(|k| k["leader"] == live[0]["leader"] && k["ops"] == live[0]["ops"])
+            && live[0]["leader"].as_str().is_some_and(|l| l != leader);
+        same.then_some(())
+    });
+}

@@ -371,6 +371,23 @@ impl Client {
             .unwrap_or(Err(RpcError::Transport(TransportError::Timeout(peer))))
     }
 
+    /// How each configured keeper sees its consensus group, in the config's order: its
+    /// answer, or why it gave none (unreachable, or a keeper without a group).
+    pub async fn keeper_groups(
+        &self,
+    ) -> Vec<(AccountId, Result<crate::replication::GroupStatus, RpcError>)> {
+        let asks = self.config.keepers.iter().map(|k| async move {
+            let status = self
+                .bounded(
+                    *k,
+                    crate::replication::group_status(self.transport.as_ref(), *k),
+                )
+                .await;
+            (*k, status)
+        });
+        futures::future::join_all(asks).await
+    }
+
     /// Calls the first reachable keeper.
     async fn keeper(&self, req: &Request) -> Result<(AccountId, Response), ClientError> {
         let mut last = String::from("no keepers configured");

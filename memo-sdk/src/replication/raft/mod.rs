@@ -28,7 +28,7 @@
 mod network;
 mod store;
 
-pub use network::RaftService;
+pub use network::{RaftService, group_status};
 
 use super::durable::MAX_ENTRY_BYTES;
 use super::service::client;
@@ -110,29 +110,9 @@ impl Default for GroupConfig {
     }
 }
 
-/// How a keeper sees its group, for `status` and health checks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GroupStatus {
-    /// This keeper's role: `leader`, `follower`, `candidate` or `learner`.
-    pub role: &'static str,
-    /// The current term.
-    pub term: u64,
-    /// The leader, if one is known.
-    pub leader: Option<AccountId>,
-    /// The voting members.
-    pub members: Vec<AccountId>,
-    /// Index of the last entry in this keeper's Raft log.
-    pub last_log_index: Option<u64>,
-    /// Index of the last entry applied here.
-    pub applied_index: Option<u64>,
-    /// The Raft log index the last snapshot covers.
-    pub snapshot_index: Option<u64>,
-    /// The Raft log index up to which the log was compacted away: a member further behind
-    /// catches up by installing a snapshot.
-    pub purged_index: Option<u64>,
-    /// Operations in this keeper's op log.
-    pub ops: u64,
-}
+/// How a keeper sees its group, for `status` and health checks (also on the wire, answering
+/// [`memo_core::protocol::Request::GroupStatus`]).
+pub use memo_core::protocol::GroupInfo as GroupStatus;
 
 /// A keeper's op log as a member of a Raft group. See the [module docs](self).
 pub struct RaftOpLog {
@@ -230,7 +210,11 @@ impl RaftOpLog {
 
     /// The service answering the group's Raft messages; serve it with the keeper.
     pub fn service(&self) -> Arc<RaftService> {
-        RaftService::new(self.raft.clone(), self.seeds.iter().copied())
+        RaftService::new(
+            self.raft.clone(),
+            self.log.clone(),
+            self.seeds.iter().copied(),
+        )
     }
 
     /// The applied op log (the state machine).
@@ -240,42 +224,7 @@ impl RaftOpLog {
 
     /// This keeper's view of the group.
     pub fn status(&self) -> GroupStatus {
-        let m = self.raft.metrics().borrow().clone();
-        let role = match m.state {
-            ServerState::Leader => "leader",
-            ServerState::Follower => "follower",
-            ServerState::Candidate => "candidate",
-            ServerState::Learner => "learner",
-            ServerState::Shutdown => "stopped",
-        };
-        let members = m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .filter_map(|id| {
-                m.membership_config
-                    .membership()
-                    .get_node(&id)
-                    .and_then(account_of)
-            })
-            .collect();
-        let leader = m.current_leader.and_then(|id| {
-            m.membership_config
-                .membership()
-                .get_node(&id)
-                .and_then(account_of)
-        });
-        GroupStatus {
-            role,
-            term: m.current_term,
-            leader,
-            members,
-            last_log_index: m.last_log_index,
-            applied_index: m.last_applied.map(|l| l.index),
-            snapshot_index: m.snapshot.map(|l| l.index),
-            purged_index: m.purged.map(|l| l.index),
-            ops: self.log.len(),
-        }
+        status_of(&self.raft, self.log.len())
     }
 
     /// Waits up to `timeout` until the group has a leader; returns it.
@@ -396,6 +345,46 @@ impl RaftOpLog {
             .await
             .map(|_| ())
             .map_err(|e| OpLogError::Forward(format!("catching up with the group: {e}")))
+    }
+}
+
+/// A Raft node's view of its group, with `ops` operations applied.
+fn status_of(raft: &Raft<TypeConfig>, ops: u64) -> GroupStatus {
+    let m = raft.metrics().borrow().clone();
+    let role = match m.state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "stopped",
+    };
+    let members = m
+        .membership_config
+        .membership()
+        .voter_ids()
+        .filter_map(|id| {
+            m.membership_config
+                .membership()
+                .get_node(&id)
+                .and_then(account_of)
+        })
+        .collect();
+    let leader = m.current_leader.and_then(|id| {
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .and_then(account_of)
+    });
+    GroupStatus {
+        role: role.into(),
+        term: m.current_term,
+        leader,
+        members,
+        last_log_index: m.last_log_index,
+        applied_index: m.last_applied.map(|l| l.index),
+        snapshot_index: m.snapshot.map(|l| l.index),
+        purged_index: m.purged.map(|l| l.index),
+        ops,
     }
 }
 

@@ -1,8 +1,9 @@
 //! Raft messages over memo's authenticated transport: the engine's network on the sending
 //! side, [`RaftService`] on the receiving side.
 
-use super::{TypeConfig, account_of, node_id};
+use super::{GroupStatus, TypeConfig, account_of, node_id};
 use crate::node::Service;
+use crate::replication::DurableOpLog;
 use crate::transport::rpc::{RpcError, call, unexpected};
 use memo_core::protocol::{ErrorCode, Request, Response};
 use memo_core::transport::{MAX_MESSAGE, Transport};
@@ -212,6 +213,14 @@ impl RaftNetwork<TypeConfig> for Peer {
     }
 }
 
+/// Asks `keeper` how it sees its group.
+pub async fn group_status(t: &dyn Transport, keeper: AccountId) -> Result<GroupStatus, RpcError> {
+    match call(t, keeper, &Request::GroupStatus).await? {
+        Response::Group(g) => Ok(g),
+        other => Err(unexpected(keeper, "GroupStatus", &other)),
+    }
+}
+
 /// Answers [`Request::Raft`] for a keeper's Raft node.
 ///
 /// Only members are heard: the group's current members, and the founding keepers this one
@@ -221,16 +230,19 @@ impl RaftNetwork<TypeConfig> for Peer {
 /// error and a warning in the log; the node is not disturbed.
 pub struct RaftService {
     raft: Raft<TypeConfig>,
+    log: DurableOpLog,
     seeds: RwLock<BTreeSet<AccountId>>,
 }
 
 impl RaftService {
     pub(super) fn new(
         raft: Raft<TypeConfig>,
+        log: DurableOpLog,
         seeds: impl IntoIterator<Item = AccountId>,
     ) -> Arc<Self> {
         Arc::new(Self {
             raft,
+            log,
             seeds: RwLock::new(seeds.into_iter().collect()),
         })
     }
@@ -299,6 +311,11 @@ impl Service for RaftService {
     async fn handle(&self, from: AccountId, req: &Request) -> Option<Response> {
         match req {
             Request::Raft { rpc } => Some(self.answer(from, rpc).await),
+            // Anyone may ask how the group stands (its members' accounts are public).
+            Request::GroupStatus => Some(Response::Group(super::status_of(
+                &self.raft,
+                self.log.len(),
+            ))),
             _ => None,
         }
     }
