@@ -596,6 +596,40 @@ async fn a_group_survives_its_leader_over_libp2p() {
     within("scenario", a_group_survives_its_leader(Fabric::p2p())).await;
 }
 
+/// A keeper whose data dir was wiped (a replaced disk) rejoins with nothing: it takes the
+/// group's state from the leader, and no acknowledged operation is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_with_a_wiped_data_dir_catches_up() {
+    within("scenario", async {
+        let mut net = Net::start_in(Fabric::memory(), Mode::Group).await;
+        let alice = net.user("alice", 0).await;
+        for i in 0..10 {
+            alice
+                .put_bytes(&format!("f{i}"), &data(8_000, i as u8))
+                .await
+                .unwrap();
+        }
+        let len = net.converge().await;
+        let leader = net.leader().await;
+        let wiped = (leader + 1) % 3;
+        net.stop_keeper(wiped).await;
+        std::fs::remove_dir_all(net.dir.path().join(format!("keeper-{wiped}"))).unwrap();
+        net.restart_keeper(wiped).await;
+        net.keeper(wiped).log.sync_len().await.unwrap();
+        within(
+            "the wiped keeper",
+            net.keeper(wiped).keeper.wait_applied(len),
+        )
+        .await;
+        net.assert_same_state(&["alice"]).await;
+        let on_wiped = net.user("alice", wiped).await;
+        assert_eq!(on_wiped.list().await.unwrap().len(), 10);
+        on_wiped.put_bytes("after", b"after").await.unwrap();
+        assert_eq!(net.converge().await, len + 1);
+    })
+    .await;
+}
+
 /// Membership at runtime: after the group compacted its log, a fourth keeper is added; it
 /// installs a snapshot, applies the same state, and stays in step as a voter. Then a founder
 /// is removed, and the group of three (with the new keeper) goes on accepting writes.

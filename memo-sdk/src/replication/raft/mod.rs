@@ -146,7 +146,8 @@ impl RaftOpLog {
     /// keeper not among them waits to be added by the group ([`RaftOpLog::add_member`]), and
     /// hears the founders meanwhile.
     ///
-    /// Errors: the stores do not open, are corrupt, or two members share a node id.
+    /// Errors: the data dir cannot be created, the stores do not open or are corrupt, or two
+    /// members share a node id.
     pub async fn open(
         account: AccountId,
         transport: Arc<dyn Transport>,
@@ -161,6 +162,8 @@ impl RaftOpLog {
                     .into(),
             ));
         }
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| OpLogError::Storage(format!("data dir {}: {e}", data_dir.display())))?;
         let log = DurableOpLog::open(&data_dir.join(crate::keeper::node::OPLOG_FILE))?;
         let sm = store::StateMachine::open(log.clone()).map_err(storage)?;
         let log_store = store::LogStore::open(&data_dir.join(RAFT_FILE)).map_err(storage)?;

@@ -320,3 +320,130 @@ impl Service for RaftService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::{GroupConfig, RaftOpLog};
+    use memo_core::Keypair;
+    use memo_core::transport::MemoryNetwork;
+    use openraft::{LogId, Vote};
+
+    /// A group of one keeper on a memory network, and its Raft service.
+    async fn group_of_one(dir: &std::path::Path) -> (Arc<RaftOpLog>, Arc<RaftService>) {
+        let net = MemoryNetwork::new();
+        let me = Keypair::from_seed("raft-service-keeper").account();
+        let log = RaftOpLog::open(
+            me,
+            Arc::new(net.join(me)),
+            dir,
+            &[me],
+            GroupConfig::default(),
+        )
+        .await
+        .unwrap();
+        assert!(log.wait_leader(Duration::from_secs(10)).await.is_some());
+        let service = log.service();
+        (log, service)
+    }
+
+    fn vote_from(candidate: &AccountId, term: u64) -> Vec<u8> {
+        wire::encode(&RaftRpc::Vote(VoteRequest::new(
+            Vote::new(term, node_id(candidate)),
+            Some(LogId::new(
+                openraft::CommittedLeaderId::new(term, node_id(candidate)),
+                100,
+            )),
+        )))
+    }
+
+    async fn code(service: &RaftService, from: AccountId, rpc: Vec<u8>) -> Option<ErrorCode> {
+        match service.handle(from, &Request::Raft { rpc }).await {
+            Some(Response::Error(e)) => Some(e.code),
+            Some(Response::Raft(_)) => None,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn strangers_forgers_and_garbage_are_refused_and_the_group_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, service) = group_of_one(dir.path()).await;
+        let me = Keypair::from_seed("raft-service-keeper").account();
+        let stranger = Keypair::from_seed("stranger").account();
+        let before = log.status();
+        // A non-member asking for votes at a higher term would depose the leader if heard.
+        assert_eq!(
+            code(&service, stranger, vote_from(&stranger, before.term + 5)).await,
+            Some(ErrorCode::Forbidden)
+        );
+        // A member (here the keeper itself) speaking for another node: forged.
+        assert_eq!(
+            code(&service, me, vote_from(&stranger, before.term + 5)).await,
+            Some(ErrorCode::Forbidden)
+        );
+        // Bytes that are no Raft message.
+        assert_eq!(
+            code(&service, me, b"not a raft message".to_vec()).await,
+            Some(ErrorCode::BadRequest)
+        );
+        // Anyone may ask for the status; the leader is still the leader, in the same term.
+        match service.handle(stranger, &Request::GroupStatus).await {
+            Some(Response::Group(g)) => {
+                assert_eq!((g.role.as_str(), g.term), ("leader", before.term));
+            }
+            other => panic!("{other:?}"),
+        }
+        crate::replication::OpLog::append(log.as_ref(), crate::testkit::numbered_op(0))
+            .await
+            .unwrap();
+        log.shutdown().await;
+    }
+
+    /// A Raft log record damaged on disk: the keeper does not start, with a typed error that
+    /// names the record, and its applied operations are untouched.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_corrupt_raft_log_record_is_a_typed_error_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _service) = group_of_one(dir.path()).await;
+        for i in 0..3 {
+            crate::replication::OpLog::append(log.as_ref(), crate::testkit::numbered_op(i))
+                .await
+                .unwrap();
+        }
+        let last = log.status().last_log_index.unwrap();
+        log.shutdown().await;
+        drop(log);
+        drop(_service);
+        {
+            let db = redb::Database::create(dir.path().join(super::super::RAFT_FILE)).unwrap();
+            let w = db.begin_write().unwrap();
+            {
+                let table: redb::TableDefinition<u64, &[u8]> =
+                    redb::TableDefinition::new("raft_log");
+                let mut t = w.open_table(table).unwrap();
+                t.insert(last, b"garbage".as_slice()).unwrap();
+            }
+            w.commit().unwrap();
+        }
+        let net = MemoryNetwork::new();
+        let me = Keypair::from_seed("raft-service-keeper").account();
+        let reopened = RaftOpLog::open(
+            me,
+            Arc::new(net.join(me)),
+            dir.path(),
+            &[me],
+            GroupConfig::default(),
+        )
+        .await;
+        match reopened {
+            Err(crate::replication::OpLogError::Storage(m)) => {
+                assert!(m.contains("corrupt"), "{m}");
+            }
+            Err(e) => panic!("another error: {e}"),
+            Ok(_) => panic!("a keeper started from a corrupt Raft log"),
+        }
+        let ops = crate::replication::DurableOpLog::open(&dir.path().join("oplog.redb")).unwrap();
+        assert_eq!(ops.len(), 3);
+    }
+}
