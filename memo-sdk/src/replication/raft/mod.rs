@@ -53,16 +53,72 @@ use crate::transport::rpc::RpcError;
 /// The Raft log's file in a keeper's data dir.
 pub const RAFT_FILE: &str = "raft.redb";
 
-/// An operation proposed to the group: the canonical bytes of a [`SignedOp`].
+/// Most operations in one proposal.
+const MAX_BATCH: usize = 256;
+
+type WriteError = RaftError<u64, ClientWriteError<u64, BasicNode>>;
+type Waiter = tokio::sync::oneshot::Sender<Result<u64, WriteError>>;
+
+/// Proposes queued operations, batched: one proposal at a time, holding every operation that
+/// queued while the previous one was in flight. Each waiter gets its operation's position
+/// (`u64::MAX` if the group skipped it) or the proposal's error.
+async fn propose_batches(
+    raft: Raft<TypeConfig>,
+    mut queue: tokio::sync::mpsc::Receiver<(Vec<u8>, Waiter)>,
+) {
+    let mut carried = None;
+    loop {
+        let first = match carried.take() {
+            Some(op) => op,
+            None => match queue.recv().await {
+                Some(op) => op,
+                None => return,
+            },
+        };
+        let mut bytes = first.0.len();
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                // One entry stays within one operation's limit, however many it carries.
+                Ok(next) if bytes + next.0.len() > MAX_ENTRY_BYTES => {
+                    carried = Some(next);
+                    break;
+                }
+                Ok(next) => {
+                    bytes += next.0.len();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let (ops, waiters): (Vec<Vec<u8>>, Vec<Waiter>) = batch.into_iter().unzip();
+        match raft.client_write(Proposal(ops)).await {
+            Ok(r) => {
+                for (i, w) in waiters.into_iter().enumerate() {
+                    let _ = w.send(Ok(r.data.get(i).copied().unwrap_or(u64::MAX)));
+                }
+            }
+            Err(e) => {
+                for w in waiters {
+                    let _ = w.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Operations proposed to the group in one entry: the canonical bytes of [`SignedOp`]s.
+/// Appends that arrive while the previous proposal is in flight travel together, so that
+/// they share one Raft entry and one fsync on every keeper.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Proposal(pub(crate) Vec<u8>);
+pub(crate) struct Proposal(pub(crate) Vec<Vec<u8>>);
 
 openraft::declare_raft_types!(
-    /// memo's Raft types: entries carry signed object operations; applying one answers its
-    /// position in the op log.
+    /// memo's Raft types: entries carry signed object operations; applying one answers each
+    /// operation's position in the op log (`u64::MAX` for one skipped as invalid).
     pub(crate) TypeConfig:
         D = Proposal,
-        R = u64,
+        R = Vec<u64>,
         SnapshotData = std::io::Cursor<Vec<u8>>,
 );
 
@@ -117,6 +173,7 @@ pub use memo_core::protocol::GroupInfo as GroupStatus;
 /// A keeper's op log as a member of a Raft group. See the [module docs](self).
 pub struct RaftOpLog {
     raft: Raft<TypeConfig>,
+    proposals: tokio::sync::mpsc::Sender<(Vec<u8>, Waiter)>,
     account: AccountId,
     seeds: Vec<AccountId>,
     log: DurableOpLog,
@@ -190,8 +247,11 @@ impl RaftOpLog {
         )
         .await
         .map_err(storage)?;
+        let (proposals, queue) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(propose_batches(raft.clone(), queue));
         let me = Arc::new(Self {
             raft,
+            proposals,
             account,
             seeds: keepers.to_vec(),
             log,
@@ -325,6 +385,14 @@ impl RaftOpLog {
         })
     }
 
+    /// Proposes one operation through the batching task.
+    async fn propose(&self, op: Vec<u8>) -> Result<Result<u64, WriteError>, OpLogError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let stopped = || OpLogError::Storage("the keeper's Raft node stopped".into());
+        self.proposals.send((op, tx)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())
+    }
+
     /// Waits (briefly) for a leader other than `old`.
     async fn wait_new_leader(&self, old: Option<u64>) {
         let _ = self
@@ -415,13 +483,13 @@ impl OpLog for RaftOpLog {
         let wait = self.config.leader_wait;
         let appended = tokio::time::timeout(wait, async {
             loop {
-                match self.raft.client_write(Proposal(bytes.clone())).await {
-                    Ok(r) if r.data == u64::MAX => {
+                match self.propose(bytes.clone()).await? {
+                    Ok(u64::MAX) => {
                         return Err(OpLogError::Forward(
                             "the group did not apply the operation".into(),
                         ));
                     }
-                    Ok(r) => return Ok(r.data),
+                    Ok(pos) => return Ok(pos),
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                         match f.leader_node.as_ref().and_then(account_of) {
                             Some(leader) if leader != self.account => {

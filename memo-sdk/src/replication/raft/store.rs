@@ -32,8 +32,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
 const PURGED: &str = "purged";
-/// Largest Raft log record: an operation plus the entry's framing.
-const MAX_RECORD: usize = MAX_ENTRY_BYTES + 1024;
+/// Largest Raft log record: a proposal's operations (at most one operation's limit in all)
+/// plus the entry's framing.
+const MAX_RECORD: usize = MAX_ENTRY_BYTES + (64 << 10);
 /// Largest snapshot accepted from a peer or read back (the op log's whole content).
 const MAX_SNAPSHOT: usize = 1 << 32;
 
@@ -391,7 +392,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((self.applied.last, self.applied.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<u64>, SErr>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<u64>>, SErr>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -403,27 +404,34 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for e in entries {
             applied.last = Some(e.log_id);
             match e.payload {
-                EntryPayload::Blank => replies.push(u64::MAX),
+                EntryPayload::Blank => replies.push(Vec::new()),
                 EntryPayload::Membership(m) => {
                     applied.membership = StoredMembership::new(Some(e.log_id), m);
-                    replies.push(u64::MAX);
+                    replies.push(Vec::new());
                 }
-                EntryPayload::Normal(Proposal(bytes)) => {
-                    // The proposing keeper checked the operation; an entry that does not
-                    // decode or verify (a corrupt or lying leader) is skipped the same way
-                    // on every keeper, so positions stay equal.
-                    let op: Result<SignedOp, _> =
-                        wire::decode(&bytes, MAX_ENTRY_BYTES, "replicated operation");
-                    match op {
-                        Ok(op) if op.verify().is_ok() => {
-                            replies.push(start + ops.len() as u64);
-                            ops.push(op);
-                        }
-                        _ => {
-                            tracing::warn!(index = e.log_id.index, "skipped an invalid operation");
-                            replies.push(u64::MAX);
+                EntryPayload::Normal(Proposal(batch)) => {
+                    // The proposing keeper checked each operation; one that does not decode
+                    // or verify (a corrupt or lying leader) is skipped the same way on every
+                    // keeper, so positions stay equal.
+                    let mut positions = Vec::with_capacity(batch.len());
+                    for bytes in batch {
+                        let op: Result<SignedOp, _> =
+                            wire::decode(&bytes, MAX_ENTRY_BYTES, "replicated operation");
+                        match op {
+                            Ok(op) if op.verify().is_ok() => {
+                                positions.push(start + ops.len() as u64);
+                                ops.push(op);
+                            }
+                            _ => {
+                                tracing::warn!(
+                                    index = e.log_id.index,
+                                    "skipped an invalid operation"
+                                );
+                                positions.push(u64::MAX);
+                            }
                         }
                     }
+                    replies.push(positions);
                 }
             }
         }
