@@ -2,7 +2,8 @@
 //! pipeline's throughput on the same data in the same run.
 //!
 //! `cargo bench -p memo-refnode --bench devnet` (sizes in MiB: `MEMO_BENCH_SIZES=64,1024`;
-//! runs per size: `MEMO_BENCH_REPS=3`, the median is printed).
+//! runs per size: `MEMO_BENCH_REPS=3`, the median is printed; keepers: `MEMO_BENCH_KEEPERS=3`
+//! and `MEMO_BENCH_REPLICATION=group|sequencer`).
 //!
 //! With `MEMO_BENCH_LAYOUT=split` (Linux), the devnet's node processes run on the upper half of
 //! the CPUs and this process (the pipeline and the client) on the lower half: a stand-in, on
@@ -299,8 +300,16 @@ impl std::fmt::Display for Layout {
 fn start(kind: &str) -> Result<(harness::Devnet, Layout), Box<dyn std::error::Error>> {
     // Counted before any pinning: all the CPUs.
     let n = std::thread::available_parallelism()?.get();
+    // `MEMO_BENCH_KEEPERS` keepers (default 1), replicating as `MEMO_BENCH_REPLICATION` says
+    // (`group`, the default, or `sequencer`).
+    let keepers: usize = common::env("MEMO_BENCH_KEEPERS").unwrap_or(1);
+    let replication: String =
+        common::env("MEMO_BENCH_REPLICATION").unwrap_or_else(|| "group".into());
+    let devnet =
+        || harness::Devnet::start_with(10, keepers, &["--replication", replication.as_str()]);
+    println!("devnet: 10 providers, {keepers} keeper(s), replication {replication}");
     match kind {
-        "shared" => Ok((harness::Devnet::start(10, 1), Layout::Shared { cpus: n })),
+        "shared" => Ok((devnet(), Layout::Shared { cpus: n })),
         #[cfg(target_os = "linux")]
         "split" => {
             if n < 2 {
@@ -308,7 +317,7 @@ fn start(kind: &str) -> Result<(harness::Devnet, Layout), Box<dyn std::error::Er
             }
             let half = n / 2;
             pin(half..n)?;
-            let devnet = harness::Devnet::start(10, 1);
+            let devnet = devnet();
             pin(0..half)?;
             Ok((
                 devnet,

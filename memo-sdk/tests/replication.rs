@@ -2,6 +2,7 @@
 //! and libp2p on loopback), users on different keepers, restarts from data dirs; and the local
 //! chain followed and verified over the network, including a lying sequencer.
 
+use futures::StreamExt;
 use memo_core::codec::CodecParams;
 use memo_core::contract::{
     Answer, Call, ChainStatus, Challenge, Genesis, Params, ProofVerifier, Query, SettlementCall,
@@ -596,6 +597,60 @@ async fn a_group_survives_its_leader_over_libp2p() {
     within("scenario", a_group_survives_its_leader(Fabric::p2p())).await;
 }
 
+/// A partition cuts the leader off from the other two: it cannot commit what it is asked (the
+/// append fails after the wait), the majority elects a leader and commits; when the partition
+/// heals, the old leader drops its uncommitted entry and all three hold the same log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minority_leader_cannot_commit_and_the_group_converges_after_a_partition() {
+    within("scenario", async {
+        let net = Net::start_in(Fabric::memory(), Mode::Group).await;
+        let Fabric::Memory(mem) = &net.fabric else {
+            unreachable!("a memory fabric")
+        };
+        let old = net.leader().await;
+        let before = net.converge().await;
+        mem.set_down(keeper_key(old).account());
+        let cut_off = net.keeper(old).log.clone();
+        let refused =
+            tokio::spawn(async move { cut_off.append(memo_sdk::testkit::numbered_op(1)).await });
+        // The majority goes on.
+        let other = (old + 1) % 3;
+        let pos = net
+            .keeper(other)
+            .log
+            .append(memo_sdk::testkit::numbered_op(2))
+            .await
+            .unwrap();
+        assert_eq!(pos, before, "the majority commits at the next position");
+        let r = refused.await.unwrap();
+        assert!(r.is_err(), "a leader without a quorum committed: {r:?}");
+        // Heal: the old leader learns the new term and takes the majority's log.
+        mem.set_up(keeper_key(old).account());
+        net.keeper(old).log.sync_len().await.unwrap();
+        let len = net.converge().await;
+        assert_eq!(len, before + 1);
+        let mut logs = Vec::new();
+        for k in 0..3 {
+            let entries: Vec<_> = net
+                .keeper(k)
+                .log
+                .follow(0)
+                .take(len as usize)
+                .collect()
+                .await;
+            logs.push(entries);
+        }
+        assert!(
+            logs.iter().all(|l| *l == logs[0]),
+            "the keepers' logs differ"
+        );
+        let ops: Vec<&SignedOp> = logs[0].iter().map(|(_, op)| op).collect();
+        assert!(ops.contains(&&memo_sdk::testkit::numbered_op(2)));
+        assert!(!ops.contains(&&memo_sdk::testkit::numbered_op(1)));
+    })
+    .await;
+}
+
 /// A keeper whose data dir was wiped (a replaced disk) rejoins with nothing: it takes the
 /// group's state from the leader, and no acknowledged operation is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -720,7 +775,6 @@ impl OpLog for ForgingLog {
         self.inner.append(op).await
     }
     fn follow(&self, from: u64) -> futures::stream::BoxStream<'static, (u64, SignedOp)> {
-        use futures::StreamExt;
         let forge = self.forge.load(Ordering::SeqCst);
         self.inner
             .follow(from)
@@ -782,7 +836,6 @@ async fn a_follower_never_stores_a_forged_entry() {
     // Once the sequencer serves the truth, the follower catches up, in order.
     log.forge.store(false, Ordering::SeqCst);
     within("catch up", follower.wait_replicated(3)).await;
-    use futures::StreamExt;
     let got: Vec<_> = follower.follow(0).take(3).collect().await;
     for (i, (pos, op)) in got.into_iter().enumerate() {
         assert_eq!((pos, op), (i as u64, signed_delete("alice", i as u8)));
