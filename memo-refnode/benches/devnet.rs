@@ -307,7 +307,7 @@ fn start(kind: &str) -> Result<(harness::Devnet, Layout), Box<dyn std::error::Er
         common::env("MEMO_BENCH_REPLICATION").unwrap_or_else(|| "group".into());
     let devnet =
         || harness::Devnet::start_with(10, keepers, &["--replication", replication.as_str()]);
-    println!("devnet: 10 providers, {keepers} keeper(s), replication {replication}");
+    println!("devnet: {keepers} keeper(s), replication {replication}");
     match kind {
         "shared" => Ok((devnet(), Layout::Shared { cpus: n })),
         #[cfg(target_os = "linux")]
@@ -417,7 +417,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         file.lanes = Some(false);
         let noise = file.connect(tune).await?;
         println!(
-            "devnet: 1 keeper and 10 provider processes on loopback, RS 4+2, {} KiB chunks, shard files without per-shard fsync (devnet default); median of {reps} runs, fresh random data each",
+            "devnet: every node its own process on loopback (10 providers), RS 4+2, {} KiB chunks, shard files without per-shard fsync (devnet default); median of {reps} runs, fresh random data each",
             CodecParams::default().chunk_size / 1024
         );
         println!("{layout}");

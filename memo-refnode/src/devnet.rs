@@ -112,7 +112,7 @@ fn spawn_node(dir: &Path, cfg: &NodeConfig, children: &mut Children) -> Result<N
         .arg(&config_path)
         .env(
             "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .env("MEMO_PARENT_PID", std::process::id().to_string())
         .stdin(Stdio::null())
@@ -299,6 +299,14 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
                 .then(|| keeper_peers[0].account.clone()),
             group: (args.replication == Replication::Group).then(|| GroupSettings {
                 founders: keeper_peers.iter().map(|p| p.account.clone()).collect(),
+                // keeper-0 produces the ledger's blocks: it stands for election only when no
+                // other keeper did, so that losing one keeper rarely stops both the group's
+                // leader and the block producer.
+                election_ms: if i == 0 {
+                    [1_500, 2_000]
+                } else {
+                    GroupSettings::default().election_ms
+                },
                 ..GroupSettings::default()
             }),
             peers: provider_peers

@@ -87,9 +87,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    // The consensus engine logs every vote and retry at info: keep it at warn unless asked.
     let level = match cli.verbose {
         0 => "warn",
-        1 => "info",
+        1 => "info,openraft=warn",
         _ => "debug",
     };
     tracing_subscriber::fmt()

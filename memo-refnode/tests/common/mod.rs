@@ -84,7 +84,8 @@ impl Devnet {
         let out = self.memo(user, &all);
         assert!(
             out.status.success(),
-            "memo {args:?} failed: {}\n{}",
+            "memo {args:?} failed: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
             self.diagnostics()
         );
