@@ -448,6 +448,8 @@ pub enum ErrorCode {
     Unavailable,
     /// Something failed inside the node.
     Internal,
+    /// A keeper cut off from its group's quorum: another keeper may answer.
+    NoQuorum,
 }
 
 impl RemoteError {

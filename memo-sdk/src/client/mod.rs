@@ -410,7 +410,7 @@ impl Client {
                 // A keeper cut off from its group's quorum: another may reach it. Sending a
                 // signed operation again is safe; a copy that lands twice is answered the
                 // first copy's outcome.
-                Err(RpcError::Remote { error, .. }) if error.code == ErrorCode::Unavailable => {
+                Err(RpcError::Remote { error, .. }) if error.code == ErrorCode::NoQuorum => {
                     last = format!("{k}: {}", error.message);
                 }
                 Err(e) => return Err(e.into()),

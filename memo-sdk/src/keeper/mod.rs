@@ -374,7 +374,7 @@ impl Keeper {
             // shard's id), so a get still works without a quorum; everything else says so.
             if !matches!(req, Request::Locate { .. }) {
                 return Response::error(
-                    ErrorCode::Unavailable,
+                    ErrorCode::NoQuorum,
                     format!("the keeper group has no quorum: {why}"),
                 );
             }
@@ -707,7 +707,7 @@ impl Keeper {
             Ok(p) => p,
             Err(e) => {
                 return Response::error(
-                    ErrorCode::Unavailable,
+                    ErrorCode::NoQuorum,
                     format!("log refused the operation: {e}"),
                 );
             }
