@@ -170,7 +170,10 @@ impl Default for GroupConfig {
 /// [`memo_core::protocol::Request::GroupStatus`]).
 pub use memo_core::protocol::GroupInfo as GroupStatus;
 
-/// A keeper's op log as a member of a Raft group. See the [module docs](self).
+/// A keeper's op log as a member of the keepers' Raft group (openraft): operations a majority
+/// stored are applied, in the same order on every keeper, to the keeper's [`DurableOpLog`];
+/// any member accepts an append and forwards it to the leader; [`OpLog::sync_len`] is a read
+/// index. The design is in `docs/architecture.md` ("The keeper group").
 pub struct RaftOpLog {
     raft: Raft<TypeConfig>,
     proposals: tokio::sync::mpsc::Sender<(Vec<u8>, Waiter)>,
