@@ -170,12 +170,22 @@ impl Default for GroupConfig {
 /// [`memo_core::protocol::Request::GroupStatus`]).
 pub use memo_core::protocol::GroupInfo as GroupStatus;
 
+/// Read-index rounds of one keeper: how many started, the last one's number and index, and
+/// the turn that lets one run at a time.
+#[derive(Default)]
+struct ReadRounds {
+    started: std::sync::atomic::AtomicU64,
+    last: std::sync::Mutex<Option<(u64, u64)>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
 /// A keeper's op log as a member of the keepers' Raft group (openraft): operations a majority
 /// stored are applied, in the same order on every keeper, to the keeper's [`DurableOpLog`];
 /// any member accepts an append and forwards it to the leader; [`OpLog::sync_len`] is a read
 /// index. The design is in `docs/architecture.md` ("The keeper group").
 pub struct RaftOpLog {
     raft: Raft<TypeConfig>,
+    reads: ReadRounds,
     proposals: tokio::sync::mpsc::Sender<(Vec<u8>, Waiter)>,
     account: AccountId,
     seeds: Vec<AccountId>,
@@ -253,6 +263,7 @@ impl RaftOpLog {
         let (proposals, queue) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(propose_batches(raft.clone(), queue));
         let me = Arc::new(Self {
+            reads: ReadRounds::default(),
             raft,
             proposals,
             account,
@@ -348,6 +359,28 @@ impl RaftOpLog {
     /// Stops the Raft node (its tasks end; the stores close when the last handle drops).
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
+    }
+
+    /// A read index for a read that arrived now, from one round at a time: reads that arrive
+    /// while a round is in flight share the next round (which starts after they arrived, so its
+    /// index covers every write acknowledged before them) instead of each asking the leader.
+    async fn shared_read_index(&self) -> Result<u64, OpLogError> {
+        let arrived = self.reads.started.load(std::sync::atomic::Ordering::SeqCst);
+        let _turn = self.reads.turn.lock().await;
+        let last = *self.reads.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((round, index)) = last
+            && round > arrived
+        {
+            return Ok(index);
+        }
+        let round = self
+            .reads
+            .started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        let index = self.read_index().await?;
+        *self.reads.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((round, index));
+        Ok(index)
     }
 
     /// The leader's read index: the Raft log index every write acknowledged before this call
@@ -535,7 +568,7 @@ impl OpLog for RaftOpLog {
     }
 
     async fn sync_len(&self) -> Result<Option<u64>, OpLogError> {
-        let index = self.read_index().await?;
+        let index = self.shared_read_index().await?;
         self.applied_through(index).await?;
         Ok(Some(self.log.len()))
     }
