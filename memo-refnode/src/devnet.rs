@@ -276,6 +276,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             repair: RepairSettings::default(),
             lane: None,
             lane_advertise: None,
+            status: Some("127.0.0.1:0".into()),
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
         provider_peers.push(PeerInfo {
@@ -321,6 +322,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             },
             lane: None,
             lane_advertise: None,
+            status: Some("127.0.0.1:0".into()),
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
         keeper_peers[i].address = ready.listen.clone();
