@@ -296,12 +296,14 @@ impl NodeMetrics {
             .collect()
     }
 
-    /// Writes the request and shard families (`memo_requests_total`,
-    /// `memo_request_errors_total`, `memo_request_seconds`, `memo_shard_bytes_*_total`,
-    /// `memo_shards_*_total`, `memo_peer_last_heard_seconds`) to `enc`.
+    /// Writes the request and peer families (`memo_requests_total`,
+    /// `memo_request_errors_total`, `memo_request_seconds`, `memo_peer_last_heard_seconds`)
+    /// and, with `shards`, the shard families (`memo_shard_bytes_*_total`,
+    /// `memo_shards_*_total`) to `enc`.
     pub(crate) fn encode(
         &self,
         enc: &mut prometheus_client::encoding::DescriptorEncoder,
+        shards: bool,
     ) -> std::fmt::Result {
         use prometheus_client::encoding::NoLabelSet;
         use prometheus_client::metrics::MetricType;
@@ -353,31 +355,33 @@ impl NodeMetrics {
                     .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
             }
         }
-        let shards = self.shards();
-        for (name, help, v) in [
-            (
-                "memo_shard_bytes_in",
-                "Shard bytes stored on this provider",
-                shards.bytes_in,
-            ),
-            (
-                "memo_shard_bytes_out",
-                "Shard bytes served by this provider",
-                shards.bytes_out,
-            ),
-            (
-                "memo_shards_in",
-                "Shards stored on this provider",
-                shards.shards_in,
-            ),
-            (
-                "memo_shards_out",
-                "Shards served by this provider",
-                shards.shards_out,
-            ),
-        ] {
-            enc.encode_descriptor(name, help, None, MetricType::Counter)?
-                .encode_counter::<NoLabelSet, u64, u64>(&v, None::<&Ex>)?;
+        if shards {
+            let counts = self.shards();
+            for (name, help, v) in [
+                (
+                    "memo_shard_bytes_in",
+                    "Shard bytes stored on this provider",
+                    counts.bytes_in,
+                ),
+                (
+                    "memo_shard_bytes_out",
+                    "Shard bytes served by this provider",
+                    counts.bytes_out,
+                ),
+                (
+                    "memo_shards_in",
+                    "Shards stored on this provider",
+                    counts.shards_in,
+                ),
+                (
+                    "memo_shards_out",
+                    "Shards served by this provider",
+                    counts.shards_out,
+                ),
+            ] {
+                enc.encode_descriptor(name, help, None, MetricType::Counter)?
+                    .encode_counter::<NoLabelSet, u64, u64>(&v, None::<&Ex>)?;
+            }
         }
         {
             let mut m = enc.encode_descriptor(

@@ -452,7 +452,8 @@ impl prometheus_client::collector::Collector for Scrape {
         use prometheus_client::encoding::NoLabelSet;
         use prometheus_client::metrics::MetricType;
         type Ex = prometheus_client::metrics::exemplar::Exemplar<NoLabelSet, u64>;
-        self.metrics.encode(&mut enc)?;
+        self.metrics
+            .encode(&mut enc, self.status.shards.is_some())?;
         let s = &self.status;
         let mut gauge = |name: &str, help: &str, v: Option<u64>| -> std::fmt::Result {
             if let Some(v) = v {
