@@ -211,10 +211,10 @@ impl Node {
             }
             None => None,
         };
+        let keypair = load_or_create_key(&cfg.key_file)?;
         let metrics = status_listener
             .as_ref()
-            .map(|_| NodeMetrics::new(&cfg.peers));
-        let keypair = load_or_create_key(&cfg.key_file)?;
+            .map(|_| NodeMetrics::new(keypair.account(), &cfg.peers));
         std::fs::create_dir_all(&cfg.data_dir).map_err(|error| NodeError::DataDir {
             path: cfg.data_dir.clone(),
             error,

@@ -151,16 +151,16 @@ impl std::fmt::Debug for NodeMetrics {
 }
 
 impl NodeMetrics {
-    /// Metrics for a node whose config names `peers` (peers whose account does not parse are
-    /// left out).
-    pub fn new(peers: &[PeerInfo]) -> Arc<Self> {
+    /// Metrics for the node `me` whose config names `peers` (`me` itself, and peers whose
+    /// account does not parse, are left out).
+    pub fn new(me: AccountId, peers: &[PeerInfo]) -> Arc<Self> {
         let peers: Vec<PeerSlot> = peers
             .iter()
             .filter_map(|p| {
                 Some(PeerSlot {
                     name: p.name.clone(),
                     role: p.role,
-                    account: p.account_id().ok()?,
+                    account: p.account_id().ok().filter(|a| *a != me)?,
                     last_heard: AtomicU64::new(0),
                 })
             })
@@ -491,7 +491,7 @@ mod tests {
 
     #[test]
     fn requests_are_named_by_kind_and_errors_told_apart() {
-        let m = NodeMetrics::new(&[]);
+        let m = NodeMetrics::new(AccountId([0; 32]), &[]);
         let body = Bytes::from(Request::ListObjects.to_bytes());
         m.start(&body).finish(&m, false);
         m.start(&body).finish(&m, true);
