@@ -107,7 +107,7 @@ async fn round(status: bool, mib: usize, objects: usize) -> (f64, f64) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let data: Vec<Vec<u8>> = (0..objects)
-        .map(|i| random_bytes(mib << 20, i as u64 + 7))
+        .map(|i| random_bytes(mib << 20, i as u8 + 7))
         .collect();
     let t = Instant::now();
     for (i, d) in data.iter().enumerate() {
