@@ -73,6 +73,11 @@ fn every_node_serves_its_status_page_and_logs_plain_text() {
     }
     assert_eq!(info["nodes"][6]["name"], "keeper-0");
     let keeper = info["nodes"][6]["status"].as_str().unwrap();
+    // The devnet's keepers form a Raft group (of one here): the status shows it.
+    let status: serde_json::Value =
+        serde_json::from_str(&get(&format!("{keeper}api/status")).1).unwrap();
+    assert_eq!(status["group"]["role"], "leader", "{status}");
+    assert_eq!(status["group"]["members"].as_array().unwrap().len(), 1);
     let (code, body) = get(&format!("{keeper}no/such/page"));
     assert_eq!(code, 404, "{body}");
 }

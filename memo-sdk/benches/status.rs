@@ -35,6 +35,7 @@ fn config(dir: &Path, name: &str, role: Role, peers: Vec<PeerInfo>, status: bool
         capacity: 64 << 30,
         sync_writes: false,
         sequencer: None,
+        group: None,
         peers,
         chain: None,
         repair: RepairSettings {

@@ -4,7 +4,7 @@
 
 use memo_sdk::Env;
 use memo_sdk::config::{
-    ClientFile, NodeConfig, PeerInfo, RepairSettings, Role, load_or_create_key,
+    ClientFile, GroupSettings, NodeConfig, PeerInfo, RepairSettings, Role, load_or_create_key,
 };
 use memo_sdk::node::{Node, NodeError};
 use std::net::SocketAddr;
@@ -80,6 +80,7 @@ fn node_config(dir: &Path, name: &str, role: Role, peers: Vec<PeerInfo>) -> Node
         capacity: 1 << 30,
         sync_writes: false,
         sequencer: None,
+        group: None,
         peers,
         chain: None,
         repair: RepairSettings {
@@ -326,4 +327,36 @@ async fn a_status_address_in_use_is_a_clear_start_up_error() {
     let node = Node::start(&cfg, Env::real()).await.unwrap();
     assert!(node.status.is_none() && node.metrics.is_none());
     node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_keeper_in_a_group_reports_its_group_and_is_ready_once_it_has_a_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = node_config(dir.path(), "keeper-0", Role::Keeper, vec![]);
+    cfg.group = Some(GroupSettings::default());
+    let node = Node::start(&cfg, Env::real()).await.unwrap();
+    let (addr, me) = (node.status.unwrap(), node.account.to_hex());
+    let _stop = serve(node);
+    // A group of one elects itself; until then the keeper is live but not ready (503).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        let (code, body) = get(addr, "/health").await;
+        let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(h["live"], true);
+        assert_eq!(code == 200, h["ready"] == true, "{code}: {body}");
+        if code == 200 {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "no leader within 30 s: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(health["keeper_role"], "leader");
+    let s = json(addr, "/api/status").await;
+    let g = &s["group"];
+    assert_eq!(g["role"], "leader", "{s}");
+    assert_eq!(g["leader"], me.as_str());
+    assert_eq!(g["members"], serde_json::json!([me]));
+    assert!(g["term"].as_u64().unwrap() >= 1);
+    assert!(g["last_log_index"].as_u64().is_some());
+    assert_eq!(s["keeper_role"], "leader");
 }

@@ -295,6 +295,12 @@ impl Node {
             return;
         };
         let keeper = self.keeper.as_ref();
+        // A keeper in a Raft group reports it (held weakly: shutting the node down closes
+        // the group's files whatever the status server still holds).
+        if let Some(raft) = keeper.and_then(|k| k.group.as_ref()) {
+            let raft = Arc::downgrade(raft);
+            self.set_group_status(Arc::new(move || raft.upgrade().map(|r| r.status())));
+        }
         let sources = status::Sources {
             name: self.name.clone(),
             role: self.role,

@@ -201,8 +201,8 @@ pub struct ChunkHealth {
 /// A keeper's Raft group, as the status JSON shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupJson {
-    /// `leader`, `follower`, `candidate` or `learner`.
-    pub role: &'static str,
+    /// `leader`, `follower`, `candidate`, `learner` or `stopped`.
+    pub role: String,
     /// The current term.
     pub term: u64,
     /// The leader's account, if known.
@@ -213,6 +213,12 @@ pub struct GroupJson {
     pub last_log_index: Option<u64>,
     /// The last applied index.
     pub applied_index: Option<u64>,
+    /// The log index the last snapshot covers.
+    pub snapshot_index: Option<u64>,
+    /// The log index up to which the log was compacted away.
+    pub purged_index: Option<u64>,
+    /// Operations in the keeper's applied op log.
+    pub ops: u64,
 }
 
 impl From<GroupStatus> for GroupJson {
@@ -224,6 +230,9 @@ impl From<GroupStatus> for GroupJson {
             members: g.members.iter().map(|a| a.to_hex()).collect(),
             last_log_index: g.last_log_index,
             applied_index: g.applied_index,
+            snapshot_index: g.snapshot_index,
+            purged_index: g.purged_index,
+            ops: g.ops,
         }
     }
 }
@@ -360,7 +369,7 @@ impl Sources {
         }
         let keeper_role = group
             .as_ref()
-            .map(|g| g.role.to_string())
+            .map(|g| g.role.clone())
             .or(self.keeper_role.map(str::to_string));
         Status {
             name: self.name.clone(),
