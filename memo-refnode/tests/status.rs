@@ -71,6 +71,33 @@ fn every_node_serves_its_status_page_and_logs_plain_text() {
             "{name}'s log does not give its status page"
         );
     }
+    // A put makes storage orders on the ledger: the providers' statuses count them.
+    let file = net.dir.path().join("a.bin");
+    std::fs::write(&file, vec![7u8; 200_000]).unwrap();
+    net.json("alice", &["put", file.to_str().unwrap()]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let orders: u64 = info["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["role"] == "provider")
+            .map(|n| {
+                let url = n["status"].as_str().unwrap();
+                let s: serde_json::Value =
+                    serde_json::from_str(&get(&format!("{url}api/status")).1).unwrap();
+                s["ledger"]["orders"].as_u64().unwrap_or(0)
+            })
+            .sum();
+        if orders > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no provider shows an order within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(info["nodes"][6]["name"], "keeper-0");
     let keeper = info["nodes"][6]["status"].as_str().unwrap();
     // The devnet's keepers form a Raft group (of one here): the status shows it.

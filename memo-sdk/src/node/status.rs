@@ -127,6 +127,8 @@ pub struct LedgerStatus {
     pub stake: Option<u64>,
     /// Whether its role is registered.
     pub registered: Option<bool>,
+    /// A provider's live storage orders.
+    pub orders: Option<u64>,
 }
 
 /// A provider's disk.
@@ -270,16 +272,27 @@ impl Sources {
     async fn ledger(&self) -> Option<LedgerStatus> {
         let ledger = self.ledger.as_ref()?;
         let me = self.account;
-        let (head, account, role) = tokio::join!(
+        let provider = self.role == Role::Provider;
+        let (head, account, role, orders) = tokio::join!(
             patient(ledger.head()),
             patient(ledger.query(Query::Account(me))),
             patient(ledger.query(Query::Role(me))),
+            async {
+                if provider {
+                    patient(ledger.query(Query::OrdersOf(me))).await
+                } else {
+                    None
+                }
+            },
         );
         let mut s = LedgerStatus {
             height: head.as_ref().map(|h| h.height),
             epoch: head.as_ref().map(|h| h.epoch),
             ..LedgerStatus::default()
         };
+        if let Some(Answer::Orders(o)) = orders {
+            s.orders = Some(o.len() as u64);
+        }
         if let Some(Answer::Account(a)) = account {
             s.balance = Some(a.balance);
         }
@@ -495,6 +508,7 @@ impl prometheus_client::collector::Collector for Scrape {
             l.balance,
         )?;
         gauge("memo_stake", "This node's stake on the ledger", l.stake)?;
+        gauge("memo_orders", "A provider's live storage orders", l.orders)?;
         gauge(
             "memo_disk_capacity_bytes",
             "Bytes this provider offers",
