@@ -305,6 +305,11 @@ impl<S: MetaStore> Objects<S> {
         self.chunk_k.get(chunk).copied()
     }
 
+    /// How many chunks are registered.
+    pub fn chunk_count(&self) -> usize {
+        self.chunk_k.len()
+    }
+
     /// A provider's declared health (Healthy unless a keeper declared otherwise).
     pub fn provider_health(&self, provider: &AccountId) -> ShardHealth {
         self.provider_health

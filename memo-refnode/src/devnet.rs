@@ -60,6 +60,10 @@ pub struct DevnetArgs {
     /// repairer's, 64 MiB/s).
     #[arg(long)]
     repair_bytes_per_sec: Option<u64>,
+    /// Where the devnet's page (every node's health on one page) listens, or `off`. Each node
+    /// also serves its own status page on a free loopback port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    page: String,
 }
 
 /// How a devnet's keepers replicate their log.
@@ -76,7 +80,11 @@ const DEVNET_CHAIN: u64 = 7;
 
 #[derive(serde::Serialize)]
 struct DevnetFile {
+    /// Each node, with its status page in `status`.
     nodes: Vec<NodeReady>,
+    /// The devnet's page (`http://HOST:PORT/`), unless `--page off`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    page: Option<String>,
     users: Vec<UserEntry>,
     epoch_secs: u64,
 }
@@ -276,6 +284,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             repair: RepairSettings::default(),
             lane: None,
             lane_advertise: None,
+            status: Some("127.0.0.1:0".into()),
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
         provider_peers.push(PeerInfo {
@@ -321,6 +330,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             },
             lane: None,
             lane_advertise: None,
+            status: Some("127.0.0.1:0".into()),
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
         keeper_peers[i].address = ready.listen.clone();
@@ -353,7 +363,24 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             config: path.display().to_string(),
         });
     }
+    let page = if args.page == "off" {
+        None
+    } else {
+        let shown = nodes
+            .iter()
+            .filter_map(|n| {
+                Some(crate::devnet_page::PageNode {
+                    name: n.name.clone(),
+                    role: n.role.clone(),
+                    status: n.status.clone()?,
+                })
+            })
+            .collect();
+        let addr = crate::devnet_page::start(&args.page, shown).await?;
+        Some(format!("http://{addr}/"))
+    };
     let summary = DevnetFile {
+        page,
         nodes,
         users,
         epoch_secs: args.epoch_secs,
@@ -372,6 +399,14 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             args.users.join(", "),
             dir.display()
         );
+        for n in &summary.nodes {
+            if let Some(url) = &n.status {
+                eprintln!("  {:<12} {url}", n.name);
+            }
+        }
+        if let Some(url) = &summary.page {
+            eprintln!("devnet page: {url}");
+        }
         eprintln!(
             "try: memo --config {}/users/{}.toml put FILE",
             dir.display(),

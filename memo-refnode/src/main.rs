@@ -11,6 +11,7 @@
 mod client_cmd;
 mod demo;
 mod devnet;
+mod devnet_page;
 mod node;
 mod s3_cmd;
 
@@ -99,6 +100,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log file (a devnet node's, say) gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match &cli.command {
         Command::Completions { shell } => {

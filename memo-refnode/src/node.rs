@@ -38,6 +38,10 @@ pub struct NodeReady {
     pub listen: String,
     /// Its data directory.
     pub data_dir: String,
+    /// Its status page (`http://HOST:PORT/`, with `/api/status`, `/health` and `/metrics`),
+    /// when its config turns the status server on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 /// Runs a node until a shutdown signal.
@@ -57,6 +61,7 @@ pub async fn run(args: NodeArgs, global_config: Option<PathBuf>) -> Result<()> {
         pid: std::process::id(),
         listen: node.listen.clone(),
         data_dir: node.data_dir.display().to_string(),
+        status: node.status.map(|a| format!("http://{a}/")),
     };
     write_atomic(
         &node.data_dir.join("node.json"),
@@ -83,7 +88,16 @@ pub async fn run(args: NodeArgs, global_config: Option<PathBuf>) -> Result<()> {
             }
         })
     });
-    eprintln!("{} {} serving on {}", ready.role, ready.name, ready.listen);
+    // For a person at a terminal; a log file has the "serving" event already.
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        match &ready.status {
+            Some(url) => eprintln!(
+                "{} {} serving on {}; status page {url}",
+                ready.role, ready.name, ready.listen
+            ),
+            None => eprintln!("{} {} serving on {}", ready.role, ready.name, ready.listen),
+        }
+    }
     node.run_until(async {
         tokio::select! {
             _ = shutdown_signal() => {}

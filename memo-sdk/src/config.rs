@@ -8,6 +8,7 @@
 //! data_dir = "nodes/provider-0"
 //! listen = "/ip4/127.0.0.1/tcp/0"
 //! capacity = 17179869184
+//! status = "127.0.0.1:9100"         # the status page and /metrics; absent or "off": none
 //!
 //! [[peers]]
 //! name = "keeper-0"
@@ -176,9 +177,19 @@ pub struct NodeConfig {
     /// bound one (needed when the lane listens on a wildcard address such as `0.0.0.0`).
     #[serde(default)]
     pub lane_advertise: Option<String>,
+    /// Where the node's status server listens (`host:port`: `/`, `/api/status`, `/health` and
+    /// `/metrics`, see `memo_sdk::node::status`), or `"off"`. Absent: off. Metrics are
+    /// recorded only while it is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 impl NodeConfig {
+    /// Where the status server listens: `status` unless absent or `"off"`.
+    pub fn status_bind(&self) -> Option<&str> {
+        self.status.as_deref().filter(|s| *s != "off")
+    }
+
     /// Where the provider's shard lane listens: `lane` if set (`None` for `"off"`), else the
     /// IP of `listen` with port 0. `None` too if `listen` has no IP.
     pub fn lane_bind(&self) -> Option<String> {

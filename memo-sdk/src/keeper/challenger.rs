@@ -157,6 +157,20 @@ pub struct Challenger {
     purged: Mutex<BTreeSet<ShardId>>,
     ended: Mutex<BTreeSet<OrderId>>,
     repairs: Arc<Mutex<VecDeque<RecordedRepair>>>,
+    /// Proofs passed, failed and missed over every settled epoch.
+    totals: [AtomicU64; 3],
+}
+
+/// Proof outcomes a challenger has counted over every epoch it settled
+/// ([`Challenger::proof_totals`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProofTotals {
+    /// Proofs that verified on the ledger.
+    pub passed: u64,
+    /// Proofs that failed verification.
+    pub failed: u64,
+    /// Challenges with no proof by the deadline.
+    pub missed: u64,
 }
 
 /// Most recorded repairs [`Challenger::repairs`] keeps (oldest dropped first).
@@ -215,7 +229,18 @@ impl Challenger {
             purged: Mutex::new(BTreeSet::new()),
             ended: Mutex::new(BTreeSet::new()),
             repairs: Arc::default(),
+            totals: Default::default(),
         })
+    }
+
+    /// Proof outcomes over every epoch this challenger settled.
+    pub fn proof_totals(&self) -> ProofTotals {
+        let [p, f, m] = &self.totals;
+        ProofTotals {
+            passed: p.load(Ordering::Relaxed),
+            failed: f.load(Ordering::Relaxed),
+            missed: m.load(Ordering::Relaxed),
+        }
     }
 
     /// The epoch of the last block handled.
@@ -310,6 +335,13 @@ impl Challenger {
                     missed = sum(|p| p.missed),
                     "epoch settled"
                 );
+                for (total, n) in self.totals.iter().zip([
+                    sum(|p| p.passed),
+                    sum(|p| p.failed),
+                    sum(|p| p.missed),
+                ]) {
+                    total.fetch_add(u64::from(n), Ordering::Relaxed);
+                }
                 let mut reports = lock(&self.reports);
                 reports.push_back(report);
                 while reports.len() > self.config.history.max(1) {

@@ -12,6 +12,10 @@
 //!   challenger and ledger registration when there is a chain, and detection and repair unless
 //!   `[repair] enabled = false`.
 //!
+//! - with `status` set, the status server (`/`, `/api/status`, `/health`, `/metrics`, see
+//!   [`crate::node::status`]), and the metrics it shows: the transport and the shard lane
+//!   count every request served.
+//!
 //! [`Node::start`] returns once the node serves; [`Node::run_until`] serves until a future
 //! resolves (a signal, say) and then shuts the node down cleanly.
 
@@ -24,6 +28,8 @@ use crate::keeper::node::{
 };
 use crate::keeper::repair::Repairer;
 use crate::ledger::{ChainConfig, Ledger, RemoteLedger};
+use crate::node::metrics::{MeteredTransport, NodeMetrics};
+use crate::node::status::{self, GroupHook};
 use crate::node::{Service, serve};
 use crate::provider::Provider;
 use crate::provider::prover::Prover;
@@ -38,8 +44,9 @@ use memo_core::protocol::Request;
 use memo_core::transport::Transport;
 use memo_core::{AccountId, Keypair};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -76,6 +83,14 @@ pub enum NodeError {
     /// The keeper's logs or chain did not open.
     #[error(transparent)]
     Keeper(#[from] KeeperNodeError),
+    /// The status server could not listen on its address (in use, say).
+    #[error("status server on {address}: {error}")]
+    Status {
+        /// The configured `status` address.
+        address: String,
+        /// Why.
+        error: std::io::Error,
+    },
     /// The config asks for something inconsistent (the message says what).
     #[error("{0}")]
     Inconsistent(String),
@@ -99,6 +114,14 @@ pub struct Node {
     pub repairer: Option<Arc<Repairer>>,
     /// The provider service, on a provider.
     pub provider: Option<Arc<Provider<FsShardStore>>>,
+    /// Where the status server listens, when the config turns it on.
+    pub status: Option<SocketAddr>,
+    /// The node's metrics, recorded while the status server is on.
+    pub metrics: Option<Arc<NodeMetrics>>,
+    /// The ledger the node uses, when it runs with one.
+    ledger: Option<Arc<dyn Ledger>>,
+    /// What reports a keeper's Raft group to the status server.
+    group: Arc<RwLock<Option<GroupHook>>>,
     transport: Arc<dyn Transport>,
     /// The transport's caps, shared with the shard lane so that one node-wide bound covers both.
     limiter: Arc<Limiter>,
@@ -169,11 +192,29 @@ impl Node {
     /// runtime. Keepers serve from here on; call [`Node::run_until`] to serve a provider.
     ///
     /// Errors: [`NodeError::Config`] for an unusable key or genesis file,
+    /// [`NodeError::Status`] when the status address cannot be listened on,
     /// [`NodeError::DataDir`], [`NodeError::Listen`], [`NodeError::Store`] and
     /// [`NodeError::Keeper`] for what could not be opened, and [`NodeError::Inconsistent`]
     /// when a keeper's `sequencer` and its `[chain]` sequencer differ.
     pub async fn start(cfg: &NodeConfig, env: Env) -> Result<Self, NodeError> {
+        // First, so that a taken address stops the node before it opens anything.
+        let status_listener = match cfg.status_bind() {
+            Some(address) => {
+                Some(
+                    status::bind(address)
+                        .await
+                        .map_err(|error| NodeError::Status {
+                            address: address.to_string(),
+                            error,
+                        })?,
+                )
+            }
+            None => None,
+        };
         let keypair = load_or_create_key(&cfg.key_file)?;
+        let metrics = status_listener
+            .as_ref()
+            .map(|_| NodeMetrics::new(keypair.account(), &cfg.peers));
         std::fs::create_dir_all(&cfg.data_dir).map_err(|error| NodeError::DataDir {
             path: cfg.data_dir.clone(),
             error,
@@ -185,7 +226,10 @@ impl Node {
             }
         }
         let limiter = p2p.limiter().clone();
-        let transport: Arc<dyn Transport> = Arc::new(p2p);
+        let mut transport: Arc<dyn Transport> = Arc::new(p2p);
+        if let Some(m) = &metrics {
+            transport = MeteredTransport::wrap(transport, m.clone());
+        }
         let peers_of = |role: Role| -> Vec<AccountId> {
             cfg.peers
                 .iter()
@@ -202,6 +246,10 @@ impl Node {
             keeper: None,
             repairer: None,
             provider: None,
+            status: None,
+            metrics,
+            ledger: None,
+            group: Arc::default(),
             transport,
             limiter,
             services: Vec::new(),
@@ -234,8 +282,59 @@ impl Node {
                 .await?
             }
         }
+        if let Some(listener) = status_listener {
+            node.start_status(listener);
+        }
         info!(name = %node.name, account = %node.account.short(), listen = %node.listen, "serving");
         Ok(node)
+    }
+
+    /// Serves the status server on `listener`, reading this node's parts.
+    fn start_status(&mut self, listener: tokio::net::TcpListener) {
+        let Some(metrics) = self.metrics.clone() else {
+            return;
+        };
+        let keeper = self.keeper.as_ref();
+        // A keeper in a Raft group reports it (held weakly: shutting the node down closes
+        // the group's files whatever the status server still holds).
+        if let Some(raft) = keeper.and_then(|k| k.group.as_ref()) {
+            let raft = Arc::downgrade(raft);
+            self.set_group_status(Arc::new(move || raft.upgrade().map(|r| r.status())));
+        }
+        let sources = status::Sources {
+            name: self.name.clone(),
+            role: self.role,
+            account: self.account,
+            listen: self.listen.clone(),
+            metrics,
+            provider: self.provider.clone(),
+            keeper: keeper.map(|k| k.keeper.clone()),
+            repairer: self.repairer.clone(),
+            ledger: self.ledger.clone(),
+            local_chain: keeper
+                .and_then(|k| k.chain_follower.as_ref())
+                .map(|f| f.chain().clone()),
+            keeper_role: keeper.map(|k| {
+                if k.remote.is_some() {
+                    "follower"
+                } else {
+                    "sequencer"
+                }
+            }),
+            group: self.group.clone(),
+            started: std::time::Instant::now(),
+        };
+        self.status = listener.local_addr().ok();
+        if let Some(a) = self.status {
+            info!(url = %format!("http://{a}/"), "status page");
+        }
+        self.tasks.push(status::spawn(listener, Arc::new(sources)));
+    }
+
+    /// Connects a keeper's Raft group to the status server: `hook` is asked on every status
+    /// request and fills `group` in `/api/status` and the keeper's role in `/health`.
+    pub fn set_group_status(&self, hook: GroupHook) {
+        *self.group.write().unwrap_or_else(|p| p.into_inner()) = Some(hook);
     }
 
     async fn start_provider(
@@ -255,8 +354,12 @@ impl Node {
             cfg.capacity,
             keepers,
         );
+        if let Some(m) = &self.metrics {
+            provider.set_metrics(m.clone());
+        }
         if let Some(c) = chain {
             let ledger = c.remote(&self.transport);
+            self.ledger = Some(ledger.clone());
             provider.set_prover(Prover::new(keypair.clone(), ledger.clone()));
             self.tasks.push(spawn_registration(
                 keypair.clone(),
@@ -283,6 +386,9 @@ impl Node {
             {
                 Ok(lane) => {
                     info!(address = lane.address(), "shard lane listening");
+                    if let Some(m) = &self.metrics {
+                        lane.set_metrics(m.clone());
+                    }
                     self.services.push(lane);
                 }
                 // The transport still carries shards; clients fall back to it.
@@ -412,6 +518,7 @@ impl Node {
                 Some(own) if produces => own.clone(),
                 _ => c.remote(&self.transport),
             };
+            self.ledger = Some(ledger.clone());
             let challenger = Challenger::new(
                 keypair.clone(),
                 self.transport.clone(),

@@ -1,8 +1,10 @@
 //! One node, several services: routes each incoming request to the service that serves it
 //! ([`serve`], [`Service`]), and builds a whole keeper or provider process from its config
-//! ([`Node`], in [`builder`]).
+//! ([`Node`], in [`builder`]), with its metrics ([`metrics`]) and status server ([`status`]).
 
 pub mod builder;
+pub mod metrics;
+pub mod status;
 
 pub use builder::{Node, NodeError};
 

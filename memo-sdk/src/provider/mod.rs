@@ -39,6 +39,8 @@ pub struct Provider<S> {
     ticketed: std::sync::Mutex<std::collections::HashMap<memo_core::ShardId, Uploaders>>,
     /// Checks tickets' signatures, with the keepers' keys cached.
     sigs: std::sync::Mutex<memo_core::contract::SigChecker>,
+    /// Where shard traffic is counted, once set.
+    metrics: std::sync::OnceLock<Arc<crate::node::metrics::NodeMetrics>>,
 }
 
 /// Who uploaded a shard under a ticket, each with the ticket's expiry (unix ms).
@@ -76,7 +78,19 @@ impl<S: ShardStore + 'static> Provider<S> {
             stored_at: std::sync::Mutex::new(std::collections::HashMap::new()),
             ticketed: std::sync::Mutex::new(std::collections::HashMap::new()),
             sigs: std::sync::Mutex::default(),
+            metrics: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Counts the shards this provider stores and serves in `metrics` from now on (the first
+    /// call wins).
+    pub fn set_metrics(&self, metrics: Arc<crate::node::metrics::NodeMetrics>) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// Bytes this provider offers.
+    pub fn capacity(&self) -> u64 {
+        self.holder.capacity()
     }
 
     /// Shards stored under tickets whose fate the provider does not know yet.
@@ -358,6 +372,9 @@ impl<S: ShardStore + 'static> Provider<S> {
                 let now = self.env.now();
                 let before = stamps().insert(shard, now);
                 let response = self.put_shard(from, shard, ticket.as_ref(), &bytes);
+                if let (Response::Stored { .. }, Some(m)) = (&response, self.metrics.get()) {
+                    m.shard_in(bytes.len());
+                }
                 // A refused put stored nothing: take its stamp back (unless another put of the
                 // shard stamped it since), so refused puts do not pile up stamps.
                 if matches!(response, Response::Error(_)) {
@@ -372,7 +389,12 @@ impl<S: ShardStore + 'static> Provider<S> {
                 response
             }
             Request::GetShard { shard } => match self.holder.read(&shard) {
-                Ok(b) => Response::Shard(b.map(Bytes::from)),
+                Ok(b) => {
+                    if let (Some(b), Some(m)) = (&b, self.metrics.get()) {
+                        m.shard_out(b.len());
+                    }
+                    Response::Shard(b.map(Bytes::from))
+                }
                 Err(HolderError::Store(ShardStoreError::Corrupt { reason, .. })) => {
                     // The store verified it against its id: never serve it, and drop it so
                     // its space is freed and a good copy can be stored again.

@@ -288,6 +288,8 @@ pub struct LaneServer {
     /// Open connections per account.
     open: Mutex<HashMap<AccountId, usize>>,
     limiter: Arc<Limiter>,
+    /// Where lane requests are counted, once set.
+    metrics: std::sync::OnceLock<Arc<crate::node::metrics::NodeMetrics>>,
     _stop: tokio::sync::watch::Sender<()>,
 }
 
@@ -349,6 +351,7 @@ impl LaneServer {
             connections: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
             open: Mutex::new(HashMap::new()),
             limiter,
+            metrics: std::sync::OnceLock::new(),
             _stop: stop,
         });
         let weak = Arc::downgrade(&server);
@@ -367,6 +370,12 @@ impl LaneServer {
             }
         });
         Ok(server)
+    }
+
+    /// Counts the requests served on this lane in `metrics` from now on (the first call
+    /// wins), as the node's metered transport counts the others.
+    pub fn set_metrics(&self, metrics: Arc<crate::node::metrics::NodeMetrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// The address clients connect to.
@@ -484,6 +493,7 @@ impl LaneServer {
                     let plain = tokio::time::timeout(IDLE, conn.recv_body(header, len))
                         .await
                         .map_err(|_| LaneError::Timeout)??;
+                    let timer = self.metrics.get().map(|m| (m, m.start(&plain)));
                     let response = match Request::from_shared(&plain) {
                         Ok(req) if on_lane(&req) => {
                             respond(std::slice::from_ref(&self.service), t.from, &req).await
@@ -494,6 +504,9 @@ impl LaneServer {
                         ),
                         Err(e) => Response::error(ErrorCode::BadRequest, e.to_string()),
                     };
+                    if let Some((m, t)) = timer {
+                        t.finish(m, matches!(response, Response::Error(_)));
+                    }
                     (response, Some(permit))
                 }
                 Err(why) => {
