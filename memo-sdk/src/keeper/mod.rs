@@ -699,10 +699,12 @@ impl Keeper {
                 "replayed: this operation is already being submitted",
             );
         };
-        // Admission reads the state (is a chunk stored, so that possession must be proven
-        // rather than receipts shown?): read it as of now, not as this keeper last applied it.
-        // Without a quorum the append below fails and says so.
-        if let Err(why) = self.caught_up().await {
+        // A put's admission reads the state (is a chunk stored, so that possession must be
+        // proven rather than receipts shown?): read it as of now, not as this keeper last
+        // applied it. Without a quorum the append below fails and says so.
+        if matches!(envelope.op, memo_core::objects::ObjectOp::Put { .. })
+            && let Err(why) = self.caught_up().await
+        {
             debug!("admitting without the group's confirmation: {why}");
         }
         if let Err(refusal) = self.admit(&signed, &envelope).await {
