@@ -101,12 +101,7 @@ fn leader_of(members: &[Member]) -> usize {
 }
 
 /// `n` appends from `appenders` concurrent tasks to `log`: (ops/s, p50, p99).
-async fn load(
-    log: Arc<dyn OpLog>,
-    n: u64,
-    appenders: u64,
-    salt: u32,
-) -> (f64, Duration, Duration) {
+async fn load(log: Arc<dyn OpLog>, n: u64, appenders: u64, salt: u32) -> (f64, Duration, Duration) {
     // Distinct operations per run (the log checks signatures, not nonces).
     let base = u32::try_from(n).expect("op count") * salt;
     let t = Instant::now();
