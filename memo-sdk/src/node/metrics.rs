@@ -309,38 +309,24 @@ impl NodeMetrics {
         use prometheus_client::metrics::MetricType;
         type Ex = prometheus_client::metrics::exemplar::Exemplar<NoLabelSet, u64>;
         let slots: Vec<_> = self.named_slots().collect();
-        {
-            let mut m = enc.encode_descriptor(
-                "memo_requests",
-                "Requests served, by kind",
-                None,
-                MetricType::Counter,
-            )?;
-            for (name, s) in &slots {
-                let labels = [("kind", *name)];
+        // One counter family by request kind.
+        let mut by_kind = |name: &str, help: &str, value: &dyn Fn(&KindSlot) -> u64| {
+            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (kind, s) in &slots {
+                let labels = [("kind", *kind)];
                 m.encode_family(&labels)?
-                    .encode_counter::<NoLabelSet, u64, u64>(
-                        &s.requests.load(Ordering::Relaxed),
-                        None::<&Ex>,
-                    )?;
+                    .encode_counter::<NoLabelSet, u64, u64>(&value(s), None::<&Ex>)?;
             }
-        }
-        {
-            let mut m = enc.encode_descriptor(
-                "memo_request_errors",
-                "Requests answered with an error or dropped, by kind",
-                None,
-                MetricType::Counter,
-            )?;
-            for (name, s) in &slots {
-                let labels = [("kind", *name)];
-                m.encode_family(&labels)?
-                    .encode_counter::<NoLabelSet, u64, u64>(
-                        &s.errors.load(Ordering::Relaxed),
-                        None::<&Ex>,
-                    )?;
-            }
-        }
+            Ok::<(), std::fmt::Error>(())
+        };
+        by_kind("memo_requests", "Requests served, by kind", &|s| {
+            s.requests.load(Ordering::Relaxed)
+        })?;
+        by_kind(
+            "memo_request_errors",
+            "Requests answered with an error or dropped, by kind",
+            &|s| s.errors.load(Ordering::Relaxed),
+        )?;
         {
             let mut m = enc.encode_descriptor(
                 "memo_request_seconds",
