@@ -107,7 +107,7 @@ pub struct Status {
     /// A keeper's chunks by health.
     pub chunks: Option<ChunkHealth>,
     /// A keeper's Raft group, when it has one.
-    pub group: Option<GroupJson>,
+    pub group: Option<GroupStatus>,
 }
 
 /// The ledger as a node sees it.
@@ -198,45 +198,6 @@ pub struct ChunkHealth {
     pub at_risk: u64,
     /// Fewer than k healthy shards.
     pub lost: u64,
-}
-
-/// A keeper's Raft group, as the status JSON shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct GroupJson {
-    /// `leader`, `follower`, `candidate`, `learner` or `stopped`.
-    pub role: String,
-    /// The current term.
-    pub term: u64,
-    /// The leader's account, if known.
-    pub leader: Option<String>,
-    /// The voting members' accounts.
-    pub members: Vec<String>,
-    /// The last log index.
-    pub last_log_index: Option<u64>,
-    /// The last applied index.
-    pub applied_index: Option<u64>,
-    /// The log index the last snapshot covers.
-    pub snapshot_index: Option<u64>,
-    /// The log index up to which the log was compacted away.
-    pub purged_index: Option<u64>,
-    /// Operations in the keeper's applied op log.
-    pub ops: u64,
-}
-
-impl From<GroupStatus> for GroupJson {
-    fn from(g: GroupStatus) -> Self {
-        Self {
-            role: g.role,
-            term: g.term,
-            leader: g.leader.map(|a| a.to_hex()),
-            members: g.members.iter().map(|a| a.to_hex()).collect(),
-            last_log_index: g.last_log_index,
-            applied_index: g.applied_index,
-            snapshot_index: g.snapshot_index,
-            purged_index: g.purged_index,
-            ops: g.ops,
-        }
-    }
 }
 
 /// What `/health` answers.
@@ -400,7 +361,7 @@ impl Sources {
             repair,
             proofs,
             chunks,
-            group: group.map(GroupJson::from),
+            group,
         }
     }
 
