@@ -270,21 +270,12 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
     // Providers first: keepers and users need their addresses.
     for name in &provider_names {
         let cfg = NodeConfig {
-            role: Role::Provider,
-            name: name.clone(),
-            key_file: key(name),
-            data_dir: dir.join("nodes").join(name),
-            listen: "/ip4/127.0.0.1/tcp/0".into(),
             capacity: 64 << 30,
             sync_writes: args.sync_writes,
-            sequencer: None,
-            group: None,
             peers: keeper_peers.clone(),
             chain: Some(chain.clone()),
-            repair: RepairSettings::default(),
-            lane: None,
-            lane_advertise: None,
             status: Some("127.0.0.1:0".into()),
+            ..NodeConfig::in_dir(Role::Provider, name, &dir)
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
         provider_peers.push(PeerInfo {
@@ -297,13 +288,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
     }
     for (i, name) in keeper_names.iter().enumerate() {
         let cfg = NodeConfig {
-            role: Role::Keeper,
-            name: name.clone(),
-            key_file: key(name),
-            data_dir: dir.join("nodes").join(name),
-            listen: "/ip4/127.0.0.1/tcp/0".into(),
             capacity: 0,
-            sync_writes: true,
             sequencer: (args.replication == Replication::Sequencer)
                 .then(|| keeper_peers[0].account.clone()),
             group: (args.replication == Replication::Group).then(|| GroupSettings {
@@ -328,9 +313,8 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
                 bytes_per_sec: args.repair_bytes_per_sec,
                 ..RepairSettings::for_epoch(args.epoch_secs)
             },
-            lane: None,
-            lane_advertise: None,
             status: Some("127.0.0.1:0".into()),
+            ..NodeConfig::in_dir(Role::Keeper, name, &dir)
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
         keeper_peers[i].address = ready.listen.clone();

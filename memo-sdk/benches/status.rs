@@ -27,24 +27,15 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 fn config(dir: &Path, name: &str, role: Role, peers: Vec<PeerInfo>, status: bool) -> NodeConfig {
     NodeConfig {
-        role,
-        name: name.into(),
-        key_file: dir.join("keys").join(format!("{name}.key")),
-        data_dir: dir.join("nodes").join(name),
-        listen: "/ip4/127.0.0.1/tcp/0".into(),
         capacity: 64 << 30,
         sync_writes: false,
-        sequencer: None,
-        group: None,
         peers,
-        chain: None,
         repair: RepairSettings {
             enabled: false,
             ..RepairSettings::default()
         },
-        lane: None,
-        lane_advertise: None,
         status: Some(if status { "127.0.0.1:0" } else { "off" }.into()),
+        ..NodeConfig::in_dir(role, name, dir)
     }
 }
 

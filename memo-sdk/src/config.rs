@@ -185,6 +185,29 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
+    /// A node `name` laid out as `memo devnet` lays it out under `dir` (key file
+    /// `keys/NAME.key`, data in `nodes/NAME`), listening on any loopback port, with every
+    /// other setting at its default.
+    pub fn in_dir(role: Role, name: &str, dir: &Path) -> Self {
+        Self {
+            role,
+            name: name.into(),
+            key_file: dir.join("keys").join(format!("{name}.key")),
+            data_dir: dir.join("nodes").join(name),
+            listen: default_listen(),
+            capacity: default_capacity(),
+            sync_writes: true,
+            sequencer: None,
+            group: None,
+            peers: Vec::new(),
+            chain: None,
+            repair: RepairSettings::default(),
+            lane: None,
+            lane_advertise: None,
+            status: None,
+        }
+    }
+
     /// Where the status server listens: `status` unless absent or `"off"`.
     pub fn status_bind(&self) -> Option<&str> {
         self.status.as_deref().filter(|s| *s != "off")

@@ -72,24 +72,15 @@ struct Net {
 
 fn node_config(dir: &Path, name: &str, role: Role, peers: Vec<PeerInfo>) -> NodeConfig {
     NodeConfig {
-        role,
-        name: name.into(),
-        key_file: dir.join("keys").join(format!("{name}.key")),
-        data_dir: dir.join("nodes").join(name),
-        listen: "/ip4/127.0.0.1/tcp/0".into(),
         capacity: 1 << 30,
         sync_writes: false,
-        sequencer: None,
-        group: None,
         peers,
-        chain: None,
         repair: RepairSettings {
             enabled: false,
             ..RepairSettings::default()
         },
-        lane: None,
-        lane_advertise: None,
         status: Some("127.0.0.1:0".into()),
+        ..NodeConfig::in_dir(role, name, dir)
     }
 }
 
