@@ -5,7 +5,7 @@
 //! 5 blocks of `N` proofs (one block per epoch, each order proven once per epoch).
 
 use memo_core::contract::{
-    Call, Contract, FilesCall, Genesis, MarketCall, Params, RolesCall, SettlementCall, SignedTx,
+    Call, Contract, Genesis, MarketCall, Params, RolesCall, SettlementCall, SignedTx,
     StorageProof, Tx,
 };
 use memo_core::proof::MerkleVerifier;
@@ -108,32 +108,27 @@ fn main() {
         })
         .collect();
     let orders: Vec<SignedTx> = (0..N)
-        .map(|_| {
+        .map(|i| {
             ch.tx(
                 &u,
                 Call::Market(MarketCall::CreateOrder {
                     provider: p.account(),
-                    bytes: SHARD_LEN as u64,
                     price: 1,
                     duration: 100,
+                    receipts: vec![Signed::sign(
+                        &p,
+                        &memo_core::ticket::Receipt {
+                            shard: ShardId::of(&shards[i % SHARDS]),
+                            size: SHARD_LEN as u64,
+                            user: u.account(),
+                            expires_ms: u64::MAX,
+                        },
+                    )],
                 }),
             )
         })
         .collect();
     ch.block(&orders);
-    let commits: Vec<SignedTx> = (0..N)
-        .map(|i| {
-            ch.tx(
-                &u,
-                Call::Files(FilesCall::Commit {
-                    order: i as u64,
-                    shard_len: SHARD_LEN as u64,
-                    shards: vec![ShardId::of(&shards[i % SHARDS])],
-                }),
-            )
-        })
-        .collect();
-    ch.block(&commits);
     ch.next_epoch();
 
     let verifier = MerkleVerifier::new();

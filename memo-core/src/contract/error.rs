@@ -107,9 +107,14 @@ pub enum Rejection {
     /// The sender is not a party allowed to act on the order.
     #[error("sender may not act on order {0}")]
     NotOrderParty(OrderId),
-    /// The order already has a commitment.
-    #[error("order {0} is already committed")]
-    AlreadyCommitted(OrderId),
+    /// A storage receipt of an order does not back its shard.
+    #[error("storage receipt {index}: {reason}")]
+    BadStorageReceipt {
+        /// Its position in the order.
+        index: u32,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The order has no commitment to prove against.
     #[error("order {0} has no commitment")]
     NotCommitted(OrderId),

@@ -9,11 +9,13 @@
 //! min_provider_stake = 1000
 //! notice_epochs = 2          # a leaving role ends this many epochs later
 //! keeper_fee_bps = 500       # share of each storage payment paid to the user's keepers
-//! slash_amount = 100         # stake moved to the repair fund per failed proof
+//! slash_amount = 100         # the least stake slashed per failed or missed proof
+//! slash_epochs = 10          # a failed or missed proof slashes this many epochs of the order's pay
+//! missed_grace = 2           # unproven epochs forgiven before misses are slashed
 //! keepers_per_user = 2       # keepers matched to each user at registration
 //! max_receipt_epochs = 64    # how far ahead a receipt may expire
 //! max_order_epochs = 10000
-//! max_shards_per_commit = 4096
+//! max_shards_per_commit = 512 # most shards (receipts) in one order, at most 800
 //! max_address_len = 256
 //! repair_penalty = 50        # slashed per reassigned shard, paid to the repairing keeper
 //!
@@ -42,8 +44,16 @@ pub struct Params {
     pub notice_epochs: u64,
     /// Share of each storage payment paid to the user's keepers, in basis points (≤ 10000).
     pub keeper_fee_bps: u32,
-    /// Stake moved to the repair fund per failed proof (capped at the stake held).
+    /// The least stake slashed for a failed or missed proof (capped at the stake held).
     pub slash_amount: Amount,
+    /// A failed or missed proof slashes this many epochs of the order's pay (at least
+    /// `slash_amount`): the penalty scales with the value at risk. Optional in genesis files.
+    #[serde(default = "default_slash_epochs")]
+    pub slash_epochs: u64,
+    /// Consecutive epochs a committed order may go unproven before each further miss is
+    /// slashed like a failed proof. Optional in genesis files.
+    #[serde(default = "default_missed_grace")]
+    pub missed_grace: u32,
     /// Keepers matched to each user at registration.
     pub keepers_per_user: u32,
     /// A receipt may expire at most this many epochs after the current one.
@@ -65,6 +75,14 @@ fn default_repair_penalty() -> Amount {
     50
 }
 
+fn default_slash_epochs() -> u64 {
+    10
+}
+
+fn default_missed_grace() -> u32 {
+    2
+}
+
 impl Default for Params {
     fn default() -> Self {
         Self {
@@ -74,15 +92,21 @@ impl Default for Params {
             notice_epochs: 2,
             keeper_fee_bps: 500,
             slash_amount: 100,
+            slash_epochs: default_slash_epochs(),
+            missed_grace: default_missed_grace(),
             keepers_per_user: 2,
             max_receipt_epochs: 64,
             max_order_epochs: 10_000,
-            max_shards_per_commit: 4096,
+            max_shards_per_commit: 512,
             max_address_len: 256,
             repair_penalty: default_repair_penalty(),
         }
     }
 }
+
+/// The most shards (receipts) one order may carry: that many receipts keep a
+/// [`MarketCall::CreateOrder`](super::MarketCall) under the transaction size limit.
+pub const MAX_SHARDS_PER_ORDER: u32 = 800;
 
 impl Params {
     /// Checks the ranges.
@@ -96,8 +120,8 @@ impl Params {
         if self.max_order_epochs == 0 {
             return Err(GenesisError::Param("max_order_epochs"));
         }
-        if self.max_shards_per_commit == 0 || self.max_shards_per_commit > 5000 {
-            // 5000 shard ids keep a commit transaction under the transaction size limit.
+        if self.max_shards_per_commit == 0 || self.max_shards_per_commit > MAX_SHARDS_PER_ORDER {
+            // An order carries one signed receipt per shard; this many fit in a transaction.
             return Err(GenesisError::Param("max_shards_per_commit"));
         }
         Ok(())

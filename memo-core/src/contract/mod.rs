@@ -24,21 +24,32 @@
 //!
 //! - an order's provider is paid `bytes × price` for the epoch only if its proof passed; the
 //!   user's keepers get `keeper_fee_bps` of it, split equally (their pay for coordinating);
-//! - no proof (with a commitment) → no pay and a `missed` mark; a failed proof was already
-//!   slashed (`slash_amount` of stake into the repair fund); unpaid epochs refund the user;
+//! - no proof → no pay and a `missed` mark; past [`Params::missed_grace`] consecutive misses,
+//!   each miss is slashed like a failed proof. A slash takes [`Params::slash_epochs`] epochs
+//!   of the order's pay (at least [`Params::slash_amount`]) from the provider's stake into the
+//!   order's forfeit, which pays for repairing the order's shards; unpaid epochs refund the
+//!   user;
 //! - the beacon becomes `blake3(previous beacon, parent block hash, epoch)`; it seeds the
 //!   epoch's challenges and the keepers matched to users registering in the epoch;
 //! - roles whose notice ended leave (stakes return; their remaining orders end and refund);
 //! - expired download receipts are forgotten (they can no longer be settled anyway).
+//!
+//! # Orders come from receipts
+//!
+//! [`MarketCall::CreateOrder`] carries the provider's signed storage receipt for every shard
+//! (see [`crate::ticket`]), and the order is committed to exactly those shards in the same
+//! transaction: there is no order without receipts, and a provider is only ever challenged on
+//! shards it signed for.
 //!
 //! # Repairs
 //!
 //! When a keeper has rebuilt a lost shard on a new provider, it sends
 //! [`FilesCall::Reassign`]: the shard leaves its order's commitment, and the shard's share of
 //! the escrow for the later epochs moves to a new order of the new provider, committed to that
-//! shard, so the new provider is challenged and paid from the next epoch. The failed provider's
-//! stake covers a higher asking price (then the repair fund) and pays
-//! [`Params::repair_penalty`] to the keeper.
+//! shard, so the new provider is challenged and paid from the next epoch. The shard's share of
+//! the order's forfeit, then the failed provider's stake, cover a higher asking price (then the
+//! repair fund) and pay [`Params::repair_penalty`] to the keeper; the rest of the share tops up
+//! the new order's escrow. A forfeit no repair used goes to the repair fund when its order ends.
 
 mod error;
 mod genesis;
@@ -47,7 +58,7 @@ mod state;
 mod types;
 
 pub use error::{BlockError, GenesisError, Rejection};
-pub use genesis::{Genesis, Params};
+pub use genesis::{Genesis, MAX_SHARDS_PER_ORDER, Params};
 pub use sig::SigChecker;
 pub use types::*;
 
@@ -81,7 +92,7 @@ struct OpenBlock {
 }
 
 #[derive(Clone, Copy)]
-struct Marks([usize; 8]);
+struct Marks([usize; 9]);
 
 /// The contract's state and its transition function.
 pub struct Contract {
@@ -98,6 +109,8 @@ pub struct Contract {
     receipts: Table<[u8; 32], Epoch>,
     receipt_expiry: Table<(Epoch, [u8; 32]), ()>,
     leaving: Table<(Epoch, AccountId), ()>,
+    /// Which orders commit which provider to which shard: (provider, shard, order).
+    holdings: Table<(AccountId, crate::id::ShardId, OrderId), ()>,
     acc: LtHash,
     root: [u8; 32],
     open: Option<OpenBlock>,
@@ -126,6 +139,7 @@ macro_rules! tables {
         $s.receipts.$f($($arg),*);
         $s.receipt_expiry.$f($($arg),*);
         $s.leaving.$f($($arg),*);
+        $s.holdings.$f($($arg),*);
     }};
 }
 
@@ -156,6 +170,7 @@ impl Contract {
             receipts: Table::new(6),
             receipt_expiry: Table::new(7),
             leaving: Table::new(8),
+            holdings: Table::new(9),
             acc: LtHash::default(),
             root: [0; 32],
             open: None,
@@ -247,7 +262,7 @@ impl Contract {
         Module::from_name(name).map(|m| m.address(self.chain))
     }
 
-    /// The money held in balances, escrows, stakes and the repair fund. Equals the genesis
+    /// The money held in balances, escrows, forfeits, stakes and the repair fund. Equals the genesis
     /// supply in every state: money moves, it is never made or lost.
     pub fn total_money(&self) -> u128 {
         let balances: u128 = self
@@ -255,7 +270,11 @@ impl Contract {
             .iter()
             .map(|(_, a)| u128::from(a.balance))
             .sum();
-        let escrows: u128 = self.orders.iter().map(|(_, o)| u128::from(o.escrow)).sum();
+        let escrows: u128 = self
+            .orders
+            .iter()
+            .map(|(_, o)| u128::from(o.escrow) + u128::from(o.forfeit))
+            .sum();
         let stakes: u128 = self.roles.iter().map(|(_, r)| u128::from(r.stake())).sum();
         balances + escrows + stakes + u128::from(self.g.repair_fund)
     }
@@ -462,6 +481,7 @@ impl Contract {
             self.receipts.mark(),
             self.receipt_expiry.mark(),
             self.leaving.mark(),
+            self.holdings.mark(),
         ])
     }
 
@@ -474,6 +494,40 @@ impl Contract {
         self.receipts.rollback(m.0[5]);
         self.receipt_expiry.rollback(m.0[6]);
         self.leaving.rollback(m.0[7]);
+        self.holdings.rollback(m.0[8]);
+    }
+
+    /// Records order `id`'s commitment (and indexes its shards under its provider).
+    fn commit_shards(&mut self, id: OrderId, provider: AccountId, c: Commitment) {
+        for s in &c.shards {
+            self.holdings.insert((provider, *s, id), ());
+        }
+        self.commitments.insert(id, c);
+    }
+
+    /// Removes order `id`'s commitment, or one shard of it.
+    fn uncommit(&mut self, id: OrderId, provider: AccountId, only: Option<crate::id::ShardId>) {
+        let Some(c) = self.commitments.get(&id).cloned() else {
+            return;
+        };
+        match only {
+            Some(shard) => {
+                self.holdings.remove(&(provider, shard, id));
+                let rest: Vec<crate::id::ShardId> =
+                    c.shards.into_iter().filter(|s| *s != shard).collect();
+                if rest.is_empty() {
+                    self.commitments.remove(&id);
+                } else {
+                    self.commitments.update(&id, |c| c.shards = rest);
+                }
+            }
+            None => {
+                for s in &c.shards {
+                    self.holdings.remove(&(provider, *s, id));
+                }
+                self.commitments.remove(&id);
+            }
+        }
     }
 
     fn dispatch(&mut self, sender: AccountId, call: &Call) -> Result<Outcome, Rejection> {
@@ -492,16 +546,11 @@ impl Contract {
             Call::Roles(RolesCall::Leave) => self.leave(sender),
             Call::Market(MarketCall::CreateOrder {
                 provider,
-                bytes,
                 price,
                 duration,
-            }) => self.create_order(sender, *provider, *bytes, *price, *duration),
+                receipts,
+            }) => self.create_order(sender, *provider, *price, *duration, receipts),
             Call::Market(MarketCall::EndOrder { order }) => self.end_order(sender, *order),
-            Call::Files(FilesCall::Commit {
-                order,
-                shard_len,
-                shards,
-            }) => self.commit(sender, *order, *shard_len, shards),
             Call::Files(FilesCall::Reassign { order, shard, to }) => {
                 self.reassign(sender, *order, *shard, *to)
             }
@@ -755,21 +804,65 @@ impl Contract {
         matches!(self.roles.get(user), Some(Role { info: RoleInfo::User { keepers }, .. }) if keepers.contains(who))
     }
 
+    /// The shards `receipts` prove `provider` stored for `user`, and their common size. Every
+    /// receipt must verify, be signed by `provider`, name `user`, and have the same non-zero
+    /// size; no shard may appear twice.
+    fn receipted_shards(
+        &mut self,
+        user: AccountId,
+        provider: AccountId,
+        receipts: &[crate::identity::Signed<crate::ticket::Receipt>],
+    ) -> Result<(u64, Vec<crate::id::ShardId>), Rejection> {
+        if receipts.is_empty() || receipts.len() > self.params.max_shards_per_commit as usize {
+            return Err(Rejection::Invalid("shard count"));
+        }
+        let bad = |index: usize, reason: &'static str| Rejection::BadStorageReceipt {
+            index: index as u32,
+            reason,
+        };
+        if let Some(i) = receipts.iter().position(|r| r.signer != provider) {
+            return Err(bad(i, "not signed by the order's provider"));
+        }
+        if !self.sigs.verify_batch(receipts) {
+            let i = self.sigs.find_invalid(receipts).first().copied().unwrap_or(0);
+            return Err(bad(i, "bad signature"));
+        }
+        let mut shards = Vec::with_capacity(receipts.len());
+        let mut seen = std::collections::HashSet::with_capacity(receipts.len());
+        let mut size = None;
+        for (i, signed) in receipts.iter().enumerate() {
+            let r = signed.open_unverified().map_err(|_| bad(i, "malformed"))?;
+            if r.user != user {
+                return Err(bad(i, "issued to another user"));
+            }
+            if r.size == 0 || size.is_some_and(|s| s != r.size) {
+                return Err(bad(i, "shard sizes differ or are zero"));
+            }
+            size = Some(r.size);
+            if !seen.insert(r.shard) {
+                return Err(bad(i, "shard listed twice"));
+            }
+            shards.push(r.shard);
+        }
+        Ok((size.unwrap_or(0), shards))
+    }
+
     fn create_order(
         &mut self,
         sender: AccountId,
         provider: AccountId,
-        bytes: u64,
         price: Amount,
         duration: u64,
+        receipts: &[crate::identity::Signed<crate::ticket::Receipt>],
     ) -> Result<Outcome, Rejection> {
         self.require_role(sender, RoleKind::User)?;
-        if bytes == 0 {
-            return Err(Rejection::Invalid("bytes (zero)"));
-        }
         if duration == 0 || duration > self.params.max_order_epochs {
             return Err(Rejection::Invalid("duration"));
         }
+        let (shard_len, shards) = self.receipted_shards(sender, provider, receipts)?;
+        let bytes = shard_len
+            .checked_mul(shards.len() as u64)
+            .ok_or(Rejection::Overflow)?;
         let (free, ask) = self.open_provider(provider)?;
         if price < ask {
             return Err(Rejection::PriceBelowAsk {
@@ -798,7 +891,10 @@ impl Contract {
             end: start + duration,
             escrow,
             proof: None,
+            missed: 0,
+            forfeit: 0,
         });
+        self.commit_shards(id, provider, Commitment { shard_len, shards });
         Ok(Outcome::OrderCreated(id))
     }
 
@@ -859,13 +955,15 @@ impl Contract {
         }
     }
 
-    /// Removes an order: the remaining escrow returns to the user, the provider's space frees.
+    /// Removes an order: the remaining escrow returns to the user, a forfeit no repair used
+    /// goes to the repair fund, the provider's space frees.
     fn finish_order(&mut self, id: OrderId) {
         let Some(order) = self.orders.remove(&id) else {
             return;
         };
-        self.commitments.remove(&id);
+        self.uncommit(id, order.provider, None);
         self.credit(order.user, order.escrow);
+        self.g.repair_fund = self.g.repair_fund.saturating_add(order.forfeit);
         self.roles.update(&order.provider, |r| {
             if let RoleInfo::Provider { used, .. } = &mut r.info {
                 *used = used.saturating_sub(order.bytes);
@@ -890,11 +988,17 @@ impl Contract {
                 Some(ProofMark::Passed(x)) if x == e => {
                     self.pay_provider(&order, pay);
                     self.provider_stats(&order.provider, |s| s.proven += 1);
+                    self.orders.update(&id, |o| o.missed = 0);
                 }
                 Some(ProofMark::Failed(x)) if x == e => self.credit(order.user, pay),
                 _ => {
                     if committed {
                         self.provider_stats(&order.provider, |s| s.missed += 1);
+                        let missed = order.missed.saturating_add(1);
+                        self.orders.update(&id, |o| o.missed = missed);
+                        if missed > self.params.missed_grace {
+                            self.slash(id);
+                        }
                     }
                     self.credit(order.user, pay);
                 }
@@ -904,6 +1008,30 @@ impl Contract {
                 self.finish_order(id);
             }
         }
+    }
+
+    /// Slashes order `id`'s provider for a failed or missed proof: `slash_epochs` epochs of the
+    /// order's pay, at least `slash_amount`, capped at the stake held. The stake taken becomes
+    /// the order's forfeit, which pays for repairing its shards. Returns the amount.
+    fn slash(&mut self, id: OrderId) -> Amount {
+        let Some(order) = self.orders.get(&id) else {
+            return 0;
+        };
+        let provider = order.provider;
+        let want = order
+            .per_epoch()
+            .saturating_mul(self.params.slash_epochs)
+            .max(self.params.slash_amount);
+        let mut slashed = 0;
+        self.roles.update(&provider, |r| {
+            if let RoleInfo::Provider { stake, .. } = &mut r.info {
+                slashed = want.min(*stake);
+                *stake -= slashed;
+            }
+        });
+        self.orders
+            .update(&id, |o| o.forfeit = o.forfeit.saturating_add(slashed));
+        slashed
     }
 
     fn provider_stats(&mut self, provider: &AccountId, f: impl FnOnce(&mut ProofStats)) {
@@ -942,36 +1070,6 @@ impl Contract {
 
     // ----- files -----
 
-    fn commit(
-        &mut self,
-        sender: AccountId,
-        id: OrderId,
-        shard_len: u64,
-        shards: &[crate::id::ShardId],
-    ) -> Result<Outcome, Rejection> {
-        let order = self.orders.get(&id).ok_or(Rejection::UnknownOrder(id))?;
-        if sender != order.user && !self.is_users_keeper(&order.user, &sender) {
-            return Err(Rejection::NotOrderParty(id));
-        }
-        if self.commitments.contains(&id) {
-            return Err(Rejection::AlreadyCommitted(id));
-        }
-        if shards.is_empty() || shards.len() > self.params.max_shards_per_commit as usize {
-            return Err(Rejection::Invalid("shard count"));
-        }
-        if shard_len == 0 {
-            return Err(Rejection::Invalid("shard length (zero)"));
-        }
-        self.commitments.insert(
-            id,
-            Commitment {
-                shard_len,
-                shards: shards.to_vec(),
-            },
-        );
-        Ok(Outcome::Done)
-    }
-
     /// Moves committed shard `shard` of order `id` to provider `to` (see
     /// [`FilesCall::Reassign`]).
     fn reassign(
@@ -990,15 +1088,15 @@ impl Contract {
         if !self.is_users_keeper(&order.user, &sender) {
             return Err(Rejection::NotOrderParty(id));
         }
-        let (shard_len, n, pos) = {
+        let (shard_len, n) = {
             let c = self
                 .commitments
                 .get(&id)
                 .ok_or(Rejection::NotCommitted(id))?;
-            let Some(pos) = c.shards.iter().position(|s| *s == shard) else {
+            if !c.shards.contains(&shard) {
                 return Err(Rejection::ShardNotCommitted { order: id, shard });
-            };
-            (c.shard_len, c.shards.len() as u64, pos)
+            }
+            (c.shard_len, c.shards.len() as u64)
         };
         let epoch = self.g.epoch;
         // The new order runs from the next epoch (or the order's start) to the order's end.
@@ -1010,14 +1108,8 @@ impl Contract {
             return Err(Rejection::SameProvider(to));
         }
         let (free, ask) = self.open_provider(to)?;
-        if let Some((held, _)) = self.orders.iter().find(|(oid, o)| {
-            o.provider == to
-                && self
-                    .commitments
-                    .get(oid)
-                    .is_some_and(|c| c.shards.contains(&shard))
-        }) {
-            return Err(Rejection::AlreadyHolds(*held));
+        if let Some(held) = self.holders_of(to, shard).next() {
+            return Err(Rejection::AlreadyHolds(held));
         }
         let bytes = order.bytes / n;
         if bytes == 0 {
@@ -1041,14 +1133,21 @@ impl Contract {
             .saturating_mul(order.end - start)
             .min(order.escrow);
         let moved = (u128::from(future) * u128::from(bytes) / u128::from(order.bytes)) as Amount;
-        // The failed provider's stake covers a higher price (then the repair fund), then the
-        // keeper's penalty.
+        // The shard's share of the order's forfeit (stake already slashed for its faults), then
+        // the failed provider's stake, then the repair fund, cover a higher price; the forfeit
+        // share, then the stake, pay the keeper's reward. What is left of the share tops up the
+        // new order's escrow (it returns to the user when that order ends).
+        let share = (u128::from(order.forfeit) * u128::from(bytes) / u128::from(order.bytes)) as Amount;
         let failed_stake = self.roles.get(&order.provider).map_or(0, Role::stake);
         let wanted = needed.saturating_sub(moved);
-        let from_stake = wanted.min(failed_stake);
-        let from_fund = (wanted - from_stake).min(self.g.repair_fund);
-        let penalty = self.params.repair_penalty.min(failed_stake - from_stake);
-        let taken = from_stake + penalty;
+        let from_forfeit = wanted.min(share);
+        let from_stake = (wanted - from_forfeit).min(failed_stake);
+        let from_fund = (wanted - from_forfeit - from_stake).min(self.g.repair_fund);
+        let reward_forfeit = self.params.repair_penalty.min(share - from_forfeit);
+        let reward_stake = (self.params.repair_penalty - reward_forfeit).min(failed_stake - from_stake);
+        let penalty = reward_forfeit + reward_stake;
+        let rest = share - from_forfeit - reward_forfeit;
+        let taken = from_stake + reward_stake;
         self.roles.update(&order.provider, |r| {
             if let RoleInfo::Provider { stake, used, .. } = &mut r.info {
                 *stake -= taken;
@@ -1060,16 +1159,13 @@ impl Contract {
         self.orders.update(&id, |o| {
             o.bytes -= bytes;
             o.escrow -= moved;
+            o.forfeit -= share;
         });
+        self.uncommit(id, order.provider, Some(shard));
         if n == 1 {
             // Nothing left to hold: the order ends (after this epoch, if it runs now). It holds
             // no bytes any more, so ending it refunds nothing: its escrow past this epoch moved.
-            self.commitments.remove(&id);
             self.end_now(id);
-        } else {
-            self.commitments.update(&id, |c| {
-                c.shards.remove(pos);
-            });
         }
         let new_id = self.open_order(Order {
             user: order.user,
@@ -1078,11 +1174,14 @@ impl Contract {
             price,
             start,
             end: order.end,
-            escrow: moved + from_stake + from_fund,
+            escrow: moved + from_forfeit + from_stake + from_fund + rest,
             proof: None,
+            missed: 0,
+            forfeit: 0,
         });
-        self.commitments.insert(
+        self.commit_shards(
             new_id,
+            to,
             Commitment {
                 shard_len,
                 shards: vec![shard],
@@ -1091,7 +1190,7 @@ impl Contract {
         Ok(Outcome::Reassigned {
             order: new_id,
             moved,
-            shortfall: from_stake + from_fund,
+            shortfall: from_forfeit + from_stake + from_fund,
             penalty,
         })
     }
@@ -1188,16 +1287,8 @@ impl Contract {
             Err(reason) => {
                 self.orders
                     .update(&p.order, |o| o.proof = Some(ProofMark::Failed(epoch)));
-                let mut slashed = 0;
-                let amount = self.params.slash_amount;
-                self.roles.update(&sender, |r| {
-                    if let RoleInfo::Provider { stake, stats, .. } = &mut r.info {
-                        slashed = amount.min(*stake);
-                        *stake -= slashed;
-                        stats.failed += 1;
-                    }
-                });
-                self.g.repair_fund += slashed;
+                self.provider_stats(&sender, |s| s.failed += 1);
+                let slashed = self.slash(p.order);
                 Ok(Outcome::ProofFailed {
                     reason: reason.to_string(),
                     slashed,
@@ -1283,6 +1374,17 @@ impl Contract {
             Query::ReceiptSettled(id) => Answer::ReceiptSettled(self.receipts.contains(id)),
             Query::Status => Answer::Status(self.status()),
             Query::Challenges(p) => Answer::Challenges(self.challenges_of(p)),
+            Query::Holdings(pairs) => Answer::Holdings(
+                pairs
+                    .iter()
+                    .take(MAX_HOLDINGS_QUERY)
+                    .map(|(p, s)| {
+                        self.holders_of(*p, *s)
+                            .filter_map(|id| self.orders.get(&id).map(|o| (id, o.user, o.end)))
+                            .collect()
+                    })
+                    .collect(),
+            ),
             Query::OrdersOf(a) => Answer::Orders(
                 self.orders()
                     .filter(|(_, o)| o.user == *a || o.provider == *a)
@@ -1290,6 +1392,17 @@ impl Contract {
                     .collect(),
             ),
         }
+    }
+
+    /// The live orders that commit `provider` to `shard`.
+    pub fn holders_of(
+        &self,
+        provider: AccountId,
+        shard: crate::id::ShardId,
+    ) -> impl Iterator<Item = OrderId> + '_ {
+        self.holdings
+            .range((provider, shard, 0)..=(provider, shard, OrderId::MAX))
+            .map(|(k, _)| k.2)
     }
 
     /// The challenges `provider` must answer in the current epoch, by order id: one for each

@@ -102,21 +102,11 @@ impl World {
         assert_eq!(self.c.total_money(), u128::from(self.c.supply()));
     }
 
-    /// User u creates an order (`order`, a [`MarketCall::CreateOrder`]) and commits it to
-    /// `shards` of `shard_len` bytes.
-    fn committed_order(&mut self, order: Call, shard_len: u64, shards: Vec<ShardId>) -> OrderId {
+    /// User u sends `order` (a [`MarketCall::CreateOrder`]); returns the new order's id.
+    fn order(&mut self, order: Call) -> OrderId {
         let Outcome::OrderCreated(id) = self.send(&kp("u"), order).unwrap() else {
             panic!()
         };
-        self.send(
-            &kp("u"),
-            Call::Files(FilesCall::Commit {
-                order: id,
-                shard_len,
-                shards,
-            }),
-        )
-        .unwrap();
         id
     }
 }
@@ -137,12 +127,29 @@ fn keeper_call(stake: Amount) -> Call {
     })
 }
 
-fn order_call(provider: &str, bytes: u64, price: Amount, duration: u64) -> Call {
+/// `provider`'s storage receipts for `user`'s `shards`, each `size` bytes.
+fn store_receipts(
+    user: &str,
+    provider: &str,
+    size: u64,
+    shards: &[ShardId],
+) -> Vec<Signed<crate::ticket::Receipt>> {
+    crate::testkit::store_receipts(&kp(provider), kp(user).account(), size, shards)
+}
+
+/// u's order from `provider` for `shards` of `shard_len` bytes each, with their receipts.
+fn order_call(
+    provider: &str,
+    shard_len: u64,
+    shards: &[ShardId],
+    price: Amount,
+    duration: u64,
+) -> Call {
     Call::Market(MarketCall::CreateOrder {
         provider: kp(provider).account(),
-        bytes,
         price,
         duration,
+        receipts: store_receipts("u", provider, shard_len, shards),
     })
 }
 
@@ -150,7 +157,7 @@ fn shards(n: u8) -> Vec<ShardId> {
     (0..n).map(|i| ShardId::of(&[i])).collect()
 }
 
-/// A world with keepers k1..k3, provider p, user u (matched), one committed order of 100 bytes
+/// A world with keepers k1..k3, provider p, user u (matched), one order of 4 shards of 25 bytes
 /// at price 2 for 3 epochs.
 fn market() -> (World, OrderId) {
     let mut w = World::new(&["u", "p", "k1", "k2", "k3", "x"]);
@@ -160,7 +167,7 @@ fn market() -> (World, OrderId) {
     w.send(&kp("p"), provider_call(1_000)).unwrap();
     w.send(&kp("u"), Call::Roles(RolesCall::RegisterUser))
         .unwrap();
-    let id = w.committed_order(order_call("p", 100, 2, 3), 4096, shards(6));
+    let id = w.order(order_call("p", 25, &shards(4), 2, 3));
     (w, id)
 }
 
@@ -390,10 +397,16 @@ fn rejections_are_typed_and_change_nothing() {
     let mid = w.c.end_block().unwrap();
     assert_ne!(mid, before);
     // Wrong role, too little balance: a failing call mid-way leaves no trace.
-    assert!(matches!(
-        w.send(&a, order_call("b", 10, 1, 1)),
-        Err(Rejection::NotRegistered(_))
-    ));
+    let order = Call::Market(MarketCall::CreateOrder {
+        provider: kp("b").account(),
+        price: 1,
+        duration: 1,
+        receipts: store_receipts("a", "b", 10, &shards(1)),
+    });
+    assert_eq!(
+        w.send(&a, order),
+        Err(Rejection::NotRegistered(kp("b").account()))
+    );
     assert!(matches!(
         w.send(
             &a,
@@ -477,32 +490,41 @@ fn storage_is_paid_only_for_proven_epochs_with_keeper_fees() {
         }
     );
     assert_eq!(used, 100);
-    // Epoch 3: a wrong proof → slashed into the repair fund, unpaid.
+    // Epoch 3: a wrong proof → unpaid, and slashed ten epochs of pay (2,000), capped at the
+    // 1,000 staked, into the order's forfeit.
     assert!(matches!(
         prove(&mut w, id, false),
-        Ok(Outcome::ProofFailed { slashed: 100, .. })
+        Ok(Outcome::ProofFailed { slashed: 1_000, .. })
     ));
-    assert_eq!(w.c.status().repair_fund, 100);
+    assert_eq!(w.c.order(id).unwrap().forfeit, 1_000);
+    assert_eq!(w.c.status().repair_fund, 0);
     w.next_epoch();
     assert!(w.c.order(id).is_none(), "the order ran out");
+    assert_eq!(
+        w.c.status().repair_fund,
+        1_000,
+        "an unused forfeit goes to the fund"
+    );
     assert_eq!(w.balance("u"), u_before + 400);
     let Some(RoleInfo::Provider { used, stake, .. }) =
         w.c.role(&kp("p").account()).map(|r| r.info.clone())
     else {
         panic!()
     };
-    assert_eq!((used, stake), (0, 900));
-    // Below minimum stake: no new orders.
+    assert_eq!((used, stake), (0, 0));
+    // Below minimum stake: no new orders, and no place among the offers.
+    let new = order_call("p", 10, &[ShardId::of(b"n")], 2, 1);
     assert_eq!(
-        w.send(&kp("u"), order_call("p", 10, 2, 1)),
+        w.send(&kp("u"), new.clone()),
         Err(Rejection::StakeTooLow {
-            stake: 900,
+            stake: 0,
             minimum: 1_000
         })
     );
-    w.send(&kp("p"), Call::Roles(RolesCall::AddStake { amount: 100 }))
+    assert!(w.c.providers().is_empty());
+    w.send(&kp("p"), Call::Roles(RolesCall::AddStake { amount: 1_000 }))
         .unwrap();
-    assert!(w.send(&kp("u"), order_call("p", 10, 2, 1)).is_ok());
+    assert!(w.send(&kp("u"), new).is_ok());
     w.conserved();
 }
 
@@ -511,9 +533,9 @@ fn proofs_are_checked_against_the_commitment_and_challenge() {
     let (mut w, id) = market();
     w.next_epoch();
     let c = w.c.challenge(id).unwrap();
-    assert!(shards(6).contains(&c.shard));
-    assert_eq!(c.shard_len, 4096);
-    let other = shards(6).into_iter().find(|s| *s != c.shard).unwrap();
+    assert!(shards(4).contains(&c.shard));
+    assert_eq!(c.shard_len, 25);
+    let other = shards(4).into_iter().find(|s| *s != c.shard).unwrap();
     let p = StorageProof {
         order: id,
         epoch: c.epoch,
@@ -559,9 +581,13 @@ fn proofs_are_checked_against_the_commitment_and_challenge() {
 fn early_end_refunds_the_rest_and_frees_space() {
     let (mut w, id) = market();
     // Not started yet: everything back.
-    let Outcome::OrderCreated(id2) = w.send(&kp("u"), order_call("p", 50, 2, 4)).unwrap() else {
-        panic!()
-    };
+    let id2 = w.order(order_call(
+        "p",
+        25,
+        &[ShardId::of(b"e1"), ShardId::of(b"e2")],
+        2,
+        4,
+    ));
     let u = w.balance("u");
     assert_eq!(
         w.send(&kp("x"), Call::Market(MarketCall::EndOrder { order: id2 })),
@@ -595,37 +621,146 @@ fn early_end_refunds_the_rest_and_frees_space() {
 }
 
 #[test]
-fn commitments_are_recorded_once_by_a_party() {
+fn orders_are_committed_to_exactly_the_providers_receipts() {
     let (mut w, id) = market();
     assert_eq!(
         w.c.query(&Query::Commitment(id)),
         Answer::Commitment(Some(Commitment {
-            shard_len: 4096,
-            shards: shards(6)
+            shard_len: 25,
+            shards: shards(4)
         }))
     );
-    let again = Call::Files(FilesCall::Commit {
-        order: id,
-        shard_len: 1,
-        shards: shards(1),
-    });
+    // The holdings index answers which orders pay for which provider's shards.
+    let p = kp("p").account();
     assert_eq!(
-        w.send(&kp("u"), again.clone()),
-        Err(Rejection::AlreadyCommitted(id))
+        w.c.query(&Query::Holdings(vec![
+            (p, shards(4)[3]),
+            (p, ShardId::of(b"none")),
+            (kp("x").account(), shards(4)[0]),
+        ])),
+        Answer::Holdings(vec![vec![(id, kp("u").account(), 4)], vec![], vec![]])
     );
-    assert_eq!(w.send(&kp("x"), again), Err(Rejection::NotOrderParty(id)));
-    let Outcome::OrderCreated(id2) = w.send(&kp("u"), order_call("p", 1, 2, 1)).unwrap() else {
-        panic!()
+    let s = shards(3);
+    let create = |receipts: Vec<Signed<crate::ticket::Receipt>>| {
+        Call::Market(MarketCall::CreateOrder {
+            provider: kp("p").account(),
+            price: 2,
+            duration: 2,
+            receipts,
+        })
     };
-    let empty = Call::Files(FilesCall::Commit {
-        order: id2,
-        shard_len: 1,
-        shards: vec![],
-    });
+    let bad = |index: u32, reason: &'static str| Rejection::BadStorageReceipt { index, reason };
+    // Signed by someone else, or claiming the provider's name under another's signature.
+    let mut by_x = store_receipts("u", "p", 10, &s);
+    by_x[1] = store_receipts("u", "x", 10, &s[1..2]).remove(0);
+    let mut forged = by_x.clone();
+    forged[1].signer = kp("p").account();
+    // Issued to another user, of another size, or the same shard twice.
+    let mut other_user = store_receipts("u", "p", 10, &s);
+    other_user[2] = store_receipts("x", "p", 10, &s[2..3]).remove(0);
+    let mut sizes = store_receipts("u", "p", 10, &s);
+    sizes[1] = store_receipts("u", "p", 11, &s[1..2]).remove(0);
+    let twice = store_receipts("u", "p", 10, &[s[0], s[1], s[0]]);
+    let max = w.c.params().max_shards_per_commit as usize;
+    let many: Vec<ShardId> = (0..=max as u32).map(|i| ShardId::of(&i.to_le_bytes())).collect();
+    let cases = vec![
+        (by_x, bad(1, "not signed by the order's provider")),
+        (forged, bad(1, "bad signature")),
+        (other_user, bad(2, "issued to another user")),
+        (sizes, bad(1, "shard sizes differ or are zero")),
+        (
+            store_receipts("u", "p", 0, &s),
+            bad(0, "shard sizes differ or are zero"),
+        ),
+        (twice, bad(2, "shard listed twice")),
+        (vec![], Rejection::Invalid("shard count")),
+        (
+            store_receipts("u", "p", 1, &many),
+            Rejection::Invalid("shard count"),
+        ),
+    ];
+    let before = w.c.end_block().unwrap();
+    for (receipts, want) in cases {
+        assert_eq!(w.send(&kp("u"), create(receipts)), Err(want.clone()));
+        assert_eq!(w.c.end_block().unwrap(), before, "{want} changed the state");
+    }
+    // A stranger cannot order with the user's receipts: they name the user.
+    assert!(w.send(&kp("x"), Call::Roles(RolesCall::RegisterUser)).is_ok());
     assert_eq!(
-        w.send(&kp("u"), empty),
-        Err(Rejection::Invalid("shard count"))
+        w.send(&kp("x"), create(store_receipts("u", "p", 10, &s))),
+        Err(bad(0, "issued to another user"))
     );
+    // The most receipts an order may carry fit in one transaction.
+    let full: Vec<ShardId> = (0..MAX_SHARDS_PER_ORDER)
+        .map(|i| ShardId::of(&i.to_le_bytes()))
+        .collect();
+    let tx = w.tx(&kp("u"), create(store_receipts("u", "p", 1 << 40, &full)));
+    assert!(tx.body.len() <= <Tx as crate::Signable>::MAX_BYTES, "{} bytes", tx.body.len());
+    let ok = w.send(&kp("u"), create(store_receipts("u", "p", 10, &s)));
+    assert!(matches!(ok, Ok(Outcome::OrderCreated(_))), "{ok:?}");
+}
+
+#[test]
+fn missed_proofs_are_slashed_after_the_grace_and_the_forfeit_pays_the_repair() {
+    let (mut w, first, [k, _]) = repair_market();
+    // Only this test's order runs (the first has not started: it ends at once).
+    w.send(&kp("u"), Call::Market(MarketCall::EndOrder { order: first }))
+        .unwrap();
+    w.send(&kp("p"), Call::Roles(RolesCall::AddStake { amount: 9_000 }))
+        .unwrap();
+    let s: Vec<ShardId> = (10..16u8).map(|i| ShardId::of(&[i])).collect();
+    // 6 shards of 20 bytes at 2 for 10 epochs: 240 an epoch; a slash is 10 epochs, 2,400.
+    let id = w.order(order_call("p", 20, &s, 2, 10));
+    let grace = w.c.params().missed_grace;
+    assert_eq!(grace, 2);
+    // Epochs 1 and 2 go unproven: marked, forgiven.
+    w.next_epoch();
+    w.next_epoch();
+    w.next_epoch();
+    assert_eq!(w.c.order(id).unwrap().missed, grace);
+    assert_eq!(stake_of(&w, "p"), 10_000);
+    // Epoch 3 unproven too: slashed.
+    w.next_epoch();
+    assert_eq!(w.c.order(id).unwrap().missed, grace + 1);
+    assert_eq!(stake_of(&w, "p"), 10_000 - 2_400);
+    assert_eq!(w.c.order(id).unwrap().forfeit, 2_400);
+    // A proof resets the count; a failed one is slashed at once.
+    prove(&mut w, id, true).unwrap();
+    w.next_epoch();
+    assert_eq!(w.c.order(id).unwrap().missed, 0);
+    assert_eq!(
+        prove(&mut w, id, false).map(|o| matches!(o, Outcome::ProofFailed { slashed: 2_400, .. })),
+        Ok(true)
+    );
+    assert_eq!(stake_of(&w, "p"), 10_000 - 4_800);
+    w.conserved();
+    // Repairing a shard in epoch 5: its sixth of the forfeit (800) pays the keeper's reward,
+    // and the rest tops up the new order's escrow. The provider's stake is not touched again.
+    let k_before = w.c.account(&k.account()).balance;
+    let Ok(Outcome::Reassigned {
+        order: new,
+        moved,
+        shortfall,
+        penalty,
+    }) = w.send(&k, reassign(id, s[0], "q"))
+    else {
+        panic!("reassign refused")
+    };
+    let reward = w.c.params().repair_penalty;
+    assert_eq!((moved, shortfall, penalty), (200, 0, reward));
+    assert_eq!(w.c.account(&k.account()).balance, k_before + reward);
+    assert_eq!(w.c.order(new).unwrap().escrow, 200 + 800 - reward);
+    assert_eq!(w.c.order(id).unwrap().forfeit, 4_000);
+    assert_eq!(stake_of(&w, "p"), 10_000 - 4_800);
+    w.conserved();
+    // What no repair used goes to the repair fund when the order ends.
+    let fund = w.c.status().repair_fund;
+    w.send(&k, Call::Market(MarketCall::EndOrder { order: id }))
+        .unwrap();
+    w.next_epoch();
+    assert!(w.c.order(id).is_none());
+    assert_eq!(w.c.status().repair_fund, fund + 4_000);
+    w.conserved();
 }
 
 fn receipt(user: &str, provider: &str, serial: u64, expires: Epoch) -> Signed<Receipt> {
@@ -826,7 +961,7 @@ fn repair_market() -> (World, OrderId, [Keypair; 2]) {
     w.send(&kp("s"), Call::Roles(RolesCall::Leave)).unwrap();
     w.send(&kp("u"), Call::Roles(RolesCall::RegisterUser))
         .unwrap();
-    let id = w.committed_order(order_call("p", 120, 2, 3), 20, shards(6));
+    let id = w.order(order_call("p", 20, &shards(6), 2, 3));
     let matched = w.c.keepers_of(&kp("u").account());
     let names: Vec<&str> = ["k1", "k2", "k3"]
         .into_iter()
@@ -853,11 +988,7 @@ fn reassign_refuses_invalid_moves_and_changes_nothing() {
     let (mut w, id, [k, _]) = repair_market();
     let s = shards(6);
     // A second order, held by q and committed to shard 0.
-    let other = w.committed_order(order_call("q", 20, 2, 3), 20, vec![s[0]]);
-    let Outcome::OrderCreated(uncommitted) = w.send(&kp("u"), order_call("r", 20, 5, 3)).unwrap()
-    else {
-        panic!()
-    };
+    let other = w.order(order_call("q", 20, &[s[0]], 2, 3));
     let outsider = ["k1", "k2", "k3"]
         .into_iter()
         .map(kp)
@@ -887,11 +1018,6 @@ fn reassign_refuses_invalid_moves_and_changes_nothing() {
             k.clone(),
             reassign(99, s[1], "q"),
             Rejection::UnknownOrder(99),
-        ),
-        (
-            k.clone(),
-            reassign(uncommitted, s[1], "q"),
-            Rejection::NotCommitted(uncommitted),
         ),
         (
             k.clone(),
@@ -987,6 +1113,9 @@ fn reassign_moves_the_shard_and_its_escrow_and_pays_the_keeper_from_the_stake() 
     );
     let c = w.c.commitments.get(&new).unwrap();
     assert_eq!((c.shard_len, c.shards.clone()), (20, vec![s[2]]));
+    assert_eq!(w.c.holders_of(kp("q").account(), s[2]).collect::<Vec<_>>(), [new]);
+    assert_eq!(w.c.holders_of(kp("p").account(), s[2]).count(), 0);
+    assert_eq!(w.c.holders_of(kp("p").account(), s[3]).collect::<Vec<_>>(), [id]);
     assert!(!w.c.commitments.get(&id).unwrap().shards.contains(&s[2]));
     assert_eq!(stake_of(&w, "p"), 1_000 - penalty);
     assert_eq!(w.c.account(&k.account()).balance, k_before + penalty);
@@ -1052,21 +1181,10 @@ fn reassigning_the_last_shard_ends_the_order() {
     w.send(&kp("u"), Call::Roles(RolesCall::RegisterUser))
         .unwrap();
     let mut ids = vec![];
-    for _ in 0..2 {
-        let Outcome::OrderCreated(id) = w.send(&kp("u"), order_call("p", 10, 2, 3)).unwrap() else {
-            panic!()
-        };
-        w.send(
-            &kp("u"),
-            Call::Files(FilesCall::Commit {
-                order: id,
-                shard_len: 10,
-                shards: vec![ShardId::of(&[id as u8])],
-            }),
-        )
-        .unwrap();
-        ids.push(id);
+    for i in 0..2u8 {
+        ids.push(w.order(order_call("p", 10, &[ShardId::of(&[i])], 2, 3)));
     }
+    assert_eq!(ids, [0, 1]);
     let k1 = kp("k1");
     let u_before = w.balance("u");
     // Before the order starts: everything moves and the old order is gone at once.
@@ -1179,28 +1297,27 @@ mod props {
             ),
             4 => (who, Call::Roles(RolesCall::AddStake { amount })),
             5 if small == 0 => (who, Call::Roles(RolesCall::Leave)),
-            5 | 6 => {
+            5 | 6 | 8 => {
+                // Receipts mostly from the provider ordered from, for the sender; op 8 has
+                // them signed by the other provider, and `small == 3` issued to another user.
                 let sender = if small == 5 { who } else { 4 + who % 2 };
-                let provider = kp(NAMES[other % 2]).account();
+                let provider = NAMES[other % 2];
+                let signer = if op == 8 { NAMES[(other + 1) % 2] } else { provider };
+                let user = if small == 3 { NAMES[other] } else { NAMES[sender] };
+                let first = (amount % 7) as u8;
+                let shards: Vec<ShardId> =
+                    (first..first + (small % 4) as u8).map(|i| ShardId::of(&[i])).collect();
                 (
                     sender,
                     Call::Market(MarketCall::CreateOrder {
-                        provider,
-                        bytes: amount % 500,
+                        provider: kp(provider).account(),
                         price: small,
                         duration: small % 4,
+                        receipts: store_receipts(user, signer, amount % 50, &shards),
                     }),
                 )
             }
             7 => (party(false), Call::Market(MarketCall::EndOrder { order })),
-            8 => (
-                party(false),
-                Call::Files(FilesCall::Commit {
-                    order,
-                    shard_len: 10,
-                    shards: shards((small % 4) as u8),
-                }),
-            ),
             9 | 10 => {
                 let ch = c.challenge(order);
                 let (epoch, shard, proof) = match &ch {
@@ -1311,6 +1428,45 @@ mod props {
                     Err(_) => prop_assert_eq!(w.c.end_block().unwrap(), before),
                 }
                 prop_assert_eq!(w.c.total_money(), u128::from(w.c.supply()));
+                // No order without receipts: each is committed to exactly its bytes.
+                for (id, o) in w.c.orders() {
+                    let held = w.c.commitments.get(&id).map_or(0, |c| c.shard_len * c.shards.len() as u64);
+                    prop_assert_eq!(held, o.bytes, "order {}", id);
+                }
+                let indexed: usize = w.c.commitments.iter().map(|(_, c)| c.shards.len()).sum();
+                prop_assert_eq!(w.c.holdings.len(), indexed);
+                if new_block {
+                    // No pay for unproven epochs: across an epoch turn a provider gains at
+                    // most its proven orders' pay (and its stake back if it leaves now).
+                    let turning = (w.c.height() + 1) / w.c.params().epoch_blocks != w.c.epoch();
+                    let e = w.c.epoch();
+                    let allowed = |p: AccountId| -> u128 {
+                        let proven: u128 = w.c.orders()
+                            .filter(|(_, o)| o.provider == p && o.start <= e && e < o.end && o.proof == Some(ProofMark::Passed(e)))
+                            .map(|(_, o)| u128::from(o.per_epoch().min(o.escrow)))
+                            .sum();
+                        let leaving = match w.c.role(&p) {
+                            Some(r) if matches!(r.status, Status::Leaving { effective } if effective <= e + 1) => u128::from(r.stake()),
+                            _ => 0,
+                        };
+                        proven + leaving
+                    };
+                    let before: Vec<(AccountId, u128, u128)> = ["a", "b"].iter()
+                        .map(|n| kp(n).account())
+                        .filter(|p| w.c.role(p).is_some_and(|r| r.kind() == RoleKind::Provider))
+                        .map(|p| (p, u128::from(w.c.account(&p).balance), allowed(p)))
+                        .collect();
+                    w.next_block();
+                    if turning {
+                        for (p, was, max) in before {
+                            let now = u128::from(w.c.account(&p).balance);
+                            prop_assert!(now <= was + max, "provider gained {} > {}", now - was, max);
+                        }
+                    }
+                    log.push(vec![]);
+                    parents.push(w.parent);
+                    continue;
+                }
                 if new_block {
                     w.next_block();
                     log.push(vec![]);

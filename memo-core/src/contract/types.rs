@@ -173,17 +173,21 @@ pub enum RolesCall {
 /// Calls of the market module.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MarketCall {
-    /// A user orders storage from a provider. The escrow `bytes × price × duration` is taken
-    /// from the user's balance now; the order runs for the `duration` epochs after this one.
+    /// A user orders storage of shards a provider already holds. Each shard comes with the
+    /// provider's signed [`StoreReceipt`](crate::ticket::Receipt) for this user, all of one size,
+    /// and the order is committed to exactly those shards: a provider is only ever challenged
+    /// on shards it signed for, and no order exists without receipts. The escrow
+    /// `bytes × price × duration` (`bytes` = shards × size) is taken from the user's balance
+    /// now; the order runs for the `duration` epochs after this one.
     CreateOrder {
-        /// The provider.
+        /// The provider, the signer of every receipt.
         provider: AccountId,
-        /// Bytes stored.
-        bytes: u64,
         /// Price per byte per epoch; at least the provider's asking price.
         price: Amount,
         /// Epochs.
         duration: u64,
+        /// One receipt per shard, in commitment order.
+        receipts: Vec<Signed<crate::ticket::Receipt>>,
     },
     /// The data was purged: the order ends after the current epoch and the escrow for the
     /// later epochs returns to the user.
@@ -196,22 +200,14 @@ pub enum MarketCall {
 /// Calls of the file-records module.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FilesCall {
-    /// Record the shard ids an order's provider holds (the placement's commitment). Sent by the
-    /// order's user or one of the user's keepers, once per order.
-    Commit {
-        /// The order.
-        order: OrderId,
-        /// The length in bytes of each shard.
-        shard_len: u64,
-        /// The shard ids; proofs are checked against them.
-        shards: Vec<ShardId>,
-    },
     /// A keeper repaired a shard: move committed shard `shard` of `order` from the order's
     /// (failed) provider to `to`. Sent by one of the order's user's keepers while the order
     /// still has epochs to run. The shard leaves the order's commitment, and the shard's share
     /// of the escrow for the epochs after this one moves to a new order with `to` (committed
-    /// to that shard alone, so `to` is challenged and paid for it). The failed provider's stake
-    /// covers any shortfall of `to`'s asking price, then pays `repair_penalty` to the sender.
+    /// to that shard alone, so `to` is challenged and paid for it). The shard's share of the
+    /// order's forfeit (stake slashed for its faults), then the failed provider's stake, covers
+    /// any shortfall of `to`'s asking price and pays `repair_penalty` to the sender; what is
+    /// left of the share tops up the new order's escrow.
     Reassign {
         /// The order whose provider lost the shard.
         order: OrderId,
@@ -436,6 +432,13 @@ pub struct Order {
     pub escrow: Amount,
     /// The latest proof outcome.
     pub proof: Option<ProofMark>,
+    /// Consecutive settled epochs without a proof; past [`Params::missed_grace`](super::Params)
+    /// each one is slashed like a failed proof.
+    pub missed: u32,
+    /// Stake slashed from the provider for this order's faults, held to pay for repairing its
+    /// shards ([`FilesCall::Reassign`]); what no repair used goes to the repair fund when the
+    /// order ends.
+    pub forfeit: Amount,
 }
 
 impl Order {
@@ -490,7 +493,7 @@ pub enum Outcome {
     ProofFailed {
         /// Why the verifier refused it.
         reason: String,
-        /// Stake moved to the repair fund.
+        /// Stake moved to the order's forfeit (it pays for repairing the order's shards).
         slashed: Amount,
     },
     /// A receipt was settled for this amount.
@@ -536,7 +539,14 @@ pub enum Query {
     Challenges(AccountId),
     /// The live orders in which an account is the user or the provider, by id.
     OrdersOf(AccountId),
+    /// For each (provider, shard), the live orders committing that provider to that shard:
+    /// how a keeper checks that a put is paid for. At most [`MAX_HOLDINGS_QUERY`] pairs are
+    /// answered.
+    Holdings(Vec<(AccountId, ShardId)>),
 }
+
+/// The most (provider, shard) pairs one [`Query::Holdings`] answers.
+pub const MAX_HOLDINGS_QUERY: usize = 65_536;
 
 /// The ledger's clock and funds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -585,6 +595,8 @@ pub enum Answer {
     Challenges(Vec<Challenge>),
     /// Orders with their ids.
     Orders(Vec<(OrderId, Order)>),
+    /// For each pair asked, the live orders holding it: (order, user, first epoch not paid).
+    Holdings(Vec<Vec<(OrderId, AccountId, Epoch)>>),
 }
 
 /// A provider's offer as listed by [`Query::Providers`].

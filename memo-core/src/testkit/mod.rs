@@ -35,6 +35,30 @@ pub fn random_bytes(len: usize, seed: u8) -> Vec<u8> {
     v
 }
 
+/// `provider`'s signed storage receipts for `user`'s `shards`, each `size` bytes, as a
+/// [`MarketCall::CreateOrder`](crate::contract::MarketCall) carries them.
+pub fn store_receipts(
+    provider: &crate::identity::Keypair,
+    user: AccountId,
+    size: u64,
+    shards: &[ShardId],
+) -> Vec<crate::identity::Signed<crate::ticket::Receipt>> {
+    shards
+        .iter()
+        .map(|s| {
+            crate::identity::Signed::sign(
+                provider,
+                &crate::ticket::Receipt {
+                    shard: *s,
+                    size,
+                    user,
+                    expires_ms: u64::MAX,
+                },
+            )
+        })
+        .collect()
+}
+
 /// A deterministic account id for tests.
 pub fn account(n: u8) -> AccountId {
     AccountId([n; 32])

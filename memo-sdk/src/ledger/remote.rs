@@ -89,7 +89,10 @@ enum WireRejection {
     Overflow,
     UnknownOrder(u64),
     NotOrderParty(u64),
-    AlreadyCommitted(u64),
+    BadStorageReceipt {
+        index: u32,
+        reason: String,
+    },
     NotCommitted(u64),
     OrderNotRunning {
         order: u64,
@@ -117,12 +120,26 @@ enum WireRejection {
 const INVALID_FIELDS: &[&str] = &[
     "address (too long)",
     "amount (zero)",
-    "bytes (zero)",
     "capacity (zero)",
     "duration",
     "shard count",
-    "shard length (zero)",
+    "shard share (zero bytes)",
 ];
+
+/// The reasons the contract gives in [`Rejection::BadStorageReceipt`].
+const RECEIPT_REASONS: &[&str] = &[
+    "not signed by the order's provider",
+    "bad signature",
+    "malformed",
+    "issued to another user",
+    "shard sizes differ or are zero",
+    "shard listed twice",
+];
+
+/// The `&'static str` in `known` equal to `s`, or `fallback`.
+fn known_str(known: &[&'static str], s: &str, fallback: &'static str) -> &'static str {
+    known.iter().find(|k| **k == s).copied().unwrap_or(fallback)
+}
 
 impl From<&Rejection> for WireRejection {
     fn from(r: &Rejection) -> Self {
@@ -169,7 +186,10 @@ impl From<&Rejection> for WireRejection {
             R::Overflow => W::Overflow,
             R::UnknownOrder(o) => W::UnknownOrder(*o),
             R::NotOrderParty(o) => W::NotOrderParty(*o),
-            R::AlreadyCommitted(o) => W::AlreadyCommitted(*o),
+            R::BadStorageReceipt { index, reason } => W::BadStorageReceipt {
+                index: *index,
+                reason: (*reason).to_string(),
+            },
             R::NotCommitted(o) => W::NotCommitted(*o),
             R::OrderNotRunning { order, epoch } => W::OrderNotRunning {
                 order: *order,
@@ -217,17 +237,14 @@ impl From<WireRejection> for Rejection {
             W::StakeTooLow { stake, minimum } => R::StakeTooLow { stake, minimum },
             W::CapacityExceeded { free, requested } => R::CapacityExceeded { free, requested },
             W::PriceBelowAsk { ask, offered } => R::PriceBelowAsk { ask, offered },
-            W::Invalid(f) => R::Invalid(
-                INVALID_FIELDS
-                    .iter()
-                    .find(|k| **k == f)
-                    .copied()
-                    .unwrap_or("field"),
-            ),
+            W::Invalid(f) => R::Invalid(known_str(INVALID_FIELDS, &f, "field")),
             W::Overflow => R::Overflow,
             W::UnknownOrder(o) => R::UnknownOrder(o),
             W::NotOrderParty(o) => R::NotOrderParty(o),
-            W::AlreadyCommitted(o) => R::AlreadyCommitted(o),
+            W::BadStorageReceipt { index, reason } => R::BadStorageReceipt {
+                index,
+                reason: known_str(RECEIPT_REASONS, &reason, "invalid"),
+            },
             W::NotCommitted(o) => R::NotCommitted(o),
             W::OrderNotRunning { order, epoch } => R::OrderNotRunning { order, epoch },
             W::WrongEpoch { current, got } => R::WrongEpoch { current, got },

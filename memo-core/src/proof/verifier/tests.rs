@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::contract::{
-    Amount, Call, Contract, FilesCall, Genesis, MarketCall, OrderId, Outcome, Params, ProofStats,
+    Amount, Call, Contract, Genesis, MarketCall, OrderId, Outcome, Params, ProofStats,
     Rejection, RoleInfo, RolesCall, SettlementCall, SignedTx, StorageProof as ProofTx, Tx,
 };
 use crate::id::{AccountId, ShardId};
@@ -40,6 +40,8 @@ impl World {
         let params = Params {
             epoch_blocks: 2,
             keepers_per_user: 1,
+            // Slash the floor, so two failures fit in the stake.
+            slash_epochs: 0,
             ..Params::default()
         };
         let g = Genesis::new(
@@ -75,27 +77,23 @@ impl World {
         )
         .unwrap();
         w.send("u", Call::Roles(RolesCall::RegisterUser)).unwrap();
+        let shards: Vec<ShardId> = w.shards.iter().map(|s| ShardId::of(s)).collect();
         let Ok(Outcome::OrderCreated(id)) = w.send(
             "u",
             Call::Market(MarketCall::CreateOrder {
                 provider: kp("p").account(),
-                bytes: 3 * SHARD_LEN as u64,
                 price: 1,
                 duration: 4,
+                receipts: crate::testkit::store_receipts(
+                    &kp("p"),
+                    kp("u").account(),
+                    SHARD_LEN as u64,
+                    &shards,
+                ),
             }),
         ) else {
             panic!("order")
         };
-        let shards = w.shards.iter().map(|s| ShardId::of(s)).collect();
-        w.send(
-            "u",
-            Call::Files(FilesCall::Commit {
-                order: id,
-                shard_len: SHARD_LEN as u64,
-                shards,
-            }),
-        )
-        .unwrap();
         w.order = id;
         w
     }
@@ -255,7 +253,7 @@ fn altered_or_dropped_data_fails_and_is_slashed() {
     let (stake, stats) = w.provider();
     assert_eq!(stake, 800);
     assert_eq!(stats.failed, 2);
-    assert_eq!(w.c.status().repair_fund, 200);
+    assert_eq!(w.c.order(w.order).unwrap().forfeit, 200, "held for the repair");
     assert_eq!(w.c.total_money(), u128::from(w.c.supply()));
 }
 
