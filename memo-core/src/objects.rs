@@ -193,6 +193,9 @@ pub enum ObjectError {
     /// A new chunk's shard lacks its holder's receipt, or a receipt is forged or stale.
     #[error("receipt: {0}")]
     Receipt(String),
+    /// A put's uploaded shard is not held by a live storage order of its user on the ledger.
+    #[error("unpaid: {0}")]
+    Unpaid(String),
     /// The user did not show it holds a chunk it claims.
     #[error("proof of possession: {0}")]
     Possession(String),

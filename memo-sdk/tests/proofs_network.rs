@@ -239,7 +239,6 @@ async fn an_epoch_of_challenges_pays_the_honest_and_catches_the_rest() {
                 (x.challenged, 0, 0),
                 "{x:?}"
             );
-            assert_eq!(x.slashed, 100 * u64::from(x.failed));
         }
         let x = r.provider(&acct(3)).unwrap();
         assert_eq!(
@@ -252,8 +251,14 @@ async fn an_epoch_of_challenges_pays_the_honest_and_catches_the_rest() {
     // The ledger agrees: slashed stakes, missed marks, a repair fund.
     let (stake1, stats1) = provider_role(l, acct(1));
     assert!(stake1 < STAKE && stats1.failed >= 3 && stats1.proven == 0);
+    // A slash is ten epochs of the order's pay (at least the genesis floor of 100), capped at
+    // the stake: three failures cost far more than three floors.
+    for i in [1, 2] {
+        let (stake, _) = provider_role(l, acct(i));
+        assert!(stake < STAKE - 3 * 100, "provider {i}: stake {stake}");
+    }
     let (stake3, stats3) = provider_role(l, acct(3));
-    assert_eq!(stake3, STAKE, "silence is not slashed");
+    assert!(stake3 < STAKE, "silence past the grace of two epochs is slashed");
     assert!(stats3.missed >= 3 && stats3.proven == 0);
     let (stake0, stats0) = provider_role(l, acct(0));
     assert_eq!(stake0, STAKE);

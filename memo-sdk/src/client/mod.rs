@@ -84,9 +84,18 @@ pub enum ClientError {
     /// Local input or output failed.
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
-    /// The object was stored but ordering its storage on the ledger failed.
+    /// Ordering storage on the ledger failed; the put was not made.
     #[error("storage orders: {0}")]
     Orders(Box<crate::client::orders::OrderError>),
+}
+
+impl ClientError {
+    /// Whether a keeper refused the request outright (it changed nothing), as opposed to a
+    /// failure after which the request may or may not have been applied.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, ClientError::Rpc(e) if matches!(&**e, RpcError::Remote { error, .. }
+            if matches!(error.code, ErrorCode::Refused | ErrorCode::Forbidden | ErrorCode::BadRequest)))
+    }
 }
 
 impl From<RpcError> for ClientError {
@@ -491,7 +500,17 @@ impl Client {
         up.receipts
             .sort_by(|a, b| (a.signer, &a.body).cmp(&(b.signer, &b.body)));
         up.possession.sort_by_key(|p| p.chunk);
-        let placements = up.placements.clone();
+        // Pay first: keepers with a ledger admit the put only when its shards are ordered.
+        let orders = match &self.orders {
+            Some(o) => match o.order_put(&up.receipts).await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    self.withdraw(stored).await;
+                    return Err(ClientError::Orders(Box::new(e)));
+                }
+            },
+            None => Vec::new(),
+        };
         let op = ObjectOp::Put {
             object: obj.id(),
             size: obj.size,
@@ -502,14 +521,17 @@ impl Client {
             receipts: up.receipts,
             possession: up.possession,
         };
-        self.submit_with(op, nonce).await?;
-        let orders = match &self.orders {
-            Some(o) => o
-                .order_put(&chunks, &placements)
-                .await
-                .map_err(|e| ClientError::Orders(Box::new(e)))?,
-            None => Vec::new(),
-        };
+        if let Err(e) = self.submit_with(op, nonce).await {
+            // Refused for certain: nothing references the uploads, take them and their orders
+            // back. (After a lost answer the put may have gone through; keep everything.)
+            if e.is_refusal() {
+                if let Some(o) = &self.orders {
+                    o.cancel(&orders).await;
+                }
+                self.withdraw(stored).await;
+            }
+            return Err(e);
+        }
         let (uploaded_chunks, uploaded_bytes) = (up.chunks, up.bytes);
         Ok(PutReport {
             id: obj.id(),

@@ -1,22 +1,25 @@
-//! Storage orders for placed data: after a put stores new chunks, the user orders storage from
-//! each provider that received shards and commits the shard ids those providers must prove.
+//! Storage orders for uploaded data: before a put's object operation goes to the keepers,
+//! the user orders storage from each provider that received its shards, with the providers'
+//! receipts as the orders' commitments.
 //!
-//! # Who submits
+//! # Who submits, and when
 //!
 //! The user's client: it signs (an order moves the user's money into escrow) and it holds the
-//! balance. It does so right after its object operation is applied, so an order never pays for
-//! data that no object references. Chunks the network already had move no data and get no new
-//! order (the uploader's orders keep paying for them).
+//! balance. It orders after the uploads and *before* the object operation, and keepers with a
+//! ledger admit a put only when every shard it uploaded is held by a live order of that user
+//! (`Query::Holdings`): nothing becomes visible unpaid. If the operation is then refused, the
+//! client ends the orders again (they have not started, so the whole escrow returns). Chunks
+//! the network already had move no data and get no new order.
 //!
 //! # Shape
 //!
 //! One order per (provider, shard length) per put, because a commitment has one shard length:
 //! shards of an object's full chunks share a length, the last chunk's and the manifest's
-//! usually differ. Each order is for `shards × shard_len` bytes at the provider's asking price
-//! (from its registration), for [`OrderConfig::duration`] epochs, and is committed with its
-//! shard ids in one `FilesCall::Commit`. Large groups are split at
-//! [`OrderConfig::max_shards_per_order`] shards. All orders of a put are created in one batch
-//! (one block), then all commitments in a second batch.
+//! usually differ. Each order carries the provider's receipts for its shards (the contract
+//! checks them), is for `shards × shard_len` bytes at the provider's asking price (from its
+//! registration), for [`OrderConfig::duration`] epochs. Large groups are split at
+//! [`OrderConfig::max_shards_per_order`] shards. All orders of a put go in one batch, so a put
+//! waits for one block.
 //!
 //! # Ending
 //!
@@ -27,13 +30,11 @@
 use crate::ledger::tx::{TxError, TxSender};
 use crate::ledger::{Ledger, LedgerError};
 use memo_core::contract::{
-    Amount, Answer, Call, FilesCall, MarketCall, OrderId, Outcome, Query, Rejection, RoleInfo,
-    RolesCall,
+    Amount, Answer, Call, MarketCall, OrderId, Outcome, Query, Rejection, RoleInfo, RolesCall,
 };
-use memo_core::ownership::ChunkInfo;
-use memo_core::protocol::ChunkPlacement;
-use memo_core::{AccountId, ChunkId, Keypair, ShardId};
-use std::collections::{BTreeMap, HashMap};
+use memo_core::ticket::Receipt;
+use memo_core::{AccountId, Keypair, Signed};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -53,14 +54,14 @@ impl Default for OrderConfig {
     fn default() -> Self {
         Self {
             duration: 1_000,
-            max_shards_per_order: 1_024,
+            max_shards_per_order: 512,
             wait: Duration::from_secs(30),
         }
     }
 }
 
-/// Ordering storage failed. The object operation was applied already; its data is stored but
-/// (partly) unpaid.
+/// Ordering storage failed. The put stops there: its uploads are withdrawn and its object
+/// operation is never sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OrderError {
@@ -80,9 +81,9 @@ pub enum OrderError {
     /// A provider chosen by a keeper is not registered as a provider on the ledger.
     #[error("provider {0:?} is not registered on the ledger")]
     UnknownProvider(AccountId),
-    /// A placement does not fit its chunk (wrong shard count or a missing holder).
-    #[error("placement of chunk {0} does not match its shards")]
-    BadPlacement(ChunkId),
+    /// A provider's receipt does not decode.
+    #[error("a receipt from provider {0:?} does not decode")]
+    BadReceipt(AccountId),
 }
 
 impl From<LedgerError> for OrderError {
@@ -91,58 +92,48 @@ impl From<LedgerError> for OrderError {
     }
 }
 
-/// One order to create: `shards` (each `shard_len` bytes) held by `provider`.
+/// One order to create: `receipts` (each for a shard of `shard_len` bytes) signed by
+/// `provider`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderPlan {
     /// The provider.
     pub provider: AccountId,
     /// Length of each shard.
     pub shard_len: u64,
-    /// The shards it holds, in placement order.
-    pub shards: Vec<ShardId>,
+    /// The provider's receipts for the shards it holds, in the put's order.
+    pub receipts: Vec<Signed<Receipt>>,
 }
 
 impl OrderPlan {
     /// Bytes ordered.
     pub fn bytes(&self) -> u64 {
-        self.shard_len * self.shards.len() as u64
+        self.shard_len * self.receipts.len() as u64
     }
 }
 
-/// Groups newly placed shards into orders: one per (provider, shard length), split at `max`
-/// shards. `placements` name chunks of `chunks`; a placement for an unknown chunk, with another
-/// shard count, or with a missing holder is an error.
-pub fn plan(
-    chunks: &[ChunkInfo],
-    placements: &[ChunkPlacement],
-    max: usize,
-) -> Result<Vec<OrderPlan>, OrderError> {
-    let by_id: HashMap<ChunkId, &ChunkInfo> = chunks.iter().map(|c| (c.id, c)).collect();
-    let mut groups: BTreeMap<(AccountId, u64), Vec<ShardId>> = BTreeMap::new();
-    for p in placements {
-        let info = by_id
-            .get(&p.chunk)
-            .ok_or(OrderError::BadPlacement(p.chunk))?;
-        let n = info.shards.len() as u64;
-        if n == 0 || p.holders.len() != info.shards.len() || info.stored_bytes % n != 0 {
-            return Err(OrderError::BadPlacement(p.chunk));
-        }
-        let shard_len = info.stored_bytes / n;
-        for (holder, shard) in p.holders.iter().zip(&info.shards) {
-            let holder = holder.ok_or(OrderError::BadPlacement(p.chunk))?;
-            groups.entry((holder, shard_len)).or_default().push(*shard);
-        }
+/// Groups a put's receipts into orders: one per (provider, shard length), split at `max`
+/// shards. A receipt that does not decode is an error.
+pub fn plan(receipts: &[Signed<Receipt>], max: usize) -> Result<Vec<OrderPlan>, OrderError> {
+    let mut groups: BTreeMap<(AccountId, u64), Vec<Signed<Receipt>>> = BTreeMap::new();
+    for r in receipts {
+        let body = r
+            .open_unverified()
+            .map_err(|_| OrderError::BadReceipt(r.signer))?;
+        groups
+            .entry((r.signer, body.size))
+            .or_default()
+            .push(r.clone());
     }
     let max = max.max(1);
     Ok(groups
         .into_iter()
-        .flat_map(|((provider, shard_len), shards)| {
-            shards
+        .flat_map(|((provider, shard_len), receipts)| {
+            receipts
                 .chunks(max)
-                .map(|s| OrderPlan {
+                .map(|r| OrderPlan {
                     provider,
                     shard_len,
-                    shards: s.to_vec(),
+                    receipts: r.to_vec(),
                 })
                 .collect::<Vec<_>>()
         })
@@ -209,14 +200,12 @@ impl Orders {
         }
     }
 
-    /// Orders and commits storage for the new chunks of a put (see the module docs). Returns
-    /// the order ids, in plan order.
-    pub async fn order_put(
-        &self,
-        chunks: &[ChunkInfo],
-        placements: &[ChunkPlacement],
-    ) -> Result<Vec<OrderId>, OrderError> {
-        let plans = plan(chunks, placements, self.config.max_shards_per_order)?;
+    /// Orders storage for the shards of a put from their providers' receipts (see the
+    /// module docs), in one batch. Returns the order ids, in plan order. If any order is
+    /// refused, the ones created are ended again (they have not started: the whole escrow
+    /// returns) and the refusal is the error.
+    pub async fn order_put(&self, receipts: &[Signed<Receipt>]) -> Result<Vec<OrderId>, OrderError> {
+        let plans = plan(receipts, self.config.max_shards_per_order)?;
         if plans.is_empty() {
             return Ok(Vec::new());
         }
@@ -232,22 +221,23 @@ impl Orders {
             .map(|p| {
                 Call::Market(MarketCall::CreateOrder {
                     provider: p.provider,
-                    bytes: p.bytes(),
                     price: prices[&p.provider],
                     duration: self.config.duration,
+                    receipts: p.receipts.clone(),
                 })
             })
             .collect();
         let created = self.tx.send_and_wait(creates, self.config.wait).await?;
         let mut ids = Vec::with_capacity(plans.len());
+        let mut refused = None;
         for (p, r) in plans.iter().zip(created) {
             match r {
                 Ok(Outcome::OrderCreated(id)) => ids.push(id),
                 Ok(other) => {
-                    return Err(TxError::Unexpected(format!("{other:?}")).into());
+                    refused.get_or_insert(TxError::Unexpected(format!("{other:?}")).into());
                 }
                 Err(reason) => {
-                    return Err(OrderError::Rejected {
+                    refused.get_or_insert(OrderError::Rejected {
                         what: "order",
                         provider: p.provider,
                         reason,
@@ -255,28 +245,36 @@ impl Orders {
                 }
             }
         }
-        let commits = plans
-            .iter()
-            .zip(&ids)
-            .map(|(p, id)| {
-                Call::Files(FilesCall::Commit {
-                    order: *id,
-                    shard_len: p.shard_len,
-                    shards: p.shards.clone(),
-                })
-            })
-            .collect();
-        let committed = self.tx.send_and_wait(commits, self.config.wait).await?;
-        for (p, r) in plans.iter().zip(committed) {
-            if let Err(reason) = r {
-                return Err(OrderError::Rejected {
-                    what: "commitment",
-                    provider: p.provider,
-                    reason,
-                });
+        match refused {
+            None => Ok(ids),
+            Some(e) => {
+                self.cancel(&ids).await;
+                Err(e)
             }
         }
-        Ok(ids)
+    }
+
+    /// Ends orders this client made for a put that did not go through. Best effort: an order
+    /// left running is paid for data nobody references, and its provider reclaims the shards
+    /// when their ticket expires.
+    pub async fn cancel(&self, ids: &[OrderId]) {
+        if ids.is_empty() {
+            return;
+        }
+        let calls = ids
+            .iter()
+            .map(|id| Call::Market(MarketCall::EndOrder { order: *id }))
+            .collect();
+        match self.tx.send_and_wait(calls, self.config.wait).await {
+            Ok(rs) => {
+                for (id, r) in ids.iter().zip(rs) {
+                    if let Err(e) = r {
+                        tracing::warn!(order = id, "could not end an unused order: {e}");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(orders = ids.len(), "could not end unused orders: {e}"),
+        }
     }
 }
 
@@ -284,69 +282,44 @@ impl Orders {
 mod tests {
     use super::*;
 
-    fn info(seed: u8, n: usize, shard_len: u64) -> ChunkInfo {
-        ChunkInfo {
-            id: ChunkId::of(&[seed]),
-            stored_bytes: shard_len * n as u64,
-            shards: (0..n).map(|i| ShardId::of(&[seed, i as u8])).collect(),
-        }
-    }
-
-    fn acct(i: u8) -> AccountId {
-        AccountId([i; 32])
+    fn receipts(provider: &str, size: u64, shards: std::ops::Range<u8>) -> Vec<Signed<Receipt>> {
+        let shards: Vec<memo_core::ShardId> =
+            shards.map(|i| memo_core::ShardId::of(&[i])).collect();
+        memo_core::testkit::store_receipts(
+            &Keypair::from_seed(provider),
+            Keypair::from_seed("u").account(),
+            size,
+            &shards,
+        )
     }
 
     #[test]
-    fn shards_group_by_provider_and_length_and_split() {
-        let a = info(1, 3, 100);
-        let b = info(2, 3, 100);
-        let m = info(3, 3, 7);
-        let place = |c: &ChunkInfo, hs: [u8; 3]| ChunkPlacement {
-            chunk: c.id,
-            holders: hs.iter().map(|h| Some(acct(*h))).collect(),
-        };
-        let ps = vec![
-            place(&a, [1, 2, 3]),
-            place(&b, [2, 3, 1]),
-            place(&m, [1, 2, 3]),
+    fn receipts_group_by_provider_and_length_and_split() {
+        let mut all = receipts("p1", 100, 0..2);
+        all.extend(receipts("p2", 100, 2..4));
+        all.extend(receipts("p1", 7, 4..5));
+        all.extend(receipts("p1", 100, 5..6));
+        let plans = plan(&all, 10).unwrap();
+        assert_eq!(plans.len(), 3, "p1 × 2 lengths, p2 × 1");
+        let p1 = Keypair::from_seed("p1").account();
+        let of = |p: &OrderPlan| (p.provider, p.shard_len, p.receipts.len(), p.bytes());
+        let mut got: Vec<_> = plans.iter().map(of).collect();
+        got.sort();
+        let mut want = vec![
+            (p1, 7, 1, 7),
+            (p1, 100, 3, 300),
+            (Keypair::from_seed("p2").account(), 100, 2, 200),
         ];
-        let plans = plan(&[a.clone(), b.clone(), m.clone()], &ps, 10).unwrap();
-        assert_eq!(plans.len(), 6, "3 providers × 2 lengths");
-        let p1: Vec<&OrderPlan> = plans.iter().filter(|p| p.provider == acct(1)).collect();
-        assert_eq!(p1[0].shard_len, 7);
-        assert_eq!(p1[0].shards, vec![m.shards[0]]);
-        assert_eq!(p1[1].shard_len, 100);
-        assert_eq!(p1[1].shards, vec![a.shards[0], b.shards[2]]);
-        assert_eq!(p1[1].bytes(), 200);
-        let total: usize = plans.iter().map(|p| p.shards.len()).sum();
-        assert_eq!(total, 9);
-        // Split at the limit.
-        let split = plan(&[a.clone(), b.clone()], &ps[..2], 1).unwrap();
+        want.sort();
+        assert_eq!(got, want);
+        // Split at the limit; nothing lost.
+        let split = plan(&all, 1).unwrap();
         assert_eq!(split.len(), 6);
-        assert!(split.iter().all(|p| p.shards.len() == 1));
-    }
-
-    #[test]
-    fn inconsistent_placements_are_refused() {
-        let a = info(1, 3, 100);
-        let short = ChunkPlacement {
-            chunk: a.id,
-            holders: vec![Some(acct(1)), Some(acct(2))],
-        };
-        assert_eq!(
-            plan(std::slice::from_ref(&a), &[short], 10),
-            Err(OrderError::BadPlacement(a.id))
-        );
-        let hole = ChunkPlacement {
-            chunk: a.id,
-            holders: vec![Some(acct(1)), None, Some(acct(2))],
-        };
-        assert!(plan(std::slice::from_ref(&a), &[hole], 10).is_err());
-        let unknown = ChunkPlacement {
-            chunk: ChunkId::of(b"x"),
-            holders: vec![],
-        };
-        assert!(plan(&[a], &[unknown], 10).is_err());
-        assert_eq!(plan(&[], &[], 10), Ok(vec![]));
+        assert!(split.iter().all(|p| p.receipts.len() == 1));
+        assert_eq!(plan(&[], 10), Ok(vec![]));
+        // A receipt that does not decode is refused.
+        let mut bad = all[0].clone();
+        bad.body.truncate(3);
+        assert_eq!(plan(&[bad], 10), Err(OrderError::BadReceipt(p1)));
     }
 }

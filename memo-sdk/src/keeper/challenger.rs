@@ -206,6 +206,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Challenger {
+    /// The ledger this challenger follows.
+    pub fn ledger(&self) -> &Arc<dyn Ledger> {
+        &self.ledger
+    }
+
     /// A challenger for the keeper with `keypair` (it signs the keeper's ledger transactions)
     /// on `transport`, following `ledger`. Attach it with [`Keeper::set_challenger`] and start
     /// it with [`Challenger::spawn`].

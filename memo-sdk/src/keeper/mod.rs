@@ -62,6 +62,9 @@ const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
 /// How many applied operations' outcomes (and digests, for duplicates) a keeper keeps.
 const OUTCOME_WINDOW: usize = 65_536;
 
+/// How long a keeper waits for its view of the ledger to show a put's orders.
+pub const PAY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Longest a keeper waits for a holder's proof of possession.
 const POSSESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -604,9 +607,74 @@ impl Keeper {
             state.check(signed.signer, envelope, now)
         }
         .map_err(refused)?;
+        self.check_paid(signed.signer, envelope)
+            .await
+            .map_err(refused)?;
         self.verify_possession(admission.possession)
             .await
             .map_err(refused)
+    }
+
+    /// With a ledger, a put is admitted only if every shard it uploaded is held by a live
+    /// storage order of its signer that pays at least the next epoch (`Query::Holdings`): the
+    /// client orders before it submits. A client that just ordered may be a block ahead of
+    /// this keeper's view of the ledger, so a missing order is looked for again at each new
+    /// block for up to [`PAY_WAIT`].
+    async fn check_paid(&self, signer: AccountId, envelope: &OpEnvelope) -> Result<(), ObjectError> {
+        let Some(ledger) = self.challenger().map(|c| c.ledger().clone()) else {
+            return Ok(());
+        };
+        let memo_core::objects::ObjectOp::Put { receipts, .. } = &envelope.op else {
+            return Ok(());
+        };
+        let pairs: Vec<(AccountId, ShardId)> = receipts
+            .iter()
+            .filter_map(|r| r.open_unverified().ok().map(|b| (r.signer, b.shard)))
+            .collect();
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let unreadable = |e: crate::ledger::LedgerError| {
+            ObjectError::Unpaid(format!("the ledger cannot be read to check payment: {e}"))
+        };
+        let mut blocks = ledger.subscribe();
+        let deadline = tokio::time::Instant::now() + PAY_WAIT;
+        loop {
+            let epoch = ledger.head().await.map_err(unreadable)?.epoch;
+            let holdings = match ledger
+                .query(memo_core::contract::Query::Holdings(pairs.clone()))
+                .await
+                .map_err(unreadable)?
+            {
+                memo_core::contract::Answer::Holdings(h) => h,
+                other => {
+                    return Err(ObjectError::Unpaid(format!(
+                        "unexpected ledger answer {other:?}"
+                    )));
+                }
+            };
+            let unpaid = pairs.iter().zip(&holdings).find(|(_, orders)| {
+                !orders
+                    .iter()
+                    .any(|(_, user, end)| *user == signer && *end > epoch + 1)
+            });
+            let Some(((provider, shard), _)) = unpaid else {
+                return Ok(());
+            };
+            let wait = tokio::time::timeout_at(deadline, blocks.recv()).await;
+            if matches!(
+                wait,
+                Err(_) | Ok(Err(tokio::sync::broadcast::error::RecvError::Closed))
+            ) {
+                return Err(ObjectError::Unpaid(format!(
+                    "shard {} on provider {} is not held by a storage order of yours on the \
+                     ledger; a put must be paid for before it is stored (is `ledger` set in \
+                     your config, and is your balance enough?)",
+                    shard.short(),
+                    provider.short()
+                )));
+            }
+        }
     }
 
     /// Checks proofs of possession with the shards' holders: for each chunk, shards picked at

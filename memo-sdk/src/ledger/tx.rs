@@ -31,6 +31,9 @@ pub enum TxError {
     Unexpected(String),
 }
 
+/// How often [`TxSender::send_and_wait`] resends calls whose nonces another sender took.
+pub const NONCE_RETRIES: usize = 8;
+
 #[derive(Default)]
 struct NonceState {
     chain: Option<u64>,
@@ -111,14 +114,45 @@ impl TxSender {
     }
 
     /// Sends `calls` and waits until each is included or rejected; returns each one's result.
+    ///
+    /// Another sender of the same account (the user's other client, in another process) may
+    /// take a nonce first. A call rejected for its nonce changed nothing, so it is signed again
+    /// with the ledger's next nonce and resent, up to [`NONCE_RETRIES`] times.
     pub async fn send_and_wait(
         &self,
         calls: Vec<Call>,
         timeout: Duration,
     ) -> Result<Vec<Result<Outcome, Rejection>>, TxError> {
-        let txs = self.send(calls).await?;
-        let hashes: Vec<[u8; 32]> = txs.iter().map(Signed::digest).collect();
-        wait_all(self.ledger.as_ref(), &hashes, timeout).await
+        let mut results: Vec<Option<Result<Outcome, Rejection>>> = vec![None; calls.len()];
+        let mut todo: Vec<usize> = (0..calls.len()).collect();
+        for attempt in 0..=NONCE_RETRIES {
+            let txs = self
+                .send(todo.iter().map(|i| calls[*i].clone()).collect())
+                .await?;
+            let hashes: Vec<[u8; 32]> = txs.iter().map(Signed::digest).collect();
+            let got = wait_all(self.ledger.as_ref(), &hashes, timeout).await?;
+            let mut again = Vec::new();
+            for (i, r) in todo.into_iter().zip(got) {
+                let raced = matches!(
+                    r,
+                    Err(Rejection::NonceReplayed { .. } | Rejection::NonceGap { .. })
+                );
+                if raced && attempt < NONCE_RETRIES {
+                    again.push(i);
+                } else {
+                    results[i] = Some(r);
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            tracing::debug!(calls = again.len(), "nonces taken by another sender; resending");
+            todo = again;
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(Rejection::NoOpenBlock)))
+            .collect())
     }
 }
 
