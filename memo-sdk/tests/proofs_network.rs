@@ -512,3 +512,105 @@ async fn repairs_move_orders_to_the_new_holders_and_the_failed_stake_pays() {
     let (_, stats) = provider_role(l, to);
     assert!(stats.proven > 0 && stats.failed == 0, "{stats:?}");
 }
+
+/// A client for `key` on the test network, with the network's codec and keepers.
+fn client_for(
+    mem: &MemoryNetwork,
+    net: &LocalNetwork<Faulty>,
+    key: memo_core::Keypair,
+) -> memo_sdk::client::Client {
+    let like = net.user("alice").unwrap();
+    let mut config = memo_sdk::client::ClientConfig::new(like.keepers().to_vec());
+    config.params = spec(4, 2, 1).0.params;
+    let transport = Arc::new(mem.join(key.account())) as Arc<dyn Transport>;
+    memo_sdk::client::Client::new(key, transport, config).unwrap()
+}
+
+fn shards_held(net: &LocalNetwork<Faulty>) -> usize {
+    net.providers
+        .iter()
+        .map(|p| p.service.store().list().unwrap().len())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpaid_puts_are_refused_before_anything_is_visible() {
+    let (mem, net) = start(&spec(4, 2, 1)).await;
+    let l = ledger(&net);
+    let x = data(40_000, 7);
+
+    // A key with no ledger in its config: the keepers refuse the put, and its uploads go.
+    let stranger = client_for(&mem, &net, memo_core::Keypair::from_seed("stranger"));
+    let held = shards_held(&net);
+    let err = stranger.put_bytes("x", &x).await.unwrap_err();
+    assert!(err.is_refusal() && err.to_string().contains("unpaid"), "{err}");
+    assert!(stranger.list().await.unwrap().is_empty());
+    assert_eq!(shards_held(&net), held, "the refused put's uploads were withdrawn");
+
+    // The same key paying from an empty balance: the order is refused, nothing is submitted.
+    let mut broke = client_for(&mem, &net, memo_core::Keypair::from_seed("stranger"));
+    broke.set_ledger(l.ledger(), memo_sdk::client::orders::OrderConfig::default());
+    let err = broke.put_bytes("x", &x).await.unwrap_err();
+    assert!(
+        err.to_string().contains("balance 0"),
+        "an unfunded key cannot order: {err}"
+    );
+    assert!(broke.list().await.unwrap().is_empty());
+    assert_eq!(shards_held(&net), held);
+    assert!(orders_of(l, broke.account()).is_empty());
+    assert_eq!(balance(l, broke.account()), 0);
+
+    // A funded user stores the same bytes, and every shard it uploaded is paid for.
+    let alice = net.user("alice").unwrap();
+    let put = alice.put_bytes("x", &x).await.unwrap();
+    assert!(!put.orders.is_empty());
+    let mut pairs = Vec::new();
+    for p in &net.providers {
+        for s in p.service.store().list().unwrap() {
+            pairs.push((p.account(), s));
+        }
+    }
+    assert_eq!(pairs.len(), put.chunks * 3);
+    let Answer::Holdings(h) = l.chain.query_now(&Query::Holdings(pairs.clone())) else {
+        panic!()
+    };
+    for ((p, s), orders) in pairs.iter().zip(h) {
+        assert!(
+            orders.iter().any(|(_, user, _)| *user == alice.account()),
+            "shard {s:?} on {p:?} is unpaid"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_concurrent_clients_never_race_on_nonces() {
+    let (mem, net) = start(&spec(4, 2, 1)).await;
+    let l = ledger(&net);
+    let bob = memo_core::Keypair::from_seed("user-bob");
+    assert_eq!(bob.account(), net.user("bob").unwrap().account());
+    let clients: Vec<memo_sdk::client::Client> = (0..3)
+        .map(|_| {
+            let mut c = client_for(&mem, &net, bob.clone());
+            c.set_ledger(l.ledger(), memo_sdk::client::orders::OrderConfig::default());
+            c
+        })
+        .collect();
+    let puts = futures::future::join_all(clients.iter().enumerate().map(|(i, c)| async move {
+        let mut made = Vec::new();
+        for j in 0..3u8 {
+            let bytes = data(20_000, 10 * i as u8 + j);
+            made.push(c.put_bytes(&format!("f{i}-{j}"), &bytes).await);
+        }
+        made
+    }))
+    .await;
+    let mut ordered = 0;
+    for r in puts.into_iter().flatten() {
+        let r = r.expect("every concurrent put succeeds");
+        assert!(!r.orders.is_empty());
+        ordered += r.orders.len();
+    }
+    // Every order each put reported exists, and together they are all of bob's orders.
+    assert_eq!(orders_of(l, bob.account()).len(), ordered);
+    assert_eq!(clients[0].list().await.unwrap().len(), 9);
+}

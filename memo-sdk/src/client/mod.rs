@@ -93,8 +93,12 @@ impl ClientError {
     /// Whether a keeper refused the request outright (it changed nothing), as opposed to a
     /// failure after which the request may or may not have been applied.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, ClientError::Rpc(e) if matches!(&**e, RpcError::Remote { error, .. }
-            if matches!(error.code, ErrorCode::Refused | ErrorCode::Forbidden | ErrorCode::BadRequest)))
+        match self {
+            ClientError::Refused(_) => true,
+            ClientError::Rpc(e) => matches!(&**e, RpcError::Remote { error, .. }
+                if matches!(error.code, ErrorCode::Refused | ErrorCode::Forbidden | ErrorCode::BadRequest)),
+            _ => false,
+        }
     }
 }
 

@@ -64,6 +64,8 @@ const OUTCOME_WINDOW: usize = 65_536;
 
 /// How long a keeper waits for its view of the ledger to show a put's orders.
 pub const PAY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How many new blocks a keeper waits for a put's orders to appear in its view of the ledger.
+pub const PAY_BLOCKS: u32 = 2;
 
 /// Longest a keeper waits for a holder's proof of possession.
 const POSSESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -618,8 +620,8 @@ impl Keeper {
     /// With a ledger, a put is admitted only if every shard it uploaded is held by a live
     /// storage order of its signer that pays at least the next epoch (`Query::Holdings`): the
     /// client orders before it submits. A client that just ordered may be a block ahead of
-    /// this keeper's view of the ledger, so a missing order is looked for again at each new
-    /// block for up to [`PAY_WAIT`].
+    /// this keeper's view of the ledger, so a missing order is looked for again at each of the
+    /// next [`PAY_BLOCKS`] blocks, for up to [`PAY_WAIT`].
     async fn check_paid(&self, signer: AccountId, envelope: &OpEnvelope) -> Result<(), ObjectError> {
         let Some(ledger) = self.challenger().map(|c| c.ledger().clone()) else {
             return Ok(());
@@ -639,6 +641,7 @@ impl Keeper {
         };
         let mut blocks = ledger.subscribe();
         let deadline = tokio::time::Instant::now() + PAY_WAIT;
+        let mut seen = 0;
         loop {
             let epoch = ledger.head().await.map_err(unreadable)?.epoch;
             let holdings = match ledger
@@ -662,10 +665,13 @@ impl Keeper {
                 return Ok(());
             };
             let wait = tokio::time::timeout_at(deadline, blocks.recv()).await;
-            if matches!(
-                wait,
-                Err(_) | Ok(Err(tokio::sync::broadcast::error::RecvError::Closed))
-            ) {
+            seen += 1;
+            if seen > PAY_BLOCKS
+                || matches!(
+                    wait,
+                    Err(_) | Ok(Err(tokio::sync::broadcast::error::RecvError::Closed))
+                )
+            {
                 return Err(ObjectError::Unpaid(format!(
                     "shard {} on provider {} is not held by a storage order of yours on the \
                      ledger; a put must be paid for before it is stored (is `ledger` set in \
