@@ -141,6 +141,41 @@ fn storage_is_ordered_challenged_and_paid_on_the_devnet_ledger() {
         "the orders' escrow comes out of the user's balance"
     );
 
+    // Nothing is stored unpaid. A fresh key (unfunded, unregistered) cannot order, and a
+    // funded user whose config leaves out the ledger is refused by the keepers; neither put
+    // leaves an object or a shard behind.
+    let small = net.dir.path().join("small.bin");
+    std::fs::write(&small, random_bytes(300_000, 3)).unwrap();
+    let small = small.to_str().unwrap();
+    let fresh = net.dir.path().join("keys").join("fresh.key");
+    std::fs::write(
+        &fresh,
+        memo_core::Keypair::from_seed("devnet fresh").to_key_file(),
+    )
+    .unwrap();
+    net.user_with_key("fresh", &fresh);
+    let alice_config = std::fs::read_to_string(net.user("alice")).unwrap();
+    let no_ledger: String = alice_config
+        .lines()
+        .filter(|l| !l.starts_with("ledger"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(no_ledger.len(), alice_config.len(), "alice's config names a ledger");
+    std::fs::write(net.user("alice-unpaid"), no_ledger).unwrap();
+    let held = net.shard_files();
+    for (user, why) in [("fresh", "balance 0"), ("alice-unpaid", "unpaid")] {
+        let out = net.memo(user, &["put", small, "--name", "unpaid"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(why), "{user}: {err}");
+        assert_eq!(net.shard_files(), held, "{user}'s uploads were withdrawn");
+    }
+    assert_eq!(net.json("fresh", &["ls"]), serde_json::json!([]));
+    let listed = net.json("alice", &["ls"]);
+    assert!(
+        !listed.to_string().contains("\"unpaid\""),
+        "the refused put is not listed: {listed}"
+    );
+
     // Within a few epochs (1 s each) the provider proves its shards and is paid.
     net.until(Duration::from_secs(60), "provider-0 was never paid", || {
         (provider_balance() > registered).then_some(())
