@@ -614,3 +614,53 @@ async fn one_users_concurrent_clients_never_race_on_nonces() {
     assert_eq!(orders_of(l, bob.account()).len(), ordered);
     assert_eq!(clients[0].list().await.unwrap().len(), 9);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_proof_marks_its_shard_for_repair() {
+    use memo_core::contract::Outcome;
+    let (_mem, mut net) = start(&spec(6, 2, 1)).await;
+    net.user("alice")
+        .unwrap()
+        .put_bytes("r", &data(60_000, 9))
+        .await
+        .unwrap();
+    let (ci, cheat) = net
+        .providers
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, p)| p.service.store().list().unwrap().len())
+        .map(|(i, p)| (i, p.account()))
+        .unwrap();
+    // The cheat answers every request, with altered bytes: only its failed proofs (no audits,
+    // no reads) can tell the keepers that its shards are gone.
+    net.providers[ci]
+        .service
+        .store()
+        .alter
+        .store(true, Ordering::Relaxed);
+    net.enable_repair(common::fast_repair());
+    let l = ledger(&net);
+    let mut blocks = l.ledger().subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let moved: Vec<_> = l
+            .challengers
+            .iter()
+            .flat_map(|c| c.repairs())
+            .filter(|r| r.from == cheat)
+            .collect();
+        if let Some(r) = moved.first() {
+            assert!(
+                matches!(r.result, Ok(Outcome::Reassigned { .. })),
+                "{r:?}"
+            );
+            assert_ne!(r.to, cheat);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no shard of the failing provider was repaired"
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), blocks.recv()).await;
+    }
+}

@@ -133,6 +133,8 @@ impl EpochReport {
 
 struct Asked {
     per_epoch: Amount,
+    /// The challenged shard.
+    shard: ShardId,
     tx: Option<[u8; 32]>,
 }
 
@@ -149,6 +151,8 @@ pub struct Challenger {
     transport: Arc<dyn Transport>,
     config: ChallengerConfig,
     reputation: Mutex<Reputation>,
+    /// Shards whose proof failed on the ledger, for the repairer ([`Self::take_failed_proofs`]).
+    failed_proofs: Mutex<Vec<(AccountId, ShardId)>>,
     round: tokio::sync::Mutex<Round>,
     epoch: AtomicU64,
     processed: watch::Sender<Height>,
@@ -206,6 +210,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Challenger {
+    /// The (provider, shard) pairs whose storage proof the ledger failed since the last call:
+    /// the repairer marks them lost, so they are rebuilt elsewhere.
+    pub fn take_failed_proofs(&self) -> Vec<(AccountId, ShardId)> {
+        std::mem::take(&mut *lock(&self.failed_proofs))
+    }
+
     /// The ledger this challenger follows.
     pub fn ledger(&self) -> &Arc<dyn Ledger> {
         &self.ledger
@@ -226,6 +236,7 @@ impl Challenger {
             transport,
             config,
             reputation: Mutex::new(Reputation::default()),
+            failed_proofs: Mutex::new(Vec::new()),
             round: tokio::sync::Mutex::new(Round::default()),
             epoch: AtomicU64::new(0),
             processed: watch::channel(0).0,
@@ -384,6 +395,7 @@ impl Challenger {
                     c.order,
                     Asked {
                         per_epoch,
+                        shard: c.shard,
                         tx: None,
                     },
                 );
@@ -543,6 +555,7 @@ impl Challenger {
                     Outcome::Fail => {
                         entry.failed += 1;
                         entry.slashed += slashed;
+                        lock(&self.failed_proofs).push((*p, a.shard));
                     }
                     _ => entry.missed += 1,
                 }

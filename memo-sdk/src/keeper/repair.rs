@@ -11,8 +11,9 @@
 //! 2. **Reports.** Clients report shards they could not read (`Request::ReportShards`); the
 //!    keeper fetches each reported shard itself and marks it Lost only if the holder answers
 //!    without it or with altered bytes (so a client cannot trigger repairs of healthy data).
-//!    [`Repairer::report_failed_proof`] is the hook for storage-proof failures, which the
-//!    ledger has already verified: they mark the shard Lost at once.
+//!    Storage proofs that the ledger failed need no such check: the keeper's challenger
+//!    collects them and each round marks their shards Lost at once
+//!    ([`Repairer::report_failed_proof`]).
 //! 3. **Audit.** Without a ledger nothing else reads data that no client reads, so keepers
 //!    sample it: each round, every provider that answered is audited by one keeper (the keeper
 //!    of rank `round mod keepers`, so a dead keeper only slows audits down), which fetches
@@ -456,7 +457,21 @@ impl Repairer {
         self.audit(now, &answered).await;
         self.sweep(now, &answered).await;
         self.check_reports().await;
+        self.check_failed_proofs().await;
         self.start_repairs(now);
+    }
+
+    /// Marks lost the shards whose storage proof the ledger failed (the keeper's challenger
+    /// collects them), so a failed proof leads to repair.
+    async fn check_failed_proofs(&self) {
+        let Some(c) = self.keeper.challenger() else {
+            return;
+        };
+        for (provider, shard) in c.take_failed_proofs() {
+            if self.report_failed_proof(provider, shard).await {
+                info!(provider = %provider.short(), shard = %shard.short(), "a failed storage proof marks its shard for repair");
+            }
+        }
     }
 
     /// Stops every repair in progress at whatever step it is (as if the keeper was killed).
@@ -822,9 +837,10 @@ impl Repairer {
         }
     }
 
-    /// The hook for storage proofs: `provider` failed (or missed) the proof of `shard`, as the
-    /// ledger verified. Marks the shard Lost so it is rebuilt elsewhere. Returns false if the
-    /// provider holds no such shard (nothing to do).
+    /// The hook for storage proofs: `provider` failed the proof of `shard`, as the ledger
+    /// verified (each round takes them from the keeper's challenger). Marks the shard Lost so
+    /// it is rebuilt elsewhere. Returns false if the provider holds no such shard (nothing to
+    /// do).
     pub async fn report_failed_proof(&self, provider: AccountId, shard: ShardId) -> bool {
         let found = self.state().find_shard(&provider, &shard).ok().flatten();
         let Some((chunk, index)) = found else {
