@@ -987,13 +987,24 @@ impl Contract {
             match order.proof {
                 Some(ProofMark::Passed(x)) if x == e => {
                     self.pay_provider(&order, pay);
-                    self.provider_stats(&order.provider, |s| s.proven += 1);
+                    self.provider_stats(&order.provider, |s| {
+                        s.proven += 1;
+                        s.record.record(e, crate::proof::Outcome::Pass, DECAY_PPM);
+                    });
                     self.orders.update(&id, |o| o.missed = 0);
                 }
-                Some(ProofMark::Failed(x)) if x == e => self.credit(order.user, pay),
+                Some(ProofMark::Failed(x)) if x == e => {
+                    self.provider_stats(&order.provider, |s| {
+                        s.record.record(e, crate::proof::Outcome::Fail, DECAY_PPM);
+                    });
+                    self.credit(order.user, pay);
+                }
                 _ => {
                     if committed {
-                        self.provider_stats(&order.provider, |s| s.missed += 1);
+                        self.provider_stats(&order.provider, |s| {
+                            s.missed += 1;
+                            s.record.record(e, crate::proof::Outcome::Miss, DECAY_PPM);
+                        });
                         let missed = order.missed.saturating_add(1);
                         self.orders.update(&id, |o| o.missed = missed);
                         if missed > self.params.missed_grace {
@@ -1487,6 +1498,9 @@ impl Contract {
         }
     }
 }
+
+/// The decay of the reputation records the contract keeps (the default score's).
+const DECAY_PPM: u32 = crate::proof::DEFAULT_DECAY_PPM;
 
 fn derive(context: &str, parts: &[&[u8]]) -> [u8; 32] {
     let mut h = blake3::Hasher::new_derive_key(context);

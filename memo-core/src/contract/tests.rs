@@ -481,14 +481,20 @@ fn storage_is_paid_only_for_proven_epochs_with_keeper_fees() {
     else {
         panic!()
     };
+    // The ledger keeps the provider's reputation record: the same a keeper computes.
+    let mut rep = crate::proof::Reputation::default();
+    rep.record(kp("p").account(), 1, crate::proof::Outcome::Pass);
+    rep.record(kp("p").account(), 2, crate::proof::Outcome::Miss);
     assert_eq!(
         stats,
         ProofStats {
             proven: 1,
             failed: 0,
-            missed: 1
+            missed: 1,
+            record: rep.record_of(&kp("p").account(), 2).unwrap(),
         }
     );
+    assert_eq!(stats.record.observations, 2);
     assert_eq!(used, 100);
     // Epoch 3: a wrong proof → unpaid, and slashed ten epochs of pay (2,000), capped at the
     // 1,000 staked, into the order's forfeit.

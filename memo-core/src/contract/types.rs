@@ -332,6 +332,11 @@ pub struct ProofStats {
     pub failed: u64,
     /// Committed order-epochs with no proof by the deadline (unpaid).
     pub missed: u64,
+    /// The decayed outcome counts the placement score is computed from
+    /// ([`crate::proof::Reputation`]), recorded at each settlement with the default
+    /// [`ReputationParams`](crate::proof::ReputationParams) decay: every keeper reads the same
+    /// reputation from the ledger, and it survives restarts.
+    pub record: crate::proof::ProviderRecord,
 }
 
 /// What a role holds.

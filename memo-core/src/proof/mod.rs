@@ -43,7 +43,9 @@ pub use challenge::{
     ProofResponse, StorageProof, challenge_seed, verify, verify_response, verify_response_items,
 };
 pub use error::{ChallengeError, PlacementError, ProofError, ProveError};
-pub use reputation::{Outcome, PPM, ProviderRecord, Reputation, ReputationParams, Score, place};
+pub use reputation::{
+    DEFAULT_DECAY_PPM, Outcome, PPM, ProviderRecord, Reputation, ReputationParams, Score, place,
+};
 pub use tree::{LEAF_LEN, LeafProof, ReadFn, ShardReader, TreeCache};
 pub use verifier::{
     MerkleVerifier, ORDER_LEAVES, order_item, prove_order, prove_order_from_reader,

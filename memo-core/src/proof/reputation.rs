@@ -40,6 +40,10 @@ use crate::id::AccountId;
 /// Fixed-point one: scores and counts are in millionths.
 pub const PPM: u64 = 1_000_000;
 
+/// The default λ in ppm: 0.98 of the evidence kept per epoch. The contract decays the records
+/// it keeps by it.
+pub const DEFAULT_DECAY_PPM: u32 = 980_000;
+
 /// A provider's score in parts per million (0 = never trusted, 1 000 000 = perfect).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Score(pub u32);
@@ -81,7 +85,7 @@ pub struct ReputationParams {
 impl Default for ReputationParams {
     fn default() -> Self {
         Self {
-            decay_ppm: 980_000,
+            decay_ppm: DEFAULT_DECAY_PPM,
             prior_pass: 1_000_000,
             prior_fail: 1_000_000,
             fail_weight: 8,
@@ -123,6 +127,25 @@ fn pow_ppm(base: u64, mut exp: u64) -> u64 {
 }
 
 impl ProviderRecord {
+    /// Records `outcome` at `epoch`, after decaying the counts to it by `decay_ppm` per epoch
+    /// (a fresh record starts at `epoch`). What the contract does at each settlement, and what
+    /// [`Reputation::record`] does.
+    pub fn record(&mut self, epoch: u64, outcome: Outcome, decay_ppm: u32) {
+        if self.observations == 0 {
+            self.epoch = self.epoch.max(epoch);
+        }
+        let mut r = self.decayed(epoch, decay_ppm);
+        let slot = match outcome {
+            Outcome::Pass => &mut r.passes,
+            Outcome::Fail => &mut r.fails,
+            Outcome::Miss => &mut r.misses,
+            Outcome::Offline => &mut r.offline,
+        };
+        *slot = slot.saturating_add(PPM);
+        r.observations = r.observations.saturating_add(1);
+        *self = r;
+    }
+
     /// The record decayed to `epoch` (unchanged if `epoch` is not later than the record's).
     fn decayed(&self, epoch: u64, decay_ppm: u32) -> Self {
         let d = epoch.saturating_sub(self.epoch);
@@ -177,16 +200,12 @@ impl Reputation {
             epoch,
             ..Default::default()
         });
-        let mut r = rec.decayed(epoch, decay);
-        let slot = match outcome {
-            Outcome::Pass => &mut r.passes,
-            Outcome::Fail => &mut r.fails,
-            Outcome::Miss => &mut r.misses,
-            Outcome::Offline => &mut r.offline,
-        };
-        *slot = slot.saturating_add(PPM);
-        r.observations = r.observations.saturating_add(1);
-        *rec = r;
+        rec.record(epoch, outcome, decay);
+    }
+
+    /// Replaces `provider`'s record (e.g. with the one the ledger keeps).
+    pub fn set_record(&mut self, provider: AccountId, record: ProviderRecord) {
+        self.records.insert(provider, record);
     }
 
     /// `provider`'s record decayed to `epoch`, if it has any history.

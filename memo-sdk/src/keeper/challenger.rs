@@ -151,6 +151,9 @@ pub struct Challenger {
     transport: Arc<dyn Transport>,
     config: ChallengerConfig,
     reputation: Mutex<Reputation>,
+    /// The providers the ledger offers for new orders (active, staked at least the minimum,
+    /// with free capacity), as of the last block; `None` before the first read.
+    offered: Mutex<Option<BTreeSet<AccountId>>>,
     /// Shards whose proof failed on the ledger, for the repairer ([`Self::take_failed_proofs`]).
     failed_proofs: Mutex<Vec<(AccountId, ShardId)>>,
     round: tokio::sync::Mutex<Round>,
@@ -237,6 +240,7 @@ impl Challenger {
             config,
             reputation: Mutex::new(Reputation::default()),
             failed_proofs: Mutex::new(Vec::new()),
+            offered: Mutex::new(None),
             round: tokio::sync::Mutex::new(Round::default()),
             epoch: AtomicU64::new(0),
             processed: watch::channel(0).0,
@@ -304,8 +308,48 @@ impl Challenger {
     /// Chooses `count` distinct providers among `providers` for one chunk, by reputation,
     /// drawing with `seed` (see [`placement::choose_from`]).
     pub fn choose(&self, providers: &[AccountId], count: usize, seed: &[u8; 32]) -> Vec<AccountId> {
+        let offered: Vec<AccountId> = match &*lock(&self.offered) {
+            Some(set) => providers
+                .iter()
+                .filter(|p| set.contains(p))
+                .copied()
+                .collect(),
+            None => providers.to_vec(),
+        };
         let rep = lock(&self.reputation);
-        placement::choose_from(&rep, self.epoch(), providers, count, seed)
+        placement::choose_from(&rep, self.epoch(), &offered, count, seed)
+    }
+
+    /// Reads the market from the ledger: which providers may take new orders (a provider whose
+    /// stake fell below the minimum leaves placement) and every provider's reputation record,
+    /// which the ledger keeps, so every keeper scores alike and a restart loses nothing.
+    pub async fn refresh_market(&self) {
+        let offers = match self.ledger.query(Query::Providers).await {
+            Ok(Answer::Providers(o)) => o,
+            Ok(other) => {
+                warn!("unexpected ledger answer to Providers: {other:?}");
+                return;
+            }
+            Err(e) => {
+                warn!("the ledger's providers are unavailable: {e}");
+                return;
+            }
+        };
+        let mut rep = lock(&self.reputation);
+        for o in &offers {
+            if o.stats.record.observations > 0 {
+                rep.set_record(o.provider, o.stats.record);
+            }
+        }
+        drop(rep);
+        let set: BTreeSet<AccountId> = offers.iter().map(|o| o.provider).collect();
+        let mut offered = lock(&self.offered);
+        if let Some(before) = offered.as_ref() {
+            for gone in before.difference(&set) {
+                info!(provider = %gone.short(), "provider left placement: the ledger no longer offers it (stake below the minimum, leaving, or full)");
+            }
+        }
+        *offered = Some(set);
     }
 
     /// Follows the ledger in the background, challenging `keeper`'s providers each epoch.
@@ -370,6 +414,9 @@ impl Challenger {
             round.asked.clear();
             self.epoch.store(epoch, Ordering::Relaxed);
         }
+        // Every block: a provider registers, fills up or is slashed below the minimum at any
+        // block, and placement must follow.
+        self.refresh_market().await;
         let mut work = Vec::new();
         for p in providers {
             let challenges = match self.ledger.query(Query::Challenges(*p)).await {
@@ -564,12 +611,24 @@ impl Challenger {
             if let Ok(Answer::Account(acc)) = self.ledger.query(Query::Account(*p)).await {
                 entry.balance = acc.balance;
             }
+            let mut role = None;
             if let Ok(Answer::Role(Some(r))) = self.ledger.query(Query::Role(*p)).await {
                 entry.stake = r.stake();
+                role = Some(r.info);
             }
             let mut rep = lock(&self.reputation);
-            for o in outcomes {
-                rep.record(*p, e, o);
+            match &role {
+                // The ledger's record of the provider (recorded at the same settlement).
+                Some(memo_core::contract::RoleInfo::Provider { stats, .. })
+                    if stats.record.observations > 0 =>
+                {
+                    rep.set_record(*p, stats.record)
+                }
+                _ => {
+                    for o in outcomes {
+                        rep.record(*p, e, o);
+                    }
+                }
             }
             entry.score = rep.score(p, e);
             drop(rep);

@@ -194,6 +194,35 @@ impl Prover {
             .contains(shard)
     }
 
+    /// Once an epoch: warns if the ledger no longer offers this provider for new orders (its
+    /// stake fell below the minimum after slashes, it is leaving, or it is full), saying why.
+    async fn check_standing(&self) {
+        let me = self.tx.account();
+        let ledger = self.tx.ledger();
+        let offered = matches!(ledger.query(Query::Providers).await,
+            Ok(Answer::Providers(v)) if v.iter().any(|o| o.provider == me));
+        if offered {
+            return;
+        }
+        if let Ok(Answer::Role(Some(r))) = ledger.query(Query::Role(me)).await
+            && let memo_core::contract::RoleInfo::Provider {
+                stake,
+                capacity,
+                used,
+                ..
+            } = r.info
+        {
+            warn!(
+                stake,
+                used,
+                capacity,
+                "this provider gets no new orders: the ledger no longer offers it (its stake is \
+                 below the minimum after slashes for failed or missed proofs, it is leaving, \
+                 or it is full); add stake to return to placement"
+            );
+        }
+    }
+
     /// Proves the requested orders (see the module docs) and reports what it did.
     pub async fn answer(
         &self,
@@ -224,6 +253,7 @@ impl Prover {
             });
         }
         if done.epoch != current {
+            self.check_standing().await;
             *done = Done {
                 epoch: current,
                 answers: BTreeMap::new(),

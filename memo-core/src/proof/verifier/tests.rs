@@ -211,7 +211,8 @@ fn an_honest_provider_passes_and_is_paid_each_epoch() {
             ProofStats {
                 proven: 4,
                 failed: 0,
-                missed: 0
+                missed: 0,
+                ..w.provider().1
             }
         )
     );
@@ -346,7 +347,8 @@ fn no_proof_by_the_deadline_is_a_missed_mark_and_unpaid() {
             ProofStats {
                 proven: 0,
                 failed: 0,
-                missed: 1
+                missed: 1,
+                ..w.provider().1
             }
         )
     );
