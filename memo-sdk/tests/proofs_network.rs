@@ -664,3 +664,23 @@ async fn a_failed_proof_marks_its_shard_for_repair() {
         let _ = tokio::time::timeout(Duration::from_secs(1), blocks.recv()).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepers_feed_the_beacon_every_epoch_and_keep_their_stake() {
+    let (_mem, net) = start(&spec(4, 2, 1)).await;
+    let l = ledger(&net);
+    let first = l.head().epoch;
+    l.wait_epoch(first + 4).await;
+    for k in &net.keepers {
+        let Answer::BeaconCommit(Some((made, _))) =
+            l.chain.query_now(&Query::BeaconCommit(k.account()))
+        else {
+            panic!("keeper {:?} has no beacon commitment", k.account())
+        };
+        assert!(made > first, "it committed again after the first epoch");
+        let Answer::Role(Some(r)) = l.chain.query_now(&Query::Role(k.account())) else {
+            panic!()
+        };
+        assert_eq!(r.stake(), STAKE, "it revealed every commitment in time");
+    }
+}

@@ -84,6 +84,8 @@ struct Globals {
     next_order: OrderId,
     repair_fund: Amount,
     supply: Amount,
+    /// The keepers' beacon reveals of the current epoch, mixed (order-independent).
+    mix: [u8; 32],
 }
 
 struct OpenBlock {
@@ -92,7 +94,7 @@ struct OpenBlock {
 }
 
 #[derive(Clone, Copy)]
-struct Marks([usize; 9]);
+struct Marks([usize; 10]);
 
 /// The contract's state and its transition function.
 pub struct Contract {
@@ -111,6 +113,8 @@ pub struct Contract {
     leaving: Table<(Epoch, AccountId), ()>,
     /// Which orders commit which provider to which shard: (provider, shard, order).
     holdings: Table<(AccountId, crate::id::ShardId, OrderId), ()>,
+    /// Each keeper's standing beacon commitment: (epoch made, blake3 of the secret).
+    beacon_commits: Table<AccountId, (Epoch, [u8; 32])>,
     acc: LtHash,
     root: [u8; 32],
     open: Option<OpenBlock>,
@@ -140,6 +144,7 @@ macro_rules! tables {
         $s.receipt_expiry.$f($($arg),*);
         $s.leaving.$f($($arg),*);
         $s.holdings.$f($($arg),*);
+        $s.beacon_commits.$f($($arg),*);
     }};
 }
 
@@ -161,6 +166,7 @@ impl Contract {
                 next_order: 0,
                 repair_fund: 0,
                 supply: 0,
+                mix: [0; 32],
             },
             accounts: Table::new(1),
             roles: Table::new(2),
@@ -171,6 +177,7 @@ impl Contract {
             receipt_expiry: Table::new(7),
             leaving: Table::new(8),
             holdings: Table::new(9),
+            beacon_commits: Table::new(10),
             acc: LtHash::default(),
             root: [0; 32],
             open: None,
@@ -287,8 +294,11 @@ impl Contract {
     // ----- blocks -----
 
     /// Opens block `height` (the next one) whose parent has hash `parent`. If it starts a new
-    /// epoch, the previous epoch is settled first.
+    /// epoch, the previous epoch is settled first. The ledger checks that blocks link up; the
+    /// state does not depend on `parent` (nor on anything else the block producer can vary
+    /// freely, so it cannot grind the challenge beacon).
     pub fn begin_block(&mut self, height: Height, parent: [u8; 32]) -> Result<(), BlockError> {
+        let _ = parent;
         if self.open.is_some() {
             return Err(BlockError::AlreadyOpen);
         }
@@ -309,10 +319,14 @@ impl Contract {
             let old = self.g.epoch;
             self.settle_epoch(old);
             self.g.epoch = new_epoch;
+            // The block's contents and hash do not enter the beacon: the block producer
+            // cannot grind it. Only the keepers' reveals do (see `beacon_step`).
             self.g.beacon = derive(
-                "memo 2026 beacon v1",
-                &[&self.g.beacon, &parent, &new_epoch.to_le_bytes()],
+                "memo 2026 beacon v2",
+                &[&self.g.beacon, &new_epoch.to_le_bytes(), &self.g.mix],
             );
+            self.g.mix = [0; 32];
+            self.expire_beacon_commits(new_epoch);
             self.process_leaving(new_epoch);
             self.prune_receipts(new_epoch);
         }
@@ -482,6 +496,7 @@ impl Contract {
             self.receipt_expiry.mark(),
             self.leaving.mark(),
             self.holdings.mark(),
+            self.beacon_commits.mark(),
         ])
     }
 
@@ -495,6 +510,7 @@ impl Contract {
         self.receipt_expiry.rollback(m.0[6]);
         self.leaving.rollback(m.0[7]);
         self.holdings.rollback(m.0[8]);
+        self.beacon_commits.rollback(m.0[9]);
     }
 
     /// Records order `id`'s commitment (and indexes its shards under its provider).
@@ -559,6 +575,9 @@ impl Contract {
             }
             Call::Settlement(SettlementCall::SubmitProof(p)) => self.submit_proof(sender, p),
             Call::Settlement(SettlementCall::SettleReceipt(r)) => self.settle_receipt(sender, r),
+            Call::Settlement(SettlementCall::Beacon { reveal, commit }) => {
+                self.beacon_step(sender, *reveal, *commit)
+            }
         }
     }
 
@@ -1346,6 +1365,60 @@ impl Contract {
         Ok(Outcome::ReceiptSettled(amount))
     }
 
+    /// A keeper's beacon step (see [`SettlementCall::Beacon`]).
+    fn beacon_step(
+        &mut self,
+        sender: AccountId,
+        reveal: Option<[u8; 32]>,
+        commit: [u8; 32],
+    ) -> Result<Outcome, Rejection> {
+        self.require_role(sender, RoleKind::Keeper)?;
+        let epoch = self.g.epoch;
+        match (self.beacon_commits.get(&sender).copied(), reveal) {
+            (Some((made, _)), _) if made >= epoch => {
+                return Err(Rejection::Invalid("beacon (already sent this epoch)"));
+            }
+            (Some((_, hash)), Some(secret)) => {
+                if *blake3::hash(&secret).as_bytes() != hash {
+                    return Err(Rejection::Invalid("beacon reveal (does not match)"));
+                }
+                let part = derive("memo 2026 beacon reveal v1", &[&sender.0, &secret]);
+                for (m, p) in self.g.mix.iter_mut().zip(part) {
+                    *m ^= p;
+                }
+            }
+            (Some(_), None) => return Err(Rejection::Invalid("beacon reveal (missing)")),
+            (None, Some(_)) => return Err(Rejection::Invalid("beacon reveal (nothing committed)")),
+            (None, None) => {}
+        }
+        self.beacon_commits.insert(sender, (epoch, commit));
+        Ok(Outcome::Done)
+    }
+
+    /// At the turn into `epoch`: a commitment whose reveal epoch has passed is dropped, and its
+    /// keeper (if still one) slashed `slash_amount` into the repair fund: withholding a reveal
+    /// to steer the beacon costs stake.
+    fn expire_beacon_commits(&mut self, epoch: Epoch) {
+        let due: Vec<AccountId> = self
+            .beacon_commits
+            .iter()
+            .filter(|(_, (made, _))| made.saturating_add(2) <= epoch)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in due {
+            self.beacon_commits.remove(&k);
+            let mut slashed = 0;
+            let amount = self.params.slash_amount;
+            self.roles.update(&k, |r| {
+                if let RoleInfo::Keeper { stake, .. } = &mut r.info {
+                    slashed = amount.min(*stake);
+                    *stake -= slashed;
+                }
+            });
+            self.g.repair_fund += slashed;
+        }
+    }
+
     fn require_role_any_status(&self, who: AccountId, needed: RoleKind) -> Result<(), Rejection> {
         let role = self.roles.get(&who).ok_or(Rejection::NotRegistered(who))?;
         if role.kind() != needed {
@@ -1396,6 +1469,7 @@ impl Contract {
                     })
                     .collect(),
             ),
+            Query::BeaconCommit(k) => Answer::BeaconCommit(self.beacon_commits.get(k).copied()),
             Query::OrdersOf(a) => Answer::Orders(
                 self.orders()
                     .filter(|(_, o)| o.user == *a || o.provider == *a)

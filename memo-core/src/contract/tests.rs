@@ -769,6 +769,77 @@ fn missed_proofs_are_slashed_after_the_grace_and_the_forfeit_pays_the_repair() {
     w.conserved();
 }
 
+fn beacon_call(reveal: Option<&[u8; 32]>, next: &[u8; 32]) -> Call {
+    Call::Settlement(SettlementCall::Beacon {
+        reveal: reveal.copied(),
+        commit: *blake3::hash(next).as_bytes(),
+    })
+}
+
+#[test]
+fn the_challenge_beacon_comes_from_keepers_reveals_and_withholding_costs_stake() {
+    let (mut w, id) = market();
+    // Grinding: whatever the producer puts in blocks, or however it stamps them, the beacon
+    // and so the challenged shard are the same (see apply_block_checks_signatures_order_and_root
+    // for different parents). Without reveals the next beacon is known in advance...
+    let b0 = w.c.beacon();
+    let predicted = derive("memo 2026 beacon v2", &[&b0, &1u64.to_le_bytes(), &[0u8; 32]]);
+    // ...so keepers reveal secrets committed an epoch earlier.
+    let (s1, s2) = ([1u8; 32], [2u8; 32]);
+    w.send(&kp("k1"), beacon_call(None, &s1)).unwrap();
+    assert_eq!(
+        w.send(&kp("k1"), beacon_call(None, &s2)),
+        Err(Rejection::Invalid("beacon (already sent this epoch)"))
+    );
+    assert_eq!(
+        w.send(&kp("u"), beacon_call(None, &s1)),
+        Err(Rejection::WrongRole {
+            account: kp("u").account(),
+            needed: RoleKind::Keeper
+        })
+    );
+    w.send(&kp("k2"), beacon_call(None, &s2)).unwrap();
+    w.next_epoch();
+    assert_eq!(w.c.beacon(), predicted, "no reveals yet");
+    // Epoch 1: k1 reveals; a wrong or missing reveal is refused and changes nothing.
+    let before = w.c.end_block().unwrap();
+    for (who, call, why) in [
+        ("k1", beacon_call(Some(&[9; 32]), &s2), "beacon reveal (does not match)"),
+        ("k1", beacon_call(None, &s2), "beacon reveal (missing)"),
+        ("k3", beacon_call(Some(&s1), &s2), "beacon reveal (nothing committed)"),
+    ] {
+        assert_eq!(w.send(&kp(who), call), Err(Rejection::Invalid(why)));
+        assert_eq!(w.c.end_block().unwrap(), before);
+    }
+    w.send(&kp("k1"), beacon_call(Some(&s1), &[3; 32])).unwrap();
+    let b1 = w.c.beacon();
+    let unmixed = derive("memo 2026 beacon v2", &[&b1, &2u64.to_le_bytes(), &[0u8; 32]]);
+    let k2_stake = w.c.role(&kp("k2").account()).unwrap().stake();
+    let fund = w.c.status().repair_fund;
+    w.next_epoch();
+    // k1's reveal entered the beacon: unknown to anyone before it was revealed.
+    assert_ne!(w.c.beacon(), unmixed);
+    let part = derive("memo 2026 beacon reveal v1", &[&kp("k1").account().0, &s1]);
+    assert_eq!(
+        w.c.beacon(),
+        derive("memo 2026 beacon v2", &[&b1, &2u64.to_le_bytes(), &part])
+    );
+    // k2 withheld its reveal (to steer the beacon, say): slashed, commitment dropped.
+    let slash = w.c.params().slash_amount;
+    assert_eq!(w.c.role(&kp("k2").account()).unwrap().stake(), k2_stake - slash);
+    assert_eq!(w.c.status().repair_fund, fund + slash);
+    assert_eq!(
+        w.c.query(&Query::BeaconCommit(kp("k2").account())),
+        Answer::BeaconCommit(None)
+    );
+    assert_eq!(
+        w.c.query(&Query::BeaconCommit(kp("k1").account())),
+        Answer::BeaconCommit(Some((1, *blake3::hash(&[3; 32]).as_bytes())))
+    );
+    assert!(w.c.challenge(id).is_some());
+    w.conserved();
+}
+
 fn receipt(user: &str, provider: &str, serial: u64, expires: Epoch) -> Signed<Receipt> {
     let r = Receipt {
         chain: CHAIN,
@@ -910,7 +981,8 @@ fn apply_block_checks_signatures_order_and_root() {
             got: 2
         })
     );
-    // A different parent hash gives a different beacon, hence a different state.
+    // A different parent hash (another block producer's choice of contents or time) gives the
+    // same beacon, hence the same state: the producer cannot grind the challenges.
     let p4 = Params {
         epoch_blocks: 1,
         ..params()
@@ -918,10 +990,11 @@ fn apply_block_checks_signatures_order_and_root() {
     let g4 = Genesis::new(CHAIN, p4, [(kp("a").account(), 100)]).unwrap();
     let mut x = Contract::new(&g4, Arc::new(StubVerifier)).unwrap();
     let mut y = Contract::new(&g4, Arc::new(StubVerifier)).unwrap();
-    assert_ne!(
+    assert_eq!(
         x.apply_block(1, [1; 32], &[], None),
         y.apply_block(1, [2; 32], &[], None)
     );
+    assert_eq!(x.beacon(), y.beacon());
 }
 
 #[test]

@@ -232,6 +232,16 @@ pub enum SettlementCall {
     SubmitProof(StorageProof),
     /// A provider collects a download receipt signed by a user.
     SettleReceipt(Signed<Receipt>),
+    /// A keeper's part of the challenge beacon, once per epoch: it reveals the secret it
+    /// committed to in an earlier epoch (required when it has such a commitment) and commits
+    /// to the next one (`blake3(secret)`). The reveals of an epoch are mixed into the next
+    /// epoch's beacon; a commitment not revealed in the epoch after it was made is slashed.
+    Beacon {
+        /// The secret of this keeper's standing commitment.
+        reveal: Option<[u8; 32]>,
+        /// `blake3` of the secret it will reveal next epoch.
+        commit: [u8; 32],
+    },
 }
 
 /// A storage proof transaction's payload. The proof bytes are opaque to the contract: the
@@ -544,6 +554,8 @@ pub enum Query {
     Challenges(AccountId),
     /// The live orders in which an account is the user or the provider, by id.
     OrdersOf(AccountId),
+    /// A keeper's standing beacon commitment: the epoch it was made in and the hash.
+    BeaconCommit(AccountId),
     /// For each (provider, shard), the live orders committing that provider to that shard:
     /// how a keeper checks that a put is paid for. At most [`MAX_HOLDINGS_QUERY`] pairs are
     /// answered.
@@ -600,6 +612,8 @@ pub enum Answer {
     Challenges(Vec<Challenge>),
     /// Orders with their ids.
     Orders(Vec<(OrderId, Order)>),
+    /// A keeper's standing beacon commitment, if any: (epoch made, hash).
+    BeaconCommit(Option<(Epoch, [u8; 32])>),
     /// For each pair asked, the live orders holding it: (order, user, first epoch not paid).
     Holdings(Vec<Vec<(OrderId, AccountId, Epoch)>>),
 }

@@ -151,6 +151,9 @@ pub struct Challenger {
     transport: Arc<dyn Transport>,
     config: ChallengerConfig,
     reputation: Mutex<Reputation>,
+    /// The key this keeper's beacon secrets derive from (one per epoch: nothing to store, and
+    /// nothing to grind).
+    beacon_key: [u8; 32],
     /// The providers the ledger offers for new orders (active, staked at least the minimum,
     /// with free capacity), as of the last block; `None` before the first read.
     offered: Mutex<Option<BTreeSet<AccountId>>>,
@@ -234,6 +237,7 @@ impl Challenger {
         config: ChallengerConfig,
     ) -> Arc<Self> {
         Arc::new(Self {
+            beacon_key: keypair.derive_secret("memo beacon v1"),
             tx: TxSender::new(keypair, ledger.clone()),
             ledger,
             transport,
@@ -318,6 +322,40 @@ impl Challenger {
         };
         let rep = lock(&self.reputation);
         placement::choose_from(&rep, self.epoch(), &offered, count, seed)
+    }
+
+    /// This keeper's beacon secret for epoch `e`.
+    fn beacon_secret(&self, e: Epoch) -> [u8; 32] {
+        *blake3::keyed_hash(&self.beacon_key, &e.to_le_bytes()).as_bytes()
+    }
+
+    /// Once an epoch: reveals the beacon secret this keeper committed to earlier and commits
+    /// to this epoch's (`SettlementCall::Beacon`), so the next epoch's challenges depend on
+    /// secrets no block producer knows in time. Best effort: a failure is logged (and a
+    /// commitment left unrevealed is slashed by the ledger).
+    async fn beacon_step(&self, epoch: Epoch) {
+        let me = self.tx.account();
+        let standing = match self.ledger.query(Query::BeaconCommit(me)).await {
+            Ok(Answer::BeaconCommit(c)) => c,
+            Ok(other) => {
+                warn!("unexpected ledger answer to BeaconCommit: {other:?}");
+                return;
+            }
+            Err(e) => {
+                warn!("beacon commitment unavailable: {e}");
+                return;
+            }
+        };
+        let reveal = match standing {
+            Some((made, _)) if made >= epoch => return,
+            Some((made, _)) => Some(self.beacon_secret(made)),
+            None => None,
+        };
+        let commit = *blake3::hash(&self.beacon_secret(epoch)).as_bytes();
+        let call = Call::Settlement(memo_core::contract::SettlementCall::Beacon { reveal, commit });
+        if let Err(e) = self.tx.send(vec![call]).await {
+            warn!(epoch, "could not send the beacon step: {e}");
+        }
     }
 
     /// Reads the market from the ledger: which providers may take new orders (a provider whose
@@ -413,6 +451,7 @@ impl Challenger {
             round.epoch = Some(epoch);
             round.asked.clear();
             self.epoch.store(epoch, Ordering::Relaxed);
+            self.beacon_step(epoch).await;
         }
         // Every block: a provider registers, fills up or is slashed below the minimum at any
         // block, and placement must follow.

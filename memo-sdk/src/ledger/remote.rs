@@ -124,6 +124,10 @@ const INVALID_FIELDS: &[&str] = &[
     "duration",
     "shard count",
     "shard share (zero bytes)",
+    "beacon (already sent this epoch)",
+    "beacon reveal (does not match)",
+    "beacon reveal (missing)",
+    "beacon reveal (nothing committed)",
 ];
 
 /// The reasons the contract gives in [`Rejection::BadStorageReceipt`].
