@@ -87,6 +87,9 @@ pub struct AccountStatus {
     pub quota: u64,
     /// Objects in the user's index.
     pub objects: u64,
+    /// Storage orders of the user that lapsed recently because its balance could not renew
+    /// them (filled in by a client with a ledger; the data they paid for is unpaid now).
+    pub lapsed_orders: u64,
 }
 
 /// A request to a provider or a keeper.

@@ -493,7 +493,7 @@ pub async fn run(cmd: ClientCommand, global_config: Option<PathBuf>, style: Styl
             if style.json {
                 emit!(
                     "{}",
-                    json!({ "account": a.user.to_hex(), "balance": a.balance, "stored_bytes": a.stored_bytes, "quota": a.quota, "objects": a.objects })
+                    json!({ "account": a.user.to_hex(), "balance": a.balance, "stored_bytes": a.stored_bytes, "quota": a.quota, "objects": a.objects, "lapsed_orders": a.lapsed_orders })
                 );
             } else {
                 emit!(
@@ -504,6 +504,13 @@ pub async fn run(cmd: ClientCommand, global_config: Option<PathBuf>, style: Styl
                     style.size(a.quota),
                     a.objects
                 );
+                if a.lapsed_orders > 0 {
+                    eprintln!(
+                        "warning: {} storage orders lapsed: your balance could not renew them, so \
+                         that data is no longer paid for; add funds and store it again",
+                        a.lapsed_orders
+                    );
+                }
             }
         }
         ClientCommand::Keepers { .. } => {

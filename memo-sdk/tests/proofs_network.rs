@@ -684,3 +684,52 @@ async fn keepers_feed_the_beacon_every_epoch_and_keep_their_stake() {
         assert_eq!(r.stake(), STAKE, "it revealed every commitment in time");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpaid_data_is_not_repaired() {
+    use memo_core::contract::{Call, MarketCall};
+    let (mem, mut net) = start(&spec(6, 2, 1)).await;
+    let put = net
+        .user("alice")
+        .unwrap()
+        .put_bytes("u", &data(30_000, 11))
+        .await
+        .unwrap();
+    let l = ledger(&net);
+    // Alice ends her orders before they start: the data is no longer paid for.
+    let alice = memo_sdk::ledger::tx::TxSender::new(
+        memo_core::Keypair::from_seed("user-alice"),
+        l.ledger(),
+    );
+    let ends = put
+        .orders
+        .iter()
+        .map(|o| Call::Market(MarketCall::EndOrder { order: *o }))
+        .collect();
+    for r in alice.send_and_wait(ends, Duration::from_secs(10)).await.unwrap() {
+        r.unwrap();
+    }
+    assert!(orders_of(l, net.user("alice").unwrap().account()).is_empty());
+    let (vi, victim) = net
+        .providers
+        .iter()
+        .enumerate()
+        .find(|(_, p)| !p.service.store().list().unwrap().is_empty())
+        .map(|(i, p)| (i, p.account()))
+        .unwrap();
+    net.providers[vi].stop();
+    mem.set_down(victim);
+    let repairers = net.enable_repair(common::fast_repair()).to_vec();
+    let l = ledger(&net);
+    let mut blocks = l.ledger().subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    // The keepers find the lost shards, and put the repair off as unpaid.
+    while repairers.iter().all(|r| r.backing_off().is_empty()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the unpaid chunk was never put off as unpaid"
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), blocks.recv()).await;
+    }
+    assert!(l.challengers.iter().all(|c| c.repairs().is_empty()));
+}

@@ -94,7 +94,7 @@ struct OpenBlock {
 }
 
 #[derive(Clone, Copy)]
-struct Marks([usize; 10]);
+struct Marks([usize; 11]);
 
 /// The contract's state and its transition function.
 pub struct Contract {
@@ -115,6 +115,8 @@ pub struct Contract {
     holdings: Table<(AccountId, crate::id::ShardId, OrderId), ()>,
     /// Each keeper's standing beacon commitment: (epoch made, blake3 of the secret).
     beacon_commits: Table<AccountId, (Epoch, [u8; 32])>,
+    /// Orders that could not renew: (epoch lapsed, user, order) → provider.
+    lapsed: Table<(Epoch, AccountId, OrderId), AccountId>,
     acc: LtHash,
     root: [u8; 32],
     open: Option<OpenBlock>,
@@ -145,6 +147,7 @@ macro_rules! tables {
         $s.leaving.$f($($arg),*);
         $s.holdings.$f($($arg),*);
         $s.beacon_commits.$f($($arg),*);
+        $s.lapsed.$f($($arg),*);
     }};
 }
 
@@ -178,6 +181,7 @@ impl Contract {
             leaving: Table::new(8),
             holdings: Table::new(9),
             beacon_commits: Table::new(10),
+            lapsed: Table::new(11),
             acc: LtHash::default(),
             root: [0; 32],
             open: None,
@@ -329,6 +333,7 @@ impl Contract {
             self.expire_beacon_commits(new_epoch);
             self.process_leaving(new_epoch);
             self.prune_receipts(new_epoch);
+            self.prune_lapsed(new_epoch);
         }
         Ok(())
     }
@@ -497,6 +502,7 @@ impl Contract {
             self.leaving.mark(),
             self.holdings.mark(),
             self.beacon_commits.mark(),
+            self.lapsed.mark(),
         ])
     }
 
@@ -511,6 +517,7 @@ impl Contract {
         self.leaving.rollback(m.0[7]);
         self.holdings.rollback(m.0[8]);
         self.beacon_commits.rollback(m.0[9]);
+        self.lapsed.rollback(m.0[10]);
     }
 
     /// Records order `id`'s commitment (and indexes its shards under its provider).
@@ -912,6 +919,7 @@ impl Contract {
             proof: None,
             missed: 0,
             forfeit: 0,
+            term: duration,
         });
         self.commit_shards(id, provider, Commitment { shard_len, shards });
         Ok(Outcome::OrderCreated(id))
@@ -963,6 +971,7 @@ impl Contract {
             self.finish_order(id);
             return;
         }
+        self.orders.update(&id, |o| o.term = 0);
         let new_end = cur + 1;
         if end > new_end {
             let refund = (end - new_end).saturating_mul(per_epoch).min(escrow);
@@ -1035,8 +1044,45 @@ impl Contract {
             }
             self.orders.update(&id, |o| o.escrow -= pay);
             if order.end <= e + 1 {
-                self.finish_order(id);
+                self.renew_or_finish(id, e);
             }
+        }
+    }
+
+    /// Order `id` has run out after epoch `e`: it renews for its term from the user's balance
+    /// (the escrow for the whole term is taken now), or, if it was ended or the balance does not
+    /// cover the term, it finishes; an order that could not renew is recorded as lapsed.
+    fn renew_or_finish(&mut self, id: OrderId, e: Epoch) {
+        let Some(o) = self.orders.get(&id).cloned() else {
+            return;
+        };
+        let committed = self.commitments.contains(&id);
+        if o.term > 0 && committed && o.bytes > 0 {
+            let needed = o.per_epoch().saturating_mul(o.term);
+            if self.debit(o.user, needed).is_ok() {
+                self.orders.update(&id, |x| {
+                    x.end = e + 1 + o.term;
+                    x.escrow += needed;
+                });
+                return;
+            }
+            self.lapsed.insert((e + 1, o.user, id), o.provider);
+        }
+        self.finish_order(id);
+    }
+
+    /// Forgets lapses older than [`LAPSE_MEMORY`] epochs.
+    fn prune_lapsed(&mut self, epoch: Epoch) {
+        let Some(before) = epoch.checked_sub(LAPSE_MEMORY) else {
+            return;
+        };
+        let old: Vec<(Epoch, AccountId, OrderId)> = self
+            .lapsed
+            .range(..(before + 1, AccountId([0; 32]), 0))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in old {
+            self.lapsed.remove(&k);
         }
     }
 
@@ -1208,6 +1254,7 @@ impl Contract {
             proof: None,
             missed: 0,
             forfeit: 0,
+            term: order.term,
         });
         self.commit_shards(
             new_id,
@@ -1470,6 +1517,13 @@ impl Contract {
                     .collect(),
             ),
             Query::BeaconCommit(k) => Answer::BeaconCommit(self.beacon_commits.get(k).copied()),
+            Query::Lapsed(user) => Answer::Lapsed(
+                self.lapsed
+                    .iter()
+                    .filter(|(k, _)| k.1 == *user)
+                    .map(|(k, p)| (k.0, k.2, *p))
+                    .collect(),
+            ),
             Query::OrdersOf(a) => Answer::Orders(
                 self.orders()
                     .filter(|(_, o)| o.user == *a || o.provider == *a)

@@ -496,8 +496,11 @@ fn storage_is_paid_only_for_proven_epochs_with_keeper_fees() {
     );
     assert_eq!(stats.record.observations, 2);
     assert_eq!(used, 100);
-    // Epoch 3: a wrong proof → unpaid, and slashed ten epochs of pay (2,000), capped at the
-    // 1,000 staked, into the order's forfeit.
+    // Epoch 3, the last: the user ends the order (it would renew from its balance), and a
+    // wrong proof → unpaid, and slashed ten epochs of pay (2,000), capped at the 1,000
+    // staked, into the order's forfeit.
+    w.send(&kp("u"), Call::Market(MarketCall::EndOrder { order: id }))
+        .unwrap();
     assert!(matches!(
         prove(&mut w, id, false),
         Ok(Outcome::ProofFailed { slashed: 1_000, .. })
@@ -767,6 +770,60 @@ fn missed_proofs_are_slashed_after_the_grace_and_the_forfeit_pays_the_repair() {
     assert!(w.c.order(id).is_none());
     assert_eq!(w.c.status().repair_fund, fund + 4_000);
     w.conserved();
+}
+
+#[test]
+fn orders_renew_from_the_balance_and_lapse_when_it_runs_out() {
+    let (mut w, id) = market();
+    // u keeps 700: enough to renew the 3-epoch term (600) once, not twice.
+    let spare = w.balance("u") - 700;
+    w.send(
+        &kp("u"),
+        Call::Settlement(SettlementCall::Transfer {
+            to: kp("x").account(),
+            amount: spare,
+        }),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        w.next_epoch();
+        prove(&mut w, id, true).unwrap();
+    }
+    w.next_epoch();
+    let o = w.c.order(id).expect("renewed").clone();
+    assert_eq!((o.end, o.escrow, o.term), (7, 600, 3));
+    assert_eq!(w.balance("u"), 100);
+    for _ in 0..2 {
+        prove(&mut w, id, true).unwrap();
+        w.next_epoch();
+    }
+    prove(&mut w, id, true).unwrap();
+    assert_eq!(
+        w.c.query(&Query::Lapsed(kp("u").account())),
+        Answer::Lapsed(vec![])
+    );
+    w.next_epoch();
+    // 100 left, 600 needed: the order lapses, the provider's space frees, the user can see it.
+    assert!(w.c.order(id).is_none());
+    assert_eq!(
+        w.c.query(&Query::Lapsed(kp("u").account())),
+        Answer::Lapsed(vec![(7, id, kp("p").account())])
+    );
+    let Some(RoleInfo::Provider { used, .. }) = w.c.role(&kp("p").account()).map(|r| r.info.clone())
+    else {
+        panic!()
+    };
+    assert_eq!(used, 0);
+    assert_eq!(w.balance("u"), 100);
+    w.conserved();
+    // Lapses are remembered for LAPSE_MEMORY epochs.
+    while w.c.epoch() < 7 + LAPSE_MEMORY {
+        w.next_epoch();
+    }
+    assert_eq!(
+        w.c.query(&Query::Lapsed(kp("u").account())),
+        Answer::Lapsed(vec![])
+    );
 }
 
 fn beacon_call(reveal: Option<&[u8; 32]>, next: &[u8; 32]) -> Call {
@@ -1239,8 +1296,12 @@ fn reassign_moves_the_shard_and_its_escrow_and_pays_the_keeper_from_the_stake() 
     // 40 per epoch, less the keepers' 5 % fee (2, split between u's two keepers).
     assert_eq!(w.balance("q"), q_before + 38);
     w.conserved();
-    // The orders run out together and leave nothing behind.
+    // The orders end together and leave nothing behind.
     w.next_epoch();
+    for o in [id, new, dear] {
+        w.send(&k, Call::Market(MarketCall::EndOrder { order: o }))
+            .unwrap();
+    }
     w.next_epoch();
     assert!(w.c.order(id).is_none() && w.c.order(new).is_none() && w.c.order(dear).is_none());
     w.conserved();

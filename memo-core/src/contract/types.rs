@@ -454,6 +454,9 @@ pub struct Order {
     /// shards ([`FilesCall::Reassign`]); what no repair used goes to the repair fund when the
     /// order ends.
     pub forfeit: Amount,
+    /// Epochs the order renews for when it runs out: from the user's balance, as long as it
+    /// covers them (else the order lapses, see [`Query::Lapsed`]). 0 once the order was ended.
+    pub term: u64,
 }
 
 impl Order {
@@ -556,11 +559,17 @@ pub enum Query {
     OrdersOf(AccountId),
     /// A keeper's standing beacon commitment: the epoch it was made in and the hash.
     BeaconCommit(AccountId),
+    /// A user's orders that lapsed (could not renew from its balance) in the last
+    /// [`LAPSE_MEMORY`] epochs: the user's data there is unpaid.
+    Lapsed(AccountId),
     /// For each (provider, shard), the live orders committing that provider to that shard:
     /// how a keeper checks that a put is paid for. At most [`MAX_HOLDINGS_QUERY`] pairs are
     /// answered.
     Holdings(Vec<(AccountId, ShardId)>),
 }
+
+/// How many epochs the ledger remembers a lapsed order ([`Query::Lapsed`]).
+pub const LAPSE_MEMORY: Epoch = 64;
 
 /// The most (provider, shard) pairs one [`Query::Holdings`] answers.
 pub const MAX_HOLDINGS_QUERY: usize = 65_536;
@@ -614,6 +623,8 @@ pub enum Answer {
     Orders(Vec<(OrderId, Order)>),
     /// A keeper's standing beacon commitment, if any: (epoch made, hash).
     BeaconCommit(Option<(Epoch, [u8; 32])>),
+    /// Lapsed orders: (the epoch it lapsed in, order id, provider).
+    Lapsed(Vec<(Epoch, OrderId, AccountId)>),
     /// For each pair asked, the live orders holding it: (order, user, first epoch not paid).
     Holdings(Vec<Vec<(OrderId, AccountId, Epoch)>>),
 }

@@ -1093,6 +1093,12 @@ impl Client {
                 Ok(_) => {}
                 Err(e) => return Err(ledger_error(e)),
             }
+            let q = memo_core::contract::Query::Lapsed(self.account());
+            match orders.ledger().query(q).await {
+                Ok(memo_core::contract::Answer::Lapsed(l)) => status.lapsed_orders = l.len() as u64,
+                Ok(_) => {}
+                Err(e) => return Err(ledger_error(e)),
+            }
         }
         Ok(status)
     }

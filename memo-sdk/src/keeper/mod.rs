@@ -457,6 +457,7 @@ impl Keeper {
                         .map(|a| a.quota)
                         .unwrap_or(self.config.default_quota),
                     objects: state.count(&from),
+                    lapsed_orders: 0,
                 })
             }
             other => Response::error(

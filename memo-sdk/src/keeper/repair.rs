@@ -946,6 +946,28 @@ impl Repairer {
             .collect()
     }
 
+    /// Whether a live storage order on the ledger holds any shard of the chunk (always true
+    /// without a ledger, or when the ledger cannot be read: an outage must not stop repair).
+    async fn is_paid(&self, snap: &Snapshot) -> bool {
+        let Some(c) = self.keeper.challenger() else {
+            return true;
+        };
+        let pairs: Vec<(AccountId, ShardId)> = snap
+            .holders
+            .iter()
+            .zip(&snap.ids)
+            .filter_map(|(h, s)| h.map(|h| (h, *s)))
+            .collect();
+        match c
+            .ledger()
+            .query(memo_core::contract::Query::Holdings(pairs))
+            .await
+        {
+            Ok(memo_core::contract::Answer::Holdings(h)) => h.iter().any(|o| !o.is_empty()),
+            _ => true,
+        }
+    }
+
     fn needs_repair(&self, chunk: &ChunkId) -> Option<(memo_core::repair::RepairPlan, Snapshot)> {
         let st = self.state();
         let entry = st.ownership().chunk(chunk).ok().flatten()?;
@@ -1002,6 +1024,12 @@ impl Repairer {
                  shard of it, {} needed)",
                 plan.rebuild.len()
             ));
+        }
+        if !self.is_paid(&snap).await {
+            self.counters.deferred.fetch_add(1, Ordering::Relaxed);
+            return Err("no live storage order pays for any of its shards: unpaid data is not \
+                        repaired"
+                .into());
         }
         let started = self.keeper.env().now();
         // Fetch k verified shards, k at a time from the best sources.

@@ -216,7 +216,12 @@ fn an_honest_provider_passes_and_is_paid_each_epoch() {
             }
         )
     );
-    assert!(w.c.order(w.order).is_none(), "the order ran its 4 epochs");
+    let o = w.c.order(w.order).unwrap();
+    assert_eq!(
+        (o.start, o.end, o.escrow),
+        (1, 9, 4 * pay),
+        "the order ran its 4 epochs and renewed for 4 more from the user's balance"
+    );
     assert_eq!(w.c.total_money(), u128::from(w.c.supply()));
 }
 
