@@ -4,8 +4,8 @@
 //! `cargo bench -p memo-core --bench economics` prints a table. Single-threaded, best of 3.
 
 use memo_core::contract::{
-    Call, Contract, Genesis, MarketCall, Params, RolesCall, SettlementCall, SignedTx,
-    StorageProof, Tx,
+    Call, Contract, Genesis, MarketCall, Params, RolesCall, SettlementCall, SignedTx, StorageProof,
+    Tx,
 };
 use memo_core::proof::MerkleVerifier;
 use memo_core::ticket::Receipt;
@@ -221,12 +221,11 @@ fn main() {
     // One epoch's proofs for the last 10,000 orders, as providers submit them: the block's
     // size and the time to apply it (real Merkle proofs over shards in memory).
     let verifier = MerkleVerifier::new();
-    let ids: Vec<u64> = ch
-        .c
-        .orders()
-        .filter(|(id, _)| shard_of.contains_key(id))
-        .map(|(id, _)| id)
-        .collect();
+    let ids: Vec<u64> =
+        ch.c.orders()
+            .filter(|(id, _)| shard_of.contains_key(id))
+            .map(|(id, _)| id)
+            .collect();
     let mut txs = Vec::with_capacity(ids.len());
     for id in &ids {
         let c = ch.c.challenge(*id).expect("challenged");

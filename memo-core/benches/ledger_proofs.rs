@@ -5,8 +5,8 @@
 //! 5 blocks of `N` proofs (one block per epoch, each order proven once per epoch).
 
 use memo_core::contract::{
-    Call, Contract, Genesis, MarketCall, Params, RolesCall, SettlementCall, SignedTx,
-    StorageProof, Tx,
+    Call, Contract, Genesis, MarketCall, Params, RolesCall, SettlementCall, SignedTx, StorageProof,
+    Tx,
 };
 use memo_core::proof::MerkleVerifier;
 use memo_core::{Keypair, ShardId, Signed};

@@ -160,7 +160,11 @@ fn storage_is_ordered_challenged_and_paid_on_the_devnet_ledger() {
         .filter(|l| !l.starts_with("ledger"))
         .map(|l| format!("{l}\n"))
         .collect();
-    assert_ne!(no_ledger.len(), alice_config.len(), "alice's config names a ledger");
+    assert_ne!(
+        no_ledger.len(),
+        alice_config.len(),
+        "alice's config names a ledger"
+    );
     std::fs::write(net.user("alice-unpaid"), no_ledger).unwrap();
     let held = net.shard_files();
     for (user, why) in [("fresh", "balance 0"), ("alice-unpaid", "unpaid")] {

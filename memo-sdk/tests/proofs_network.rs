@@ -258,7 +258,10 @@ async fn an_epoch_of_challenges_pays_the_honest_and_catches_the_rest() {
         assert!(stake < STAKE - 3 * 100, "provider {i}: stake {stake}");
     }
     let (stake3, stats3) = provider_role(l, acct(3));
-    assert!(stake3 < STAKE, "silence past the grace of two epochs is slashed");
+    assert!(
+        stake3 < STAKE,
+        "silence past the grace of two epochs is slashed"
+    );
     assert!(stats3.missed >= 3 && stats3.proven == 0);
     let (stake0, stats0) = provider_role(l, acct(0));
     assert_eq!(stake0, STAKE);
@@ -543,9 +546,16 @@ async fn unpaid_puts_are_refused_before_anything_is_visible() {
     let stranger = client_for(&mem, &net, memo_core::Keypair::from_seed("stranger"));
     let held = shards_held(&net);
     let err = stranger.put_bytes("x", &x).await.unwrap_err();
-    assert!(err.is_refusal() && err.to_string().contains("unpaid"), "{err}");
+    assert!(
+        err.is_refusal() && err.to_string().contains("unpaid"),
+        "{err}"
+    );
     assert!(stranger.list().await.unwrap().is_empty());
-    assert_eq!(shards_held(&net), held, "the refused put's uploads were withdrawn");
+    assert_eq!(
+        shards_held(&net),
+        held,
+        "the refused put's uploads were withdrawn"
+    );
 
     // The same key paying from an empty balance: the order is refused, nothing is submitted.
     let mut broke = client_for(&mem, &net, memo_core::Keypair::from_seed("stranger"));
@@ -650,10 +660,7 @@ async fn a_failed_proof_marks_its_shard_for_repair() {
             .filter(|r| r.from == cheat)
             .collect();
         if let Some(r) = moved.first() {
-            assert!(
-                matches!(r.result, Ok(Outcome::Reassigned { .. })),
-                "{r:?}"
-            );
+            assert!(matches!(r.result, Ok(Outcome::Reassigned { .. })), "{r:?}");
             assert_ne!(r.to, cheat);
             break;
         }
@@ -706,7 +713,11 @@ async fn unpaid_data_is_not_repaired() {
         .iter()
         .map(|o| Call::Market(MarketCall::EndOrder { order: *o }))
         .collect();
-    for r in alice.send_and_wait(ends, Duration::from_secs(10)).await.unwrap() {
+    for r in alice
+        .send_and_wait(ends, Duration::from_secs(10))
+        .await
+        .unwrap()
+    {
         r.unwrap();
     }
     assert!(orders_of(l, net.user("alice").unwrap().account()).is_empty());

@@ -850,7 +850,12 @@ impl Contract {
             return Err(bad(i, "not signed by the order's provider"));
         }
         if !self.sigs.verify_batch(receipts) {
-            let i = self.sigs.find_invalid(receipts).first().copied().unwrap_or(0);
+            let i = self
+                .sigs
+                .find_invalid(receipts)
+                .first()
+                .copied()
+                .unwrap_or(0);
             return Err(bad(i, "bad signature"));
         }
         let mut shards = Vec::with_capacity(receipts.len());
@@ -1213,14 +1218,16 @@ impl Contract {
         // the failed provider's stake, then the repair fund, cover a higher price; the forfeit
         // share, then the stake, pay the keeper's reward. What is left of the share tops up the
         // new order's escrow (it returns to the user when that order ends).
-        let share = (u128::from(order.forfeit) * u128::from(bytes) / u128::from(order.bytes)) as Amount;
+        let share =
+            (u128::from(order.forfeit) * u128::from(bytes) / u128::from(order.bytes)) as Amount;
         let failed_stake = self.roles.get(&order.provider).map_or(0, Role::stake);
         let wanted = needed.saturating_sub(moved);
         let from_forfeit = wanted.min(share);
         let from_stake = (wanted - from_forfeit).min(failed_stake);
         let from_fund = (wanted - from_forfeit - from_stake).min(self.g.repair_fund);
         let reward_forfeit = self.params.repair_penalty.min(share - from_forfeit);
-        let reward_stake = (self.params.repair_penalty - reward_forfeit).min(failed_stake - from_stake);
+        let reward_stake =
+            (self.params.repair_penalty - reward_forfeit).min(failed_stake - from_stake);
         let penalty = reward_forfeit + reward_stake;
         let rest = share - from_forfeit - reward_forfeit;
         let taken = from_stake + reward_stake;

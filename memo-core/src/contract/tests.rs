@@ -671,7 +671,9 @@ fn orders_are_committed_to_exactly_the_providers_receipts() {
     sizes[1] = store_receipts("u", "p", 11, &s[1..2]).remove(0);
     let twice = store_receipts("u", "p", 10, &[s[0], s[1], s[0]]);
     let max = w.c.params().max_shards_per_commit as usize;
-    let many: Vec<ShardId> = (0..=max as u32).map(|i| ShardId::of(&i.to_le_bytes())).collect();
+    let many: Vec<ShardId> = (0..=max as u32)
+        .map(|i| ShardId::of(&i.to_le_bytes()))
+        .collect();
     let cases = vec![
         (by_x, bad(1, "not signed by the order's provider")),
         (forged, bad(1, "bad signature")),
@@ -694,7 +696,10 @@ fn orders_are_committed_to_exactly_the_providers_receipts() {
         assert_eq!(w.c.end_block().unwrap(), before, "{want} changed the state");
     }
     // A stranger cannot order with the user's receipts: they name the user.
-    assert!(w.send(&kp("x"), Call::Roles(RolesCall::RegisterUser)).is_ok());
+    assert!(
+        w.send(&kp("x"), Call::Roles(RolesCall::RegisterUser))
+            .is_ok()
+    );
     assert_eq!(
         w.send(&kp("x"), create(store_receipts("u", "p", 10, &s))),
         Err(bad(0, "issued to another user"))
@@ -704,7 +709,11 @@ fn orders_are_committed_to_exactly_the_providers_receipts() {
         .map(|i| ShardId::of(&i.to_le_bytes()))
         .collect();
     let tx = w.tx(&kp("u"), create(store_receipts("u", "p", 1 << 40, &full)));
-    assert!(tx.body.len() <= <Tx as crate::Signable>::MAX_BYTES, "{} bytes", tx.body.len());
+    assert!(
+        tx.body.len() <= <Tx as crate::Signable>::MAX_BYTES,
+        "{} bytes",
+        tx.body.len()
+    );
     let ok = w.send(&kp("u"), create(store_receipts("u", "p", 10, &s)));
     assert!(matches!(ok, Ok(Outcome::OrderCreated(_))), "{ok:?}");
 }
@@ -713,8 +722,11 @@ fn orders_are_committed_to_exactly_the_providers_receipts() {
 fn missed_proofs_are_slashed_after_the_grace_and_the_forfeit_pays_the_repair() {
     let (mut w, first, [k, _]) = repair_market();
     // Only this test's order runs (the first has not started: it ends at once).
-    w.send(&kp("u"), Call::Market(MarketCall::EndOrder { order: first }))
-        .unwrap();
+    w.send(
+        &kp("u"),
+        Call::Market(MarketCall::EndOrder { order: first }),
+    )
+    .unwrap();
     w.send(&kp("p"), Call::Roles(RolesCall::AddStake { amount: 9_000 }))
         .unwrap();
     let s: Vec<ShardId> = (10..16u8).map(|i| ShardId::of(&[i])).collect();
@@ -809,7 +821,8 @@ fn orders_renew_from_the_balance_and_lapse_when_it_runs_out() {
         w.c.query(&Query::Lapsed(kp("u").account())),
         Answer::Lapsed(vec![(7, id, kp("p").account())])
     );
-    let Some(RoleInfo::Provider { used, .. }) = w.c.role(&kp("p").account()).map(|r| r.info.clone())
+    let Some(RoleInfo::Provider { used, .. }) =
+        w.c.role(&kp("p").account()).map(|r| r.info.clone())
     else {
         panic!()
     };
@@ -840,7 +853,10 @@ fn the_challenge_beacon_comes_from_keepers_reveals_and_withholding_costs_stake()
     // and so the challenged shard are the same (see apply_block_checks_signatures_order_and_root
     // for different parents). Without reveals the next beacon is known in advance...
     let b0 = w.c.beacon();
-    let predicted = derive("memo 2026 beacon v2", &[&b0, &1u64.to_le_bytes(), &[0u8; 32]]);
+    let predicted = derive(
+        "memo 2026 beacon v2",
+        &[&b0, &1u64.to_le_bytes(), &[0u8; 32]],
+    );
     // ...so keepers reveal secrets committed an epoch earlier.
     let (s1, s2) = ([1u8; 32], [2u8; 32]);
     w.send(&kp("k1"), beacon_call(None, &s1)).unwrap();
@@ -861,16 +877,27 @@ fn the_challenge_beacon_comes_from_keepers_reveals_and_withholding_costs_stake()
     // Epoch 1: k1 reveals; a wrong or missing reveal is refused and changes nothing.
     let before = w.c.end_block().unwrap();
     for (who, call, why) in [
-        ("k1", beacon_call(Some(&[9; 32]), &s2), "beacon reveal (does not match)"),
+        (
+            "k1",
+            beacon_call(Some(&[9; 32]), &s2),
+            "beacon reveal (does not match)",
+        ),
         ("k1", beacon_call(None, &s2), "beacon reveal (missing)"),
-        ("k3", beacon_call(Some(&s1), &s2), "beacon reveal (nothing committed)"),
+        (
+            "k3",
+            beacon_call(Some(&s1), &s2),
+            "beacon reveal (nothing committed)",
+        ),
     ] {
         assert_eq!(w.send(&kp(who), call), Err(Rejection::Invalid(why)));
         assert_eq!(w.c.end_block().unwrap(), before);
     }
     w.send(&kp("k1"), beacon_call(Some(&s1), &[3; 32])).unwrap();
     let b1 = w.c.beacon();
-    let unmixed = derive("memo 2026 beacon v2", &[&b1, &2u64.to_le_bytes(), &[0u8; 32]]);
+    let unmixed = derive(
+        "memo 2026 beacon v2",
+        &[&b1, &2u64.to_le_bytes(), &[0u8; 32]],
+    );
     let k2_stake = w.c.role(&kp("k2").account()).unwrap().stake();
     let fund = w.c.status().repair_fund;
     w.next_epoch();
@@ -883,7 +910,10 @@ fn the_challenge_beacon_comes_from_keepers_reveals_and_withholding_costs_stake()
     );
     // k2 withheld its reveal (to steer the beacon, say): slashed, commitment dropped.
     let slash = w.c.params().slash_amount;
-    assert_eq!(w.c.role(&kp("k2").account()).unwrap().stake(), k2_stake - slash);
+    assert_eq!(
+        w.c.role(&kp("k2").account()).unwrap().stake(),
+        k2_stake - slash
+    );
     assert_eq!(w.c.status().repair_fund, fund + slash);
     assert_eq!(
         w.c.query(&Query::BeaconCommit(kp("k2").account())),
@@ -1249,9 +1279,15 @@ fn reassign_moves_the_shard_and_its_escrow_and_pays_the_keeper_from_the_stake() 
     );
     let c = w.c.commitments.get(&new).unwrap();
     assert_eq!((c.shard_len, c.shards.clone()), (20, vec![s[2]]));
-    assert_eq!(w.c.holders_of(kp("q").account(), s[2]).collect::<Vec<_>>(), [new]);
+    assert_eq!(
+        w.c.holders_of(kp("q").account(), s[2]).collect::<Vec<_>>(),
+        [new]
+    );
     assert_eq!(w.c.holders_of(kp("p").account(), s[2]).count(), 0);
-    assert_eq!(w.c.holders_of(kp("p").account(), s[3]).collect::<Vec<_>>(), [id]);
+    assert_eq!(
+        w.c.holders_of(kp("p").account(), s[3]).collect::<Vec<_>>(),
+        [id]
+    );
     assert!(!w.c.commitments.get(&id).unwrap().shards.contains(&s[2]));
     assert_eq!(stake_of(&w, "p"), 1_000 - penalty);
     assert_eq!(w.c.account(&k.account()).balance, k_before + penalty);
@@ -1442,11 +1478,20 @@ mod props {
                 // them signed by the other provider, and `small == 3` issued to another user.
                 let sender = if small == 5 { who } else { 4 + who % 2 };
                 let provider = NAMES[other % 2];
-                let signer = if op == 8 { NAMES[(other + 1) % 2] } else { provider };
-                let user = if small == 3 { NAMES[other] } else { NAMES[sender] };
+                let signer = if op == 8 {
+                    NAMES[(other + 1) % 2]
+                } else {
+                    provider
+                };
+                let user = if small == 3 {
+                    NAMES[other]
+                } else {
+                    NAMES[sender]
+                };
                 let first = (amount % 7) as u8;
-                let shards: Vec<ShardId> =
-                    (first..first + (small % 4) as u8).map(|i| ShardId::of(&[i])).collect();
+                let shards: Vec<ShardId> = (first..first + (small % 4) as u8)
+                    .map(|i| ShardId::of(&[i]))
+                    .collect();
                 (
                     sender,
                     Call::Market(MarketCall::CreateOrder {

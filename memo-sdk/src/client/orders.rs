@@ -204,7 +204,10 @@ impl Orders {
     /// module docs), in one batch. Returns the order ids, in plan order. If any order is
     /// refused, the ones created are ended again (they have not started: the whole escrow
     /// returns) and the refusal is the error.
-    pub async fn order_put(&self, receipts: &[Signed<Receipt>]) -> Result<Vec<OrderId>, OrderError> {
+    pub async fn order_put(
+        &self,
+        receipts: &[Signed<Receipt>],
+    ) -> Result<Vec<OrderId>, OrderError> {
         let plans = plan(receipts, self.config.max_shards_per_order)?;
         if plans.is_empty() {
             return Ok(Vec::new());

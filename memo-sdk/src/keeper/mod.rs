@@ -623,7 +623,11 @@ impl Keeper {
     /// client orders before it submits. A client that just ordered may be a block ahead of
     /// this keeper's view of the ledger, so a missing order is looked for again at each of the
     /// next [`PAY_BLOCKS`] blocks, for up to [`PAY_WAIT`].
-    async fn check_paid(&self, signer: AccountId, envelope: &OpEnvelope) -> Result<(), ObjectError> {
+    async fn check_paid(
+        &self,
+        signer: AccountId,
+        envelope: &OpEnvelope,
+    ) -> Result<(), ObjectError> {
         let Some(ledger) = self.challenger().map(|c| c.ledger().clone()) else {
             return Ok(());
         };

@@ -1027,9 +1027,11 @@ impl Repairer {
         }
         if !self.is_paid(&snap).await {
             self.counters.deferred.fetch_add(1, Ordering::Relaxed);
-            return Err("no live storage order pays for any of its shards: unpaid data is not \
+            return Err(
+                "no live storage order pays for any of its shards: unpaid data is not \
                         repaired"
-                .into());
+                    .into(),
+            );
         }
         let started = self.keeper.env().now();
         // Fetch k verified shards, k at a time from the best sources.

@@ -146,7 +146,10 @@ impl TxSender {
             if again.is_empty() {
                 break;
             }
-            tracing::debug!(calls = again.len(), "nonces taken by another sender; resending");
+            tracing::debug!(
+                calls = again.len(),
+                "nonces taken by another sender; resending"
+            );
             todo = again;
         }
         Ok(results

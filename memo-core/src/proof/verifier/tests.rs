@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::contract::{
-    Amount, Call, Contract, Genesis, MarketCall, OrderId, Outcome, Params, ProofStats,
-    Rejection, RoleInfo, RolesCall, SettlementCall, SignedTx, StorageProof as ProofTx, Tx,
+    Amount, Call, Contract, Genesis, MarketCall, OrderId, Outcome, Params, ProofStats, Rejection,
+    RoleInfo, RolesCall, SettlementCall, SignedTx, StorageProof as ProofTx, Tx,
 };
 use crate::id::{AccountId, ShardId};
 use crate::identity::{Keypair, Signed};
@@ -259,7 +259,11 @@ fn altered_or_dropped_data_fails_and_is_slashed() {
     let (stake, stats) = w.provider();
     assert_eq!(stake, 800);
     assert_eq!(stats.failed, 2);
-    assert_eq!(w.c.order(w.order).unwrap().forfeit, 200, "held for the repair");
+    assert_eq!(
+        w.c.order(w.order).unwrap().forfeit,
+        200,
+        "held for the repair"
+    );
     assert_eq!(w.c.total_money(), u128::from(w.c.supply()));
 }
 
