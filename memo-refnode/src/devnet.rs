@@ -48,7 +48,7 @@ pub struct DevnetArgs {
     #[arg(long)]
     sync_writes: bool,
     /// Milliseconds between ledger blocks (an epoch is `epoch-secs` of blocks, at least 2).
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 100)]
     block_ms: u64,
     /// Genesis balance of every node and user.
     #[arg(long, default_value_t = 1 << 50)]

@@ -35,6 +35,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How often a client polls the ledger's head while it waits for a transaction (a put waits
+/// for its orders' block).
+pub const CLIENT_LEDGER_POLL: Duration = Duration::from_millis(50);
+
 /// A client could not be set up from a [`ClientFile`] ([`ClientFile::connect`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -361,8 +365,10 @@ fn default_snapshot_every() -> u64 {
     10_000
 }
 
+/// 100 ms: a put waits for one block (its orders), so the block time is most of a small put's
+/// latency (docs/benchmarks.md, "Put latency").
 fn default_block_ms() -> u64 {
-    500
+    100
 }
 
 fn default_stake() -> u64 {
@@ -683,7 +689,7 @@ impl ClientFile {
                 .parse::<AccountId>()
                 .map_err(|e| ConnectError::Ledger(e.to_string()))?;
             client.set_ledger(
-                crate::ledger::RemoteLedger::new(transport, account, Duration::from_millis(200)),
+                crate::ledger::RemoteLedger::new(transport, account, CLIENT_LEDGER_POLL),
                 crate::client::orders::OrderConfig::default(),
             );
         }
@@ -877,7 +883,7 @@ mod tests {
         let chain = c.chain.unwrap();
         assert_eq!(chain.genesis, dir.path().join("genesis.toml"));
         assert_eq!(chain.sequencer_id().unwrap(), kp.account());
-        assert_eq!((chain.block_ms, chain.price), (500, 1));
+        assert_eq!((chain.block_ms, chain.price), (100, 1));
         // The genesis file is missing: a typed error naming it.
         assert!(matches!(chain.load_genesis(), Err(ConfigError::Io { .. })));
         std::fs::write(&chain.genesis, "chain = \"x\"").unwrap();

@@ -14,14 +14,14 @@ use tokio::io::{AsyncRead, ReadBuf};
 #[global_allocator]
 static ALLOC: memo_sdk::alloc::Allocator = memo_sdk::alloc::Allocator;
 
-/// Alice's client with her config's codec settings and no ledger (the benchmarks measure
-/// storage alone: no storage orders); `tune` adjusts the rest.
+/// Alice's client with her config's codec settings and ledger (every put pays for its storage
+/// before it is admitted, as a user's does); `tune` adjusts the rest.
+#[allow(dead_code)] // the latency bench drives the CLI instead
 pub async fn client(
     net: &Devnet,
     tune: impl FnOnce(&mut ClientConfig),
 ) -> Result<(Client, ClientFile), Box<dyn Error>> {
-    let mut file = ClientFile::load(&net.user("alice"))?;
-    file.ledger = None;
+    let file = ClientFile::load(&net.user("alice"))?;
     let client = file.connect(tune).await?;
     Ok((client, file))
 }

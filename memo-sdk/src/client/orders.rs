@@ -213,11 +213,12 @@ impl Orders {
             return Ok(Vec::new());
         }
         self.ensure_registered().await?;
+        let providers: std::collections::BTreeSet<AccountId> =
+            plans.iter().map(|p| p.provider).collect();
+        let asked = futures::future::join_all(providers.iter().map(|p| self.price(*p))).await;
         let mut prices: BTreeMap<AccountId, Amount> = BTreeMap::new();
-        for p in &plans {
-            if let std::collections::btree_map::Entry::Vacant(v) = prices.entry(p.provider) {
-                v.insert(self.price(p.provider).await?);
-            }
+        for (p, price) in providers.into_iter().zip(asked) {
+            prices.insert(p, price?);
         }
         let creates = plans
             .iter()

@@ -228,7 +228,7 @@ pub async fn wait_all(
             return Ok(done);
         }
         // Wake on the next block; poll now and then in case a notification was missed.
-        let tick = tokio::time::sleep(Duration::from_millis(250));
+        let tick = tokio::time::sleep(Duration::from_millis(50));
         tokio::select! {
             r = blocks.recv() => if let Err(RecvError::Closed) = r {
                 tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_millis(50))).await;
