@@ -3,62 +3,23 @@
 //!
 //! `cargo bench -p memo-core --bench economics` prints a table. Single-threaded, best of 3.
 
+mod common;
+
+use common::Chain;
 use memo_core::contract::{
     Call, Contract, Genesis, MarketCall, Params, RolesCall, SettlementCall, SignedTx, StorageProof,
-    Tx,
 };
 use memo_core::proof::MerkleVerifier;
 use memo_core::ticket::Receipt;
 use memo_core::{AccountId, Keypair, ShardId, Signed};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 const CHAIN: u64 = 9;
 const USERS: usize = 1_000;
 const PROVIDERS: usize = 10;
 const ORDERS: usize = 10_000;
 const SHARD_LEN: usize = 256 * 1024;
-
-struct Chain {
-    c: Contract,
-    height: u64,
-    parent: [u8; 32],
-    nonces: HashMap<AccountId, u64>,
-}
-
-impl Chain {
-    fn tx(&mut self, who: &Keypair, call: Call) -> SignedTx {
-        let n = self.nonces.entry(who.account()).or_insert(0);
-        let tx = Signed::sign(who, &Tx::new(CHAIN, *n, call));
-        *n += 1;
-        tx
-    }
-
-    /// Applies a block; returns its seconds.
-    fn block(&mut self, txs: &[SignedTx]) -> f64 {
-        self.height += 1;
-        let t = Instant::now();
-        let root = self
-            .c
-            .apply_block(self.height, self.parent, txs, None)
-            .expect("valid block");
-        let s = t.elapsed().as_secs_f64();
-        self.parent = *blake3::hash(&root).as_bytes();
-        s
-    }
-
-    /// Empty blocks until the next epoch begins; returns the seconds of the block that
-    /// settled the epoch.
-    fn next_epoch(&mut self) -> f64 {
-        let e = self.c.epoch();
-        let mut last = 0.0;
-        while self.c.epoch() == e {
-            last = self.block(&[]);
-        }
-        last
-    }
-}
 
 fn receipts(provider: &Keypair, user: AccountId, first: u64, n: usize) -> Vec<Signed<Receipt>> {
     (0..n as u64)
@@ -104,12 +65,10 @@ fn main() {
             .map(|k| (k.account(), 1 << 52)),
     )
     .expect("genesis");
-    let mut ch = Chain {
-        c: Contract::new(&g, Arc::new(MerkleVerifier::new())).expect("contract"),
-        height: 0,
-        parent: g.hash(),
-        nonces: HashMap::new(),
-    };
+    let mut ch = Chain::new(
+        Contract::new(&g, Arc::new(MerkleVerifier::new())).expect("contract"),
+        g.hash(),
+    );
     let mut regs = vec![ch.tx(
         &keeper,
         Call::Roles(RolesCall::RegisterKeeper {

@@ -4,9 +4,11 @@
 //! `cargo bench -p memo-core --bench ledger_proofs` prints the figures. Single-threaded; best of
 //! 5 blocks of `N` proofs (one block per epoch, each order proven once per epoch).
 
+mod common;
+
+use common::Chain;
 use memo_core::contract::{
     Call, Contract, Genesis, MarketCall, Params, RolesCall, SettlementCall, SignedTx, StorageProof,
-    Tx,
 };
 use memo_core::proof::MerkleVerifier;
 use memo_core::{Keypair, ShardId, Signed};
@@ -17,42 +19,6 @@ const CHAIN: u64 = 5;
 const N: usize = 1_000;
 const SHARDS: usize = 32;
 const SHARD_LEN: usize = 256 * 1024;
-
-struct Chain {
-    c: Contract,
-    height: u64,
-    parent: [u8; 32],
-    nonces: std::collections::HashMap<memo_core::AccountId, u64>,
-}
-
-impl Chain {
-    fn tx(&mut self, who: &Keypair, call: Call) -> SignedTx {
-        let n = self.nonces.entry(who.account()).or_insert(0);
-        let tx = Signed::sign(who, &Tx::new(CHAIN, *n, call));
-        *n += 1;
-        tx
-    }
-
-    fn block(&mut self, txs: &[SignedTx]) -> f64 {
-        self.height += 1;
-        let t = Instant::now();
-        let root = self
-            .c
-            .apply_block(self.height, self.parent, txs, None)
-            .expect("valid block");
-        let s = t.elapsed().as_secs_f64();
-        self.parent = *blake3::hash(&root).as_bytes();
-        s
-    }
-
-    /// Empty blocks up to and including the first block of the next epoch.
-    fn next_epoch(&mut self) {
-        let e = self.c.epoch();
-        while self.c.epoch() == e {
-            self.block(&[]);
-        }
-    }
-}
 
 fn main() {
     let (u, p, k) = (
@@ -71,12 +37,10 @@ fn main() {
         [&u, &p, &k].iter().map(|kp| (kp.account(), 1 << 60)),
     )
     .expect("genesis");
-    let mut ch = Chain {
-        c: Contract::new(&g, Arc::new(MerkleVerifier::new())).expect("contract"),
-        height: 0,
-        parent: g.hash(),
-        nonces: Default::default(),
-    };
+    let mut ch = Chain::new(
+        Contract::new(&g, Arc::new(MerkleVerifier::new())).expect("contract"),
+        g.hash(),
+    );
     let regs = vec![
         ch.tx(
             &k,

@@ -102,6 +102,16 @@ fn ledger(net: &LocalNetwork<Faulty>) -> &LocalLedger {
     net.ledger.as_ref().expect("a ledger")
 }
 
+/// The provider holding the most shards: its index and account.
+fn fullest(net: &LocalNetwork<Faulty>) -> (usize, AccountId) {
+    net.providers
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, p)| p.service.store().list().unwrap().len())
+        .map(|(i, p)| (i, p.account()))
+        .unwrap()
+}
+
 fn orders_of(l: &LocalLedger, who: AccountId) -> Vec<(OrderId, Order)> {
     match l.chain.query_now(&Query::OrdersOf(who)) {
         Answer::Orders(v) => v,
@@ -390,13 +400,7 @@ async fn repairs_move_orders_to_the_new_holders_and_the_failed_stake_pays() {
     let bytes = data(60_000, 4);
     let put = net.user("alice").unwrap().put_bytes("r", &bytes).await;
     put.unwrap();
-    let (vi, victim) = net
-        .providers
-        .iter()
-        .enumerate()
-        .max_by_key(|(_, p)| p.service.store().list().unwrap().len())
-        .map(|(i, p)| (i, p.account()))
-        .unwrap();
+    let (vi, victim) = fullest(&net);
     let keepers: Vec<AccountId> = net.keepers.iter().map(|k| k.account()).collect();
     let (lost, keeper_before) = {
         let l = ledger(&net);
@@ -634,13 +638,7 @@ async fn a_failed_proof_marks_its_shard_for_repair() {
         .put_bytes("r", &data(60_000, 9))
         .await
         .unwrap();
-    let (ci, cheat) = net
-        .providers
-        .iter()
-        .enumerate()
-        .max_by_key(|(_, p)| p.service.store().list().unwrap().len())
-        .map(|(i, p)| (i, p.account()))
-        .unwrap();
+    let (ci, cheat) = fullest(&net);
     // The cheat answers every request, with altered bytes: only its failed proofs (no audits,
     // no reads) can tell the keepers that its shards are gone.
     net.providers[ci]
