@@ -180,6 +180,43 @@ fn storage_is_ordered_challenged_and_paid_on_the_devnet_ledger() {
         "the refused put is not listed: {listed}"
     );
 
+    // One user's three processes put at once: they share one ledger nonce sequence, and every
+    // exit code tells the truth (each put succeeds, is listed, and made its orders).
+    let files: Vec<String> = (0..3u8)
+        .map(|i| {
+            let f = net.dir.path().join(format!("concurrent-{i}.bin"));
+            std::fs::write(&f, random_bytes(500_000, 10 + i)).unwrap();
+            f.to_str().unwrap().to_string()
+        })
+        .collect();
+    let children: Vec<_> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            net.command("alice")
+                .args(["--json", "put", f, "--name", &format!("concurrent-{i}")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let put: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(!put["orders"].as_array().unwrap().is_empty(), "{put}");
+    }
+    let listed = net.json("alice", &["ls"]).to_string();
+    for i in 0..3 {
+        assert!(listed.contains(&format!("concurrent-{i}")), "{listed}");
+    }
+
     // Within a few epochs (1 s each) the provider proves its shards and is paid.
     net.until(Duration::from_secs(60), "provider-0 was never paid", || {
         (provider_balance() > registered).then_some(())
