@@ -742,3 +742,40 @@ async fn unpaid_data_is_not_repaired() {
     }
     assert!(l.challengers.iter().all(|c| c.repairs().is_empty()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_the_ledger_stops_offering_leave_placement() {
+    use memo_core::contract::{Call, RolesCall};
+    let (_mem, net) = start(&spec(4, 2, 1)).await;
+    let l = ledger(&net);
+    let all: Vec<AccountId> = net.providers.iter().map(|p| p.account()).collect();
+    let chosen = |c: &memo_sdk::keeper::challenger::Challenger| {
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..32u8 {
+            seen.extend(c.choose(&all, 3, &[i; 32]));
+        }
+        seen
+    };
+    let leaving = all[0];
+    let mut blocks = l.ledger().subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !l.challengers.iter().all(|c| chosen(c).contains(&leaving)) {
+        assert!(tokio::time::Instant::now() < deadline, "never placed on");
+        let _ = tokio::time::timeout(Duration::from_secs(1), blocks.recv()).await;
+    }
+    // The provider gives notice: its reputation is untouched, but the ledger no longer offers
+    // it for new orders, and within a block no keeper places on it.
+    let tx = memo_sdk::ledger::tx::TxSender::new(net.providers[0].keypair.clone(), l.ledger());
+    let r = tx
+        .send_and_wait(vec![Call::Roles(RolesCall::Leave)], Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(r[0].is_ok(), "{r:?}");
+    while l.challengers.iter().any(|c| chosen(c).contains(&leaving)) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a keeper still places on a provider the ledger does not offer"
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), blocks.recv()).await;
+    }
+}
