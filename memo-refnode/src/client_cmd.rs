@@ -1,6 +1,7 @@
 //! The client commands: put, get, share, rm, ls, stat, account.
 
 use anyhow::{Context, Result, bail};
+use futures::StreamExt;
 use memo_core::codec::Progress;
 use memo_core::ownership::ShardHealth;
 use memo_core::protocol::ChunkStatus;
@@ -647,6 +648,9 @@ fn walk(dir: &Path, skipped: &mut usize) -> Result<Vec<(String, PathBuf, u64)>> 
 }
 
 /// `put -r DIR`: every file, named PREFIX/path, under one progress bar.
+/// Files of a tree stored at once by `put -r`.
+const PUT_TREE_PARALLEL: usize = 8;
+
 async fn put_tree(
     client: &memo_sdk::Client,
     dir: &Path,
@@ -670,9 +674,11 @@ async fn put_tree(
     }
     let total: u64 = files.iter().map(|f| f.2).sum();
     let bar = Bar::new("put", style);
-    let mut base = 0u64;
-    let mut reports = Vec::new();
-    for (rel, path, size) in &files {
+    // Several files at once: their storage orders share ledger blocks, so a tree of small
+    // files waits for a block per PUT_TREE_PARALLEL files, not per file.
+    let sent = std::sync::atomic::AtomicU64::new(0);
+    let (bar, sent, prefix) = (&bar, &sent, &prefix);
+    let puts = files.iter().map(|(rel, path, size)| async move {
         let name = if prefix.is_empty() {
             rel.clone()
         } else {
@@ -681,16 +687,24 @@ async fn put_tree(
         let f = tokio::fs::File::open(path)
             .await
             .with_context(|| format!("cannot open {}", shown(path)))?;
-        let report = client
+        let mut last = 0u64;
+        client
             .put(&name, f, Some(*size), &mut |p| {
+                let delta = p.done.saturating_sub(last);
+                last = p.done;
+                let done = sent.fetch_add(delta, std::sync::atomic::Ordering::Relaxed) + delta;
                 bar.show(Progress {
-                    done: base + p.done,
+                    done,
                     total: Some(total),
                 })
             })
             .await
-            .with_context(|| format!("storing {}", shown(path)))?;
-        base += size;
+            .with_context(|| format!("storing {}", shown(path)))
+    });
+    let mut stream = futures::stream::iter(puts).buffered(PUT_TREE_PARALLEL);
+    let mut reports = Vec::new();
+    while let Some(report) = stream.next().await {
+        let report = report?;
         if !style.json {
             emit!("{}  {}", report.id, report.name);
         }
