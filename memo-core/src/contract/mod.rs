@@ -582,9 +582,11 @@ impl Contract {
             }
             Call::Settlement(SettlementCall::SubmitProof(p)) => self.submit_proof(sender, p),
             Call::Settlement(SettlementCall::SettleReceipt(r)) => self.settle_receipt(sender, r),
-            Call::Settlement(SettlementCall::Beacon { reveal, commit }) => {
-                self.beacon_step(sender, *reveal, *commit)
-            }
+            Call::Settlement(SettlementCall::Beacon {
+                epoch,
+                reveal,
+                commit,
+            }) => self.beacon_step(sender, *epoch, *reveal, *commit),
         }
     }
 
@@ -1423,11 +1425,18 @@ impl Contract {
     fn beacon_step(
         &mut self,
         sender: AccountId,
+        at: Epoch,
         reveal: Option<[u8; 32]>,
         commit: [u8; 32],
     ) -> Result<Outcome, Rejection> {
         self.require_role(sender, RoleKind::Keeper)?;
         let epoch = self.g.epoch;
+        if at != epoch {
+            return Err(Rejection::WrongEpoch {
+                current: epoch,
+                got: at,
+            });
+        }
         match (self.beacon_commits.get(&sender).copied(), reveal) {
             (Some((made, _)), _) if made >= epoch => {
                 return Err(Rejection::Invalid("beacon (already sent this epoch)"));

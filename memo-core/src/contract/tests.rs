@@ -839,8 +839,9 @@ fn orders_renew_from_the_balance_and_lapse_when_it_runs_out() {
     );
 }
 
-fn beacon_call(reveal: Option<&[u8; 32]>, next: &[u8; 32]) -> Call {
+fn beacon_at(epoch: Epoch, reveal: Option<&[u8; 32]>, next: &[u8; 32]) -> Call {
     Call::Settlement(SettlementCall::Beacon {
+        epoch,
         reveal: reveal.copied(),
         commit: *blake3::hash(next).as_bytes(),
     })
@@ -859,19 +860,27 @@ fn the_challenge_beacon_comes_from_keepers_reveals_and_withholding_costs_stake()
     );
     // ...so keepers reveal secrets committed an epoch earlier.
     let (s1, s2) = ([1u8; 32], [2u8; 32]);
-    w.send(&kp("k1"), beacon_call(None, &s1)).unwrap();
+    // A step for another epoch (included late) is refused: keepers derive their secrets from
+    // the epoch a commitment is made in.
     assert_eq!(
-        w.send(&kp("k1"), beacon_call(None, &s2)),
+        w.send(&kp("k1"), beacon_at(w.c.epoch() + 1, None, &s1)),
+        Err(Rejection::WrongEpoch { current: 0, got: 1 })
+    );
+    w.send(&kp("k1"), beacon_at(w.c.epoch(), None, &s1))
+        .unwrap();
+    assert_eq!(
+        w.send(&kp("k1"), beacon_at(w.c.epoch(), None, &s2)),
         Err(Rejection::Invalid("beacon (already sent this epoch)"))
     );
     assert_eq!(
-        w.send(&kp("u"), beacon_call(None, &s1)),
+        w.send(&kp("u"), beacon_at(w.c.epoch(), None, &s1)),
         Err(Rejection::WrongRole {
             account: kp("u").account(),
             needed: RoleKind::Keeper
         })
     );
-    w.send(&kp("k2"), beacon_call(None, &s2)).unwrap();
+    w.send(&kp("k2"), beacon_at(w.c.epoch(), None, &s2))
+        .unwrap();
     w.next_epoch();
     assert_eq!(w.c.beacon(), predicted, "no reveals yet");
     // Epoch 1: k1 reveals; a wrong or missing reveal is refused and changes nothing.
@@ -879,20 +888,25 @@ fn the_challenge_beacon_comes_from_keepers_reveals_and_withholding_costs_stake()
     for (who, call, why) in [
         (
             "k1",
-            beacon_call(Some(&[9; 32]), &s2),
+            beacon_at(w.c.epoch(), Some(&[9; 32]), &s2),
             "beacon reveal (does not match)",
         ),
-        ("k1", beacon_call(None, &s2), "beacon reveal (missing)"),
+        (
+            "k1",
+            beacon_at(w.c.epoch(), None, &s2),
+            "beacon reveal (missing)",
+        ),
         (
             "k3",
-            beacon_call(Some(&s1), &s2),
+            beacon_at(w.c.epoch(), Some(&s1), &s2),
             "beacon reveal (nothing committed)",
         ),
     ] {
         assert_eq!(w.send(&kp(who), call), Err(Rejection::Invalid(why)));
         assert_eq!(w.c.end_block().unwrap(), before);
     }
-    w.send(&kp("k1"), beacon_call(Some(&s1), &[3; 32])).unwrap();
+    w.send(&kp("k1"), beacon_at(w.c.epoch(), Some(&s1), &[3; 32]))
+        .unwrap();
     let b1 = w.c.beacon();
     let unmixed = derive(
         "memo 2026 beacon v2",

@@ -237,6 +237,9 @@ pub enum SettlementCall {
     /// to the next one (`blake3(secret)`). The reveals of an epoch are mixed into the next
     /// epoch's beacon; a commitment not revealed in the epoch after it was made is slashed.
     Beacon {
+        /// The current epoch: a step included in another epoch is refused (the keeper derives
+        /// its secrets from the epoch they are committed in).
+        epoch: Epoch,
         /// The secret of this keeper's standing commitment.
         reveal: Option<[u8; 32]>,
         /// `blake3` of the secret it will reveal next epoch.

@@ -352,7 +352,11 @@ impl Challenger {
             None => None,
         };
         let commit = *blake3::hash(&self.beacon_secret(epoch)).as_bytes();
-        let call = Call::Settlement(memo_core::contract::SettlementCall::Beacon { reveal, commit });
+        let call = Call::Settlement(memo_core::contract::SettlementCall::Beacon {
+            epoch,
+            reveal,
+            commit,
+        });
         if let Err(e) = self.tx.send(vec![call]).await {
             warn!(epoch, "could not send the beacon step: {e}");
         }
