@@ -64,8 +64,9 @@ const OUTCOME_WINDOW: usize = 65_536;
 
 /// How long a keeper waits for its view of the ledger to show a put's orders.
 pub const PAY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-/// How many new blocks a keeper waits for a put's orders to appear in its view of the ledger.
-pub const PAY_BLOCKS: u32 = 2;
+/// How many new blocks a keeper waits for a put's orders to appear in its view of the ledger
+/// (a follower's view may lag the producer's by a few blocks).
+pub const PAY_BLOCKS: u32 = 10;
 
 /// Longest a keeper waits for a holder's proof of possession.
 const POSSESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
