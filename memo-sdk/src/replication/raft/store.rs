@@ -74,13 +74,25 @@ pub(crate) struct LogStore {
 }
 
 impl LogStore {
-    /// Opens (or creates) the store at `path`.
+    /// Opens (or creates) the store at `path`, and checks that every log record decodes: a
+    /// corrupt record is this call's error, before openraft reads the log in a task of its own
+    /// (where the cause would race with the node's stopping). The log is kept short by
+    /// snapshots, so the check is cheap.
     pub(crate) fn open(path: &Path) -> Result<Self, String> {
         let db = Database::create(path).map_err(|e| e.to_string())?;
         let w = db.begin_write().map_err(|e| e.to_string())?;
         w.open_table(LOG).map_err(|e| e.to_string())?;
         w.open_table(META).map_err(|e| e.to_string())?;
         w.commit().map_err(|e| e.to_string())?;
+        {
+            let r = db.begin_read().map_err(|e| e.to_string())?;
+            let t = r.open_table(LOG).map_err(|e| e.to_string())?;
+            for item in t.iter().map_err(|e| e.to_string())? {
+                let (k, v) = item.map_err(|e| e.to_string())?;
+                decode::<Entry<TypeConfig>>(v.value(), MAX_RECORD)
+                    .map_err(|e| format!("raft log record {} is corrupt: {e}", k.value()))?;
+            }
+        }
         Ok(Self { db: Arc::new(db) })
     }
 
