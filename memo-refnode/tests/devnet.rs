@@ -135,7 +135,9 @@ fn storage_is_ordered_challenged_and_paid_on_the_devnet_ledger() {
         !orders.is_empty(),
         "a put on a devnet creates storage orders: {put}"
     );
-    let after = net.json("alice", &["account"])["balance"].as_u64().unwrap();
+    let account = net.json("alice", &["account"]);
+    assert_eq!(account["lapsed_orders"], 0, "{account}");
+    let after = account["balance"].as_u64().unwrap();
     assert!(
         after < before,
         "the orders' escrow comes out of the user's balance"
