@@ -329,22 +329,36 @@ impl Challenger {
         *blake3::keyed_hash(&self.beacon_key, &e.to_le_bytes()).as_bytes()
     }
 
+    /// Asks the ledger `q` and takes the answer apart with `pick` (which hands back an answer of
+    /// another kind); a failure or an unexpected answer is logged and is `None`.
+    async fn read<T>(&self, q: Query, pick: impl FnOnce(Answer) -> Result<T, Answer>) -> Option<T> {
+        match self.ledger.query(q.clone()).await.map(pick) {
+            Ok(Ok(t)) => Some(t),
+            Ok(Err(other)) => {
+                warn!("unexpected ledger answer to {q:?}: {other:?}");
+                None
+            }
+            Err(e) => {
+                warn!("the ledger cannot answer {q:?}: {e}");
+                None
+            }
+        }
+    }
+
     /// Once an epoch: reveals the beacon secret this keeper committed to earlier and commits
     /// to this epoch's (`SettlementCall::Beacon`), so the next epoch's challenges depend on
     /// secrets no block producer knows in time. Best effort: a failure is logged (and a
     /// commitment left unrevealed is slashed by the ledger).
     async fn beacon_step(&self, epoch: Epoch) {
         let me = self.tx.account();
-        let standing = match self.ledger.query(Query::BeaconCommit(me)).await {
-            Ok(Answer::BeaconCommit(c)) => c,
-            Ok(other) => {
-                warn!("unexpected ledger answer to BeaconCommit: {other:?}");
-                return;
-            }
-            Err(e) => {
-                warn!("beacon commitment unavailable: {e}");
-                return;
-            }
+        let Some(standing) = self
+            .read(Query::BeaconCommit(me), |a| match a {
+                Answer::BeaconCommit(c) => Ok(c),
+                other => Err(other),
+            })
+            .await
+        else {
+            return;
         };
         let reveal = match standing {
             Some((made, _)) if made >= epoch => return,
@@ -366,16 +380,14 @@ impl Challenger {
     /// stake fell below the minimum leaves placement) and every provider's reputation record,
     /// which the ledger keeps, so every keeper scores alike and a restart loses nothing.
     pub async fn refresh_market(&self) {
-        let offers = match self.ledger.query(Query::Providers).await {
-            Ok(Answer::Providers(o)) => o,
-            Ok(other) => {
-                warn!("unexpected ledger answer to Providers: {other:?}");
-                return;
-            }
-            Err(e) => {
-                warn!("the ledger's providers are unavailable: {e}");
-                return;
-            }
+        let Some(offers) = self
+            .read(Query::Providers, |a| match a {
+                Answer::Providers(o) => Ok(o),
+                other => Err(other),
+            })
+            .await
+        else {
+            return;
         };
         let mut rep = lock(&self.reputation);
         for o in &offers {
