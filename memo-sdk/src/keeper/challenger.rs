@@ -331,7 +331,11 @@ impl Challenger {
 
     /// Asks the ledger `q` and takes the answer apart with `pick` (which hands back an answer of
     /// another kind); a failure or an unexpected answer is logged and is `None`.
-    async fn read<T>(&self, q: Query, pick: impl FnOnce(Answer) -> Result<T, Answer>) -> Option<T> {
+    async fn read<T>(
+        &self,
+        q: Query,
+        pick: impl FnOnce(Answer) -> Result<T, Box<Answer>>,
+    ) -> Option<T> {
         match self.ledger.query(q.clone()).await.map(pick) {
             Ok(Ok(t)) => Some(t),
             Ok(Err(other)) => {
@@ -354,7 +358,7 @@ impl Challenger {
         let Some(standing) = self
             .read(Query::BeaconCommit(me), |a| match a {
                 Answer::BeaconCommit(c) => Ok(c),
-                other => Err(other),
+                other => Err(Box::new(other)),
             })
             .await
         else {
@@ -383,7 +387,7 @@ impl Challenger {
         let Some(offers) = self
             .read(Query::Providers, |a| match a {
                 Answer::Providers(o) => Ok(o),
-                other => Err(other),
+                other => Err(Box::new(other)),
             })
             .await
         else {
