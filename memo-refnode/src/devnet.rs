@@ -24,11 +24,12 @@ pub struct DevnetArgs {
     #[arg(long, default_value_t = 8)]
     providers: usize,
     /// Number of keepers. They replicate the operation log in a Raft group (any keeper takes
-    /// writes; the group survives the loss of a minority); keeper-0 produces ledger blocks.
+    /// writes; the group survives the loss of a minority), and the ledger rides on its log.
     #[arg(long, default_value_t = 3)]
     keepers: usize,
-    /// How keepers replicate the operation log: `group` (Raft) or `sequencer` (keeper-0
-    /// orders it and the others follow, the earlier design).
+    /// How keepers replicate the operation log and the ledger: `group` (Raft; the leader
+    /// builds the blocks) or `sequencer` (keeper-0 orders both and the others follow, the
+    /// earlier design).
     #[arg(long, value_enum, default_value_t = Replication::Group)]
     replication: Replication,
     /// User names (a client config is written for each).
@@ -241,7 +242,9 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             address: String::new(),
         })
         .collect();
-    // The ledger: every node and user funded at genesis; keeper-0 produces the blocks.
+    // The ledger: every node and user funded at genesis. In a group its blocks ride on the
+    // group's log (the leader builds them); with a sequencer keeper-0 produces them. Nodes
+    // ask keeper-0 first and the other keepers when it does not answer.
     let genesis_path = dir.join("genesis.toml");
     let mut chain = ChainSettings {
         genesis: genesis_path.clone(),
@@ -293,14 +296,6 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
                 .then(|| keeper_peers[0].account.clone()),
             group: (args.replication == Replication::Group).then(|| GroupSettings {
                 founders: keeper_peers.iter().map(|p| p.account.clone()).collect(),
-                // keeper-0 produces the ledger's blocks: it stands for election only when no
-                // other keeper did, so that losing one keeper rarely stops both the group's
-                // leader and the block producer.
-                election_ms: if i == 0 {
-                    [1_500, 2_000]
-                } else {
-                    GroupSettings::default().election_ms
-                },
                 ..GroupSettings::default()
             }),
             peers: provider_peers

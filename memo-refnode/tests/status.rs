@@ -4,29 +4,10 @@
 
 mod common;
 
-use common::Devnet;
-use std::io::{Read, Write};
+use common::{Devnet, http_get as get};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// GET `url` (`http://HOST:PORT/PATH`): the status code and the body.
-fn get(url: &str) -> (u16, String) {
-    let rest = url.strip_prefix("http://").expect("an http URL");
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = out.split_once("\r\n\r\n").unwrap().1.to_string();
-    (code, body)
-}
 
 #[test]
 fn every_node_serves_its_status_page_and_logs_plain_text() {

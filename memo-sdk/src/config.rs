@@ -671,7 +671,7 @@ impl ClientFile {
                 keepers.push(account);
             }
         }
-        let mut cfg = ClientConfig::new(keepers);
+        let mut cfg = ClientConfig::new(keepers.clone());
         cfg.params = self.params();
         tune(&mut cfg);
         let timeout = transport.config().request_timeout;
@@ -688,8 +688,12 @@ impl ClientFile {
             let account = ledger
                 .parse::<AccountId>()
                 .map_err(|e| ConnectError::Ledger(e.to_string()))?;
+            // The configured ledger node first; in a keeper group every keeper serves the
+            // chain, so the others stand in when it is down.
+            let mut peers = vec![account];
+            peers.extend(keepers.iter().copied());
             client.set_ledger(
-                crate::ledger::RemoteLedger::new(transport, account, CLIENT_LEDGER_POLL),
+                crate::ledger::RemoteLedger::with_peers(transport, peers, CLIENT_LEDGER_POLL),
                 crate::client::orders::OrderConfig::default(),
             );
         }

@@ -14,11 +14,12 @@ use memo_core::protocol::{Request, Response};
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_core::{AccountId, Keypair, Signed};
 use memo_sdk::keeper::KeeperConfig;
-use memo_sdk::keeper::node::KeeperNode;
+use memo_sdk::keeper::node::{KeeperChain, KeeperNode, SequencerChain};
 use memo_sdk::ledger::{
     Block, ChainConfig, ChainFollower, Head, Ledger, LedgerError, LedgerService, LocalChain,
     RemoteLedger, TxStatus,
 };
+use memo_sdk::ledger::tx::TxSender;
 use memo_sdk::node::{Service, serve};
 use memo_sdk::provider::Provider;
 use memo_sdk::replication::{
@@ -123,6 +124,8 @@ enum Mode {
     Sequencer,
     /// The three keepers form a Raft group.
     Group,
+    /// The three keepers form a Raft group, and the ledger rides on its log.
+    GroupChain,
 }
 
 /// The group's timing in these tests: the defaults, with a snapshot every 8 entries and no
@@ -198,7 +201,15 @@ impl Net {
         };
         // Keepers 0 to 2 found the group; keeper 3 joins later.
         let founders: Vec<AccountId> = (0..3).map(|i| keeper_key(i).account()).collect();
-        let mut node = if self.mode == Mode::Group {
+        let mut node = if self.mode != Mode::Sequencer {
+            let chain = (self.mode == Mode::GroupChain).then(|| {
+                KeeperChain::Produce(SequencerChain {
+                    genesis: genesis(),
+                    key: keeper_key(i),
+                    verifier: Arc::new(AcceptAll),
+                    block_interval: Duration::from_millis(20),
+                })
+            });
             KeeperNode::group(
                 keeper_key(i),
                 t,
@@ -206,7 +217,7 @@ impl Net {
                 config,
                 &founders,
                 group_config(),
-                None,
+                chain,
             )
             .await
             .unwrap()
@@ -259,7 +270,7 @@ impl Net {
     fn log_len(&self) -> u64 {
         match self.mode {
             Mode::Sequencer => self.keeper(0).durable.as_ref().unwrap().len(),
-            Mode::Group => self
+            Mode::Group | Mode::GroupChain => self
                 .keepers
                 .iter()
                 .flatten()
@@ -748,6 +759,92 @@ async fn a_keeper_joins_from_a_snapshot_and_a_founder_leaves() {
         assert_eq!(group.status().members.len(), 3);
     })
     .await;
+}
+
+/// The ledger on the group's log: a transfer sent through a follower is included; the leader
+/// stops, the next one goes on building the same chain (every keeper holds the same blocks),
+/// and a transfer sent after the change is included; the old leader restarts from its data
+/// dir and catches up. A snapshot (every 8 entries here) carries the chain to a lagging keeper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_on_the_group_survives_its_leader() {
+    within("scenario", async {
+        let mut net = Net::start_in(Fabric::memory(), Mode::GroupChain).await;
+        let leader = net.leader().await;
+        let follower = (leader + 1) % 3;
+        let ledger = |net: &Net, k: usize| net.keeper(k).ledger.clone().unwrap();
+        let sender = TxSender::new(Keypair::from_seed("a"), ledger(&net, follower));
+        let first = sender
+            .send_and_wait(vec![transfer(5)], Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(first[0].is_ok(), "{first:?}");
+        let before = ledger(&net, follower).head().await.unwrap().height;
+        net.stop_keeper(leader).await;
+        let second = sender
+            .send_and_wait(vec![transfer(7)], Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(second[0].is_ok(), "{second:?}");
+        let new_leader = net.leader().await;
+        assert_ne!(new_leader, leader);
+        let survivor = (0..3).find(|k| *k != leader && *k != new_leader).unwrap();
+        let mut blocks = ledger(&net, survivor).subscribe();
+        while ledger(&net, survivor).head().await.unwrap().height < before + 20 {
+            // A lagging receiver only means more blocks came: look at the head again.
+            let _ = within("blocks after the change", blocks.recv()).await;
+        }
+        // The old leader comes back and catches up; all three hold one chain.
+        net.restart_keeper(leader).await;
+        let top = ledger(&net, new_leader).head().await.unwrap().height;
+        let mut on_old = ledger(&net, leader).subscribe();
+        while ledger(&net, leader).head().await.unwrap().height < top {
+            let _ = within("the old leader catching up", on_old.recv()).await;
+        }
+        for h in 1..=top {
+            let mut hashes = Vec::new();
+            for k in 0..3 {
+                let b = ledger(&net, k).block(h).await.unwrap().expect("a block");
+                hashes.push(b.hash());
+            }
+            assert!(hashes.iter().all(|x| *x == hashes[0]), "block {h} differs");
+        }
+        // A keeper whose disk was wiped takes the chain from a snapshot (the group's log
+        // before it was purged) and then follows the blocks after it.
+        net.stop_keeper(survivor).await;
+        std::fs::remove_dir_all(net.dir.path().join(format!("keeper-{survivor}"))).unwrap();
+        net.restart_keeper(survivor).await;
+        let top = ledger(&net, new_leader).head().await.unwrap().height;
+        let mut on_wiped = ledger(&net, survivor).subscribe();
+        while ledger(&net, survivor).head().await.unwrap().height < top {
+            let _ = within("the wiped keeper catching up", on_wiped.recv()).await;
+        }
+        let status = net.keeper(survivor).group.as_ref().unwrap().status();
+        assert!(status.snapshot_index.is_some(), "{status:?}");
+        for h in 1..=top {
+            let mut hashes = Vec::new();
+            for k in [new_leader, survivor] {
+                let b = ledger(&net, k).block(h).await.unwrap().expect("a block");
+                hashes.push(b.hash());
+            }
+            assert_eq!(hashes[0], hashes[1], "block {h} differs on the wiped keeper");
+        }
+        let b = Keypair::from_seed("b").account();
+        for k in 0..3 {
+            let Answer::Account(acc) = ledger(&net, k).query(Query::Account(b)).await.unwrap()
+            else {
+                panic!("an account")
+            };
+            assert_eq!(acc.balance, 1_000_000 + 12, "keeper {k}");
+        }
+    })
+    .await;
+}
+
+fn transfer(amount: u64) -> Call {
+    Call::Settlement(SettlementCall::Transfer {
+        to: Keypair::from_seed("b").account(),
+        amount,
+    })
 }
 
 fn signed_delete(user: &str, i: u8) -> SignedOp {

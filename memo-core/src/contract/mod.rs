@@ -393,6 +393,18 @@ impl Contract {
         txs: &[SignedTx],
         claimed_root: Option<[u8; 32]>,
     ) -> Result<[u8; 32], BlockError> {
+        self.execute_block_outcomes(height, parent, txs, claimed_root)
+            .map(|(root, _)| root)
+    }
+
+    /// Like [`Self::execute_block`], also returning each transaction's outcome, in order.
+    pub fn execute_block_outcomes(
+        &mut self,
+        height: Height,
+        parent: [u8; 32],
+        txs: &[SignedTx],
+        claimed_root: Option<[u8; 32]>,
+    ) -> Result<([u8; 32], Vec<Outcome>), BlockError> {
         if self.open.is_some() {
             return Err(BlockError::AlreadyOpen);
         }
@@ -404,10 +416,14 @@ impl Contract {
             });
         }
         self.begin_block(height, parent)?;
+        let mut outcomes = Vec::with_capacity(txs.len());
         for (index, tx) in txs.iter().enumerate() {
-            if let Err(reason) = self.apply_verified(tx) {
-                self.abort_block();
-                return Err(BlockError::InvalidTx { index, reason });
+            match self.apply_verified(tx) {
+                Ok(o) => outcomes.push(o),
+                Err(reason) => {
+                    self.abort_block();
+                    return Err(BlockError::InvalidTx { index, reason });
+                }
             }
         }
         let root = self.end_block()?;
@@ -415,7 +431,7 @@ impl Contract {
             self.abort_block();
             return Err(BlockError::StateRoot);
         }
-        Ok(root)
+        Ok((root, outcomes))
     }
 
     /// The signature checker (with its key cache), for batch checks by a sequencer.

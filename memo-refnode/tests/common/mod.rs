@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -194,6 +195,15 @@ impl Devnet {
             .unwrap_or_else(|| panic!("no node {name}"))
     }
 
+    /// The ledger's height as node `name` sees it (its `/health`).
+    pub fn ledger_height(&self, name: &str) -> u64 {
+        let url = self.node(name)["status"].as_str().unwrap().to_string();
+        let health: Value = serde_json::from_str(&http_get(&format!("{url}health")).1).unwrap();
+        health["ledger_height"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name} has no ledger height: {health}"))
+    }
+
     /// Every node's pid, from `devnet.json`.
     pub fn pids(&self) -> Vec<u64> {
         self.nodes()
@@ -338,4 +348,22 @@ fn list_files(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(p);
         }
     }
+}
+
+/// GET `url` (`http://HOST:PORT/PATH`): the status code and the body.
+pub fn http_get(url: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = out.split_once("\r\n\r\n").unwrap().1.to_string();
+    (code, body)
 }

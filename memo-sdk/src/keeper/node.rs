@@ -19,11 +19,11 @@
 
 use crate::keeper::{Keeper, KeeperConfig};
 use crate::ledger::{
-    ChainConfig, ChainFollower, LedgerError, LedgerService, LocalChain, RemoteLedger,
+    ChainConfig, ChainFollower, Ledger, LedgerError, LedgerService, LocalChain, RemoteLedger,
 };
 use crate::node::Service;
 use crate::replication::{
-    DurableOpLog, GroupConfig, OpLog, OpLogError, OpLogService, RaftOpLog, RemoteOpLog,
+    DurableOpLog, GroupChain, GroupConfig, OpLog, OpLogError, OpLogService, RaftOpLog, RemoteOpLog,
     RemoteOpLogConfig,
 };
 use memo_core::contract::{Genesis, ProofVerifier};
@@ -57,6 +57,10 @@ pub enum KeeperNodeError {
     /// The chain did not open.
     #[error("chain: {0}")]
     Chain(#[from] LedgerError),
+    /// A keeper group's chain rides on the group's log: every member keeps it with its own
+    /// key ([`KeeperChain::Produce`]), none follows a producer.
+    #[error("a keeper in a group keeps the group's chain: give it KeeperChain::Produce")]
+    FollowerInGroup,
 }
 
 /// The chain a sequencer keeper produces.
@@ -97,8 +101,11 @@ pub struct KeeperNode {
     pub remote: Option<Arc<RemoteOpLog>>,
     /// The keeper's Raft node, in a keeper group.
     pub group: Option<Arc<RaftOpLog>>,
-    /// The chain (sequencer or follower), if configured.
+    /// The chain (sequencer, follower or group member), if configured.
     pub chain: Option<Arc<LocalChain>>,
+    /// The ledger this keeper uses itself: its own chain on the sequencer, the group's in a
+    /// group; `None` on a follower (which sends transactions to the sequencer).
+    pub ledger: Option<Arc<dyn Ledger>>,
     /// The chain follower loop, on a follower with a chain.
     pub chain_follower: Option<ChainFollower>,
     transport: Arc<dyn Transport>,
@@ -196,7 +203,12 @@ impl KeeperNode {
     /// Starts a keeper as a member of the keepers' Raft group ([`RaftOpLog`]): its Raft log in
     /// `data_dir/raft.redb`, the applied op log in `data_dir/oplog.redb`. `founders` are the
     /// group's founding members (see [`RaftOpLog::open`]); the keeper accepts users' writes
-    /// and forwards them to the leader. With `chain`, it produces or follows the chain.
+    /// and forwards them to the leader.
+    ///
+    /// With `chain` ([`KeeperChain::Produce`] with this keeper's key), the ledger rides on the
+    /// group's log ([`RaftOpLog::open_with_chain`]): its copy is `data_dir/chain.redb`, blocks
+    /// signed by any founder are accepted, and the leader of the moment builds them. The
+    /// node's [`KeeperNode::ledger`] takes transactions on any member.
     pub async fn group(
         key: Keypair,
         transport: Arc<dyn Transport>,
@@ -207,10 +219,38 @@ impl KeeperNode {
         chain: Option<KeeperChain>,
     ) -> Result<Self, KeeperNodeError> {
         self::data_dir(data_dir)?;
-        let raft =
-            RaftOpLog::open(key.account(), transport.clone(), data_dir, founders, group).await?;
-        let mut node = Self::assemble(key, transport, raft.clone(), data_dir, config, chain)?;
+        let chain = match chain {
+            None => None,
+            Some(KeeperChain::Follow(_)) => return Err(KeeperNodeError::FollowerInGroup),
+            Some(KeeperChain::Produce(c)) => Some(GroupChain {
+                chain: Arc::new(LocalChain::open_group(
+                    &data_dir.join(CHAIN_FILE),
+                    c.genesis,
+                    founders.to_vec(),
+                    c.key,
+                    c.verifier,
+                )?),
+                env: config.env.clone(),
+                block_interval: c.block_interval,
+            }),
+        };
+        let local_chain = chain.as_ref().map(|c| c.chain.clone());
+        let raft = RaftOpLog::open_with_chain(
+            key.account(),
+            transport.clone(),
+            data_dir,
+            founders,
+            group,
+            chain,
+        )
+        .await?;
+        let mut node = Self::assemble(key, transport, raft.clone(), data_dir, config, None)?;
         node.services.push(raft.service());
+        if let Some(ledger) = raft.ledger() {
+            node.services.push(LedgerService::new(ledger.clone()));
+            node.ledger = Some(ledger);
+        }
+        node.chain = local_chain;
         node.group = Some(raft);
         Ok(node)
     }
@@ -258,9 +298,13 @@ impl KeeperNode {
         services.push(keeper.clone());
         services.push(OpLogService::new(log.clone(), members));
         let mut chain_follower = None;
+        let mut ledger: Option<Arc<dyn Ledger>> = None;
         let chain = chain.map(|(lc, producer, interval)| {
             match producer {
-                None => tasks.push(lc.spawn_producer(keeper.env().clone(), interval)),
+                None => {
+                    tasks.push(lc.spawn_producer(keeper.env().clone(), interval));
+                    ledger = Some(lc.clone());
+                }
                 Some(producer) => {
                     let source = RemoteLedger::new(transport.clone(), producer, interval);
                     chain_follower = Some(ChainFollower::start(lc.clone(), source, interval));
@@ -276,6 +320,7 @@ impl KeeperNode {
             remote: None,
             group: None,
             chain,
+            ledger,
             chain_follower,
             transport,
             services,

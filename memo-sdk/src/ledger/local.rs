@@ -42,14 +42,20 @@ struct Inner {
     mempool: Vec<SignedTx>,
     statuses: HashMap<[u8; 32], TxStatus>,
     status_order: VecDeque<[u8; 32]>,
-    config: ChainConfig,
+    chain: u64,
+    /// The accounts whose blocks this chain accepts: the sequencer, or a keeper group's
+    /// members (which of them leads is the group log's business, checked by its caller).
+    producers: Vec<AccountId>,
 }
 
 /// The embedded ledger: blocks in redb, applied by the contract state machine.
 ///
 /// A sequencer (opened with its key) takes transactions and produces blocks; a follower (opened
 /// without) imports blocks and rejects any that does not verify. Both replay their stored
-/// blocks on open, verifying each one again.
+/// blocks on open, verifying each one again. A keeper group's chain
+/// ([`LocalChain::open_group`]) accepts blocks from any member: its leader builds them
+/// ([`LocalChain::build_block`]) and every member imports them in the order of the group's
+/// log.
 pub struct LocalChain {
     inner: Mutex<Inner>,
     events: broadcast::Sender<Arc<Block>>,
@@ -76,6 +82,20 @@ impl LocalChain {
         Self::open(path, config, Some(key), verifier)
     }
 
+    /// Opens (or creates) a keeper group's chain at `path`, replaying the stored blocks. Blocks
+    /// signed by any of `producers` (the group's keepers) are accepted; `key` is this keeper's,
+    /// for the blocks it builds while it leads.
+    pub fn open_group(
+        path: &Path,
+        genesis: Genesis,
+        producers: Vec<AccountId>,
+        key: Keypair,
+        verifier: Arc<dyn ProofVerifier>,
+    ) -> Result<Self, LedgerError> {
+        let db = Database::create(path).map_err(storage)?;
+        Self::open_db(db, genesis, producers, Some(key), verifier)
+    }
+
     /// Opens (or creates) a follower's chain at `path`, replaying the stored blocks.
     pub fn open_follower(
         path: &Path,
@@ -94,11 +114,8 @@ impl LocalChain {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(storage)?;
-        let config = ChainConfig {
-            genesis,
-            sequencer: key.account(),
-        };
-        Self::open_db(db, config, Some(key), verifier)
+        let sequencer = key.account();
+        Self::open_db(db, genesis, vec![sequencer], Some(key), verifier)
     }
 
     fn open(
@@ -108,20 +125,34 @@ impl LocalChain {
         verifier: Arc<dyn ProofVerifier>,
     ) -> Result<Self, LedgerError> {
         let db = Database::create(path).map_err(storage)?;
-        Self::open_db(db, config, key, verifier)
+        Self::open_db(db, config.genesis, vec![config.sequencer], key, verifier)
     }
 
     fn open_db(
         db: Database,
-        config: ChainConfig,
+        genesis: Genesis,
+        mut producers: Vec<AccountId>,
         key: Option<Keypair>,
         verifier: Arc<dyn ProofVerifier>,
     ) -> Result<Self, LedgerError> {
-        let contract = Contract::new(&config.genesis, verifier)?;
-        let genesis_hash = config.genesis.hash();
+        producers.sort();
+        producers.dedup();
+        let contract = Contract::new(&genesis, verifier)?;
+        let genesis_hash = genesis.hash();
+        // The store is bound to its genesis and its producers: one sequencer's account, or a
+        // hash of the group's.
         let mut seq_id = [0u8; 64];
         seq_id[..32].copy_from_slice(&genesis_hash);
-        seq_id[32..].copy_from_slice(&config.sequencer.0);
+        match producers.as_slice() {
+            [one] => seq_id[32..].copy_from_slice(&one.0),
+            many => {
+                let mut h = blake3::Hasher::new_derive_key("memo 2026 chain producers v1");
+                for p in many {
+                    h.update(&p.0);
+                }
+                seq_id[32..].copy_from_slice(h.finalize().as_bytes());
+            }
+        }
         {
             let w = db.begin_write().map_err(storage)?;
             {
@@ -157,7 +188,8 @@ impl LocalChain {
             mempool: Vec::new(),
             statuses: HashMap::new(),
             status_order: VecDeque::new(),
-            config,
+            chain: genesis.chain,
+            producers,
         };
         inner.replay()?;
         Ok(Self {
@@ -185,6 +217,11 @@ impl LocalChain {
             return Err(LedgerError::MempoolFull);
         }
         let hash = tx.digest();
+        match s.statuses.get(&hash) {
+            // Sent again (e.g. after a change of group leader): it is in, or already queued.
+            Some(TxStatus::Included { .. } | TxStatus::Pending) => return Ok(hash),
+            _ => {}
+        }
         s.set_status(hash, TxStatus::Pending);
         s.mempool.push(tx);
         Ok(hash)
@@ -197,6 +234,23 @@ impl LocalChain {
         let block = self.lock().produce(time_ms)?;
         let _ = self.events.send(block.clone());
         Ok(block)
+    }
+
+    /// Builds the next block from the queued transactions without applying it (a group
+    /// leader's path: the block is proposed to the group, and every member, this one included,
+    /// imports it once the group committed it). Transactions that cannot go in are dropped and
+    /// marked rejected; the others stay queued until a block including them is imported.
+    pub fn build_block(&self, time_ms: u64) -> Result<Block, LedgerError> {
+        self.lock().build(time_ms)
+    }
+
+    /// Whether `block` is already part of this chain (the same hash at its height).
+    pub fn contains(&self, block: &Block) -> Result<bool, LedgerError> {
+        let s = self.lock();
+        if block.header.height == 0 || block.header.height > s.head.height {
+            return Ok(false);
+        }
+        Ok(s.load(block.header.height)?.is_some_and(|b| b.hash() == block.hash()))
     }
 
     /// Verifies and imports the next block (a follower's path). Any failure leaves the chain
@@ -319,10 +373,10 @@ impl Inner {
     /// stores it before committing. Nothing changes on error.
     fn import(&mut self, block: &Block, persist: bool) -> Result<(), LedgerError> {
         let h = &block.header;
-        if h.chain != self.config.genesis.chain {
+        if h.chain != self.chain {
             return Err(LedgerError::WrongChain(h.chain));
         }
-        if h.sequencer != self.config.sequencer {
+        if !self.producers.contains(&h.sequencer) {
             return Err(LedgerError::WrongSequencer);
         }
         let expected = self.head.height + 1;
@@ -344,15 +398,42 @@ impl Inner {
         if tx_root(&block.txs) != h.tx_root {
             return Err(LedgerError::BadTxRoot);
         }
-        self.contract
-            .execute_block(h.height, h.parent, &block.txs, Some(h.state_root))?;
+        let (_, outcomes) = self.contract.execute_block_outcomes(
+            h.height,
+            h.parent,
+            &block.txs,
+            Some(h.state_root),
+        )?;
         if persist && let Err(e) = self.store(block) {
             self.contract.abort_block();
             return Err(e);
         }
         self.contract.commit_block()?;
         self.advance(block);
+        if persist {
+            self.included(block, outcomes);
+        }
         Ok(())
+    }
+
+    /// Records the transactions of an imported block as included and takes them off the
+    /// queue (a group member may hold some it was sent before the block's builder did).
+    fn included(&mut self, block: &Block, outcomes: Vec<memo_core::contract::Outcome>) {
+        let digests: Vec<[u8; 32]> = block.txs.iter().map(SignedTx::digest).collect();
+        for (index, (digest, outcome)) in digests.iter().zip(outcomes).enumerate() {
+            self.set_status(
+                *digest,
+                TxStatus::Included {
+                    height: block.header.height,
+                    index,
+                    outcome,
+                },
+            );
+        }
+        if !self.mempool.is_empty() {
+            let done: std::collections::HashSet<[u8; 32]> = digests.into_iter().collect();
+            self.mempool.retain(|t| !done.contains(&t.digest()));
+        }
     }
 
     fn store(&self, block: &Block) -> Result<(), LedgerError> {
@@ -375,15 +456,21 @@ impl Inner {
         };
     }
 
-    fn produce(&mut self, time_ms: u64) -> Result<Arc<Block>, LedgerError> {
+    /// Assembles the next block from the queue and leaves it open in the contract: the
+    /// block, each included transaction's outcome, and the transactions left out (with why).
+    /// The queue is emptied; on error it is restored and nothing changed.
+    fn assemble(&mut self, time_ms: u64) -> Result<Assembled, LedgerError> {
         let Some(key) = self.key.clone() else {
             return Err(LedgerError::NotSequencer);
         };
         let height = self.head.height + 1;
         let parent = self.head.hash;
         let mut candidates = std::mem::take(&mut self.mempool);
-        let (txs, outcomes, rejected) = loop {
-            self.contract.begin_block(height, parent)?;
+        let (txs, outcomes, mut rejected) = loop {
+            if let Err(e) = self.contract.begin_block(height, parent) {
+                self.mempool = candidates;
+                return Err(e.into());
+            }
             let mut txs = Vec::with_capacity(candidates.len());
             let mut outcomes = Vec::with_capacity(candidates.len());
             let mut rejected: Vec<([u8; 32], Rejection)> = Vec::new();
@@ -432,7 +519,7 @@ impl Inner {
         };
         let digests: Vec<[u8; 32]> = txs.iter().map(SignedTx::digest).collect();
         let header = BlockHeader {
-            chain: self.config.genesis.chain,
+            chain: self.chain,
             height,
             parent,
             time_ms: time_ms.max(self.head.time_ms),
@@ -440,32 +527,57 @@ impl Inner {
             state_root,
             sequencer: key.account(),
         };
-        let block = Block::seal(header, txs, &key);
+        // A duplicate of an included transaction does not hide its inclusion.
+        rejected.retain(|(h, _)| !matches!(self.statuses.get(h), Some(TxStatus::Included { .. })));
+        Ok(Assembled {
+            block: Block::seal(header, txs, &key),
+            outcomes,
+            rejected,
+        })
+    }
+
+    fn produce(&mut self, time_ms: u64) -> Result<Arc<Block>, LedgerError> {
+        let Assembled {
+            block,
+            outcomes,
+            rejected,
+        } = self.assemble(time_ms)?;
         if let Err(e) = self.store(&block) {
             self.contract.abort_block();
-            self.mempool = candidates;
+            self.mempool = block.txs;
             return Err(e);
         }
         self.contract.commit_block()?;
         self.advance(&block);
-        for (index, (digest, outcome)) in digests.into_iter().zip(outcomes).enumerate() {
-            self.set_status(
-                digest,
-                TxStatus::Included {
-                    height,
-                    index,
-                    outcome,
-                },
-            );
-        }
+        self.included(&block, outcomes);
         for (h, r) in rejected {
-            // A duplicate of an included transaction does not hide its inclusion.
-            if !matches!(self.statuses.get(&h), Some(TxStatus::Included { .. })) {
-                self.set_status(h, TxStatus::Rejected(r));
-            }
+            self.set_status(h, TxStatus::Rejected(r));
         }
         Ok(Arc::new(block))
     }
+
+    fn build(&mut self, time_ms: u64) -> Result<Block, LedgerError> {
+        let Assembled {
+            block, rejected, ..
+        } = self.assemble(time_ms)?;
+        self.contract.abort_block();
+        // The block's transactions wait in the queue until the block is imported (they go
+        // into the next one the leader builds if the group never commits this one).
+        let mut queue = block.txs.clone();
+        queue.append(&mut self.mempool);
+        self.mempool = queue;
+        for (h, r) in rejected {
+            self.set_status(h, TxStatus::Rejected(r));
+        }
+        Ok(block)
+    }
+}
+
+/// A block assembled and left open in the contract.
+struct Assembled {
+    block: Block,
+    outcomes: Vec<memo_core::contract::Outcome>,
+    rejected: Vec<([u8; 32], Rejection)>,
 }
 
 #[async_trait]

@@ -406,7 +406,8 @@ fn rpc_error(e: RpcError) -> LedgerError {
     }
 }
 
-/// A [`Ledger`] served by another node's [`LedgerService`].
+/// A [`Ledger`] served by another node's [`LedgerService`], or by the first of several that
+/// answers ([`RemoteLedger::with_peers`]: the keepers of a group, which all serve its chain).
 ///
 /// Blocks come back as the server sent them, unverified: a [`LocalChain`] follower (see
 /// [`ChainFollower`]) checks each one as it imports it. [`Ledger::subscribe`] polls the
@@ -415,7 +416,8 @@ fn rpc_error(e: RpcError) -> LedgerError {
 /// heights from it, so a follower catching up pays one round trip per window, not per block.
 pub struct RemoteLedger {
     transport: Arc<dyn Transport>,
-    peer: AccountId,
+    peers: Vec<AccountId>,
+    current: std::sync::atomic::AtomicUsize,
     poll: Duration,
     events: broadcast::Sender<Arc<Block>>,
     prefetched: Mutex<BTreeMap<Height, Block>>,
@@ -426,7 +428,7 @@ pub struct RemoteLedger {
 impl std::fmt::Debug for RemoteLedger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteLedger")
-            .field("peer", &self.peer)
+            .field("peer", &self.peer())
             .finish_non_exhaustive()
     }
 }
@@ -435,9 +437,24 @@ impl RemoteLedger {
     /// The ledger served by `peer`, reached over `transport`; subscriptions poll its head
     /// every `poll`.
     pub fn new(transport: Arc<dyn Transport>, peer: AccountId, poll: Duration) -> Arc<Self> {
+        Self::with_peers(transport, vec![peer], poll)
+    }
+
+    /// The ledger served by each of `peers` (in a keeper group, every keeper serves its
+    /// chain). Requests go to the peer that answered last; one that cannot be reached, or
+    /// answers that it cannot serve now (no leader, not the sequencer), passes the request to
+    /// the next. `peers` must not be empty.
+    pub fn with_peers(
+        transport: Arc<dyn Transport>,
+        mut peers: Vec<AccountId>,
+        poll: Duration,
+    ) -> Arc<Self> {
+        let mut seen = std::collections::HashSet::new();
+        peers.retain(|p| seen.insert(*p));
         Arc::new_cyclic(|this| Self {
             transport,
-            peer,
+            peers,
+            current: std::sync::atomic::AtomicUsize::new(0),
             poll,
             events: broadcast::channel(1024).0,
             prefetched: Mutex::new(BTreeMap::new()),
@@ -446,19 +463,44 @@ impl RemoteLedger {
         })
     }
 
-    /// The node serving the ledger.
+    /// The node serving the ledger (the one that answered last).
     pub fn peer(&self) -> AccountId {
-        self.peer
+        let i = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        self.peers[i % self.peers.len().max(1)]
     }
 
     async fn call(&self, req: &Request) -> Result<Response, LedgerError> {
-        call(self.transport.as_ref(), self.peer, req)
-            .await
-            .map_err(rpc_error)
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = self.peers.len();
+        let first = self.current.load(Relaxed);
+        let mut last = LedgerError::Unreachable("no ledger peer configured".into());
+        for i in 0..n {
+            let at = (first + i) % n;
+            match call(self.transport.as_ref(), self.peers[at], req).await {
+                Ok(r) => {
+                    self.current.store(at, Relaxed);
+                    return Ok(r);
+                }
+                Err(e) => {
+                    let e = rpc_error(e);
+                    let next = match &e {
+                        LedgerError::Unreachable(_) => true,
+                        LedgerError::Remote(r) => r.code == ErrorCode::Unavailable,
+                        _ => false,
+                    };
+                    if !next {
+                        return Err(e);
+                    }
+                    debug!(peer = %self.peers[at].short(), "ledger peer: {e}");
+                    last = e;
+                }
+            }
+        }
+        Err(last)
     }
 
     fn unexpected(&self, asked: &'static str, got: &Response) -> LedgerError {
-        LedgerError::Unreachable(unexpected(self.peer, asked, got).to_string())
+        LedgerError::Unreachable(unexpected(self.peer(), asked, got).to_string())
     }
 
     /// Up to `max` blocks from height `from` on (fewer at the head), unverified, checked only
@@ -532,7 +574,7 @@ async fn poll_loop(this: Weak<RemoteLedger>, every: Duration) {
         let head = match me.head().await {
             Ok(h) => h,
             Err(e) => {
-                debug!(peer = %me.peer.short(), "ledger poll: {e}");
+                debug!(peer = %me.peer().short(), "ledger poll: {e}");
                 continue;
             }
         };
@@ -547,7 +589,7 @@ async fn poll_loop(this: Weak<RemoteLedger>, every: Duration) {
                 }
                 Ok(_) => break,
                 Err(e) => {
-                    debug!(peer = %me.peer.short(), "ledger poll: {e}");
+                    debug!(peer = %me.peer().short(), "ledger poll: {e}");
                     break;
                 }
             }

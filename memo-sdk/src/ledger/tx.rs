@@ -129,8 +129,7 @@ impl TxSender {
             let txs = self
                 .send(todo.iter().map(|i| calls[*i].clone()).collect())
                 .await?;
-            let hashes: Vec<[u8; 32]> = txs.iter().map(Signed::digest).collect();
-            let got = wait_all(self.ledger.as_ref(), &hashes, timeout).await?;
+            let got = wait_txs(self.ledger.as_ref(), &txs, timeout).await?;
             let mut again = Vec::new();
             for (i, r) in todo.into_iter().zip(got) {
                 let raced = matches!(
@@ -213,14 +212,55 @@ pub async fn wait_all(
     hashes: &[[u8; 32]],
     timeout: Duration,
 ) -> Result<Vec<Result<Outcome, Rejection>>, TxError> {
+    wait_for(ledger, hashes, None, timeout).await
+}
+
+/// Like [`wait_all`] for transactions this caller sent: one the ledger no longer knows (it was
+/// queued with a keeper group's leader that died before building a block) is submitted again,
+/// at most every [`RESUBMIT_EVERY`]. Sending it twice is safe: its nonce lets it in once.
+pub async fn wait_txs(
+    ledger: &dyn Ledger,
+    txs: &[SignedTx],
+    timeout: Duration,
+) -> Result<Vec<Result<Outcome, Rejection>>, TxError> {
+    let hashes: Vec<[u8; 32]> = txs.iter().map(Signed::digest).collect();
+    wait_for(ledger, &hashes, Some(txs), timeout).await
+}
+
+/// How often [`wait_txs`] submits again a transaction the ledger does not know.
+pub const RESUBMIT_EVERY: Duration = Duration::from_millis(500);
+
+async fn wait_for(
+    ledger: &dyn Ledger,
+    hashes: &[[u8; 32]],
+    txs: Option<&[SignedTx]>,
+    timeout: Duration,
+) -> Result<Vec<Result<Outcome, Rejection>>, TxError> {
     let mut blocks = ledger.subscribe();
-    let deadline = tokio::time::Instant::now() + timeout;
+    let start = tokio::time::Instant::now();
+    let deadline = start + timeout;
+    let mut resent = start;
     loop {
         let mut done = Vec::with_capacity(hashes.len());
-        for h in hashes {
+        for (i, h) in hashes.iter().enumerate() {
             match ledger.tx_status(*h).await? {
                 TxStatus::Included { outcome, .. } => done.push(Ok(outcome)),
                 TxStatus::Rejected(r) => done.push(Err(r)),
+                TxStatus::Unknown => {
+                    let now = tokio::time::Instant::now();
+                    if let Some(rest) = txs.and_then(|t| t.get(i..))
+                        && now >= resent + RESUBMIT_EVERY
+                    {
+                        tracing::debug!("the ledger lost a queued transaction; sending it again");
+                        // It and the ones after it, in nonce order (a copy of one still queued
+                        // or included changes nothing). A refusal shows in the next round.
+                        for tx in rest {
+                            let _ = ledger.submit(tx.clone()).await;
+                        }
+                        resent = now;
+                    }
+                    break;
+                }
                 _ => break,
             }
         }

@@ -259,6 +259,7 @@ impl Node {
             Some(c) => Some(ChainSetup {
                 genesis: c.load_genesis()?,
                 sequencer: c.sequencer_id()?,
+                keepers: peers_of(Role::Keeper),
                 block_interval: c.block_interval(),
                 stake: c.stake,
                 price: c.price,
@@ -441,7 +442,10 @@ impl Node {
             ..KeeperConfig::default()
         };
         let verifier = Arc::new(MerkleVerifier::new());
-        let produces = chain.is_some_and(|c| c.sequencer == keypair.account());
+        // In a group every keeper keeps the chain with its own key (the leader builds the
+        // blocks); otherwise the sequencer produces and the others follow.
+        let produces =
+            chain.is_some_and(|c| cfg.group.is_some() || c.sequencer == keypair.account());
         let keeper_chain = chain.map(|c| {
             if produces {
                 KeeperChain::Produce(SequencerChain {
@@ -513,10 +517,11 @@ impl Node {
             }
         }));
         if let Some(c) = chain {
-            // The producer uses its own chain; the other keepers submit to the producer.
-            let ledger: Arc<dyn Ledger> = match &node.chain {
-                Some(own) if produces => own.clone(),
-                _ => c.remote(&self.transport),
+            // The producer (or a group member) uses its own chain; the other keepers submit
+            // to the producer.
+            let ledger: Arc<dyn Ledger> = match &node.ledger {
+                Some(own) => own.clone(),
+                None => c.remote(&self.transport),
             };
             self.ledger = Some(ledger.clone());
             let challenger = Challenger::new(
@@ -591,15 +596,21 @@ impl Node {
 struct ChainSetup {
     genesis: memo_core::contract::Genesis,
     sequencer: AccountId,
+    /// The other keepers this node knows: in a group each serves the chain, so a node whose
+    /// sequencer is down asks the next.
+    keepers: Vec<AccountId>,
     block_interval: Duration,
     stake: memo_core::contract::Amount,
     price: memo_core::contract::Amount,
 }
 
 impl ChainSetup {
-    /// The ledger through the sequencer, polled at the block interval.
+    /// The ledger through the sequencer first, then the other keepers, polled at the block
+    /// interval.
     fn remote(&self, transport: &Arc<dyn Transport>) -> Arc<dyn Ledger> {
-        RemoteLedger::new(transport.clone(), self.sequencer, self.block_interval)
+        let mut peers = vec![self.sequencer];
+        peers.extend(self.keepers.iter().copied());
+        RemoteLedger::with_peers(transport.clone(), peers, self.block_interval)
     }
 }
 

@@ -13,7 +13,10 @@ mod remote;
 mod service;
 
 pub use durable::DurableOpLog;
-pub use raft::{GroupConfig, GroupStatus, RAFT_FILE, RaftOpLog, RaftService, group_status};
+pub use raft::{
+    GroupChain, GroupConfig, GroupLedger, GroupStatus, RAFT_FILE, RaftOpLog, RaftService,
+    group_status,
+};
 pub use remote::{RemoteOpLog, RemoteOpLogConfig, SyncStatus};
 pub use service::{MAX_READ_BYTES, MAX_WAIT, OpLogService, client};
 

@@ -25,9 +25,11 @@
 //! Raft tolerates crashes, not lies: see `docs/security.md`. The log's content is memo's own
 //! signed operations, independent of the engine.
 
+mod chain;
 mod network;
 mod store;
 
+pub use chain::GroupLedger;
 pub use network::{RaftService, group_status};
 
 use super::durable::MAX_ENTRY_BYTES;
@@ -92,7 +94,7 @@ async fn propose_batches(
             }
         }
         let (ops, waiters): (Vec<Vec<u8>>, Vec<Waiter>) = batch.into_iter().unzip();
-        match raft.client_write(Proposal(ops)).await {
+        match raft.client_write(Proposal::Ops(ops)).await {
             Ok(r) => {
                 for (i, w) in waiters.into_iter().enumerate() {
                     let _ = w.send(Ok(r.data.get(i).copied().unwrap_or(u64::MAX)));
@@ -107,15 +109,23 @@ async fn propose_batches(
     }
 }
 
-/// Operations proposed to the group in one entry: the canonical bytes of [`SignedOp`]s.
-/// Appends that arrive while the previous proposal is in flight travel together, so that
-/// they share one Raft entry and one fsync on every keeper.
+/// What one entry of the group's log carries, in memo's own encodings (the log's content does
+/// not depend on the engine).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Proposal(pub(crate) Vec<Vec<u8>>);
+pub(crate) enum Proposal {
+    /// Object operations: the canonical bytes of [`SignedOp`]s. Appends that arrive while
+    /// the previous proposal is in flight travel together, so that they share one Raft entry
+    /// and one fsync on every keeper.
+    Ops(Vec<Vec<u8>>),
+    /// A ledger block ([`crate::ledger::Block::encode`]), built and signed by the leader of
+    /// the entry's term.
+    Block(Vec<u8>),
+}
 
 openraft::declare_raft_types!(
-    /// memo's Raft types: entries carry signed object operations; applying one answers each
-    /// operation's position in the op log (`u64::MAX` for one skipped as invalid).
+    /// memo's Raft types: entries carry signed object operations or ledger blocks; applying one
+    /// answers each operation's position in the op log, or the block's height (`u64::MAX` for
+    /// an operation or block refused as invalid).
     pub(crate) TypeConfig:
         D = Proposal,
         R = Vec<u64>,
@@ -192,6 +202,27 @@ pub struct RaftOpLog {
     log: DurableOpLog,
     transport: Arc<dyn Transport>,
     config: GroupConfig,
+    ledger: Option<Arc<GroupLedger>>,
+    producer: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A ledger that rides on the keeper group's log ([`RaftOpLog::open_with_chain`]).
+#[derive(Debug, Clone)]
+pub struct GroupChain {
+    /// This keeper's copy of the chain ([`crate::ledger::LocalChain::open_group`]).
+    pub chain: Arc<crate::ledger::LocalChain>,
+    /// The clock that stamps the blocks this keeper builds while it leads.
+    pub env: crate::env::Env,
+    /// A block every this often, from the leader.
+    pub block_interval: Duration,
+}
+
+impl Drop for RaftOpLog {
+    fn drop(&mut self) {
+        if let Some(p) = &self.producer {
+            p.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for RaftOpLog {
@@ -225,6 +256,21 @@ impl RaftOpLog {
         keepers: &[AccountId],
         config: GroupConfig,
     ) -> Result<Arc<Self>, OpLogError> {
+        Self::open_with_chain(account, transport, data_dir, keepers, config, None).await
+    }
+
+    /// Like [`RaftOpLog::open`], with the ledger on the same log when `chain` is given: while
+    /// this keeper leads it builds a block every `block_interval` and proposes it, and every
+    /// keeper imports the committed blocks into its copy of the chain. The ledger is served
+    /// through [`RaftOpLog::ledger`].
+    pub async fn open_with_chain(
+        account: AccountId,
+        transport: Arc<dyn Transport>,
+        data_dir: &Path,
+        keepers: &[AccountId],
+        config: GroupConfig,
+        chain: Option<GroupChain>,
+    ) -> Result<Arc<Self>, OpLogError> {
         let ids: BTreeSet<u64> = keepers.iter().map(node_id).collect();
         if ids.len() != keepers.iter().collect::<BTreeSet<_>>().len() {
             return Err(OpLogError::Storage(
@@ -235,7 +281,8 @@ impl RaftOpLog {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| OpLogError::Storage(format!("data dir {}: {e}", data_dir.display())))?;
         let log = DurableOpLog::open(&data_dir.join(crate::keeper::node::OPLOG_FILE))?;
-        let sm = store::StateMachine::open(log.clone()).map_err(storage)?;
+        let sm = store::StateMachine::open(log.clone(), chain.as_ref().map(|c| c.chain.clone()))
+            .map_err(storage)?;
         let log_store = store::LogStore::open(&data_dir.join(RAFT_FILE)).map_err(storage)?;
         let raft_config = openraft::Config {
             cluster_name: "memo-keepers".into(),
@@ -262,6 +309,23 @@ impl RaftOpLog {
         .map_err(storage)?;
         let (proposals, queue) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(propose_batches(raft.clone(), queue));
+        let ledger = chain.as_ref().map(|c| {
+            GroupLedger::new(
+                c.chain.clone(),
+                raft.clone(),
+                account,
+                transport.clone(),
+                c.block_interval,
+            )
+        });
+        let producer = chain.map(|c| {
+            tokio::spawn(chain::produce_blocks(
+                raft.clone(),
+                c.chain,
+                c.env,
+                c.block_interval,
+            ))
+        });
         let me = Arc::new(Self {
             reads: ReadRounds::default(),
             raft,
@@ -271,6 +335,8 @@ impl RaftOpLog {
             log,
             transport,
             config,
+            ledger,
+            producer,
         });
         if keepers.contains(&account) && !me.raft.is_initialized().await.map_err(storage)? {
             let nodes: BTreeMap<u64, BasicNode> =
@@ -292,6 +358,11 @@ impl RaftOpLog {
             self.log.clone(),
             self.seeds.iter().copied(),
         )
+    }
+
+    /// The ledger on the group's log, when opened with a chain.
+    pub fn ledger(&self) -> Option<Arc<GroupLedger>> {
+        self.ledger.clone()
     }
 
     /// The applied op log (the state machine).
@@ -358,6 +429,9 @@ impl RaftOpLog {
 
     /// Stops the Raft node (its tasks end; the stores close when the last handle drops).
     pub async fn shutdown(&self) {
+        if let Some(p) = &self.producer {
+            p.abort();
+        }
         let _ = self.raft.shutdown().await;
     }
 

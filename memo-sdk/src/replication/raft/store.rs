@@ -6,6 +6,8 @@
 #![allow(clippy::result_large_err)]
 
 use super::{Proposal, TypeConfig};
+use crate::ledger::{Block, LedgerError, LocalChain};
+use memo_core::contract::Height;
 use crate::replication::DurableOpLog;
 use crate::replication::durable::MAX_ENTRY_BYTES;
 use memo_core::objects::SignedOp;
@@ -288,10 +290,40 @@ struct Applied {
     membership: StoredMembership<NodeId, BasicNode>,
 }
 
-/// A snapshot's content: the op log's entries up to the snapshot's point, encoded.
+/// Imports the blocks of a snapshot that `chain` lacks, after checking that the blocks it has
+/// are the snapshot's (its head block is compared; the rest are chained by hashes). Every
+/// block imported is verified like any other.
+fn install_blocks(chain: &LocalChain, blocks: &[Vec<u8>], snapshot: &str) -> Result<(), SErr> {
+    let have = chain.head_now().height;
+    if (blocks.len() as u64) < have {
+        return Err(snap_err(format!(
+            "snapshot {snapshot} holds {} blocks, fewer than the {have} in the chain here",
+            blocks.len()
+        )));
+    }
+    let decode_at = |h: u64| {
+        Block::decode(&blocks[h as usize - 1])
+            .map_err(|e| snap_err(format!("snapshot {snapshot}: block {h}: {e}")))
+    };
+    if have > 0 && !chain.contains(&decode_at(have)?).map_err(snap_err)? {
+        return Err(snap_err(format!(
+            "snapshot {snapshot} disagrees with block {have} in the chain here"
+        )));
+    }
+    for h in have + 1..=blocks.len() as u64 {
+        chain
+            .import_block(decode_at(h)?)
+            .map_err(|e| snap_err(format!("snapshot {snapshot}: block {h}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// A snapshot's content: the op log's entries and the chain's blocks up to the snapshot's
+/// point, encoded.
 #[derive(Serialize, Deserialize)]
 struct SnapshotBody {
     ops: Vec<Vec<u8>>,
+    blocks: Vec<Vec<u8>>,
 }
 
 /// The state machine: committed operations go, in order, into the keeper's op log, which
@@ -299,6 +331,7 @@ struct SnapshotBody {
 /// only (not Raft's blank and membership entries), so they are the same on every keeper.
 pub(crate) struct StateMachine {
     log: DurableOpLog,
+    chain: Option<Arc<LocalChain>>,
     applied: Applied,
     snapshot: Arc<Mutex<Option<Built>>>,
 }
@@ -312,12 +345,14 @@ pub(crate) struct Builder {
     log: DurableOpLog,
     applied: Applied,
     len: u64,
+    chain: Option<(Arc<LocalChain>, Height)>,
     latest: Arc<Mutex<Option<Built>>>,
 }
 
 impl StateMachine {
-    /// The state machine over `log`, resuming where its stored state says it stopped.
-    pub(crate) fn open(log: DurableOpLog) -> Result<Self, String> {
+    /// The state machine over `log` (and `chain`, whose blocks ride on the group's log),
+    /// resuming where its stored state says it stopped.
+    pub(crate) fn open(log: DurableOpLog, chain: Option<Arc<LocalChain>>) -> Result<Self, String> {
         let applied = match log.state().map_err(|e| e.to_string())? {
             None if log.is_empty() => Applied::default(),
             None => {
@@ -332,6 +367,7 @@ impl StateMachine {
         };
         Ok(Self {
             log,
+            chain,
             applied,
             snapshot: Arc::default(),
         })
@@ -342,7 +378,47 @@ impl StateMachine {
             log: self.log.clone(),
             applied: self.applied.clone(),
             len: self.log.len(),
+            chain: self.chain.as_ref().map(|c| (c.clone(), c.head_now().height)),
             latest: self.snapshot.clone(),
+        }
+    }
+
+    /// Applies a block entry of `log_id`: returns the block's height, or `u64::MAX` when the
+    /// block is refused (the same way on every keeper: it does not decode, was not signed by
+    /// the leader of its entry's term, or does not verify against the chain). A block already
+    /// in the chain (an entry applied again after a crash) is not applied twice. A failure to
+    /// store is the state machine's error.
+    fn apply_block(&self, bytes: &[u8], log_id: LogId<NodeId>) -> Result<u64, SErr> {
+        let Some(chain) = &self.chain else {
+            tracing::warn!(index = log_id.index, "a block entry, but this keeper keeps no chain");
+            return Ok(u64::MAX);
+        };
+        let block = match Block::decode(bytes) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(index = log_id.index, "refused a block that does not decode: {e}");
+                return Ok(u64::MAX);
+            }
+        };
+        if super::node_id(&block.header.sequencer) != log_id.leader_id.node_id {
+            tracing::warn!(
+                index = log_id.index,
+                height = block.header.height,
+                "refused a block not signed by the leader of its term"
+            );
+            return Ok(u64::MAX);
+        }
+        if chain.contains(&block).map_err(sm_err)? {
+            return Ok(block.header.height);
+        }
+        let height = block.header.height;
+        match chain.import_block(block) {
+            Ok(()) => Ok(height),
+            Err(e @ LedgerError::Storage(_)) => Err(sm_err(e)),
+            Err(e) => {
+                tracing::warn!(index = log_id.index, height, "refused a block: {e}");
+                Ok(u64::MAX)
+            }
         }
     }
 }
@@ -363,7 +439,17 @@ impl Builder {
             next += batch.len() as u64;
             ops.extend(batch.iter().map(|(_, op)| wire::encode(op)));
         }
-        let bytes = encode(&SnapshotBody { ops });
+        let mut blocks = Vec::new();
+        if let Some((chain, height)) = &self.chain {
+            blocks.reserve(*height as usize);
+            for h in 1..=*height {
+                match chain.block_at(h).map_err(|e| snap_err(e.to_string()))? {
+                    Some(b) => blocks.push(b.encode()),
+                    None => return Err(snap_err(format!("block {h} is missing from the chain"))),
+                }
+            }
+        }
+        let bytes = encode(&SnapshotBody { ops, blocks });
         let last = self.applied.last;
         let meta = SnapshotMeta {
             last_log_id: last,
@@ -421,7 +507,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     applied.membership = StoredMembership::new(Some(e.log_id), m);
                     replies.push(Vec::new());
                 }
-                EntryPayload::Normal(Proposal(batch)) => {
+                EntryPayload::Normal(Proposal::Block(bytes)) => {
+                    replies.push(vec![self.apply_block(&bytes, e.log_id)?]);
+                }
+                EntryPayload::Normal(Proposal::Ops(batch)) => {
                     // The proposing keeper checked each operation; one that does not decode
                     // or verify (a corrupt or lying leader) is skipped the same way on every
                     // keeper, so positions stay equal.
@@ -502,6 +591,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let op: SignedOp = wire::decode(raw, MAX_ENTRY_BYTES, "snapshot operation")
                 .map_err(|e| snap_err(format!("operation {}: {e}", have + i as u64)))?;
             ops.push(op);
+        }
+        if let Some(chain) = &self.chain {
+            install_blocks(chain, &body.blocks, &meta.snapshot_id)?;
         }
         let applied = Applied {
             last: meta.last_log_id,
