@@ -390,8 +390,8 @@ fn killed_keepers_lose_nothing(keepers: usize, kill: usize) {
     // first for the ledger: both die (keeper-0 second when it does not lead).
     net.kill(&leader);
     let mut dead = vec![leader.clone()];
-    for name in std::iter::once("keeper-0".to_string())
-        .chain((1..keepers).map(|k| format!("keeper-{k}")))
+    for name in
+        std::iter::once("keeper-0".to_string()).chain((1..keepers).map(|k| format!("keeper-{k}")))
     {
         if dead.len() < kill && !dead.contains(&name) {
             net.kill(&name);

@@ -15,11 +15,11 @@ use memo_core::transport::{MemoryNetwork, Transport};
 use memo_core::{AccountId, Keypair, Signed};
 use memo_sdk::keeper::KeeperConfig;
 use memo_sdk::keeper::node::{KeeperChain, KeeperNode, SequencerChain};
+use memo_sdk::ledger::tx::TxSender;
 use memo_sdk::ledger::{
     Block, ChainConfig, ChainFollower, Head, Ledger, LedgerError, LedgerService, LocalChain,
     RemoteLedger, TxStatus,
 };
-use memo_sdk::ledger::tx::TxSender;
 use memo_sdk::node::{Service, serve};
 use memo_sdk::provider::Provider;
 use memo_sdk::replication::{
@@ -826,7 +826,10 @@ async fn the_ledger_on_the_group_survives_its_leader() {
                 let b = ledger(&net, k).block(h).await.unwrap().expect("a block");
                 hashes.push(b.hash());
             }
-            assert_eq!(hashes[0], hashes[1], "block {h} differs on the wiped keeper");
+            assert_eq!(
+                hashes[0], hashes[1],
+                "block {h} differs on the wiped keeper"
+            );
         }
         let b = Keypair::from_seed("b").account();
         for k in 0..3 {

@@ -217,10 +217,9 @@ impl LocalChain {
             return Err(LedgerError::MempoolFull);
         }
         let hash = tx.digest();
-        match s.statuses.get(&hash) {
-            // Sent again (e.g. after a change of group leader): it is in, or already queued.
-            Some(TxStatus::Included { .. } | TxStatus::Pending) => return Ok(hash),
-            _ => {}
+        // Sent again (e.g. after a change of group leader): it is in, or already queued.
+        if let Some(TxStatus::Included { .. } | TxStatus::Pending) = s.statuses.get(&hash) {
+            return Ok(hash);
         }
         s.set_status(hash, TxStatus::Pending);
         s.mempool.push(tx);
@@ -250,7 +249,8 @@ impl LocalChain {
         if block.header.height == 0 || block.header.height > s.head.height {
             return Ok(false);
         }
-        Ok(s.load(block.header.height)?.is_some_and(|b| b.hash() == block.hash()))
+        Ok(s.load(block.header.height)?
+            .is_some_and(|b| b.hash() == block.hash()))
     }
 
     /// Verifies and imports the next block (a follower's path). Any failure leaves the chain

@@ -7,9 +7,9 @@
 
 use super::{Proposal, TypeConfig};
 use crate::ledger::{Block, LedgerError, LocalChain};
-use memo_core::contract::Height;
 use crate::replication::DurableOpLog;
 use crate::replication::durable::MAX_ENTRY_BYTES;
+use memo_core::contract::Height;
 use memo_core::objects::SignedOp;
 use memo_core::wire;
 use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
@@ -378,7 +378,10 @@ impl StateMachine {
             log: self.log.clone(),
             applied: self.applied.clone(),
             len: self.log.len(),
-            chain: self.chain.as_ref().map(|c| (c.clone(), c.head_now().height)),
+            chain: self
+                .chain
+                .as_ref()
+                .map(|c| (c.clone(), c.head_now().height)),
             latest: self.snapshot.clone(),
         }
     }
@@ -390,13 +393,19 @@ impl StateMachine {
     /// store is the state machine's error.
     fn apply_block(&self, bytes: &[u8], log_id: LogId<NodeId>) -> Result<u64, SErr> {
         let Some(chain) = &self.chain else {
-            tracing::warn!(index = log_id.index, "a block entry, but this keeper keeps no chain");
+            tracing::warn!(
+                index = log_id.index,
+                "a block entry, but this keeper keeps no chain"
+            );
             return Ok(u64::MAX);
         };
         let block = match Block::decode(bytes) {
             Ok(b) => b,
             Err(e) => {
-                tracing::warn!(index = log_id.index, "refused a block that does not decode: {e}");
+                tracing::warn!(
+                    index = log_id.index,
+                    "refused a block that does not decode: {e}"
+                );
                 return Ok(u64::MAX);
             }
         };
