@@ -1,17 +1,24 @@
 //! The keepers' Raft group ([`RaftOpLog`]): committed operations per second with 1, 3 and 5
 //! keepers under concurrent appenders, with p50 and p99 commit latency, against the
 //! single-sequencer durable log in the same run; and failover time (leader stopped → first
-//! write accepted through a follower) over 10 trials.
+//! write accepted through a follower) over 10 trials; and, with the ledger on the group's log,
+//! ledger failover (leader stopped → first transaction sent through a follower included).
 //!
 //! Every keeper stores its Raft log in redb with an fsync per commit, on this machine's one
 //! disk, and the keepers talk over the in-memory transport (no network latency).
 //!
 //! `cargo bench -p memo-sdk --bench group` (`GROUP_OPS` sets the operations per run).
 
+use memo_core::contract::{Call, Genesis, Params, SettlementCall};
+use memo_core::proof::MerkleVerifier;
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_core::{AccountId, Keypair};
+use memo_sdk::ledger::tx::TxSender;
+use memo_sdk::ledger::{LedgerService, LocalChain};
 use memo_sdk::node::{Service, serve};
-use memo_sdk::replication::{DurableOpLog, GroupConfig, OpLog, OpLogService, RaftOpLog};
+use memo_sdk::replication::{
+    DurableOpLog, GroupChain, GroupConfig, OpLog, OpLogService, RaftOpLog,
+};
 use memo_sdk::testkit::numbered_op;
 use std::path::Path;
 use std::sync::Arc;
@@ -44,20 +51,57 @@ async fn start_member(
     account: AccountId,
     keepers: &[AccountId],
 ) -> Member {
+    start_member_with(net, dir, account, keepers, None).await
+}
+
+/// A member; with `chain` (the genesis) it keeps the group's ledger, a block every 100 ms.
+async fn start_member_with(
+    net: &MemoryNetwork,
+    dir: &Path,
+    account: AccountId,
+    keepers: &[AccountId],
+    chain: Option<&Genesis>,
+) -> Member {
     net.set_up(account);
     let t: Arc<dyn Transport> = Arc::new(net.join(account));
-    let log = RaftOpLog::open(
+    let data = dir.join(account.to_hex());
+    let chain = chain.map(|genesis| {
+        std::fs::create_dir_all(&data).expect("data dir");
+        let key = (0..keepers.len())
+            .map(keeper_key)
+            .find(|k| k.account() == account)
+            .expect("a bench keeper");
+        GroupChain {
+            chain: Arc::new(
+                LocalChain::open_group(
+                    &data.join("chain.redb"),
+                    genesis.clone(),
+                    keepers.to_vec(),
+                    key,
+                    Arc::new(MerkleVerifier::new()),
+                )
+                .expect("chain"),
+            ),
+            env: memo_sdk::Env::real(),
+            block_interval: Duration::from_millis(100),
+        }
+    });
+    let log = RaftOpLog::open_with_chain(
         account,
         t.clone(),
-        &dir.join(account.to_hex()),
+        &data,
         keepers,
         GroupConfig::default(),
+        chain,
     )
     .await
     .expect("open");
     let as_log: Arc<dyn OpLog> = log.clone();
-    let services: Vec<Arc<dyn Service>> =
+    let mut services: Vec<Arc<dyn Service>> =
         vec![log.service(), OpLogService::new(as_log, keepers.to_vec())];
+    if let Some(ledger) = log.ledger() {
+        services.push(LedgerService::new(ledger));
+    }
     let serving = tokio::spawn(serve(t, services));
     Member {
         account,
@@ -72,17 +116,28 @@ async fn stop_member(net: &MemoryNetwork, m: Member) {
     m.serving.abort();
 }
 
+fn keeper_key(i: usize) -> Keypair {
+    Keypair::from_seed(&format!("bench-keeper-{i}"))
+}
+
 fn keepers(n: usize) -> Vec<AccountId> {
-    (0..n)
-        .map(|i| Keypair::from_seed(&format!("bench-keeper-{i}")).account())
-        .collect()
+    (0..n).map(|i| keeper_key(i).account()).collect()
 }
 
 async fn group(net: &MemoryNetwork, dir: &Path, n: usize) -> Vec<Member> {
+    group_with(net, dir, n, None).await
+}
+
+async fn group_with(
+    net: &MemoryNetwork,
+    dir: &Path,
+    n: usize,
+    chain: Option<&Genesis>,
+) -> Vec<Member> {
     let ids = keepers(n);
     let mut members = Vec::new();
     for id in &ids {
-        members.push(start_member(net, dir, *id, &ids).await);
+        members.push(start_member_with(net, dir, *id, &ids, chain).await);
     }
     members[0]
         .log
@@ -211,6 +266,52 @@ async fn run(n: u64) {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
         "  kill -> first accepted write: min {:.0} ms, median {:.0} ms, max {:.0} ms",
+        ms(times[0]),
+        ms(times[times.len() / 2]),
+        ms(times[times.len() - 1])
+    );
+    for m in members {
+        stop_member(&net, m).await;
+    }
+
+    println!("ledger failover, group of 3, a block every 100 ms, {trials} trials:");
+    let payer = Keypair::from_seed("bench-payer");
+    let genesis =
+        Genesis::new(5, Params::default(), [(payer.account(), 1u64 << 40)]).expect("genesis");
+    let net = MemoryNetwork::new();
+    let cdir = dir.path().join("ledger-failover");
+    let mut members = group_with(&net, &cdir, 3, Some(&genesis)).await;
+    let to = keeper_key(0).account();
+    let mut times = Vec::new();
+    for _ in 0..trials {
+        let leader = leader_of(&members);
+        let follower = members[(leader + 1) % 3].log.ledger().expect("a ledger");
+        let sender = TxSender::new(payer.clone(), follower);
+        let transfer = || Call::Settlement(SettlementCall::Transfer { to, amount: 1 });
+        let before = sender
+            .send_and_wait(vec![transfer()], Duration::from_secs(30))
+            .await
+            .expect("a transfer before the kill");
+        assert!(before[0].is_ok(), "{before:?}");
+        let gone = members.remove(leader);
+        let account = gone.account;
+        let killed = Instant::now();
+        stop_member(&net, gone).await;
+        let after = sender
+            .send_and_wait(vec![transfer()], Duration::from_secs(30))
+            .await
+            .expect("a transfer after the kill");
+        assert!(after[0].is_ok(), "{after:?}");
+        times.push(killed.elapsed());
+        let back = start_member_with(&net, &cdir, account, &keepers(3), Some(&genesis)).await;
+        members.insert(leader, back);
+        for m in &members {
+            m.log.sync_len().await.expect("caught up");
+        }
+    }
+    times.sort();
+    println!(
+        "  kill -> first transaction included: min {:.0} ms, median {:.0} ms, max {:.0} ms",
         ms(times[0]),
         ms(times[times.len() / 2]),
         ms(times[times.len() - 1])
