@@ -252,6 +252,10 @@ pub enum Request {
     },
     /// Keeper: how it sees its consensus group. Answered with [`Response::Group`].
     GroupStatus,
+    /// Keeper: the nodes it knows and where they are reached, and which node serves the
+    /// ledger, so that a client that knows one keeper's address finds the rest. Answered
+    /// with [`Response::Directory`].
+    Directory,
 }
 
 impl Request {
@@ -282,6 +286,7 @@ impl Request {
             Self::OpenLane { .. } => "OpenLane",
             Self::Raft { .. } => "Raft",
             Self::GroupStatus => "GroupStatus",
+            Self::Directory => "Directory",
             Self::ProvePossession { .. } => "ProvePossession",
             Self::Registered { .. } => "Registered",
             Self::Withdraw { .. } => "Withdraw",
@@ -397,6 +402,28 @@ pub enum Response {
     Raft(Vec<u8>),
     /// A keeper's view of its consensus group, for [`Request::GroupStatus`].
     Group(GroupInfo),
+    /// The nodes a keeper knows, for [`Request::Directory`]. Addresses are hints: a node is
+    /// authenticated by its account when it is dialled, so a wrong address only fails.
+    Directory {
+        /// The nodes, the answering keeper first.
+        peers: Vec<PeerEntry>,
+        /// The node that serves the ledger (in a keeper group, the answering keeper), if
+        /// the network has one.
+        ledger: Option<AccountId>,
+    },
+}
+
+/// A node in a keeper's [`Response::Directory`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerEntry {
+    /// Its name, as its operator configured it.
+    pub name: String,
+    /// Whether it is a keeper (otherwise a provider).
+    pub keeper: bool,
+    /// Its account.
+    pub account: AccountId,
+    /// Where it listens (a multiaddr).
+    pub address: String,
 }
 
 /// How a keeper sees its consensus group (the keepers' Raft group).

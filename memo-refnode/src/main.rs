@@ -12,6 +12,7 @@ mod client_cmd;
 mod demo;
 mod devnet;
 mod devnet_page;
+mod init_cmd;
 mod node;
 mod s3_cmd;
 
@@ -73,6 +74,9 @@ enum Command {
     },
     /// Print the man page (roff): `memo man | man -l -`.
     Man,
+    /// Write a client config for a network you reach through one keeper (and a key, unless
+    /// it exists): `memo init --keeper ACCOUNT@MULTIADDR [FILE]`.
+    Init(init_cmd::InitArgs),
     /// Show the account of a key file, first creating the file with a fresh random key (mode
     /// 0600) if it does not exist.
     Key {
@@ -148,6 +152,7 @@ fn main() -> ExitCode {
             Command::S3(args) => s3_cmd::run(args, config).await,
             Command::Client(cmd) => client_cmd::run(cmd, config, style).await,
             Command::Key { file } => key(&file, style),
+            Command::Init(args) => init_cmd::run(args, config, style.json, style.quiet).await,
             Command::Completions { .. } | Command::Man => Ok(()),
         }
     });

@@ -499,3 +499,94 @@ fn completions_and_man_page() {
         .unwrap();
     assert!(stdout(&help).contains("-k, --k"), "{}", stdout(&help));
 }
+
+/// `memo init --keeper ACCOUNT@ADDR` writes a config that names keepers only: every keeper
+/// (from the one given's directory) and the ledger. With a funded key, puts and gets work
+/// through it, the providers' addresses coming from the keepers. A fresh key gets a config
+/// too, and its put is refused as unpaid. An existing config is kept unless --force.
+#[test]
+fn init_from_one_keeper_address_finds_the_rest() {
+    let net = Devnet::start(6, 3);
+    let k1 = net.node("keeper-1");
+    let spec = format!(
+        "{}@{}",
+        k1["account"].as_str().unwrap(),
+        k1["listen"].as_str().unwrap()
+    );
+    let dir = net.dir.path().join("init");
+    let config = dir.join("alice.toml");
+    let alice_key = net.dir.path().join("keys").join("user-alice.key");
+    let o = Command::new(MEMO)
+        .args(["--json", "init", "--keeper", &spec, "--key"])
+        .arg(&alice_key)
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let out: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["key_created"], false);
+    assert_eq!(out["keepers"].as_array().unwrap().len(), 3, "{out}");
+    assert_eq!(out["providers_known"], 6, "{out}");
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(!written.contains("provider"), "keepers only: {written}");
+    assert!(written.contains("ledger"), "{written}");
+
+    let data = random_bytes(300_000, 9);
+    let file = dir.join("data.bin");
+    std::fs::write(&file, &data).unwrap();
+    let memo = |args: &[&str]| {
+        Command::new(MEMO)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = memo(&["put", file.to_str().unwrap(), "--name", "via-init"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let back = dir.join("back.bin");
+    let o = memo(&["get", "via-init", "-o", back.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&back).unwrap(), data);
+
+    // Again: the config exists.
+    let again = Command::new(MEMO)
+        .args(["init", "--keeper", &spec])
+        .arg(&config)
+        .output()
+        .unwrap();
+    fails(&again, 1, "--force");
+
+    // A fresh key: a config and a key file are written; nothing is paid, so a put is refused.
+    let fresh = dir.join("fresh.toml");
+    let o = Command::new(MEMO)
+        .args(["init", "--keeper", &spec])
+        .arg(&fresh)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("wrote"), "{}", stdout(&o));
+    assert!(dir.join("fresh.key").exists());
+    let other = dir.join("other.bin");
+    std::fs::write(&other, random_bytes(100_000, 10)).unwrap();
+    let o = Command::new(MEMO)
+        .arg("--config")
+        .arg(&fresh)
+        .args(["put", other.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+
+    // A keeper that does not answer: the error says where and what to check.
+    let o = Command::new(MEMO)
+        .args(["init", "--keeper"])
+        .arg(format!(
+            "{}@/ip4/127.0.0.1/tcp/1",
+            k1["account"].as_str().unwrap()
+        ))
+        .arg(dir.join("nobody.toml"))
+        .output()
+        .unwrap();
+    fails(&o, 1, "/ip4/127.0.0.1/tcp/1");
+    assert!(!dir.join("nobody.toml").exists());
+}

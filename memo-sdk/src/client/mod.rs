@@ -401,6 +401,17 @@ impl Client {
         futures::future::join_all(asks).await
     }
 
+    /// The nodes the first reachable keeper knows (with their addresses) and the node that
+    /// serves the ledger ([`Request::Directory`]).
+    pub async fn directory(
+        &self,
+    ) -> Result<(Vec<memo_core::protocol::PeerEntry>, Option<AccountId>), ClientError> {
+        match self.keeper(&Request::Directory).await? {
+            (_, Response::Directory { peers, ledger }) => Ok((peers, ledger)),
+            (keeper, other) => Err(unexpected(keeper, "Directory", &other).into()),
+        }
+    }
+
     /// Calls the first reachable keeper.
     async fn keeper(&self, req: &Request) -> Result<(AccountId, Response), ClientError> {
         let mut last = String::from("no keepers configured");

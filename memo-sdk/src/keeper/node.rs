@@ -335,6 +335,11 @@ impl KeeperNode {
         self.keeper.account()
     }
 
+    /// Adds a service this node answers (call before [`KeeperNode::spawn_serving`]).
+    pub fn add_service(&mut self, service: Arc<dyn Service>) {
+        self.services.push(service);
+    }
+
     /// The services this node answers: keeper, op log, and ledger if configured.
     pub fn services(&self) -> Vec<Arc<dyn Service>> {
         self.services.clone()

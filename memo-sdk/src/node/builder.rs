@@ -28,6 +28,7 @@ use crate::keeper::node::{
 };
 use crate::keeper::repair::Repairer;
 use crate::ledger::{ChainConfig, Ledger, RemoteLedger};
+use crate::node::directory::DirectoryService;
 use crate::node::metrics::{MeteredTransport, NodeMetrics};
 use crate::node::status::{self, GroupHook};
 use crate::node::{Service, serve};
@@ -40,6 +41,7 @@ use crate::transport::p2p::{NetError, P2pTransport};
 use memo_core::contract::{Call, RolesCall};
 use memo_core::ownership::ShardStoreError;
 use memo_core::proof::MerkleVerifier;
+use memo_core::protocol::PeerEntry;
 use memo_core::protocol::Request;
 use memo_core::transport::Transport;
 use memo_core::{AccountId, Keypair};
@@ -542,6 +544,34 @@ impl Node {
                 },
             ));
         }
+        // The directory: this keeper, then its peers (addresses the config lacks come from
+        // the ledger), for clients that know only one keeper.
+        let mut peers = vec![PeerEntry {
+            name: cfg.name.clone(),
+            keeper: true,
+            account: keypair.account(),
+            address: self.listen.clone(),
+        }];
+        peers.extend(cfg.peers.iter().filter_map(|p| {
+            Some(PeerEntry {
+                name: p.name.clone(),
+                keeper: p.role == Role::Keeper,
+                account: p.account_id().ok()?,
+                address: p.address.clone(),
+            })
+        }));
+        let ledger_node = chain.map(|c| {
+            if cfg.group.is_some() {
+                keypair.account()
+            } else {
+                c.sequencer
+            }
+        });
+        node.add_service(DirectoryService::new(
+            peers,
+            self.ledger.clone(),
+            ledger_node,
+        ));
         node.spawn_serving();
         if cfg.repair.enabled {
             let rc = cfg.repair.to_config();

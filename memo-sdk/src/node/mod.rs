@@ -3,6 +3,7 @@
 //! ([`Node`], in [`builder`]), with its metrics ([`metrics`]) and status server ([`status`]).
 
 pub mod builder;
+pub mod directory;
 pub mod metrics;
 pub mod status;
 

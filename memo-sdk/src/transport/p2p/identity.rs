@@ -21,6 +21,9 @@ pub enum PeerIdError {
     /// The 32 bytes of the account are not a valid ed25519 public key.
     #[error("account {0:?} is not a valid ed25519 public key")]
     BadAccount(AccountId),
+    /// The text is not a peer id.
+    #[error("not a peer id: {0}")]
+    Malformed(String),
 }
 
 /// The libp2p keypair of a memo keypair (same ed25519 secret, same public key).
@@ -52,6 +55,14 @@ pub fn account_of(peer: &PeerId) -> Result<AccountId, PeerIdError> {
         .try_into_ed25519()
         .map_err(|_| PeerIdError::NotEd25519(*peer))?;
     Ok(AccountId(public.to_bytes()))
+}
+
+/// The account of a peer id written as text (the part after `/p2p/` in a multiaddr).
+pub fn account_of_text(peer: &str) -> Result<AccountId, PeerIdError> {
+    let peer: PeerId = peer
+        .parse()
+        .map_err(|e| PeerIdError::Malformed(format!("{peer}: {e}")))?;
+    account_of(&peer)
 }
 
 #[cfg(test)]
