@@ -61,6 +61,11 @@ pub struct DevnetArgs {
     /// repairer's, 64 MiB/s).
     #[arg(long)]
     repair_bytes_per_sec: Option<u64>,
+    /// Seconds a placement ticket stays valid (default 600): the uploads of a killed put are
+    /// reclaimed by the providers this long after it started, plus a grace of half of it (at
+    /// most 60 s). A put must finish its uploads within it.
+    #[arg(long)]
+    ticket_secs: Option<u64>,
     /// Where the devnet's page (every node's health on one page) listens, or `off`. Each node
     /// also serves its own status page on a free loopback port.
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -278,6 +283,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             peers: keeper_peers.clone(),
             chain: Some(chain.clone()),
             status: Some("127.0.0.1:0".into()),
+            reclaim_grace_secs: args.ticket_secs.map(|t| (t / 2).clamp(1, 60)),
             ..NodeConfig::in_dir(Role::Provider, name, &dir)
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
@@ -309,6 +315,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
                 ..RepairSettings::for_epoch(args.epoch_secs)
             },
             status: Some("127.0.0.1:0".into()),
+            ticket_secs: args.ticket_secs,
             ..NodeConfig::in_dir(Role::Keeper, name, &dir)
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;

@@ -460,3 +460,54 @@ fn killed_keepers_lose_nothing(keepers: usize, kill: usize) {
         same.then_some(())
     });
 }
+
+/// `kill -9` a client in the middle of a put: what it uploaded becomes orphans, which the
+/// providers reclaim once their placement tickets expire (6 s here, plus a 3 s grace), so the
+/// providers' shard files return to what they were before. Nothing of the killed put is
+/// listed, and a put afterwards works.
+#[test]
+fn a_killed_client_leaves_no_orphans_past_its_tickets() {
+    let net = Devnet::start_with(6, 1, &["--ticket-secs", "6"]);
+    let small = net.dir.path().join("small.bin");
+    std::fs::write(&small, random_bytes(200_000, 4)).unwrap();
+    net.json("alice", &["put", small.to_str().unwrap()]);
+    let baseline = net.shard_files();
+    let big = net.dir.path().join("big.bin");
+    std::fs::write(&big, random_bytes(256 << 20, 5)).unwrap();
+    let mut put = net
+        .command("alice")
+        .args(["put", big.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    net.until(Duration::from_secs(60), "the put to upload shards", || {
+        (net.shard_files() >= baseline + 24).then_some(())
+    });
+    put.kill().unwrap();
+    put.wait().unwrap();
+    let orphans = net.shard_files().saturating_sub(baseline);
+    let names: Vec<String> = net
+        .json("alice", &["ls"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["small.bin"], "the killed put is not listed");
+    net.until(
+        Duration::from_secs(90),
+        "the orphans to be reclaimed",
+        || (net.shard_files() == baseline).then_some(()),
+    );
+    println!(
+        "{orphans} orphan shard files reclaimed {:.1} s after the put started",
+        started.elapsed().as_secs_f64()
+    );
+    let again = net.dir.path().join("again.bin");
+    let data = random_bytes(300_000, 6);
+    std::fs::write(&again, &data).unwrap();
+    net.json("alice", &["put", again.to_str().unwrap()]);
+    assert_eq!(net.get("alice", "again.bin"), data);
+}

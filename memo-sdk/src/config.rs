@@ -186,6 +186,14 @@ pub struct NodeConfig {
     /// recorded only while it is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// Keepers: seconds a placement ticket stays valid (default 600). A killed client's
+    /// uploads are reclaimed by the providers once their tickets expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_secs: Option<u64>,
+    /// Providers: seconds after a ticket expired before its unregistered uploads are reclaimed
+    /// (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaim_grace_secs: Option<u64>,
 }
 
 impl NodeConfig {
@@ -209,6 +217,8 @@ impl NodeConfig {
             lane: None,
             lane_advertise: None,
             status: None,
+            ticket_secs: None,
+            reclaim_grace_secs: None,
         }
     }
 

@@ -41,6 +41,11 @@ pub struct KeeperConfig {
     /// The clock and randomness this keeper asks (placement draws, purge holds, catch-up
     /// waits); shared with its repairer and challenger.
     pub env: Env,
+    /// How long a placement ticket this keeper signs stays valid. Uploads under a ticket that
+    /// no put registered are reclaimed by their providers after it expires (see
+    /// [`crate::provider::Provider::reclaim_expired`]), so this bounds how long a killed
+    /// client's uploads stay on disk; a put must finish its uploads within it.
+    pub ticket_ttl: std::time::Duration,
 }
 
 impl Default for KeeperConfig {
@@ -50,6 +55,7 @@ impl Default for KeeperConfig {
             keepers: Vec::new(),
             purge_grace: std::time::Duration::from_secs(1),
             env: Env::real(),
+            ticket_ttl: std::time::Duration::from_millis(TICKET_TTL_MS),
         }
     }
 }
@@ -513,7 +519,8 @@ impl Keeper {
     /// `user` to upload each shard there: healthy providers with room for a shard, but none of
     /// `exclude`.
     fn place(&self, user: AccountId, chunks: &[ChunkInfo], exclude: &[AccountId]) -> Response {
-        let expires_ms = self.config.env.unix_ms().saturating_add(TICKET_TTL_MS);
+        let ttl = u64::try_from(self.config.ticket_ttl.as_millis()).unwrap_or(u64::MAX);
+        let expires_ms = self.config.env.unix_ms().saturating_add(ttl);
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let providers: Vec<AccountId> = self
             .providers

@@ -360,6 +360,9 @@ impl Node {
         if let Some(m) = &self.metrics {
             provider.set_metrics(m.clone());
         }
+        if let Some(secs) = cfg.reclaim_grace_secs {
+            provider.set_reclaim_grace(Duration::from_secs(secs));
+        }
         if let Some(c) = chain {
             let ledger = c.remote(&self.transport);
             self.ledger = Some(ledger.clone());
@@ -438,11 +441,14 @@ impl Node {
         all_keepers.push(keypair.account());
         all_keepers.sort();
         all_keepers.dedup();
-        let kcfg = KeeperConfig {
+        let mut kcfg = KeeperConfig {
             keepers: all_keepers.clone(),
             env: env.clone(),
             ..KeeperConfig::default()
         };
+        if let Some(secs) = cfg.ticket_secs {
+            kcfg.ticket_ttl = Duration::from_secs(secs);
+        }
         let verifier = Arc::new(MerkleVerifier::new());
         // In a group every keeper keeps the chain with its own key (the leader builds the
         // blocks); otherwise the sequencer produces and the others follow.

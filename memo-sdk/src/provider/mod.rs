@@ -41,6 +41,8 @@ pub struct Provider<S> {
     sigs: std::sync::Mutex<memo_core::contract::SigChecker>,
     /// Where shard traffic is counted, once set.
     metrics: std::sync::OnceLock<Arc<crate::node::metrics::NodeMetrics>>,
+    /// The reclaim grace, once set (else [`RECLAIM_GRACE`]).
+    reclaim_grace: std::sync::OnceLock<Duration>,
 }
 
 /// Who uploaded a shard under a ticket, each with the ticket's expiry (unix ms).
@@ -79,6 +81,7 @@ impl<S: ShardStore + 'static> Provider<S> {
             ticketed: std::sync::Mutex::new(std::collections::HashMap::new()),
             sigs: std::sync::Mutex::default(),
             metrics: std::sync::OnceLock::new(),
+            reclaim_grace: std::sync::OnceLock::new(),
         })
     }
 
@@ -106,7 +109,7 @@ impl<S: ShardStore + 'static> Provider<S> {
     /// lost race). A majority of the keepers must answer, and every answer must say the shard
     /// is not registered; otherwise it waits for the next round. Returns the shards deleted.
     pub async fn reclaim_expired(&self) -> usize {
-        let grace = u64::try_from(RECLAIM_GRACE.as_millis()).unwrap_or(u64::MAX);
+        let grace = u64::try_from(self.reclaim_grace().as_millis()).unwrap_or(u64::MAX);
         let now = self.env.unix_ms();
         let due: Vec<(memo_core::ShardId, Option<Uploaders>)> = self
             .ticketed
@@ -223,12 +226,32 @@ impl<S: ShardStore + 'static> Provider<S> {
             .await
     }
 
-    /// Runs [`Provider::reclaim_expired`] every [`RECLAIM_EVERY`] of this provider's clock.
+    /// How long after a ticket expires this provider asks whether a put registered its shards.
+    pub fn reclaim_grace(&self) -> Duration {
+        self.reclaim_grace.get().copied().unwrap_or(RECLAIM_GRACE)
+    }
+
+    /// Sets the reclaim grace (before [`Provider::spawn_reclaimer`]; once). It must cover the
+    /// time from a ticket's expiry until a put admitted just before it is in the keepers' log:
+    /// a few seconds on one machine, [`RECLAIM_GRACE`] by default. Reclaims then run every
+    /// half grace, at most every [`RECLAIM_EVERY`].
+    pub fn set_reclaim_grace(&self, grace: Duration) {
+        let _ = self.reclaim_grace.set(grace);
+    }
+
+    /// How often the reclaimer runs: every [`RECLAIM_EVERY`], or every half grace when that
+    /// is shorter (at least every second).
+    pub fn reclaim_every(&self) -> Duration {
+        (self.reclaim_grace() / 2).clamp(Duration::from_secs(1), RECLAIM_EVERY)
+    }
+
+    /// Runs [`Provider::reclaim_expired`] every [`Provider::reclaim_every`] of this provider's
+    /// clock.
     pub fn spawn_reclaimer(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             loop {
-                me.env.sleep(RECLAIM_EVERY).await;
+                me.env.sleep(me.reclaim_every()).await;
                 me.reclaim_expired().await;
             }
         })
