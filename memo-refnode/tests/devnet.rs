@@ -511,3 +511,122 @@ fn a_killed_client_leaves_no_orphans_past_its_tickets() {
     net.json("alice", &["put", again.to_str().unwrap()]);
     assert_eq!(net.get("alice", "again.bin"), data);
 }
+
+/// Unmounts a test's tmpfs when dropped (lazily: the devnet's processes may still hold it).
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Whether this process runs as root (mounting a tmpfs needs it; CI runs as root).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Bytes in the files under `dir`, at any depth.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let meta = e.metadata().unwrap();
+        total += if meta.is_dir() {
+            dir_bytes(&e.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}
+
+/// One provider's data directory on a 12 MiB tmpfs, among 8 providers: every put of 10 × 16 MiB
+/// succeeds, the small provider takes data shards (1 MiB) until its disk is full (less than
+/// its 4 MiB reserve and a shard free) and none after (only manifests'
+/// shards of a few hundred bytes still fit), and the others take the
+/// rest. Needs root for the mount (CI runs as root); elsewhere it says so and checks nothing.
+#[test]
+fn a_provider_on_a_full_disk_gets_nothing_more_and_puts_go_on() {
+    if !is_root() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let mut mount = None;
+    let net = Devnet::start_prepared(8, 1, &[], |dir| {
+        let data = dir.join("nodes").join("provider-0");
+        std::fs::create_dir_all(&data).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=12m", "tmpfs"])
+            .arg(&data)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount tmpfs on {}", data.display());
+        mount = Some(Tmpfs(data));
+    });
+    let _mount = mount;
+    let shard_bytes = |name: &str| {
+        dir_bytes(
+            &net.dir
+                .path()
+                .join("nodes")
+                .join(name)
+                .join("shards")
+                .join("shards"),
+        )
+    };
+    const MIB: u64 = 1 << 20;
+    let mut small = Vec::new();
+    let mut full_at = None;
+    for i in 0..10u8 {
+        let path = net.dir.path().join(format!("f{i}.bin"));
+        std::fs::write(&path, random_bytes(16 << 20, 40 + i)).unwrap();
+        let out = net.memo("alice", &["put", path.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "put {i} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            net.diagnostics()
+        );
+        // Full: less room left on the tmpfs than the reserve a provider keeps free, one data
+        // shard and its file's overhead.
+        let df = Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(net.dir.path().join("nodes").join("provider-0"))
+            .output()
+            .unwrap();
+        let avail: u64 = String::from_utf8_lossy(&df.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .expect("df's answer");
+        if full_at.is_none() && avail < memo_core::ownership::DISK_RESERVE + 2 * MIB {
+            full_at = Some(small.len());
+        }
+        small.push(shard_bytes("provider-0"));
+    }
+    let others: Vec<u64> = (1..8)
+        .map(|p| shard_bytes(&format!("provider-{p}")) / MIB)
+        .collect();
+    println!(
+        "provider-0 (12 MiB tmpfs), KiB of shards after each put: {:?}; the others, MiB: {others:?}",
+        small.iter().map(|b| b / 1024).collect::<Vec<_>>()
+    );
+    let full_at = full_at.expect("the small provider filled up");
+    assert!(full_at < 8, "it filled up early enough to check: {full_at}");
+    assert!(
+        small[9] - small[full_at] < 64 * 1024,
+        "once full, the small provider took no data shard"
+    );
+    assert!(
+        others.iter().all(|mib| *mib > 12),
+        "the others took the rest: {others:?}"
+    );
+    assert_eq!(
+        net.get("alice", "f9.bin"),
+        random_bytes(16 << 20, 49),
+        "the last put reads back"
+    );
+}

@@ -26,7 +26,18 @@ impl Devnet {
 
     /// Like [`Devnet::start`], with more `memo devnet` arguments.
     pub fn start_with(providers: usize, keepers: usize, extra: &[&str]) -> Devnet {
+        Self::start_prepared(providers, keepers, extra, |_| {})
+    }
+
+    /// Like [`Devnet::start_with`], after `prepare` ran on the devnet's (empty) directory.
+    pub fn start_prepared(
+        providers: usize,
+        keepers: usize,
+        extra: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Devnet {
         let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path());
         let mut args: Vec<String> = vec![
             "--providers".into(),
             providers.to_string(),
