@@ -275,6 +275,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
     let mut children = Children(Vec::new());
     let mut nodes = Vec::new();
     let mut provider_peers = Vec::new();
+    let mut provider_configs = Vec::new();
     // Providers first: keepers and users need their addresses.
     for name in &provider_names {
         let cfg = NodeConfig {
@@ -287,6 +288,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
             ..NodeConfig::in_dir(Role::Provider, name, &dir)
         };
         let ready = spawn_node(&dir, &cfg, &mut children)?;
+        provider_configs.push(cfg);
         provider_peers.push(PeerInfo {
             name: name.clone(),
             role: Role::Provider,
@@ -321,6 +323,12 @@ pub async fn run(args: DevnetArgs, json: bool) -> Result<()> {
         let ready = spawn_node(&dir, &cfg, &mut children)?;
         keeper_peers[i].address = ready.listen.clone();
         nodes.push(ready);
+    }
+    // The providers' configs, now with the keepers' addresses: a provider restarted on its
+    // own (`memo node --config`) reaches them even when it comes back on another address.
+    for mut cfg in provider_configs {
+        cfg.peers = keeper_peers.clone();
+        cfg.save(&dir.join("configs").join(format!("{}.toml", cfg.name)))?;
     }
     wait_registered(&keeper_peers[0], &nodes).await?;
     let mut users = Vec::new();

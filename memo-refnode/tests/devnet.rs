@@ -630,3 +630,90 @@ fn a_provider_on_a_full_disk_gets_nothing_more_and_puts_go_on() {
         "the last put reads back"
     );
 }
+
+/// A provider restarted while another process holds its old port comes back on a new one. It
+/// announces the new address on the ledger; keepers (from the ledger) and clients (from a
+/// keeper's directory) use it: a put that needs every provider succeeds, all its chunks
+/// healthy, and reads back.
+#[test]
+fn a_provider_back_on_a_new_address_announces_it_and_is_used() {
+    let net = Devnet::start(6, 1);
+    let data = random_bytes(1_000_000, 11);
+    let file = net.dir.path().join("input.bin");
+    std::fs::write(&file, &data).unwrap();
+    net.json("alice", &["put", file.to_str().unwrap(), "--name", "doc"]);
+    let before = net.node("provider-0")["listen"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port: u16 = before.rsplit('/').next().unwrap().parse().unwrap();
+    net.kill("provider-0");
+    // Someone else takes the port meanwhile.
+    let _squatter = net.until(Duration::from_secs(30), "the old port to be free", || {
+        std::net::TcpListener::bind(("127.0.0.1", port)).ok()
+    });
+    let data_dir = net.dir.path().join("nodes/provider-0");
+    std::fs::remove_file(data_dir.join("node.json")).unwrap();
+    let log = std::fs::File::create(net.dir.path().join("provider-0-moved.log")).unwrap();
+    let mut again = Command::new(MEMO)
+        .env("RUST_LOG", "info")
+        .args(["node", "--config"])
+        .arg(net.dir.path().join("configs/provider-0.toml"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let ready: serde_json::Value =
+        net.until(Duration::from_secs(30), "the provider restarts", || {
+            let text = std::fs::read_to_string(data_dir.join("node.json")).ok()?;
+            serde_json::from_str(&text).ok()
+        });
+    let now = ready["listen"].as_str().unwrap().to_string();
+    assert_ne!(now, before, "it came back elsewhere");
+    // With six providers for six shards a chunk, a put needs it.
+    let more = random_bytes(500_000, 12);
+    let file2 = net.dir.path().join("more.bin");
+    std::fs::write(&file2, &more).unwrap();
+    let started = std::time::Instant::now();
+    net.until(
+        Duration::from_secs(60),
+        "a put that needs the moved provider",
+        || {
+            net.memo("alice", &["put", file2.to_str().unwrap(), "--name", "more"])
+                .status
+                .success()
+                .then_some(())
+        },
+    );
+    println!(
+        "moved from {before} to {now}; a put reached it {:.1} s after its restart",
+        started.elapsed().as_secs_f64()
+    );
+    let stat = net.json("alice", &["stat", "more"]);
+    assert!(
+        stat["chunks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["healthy"] == c["total"]),
+        "{stat}"
+    );
+    assert_eq!(net.get("alice", "more"), more);
+    assert_eq!(net.get("alice", "doc"), data);
+    let log = std::fs::read_to_string(net.dir.path().join("provider-0-moved.log")).unwrap();
+    assert!(
+        log.contains("announced this node's new address"),
+        "the provider announced its address: {log}"
+    );
+    net.until(
+        Duration::from_secs(30),
+        "the keeper to take the new address from the ledger",
+        || {
+            net.keeper_logs()
+                .contains("a peer announced a new address")
+                .then_some(())
+        },
+    );
+    let _ = again.kill();
+    let _ = again.wait();
+}

@@ -688,19 +688,18 @@ impl ClientFile {
         let book = transport.clone();
         let transport = Arc::new(transport) as Arc<dyn Transport>;
         let mut client = Client::new(keypair, transport.clone(), cfg)?;
-        // A config that names keepers only (`memo init`) learns where the providers and the
-        // other keepers are from the first keeper that answers.
-        if !self.peers.iter().any(|p| p.role == Role::Provider) {
-            match client.directory().await {
-                Ok((peers, _)) => {
-                    for p in peers.iter().filter(|p| !p.address.is_empty()) {
-                        if let Err(e) = book.try_add_address(p.account, &p.address) {
-                            tracing::debug!(peer = %p.name, "ignoring address {}: {e}", p.address);
-                        }
+        // Where the providers and the other keepers are now, from the first keeper that
+        // answers: a config that names keepers only (`memo init`) has no other source, and a
+        // node that came back on another address announced it on the ledger.
+        match client.directory().await {
+            Ok((peers, _)) => {
+                for p in peers.iter().filter(|p| !p.address.is_empty()) {
+                    if let Err(e) = book.try_add_address(p.account, &p.address) {
+                        tracing::debug!(peer = %p.name, "ignoring address {}: {e}", p.address);
                     }
                 }
-                Err(e) => tracing::debug!("no directory from the keepers: {e}"),
             }
+            Err(e) => tracing::debug!("no directory from the keepers: {e}"),
         }
         if self.lanes.unwrap_or(true) {
             client.use_lanes(crate::transport::lane::Lanes::new(

@@ -583,6 +583,7 @@ impl Contract {
             }) => self.register_provider(sender, *stake, *capacity, *price, address),
             Call::Roles(RolesCall::AddStake { amount }) => self.add_stake(sender, *amount),
             Call::Roles(RolesCall::Leave) => self.leave(sender),
+            Call::Roles(RolesCall::SetAddress { address }) => self.set_address(sender, address),
             Call::Market(MarketCall::CreateOrder {
                 provider,
                 price,
@@ -791,6 +792,27 @@ impl Contract {
         self.debit(sender, amount)?;
         self.roles.update(&sender, |r| match &mut r.info {
             RoleInfo::Keeper { stake, .. } | RoleInfo::Provider { stake, .. } => *stake += amount,
+            RoleInfo::User { .. } => {}
+        });
+        Ok(Outcome::Done)
+    }
+
+    fn set_address(&mut self, sender: AccountId, address: &str) -> Result<Outcome, Rejection> {
+        self.check_address(address)?;
+        let role = self
+            .roles
+            .get(&sender)
+            .ok_or(Rejection::NotRegistered(sender))?;
+        if role.kind() == RoleKind::User {
+            return Err(Rejection::WrongRole {
+                account: sender,
+                needed: RoleKind::Provider,
+            });
+        }
+        self.roles.update(&sender, |r| match &mut r.info {
+            RoleInfo::Keeper { address: a, .. } | RoleInfo::Provider { address: a, .. } => {
+                *a = address.to_string()
+            }
             RoleInfo::User { .. } => {}
         });
         Ok(Outcome::Done)

@@ -282,6 +282,30 @@ fn roles_register_stake_lookup_and_leave_after_notice() {
         w.send(&kp("u"), Call::Roles(RolesCall::AddStake { amount: 1 })),
         Err(Rejection::NotRegistered(_))
     ));
+    // A node that came back elsewhere announces its new address; nobody else can.
+    let moved = || {
+        Call::Roles(RolesCall::SetAddress {
+            address: "/ip4/127.0.0.1/tcp/2".into(),
+        })
+    };
+    w.send(&kp("p"), moved()).unwrap();
+    assert_eq!(
+        w.c.role(&kp("p").account()).unwrap().address(),
+        "/ip4/127.0.0.1/tcp/2"
+    );
+    assert_eq!(w.c.providers()[0].address, "/ip4/127.0.0.1/tcp/2");
+    assert!(matches!(
+        w.send(&kp("u"), moved()),
+        Err(Rejection::NotRegistered(_))
+    ));
+    let too_long = Call::Roles(RolesCall::SetAddress {
+        address: "x".repeat(10_000),
+    });
+    assert!(w.send(&kp("p"), too_long).is_err());
+    assert_eq!(
+        w.c.role(&kp("p").account()).unwrap().address(),
+        "/ip4/127.0.0.1/tcp/2"
+    );
 
     w.send(&kp("p"), Call::Roles(RolesCall::Leave)).unwrap();
     assert_eq!(
@@ -1483,6 +1507,12 @@ mod props {
                     capacity: 10_000,
                     price: small,
                     address: String::new(),
+                }),
+            ),
+            4 if small == 1 => (
+                who,
+                Call::Roles(RolesCall::SetAddress {
+                    address: format!("/ip4/127.0.0.1/tcp/{amount}"),
                 }),
             ),
             4 => (who, Call::Roles(RolesCall::AddStake { amount })),

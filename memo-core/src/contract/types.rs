@@ -168,6 +168,12 @@ pub enum RolesCall {
     },
     /// Start leaving: after the notice period the role ends and any stake returns.
     Leave,
+    /// Announce a new network address (keepers and providers): a node that came back on
+    /// another address after a restart says where it is now.
+    SetAddress {
+        /// Where the node is reached (free-form, e.g. a multiaddr).
+        address: String,
+    },
 }
 
 /// Calls of the market module.

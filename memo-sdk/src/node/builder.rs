@@ -38,7 +38,7 @@ use crate::store::FsShardStore;
 use crate::transport::lane::LaneServer;
 use crate::transport::limits::Limiter;
 use crate::transport::p2p::{NetError, P2pTransport};
-use memo_core::contract::{Call, RolesCall};
+use memo_core::contract::{Answer, Call, Query, RolesCall};
 use memo_core::ownership::ShardStoreError;
 use memo_core::proof::MerkleVerifier;
 use memo_core::protocol::PeerEntry;
@@ -51,7 +51,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Why a node did not start.
 #[derive(Debug, thiserror::Error)]
@@ -285,6 +285,19 @@ impl Node {
                 .await?
             }
         }
+        if let Some(ledger) = node.ledger.clone() {
+            node.tasks.push(spawn_address_book(
+                env.clone(),
+                node.transport.clone(),
+                ledger,
+                peers_of(Role::Keeper),
+                cfg.peers
+                    .iter()
+                    .filter(|p| !p.address.is_empty())
+                    .filter_map(|p| Some((p.account_id().ok()?, p.address.clone())))
+                    .collect(),
+            ));
+        }
         if let Some(listener) = status_listener {
             node.start_status(listener);
         }
@@ -376,6 +389,7 @@ impl Node {
                     price: c.price,
                     address: self.listen.clone(),
                 },
+                self.listen.clone(),
             ));
         }
         self.services.push(provider.clone());
@@ -548,6 +562,7 @@ impl Node {
                     stake: c.stake,
                     address: self.listen.clone(),
                 },
+                self.listen.clone(),
             ));
         }
         // The directory: this keeper, then its peers (addresses the config lacks come from
@@ -656,11 +671,12 @@ fn spawn_registration(
     keypair: Keypair,
     ledger: Arc<dyn Ledger>,
     call: RolesCall,
+    address: String,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let r = crate::ledger::tx::register(
             &keypair,
-            ledger,
+            ledger.clone(),
             Call::Roles(call),
             Duration::from_millis(500),
             REGISTRATION_PATIENCE,
@@ -668,8 +684,82 @@ fn spawn_registration(
         .await;
         match r {
             Ok(true) => info!("registered on the ledger"),
-            Ok(false) => info!("already registered on the ledger"),
+            Ok(false) => {
+                info!("already registered on the ledger");
+                announce_address(&keypair, ledger, &address).await;
+            }
             Err(e) => warn!(error = %e, "registration on the ledger failed"),
+        }
+    })
+}
+
+/// Announces `address` on the ledger ([`RolesCall::SetAddress`]) when this node's role
+/// records another one: it came back on another address after a restart.
+async fn announce_address(keypair: &Keypair, ledger: Arc<dyn Ledger>, address: &str) {
+    let Ok(Answer::Role(Some(role))) = ledger.query(Query::Role(keypair.account())).await else {
+        return;
+    };
+    if role.address() == address {
+        return;
+    }
+    let sender = crate::ledger::tx::TxSender::new(keypair.clone(), ledger);
+    let call = Call::Roles(RolesCall::SetAddress {
+        address: address.to_string(),
+    });
+    match sender
+        .send_and_wait(vec![call], Duration::from_secs(30))
+        .await
+        .map(|mut r| r.pop())
+    {
+        Ok(Some(Ok(_))) => info!(
+            address,
+            was = role.address(),
+            "announced this node's new address on the ledger"
+        ),
+        other => warn!(
+            address,
+            "announcing this node's new address failed: {other:?}"
+        ),
+    }
+}
+
+/// How often a node looks up its peers' addresses on the ledger.
+const ADDRESS_BOOK_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps `transport`'s addresses of the providers and of `keepers` in step with the ledger,
+/// every [`ADDRESS_BOOK_EVERY`]: a node that came back on another address announced it there.
+/// `known` are the addresses the node started with (its config's).
+fn spawn_address_book(
+    env: Env,
+    transport: Arc<dyn Transport>,
+    ledger: Arc<dyn Ledger>,
+    keepers: Vec<AccountId>,
+    mut known: std::collections::HashMap<AccountId, String>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            env.sleep(ADDRESS_BOOK_EVERY).await;
+            let mut found: Vec<(AccountId, String)> = Vec::new();
+            if let Ok(Answer::Providers(offers)) = ledger.query(Query::Providers).await {
+                found.extend(offers.into_iter().map(|o| (o.provider, o.address)));
+            }
+            for k in &keepers {
+                if let Ok(Answer::Role(Some(role))) = ledger.query(Query::Role(*k)).await {
+                    found.push((*k, role.address().to_string()));
+                }
+            }
+            for (peer, address) in found {
+                if address.is_empty() || known.get(&peer) == Some(&address) {
+                    continue;
+                }
+                match known.insert(peer, address.clone()) {
+                    Some(was) => {
+                        info!(peer = %peer.short(), %address, %was, "a peer announced a new address")
+                    }
+                    None => debug!(peer = %peer.short(), %address, "learned a peer's address"),
+                }
+                transport.add_address(peer, &address);
+            }
         }
     })
 }

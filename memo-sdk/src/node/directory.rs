@@ -10,9 +10,10 @@ use memo_core::contract::{Answer, Query, RoleInfo};
 use memo_core::protocol::{PeerEntry, Request, Response};
 use std::sync::Arc;
 
-/// Answers [`Request::Directory`]: the nodes of a keeper's config (itself first), with the
-/// addresses the ledger has for those the config gives none, and every provider registered
-/// on the ledger.
+/// Answers [`Request::Directory`]: the nodes of a keeper's config (itself first) and every
+/// provider registered on the ledger. Where the ledger has an address for a node (its
+/// registration, or the new address it announced after a restart), that one is given; else
+/// the config's.
 pub struct DirectoryService {
     peers: Vec<PeerEntry>,
     ledger: Option<Arc<dyn Ledger>>,
@@ -48,26 +49,35 @@ impl DirectoryService {
             peers.retain(|p| !p.address.is_empty());
             return peers;
         };
-        for p in peers.iter_mut().filter(|p| p.address.is_empty()) {
-            if let Ok(Answer::Role(Some(role))) = ledger.query(Query::Role(p.account)).await {
+        let offers = match ledger.query(Query::Providers).await {
+            Ok(Answer::Providers(offers)) => offers,
+            _ => Vec::new(),
+        };
+        for p in peers.iter_mut() {
+            if let Some(o) = offers.iter().find(|o| o.provider == p.account) {
+                if !o.address.is_empty() {
+                    p.address = o.address.clone();
+                }
+            } else if let Ok(Answer::Role(Some(role))) = ledger.query(Query::Role(p.account)).await
+            {
                 match role.info {
-                    RoleInfo::Keeper { address, .. } | RoleInfo::Provider { address, .. } => {
+                    RoleInfo::Keeper { address, .. } | RoleInfo::Provider { address, .. }
+                        if !address.is_empty() =>
+                    {
                         p.address = address
                     }
-                    RoleInfo::User { .. } => {}
+                    _ => {}
                 }
             }
         }
-        if let Ok(Answer::Providers(offers)) = ledger.query(Query::Providers).await {
-            for o in offers {
-                if !peers.iter().any(|p| p.account == o.provider) {
-                    peers.push(PeerEntry {
-                        name: format!("provider-{}", o.provider.short()),
-                        keeper: false,
-                        account: o.provider,
-                        address: o.address,
-                    });
-                }
+        for o in offers {
+            if !peers.iter().any(|p| p.account == o.provider) {
+                peers.push(PeerEntry {
+                    name: format!("provider-{}", o.provider.short()),
+                    keeper: false,
+                    account: o.provider,
+                    address: o.address,
+                });
             }
         }
         peers.retain(|p| !p.address.is_empty());
