@@ -123,6 +123,37 @@ id_type!(
     AccountId
 );
 
+/// Node names for logs: the names operators gave their nodes, known to this process (a node
+/// registers its config's peers). Display only; nothing depends on them.
+static NAMES: std::sync::OnceLock<std::sync::RwLock<std::collections::HashMap<AccountId, String>>> =
+    std::sync::OnceLock::new();
+
+impl AccountId {
+    /// Records `name` as this account's name in [`AccountId::label`] (for this process).
+    pub fn set_name(&self, name: &str) {
+        let names = NAMES.get_or_init(Default::default);
+        names
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(*self, name.to_string());
+    }
+
+    /// How logs name the account: the name recorded with [`AccountId::set_name`] and the
+    /// first hex digits (`keeper-1 (9f1c2a3b)`), or the first hex digits alone.
+    pub fn label(&self) -> String {
+        let name = NAMES.get().and_then(|n| {
+            n.read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(self)
+                .cloned()
+        });
+        match name {
+            Some(name) => format!("{name} ({})", self.short()),
+            None => self.short(),
+        }
+    }
+}
+
 impl ChunkId {
     /// The id of `ciphertext`.
     pub fn of(ciphertext: &[u8]) -> Self {
@@ -164,5 +195,14 @@ mod tests {
         let bad = "z".repeat(64);
         assert_eq!(bad.parse::<ShardId>(), Err(IdParseError::Hex));
         assert_eq!(id.short(), &text[..8]);
+    }
+
+    #[test]
+    fn accounts_are_labelled_by_their_names_once_known() {
+        let a = AccountId([7; 32]);
+        assert_eq!(a.label(), "07070707");
+        a.set_name("keeper-7");
+        assert_eq!(a.label(), "keeper-7 (07070707)");
+        assert_eq!(AccountId([8; 32]).label(), "08080808");
     }
 }

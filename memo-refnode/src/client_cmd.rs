@@ -313,6 +313,11 @@ pub async fn run(cmd: ClientCommand, global_config: Option<PathBuf>, style: Styl
             .filter_map(|p| Some((p.account.parse().ok()?, p.name.clone())))
             .collect(),
     );
+    for p in &file.peers {
+        if let Ok(a) = p.account.parse::<memo_core::AccountId>() {
+            a.set_name(&p.name);
+        }
+    }
     let client = file.connect(|_| {}).await?;
     match cmd {
         ClientCommand::Put {

@@ -51,6 +51,10 @@ fn every_node_serves_its_status_page_and_logs_plain_text() {
             log.contains("status page"),
             "{name}'s log does not give its status page"
         );
+        assert!(
+            log.contains(&format!("account={name} (")),
+            "{name}'s log names nodes by their names: {log}"
+        );
     }
     // A put makes storage orders on the ledger: the providers' statuses count them.
     let file = net.dir.path().join("a.bin");

@@ -785,8 +785,8 @@ impl Client {
                 .bounded(p, provider_client::withdraw(t, p, shards))
                 .await
             {
-                Ok(n) => tracing::debug!(provider = %p.short(), deleted = n, "withdrew uploads"),
-                Err(e) => tracing::debug!(provider = %p.short(), "withdrawing uploads failed: {e}"),
+                Ok(n) => tracing::debug!(provider = %p.label(), deleted = n, "withdrew uploads"),
+                Err(e) => tracing::debug!(provider = %p.label(), "withdrawing uploads failed: {e}"),
             }
         });
         futures::future::join_all(calls).await;

@@ -404,7 +404,7 @@ impl Challenger {
         let mut offered = lock(&self.offered);
         if let Some(before) = offered.as_ref() {
             for gone in before.difference(&set) {
-                info!(provider = %gone.short(), "provider left placement: the ledger no longer offers it (stake below the minimum, leaving, or full)");
+                info!(provider = %gone.label(), "provider left placement: the ledger no longer offers it (stake below the minimum, leaving, or full)");
             }
         }
         *offered = Some(set);
@@ -444,7 +444,7 @@ impl Challenger {
                 let sum =
                     |f: fn(&ProviderEpoch) -> u32| report.providers.iter().map(f).sum::<u32>();
                 info!(
-                    keeper = %self.tx.account().short(),
+                    keeper = %self.tx.account().label(),
                     epoch = prev,
                     providers = report.providers.len(),
                     challenged = sum(|p| p.challenged),
@@ -528,7 +528,7 @@ impl Challenger {
                     if let Ok(TxStatus::Unknown) = self.ledger.tx_status(digest).await
                         && let Err(e) = self.ledger.submit(tx).await
                     {
-                        debug!(provider = %p.short(), "relaying a proof failed: {e}");
+                        debug!(provider = %p.label(), "relaying a proof failed: {e}");
                     }
                 }
             }
@@ -580,24 +580,24 @@ impl Challenger {
             Ok(Ok(Response::Proof(body))) => match ProveReport::from_bytes(&body) {
                 Ok(r) if r.epoch == epoch => Some(r),
                 Ok(r) => {
-                    debug!(provider = %provider.short(), "answered for epoch {}", r.epoch);
+                    debug!(provider = %provider.label(), "answered for epoch {}", r.epoch);
                     None
                 }
                 Err(e) => {
-                    warn!(provider = %provider.short(), "malformed prove report: {e}");
+                    warn!(provider = %provider.label(), "malformed prove report: {e}");
                     None
                 }
             },
             Ok(Ok(other)) => {
-                warn!(provider = %provider.short(), "unexpected answer to Prove: {other:?}");
+                warn!(provider = %provider.label(), "unexpected answer to Prove: {other:?}");
                 None
             }
             Ok(Err(e)) => {
-                debug!(provider = %provider.short(), orders = n, "prove request failed: {e}");
+                debug!(provider = %provider.label(), orders = n, "prove request failed: {e}");
                 None
             }
             Err(_) => {
-                debug!(provider = %provider.short(), orders = n, "prove request timed out");
+                debug!(provider = %provider.label(), orders = n, "prove request timed out");
                 None
             }
         }
@@ -743,7 +743,7 @@ impl Challenger {
             .collect();
         match self.tx.send(calls).await {
             Ok(txs) => {
-                info!(keeper = %self.tx.account().short(), orders = ?to_end, "ending purged orders");
+                info!(keeper = %self.tx.account().label(), orders = ?to_end, "ending purged orders");
                 let ledger = self.ledger.clone();
                 let hashes: Vec<[u8; 32]> = txs.iter().map(Signed::digest).collect();
                 tokio::spawn(async move {
@@ -786,7 +786,7 @@ impl Challenger {
                 match committed.get(shard) {
                     Some(order) => found.push((*order, *f, *shard, *to)),
                     None => {
-                        debug!(shard = %shard.short(), from = %f.short(), "repaired shard has no order")
+                        debug!(shard = %shard.short(), from = %f.label(), "repaired shard has no order")
                     }
                 }
             }
@@ -801,7 +801,7 @@ impl Challenger {
         let txs = match self.tx.send(calls).await {
             Ok(txs) => txs,
             Err(e) => {
-                warn!(keeper = %self.tx.account().short(), shards = found.len(), "recording repairs on the ledger failed: {e}");
+                warn!(keeper = %self.tx.account().label(), shards = found.len(), "recording repairs on the ledger failed: {e}");
                 return 0;
             }
         };
@@ -819,7 +819,7 @@ impl Challenger {
             {
                 Ok(r) => r,
                 Err(e) => {
-                    warn!(keeper = %keeper.short(), "recorded repairs not confirmed: {e}");
+                    warn!(keeper = %keeper.label(), "recorded repairs not confirmed: {e}");
                     return;
                 }
             };
@@ -838,10 +838,10 @@ impl Challenger {
                         shortfall,
                         penalty,
                     }) => info!(
-                        keeper = %keeper.short(),
+                        keeper = %keeper.label(),
                         shard = %r.shard.short(),
-                        from = %r.from.short(),
-                        to = %r.to.short(),
+                        from = %r.from.label(),
+                        to = %r.to.label(),
                         old_order = r.order,
                         new_order = order,
                         moved,
@@ -851,7 +851,7 @@ impl Challenger {
                     ),
                     Ok(other) => debug!("reassign: {other:?}"),
                     Err(e) => warn!(
-                        keeper = %keeper.short(),
+                        keeper = %keeper.label(),
                         shard = %r.shard.short(),
                         order = r.order,
                         "the ledger refused a repair: {e}"

@@ -269,7 +269,7 @@ impl Keeper {
         let t = self.transport.clone();
         crate::node::serve(t, vec![self.clone() as Arc<dyn Service>]).await;
         follower.abort();
-        info!(keeper = %self.account().short(), "transport closed; keeper stopped");
+        info!(keeper = %self.account().label(), "transport closed; keeper stopped");
     }
 
     /// Applies the log in order, forever.
@@ -605,7 +605,7 @@ impl Keeper {
                 ObjectError::NotKeeper { .. } => ErrorCode::Forbidden,
                 _ => ErrorCode::Refused,
             };
-            info!(signer = %signed.signer.short(), "refused an operation: {e}");
+            info!(signer = %signed.signer.label(), "refused an operation: {e}");
             Response::error(code, e.to_string())
         };
         let now = self.config.env.unix_ms();
@@ -744,7 +744,7 @@ impl Keeper {
             });
             for (holder, items, answer) in futures::future::join_all(calls).await {
                 let Ok(Ok(proofs)) = answer else {
-                    debug!(holder = %holder.short(), "no proof of possession from holder");
+                    debug!(holder = %holder.label(), "no proof of possession from holder");
                     continue;
                 };
                 for ((ci, i), theirs) in items.into_iter().zip(proofs) {
@@ -854,8 +854,8 @@ impl Keeper {
             )
             .await
             {
-                Ok(deleted) => debug!(holder = %holder.short(), deleted, "purge delivered"),
-                Err(e) => warn!(holder = %holder.short(), shards = n, "purge not delivered: {e}"),
+                Ok(deleted) => debug!(holder = %holder.label(), deleted, "purge delivered"),
+                Err(e) => warn!(holder = %holder.label(), shards = n, "purge not delivered: {e}"),
             }
         });
         futures::future::join_all(calls).await;

@@ -416,7 +416,7 @@ impl Repairer {
         match self.keeper.submit(&wire::encode(&signed)).await {
             Response::Submitted { .. } => true,
             Response::Error(e) => {
-                debug!(keeper = %self.keypair.account().short(), "keeper op refused: {e}");
+                debug!(keeper = %self.keypair.account().label(), "keeper op refused: {e}");
                 false
             }
             _ => false,
@@ -469,7 +469,7 @@ impl Repairer {
         };
         for (provider, shard) in c.take_failed_proofs() {
             if self.report_failed_proof(provider, shard).await {
-                info!(provider = %provider.short(), shard = %shard.short(), "a failed storage proof marks its shard for repair");
+                info!(provider = %provider.label(), shard = %shard.short(), "a failed storage proof marks its shard for repair");
             }
         }
     }
@@ -552,7 +552,7 @@ impl Repairer {
             let placed = match placed {
                 Ok(placed) => placed,
                 Err(e) => {
-                    warn!(provider = %p.short(), error = %e, "cannot read what this provider holds; no orphan sweep");
+                    warn!(provider = %p.label(), error = %e, "cannot read what this provider holds; no orphan sweep");
                     continue;
                 }
             };
@@ -571,7 +571,7 @@ impl Repairer {
                 && n > 0
             {
                 self.counters.swept.fetch_add(n, Ordering::Relaxed);
-                info!(provider = %p.short(), shards = n, "swept orphan shards (placed by no chunk)");
+                info!(provider = %p.label(), shards = n, "swept orphan shards (placed by no chunk)");
             }
         }
     }
@@ -635,7 +635,7 @@ impl Repairer {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .misses(&p);
-            info!(provider = %p.short(), from = ?declared, to = ?derived, misses, ?reason, "provider health changed");
+            info!(provider = %p.label(), from = ?declared, to = ?derived, misses, ?reason, "provider health changed");
             if self
                 .append(KeeperOp::ProviderHealth {
                     provider: p,
@@ -726,7 +726,7 @@ impl Repairer {
             if let Some(left) = scrutiny {
                 let left = left.saturating_sub(taken.max(1));
                 if left == 0 {
-                    info!(provider = %p.short(), "full audit sweep done");
+                    info!(provider = %p.label(), "full audit sweep done");
                     audit.scrutiny.remove(p);
                 } else {
                     audit.scrutiny.insert(*p, left);
@@ -767,12 +767,12 @@ impl Repairer {
                     }
                 }
                 _ => {
-                    debug!(provider = %a.provider.short(), shard = %a.id.short(), "audit fetch failed");
+                    debug!(provider = %a.provider.label(), shard = %a.id.short(), "audit fetch failed");
                     continue;
                 }
             };
             self.counters.audit_failures.fetch_add(1, Ordering::Relaxed);
-            warn!(provider = %a.provider.short(), chunk = %a.chunk.short(), index = a.index, ?reason, "audit found a bad shard; sweeping the provider");
+            warn!(provider = %a.provider.label(), chunk = %a.chunk.short(), index = a.index, ?reason, "audit found a bad shard; sweeping the provider");
             let held = self.state().held_by(&a.provider).count();
             self.audit
                 .lock()
@@ -822,7 +822,7 @@ impl Repairer {
     }
 
     async fn mark_lost(&self, chunk: ChunkId, index: u16, holder: AccountId, reason: Reason) {
-        warn!(chunk = %chunk.short(), index, holder = %holder.short(), ?reason, "shard lost");
+        warn!(chunk = %chunk.short(), index, holder = %holder.label(), ?reason, "shard lost");
         if self
             .append(KeeperOp::MarkShard {
                 chunk,
@@ -1069,7 +1069,7 @@ impl Repairer {
                         self.mark_lost(chunk, i as u16, h, Reason::Missing).await;
                     }
                     _ => {
-                        debug!(chunk = %chunk.short(), index = i, holder = %h.short(), "source unreachable")
+                        debug!(chunk = %chunk.short(), index = i, holder = %h.label(), "source unreachable")
                     }
                 }
             }
@@ -1111,10 +1111,10 @@ impl Repairer {
                         break;
                     }
                     Ok(Err(e)) => {
-                        debug!(chunk = %chunk.short(), index = i, to = %cand.short(), "upload failed: {e}")
+                        debug!(chunk = %chunk.short(), index = i, to = %cand.label(), "upload failed: {e}")
                     }
                     Err(_) => {
-                        debug!(chunk = %chunk.short(), index = i, to = %cand.short(), "upload timed out")
+                        debug!(chunk = %chunk.short(), index = i, to = %cand.label(), "upload timed out")
                     }
                 }
             }
@@ -1158,7 +1158,7 @@ impl Repairer {
                 chunk = %chunk.short(),
                 index = i,
                 from = %m.from.map(|f| f.short()).unwrap_or_default(),
-                to = %m.to.short(),
+                to = %m.to.label(),
                 was = ?snap.health[i],
                 why = why(snap.health[i], snap.holder_health[i]),
                 healthy_before = plan.healthy,

@@ -491,7 +491,7 @@ impl RemoteLedger {
                     if !next {
                         return Err(e);
                     }
-                    debug!(peer = %self.peers[at].short(), "ledger peer: {e}");
+                    debug!(peer = %self.peers[at].label(), "ledger peer: {e}");
                     last = e;
                 }
             }
@@ -574,7 +574,7 @@ async fn poll_loop(this: Weak<RemoteLedger>, every: Duration) {
         let head = match me.head().await {
             Ok(h) => h,
             Err(e) => {
-                debug!(peer = %me.peer().short(), "ledger poll: {e}");
+                debug!(peer = %me.peer().label(), "ledger poll: {e}");
                 continue;
             }
         };
@@ -589,7 +589,7 @@ async fn poll_loop(this: Weak<RemoteLedger>, every: Duration) {
                 }
                 Ok(_) => break,
                 Err(e) => {
-                    debug!(peer = %me.peer().short(), "ledger poll: {e}");
+                    debug!(peer = %me.peer().label(), "ledger poll: {e}");
                     break;
                 }
             }

@@ -123,6 +123,9 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
             .map(|i| Keypair::from_seed(&format!("keeper-{i}")))
             .collect();
         let keeper_ids: Vec<AccountId> = keeper_keys.iter().map(Keypair::account).collect();
+        for (i, k) in keeper_ids.iter().enumerate() {
+            k.set_name(&format!("keeper-{i}"));
+        }
         let mut keepers = Vec::new();
         for kp in &keeper_keys {
             let k = Keeper::new(
@@ -141,6 +144,7 @@ impl<S: ShardStore + 'static> LocalNetwork<S> {
         let mut providers = Vec::new();
         for i in 0..spec.providers {
             let kp = Keypair::from_seed(&format!("provider-{i}"));
+            kp.account().set_name(&format!("provider-{i}"));
             let p = Provider::new(
                 spec.env.fork(),
                 kp.clone(),

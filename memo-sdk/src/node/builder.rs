@@ -221,6 +221,13 @@ impl Node {
             path: cfg.data_dir.clone(),
             error,
         })?;
+        // Logs name nodes by their configured names (`AccountId::label`).
+        keypair.account().set_name(&cfg.name);
+        for p in &cfg.peers {
+            if let Ok(a) = p.account_id() {
+                a.set_name(&p.name);
+            }
+        }
         let (p2p, addrs) = listen(&keypair, cfg).await?;
         for p in cfg.peers.iter().filter(|p| !p.address.is_empty()) {
             if let Err(e) = p2p.try_add_address(p.account_id()?, &p.address) {
@@ -301,7 +308,7 @@ impl Node {
         if let Some(listener) = status_listener {
             node.start_status(listener);
         }
-        info!(name = %node.name, account = %node.account.short(), listen = %node.listen, "serving");
+        info!(name = %node.name, account = %node.account.label(), listen = %node.listen, "serving");
         Ok(node)
     }
 
@@ -754,9 +761,9 @@ fn spawn_address_book(
                 }
                 match known.insert(peer, address.clone()) {
                     Some(was) => {
-                        info!(peer = %peer.short(), %address, %was, "a peer announced a new address")
+                        info!(peer = %peer.label(), %address, %was, "a peer announced a new address")
                     }
-                    None => debug!(peer = %peer.short(), %address, "learned a peer's address"),
+                    None => debug!(peer = %peer.label(), %address, "learned a peer's address"),
                 }
                 transport.add_address(peer, &address);
             }

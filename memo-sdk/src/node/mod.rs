@@ -32,7 +32,7 @@ pub async fn serve(transport: Arc<dyn Transport>, services: Vec<Arc<dyn Service>
         let services = services.clone();
         tokio::spawn(async move { dispatch(&services, incoming).await });
     }
-    debug!(node = %transport.local_id().short(), "transport closed");
+    debug!(node = %transport.local_id().label(), "transport closed");
 }
 
 /// Answers one request with the first of `services` that serves it (for callers that run their

@@ -310,7 +310,7 @@ impl<S: ShardStore + 'static> Provider<S> {
         let ticket = match ticket {
             None if self.is_keeper(&from) => None,
             None => {
-                warn!(from = %from.short(), shard = %shard.short(), "refused a shard without a ticket");
+                warn!(from = %from.label(), shard = %shard.short(), "refused a shard without a ticket");
                 return Response::error(
                     ErrorCode::Forbidden,
                     "a shard needs a keeper's ticket (ask a keeper to place the chunk)",
@@ -338,14 +338,14 @@ impl<S: ShardStore + 'static> Provider<S> {
                     Some(t)
                 }
                 Err(e) => {
-                    warn!(from = %from.short(), shard = %shard.short(), "refused a shard: {e}");
+                    warn!(from = %from.label(), shard = %shard.short(), "refused a shard: {e}");
                     return Response::error(ErrorCode::Forbidden, e.to_string());
                 }
             },
         };
         match self.holder.accept(&shard, bytes) {
             Ok(new) => {
-                debug!(shard = %shard.short(), from = %from.short(), new, "stored shard");
+                debug!(shard = %shard.short(), from = %from.label(), new, "stored shard");
                 let receipt = ticket.map(|t| {
                     Signed::sign(
                         &self.key,
@@ -435,7 +435,7 @@ impl<S: ShardStore + 'static> Provider<S> {
                     return Response::error(ErrorCode::Forbidden, "only keepers may delete shards");
                 }
                 self.delete(&shards, |n| {
-                    info!(count = n, keeper = %from.short(), "purged shards");
+                    info!(count = n, keeper = %from.label(), "purged shards");
                 })
             }
             Request::ListShards { after, max } => {
@@ -465,7 +465,7 @@ impl<S: ShardStore + 'static> Provider<S> {
                     .collect();
                 let answer = self.delete(&old, |n| {
                     if n > 0 {
-                        info!(count = n, keeper = %from.short(), "swept orphan shards");
+                        info!(count = n, keeper = %from.label(), "swept orphan shards");
                     }
                 });
                 for id in &old {

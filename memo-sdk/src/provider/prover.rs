@@ -301,13 +301,13 @@ impl Prover {
         if !calls.is_empty() {
             match self.tx.send(calls).await {
                 Ok(txs) => {
-                    debug!(provider = %me.short(), epoch = current, proofs = txs.len(), "proofs submitted");
+                    debug!(provider = %me.label(), epoch = current, proofs = txs.len(), "proofs submitted");
                     for (order, tx) in proving.iter().zip(txs) {
                         done.answers.insert(*order, ProveResult::Submitted(tx));
                     }
                 }
                 Err(e) => {
-                    warn!(provider = %me.short(), "submitting proofs failed: {e}");
+                    warn!(provider = %me.label(), "submitting proofs failed: {e}");
                     for order in &proving {
                         done.answers
                             .insert(*order, ProveResult::Failed(e.to_string()));

@@ -246,7 +246,7 @@ async fn pull(
                 }
             }
             Err(e) => {
-                warn!(sequencer = %sequencer.short(), "op log sync: {e}");
+                warn!(sequencer = %sequencer.label(), "op log sync: {e}");
                 status.send_modify(|s| s.last_error = Some(e));
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(config.max_backoff);

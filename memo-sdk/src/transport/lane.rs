@@ -476,7 +476,7 @@ impl LaneServer {
             return Err(LaneError::Auth);
         };
         let Some(_held) = self.hold(t.from) else {
-            warn!(peer = %t.from.short(), "closing a lane connection over the per-peer cap");
+            warn!(peer = %t.from.label(), "closing a lane connection over the per-peer cap");
             return Err(LaneError::Busy);
         };
         let mut conn = Conn::new(stream, &t.secret, false);
@@ -513,7 +513,7 @@ impl LaneServer {
                     tokio::time::timeout(IDLE, conn.skip(len))
                         .await
                         .map_err(|_| LaneError::Timeout)??;
-                    warn!(peer = %t.from.short(), len, %why, "refusing a lane request over the caps");
+                    warn!(peer = %t.from.label(), len, %why, "refusing a lane request over the caps");
                     (
                         Response::error(ErrorCode::Unavailable, why.to_string()),
                         None,
@@ -533,7 +533,7 @@ impl LaneServer {
 
 /// The answer to an `OpenLane` from `peer`, which holds `held` of `what` (its cap: `limit`).
 fn refuse_ticket(peer: AccountId, what: &str, held: usize, limit: usize) -> Response {
-    warn!(peer = %peer.short(), held, limit, "refusing a lane ticket: the peer holds its {what}");
+    warn!(peer = %peer.label(), held, limit, "refusing a lane ticket: the peer holds its {what}");
     Response::error(
         ErrorCode::Unavailable,
         format!("this peer holds {held} {what} (limit {limit})"),
@@ -625,7 +625,7 @@ impl Lanes {
                     self.lock_no_lane().insert(peer, self.env.now());
                 }
                 Err(e) => {
-                    debug!(peer = %peer.short(), error = %e, "lane failed; using the transport")
+                    debug!(peer = %peer.label(), error = %e, "lane failed; using the transport")
                 }
             }
         }

@@ -278,13 +278,13 @@ impl RaftService {
 
     async fn answer(&self, from: AccountId, rpc: &[u8]) -> Response {
         if !self.is_member(&from) {
-            warn!(peer = %from.short(), "refused a raft message from a non-member");
+            warn!(peer = %from.label(), "refused a raft message from a non-member");
             return Response::error(ErrorCode::Forbidden, "not a member of the keeper group");
         }
         let msg: RaftRpc = match wire::decode(rpc, MAX_MESSAGE, "raft message") {
             Ok(m) => m,
             Err(e) => {
-                warn!(peer = %from.short(), "malformed raft message: {e}");
+                warn!(peer = %from.label(), "malformed raft message: {e}");
                 return Response::error(ErrorCode::BadRequest, e.to_string());
             }
         };
@@ -295,7 +295,7 @@ impl RaftService {
             RaftRpc::ReadIndex => Some(node_id(&from)),
         };
         if speaker != Some(node_id(&from)) {
-            warn!(peer = %from.short(), "refused a forged raft message (it speaks for another node)");
+            warn!(peer = %from.label(), "refused a forged raft message (it speaks for another node)");
             return Response::error(
                 ErrorCode::Forbidden,
                 "forged raft message: a member may only speak for itself",

@@ -486,7 +486,7 @@ fn outbound_error(peer: AccountId, error: OutboundFailure) -> TransportError {
                 max: *max,
             },
             _ => {
-                tracing::debug!(peer = %peer.short(), error = %e, "request stream failed");
+                tracing::debug!(peer = %peer.label(), error = %e, "request stream failed");
                 TransportError::Dropped(peer)
             }
         },

@@ -293,7 +293,7 @@ impl Transport for P2pTransport {
 
     fn add_address(&self, peer: AccountId, address: &str) {
         if let Err(e) = self.try_add_address(peer, address) {
-            tracing::warn!(peer = %peer.short(), address, error = %e, "ignoring peer address");
+            tracing::warn!(peer = %peer.label(), address, error = %e, "ignoring peer address");
         }
     }
 
