@@ -196,3 +196,28 @@ fn the_devnet_page_shows_every_node_and_a_killed_provider_as_down() {
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("devnet-page-provider-down.png");
     render(&chromium, profile.path(), &page, Some(&shot));
 }
+
+/// A provider's status gives, epoch by epoch, what the ledger settled for its proofs: once it
+/// holds paid shards, an epoch shows proofs passed (2 s epochs here).
+#[test]
+fn a_providers_status_shows_its_proofs_per_epoch() {
+    let net = Devnet::start_with(6, 1, &["--epoch-secs", "2"]);
+    let file = net.dir.path().join("a.bin");
+    std::fs::write(&file, memo_core::testkit::random_bytes(300_000, 3)).unwrap();
+    net.json("alice", &["put", file.to_str().unwrap()]);
+    let url = net.node("provider-0")["status"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let epochs = net.until(Duration::from_secs(60), "proofs passed in an epoch", || {
+        let status: serde_json::Value =
+            serde_json::from_str(&get(&format!("{url}api/status")).1).ok()?;
+        let epochs = status["proofs"]["epochs"].as_array()?.clone();
+        epochs
+            .iter()
+            .any(|e| e["passed"].as_u64() > Some(0))
+            .then_some(epochs)
+    });
+    // An honest provider fails no proof (one may miss a deadline on a loaded machine).
+    assert!(epochs.iter().all(|e| e["failed"] == 0), "{epochs:?}");
+}

@@ -170,7 +170,8 @@ pub struct ProofStatus {
     pub failed: u64,
     /// Challenges with no proof by the deadline (a keeper).
     pub missed: u64,
-    /// A keeper's last settled epochs, oldest first.
+    /// The last settled epochs, oldest first: a keeper's settlements of its providers, or
+    /// what the ledger settled for this provider during each epoch.
     pub epochs: Vec<EpochProofs>,
 }
 
@@ -332,13 +333,27 @@ impl Sources {
             }
         }
         let requests = self.metrics.requests();
-        if self.provider.is_some() {
+        if let Some(p) = &self.provider {
             let prove = requests.iter().find(|k| k.kind == "Prove");
             proofs = Some(ProofStatus {
                 passed: prove.map_or(0, |k| k.requests - k.errors),
                 failed: prove.map_or(0, |k| k.errors),
                 missed: 0,
-                epochs: Vec::new(),
+                // What the ledger settled for this provider, epoch by epoch.
+                epochs: p
+                    .prover()
+                    .map(|pr| {
+                        pr.epochs()
+                            .into_iter()
+                            .map(|e| EpochProofs {
+                                epoch: e.epoch,
+                                passed: u32::try_from(e.passed).unwrap_or(u32::MAX),
+                                failed: u32::try_from(e.failed).unwrap_or(u32::MAX),
+                                missed: u32::try_from(e.missed).unwrap_or(u32::MAX),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             });
         }
         let keeper_role = group

@@ -150,6 +150,32 @@ pub struct Prover {
     verifier: MerkleVerifier,
     done: tokio::sync::Mutex<Done>,
     purged: Mutex<(HashSet<ShardId>, std::collections::VecDeque<ShardId>)>,
+    record: Mutex<Record>,
+}
+
+/// How many epochs of its proof record a prover keeps ([`Prover::epochs`]).
+pub const EPOCHS_KEPT: usize = 16;
+
+/// The provider's proof record, as the ledger keeps it: the totals last read and when, and the
+/// change of each epoch since.
+#[derive(Default)]
+struct Record {
+    last: Option<(u64, [u64; 3])>,
+    epochs: std::collections::VecDeque<EpochRecord>,
+}
+
+/// What the ledger settled for one provider during one epoch: its proofs passed, failed and
+/// missed (from the provider's `ProofStats` on the ledger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct EpochRecord {
+    /// The epoch during which these were settled.
+    pub epoch: u64,
+    /// Proofs verified and paid.
+    pub passed: u64,
+    /// Proofs that failed verification.
+    pub failed: u64,
+    /// Challenges with no proof by the deadline.
+    pub missed: u64,
 }
 
 impl std::fmt::Debug for Prover {
@@ -166,6 +192,7 @@ impl Prover {
         Arc::new(Self {
             tx: TxSender::new(keypair, ledger),
             verifier: MerkleVerifier::new(),
+            record: Mutex::default(),
             done: tokio::sync::Mutex::new(Done::default()),
             purged: Mutex::new(Default::default()),
         })
@@ -196,6 +223,46 @@ impl Prover {
 
     /// Once an epoch: warns if the ledger no longer offers this provider for new orders (its
     /// stake fell below the minimum after slashes, it is leaving, or it is full), saying why.
+    /// The ledger's settlements of this provider's proofs, per epoch, oldest first (the last
+    /// [`EPOCHS_KEPT`] epochs in which it was asked to prove).
+    pub fn epochs(&self) -> Vec<EpochRecord> {
+        self.record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .epochs
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// Reads this provider's proof totals on the ledger at the start of `epoch`, and records
+    /// what changed since the previous reading as that epoch's settlements.
+    async fn record_epoch(&self, epoch: u64) {
+        let me = self.tx.account();
+        let Ok(Answer::Role(Some(r))) = self.tx.ledger().query(Query::Role(me)).await else {
+            return;
+        };
+        let memo_core::contract::RoleInfo::Provider { stats, .. } = r.info else {
+            return;
+        };
+        let now = [stats.proven, stats.failed, stats.missed];
+        let mut rec = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, before)) = rec.last
+            && at < epoch
+        {
+            rec.epochs.push_back(EpochRecord {
+                epoch: at,
+                passed: now[0].saturating_sub(before[0]),
+                failed: now[1].saturating_sub(before[1]),
+                missed: now[2].saturating_sub(before[2]),
+            });
+            while rec.epochs.len() > EPOCHS_KEPT {
+                rec.epochs.pop_front();
+            }
+        }
+        rec.last = Some((epoch, now));
+    }
+
     async fn check_standing(&self) {
         let me = self.tx.account();
         let ledger = self.tx.ledger();
@@ -253,6 +320,7 @@ impl Prover {
             });
         }
         if done.epoch != current {
+            self.record_epoch(current).await;
             self.check_standing().await;
             *done = Done {
                 epoch: current,
