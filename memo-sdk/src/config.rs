@@ -196,6 +196,19 @@ pub struct NodeConfig {
     pub reclaim_grace_secs: Option<u64>,
 }
 
+/// A `[group]` table whose timing cannot work: the heartbeat must be shorter than the
+/// election timeout's lower bound, and that below its upper bound.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "[group] needs heartbeat_ms < election_ms[0] < election_ms[1], got {heartbeat_ms} and {election_ms:?}"
+)]
+pub struct GroupTimingError {
+    /// The heartbeat (at least 10 ms).
+    pub heartbeat_ms: u64,
+    /// The election timeout range.
+    pub election_ms: [u64; 2],
+}
+
 impl NodeConfig {
     /// A node `name` laid out as `memo devnet` lays it out under `dir` (key file
     /// `keys/NAME.key`, data in `nodes/NAME`), listening on any loopback port, with every
@@ -346,13 +359,14 @@ impl GroupSettings {
 
     /// The Raft timing these settings give, checked: a heartbeat of at least 10 ms and an
     /// election timeout range above it.
-    pub fn to_config(&self) -> Result<crate::replication::GroupConfig, String> {
+    pub fn to_config(&self) -> Result<crate::replication::GroupConfig, GroupTimingError> {
         let [lo, hi] = self.election_ms;
         let heartbeat = self.heartbeat_ms.max(10);
         if lo <= heartbeat || hi <= lo {
-            return Err(format!(
-                "[group] needs heartbeat_ms < election_ms[0] < election_ms[1], got {heartbeat} and [{lo}, {hi}]"
-            ));
+            return Err(GroupTimingError {
+                heartbeat_ms: heartbeat,
+                election_ms: [lo, hi],
+            });
         }
         Ok(crate::replication::GroupConfig {
             heartbeat: Duration::from_millis(heartbeat),

@@ -500,7 +500,9 @@ impl Node {
                     f if f.is_empty() => all_keepers,
                     f => f,
                 };
-                let group = g.to_config().map_err(NodeError::Inconsistent)?;
+                let group = g
+                    .to_config()
+                    .map_err(|e| NodeError::Inconsistent(e.to_string()))?;
                 KeeperNode::group(
                     keypair.clone(),
                     self.transport.clone(),
