@@ -3,6 +3,11 @@
 //! once) and one 64 MiB file, at each block time asked for (a put waits for one ledger block:
 //! its storage orders).
 //!
+//! In the same run, the same operations against Tahoe-LAFS on this machine, when its `tahoe`
+//! command is found (`MEMO_BENCH_TAHOE=/path/to/tahoe`, else `tahoe` on the PATH; `pip install
+//! tahoe-lafs`): an introducer, 10 storage nodes and a client gateway on loopback, with k = 4,
+//! n = 6 like memo's, each command one `tahoe` process as a user runs it.
+//!
 //! `cargo bench -p memo-refnode --bench latency` (block times in ms: `MEMO_BENCH_BLOCK_MS=500,100`;
 //! small puts per block time: `MEMO_BENCH_PUTS=15`).
 
@@ -11,7 +16,9 @@ mod common;
 mod harness;
 
 use common::random;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Files in the tree stored with one `put -r`.
 const TREE: usize = 100;
@@ -74,5 +81,176 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             64.0 / get
         );
     }
+    tahoe(puts)?;
+    Ok(())
+}
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// A free loopback port (bound, then released).
+fn free_port() -> Res<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The Tahoe-LAFS processes of a grid, killed when dropped.
+struct Grid(Vec<Child>);
+
+impl Drop for Grid {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `tahoe ARGS`, failing with its output if it fails; returns its stdout and the time.
+fn tahoe_cmd(exe: &Path, args: &[&str]) -> Res<(String, f64)> {
+    let t = Instant::now();
+    let out = Command::new(exe).args(args).stdin(Stdio::null()).output()?;
+    let secs = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(format!(
+            "tahoe {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok((
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        secs,
+    ))
+}
+
+fn start(exe: &Path, dir: &Path, grid: &mut Grid) -> Res<()> {
+    let log = std::fs::File::create(dir.with_extension("log"))?;
+    grid.0.push(
+        Command::new(exe)
+            .args(["run", "--allow-stdin-close"])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?,
+    );
+    Ok(())
+}
+
+/// The same rows against a Tahoe-LAFS grid on this machine, if `tahoe` is found.
+fn tahoe(puts: usize) -> Res<()> {
+    let exe = PathBuf::from(std::env::var("MEMO_BENCH_TAHOE").unwrap_or_else(|_| "tahoe".into()));
+    if Command::new(&exe).arg("--version").output().is_err() {
+        println!(
+            "(Tahoe-LAFS not measured: no `tahoe` command; set MEMO_BENCH_TAHOE or pip install tahoe-lafs)"
+        );
+        return Ok(());
+    }
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    let s = |p: &Path| p.to_str().unwrap_or_default().to_string();
+    let mut grid = Grid(Vec::new());
+    let port = free_port()?;
+    let intro = dir.join("intro");
+    tahoe_cmd(
+        &exe,
+        &[
+            "create-introducer",
+            &format!("--port=tcp:{port}:interface=127.0.0.1"),
+            &format!("--location=tcp:127.0.0.1:{port}"),
+            &s(&intro),
+        ],
+    )?;
+    start(&exe, &intro, &mut grid)?;
+    let furl_file = intro.join("private").join("introducer.furl");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let furl = loop {
+        if let Ok(f) = std::fs::read_to_string(&furl_file) {
+            break f.trim().to_string();
+        }
+        if Instant::now() > deadline {
+            return Err("the Tahoe introducer did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for i in 0..10 {
+        let port = free_port()?;
+        let node = dir.join(format!("storage-{i}"));
+        tahoe_cmd(
+            &exe,
+            &[
+                "create-node",
+                &format!("--port=tcp:{port}:interface=127.0.0.1"),
+                &format!("--location=tcp:127.0.0.1:{port}"),
+                &format!("--introducer={furl}"),
+                &format!("--nickname=s{i}"),
+                "--webport=none",
+                &s(&node),
+            ],
+        )?;
+        start(&exe, &node, &mut grid)?;
+    }
+    let web = free_port()?;
+    let client = dir.join("client");
+    tahoe_cmd(
+        &exe,
+        &[
+            "create-client",
+            &format!("--introducer={furl}"),
+            "--nickname=client",
+            &format!("--webport=tcp:{web}:interface=127.0.0.1"),
+            "--shares-needed=4",
+            "--shares-happy=6",
+            "--shares-total=6",
+            &s(&client),
+        ],
+    )?;
+    start(&exe, &client, &mut grid)?;
+    let c = s(&client);
+    let put = |f: &Path| tahoe_cmd(&exe, &["-d", &c, "put", &s(f)]);
+    // Wait until the gateway can place a file on the grid (it found the storage nodes).
+    let warm = dir.join("warm.bin");
+    std::fs::write(&warm, random(1024, 1))?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while put(&warm).is_err() {
+        if Instant::now() > deadline {
+            return Err("the Tahoe grid did not come up".into());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let mut small = Vec::with_capacity(puts);
+    for i in 0..puts {
+        let f = dir.join(format!("small-{i}.bin"));
+        std::fs::write(&f, random(1024, 100 + i as u64))?;
+        small.push(put(&f)?.1);
+    }
+    small.sort_by(f64::total_cmp);
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(&tree)?;
+    for i in 0..TREE {
+        std::fs::write(tree.join(format!("f{i}")), random(1024, 1_000 + i as u64))?;
+    }
+    tahoe_cmd(&exe, &["-d", &c, "create-alias", "bench"])?;
+    let tree_put = tahoe_cmd(&exe, &["-d", &c, "cp", "-r", &s(&tree), "bench:tree"])?.1;
+    let big = dir.join("big.bin");
+    std::fs::write(&big, random(64 << 20, 7))?;
+    let (cap, big_put) = put(&big)?;
+    let out = dir.join("big.out");
+    let big_get = tahoe_cmd(&exe, &["-d", &c, "get", &cap, &s(&out)])?.1;
+    if std::fs::read(&out)? != std::fs::read(&big)? {
+        return Err("Tahoe returned other bytes".into());
+    }
+    println!(
+        "| Tahoe-LAFS | {:.3} s ({:.3}–{:.3}) | {tree_put:.2} s ({:.0} files/s, `tahoe cp -r`) | {big_put:.2} s ({:.0} MiB/s) | {big_get:.2} s ({:.0} MiB/s) |",
+        small[small.len() / 2],
+        small[0],
+        small[small.len() - 1],
+        TREE as f64 / tree_put,
+        64.0 / big_put,
+        64.0 / big_get
+    );
+    drop(grid);
     Ok(())
 }
