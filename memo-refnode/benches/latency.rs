@@ -71,18 +71,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let put = run(&["put", big.to_str().unwrap_or_default(), "--name", "big"])?;
         let out = dir.join("big.out");
         let get = run(&["get", "big", "-o", out.to_str().unwrap_or_default()])?;
-        println!(
-            "| {block_ms} ms | {:.3} s ({:.3}–{:.3}) | {tree_put:.2} s ({:.0} files/s) | {put:.2} s ({:.0} MiB/s) | {get:.2} s ({:.0} MiB/s) |",
-            small[small.len() / 2],
-            small[0],
-            small[small.len() - 1],
-            TREE as f64 / tree_put,
-            64.0 / put,
-            64.0 / get
-        );
+        row(&format!("{block_ms} ms"), &small, tree_put, "", put, get);
     }
     tahoe(puts)?;
     Ok(())
+}
+
+/// One row of the table: the small puts' median and range (sorted), the tree's time, and the
+/// 64 MiB put and get times.
+fn row(label: &str, small: &[f64], tree: f64, tree_how: &str, put: f64, get: f64) {
+    println!(
+        "| {label} | {:.3} s ({:.3}–{:.3}) | {tree:.2} s ({:.0} files/s{tree_how}) | {put:.2} s ({:.0} MiB/s) | {get:.2} s ({:.0} MiB/s) |",
+        small[small.len() / 2],
+        small[0],
+        small[small.len() - 1],
+        TREE as f64 / tree,
+        64.0 / put,
+        64.0 / get
+    );
 }
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -242,14 +248,13 @@ fn tahoe(puts: usize) -> Res<()> {
     if std::fs::read(&out)? != std::fs::read(&big)? {
         return Err("Tahoe returned other bytes".into());
     }
-    println!(
-        "| Tahoe-LAFS | {:.3} s ({:.3}–{:.3}) | {tree_put:.2} s ({:.0} files/s, `tahoe cp -r`) | {big_put:.2} s ({:.0} MiB/s) | {big_get:.2} s ({:.0} MiB/s) |",
-        small[small.len() / 2],
-        small[0],
-        small[small.len() - 1],
-        TREE as f64 / tree_put,
-        64.0 / big_put,
-        64.0 / big_get
+    row(
+        "Tahoe-LAFS",
+        &small,
+        tree_put,
+        ", `tahoe cp -r`",
+        big_put,
+        big_get,
     );
     drop(grid);
     Ok(())

@@ -284,6 +284,32 @@ fn a_power_cut_mid_put_loses_nothing_acknowledged() {
     assert_eq!(net.get("bob", "c.bin"), c);
 }
 
+/// Starts the killed provider `name` again from its config (`memo node --config`, logging at
+/// info to `NAME-TAG.log` in the devnet's dir); returns its process and its `node.json` once
+/// it serves.
+fn restart_provider(
+    net: &Devnet,
+    name: &str,
+    tag: &str,
+) -> (std::process::Child, serde_json::Value) {
+    let data_dir = net.dir.path().join("nodes").join(name);
+    let _ = std::fs::remove_file(data_dir.join("node.json"));
+    let log = std::fs::File::create(net.dir.path().join(format!("{name}-{tag}.log"))).unwrap();
+    let child = Command::new(MEMO)
+        .env("RUST_LOG", "info")
+        .args(["node", "--config"])
+        .arg(net.dir.path().join("configs").join(format!("{name}.toml")))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let ready = net.until(Duration::from_secs(30), "the provider restarts", || {
+        let text = std::fs::read_to_string(data_dir.join("node.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    });
+    (child, ready)
+}
+
 /// A provider killed and started again from its config (which says port 0) comes back on the
 /// address it had, so the keepers that know that address use it again: its shards count as
 /// healthy, and nothing was repaired for them.
@@ -299,21 +325,7 @@ fn a_restarted_provider_comes_back_on_its_address_and_is_used_again() {
         .unwrap()
         .to_string();
     net.kill("provider-0");
-    let data_dir = net.dir.path().join("nodes/provider-0");
-    std::fs::remove_file(data_dir.join("node.json")).unwrap();
-    let log = std::fs::File::create(net.dir.path().join("provider-0-again.log")).unwrap();
-    let mut again = Command::new(MEMO)
-        .args(["node", "--config"])
-        .arg(net.dir.path().join("configs/provider-0.toml"))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let ready: serde_json::Value =
-        net.until(Duration::from_secs(30), "the provider restarts", || {
-            let text = std::fs::read_to_string(data_dir.join("node.json")).ok()?;
-            serde_json::from_str(&text).ok()
-        });
+    let (mut again, ready) = restart_provider(&net, "provider-0", "again");
     assert_eq!(ready["listen"].as_str(), Some(before.as_str()));
     // Clients and keepers reach it at the address they know: with six providers for six
     // shards a chunk, a new put needs it (and would fail, finding no other room, if it had
@@ -652,22 +664,7 @@ fn a_provider_back_on_a_new_address_announces_it_and_is_used() {
     let _squatter = net.until(Duration::from_secs(30), "the old port to be free", || {
         std::net::TcpListener::bind(("127.0.0.1", port)).ok()
     });
-    let data_dir = net.dir.path().join("nodes/provider-0");
-    std::fs::remove_file(data_dir.join("node.json")).unwrap();
-    let log = std::fs::File::create(net.dir.path().join("provider-0-moved.log")).unwrap();
-    let mut again = Command::new(MEMO)
-        .env("RUST_LOG", "info")
-        .args(["node", "--config"])
-        .arg(net.dir.path().join("configs/provider-0.toml"))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let ready: serde_json::Value =
-        net.until(Duration::from_secs(30), "the provider restarts", || {
-            let text = std::fs::read_to_string(data_dir.join("node.json")).ok()?;
-            serde_json::from_str(&text).ok()
-        });
+    let (mut again, ready) = restart_provider(&net, "provider-0", "moved");
     let now = ready["listen"].as_str().unwrap().to_string();
     assert_ne!(now, before, "it came back elsewhere");
     // With six providers for six shards a chunk, a put needs it.

@@ -772,10 +772,9 @@ impl Contract {
         Ok(Outcome::Done)
     }
 
-    fn add_stake(&mut self, sender: AccountId, amount: Amount) -> Result<Outcome, Rejection> {
-        if amount == 0 {
-            return Err(Rejection::Invalid("amount (zero)"));
-        }
+    /// `sender`'s role, which must be a keeper's or a provider's (a node's, with a stake and
+    /// an address).
+    fn node_role(&self, sender: AccountId) -> Result<&Role, Rejection> {
         let role = self
             .roles
             .get(&sender)
@@ -786,6 +785,14 @@ impl Contract {
                 needed: RoleKind::Provider,
             });
         }
+        Ok(role)
+    }
+
+    fn add_stake(&mut self, sender: AccountId, amount: Amount) -> Result<Outcome, Rejection> {
+        if amount == 0 {
+            return Err(Rejection::Invalid("amount (zero)"));
+        }
+        let role = self.node_role(sender)?;
         role.stake()
             .checked_add(amount)
             .ok_or(Rejection::Overflow)?;
@@ -799,16 +806,7 @@ impl Contract {
 
     fn set_address(&mut self, sender: AccountId, address: &str) -> Result<Outcome, Rejection> {
         self.check_address(address)?;
-        let role = self
-            .roles
-            .get(&sender)
-            .ok_or(Rejection::NotRegistered(sender))?;
-        if role.kind() == RoleKind::User {
-            return Err(Rejection::WrongRole {
-                account: sender,
-                needed: RoleKind::Provider,
-            });
-        }
+        self.node_role(sender)?;
         self.roles.update(&sender, |r| match &mut r.info {
             RoleInfo::Keeper { address: a, .. } | RoleInfo::Provider { address: a, .. } => {
                 *a = address.to_string()
