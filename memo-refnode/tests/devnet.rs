@@ -284,6 +284,35 @@ fn a_power_cut_mid_put_loses_nothing_acknowledged() {
     assert_eq!(net.get("bob", "c.bin"), c);
 }
 
+/// A devnet of 6 providers (one per shard of a chunk, so every put needs all of them) and
+/// 1 keeper, where alice stored `doc` (1 MB, from `seed`); its bytes and provider-0's address.
+fn six_providers_and_a_doc(seed: u8) -> (Devnet, Vec<u8>, String) {
+    let net = Devnet::start(6, 1);
+    let data = random_bytes(1_000_000, seed);
+    let file = net.dir.path().join("input.bin");
+    std::fs::write(&file, &data).unwrap();
+    net.json("alice", &["put", file.to_str().unwrap(), "--name", "doc"]);
+    let before = net.node("provider-0")["listen"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (net, data, before)
+}
+
+/// Asserts that alice's `name` has every chunk fully healthy and reads back as `data`.
+fn assert_whole(net: &Devnet, name: &str, data: &[u8]) {
+    let stat = net.json("alice", &["stat", name]);
+    assert!(
+        stat["chunks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["healthy"] == c["total"]),
+        "{stat}"
+    );
+    assert_eq!(net.get("alice", name), data);
+}
+
 /// Starts the killed provider `name` again from its config (`memo node --config`, logging at
 /// info to `NAME-TAG.log` in the devnet's dir); returns its process and its `node.json` once
 /// it serves.
@@ -315,15 +344,7 @@ fn restart_provider(
 /// healthy, and nothing was repaired for them.
 #[test]
 fn a_restarted_provider_comes_back_on_its_address_and_is_used_again() {
-    let net = Devnet::start(6, 1);
-    let data = random_bytes(1_000_000, 9);
-    let file = net.dir.path().join("input.bin");
-    std::fs::write(&file, &data).unwrap();
-    net.json("alice", &["put", file.to_str().unwrap(), "--name", "doc"]);
-    let before = net.node("provider-0")["listen"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (net, data, before) = six_providers_and_a_doc(9);
     net.kill("provider-0");
     let (mut again, ready) = restart_provider(&net, "provider-0", "again");
     assert_eq!(ready["listen"].as_str(), Some(before.as_str()));
@@ -334,16 +355,7 @@ fn a_restarted_provider_comes_back_on_its_address_and_is_used_again() {
     let file2 = net.dir.path().join("more.bin");
     std::fs::write(&file2, &more).unwrap();
     net.json("alice", &["put", file2.to_str().unwrap(), "--name", "more"]);
-    let stat = net.json("alice", &["stat", "more"]);
-    assert!(
-        stat["chunks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["healthy"] == c["total"]),
-        "{stat}"
-    );
-    assert_eq!(net.get("alice", "more"), more);
+    assert_whole(&net, "more", &more);
     assert_eq!(net.get("alice", "doc"), data);
     let repaired: u64 = net
         .repair_stats()
@@ -649,15 +661,7 @@ fn a_provider_on_a_full_disk_gets_nothing_more_and_puts_go_on() {
 /// healthy, and reads back.
 #[test]
 fn a_provider_back_on_a_new_address_announces_it_and_is_used() {
-    let net = Devnet::start(6, 1);
-    let data = random_bytes(1_000_000, 11);
-    let file = net.dir.path().join("input.bin");
-    std::fs::write(&file, &data).unwrap();
-    net.json("alice", &["put", file.to_str().unwrap(), "--name", "doc"]);
-    let before = net.node("provider-0")["listen"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (net, data, before) = six_providers_and_a_doc(11);
     let port: u16 = before.rsplit('/').next().unwrap().parse().unwrap();
     net.kill("provider-0");
     // Someone else takes the port meanwhile.
@@ -686,16 +690,7 @@ fn a_provider_back_on_a_new_address_announces_it_and_is_used() {
         "moved from {before} to {now}; a put reached it {:.1} s after its restart",
         started.elapsed().as_secs_f64()
     );
-    let stat = net.json("alice", &["stat", "more"]);
-    assert!(
-        stat["chunks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["healthy"] == c["total"]),
-        "{stat}"
-    );
-    assert_eq!(net.get("alice", "more"), more);
+    assert_whole(&net, "more", &more);
     assert_eq!(net.get("alice", "doc"), data);
     let log = std::fs::read_to_string(net.dir.path().join("provider-0-moved.log")).unwrap();
     assert!(
