@@ -89,12 +89,19 @@ impl TxSender {
                 c
             }
         };
-        let mut still = Vec::new();
-        for h in std::mem::take(&mut st.pending) {
-            if self.ledger.tx_status(h).await? == TxStatus::Pending {
-                still.push(h);
+        // Drop the transactions sent earlier that are no longer pending, oldest first, up to
+        // the first one still pending: nonces are included in order, so the ones after it
+        // wait too. (Asking about every pending transaction at each send made many
+        // concurrent senders of one account ask the ledger quadratically often.)
+        let mut still = std::mem::take(&mut st.pending);
+        let mut done = 0;
+        for h in &still {
+            if self.ledger.tx_status(*h).await? == TxStatus::Pending {
+                break;
             }
+            done += 1;
         }
+        still.drain(..done);
         if still.is_empty() {
             st.next = match self.ledger.query(Query::Account(self.account())).await? {
                 Answer::Account(a) => a.nonce,
