@@ -171,16 +171,12 @@ fn tahoe(puts: usize) -> Res<()> {
     )?;
     start(&exe, &intro, &mut grid)?;
     let furl_file = intro.join("private").join("introducer.furl");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let furl = loop {
-        if let Ok(f) = std::fs::read_to_string(&furl_file) {
-            break f.trim().to_string();
-        }
-        if Instant::now() > deadline {
-            return Err("the Tahoe introducer did not start".into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let furl = harness::poll(Duration::from_secs(60), || {
+        std::fs::read_to_string(&furl_file)
+            .ok()
+            .map(|f| f.trim().to_string())
+    })
+    .ok_or("the Tahoe introducer did not start")?;
     for i in 0..10 {
         let port = free_port()?;
         let node = dir.join(format!("storage-{i}"));
@@ -219,13 +215,8 @@ fn tahoe(puts: usize) -> Res<()> {
     // Wait until the gateway can place a file on the grid (it found the storage nodes).
     let warm = dir.join("warm.bin");
     std::fs::write(&warm, random(1024, 1))?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while put(&warm).is_err() {
-        if Instant::now() > deadline {
-            return Err("the Tahoe grid did not come up".into());
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    harness::poll(Duration::from_secs(120), || put(&warm).ok())
+        .ok_or("the Tahoe grid did not come up")?;
     let mut small = Vec::with_capacity(puts);
     for i in 0..puts {
         let f = dir.join(format!("small-{i}.bin"));

@@ -270,18 +270,8 @@ impl Devnet {
     }
 
     /// Polls `f` every 200 ms until it returns `Some`, or panics with `what` after `limit`.
-    pub fn until<T>(&self, limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {limit:?}: {what}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+    pub fn until<T>(&self, limit: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+        poll(limit, f).unwrap_or_else(|| panic!("timed out after {limit:?}: {what}"))
     }
 
     /// The text of every keeper's log.
@@ -377,4 +367,19 @@ pub fn http_get(url: &str) -> (u16, String) {
     let code = out.split(' ').nth(1).unwrap().parse().unwrap();
     let body = out.split_once("\r\n\r\n").unwrap().1.to_string();
     (code, body)
+}
+
+/// Asks `f` every 200 ms until it gives a value (returned) or `limit` passes (`None`): for
+/// conditions outside this process, which nothing signals.
+pub fn poll<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

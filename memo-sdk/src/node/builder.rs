@@ -51,7 +51,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 /// Why a node did not start.
 #[derive(Debug, thiserror::Error)]
@@ -293,7 +293,7 @@ impl Node {
             }
         }
         if let Some(ledger) = node.ledger.clone() {
-            node.tasks.push(spawn_address_book(
+            node.tasks.push(crate::node::directory::spawn_address_book(
                 env.clone(),
                 node.transport.clone(),
                 ledger,
@@ -730,45 +730,4 @@ async fn announce_address(keypair: &Keypair, ledger: Arc<dyn Ledger>, address: &
             "announcing this node's new address failed: {other:?}"
         ),
     }
-}
-
-/// How often a node looks up its peers' addresses on the ledger.
-const ADDRESS_BOOK_EVERY: Duration = Duration::from_secs(5);
-
-/// Keeps `transport`'s addresses of the providers and of `keepers` in step with the ledger,
-/// every [`ADDRESS_BOOK_EVERY`]: a node that came back on another address announced it there.
-/// `known` are the addresses the node started with (its config's).
-fn spawn_address_book(
-    env: Env,
-    transport: Arc<dyn Transport>,
-    ledger: Arc<dyn Ledger>,
-    keepers: Vec<AccountId>,
-    mut known: std::collections::HashMap<AccountId, String>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            env.sleep(ADDRESS_BOOK_EVERY).await;
-            let mut found: Vec<(AccountId, String)> = Vec::new();
-            if let Ok(Answer::Providers(offers)) = ledger.query(Query::Providers).await {
-                found.extend(offers.into_iter().map(|o| (o.provider, o.address)));
-            }
-            for k in &keepers {
-                if let Ok(Answer::Role(Some(role))) = ledger.query(Query::Role(*k)).await {
-                    found.push((*k, role.address().to_string()));
-                }
-            }
-            for (peer, address) in found {
-                if address.is_empty() || known.get(&peer) == Some(&address) {
-                    continue;
-                }
-                match known.insert(peer, address.clone()) {
-                    Some(was) => {
-                        info!(peer = %peer.label(), %address, %was, "a peer announced a new address")
-                    }
-                    None => debug!(peer = %peer.label(), %address, "learned a peer's address"),
-                }
-                transport.add_address(peer, &address);
-            }
-        }
-    })
 }

@@ -25,6 +25,7 @@ pub struct GroupLedger {
     account: AccountId,
     transport: Arc<dyn Transport>,
     poll: Duration,
+    leader: std::sync::Mutex<Option<Arc<RemoteLedger>>>,
 }
 
 impl std::fmt::Debug for GroupLedger {
@@ -57,6 +58,7 @@ impl GroupLedger {
             account,
             transport,
             poll,
+            leader: std::sync::Mutex::new(None),
         })
     }
 
@@ -96,8 +98,17 @@ impl GroupLedger {
         self.route()
     }
 
+    /// The leader's ledger service, kept while the same keeper leads.
     fn leader_ledger(&self, leader: AccountId) -> Arc<RemoteLedger> {
-        RemoteLedger::new(self.transport.clone(), leader, self.poll)
+        let mut cached = self.leader.lock().unwrap_or_else(|p| p.into_inner());
+        match cached.as_ref() {
+            Some(l) if l.peer() == leader => l.clone(),
+            _ => {
+                let l = RemoteLedger::new(self.transport.clone(), leader, self.poll);
+                *cached = Some(l.clone());
+                l
+            }
+        }
     }
 }
 
@@ -185,19 +196,29 @@ pub(super) async fn produce_blocks(
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The term in which this keeper's head is known to be the group's: blocks are built only
+    // by the leader, one at a time, and each is applied here before its proposal returns.
+    let mut caught_up: Option<u64> = None;
     loop {
         tick.tick().await;
-        let state = raft.metrics().borrow().state;
+        let (state, term) = {
+            let m = raft.metrics().borrow().clone();
+            (m.state, m.current_term)
+        };
         match state {
             ServerState::Leader => {}
             ServerState::Shutdown => return,
             _ => continue,
         }
-        // Everything the group committed before is applied here first (a new leader's own
-        // first entry commits its predecessors'), so the block extends the group's head.
-        if let Err(e) = raft.ensure_linearizable().await {
-            debug!("not producing a block: {e}");
-            continue;
+        // Once per term: everything the group committed before is applied here first (a new
+        // leader's own first entry commits its predecessors'), so the block extends the
+        // group's head.
+        if caught_up != Some(term) {
+            if let Err(e) = raft.ensure_linearizable().await {
+                debug!("not producing a block: {e}");
+                continue;
+            }
+            caught_up = Some(term);
         }
         let block = match chain.build_block(env.unix_ms()) {
             Ok(b) => b,
@@ -209,10 +230,14 @@ pub(super) async fn produce_blocks(
         let height = block.header.height;
         match raft.client_write(Proposal::Block(block.encode())).await {
             Ok(r) if r.data.first() == Some(&u64::MAX) => {
+                caught_up = None;
                 warn!(height, "the group refused the block this keeper built")
             }
             Ok(_) => {}
-            Err(e) => debug!(height, "block not committed: {e}"),
+            Err(e) => {
+                caught_up = None;
+                debug!(height, "block not committed: {e}")
+            }
         }
     }
 }
