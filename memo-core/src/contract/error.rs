@@ -160,6 +160,22 @@ pub enum Rejection {
     /// The receipt's expiry is further ahead than the ledger remembers receipts.
     #[error("receipt expiry {0} is too far ahead")]
     ReceiptTooLong(Epoch),
+    /// The sender already owns this shard of the order.
+    #[error("already an owner of shard {shard:?} of order {order}")]
+    AlreadyOwner {
+        /// The order.
+        order: OrderId,
+        /// The shard.
+        shard: ShardId,
+    },
+    /// The account does not own this shard of the order.
+    #[error("not an owner of shard {shard:?} of order {order}")]
+    NotOwner {
+        /// The order.
+        order: OrderId,
+        /// The shard.
+        shard: ShardId,
+    },
     /// The shard is not in the order's commitment.
     #[error("shard {shard:?} is not committed under order {order}")]
     ShardNotCommitted {

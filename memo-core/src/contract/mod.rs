@@ -65,6 +65,7 @@ pub use types::*;
 use crate::id::AccountId;
 use serde::Serialize;
 use state::{LtHash, Table};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The hook that checks storage proofs. The contract calls it for each proof transaction with
@@ -94,7 +95,7 @@ struct OpenBlock {
 }
 
 #[derive(Clone, Copy)]
-struct Marks([usize; 11]);
+struct Marks([usize; 12]);
 
 /// The contract's state and its transition function.
 pub struct Contract {
@@ -117,6 +118,10 @@ pub struct Contract {
     beacon_commits: Table<AccountId, (Epoch, [u8; 32])>,
     /// Orders that could not renew: (epoch lapsed, user, order) → provider.
     lapsed: Table<(Epoch, AccountId, OrderId), AccountId>,
+    /// The owners of a committed shard of an order, where they are not the order's user
+    /// alone (co-owners of deduplicated data, see [`MarketCall::Share`]): (order, shard) →
+    /// owners, sorted. Empty once every owner left (the shard awaits its purge).
+    owners: Table<(OrderId, crate::id::ShardId), Vec<AccountId>>,
     acc: LtHash,
     root: [u8; 32],
     open: Option<OpenBlock>,
@@ -148,6 +153,7 @@ macro_rules! tables {
         $s.holdings.$f($($arg),*);
         $s.beacon_commits.$f($($arg),*);
         $s.lapsed.$f($($arg),*);
+        $s.owners.$f($($arg),*);
     }};
 }
 
@@ -182,6 +188,7 @@ impl Contract {
             holdings: Table::new(9),
             beacon_commits: Table::new(10),
             lapsed: Table::new(11),
+            owners: Table::new(12),
             acc: LtHash::default(),
             root: [0; 32],
             open: None,
@@ -519,6 +526,7 @@ impl Contract {
             self.holdings.mark(),
             self.beacon_commits.mark(),
             self.lapsed.mark(),
+            self.owners.mark(),
         ])
     }
 
@@ -534,6 +542,7 @@ impl Contract {
         self.holdings.rollback(m.0[8]);
         self.beacon_commits.rollback(m.0[9]);
         self.lapsed.rollback(m.0[10]);
+        self.owners.rollback(m.0[11]);
     }
 
     /// Records order `id`'s commitment (and indexes its shards under its provider).
@@ -591,6 +600,12 @@ impl Contract {
                 receipts,
             }) => self.create_order(sender, *provider, *price, *duration, receipts),
             Call::Market(MarketCall::EndOrder { order }) => self.end_order(sender, *order),
+            Call::Market(MarketCall::Share { order, shards }) => self.share(sender, *order, shards),
+            Call::Market(MarketCall::Unshare {
+                order,
+                user,
+                shards,
+            }) => self.unshare(sender, *order, *user, shards),
             Call::Files(FilesCall::Reassign { order, shard, to }) => {
                 self.reassign(sender, *order, *shard, *to)
             }
@@ -1032,6 +1047,11 @@ impl Contract {
         let Some(order) = self.orders.remove(&id) else {
             return;
         };
+        if let Some(c) = self.commitments.get(&id).cloned() {
+            for s in c.shards {
+                self.owners.remove(&(id, s));
+            }
+        }
         self.uncommit(id, order.provider, None);
         self.credit(order.user, order.escrow);
         self.g.repair_fund = self.g.repair_fund.saturating_add(order.forfeit);
@@ -1102,12 +1122,17 @@ impl Contract {
         let committed = self.commitments.contains(&id);
         if o.term > 0 && committed && o.bytes > 0 {
             let needed = o.per_epoch().saturating_mul(o.term);
+            let collected = self.collect_shares(id, &o, e);
             if self.debit(o.user, needed).is_ok() {
                 self.orders.update(&id, |x| {
                     x.end = e + 1 + o.term;
                     x.escrow += needed;
                 });
                 return;
+            }
+            // The order lapses: the co-owners' shares of the new term go back.
+            for (q, amount) in collected {
+                self.move_money(o.user, q, amount);
             }
             self.lapsed.insert((e + 1, o.user, id), o.provider);
         }
@@ -1185,6 +1210,211 @@ impl Contract {
             }
         }
         self.credit(order.provider, to_provider);
+    }
+
+    // ----- co-ownership of deduplicated data -----
+
+    /// The owners of shard `s` of order `id` (whose user is `user`).
+    fn owners_of(&self, id: OrderId, user: AccountId, s: crate::id::ShardId) -> Vec<AccountId> {
+        self.owners
+            .get(&(id, s))
+            .cloned()
+            .unwrap_or_else(|| vec![user])
+    }
+
+    /// Records the owners of shard `s` of order `id`: no entry when the order's user owns it
+    /// alone, so an order nobody shares costs no state.
+    fn set_owners(
+        &mut self,
+        id: OrderId,
+        user: AccountId,
+        s: crate::id::ShardId,
+        mut owners: Vec<AccountId>,
+    ) {
+        owners.sort();
+        if owners == [user] {
+            self.owners.remove(&(id, s));
+        } else {
+            self.owners.insert((id, s), owners);
+        }
+    }
+
+    /// Moves `amount` from `from`'s balance to `to`'s, or as much of it as `from` has; returns
+    /// what moved.
+    fn move_money(&mut self, from: AccountId, to: AccountId, amount: Amount) -> Amount {
+        let amount = amount.min(self.account(&from).balance);
+        if amount > 0 && self.debit(from, amount).is_ok() {
+            self.credit(to, amount);
+            return amount;
+        }
+        0
+    }
+
+    /// Order `id` and, for co-owning its `shards`, its commitment's shard length and the value
+    /// of one shard for the rest of the term (`V` of [`MarketCall::Share`]). Each shard must be
+    /// committed under the order and listed once.
+    fn shard_value(
+        &self,
+        id: OrderId,
+        shards: &[crate::id::ShardId],
+    ) -> Result<(Order, Amount), Rejection> {
+        let order = self
+            .orders
+            .get(&id)
+            .ok_or(Rejection::UnknownOrder(id))?
+            .clone();
+        let c = self
+            .commitments
+            .get(&id)
+            .ok_or(Rejection::NotCommitted(id))?;
+        if shards.is_empty() || shards.len() > c.shards.len() {
+            return Err(Rejection::Invalid("shards"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for s in shards {
+            if !c.shards.contains(s) {
+                return Err(Rejection::ShardNotCommitted {
+                    order: id,
+                    shard: *s,
+                });
+            }
+            if !seen.insert(*s) {
+                return Err(Rejection::Invalid("shards (one listed twice)"));
+            }
+        }
+        let left = order.end.saturating_sub(order.start.max(self.g.epoch + 1));
+        let value = c
+            .shard_len
+            .checked_mul(order.price)
+            .and_then(|x| x.checked_mul(left))
+            .ok_or(Rejection::Overflow)?;
+        Ok((order, value))
+    }
+
+    /// `sender` co-owns `shards` of order `id` (see [`MarketCall::Share`]).
+    fn share(
+        &mut self,
+        sender: AccountId,
+        id: OrderId,
+        shards: &[crate::id::ShardId],
+    ) -> Result<Outcome, Rejection> {
+        self.require_role(sender, RoleKind::User)?;
+        let (order, value) = self.shard_value(id, shards)?;
+        if order.term == 0 || value == 0 {
+            return Err(Rejection::OrderNotRunning {
+                order: id,
+                epoch: self.g.epoch,
+            });
+        }
+        let mut pays: BTreeMap<AccountId, Amount> = BTreeMap::new();
+        for s in shards {
+            let mut owners = self.owners_of(id, order.user, *s);
+            if owners.contains(&sender) {
+                return Err(Rejection::AlreadyOwner {
+                    order: id,
+                    shard: *s,
+                });
+            }
+            let n = owners.len() as Amount;
+            if n == 0 {
+                *pays.entry(order.user).or_default() += value;
+            } else {
+                let each = value / (n * (n + 1));
+                for q in &owners {
+                    *pays.entry(*q).or_default() += each;
+                }
+            }
+            owners.push(sender);
+            self.set_owners(id, order.user, *s, owners);
+        }
+        let total = pays
+            .values()
+            .try_fold(0 as Amount, |a, b| a.checked_add(*b))
+            .ok_or(Rejection::Overflow)?;
+        self.debit(sender, total)?;
+        for (q, amount) in pays {
+            self.credit(q, amount);
+        }
+        Ok(Outcome::Shared(total))
+    }
+
+    /// `user` leaves `shards` of order `id` (see [`MarketCall::Unshare`]).
+    fn unshare(
+        &mut self,
+        sender: AccountId,
+        id: OrderId,
+        user: AccountId,
+        shards: &[crate::id::ShardId],
+    ) -> Result<Outcome, Rejection> {
+        if sender != user && !self.is_users_keeper(&user, &sender) {
+            return Err(Rejection::NotOrderParty(id));
+        }
+        let (order, value) = self.shard_value(id, shards)?;
+        let mut refunded: Amount = 0;
+        for s in shards {
+            let mut owners = self.owners_of(id, order.user, *s);
+            let Some(at) = owners.iter().position(|q| *q == user) else {
+                return Err(Rejection::NotOwner {
+                    order: id,
+                    shard: *s,
+                });
+            };
+            owners.remove(at);
+            let n = owners.len() as Amount + 1;
+            if n >= 2 {
+                let each = value / (n * (n - 1));
+                for q in owners.clone() {
+                    refunded += self.move_money(q, user, each);
+                }
+            } else if order.user != user {
+                refunded += self.move_money(order.user, user, value);
+            }
+            self.set_owners(id, order.user, *s, owners);
+        }
+        Ok(Outcome::Unshared(refunded))
+    }
+
+    /// Before order `id` (`o`) renews after epoch `e`: each co-owner of a shared shard pays
+    /// the order's user its share of the new term, `shard length × price × term / owners`.
+    /// An owner whose balance does not cover its share stops owning the shard (its lapse is
+    /// recorded, [`Query::Lapsed`]) and the others' shares grow. Returns what was paid, by
+    /// payer.
+    fn collect_shares(&mut self, id: OrderId, o: &Order, e: Epoch) -> Vec<(AccountId, Amount)> {
+        let Some(c) = self.commitments.get(&id).cloned() else {
+            return Vec::new();
+        };
+        let value = c.shard_len.saturating_mul(o.price).saturating_mul(o.term);
+        let mut paid = Vec::new();
+        for s in c.shards {
+            let Some(mut owners) = self.owners.get(&(id, s)).cloned() else {
+                continue;
+            };
+            loop {
+                let n = owners.len() as Amount;
+                if n == 0 {
+                    break;
+                }
+                let each = value / n;
+                let short = owners
+                    .iter()
+                    .find(|q| **q != o.user && self.account(q).balance < each)
+                    .copied();
+                match short {
+                    Some(q) => {
+                        owners.retain(|x| *x != q);
+                        self.lapsed.insert((e + 1, q, id), o.provider);
+                    }
+                    None => {
+                        for q in owners.iter().filter(|q| **q != o.user) {
+                            paid.push((*q, self.move_money(*q, o.user, each)));
+                        }
+                        break;
+                    }
+                }
+            }
+            self.set_owners(id, o.user, s, owners);
+        }
+        paid
     }
 
     // ----- files -----
@@ -1309,6 +1539,10 @@ impl Contract {
                 shards: vec![shard],
             },
         );
+        // The shard's owners (and their shares) move with it.
+        if let Some(owners) = self.owners.remove(&(id, shard)) {
+            self.owners.insert((new_id, shard), owners);
+        }
         Ok(Outcome::Reassigned {
             order: new_id,
             moved,
@@ -1563,7 +1797,12 @@ impl Contract {
                     .take(MAX_HOLDINGS_QUERY)
                     .map(|(p, s)| {
                         self.holders_of(*p, *s)
-                            .filter_map(|id| self.orders.get(&id).map(|o| (id, o.user, o.end)))
+                            .filter_map(|id| self.orders.get(&id).map(|o| (id, o)))
+                            .flat_map(|(id, o)| {
+                                self.owners_of(id, o.user, *s)
+                                    .into_iter()
+                                    .map(move |u| (id, u, o.end))
+                            })
                             .collect()
                     })
                     .collect(),

@@ -863,6 +863,197 @@ fn orders_renew_from_the_balance_and_lapse_when_it_runs_out() {
     );
 }
 
+fn share(id: OrderId, shards: &[ShardId]) -> Call {
+    Call::Market(MarketCall::Share {
+        order: id,
+        shards: shards.to_vec(),
+    })
+}
+
+fn unshare(id: OrderId, user: &str, shards: &[ShardId]) -> Call {
+    Call::Market(MarketCall::Unshare {
+        order: id,
+        user: kp(user).account(),
+        shards: shards.to_vec(),
+    })
+}
+
+/// The owners the ledger lists for shard `s` of order `id` (what keepers check a put against).
+fn owners(w: &World, id: OrderId, s: ShardId) -> Vec<AccountId> {
+    let Answer::Holdings(h) = w.c.query(&Query::Holdings(vec![(kp("p").account(), s)])) else {
+        panic!()
+    };
+    h[0].iter()
+        .filter(|(o, _, _)| *o == id)
+        .map(|(_, u, _)| *u)
+        .collect()
+}
+
+#[test]
+fn owners_of_deduplicated_shards_split_their_cost_and_are_refunded_as_owners_come_and_go() {
+    let mut w = World::new(&["u", "p", "k1", "k2", "k3", "v", "y", "x", "poor"]);
+    for k in ["k1", "k2", "k3"] {
+        w.send(&kp(k), keeper_call(1_000)).unwrap();
+    }
+    w.send(&kp("p"), provider_call(1_000)).unwrap();
+    for u in ["u", "v", "y", "poor"] {
+        w.send(&kp(u), Call::Roles(RolesCall::RegisterUser))
+            .unwrap();
+    }
+    // u's order: 4 shards of 25 bytes at 2 for 3 epochs: each shard is worth V = 150.
+    let id = w.order(order_call("p", 25, &shards(4), 2, 3));
+    let s0 = shards(4)[0];
+    let bal = |w: &World| ["u", "v", "y"].map(|n| w.balance(n));
+    let b0 = bal(&w);
+    // v co-owns two shards: it pays u half of each, V/2.
+    assert_eq!(
+        w.send(&kp("v"), share(id, &shards(2))),
+        Ok(Outcome::Shared(150))
+    );
+    assert_eq!(bal(&w), [b0[0] + 150, b0[1] - 150, b0[2]]);
+    let mut both = vec![kp("u").account(), kp("v").account()];
+    both.sort();
+    assert_eq!(owners(&w, id, s0), both);
+    // A third owner of shard 0 pays each of the two V/6: all three now carry V/3.
+    assert_eq!(w.send(&kp("y"), share(id, &[s0])), Ok(Outcome::Shared(50)));
+    assert_eq!(bal(&w), [b0[0] + 175, b0[1] - 125, b0[2] - 50]);
+    assert_eq!(owners(&w, id, s0).len(), 3);
+    w.conserved();
+    // Refused, changing nothing: owning twice, a shard not committed, a shard listed twice,
+    // an account with no balance, a stranger's leave for someone else, a non-owner's leave.
+    let root = w.c.end_block().unwrap();
+    assert_eq!(
+        w.send(&kp("v"), share(id, &[s0])),
+        Err(Rejection::AlreadyOwner {
+            order: id,
+            shard: s0
+        })
+    );
+    assert!(matches!(
+        w.send(&kp("v"), share(id, &[ShardId::of(b"other")])),
+        Err(Rejection::ShardNotCommitted { .. })
+    ));
+    assert!(matches!(
+        w.send(&kp("y"), share(id, &[shards(4)[3], shards(4)[3]])),
+        Err(Rejection::Invalid(_))
+    ));
+    let all = w.balance("poor");
+    w.send(
+        &kp("poor"),
+        Call::Settlement(SettlementCall::Transfer {
+            to: kp("x").account(),
+            amount: all,
+        }),
+    )
+    .unwrap();
+    let root = {
+        let _ = root;
+        w.c.end_block().unwrap()
+    };
+    assert!(matches!(
+        w.send(&kp("poor"), share(id, &[s0])),
+        Err(Rejection::InsufficientBalance { .. })
+    ));
+    assert_eq!(
+        w.send(&kp("x"), unshare(id, "v", &[s0])),
+        Err(Rejection::NotOrderParty(id))
+    );
+    assert_eq!(
+        w.send(&kp("y"), unshare(id, "y", &[shards(4)[3]])),
+        Err(Rejection::NotOwner {
+            order: id,
+            shard: shards(4)[3]
+        })
+    );
+    assert_eq!(w.c.end_block().unwrap(), root);
+    // u leaves shard 0 while v and y keep it: each of them refunds u V/6.
+    assert_eq!(
+        w.send(&kp("u"), unshare(id, "u", &[s0])),
+        Ok(Outcome::Unshared(50))
+    );
+    assert_eq!(bal(&w), [b0[0] + 225, b0[1] - 150, b0[2] - 75]);
+    // v's keeper reports v's delete: y refunds v V/2 and carries the shard alone.
+    let k = w.c.keepers_of(&kp("v").account())[0];
+    let keeper = ["k1", "k2", "k3"]
+        .into_iter()
+        .find(|n| kp(n).account() == k)
+        .unwrap();
+    assert_eq!(
+        w.send(&kp(keeper), unshare(id, "v", &[s0])),
+        Ok(Outcome::Unshared(75))
+    );
+    assert_eq!(bal(&w), [b0[0] + 225, b0[1] - 75, b0[2] - 150]);
+    assert_eq!(owners(&w, id, s0), vec![kp("y").account()]);
+    // The last owner leaves: u, who funds the escrow (and gets it back when the order ends),
+    // refunds it V. Nobody owns the shard now; the keepers purge it.
+    assert_eq!(
+        w.send(&kp("y"), unshare(id, "y", &[s0])),
+        Ok(Outcome::Unshared(150))
+    );
+    assert_eq!(bal(&w), [b0[0] + 75, b0[1] - 75, b0[2]]);
+    assert!(owners(&w, id, s0).is_empty());
+    w.conserved();
+    // Ending the order refunds its escrow to u and forgets its owners.
+    w.send(&kp("u"), Call::Market(MarketCall::EndOrder { order: id }))
+        .unwrap();
+    assert_eq!(bal(&w), [b0[0] + 75 + 600, b0[1] - 75, b0[2]]);
+    assert_eq!(w.c.owners.len(), 0);
+    w.conserved();
+}
+
+#[test]
+fn co_owners_pay_their_share_of_each_renewal_or_lapse_alone() {
+    let (mut w, id) = market();
+    w.send(&kp("x"), Call::Roles(RolesCall::RegisterUser))
+        .unwrap();
+    // x co-owns all four shards: it pays u 4 × V/2 = 300 now.
+    assert_eq!(
+        w.send(&kp("x"), share(id, &shards(4))),
+        Ok(Outcome::Shared(300))
+    );
+    // x keeps 350: its half of one renewal (300), not of two.
+    let spare = w.balance("x") - 350;
+    w.send(
+        &kp("x"),
+        Call::Settlement(SettlementCall::Transfer {
+            to: kp("k1").account(),
+            amount: spare,
+        }),
+    )
+    .unwrap();
+    let u0 = w.balance("u");
+    for _ in 0..3 {
+        w.next_epoch();
+        prove(&mut w, id, true).unwrap();
+    }
+    w.next_epoch();
+    // The renewal takes the whole term's escrow (600) from u and x's half (300) from x.
+    let o = w.c.order(id).expect("renewed").clone();
+    assert_eq!((o.end, o.escrow), (7, 600));
+    assert_eq!(w.balance("u"), u0 - 300);
+    assert_eq!(w.balance("x"), 50);
+    w.conserved();
+    for _ in 0..2 {
+        prove(&mut w, id, true).unwrap();
+        w.next_epoch();
+    }
+    prove(&mut w, id, true).unwrap();
+    w.next_epoch();
+    // x cannot pay its half of the next term: its shares lapse, u renews alone and owns
+    // every shard again.
+    let o = w.c.order(id).expect("renewed by u").clone();
+    assert_eq!(o.end, 10);
+    assert_eq!(w.balance("x"), 50);
+    assert_eq!(w.balance("u"), u0 - 300 - 600);
+    assert_eq!(
+        w.c.query(&Query::Lapsed(kp("x").account())),
+        Answer::Lapsed(vec![(7, id, kp("p").account())])
+    );
+    assert_eq!(owners(&w, id, shards(4)[2]), vec![kp("u").account()]);
+    assert_eq!(w.c.owners.len(), 0);
+    w.conserved();
+}
+
 fn beacon_at(epoch: Epoch, reveal: Option<&[u8; 32]>, next: &[u8; 32]) -> Call {
     Call::Settlement(SettlementCall::Beacon {
         epoch,
@@ -1459,7 +1650,7 @@ mod props {
     fn arb_call() -> impl Strategy<Value = (usize, u8, usize, u64, u64)> {
         (
             0..NAMES.len(),
-            0u8..14,
+            0u8..16,
             0..NAMES.len(),
             0u64..3_000,
             0u64..6,
@@ -1589,6 +1780,50 @@ mod props {
                     Call::Files(FilesCall::Reassign { order, shard, to }),
                 )
             }
+            14 | 15 => {
+                // Mostly some shards of a committed order: co-owned by a user (op 14), or left
+                // by one of their owners or its keeper (op 15).
+                let committed: Vec<(OrderId, &Order, &Commitment)> = live
+                    .iter()
+                    .filter_map(|(id, o)| c.commitments.get(id).map(|cm| (*id, o, cm)))
+                    .collect();
+                let Some((id, o, cm)) = committed.get(amount as usize % (committed.len() + 1))
+                else {
+                    return (
+                        who,
+                        Call::Market(MarketCall::Share {
+                            order,
+                            shards: vec![ShardId::of(b"x")],
+                        }),
+                    );
+                };
+                let mut shards = cm.shards[..1 + small as usize % cm.shards.len()].to_vec();
+                if small == 5 {
+                    shards.push(shards[0]);
+                }
+                if op == 14 {
+                    let user = if small == 4 { who } else { 4 + who % 2 };
+                    return (user, Call::Market(MarketCall::Share { order: *id, shards }));
+                }
+                let owners = c.owners_of(*id, o.user, shards[0]);
+                let user = owners
+                    .get(other % (owners.len() + 1))
+                    .copied()
+                    .unwrap_or(other_id);
+                let sender = if small == 3 {
+                    2 + who % 2
+                } else {
+                    index_of(user)
+                };
+                (
+                    sender,
+                    Call::Market(MarketCall::Unshare {
+                        order: *id,
+                        user,
+                        shards,
+                    }),
+                )
+            }
             11 => (
                 0,
                 Call::Settlement(SettlementCall::SettleReceipt(receipt(
@@ -1635,7 +1870,7 @@ mod props {
                 setup.push(tx);
             }
             let mut log: Vec<Vec<SignedTx>> = vec![setup];
-            let mut stats = [0usize; 14];
+            let mut stats = [0usize; 16];
             let mut parents = vec![w.parent];
             for ((who, op, other, amount, small), nonce_skew, new_block) in steps {
                 let (who, call) = make(&w.c, who, op, other, amount, small);
@@ -1664,6 +1899,10 @@ mod props {
                 }
                 let indexed: usize = w.c.commitments.iter().map(|(_, c)| c.shards.len()).sum();
                 prop_assert_eq!(w.c.holdings.len(), indexed);
+                // Owners are recorded only for committed shards of live orders.
+                for ((id, shard), _) in w.c.owners.iter() {
+                    prop_assert!(w.c.commitments.get(id).is_some_and(|c| c.shards.contains(shard)));
+                }
                 if new_block {
                     // No pay for unproven epochs: across an epoch turn a provider gains at
                     // most its proven orders' pay (and its stake back if it leaves now).

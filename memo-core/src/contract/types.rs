@@ -201,6 +201,30 @@ pub enum MarketCall {
         /// The order.
         order: OrderId,
     },
+    /// The sender becomes a co-owner of `shards` of another user's order: its put of
+    /// deduplicated data, which uploads nothing. The owners of a shard share its cost equally
+    /// for the rest of the order's term: the sender pays each current owner
+    /// `V / (n × (n + 1))`, where `V = shard length × price × epochs left` and `n` owners held
+    /// the shard (the order's user `V` when nobody does). See `docs/economics.md`.
+    Share {
+        /// The order holding the shards.
+        order: OrderId,
+        /// Committed shards of the order, each at most once.
+        shards: Vec<ShardId>,
+    },
+    /// `user` stops owning `shards` of `order` (its last reference to their chunk was
+    /// deleted). Sent by the user or one of its keepers. Each remaining owner refunds the
+    /// user `V / (n × (n − 1))`, as far as its balance goes; when no owner remains, the
+    /// order's user (who funds the escrow and gets it back when the order ends) refunds it
+    /// `V`.
+    Unshare {
+        /// The order holding the shards.
+        order: OrderId,
+        /// The owner leaving.
+        user: AccountId,
+        /// Shards it owned, each at most once.
+        shards: Vec<ShardId>,
+    },
 }
 
 /// Calls of the file-records module.
@@ -525,6 +549,10 @@ pub enum Outcome {
     },
     /// A receipt was settled for this amount.
     ReceiptSettled(Amount),
+    /// The sender became a co-owner and paid the other owners this much in all.
+    Shared(Amount),
+    /// An owner left and was refunded this much in all.
+    Unshared(Amount),
     /// A shard was reassigned to a new order.
     Reassigned {
         /// The new order (held by the new provider, committed to the moved shard).
@@ -634,7 +662,8 @@ pub enum Answer {
     BeaconCommit(Option<(Epoch, [u8; 32])>),
     /// Lapsed orders: (the epoch it lapsed in, order id, provider).
     Lapsed(Vec<(Epoch, OrderId, AccountId)>),
-    /// For each pair asked, the live orders holding it: (order, user, first epoch not paid).
+    /// For each pair asked, the live orders holding it: (order, owner, first epoch not paid),
+    /// one row per owner of the shard in that order (see [`MarketCall::Share`]).
     Holdings(Vec<Vec<(OrderId, AccountId, Epoch)>>),
 }
 
