@@ -994,6 +994,17 @@ impl<S: MetaStore> Objects<S> {
         }))
     }
 
+    /// Every placed shard of `chunk` with its holder: `(holder, shard)`. Empty for a chunk
+    /// not registered.
+    pub fn held_shards(&self, chunk: &ChunkId) -> Result<Vec<(AccountId, ShardId)>, ObjectError> {
+        Ok(self.ownership.chunk(chunk)?.map_or_else(Vec::new, |e| {
+            e.shards
+                .iter()
+                .filter_map(|s| s.holder.map(|h| (h, s.id)))
+                .collect()
+        }))
+    }
+
     /// How many objects the user has.
     pub fn count(&self, user: &AccountId) -> u64 {
         self.list(user).len() as u64

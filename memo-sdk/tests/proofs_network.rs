@@ -8,6 +8,7 @@ use memo_core::ownership::{MemoryShardStore, ShardStore, ShardStoreError};
 use memo_core::transport::{MemoryNetwork, Transport};
 use memo_core::{ShardId, proof};
 use memo_sdk::keeper::challenger::{ChallengerConfig, EpochReport};
+use memo_sdk::ledger::Ledger;
 use memo_sdk::local::ledger::{LedgerSpec, LocalLedger};
 use memo_sdk::local::{LocalNetwork, LocalSpec};
 use std::sync::Arc;
@@ -778,4 +779,104 @@ async fn providers_the_ledger_stops_offering_leave_placement() {
         );
         let _ = tokio::time::timeout(Duration::from_secs(1), blocks.recv()).await;
     }
+}
+
+/// The owners the ledger lists for every shard the providers hold: (shard, owners).
+fn owners_of_held(net: &LocalNetwork<Faulty>) -> Vec<(ShardId, Vec<AccountId>)> {
+    let mut pairs = Vec::new();
+    for p in &net.providers {
+        for s in p.service.store().list().unwrap() {
+            pairs.push((p.account(), s));
+        }
+    }
+    let Answer::Holdings(h) = ledger(net).chain.query_now(&Query::Holdings(pairs.clone())) else {
+        panic!()
+    };
+    pairs
+        .into_iter()
+        .zip(h)
+        .map(|((_, s), rows)| {
+            let mut owners: Vec<AccountId> = rows.into_iter().map(|(_, u, _)| u).collect();
+            owners.sort();
+            (s, owners)
+        })
+        .collect()
+}
+
+/// Waits, block by block (up to 30 s), until `done` holds.
+async fn until(l: &LocalLedger, what: &str, mut done: impl FnMut() -> bool) {
+    let mut blocks = l.chain.subscribe();
+    let wait = async {
+        while !done() {
+            let _ = blocks.recv().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_owner_pays_its_share_and_is_refunded_when_it_leaves() {
+    let (mem, net) = start(&spec(4, 2, 1)).await;
+    let l = ledger(&net);
+    let (alice, bob) = (net.user("alice").unwrap(), net.user("bob").unwrap());
+    let (a, b) = (alice.account(), bob.account());
+    let x = data(40_000, 11);
+    let put = alice.put_bytes("x", &x).await.unwrap();
+    assert!(!put.orders.is_empty() && put.shared.is_empty());
+
+    // An unfunded key cannot become an owner of the stored data: nothing becomes visible.
+    let mut broke = client_for(&mem, &net, memo_core::Keypair::from_seed("broke"));
+    broke.set_ledger(l.ledger(), memo_sdk::client::orders::OrderConfig::default());
+    let err = broke.put_bytes("x", &x).await.unwrap_err();
+    assert!(err.to_string().contains("share"), "{err}");
+    assert!(broke.list().await.unwrap().is_empty());
+    // Nor can one with no ledger in its config: the keepers refuse the unpaid claim.
+    let stranger = client_for(&mem, &net, memo_core::Keypair::from_seed("stranger"));
+    let err = stranger.put_bytes("x", &x).await.unwrap_err();
+    assert!(
+        err.is_refusal() && err.to_string().contains("unpaid"),
+        "{err}"
+    );
+
+    // Bob stores the same bytes: nothing moves, he co-owns every shard and pays Alice half.
+    let (a0, b0) = (balance(l, a), balance(l, b));
+    let again = bob.put_bytes("x", &x).await.unwrap();
+    assert_eq!((again.uploaded_chunks, again.orders.len()), (0, 0));
+    assert_eq!(again.shared.len(), put.orders.len());
+    let mut both = vec![a, b];
+    both.sort();
+    let held = owners_of_held(&net);
+    assert_eq!(held.len(), put.chunks * 3);
+    assert!(held.iter().all(|(_, o)| *o == both), "{held:?}");
+    let paid = b0 - balance(l, b);
+    assert!(paid > 0);
+    assert!(balance(l, a) >= a0 + paid, "Alice got Bob's share");
+
+    // Bob deletes: his keeper leaves his shares and Alice refunds the rest of his term.
+    let b1 = balance(l, b);
+    bob.delete("x").await.unwrap();
+    until(l, "Bob's shares are left", || {
+        owners_of_held(&net).iter().all(|(_, o)| *o == [a])
+    })
+    .await;
+    assert!(balance(l, b) > b1, "Bob was refunded");
+
+    // Bob stores it again, then Alice deletes hers: Bob owns the data alone and pays for it
+    // all; his last delete purges it, and Alice (whose orders end) refunds his share.
+    bob.put_bytes("x", &x).await.unwrap();
+    alice.delete("x").await.unwrap();
+    until(l, "Alice's shares are left", || {
+        owners_of_held(&net).iter().all(|(_, o)| *o == [b])
+    })
+    .await;
+    assert_eq!(bob.get_bytes("x").await.unwrap(), x);
+    let b2 = balance(l, b);
+    bob.delete("x").await.unwrap();
+    until(l, "the purge ends Alice's orders", || {
+        orders_of(l, a).iter().all(|(_, o)| o.term == 0)
+    })
+    .await;
+    assert!(balance(l, b) > b2, "the last owner was refunded");
 }

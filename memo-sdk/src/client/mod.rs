@@ -223,6 +223,9 @@ pub struct PutReport {
     pub object_ref: String,
     /// Storage orders created on the ledger for the uploaded shards (empty without a ledger).
     pub orders: Vec<u64>,
+    /// Other users' orders whose shards this put co-owns: the data was stored already, and
+    /// this user pays its share of it (empty without a ledger).
+    pub shared: Vec<u64>,
 }
 
 /// An object in the user's index.
@@ -526,6 +529,21 @@ impl Client {
             },
             None => Vec::new(),
         };
+        // Chunks stored already are paid for too: this user co-owns their orders.
+        let claimed: Vec<&ChunkInfo> = chunks
+            .iter()
+            .filter(|c| up.possession.iter().any(|p| p.chunk == c.id))
+            .collect();
+        let shares = match self.share_claimed(&self.source(), &claimed).await {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(o) = &self.orders {
+                    o.cancel(&orders).await;
+                }
+                self.withdraw(stored).await;
+                return Err(e);
+            }
+        };
         let op = ObjectOp::Put {
             object: obj.id(),
             size: obj.size,
@@ -542,6 +560,7 @@ impl Client {
             if e.is_refusal() {
                 if let Some(o) = &self.orders {
                     o.cancel(&orders).await;
+                    o.unshare(&shares).await;
                 }
                 self.withdraw(stored).await;
             }
@@ -557,6 +576,7 @@ impl Client {
             uploaded_bytes,
             object_ref: obj.to_string(),
             orders,
+            shared: shares.iter().map(|(id, _)| *id).collect(),
         })
     }
 
@@ -612,6 +632,9 @@ impl Client {
         }
         possession.sort_by_key(|p| p.chunk);
         let chunks: Vec<ChunkInfo> = refs.iter().map(ChunkInfo::from).collect();
+        let shares = self
+            .share_claimed(&source, &chunks.iter().collect::<Vec<_>>())
+            .await?;
         let op = ObjectOp::Put {
             object: obj.id(),
             size: obj.size,
@@ -622,7 +645,14 @@ impl Client {
             receipts: Vec::new(),
             possession,
         };
-        self.submit_with(op, nonce).await?;
+        if let Err(e) = self.submit_with(op, nonce).await {
+            if e.is_refusal()
+                && let Some(o) = &self.orders
+            {
+                o.unshare(&shares).await;
+            }
+            return Err(e);
+        }
         Ok(PutReport {
             id: obj.id(),
             name: name.to_string(),
@@ -632,7 +662,38 @@ impl Client {
             uploaded_bytes: 0,
             object_ref: obj.to_string(),
             orders: Vec::new(),
+            shared: shares.iter().map(|(id, _)| *id).collect(),
         })
+    }
+
+    /// Co-owns on the ledger the shards of `claimed`, chunks the network stores already that
+    /// this put claims without uploading them ([`crate::client::orders::Orders::share`]).
+    /// Nothing to do without a ledger.
+    async fn share_claimed(
+        &self,
+        source: &NetworkSource<'_>,
+        claimed: &[&ChunkInfo],
+    ) -> Result<crate::client::orders::Shares, ClientError> {
+        let Some(o) = &self.orders else {
+            return Ok(Vec::new());
+        };
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<ChunkId> = claimed.iter().map(|c| c.id).collect();
+        source.locate(&ids).await?;
+        let held: Vec<(AccountId, ShardId)> = claimed
+            .iter()
+            .flat_map(|c| {
+                c.shards
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| source.holder_of(&c.id, i).map(|h| (h, *s)))
+            })
+            .collect();
+        o.share(&held)
+            .await
+            .map_err(|e| ClientError::Orders(Box::new(e)))
     }
 
     /// Drops one of the user's references to object `id`, without looking it up in the index

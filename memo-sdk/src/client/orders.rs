@@ -33,7 +33,7 @@ use memo_core::contract::{
     Amount, Answer, Call, MarketCall, OrderId, Outcome, Query, Rejection, RoleInfo, RolesCall,
 };
 use memo_core::ticket::Receipt;
-use memo_core::{AccountId, Keypair, Signed};
+use memo_core::{AccountId, Keypair, ShardId, Signed};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,7 +71,7 @@ pub enum OrderError {
     /// The ledger rejected an order or a commitment.
     #[error("the ledger rejected {what} for provider {provider:?}: {reason}")]
     Rejected {
-        /// "order" or "commitment" or "registration".
+        /// "order", "share" or "registration".
         what: &'static str,
         /// The provider concerned.
         provider: AccountId,
@@ -278,6 +278,114 @@ impl Orders {
                 }
             }
             Err(e) => tracing::warn!(orders = ids.len(), "could not end unused orders: {e}"),
+        }
+    }
+}
+
+/// Shards of other users' orders that a put co-owns: each order with its shards.
+pub type Shares = Vec<(OrderId, Vec<ShardId>)>;
+
+impl Orders {
+    /// Co-owns, on the ledger, the shards `held` (each `(provider, shard)`) of chunks a put
+    /// claims without uploading them (deduplicated data): one `MarketCall::Share` per order
+    /// that holds some of them, in one batch, paying the other owners this user's share (see
+    /// `docs/economics.md`). Shards this user already owns, or that no live order holds, are
+    /// left out. Returns what it co-owns now; if a share is refused, the others are left
+    /// again and the refusal is the error.
+    pub async fn share(&self, held: &[(AccountId, ShardId)]) -> Result<Shares, OrderError> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ensure_registered().await?;
+        let me = self.tx.account();
+        let epoch = self.ledger().head().await?.epoch;
+        let mut wanted: BTreeMap<OrderId, (AccountId, std::collections::BTreeSet<ShardId>)> =
+            BTreeMap::new();
+        for batch in held.chunks(memo_core::contract::MAX_HOLDINGS_QUERY) {
+            let Answer::Holdings(rows) =
+                self.ledger().query(Query::Holdings(batch.to_vec())).await?
+            else {
+                return Err(
+                    TxError::Unexpected("the ledger did not answer Holdings".into()).into(),
+                );
+            };
+            for ((provider, shard), rows) in batch.iter().zip(rows) {
+                let live: Vec<&(OrderId, AccountId, u64)> =
+                    rows.iter().filter(|(_, _, end)| *end > epoch + 1).collect();
+                if live.iter().any(|(_, owner, _)| *owner == me) {
+                    continue;
+                }
+                if let Some((id, _, _)) = live.first() {
+                    wanted
+                        .entry(*id)
+                        .or_insert_with(|| (*provider, Default::default()))
+                        .1
+                        .insert(*shard);
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let calls = wanted
+            .iter()
+            .map(|(order, (_, shards))| {
+                Call::Market(MarketCall::Share {
+                    order: *order,
+                    shards: shards.iter().copied().collect(),
+                })
+            })
+            .collect();
+        let results = self.tx.send_and_wait(calls, self.config.wait).await?;
+        let mut shared = Vec::new();
+        let mut refused = None;
+        for ((order, (provider, shards)), r) in wanted.into_iter().zip(results) {
+            match r {
+                Ok(_) => shared.push((order, shards.into_iter().collect())),
+                Err(reason) => {
+                    refused.get_or_insert(OrderError::Rejected {
+                        what: "share",
+                        provider,
+                        reason,
+                    });
+                }
+            }
+        }
+        match refused {
+            None => Ok(shared),
+            Some(e) => {
+                self.unshare(&shared).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Leaves shares this client took for a put that did not go through (best effort: the
+    /// other owners refund them).
+    pub async fn unshare(&self, shares: &Shares) {
+        if shares.is_empty() {
+            return;
+        }
+        let user = self.tx.account();
+        let calls = shares
+            .iter()
+            .map(|(order, shards)| {
+                Call::Market(MarketCall::Unshare {
+                    order: *order,
+                    user,
+                    shards: shards.clone(),
+                })
+            })
+            .collect();
+        match self.tx.send_and_wait(calls, self.config.wait).await {
+            Ok(rs) => {
+                for ((order, _), r) in shares.iter().zip(rs) {
+                    if let Err(e) = r {
+                        tracing::warn!(order, "could not leave an unused share: {e}");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(orders = shares.len(), "could not leave unused shares: {e}"),
         }
     }
 }

@@ -741,9 +741,72 @@ impl Challenger {
             .iter()
             .map(|id| Call::Market(MarketCall::EndOrder { order: *id }))
             .collect();
+        info!(keeper = %self.tx.account().label(), orders = ?to_end, "ending purged orders");
+        self.send_logged(calls, "ending a purged order").await;
+        to_end
+    }
+
+    /// `user`'s delete left it owning none of `shards` (`(holder, shard)`, of chunks it
+    /// released or purged): for each order in which it owned some of them, sends its
+    /// `MarketCall::Unshare` so that its share of their cost ends and it is refunded (see
+    /// `docs/economics.md`). Orders of `user`'s own that nobody else owns a shard of need
+    /// nothing (the purge ends them). Call before [`Self::on_purge`]: a share must be left
+    /// while its order runs. Returns the orders it sent a leave for.
+    pub async fn on_leave(&self, user: AccountId, shards: &[(AccountId, ShardId)]) -> Vec<OrderId> {
+        // (order) → (the shards `user` owns there, whether someone else owns any of them).
+        let mut owned: BTreeMap<OrderId, (Vec<ShardId>, bool)> = BTreeMap::new();
+        for batch in shards.chunks(memo_core::contract::MAX_HOLDINGS_QUERY) {
+            let Ok(Answer::Holdings(rows)) =
+                self.ledger.query(Query::Holdings(batch.to_vec())).await
+            else {
+                warn!("could not read which orders hold deleted shards");
+                return Vec::new();
+            };
+            for ((_, shard), rows) in batch.iter().zip(rows) {
+                for (id, owner, _) in &rows {
+                    if *owner == user {
+                        let others = rows.iter().any(|(o, q, _)| o == id && *q != user);
+                        let e = owned.entry(*id).or_default();
+                        e.0.push(*shard);
+                        e.1 |= others;
+                    }
+                }
+            }
+        }
+        let mut leave = Vec::new();
+        for (id, (shards, others)) in owned {
+            let mine = !others
+                && matches!(
+                    self.ledger.query(Query::Order(id)).await,
+                    Ok(Answer::Order(Some(o))) if o.user == user
+                );
+            if !mine {
+                leave.push((id, shards));
+            }
+        }
+        if leave.is_empty() {
+            return Vec::new();
+        }
+        let ids: Vec<OrderId> = leave.iter().map(|(id, _)| *id).collect();
+        let calls = leave
+            .into_iter()
+            .map(|(order, shards)| {
+                Call::Market(MarketCall::Unshare {
+                    order,
+                    user,
+                    shards,
+                })
+            })
+            .collect();
+        info!(keeper = %self.tx.account().label(), user = %user.label(), orders = ?ids, "leaving deleted shares");
+        self.send_logged(calls, "leaving a deleted share").await;
+        ids
+    }
+
+    /// Sends `calls` and logs, in the background, any that the ledger rejects (`what`).
+    async fn send_logged(&self, calls: Vec<Call>, what: &'static str) {
         match self.tx.send(calls).await {
             Ok(txs) => {
-                info!(keeper = %self.tx.account().label(), orders = ?to_end, "ending purged orders");
                 let ledger = self.ledger.clone();
                 let hashes: Vec<[u8; 32]> = txs.iter().map(Signed::digest).collect();
                 tokio::spawn(async move {
@@ -754,14 +817,13 @@ impl Challenger {
                     );
                     if let Ok(results) = r.await {
                         for e in results.into_iter().filter_map(Result::err) {
-                            warn!("ending a purged order was rejected: {e}");
+                            warn!("{what} was rejected: {e}");
                         }
                     }
                 });
             }
-            Err(e) => warn!("ending purged orders failed: {e}"),
+            Err(e) => warn!("{what} failed: {e}"),
         }
-        to_end
     }
 }
 

@@ -618,7 +618,7 @@ impl Keeper {
             state.check(signed.signer, envelope, now)
         }
         .map_err(refused)?;
-        self.check_paid(signed.signer, envelope)
+        self.check_paid(signed.signer, envelope, &admission.possession)
             .await
             .map_err(refused)?;
         self.verify_possession(admission.possession)
@@ -626,15 +626,18 @@ impl Keeper {
             .map_err(refused)
     }
 
-    /// With a ledger, a put is admitted only if every shard it uploaded is held by a live
-    /// storage order of its signer that pays at least the next epoch (`Query::Holdings`): the
-    /// client orders before it submits. A client that just ordered may be a block ahead of
-    /// this keeper's view of the ledger, so a missing order is looked for again at each of the
-    /// next [`PAY_BLOCKS`] blocks, for up to [`PAY_WAIT`].
+    /// With a ledger, a put is admitted only if it is paid for (`Query::Holdings`): every
+    /// shard it uploaded is held by a live storage order of its signer that pays at least the
+    /// next epoch, and every chunk it `claims` (stored already, deduplicated) is co-owned by
+    /// the signer: it owns each of the chunk's shards that a live order holds, and at least
+    /// one. The client orders and shares before it submits. A client that just did may be a
+    /// block ahead of this keeper's view of the ledger, so what is missing is looked for again
+    /// at each of the next [`PAY_BLOCKS`] blocks, for up to [`PAY_WAIT`].
     async fn check_paid(
         &self,
         signer: AccountId,
         envelope: &OpEnvelope,
+        claims: &[PossessionCheck],
     ) -> Result<(), ObjectError> {
         let Some(ledger) = self.challenger().map(|c| c.ledger().clone()) else {
             return Ok(());
@@ -642,10 +645,18 @@ impl Keeper {
         let memo_core::objects::ObjectOp::Put { receipts, .. } = &envelope.op else {
             return Ok(());
         };
-        let pairs: Vec<(AccountId, ShardId)> = receipts
+        let mut pairs: Vec<(AccountId, ShardId)> = receipts
             .iter()
             .filter_map(|r| r.open_unverified().ok().map(|b| (r.signer, b.shard)))
             .collect();
+        let uploaded = pairs.len();
+        // Each claimed chunk's placed shards, after the uploads: (chunk, first pair, end).
+        let mut chunks = Vec::with_capacity(claims.len());
+        for c in claims {
+            let first = pairs.len();
+            pairs.extend(c.shards.iter().filter_map(|(s, h)| h.map(|h| (h, *s))));
+            chunks.push((c.chunk, first, pairs.len()));
+        }
         if pairs.is_empty() {
             return Ok(());
         }
@@ -669,12 +680,36 @@ impl Keeper {
                     )));
                 }
             };
-            let unpaid = pairs.iter().zip(&holdings).find(|(_, orders)| {
-                !orders
-                    .iter()
-                    .any(|(_, user, end)| *user == signer && *end > epoch + 1)
-            });
-            let Some(((provider, shard), _)) = unpaid else {
+            let live = |i: usize| {
+                holdings
+                    .get(i)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, _, end)| *end > epoch + 1)
+            };
+            let owns = |i: usize| live(i).any(|(_, owner, _)| *owner == signer);
+            let shard_unpaid = |i: usize| {
+                let (provider, shard) = pairs[i];
+                format!(
+                    "shard {} on provider {} is not held by a storage order you own or co-own",
+                    shard.short(),
+                    provider.short()
+                )
+            };
+            let unpaid_upload = (0..uploaded).find(|i| !owns(*i)).map(shard_unpaid);
+            let unpaid_claim = || {
+                chunks.iter().find_map(|&(chunk, first, end)| {
+                    match (first..end).find(|i| live(*i).next().is_some() && !owns(*i)) {
+                        Some(i) => Some(shard_unpaid(i)),
+                        None if !(first..end).any(owns) => Some(format!(
+                            "chunk {} is stored already, but no storage order holds it for you",
+                            chunk.short()
+                        )),
+                        None => None,
+                    }
+                })
+            };
+            let Some(unpaid) = unpaid_upload.or_else(unpaid_claim) else {
                 return Ok(());
             };
             let wait = tokio::time::timeout_at(deadline, blocks.recv()).await;
@@ -686,11 +721,8 @@ impl Keeper {
                 )
             {
                 return Err(ObjectError::Unpaid(format!(
-                    "shard {} on provider {} is not held by a storage order of yours on the \
-                     ledger; a put must be paid for before it is stored (is `ledger` set in \
-                     your config, and is your balance enough?)",
-                    shard.short(),
-                    provider.short()
+                    "{unpaid} on the ledger; a put must be paid for before it is stored (is \
+                     `ledger` set in your config, and is your balance enough?)"
                 )));
             }
         }
@@ -798,6 +830,7 @@ impl Keeper {
             return refusal;
         }
         let digest = signed.digest();
+        let signer = signed.signer;
         let pos = match self.log.append(signed).await {
             Ok(p) => p,
             Err(e) => {
@@ -824,6 +857,8 @@ impl Keeper {
                     self.cascade_purge(&plan.purged).await;
                     self.release(&plan.purged);
                     if let Some(ch) = self.challenger.get() {
+                        let left = self.shards_left(&plan);
+                        ch.on_leave(signer, &left).await;
                         ch.on_purge(&plan.purged).await;
                     }
                 }
@@ -835,6 +870,20 @@ impl Keeper {
             Some((Err(e), _)) => Response::Error(e),
             None => Response::error(ErrorCode::Internal, "outcome lost"),
         }
+    }
+
+    /// The placed shards, `(holder, shard)`, of the chunks a delete left its signer owning no
+    /// more: those it released (others still own them) and those it purged.
+    fn shards_left(&self, plan: &memo_core::ownership::DeletePlan) -> Vec<(AccountId, ShardId)> {
+        let mut out = plan.purges();
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for c in &plan.released {
+            match state.held_shards(c) {
+                Ok(held) => out.extend(held),
+                Err(e) => warn!(chunk = %c.short(), "cannot read a released chunk: {e}"),
+            }
+        }
+        out
     }
 
     /// Tells every holder of purged chunks to delete their shards.
