@@ -229,15 +229,23 @@ pub enum KeeperApplied {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct ObjectRecord {
     entry: ObjectEntry,
     needed: u8,
     chunks: Vec<ChunkInfo>,
 }
 
+/// Format version of a serialized [`Objects`] (a keeper's checkpoint): bump it when a field of
+/// [`Objects`], of the records it holds or of its store changes.
+pub const OBJECTS_STATE_VERSION: u8 = 1;
+
 /// The keeper's view: ownership (accounts and chunk registry) plus each user's object index.
-#[derive(Debug)]
+///
+/// It serializes (with serde) to its whole state, everything [`Objects::apply_signed`]
+/// depends on, so that a deserialized copy applies later operations exactly as the original
+/// would ([`OBJECTS_STATE_VERSION`]). `==` compares whole states.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct Objects<S> {
     ownership: Ownership<S>,
     index: BTreeMap<(AccountId, ObjectId), ObjectRecord>,

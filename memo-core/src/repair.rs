@@ -693,6 +693,40 @@ mod objects_tests {
     }
 
     #[test]
+    fn a_serialized_state_applies_later_operations_as_the_original_does() {
+        let (mut o, ops) = setup();
+        let stamp =
+            |op: &ObjectOp, nonce| crate::objects::OpEnvelope::new(op.clone(), nonce, 1_000);
+        o.apply_signed(acct(USER), &stamp(&ops[0], 1)).unwrap();
+        o.apply_signed(acct(KEEPER), &stamp(&provider(1, ShardHealth::Suspect), 2))
+            .unwrap();
+        let bytes = crate::wire::encode(&o);
+        let mut copy: Objects<MemoryMeta> =
+            crate::wire::decode(&bytes, bytes.len(), "state").unwrap();
+        assert_eq!(copy, o);
+        assert_eq!(copy.remembered_nonces(), 2);
+        assert_eq!(copy.degraded().count(), 2);
+        // The copy refuses a replayed nonce and applies the rest alike.
+        let delete = ObjectOp::Delete {
+            object: ObjectId([2; 32]),
+        };
+        for (signer, op, nonce) in [
+            (USER, &ops[0], 1),
+            (KEEPER, &provider(1, ShardHealth::Healthy), 3),
+            (USER, &delete, 4),
+        ] {
+            let env = stamp(op, nonce);
+            assert_eq!(
+                copy.apply_signed(acct(signer), &env),
+                o.apply_signed(acct(signer), &env)
+            );
+        }
+        assert_eq!(copy, o);
+        assert_eq!(o.chunk_count(), 0);
+        assert_ne!(copy, setup().0);
+    }
+
+    #[test]
     fn only_keepers_sign_keeper_ops() {
         let (mut o, ops) = setup();
         run(&mut o, USER, &ops[0]).unwrap();

@@ -194,6 +194,11 @@ pub struct NodeConfig {
     /// (default 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reclaim_grace_secs: Option<u64>,
+    /// Keepers: applied operations between two checkpoints of the keeper's state in its data
+    /// dir (default 10000; 0: only at a clean shutdown). A restart loads the checkpoint and
+    /// applies only the operations after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every: Option<u64>,
 }
 
 /// A `[group]` table whose timing cannot work: the heartbeat must be shorter than the
@@ -232,6 +237,7 @@ impl NodeConfig {
             status: None,
             ticket_secs: None,
             reclaim_grace_secs: None,
+            checkpoint_every: None,
         }
     }
 

@@ -532,3 +532,160 @@ pub async fn opened_entries(
         .collect()
         .await
 }
+
+/// A keeper workload for checkpoint and start-up tests and benches: signed operations that
+/// a keeper applies without any network (their receipts are signed by the providers they
+/// name; possession is checked only at admission, so these go straight into the log).
+pub struct KeeperWorkload {
+    /// The operations, in the order generated.
+    pub ops: Vec<SignedOp>,
+    /// The keeper account that signs the workload's keeper operations: put it in
+    /// [`crate::keeper::KeeperConfig::keepers`].
+    pub keeper: memo_core::AccountId,
+}
+
+/// `n` operations seeded by `seed`, of four users over six providers: 6 in 10 put a new
+/// object (one chunk of 3 shards, with the holders' receipts), 1 in 10 puts an object of the
+/// user's again, 1 in 10 stores another user's object (deduplicated, with possession
+/// proofs), 1 in 10 deletes (purges, releases, or is refused), 1 in 10 is a keeper's shard
+/// mark (and 1 in 1000 a provider's health). Nonces and expiries grow with the index.
+pub fn keeper_workload(seed: &str, n: usize) -> KeeperWorkload {
+    use memo_core::id::{ChunkId, ShardId};
+    use memo_core::ownership::{ChunkInfo, ShardHealth};
+    use memo_core::protocol::ChunkPlacement;
+    use memo_core::repair::{KeeperOp, Reason};
+    use memo_core::ticket::{Possession, Receipt};
+    let users: Vec<Keypair> = (0..4)
+        .map(|i| Keypair::from_seed(&format!("{seed}-user-{i}")))
+        .collect();
+    let providers: Vec<Keypair> = (0..6)
+        .map(|i| Keypair::from_seed(&format!("{seed}-provider-{i}")))
+        .collect();
+    let keeper = Keypair::from_seed("workload-keeper");
+    let id =
+        |what: &str, i: usize| *blake3::hash(format!("{seed}-{what}-{i}").as_bytes()).as_bytes();
+    // Each object: its owner, its chunk and the providers of its shards.
+    let mut objects: Vec<(usize, ChunkInfo, [usize; 3])> = Vec::new();
+    let mut ops = Vec::with_capacity(n);
+    for i in 0..n {
+        let nonce = i as u64;
+        let expires_ms = 1_000_000_000 + nonce * 100;
+        let pick = |objects: &Vec<(usize, ChunkInfo, [usize; 3])>| {
+            objects[(i * 7919) % objects.len()].clone()
+        };
+        let (signer, op) = match i % 10 {
+            r if r < 6 || objects.is_empty() => {
+                let user = i % users.len();
+                let chunk = ChunkInfo {
+                    id: ChunkId(id("chunk", i)),
+                    stored_bytes: 300,
+                    shards: (0..3)
+                        .map(|s| ShardId(id(&format!("shard-{s}"), i)))
+                        .collect(),
+                };
+                let holders = [i % 6, (i + 1) % 6, (i + 2) % 6];
+                let receipts = chunk
+                    .shards
+                    .iter()
+                    .zip(holders)
+                    .map(|(shard, h)| {
+                        Signed::sign(
+                            &providers[h],
+                            &Receipt {
+                                shard: *shard,
+                                size: 100,
+                                user: users[user].account(),
+                                expires_ms: u64::MAX,
+                            },
+                        )
+                    })
+                    .collect();
+                objects.push((user, chunk.clone(), holders));
+                let op = ObjectOp::Put {
+                    object: ObjectId(chunk.id.0),
+                    size: 250,
+                    needed: 2,
+                    sealed: format!("name-{i}").into_bytes(),
+                    placements: vec![ChunkPlacement {
+                        chunk: chunk.id,
+                        holders: holders
+                            .iter()
+                            .map(|h| Some(providers[*h].account()))
+                            .collect(),
+                    }],
+                    chunks: vec![chunk],
+                    receipts,
+                    possession: vec![],
+                };
+                (&users[user], op)
+            }
+            r @ (6 | 7) => {
+                let (owner, chunk, _) = pick(&objects);
+                let user = if r == 6 {
+                    owner
+                } else {
+                    (owner + 1) % users.len()
+                };
+                let possession = if r == 6 {
+                    vec![]
+                } else {
+                    vec![Possession {
+                        chunk: chunk.id,
+                        proofs: vec![[7; 32]; chunk.shards.len()],
+                    }]
+                };
+                let op = ObjectOp::Put {
+                    object: ObjectId(chunk.id.0),
+                    size: 250,
+                    needed: 2,
+                    sealed: format!("again-{i}").into_bytes(),
+                    chunks: vec![chunk],
+                    placements: vec![],
+                    receipts: vec![],
+                    possession,
+                };
+                (&users[user], op)
+            }
+            8 => {
+                let (owner, chunk, _) = pick(&objects);
+                let op = ObjectOp::Delete {
+                    object: ObjectId(chunk.id.0),
+                };
+                (&users[owner], op)
+            }
+            _ if i % 1000 == 9 => {
+                let health = if (i / 1000) % 2 == 0 {
+                    ShardHealth::Suspect
+                } else {
+                    ShardHealth::Healthy
+                };
+                let op = ObjectOp::Keeper(KeeperOp::ProviderHealth {
+                    provider: providers[(i / 1000) % 6].account(),
+                    health,
+                    reason: Reason::Unresponsive,
+                });
+                (&keeper, op)
+            }
+            _ => {
+                let (_, chunk, holders) = pick(&objects);
+                let index = i % 3;
+                let op = ObjectOp::Keeper(KeeperOp::MarkShard {
+                    chunk: chunk.id,
+                    index: index as u16,
+                    holder: providers[holders[index]].account(),
+                    health: ShardHealth::Suspect,
+                    reason: Reason::FailedProof,
+                });
+                (&keeper, op)
+            }
+        };
+        ops.push(Signed::sign(
+            signer,
+            &OpEnvelope::new(op, nonce, expires_ms),
+        ));
+    }
+    KeeperWorkload {
+        ops,
+        keeper: keeper.account(),
+    }
+}

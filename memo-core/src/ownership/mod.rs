@@ -147,8 +147,10 @@ pub enum Outcome {
     Delete(DeletePlan),
 }
 
-/// The ownership state machine (accounts and chunk registry) over a metadata store.
-#[derive(Debug)]
+/// The ownership state machine (accounts and chunk registry) over a metadata store; it
+/// serializes to its store.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Ownership<S> {
     store: S,
 }

@@ -98,7 +98,7 @@ impl<S: MetaStore> MetaStore for &S {
     }
 }
 
-#[derive(Default, Debug, Clone, PartialEq, Eq)]
+#[derive(Default, Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct MemState {
     accounts: HashMap<AccountId, Account>,
     refs: BTreeMap<(ChunkId, AccountId), u64>,
@@ -113,9 +113,39 @@ enum Undo {
 
 /// In-memory [`MetaStore`]: hash maps for accounts and entries, an ordered map for references.
 /// A failed transaction is rolled back from an undo log.
+///
+/// It serializes (with serde) to everything it holds, for a keeper's checkpoint; the hash maps
+/// make the bytes order-dependent, so compare stores with `==`, not by their encodings.
 #[derive(Default, Debug)]
 pub struct MemoryMeta {
     state: Mutex<MemState>,
+}
+
+impl PartialEq for MemoryMeta {
+    fn eq(&self, other: &Self) -> bool {
+        if std::ptr::eq(self, other) {
+            return true;
+        }
+        match (self.lock(), other.lock()) {
+            (Ok(a), Ok(b)) => *a == *b,
+            _ => false,
+        }
+    }
+}
+
+impl serde::Serialize for MemoryMeta {
+    fn serialize<Ser: serde::Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+        let guard = self.lock().map_err(serde::ser::Error::custom)?;
+        guard.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MemoryMeta {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self {
+            state: Mutex::new(MemState::deserialize(d)?),
+        })
+    }
 }
 
 impl MemoryMeta {

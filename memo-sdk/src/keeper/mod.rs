@@ -2,6 +2,7 @@
 //! [`OpLog`], answers users' queries and cascades purges to providers.
 
 pub mod challenger;
+pub mod checkpoint;
 pub mod node;
 pub mod placement;
 pub mod repair;
@@ -46,6 +47,10 @@ pub struct KeeperConfig {
     /// [`crate::provider::Provider::reclaim_expired`]), so this bounds how long a killed
     /// client's uploads stay on disk; a put must finish its uploads within it.
     pub ticket_ttl: std::time::Duration,
+    /// With a checkpoint file ([`Keeper::checkpoint_to`], which [`node::KeeperNode`] sets in
+    /// its data dir): write a checkpoint every this many applied operations (and at a clean
+    /// [`node::KeeperNode::shutdown`]); 0: only at shutdown. See [`checkpoint`].
+    pub checkpoint_every: u64,
 }
 
 impl Default for KeeperConfig {
@@ -56,6 +61,7 @@ impl Default for KeeperConfig {
             purge_grace: std::time::Duration::from_secs(1),
             env: Env::real(),
             ticket_ttl: std::time::Duration::from_millis(TICKET_TTL_MS),
+            checkpoint_every: checkpoint::DEFAULT_CHECKPOINT_EVERY,
         }
     }
 }
@@ -130,6 +136,42 @@ pub struct Keeper {
     sigs: Mutex<memo_core::contract::SigChecker>,
     /// Why this keeper's repairer could not repair a degraded chunk, for `stat`.
     notes: Mutex<HashMap<ChunkId, String>>,
+    /// Where this keeper keeps its checkpoint, if it does.
+    checkpoints: std::sync::OnceLock<Checkpoints>,
+    /// The log position the state was loaded from at start (0: replayed from the start).
+    resumed_from: std::sync::atomic::AtomicU64,
+    /// How many entries have been applied, and the digest of the last one.
+    tip: Mutex<(u64, [u8; 32])>,
+}
+
+/// A keeper's checkpoint file and its writer.
+#[derive(Clone)]
+struct Checkpoints {
+    path: std::path::PathBuf,
+    /// Held while a checkpoint is written.
+    writer: Arc<Mutex<()>>,
+    /// The position of the checkpoint last written or loaded.
+    written: Arc<watch::Sender<u64>>,
+    /// A background write is under way (the next periodic one is skipped meanwhile).
+    busy: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Checkpoints {
+    /// Writes `bytes` (the checkpoint at `position`) unless a later one was written; logs a
+    /// failure (the next checkpoint tries again).
+    fn write(&self, position: u64, bytes: &[u8]) {
+        let _writing = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if position <= *self.written.borrow() {
+            return;
+        }
+        match checkpoint::write(&self.path, bytes) {
+            Ok(()) => {
+                self.written.send_replace(position);
+                debug!(position, bytes = bytes.len(), "keeper checkpoint written");
+            }
+            Err(e) => warn!("keeper checkpoint at {position} not written: {e}"),
+        }
+    }
 }
 
 impl Keeper {
@@ -159,7 +201,164 @@ impl Keeper {
             rooms: RwLock::new(HashMap::new()),
             sigs: Mutex::default(),
             notes: Mutex::default(),
+            checkpoints: std::sync::OnceLock::new(),
+            resumed_from: std::sync::atomic::AtomicU64::new(0),
+            tip: Mutex::new((0, [0; 32])),
         })
+    }
+
+    /// Keeps checkpoints of this keeper's state in the file `path` (see [`checkpoint`]):
+    /// [`Keeper::start`] loads it and follows the log from its position, and the keeper writes
+    /// one every [`KeeperConfig::checkpoint_every`] applied operations. Call before
+    /// [`Keeper::start`], once.
+    pub fn checkpoint_to(&self, path: std::path::PathBuf) {
+        let _ = self.checkpoints.set(Checkpoints {
+            path,
+            writer: Arc::default(),
+            written: Arc::new(watch::channel(0).0),
+            busy: Arc::default(),
+        });
+    }
+
+    /// The log position this keeper's state was loaded from at start: the checkpoint's, or 0
+    /// when it replayed the log from the start.
+    pub fn resumed_from(&self) -> u64 {
+        self.resumed_from.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits until this keeper's checkpoint (written or loaded) is at `position` or later, and
+    /// returns its position; 0 at once for a keeper without a checkpoint file.
+    pub async fn wait_checkpointed(&self, position: u64) -> u64 {
+        let Some(c) = self.checkpoints.get() else {
+            return 0;
+        };
+        let mut rx = c.written.subscribe();
+        let at = rx.wait_for(|&p| p >= position).await.map(|p| *p);
+        at.unwrap_or(0)
+    }
+
+    /// Loads the checkpoint, if there is one that fits this keeper and its log, and returns
+    /// the log stream to apply from there on (from 0 without one). A checkpoint that does not
+    /// read, was built with other settings, or is not a prefix of this log is ignored with a
+    /// warning naming the file.
+    async fn resume(&self) -> futures::stream::BoxStream<'static, crate::replication::LogEntry> {
+        let Some(c) = self.checkpoints.get() else {
+            return self.log.follow(0);
+        };
+        let path = c.path.clone();
+        let file = path.display().to_string();
+        let read = tokio::task::spawn_blocking(move || checkpoint::read(&path)).await;
+        let loaded = match read {
+            Ok(Ok(Some(loaded))) => loaded,
+            Ok(Ok(None)) => return self.log.follow(0),
+            Ok(Err(e)) => {
+                warn!(%file, "keeper checkpoint ignored, replaying the log from 0: {e}");
+                return self.log.follow(0);
+            }
+            Err(e) => {
+                warn!(%file, "keeper checkpoint ignored, replaying the log from 0: {e}");
+                return self.log.follow(0);
+            }
+        };
+        let header = loaded.header;
+        let keepers: BTreeSet<AccountId> = self.config.keepers.iter().copied().collect();
+        let len = self.log.known_len();
+        let unfit = if header.position == 0 {
+            Some("it is at position 0".to_string())
+        } else if header.default_quota != self.config.default_quota {
+            Some(format!(
+                "it was built with a default quota of {} bytes, this keeper's is {}",
+                header.default_quota, self.config.default_quota
+            ))
+        } else if *loaded.state.keepers() != keepers {
+            Some("it was built with another keeper set".into())
+        } else if len.is_none_or(|len| len < header.position) {
+            Some(format!(
+                "it is at position {} but the op log holds {} entries",
+                header.position,
+                len.map_or("an unknown number of".into(), |l| l.to_string())
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = unfit {
+            warn!(%file, "keeper checkpoint ignored, replaying the log from 0: {why}");
+            return self.log.follow(0);
+        }
+        // The entry before the checkpoint must be the one it was taken after.
+        let mut entries = self.log.follow(header.position - 1);
+        match entries.next().await {
+            Some((pos, op)) if pos + 1 == header.position && op.digest() == header.last => {}
+            _ => {
+                warn!(
+                    %file,
+                    position = header.position,
+                    "keeper checkpoint ignored, replaying the log from 0: the op log's entry \
+                     before it is not the one it was taken after"
+                );
+                return self.log.follow(0);
+            }
+        }
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = loaded.state;
+        *self.tip.lock().unwrap_or_else(|p| p.into_inner()) = (header.position, header.last);
+        c.written.send_replace(header.position);
+        self.resumed_from
+            .store(header.position, std::sync::atomic::Ordering::Release);
+        self.applied.send_replace(header.position);
+        info!(%file, position = header.position, "keeper state loaded from its checkpoint");
+        entries
+    }
+
+    /// Serializes the state under its lock; the bytes and the position, or `None` without a
+    /// checkpoint file, with nothing applied, or with nothing new since the last checkpoint.
+    /// Call from the log follower, or once it stopped: the state must be that of the tip.
+    fn checkpoint_bytes(&self) -> Option<(u64, Vec<u8>)> {
+        let c = self.checkpoints.get()?;
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (position, last) = *self.tip.lock().unwrap_or_else(|p| p.into_inner());
+        let written = *c.written.borrow();
+        if position == 0 || position <= written {
+            return None;
+        }
+        let header = checkpoint::CheckpointHeader {
+            position,
+            last,
+            default_quota: self.config.default_quota,
+        };
+        Some((position, checkpoint::encode(&header, &state)))
+    }
+
+    /// Starts writing a checkpoint of the state at the tip in the background, unless one is
+    /// being written: the state is serialized here, under its lock, and written outside it.
+    fn checkpoint_in_background(&self) {
+        let Some(c) = self.checkpoints.get() else {
+            return;
+        };
+        if c.busy.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let Some((position, bytes)) = self.checkpoint_bytes() else {
+            c.busy.store(false, std::sync::atomic::Ordering::Release);
+            return;
+        };
+        let c = c.clone();
+        tokio::task::spawn_blocking(move || {
+            c.write(position, &bytes);
+            c.busy.store(false, std::sync::atomic::Ordering::Release);
+        });
+    }
+
+    /// Writes a checkpoint of the state at the tip now, if there is anything new since the last
+    /// one (a clean shutdown). Call only once the log follower stopped.
+    pub(crate) async fn checkpoint_now(&self) {
+        let Some(c) = self.checkpoints.get() else {
+            return;
+        };
+        let Some((position, bytes)) = self.checkpoint_bytes() else {
+            return;
+        };
+        let c = c.clone();
+        let _ = tokio::task::spawn_blocking(move || c.write(position, &bytes)).await;
     }
 
     /// Records why `chunk` could not be repaired (`None`: it was), for `stat`.
@@ -272,9 +471,11 @@ impl Keeper {
         info!(keeper = %self.account().label(), "transport closed; keeper stopped");
     }
 
-    /// Applies the log in order, forever.
+    /// Applies the log in order, forever: from the checkpoint's position if one was loaded
+    /// ([`Keeper::checkpoint_to`]), else from 0.
     async fn follow(self: Arc<Self>) {
-        let mut entries = self.log.follow(0);
+        let mut entries = self.resume().await;
+        let every = self.config.checkpoint_every;
         // Recently applied operations by digest, oldest first: a copy of one appended again
         // (a forwarded append retried across a change of leader) is refused as a replay when
         // applied, and its submitter is answered the first copy's outcome instead.
@@ -305,7 +506,11 @@ impl Keeper {
                 outcomes.pop_first();
             }
             drop(outcomes);
+            *self.tip.lock().unwrap_or_else(|p| p.into_inner()) = (pos + 1, digest);
             self.applied.send_replace(pos + 1);
+            if every > 0 && (pos + 1) % every == 0 {
+                self.checkpoint_in_background();
+            }
         }
     }
 

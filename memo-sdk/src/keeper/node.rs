@@ -14,8 +14,9 @@
 //! survives the loss of a minority.
 //!
 //! Files in the data dir: `oplog.redb` (the sequencer's log, the follower's replica, or the
-//! group's applied log), `raft.redb` (in a group) and `chain.redb` (when a chain is
-//! configured).
+//! group's applied log), `raft.redb` (in a group), `chain.redb` (when a chain is
+//! configured) and `keeper.checkpoint` (the keeper's state as of a log position, see
+//! [`crate::keeper::checkpoint`]).
 
 use crate::keeper::{Keeper, KeeperConfig};
 use crate::ledger::{
@@ -294,6 +295,7 @@ impl KeeperNode {
             None => None,
         };
         let keeper = Keeper::new(key, transport.clone(), log.clone(), config);
+        keeper.checkpoint_to(data_dir.join(crate::keeper::checkpoint::CHECKPOINT_FILE));
         tasks.push(keeper.start());
         services.push(keeper.clone());
         services.push(OpLogService::new(log.clone(), members));
@@ -377,8 +379,9 @@ impl KeeperNode {
     }
 
     /// Stops serving (cancelling requests in flight) and every background task of the node,
-    /// waits for them, then drops the node: its data dir's files are closed when this returns,
-    /// so the node can be opened again from them.
+    /// waits for them, writes the keeper's checkpoint (the state as of every entry it applied,
+    /// all of them durable in its op log), then drops the node: its data dir's files are
+    /// closed when this returns, so the node can be opened again from them.
     pub async fn shutdown(mut self) {
         self.stop.send_replace(true);
         if let Some(s) = self.serving.take() {
@@ -390,6 +393,7 @@ impl KeeperNode {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
+        self.keeper.checkpoint_now().await;
         if let Some(r) = &self.remote {
             r.stop().await;
         }

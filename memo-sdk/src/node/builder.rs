@@ -470,6 +470,9 @@ impl Node {
         if let Some(secs) = cfg.ticket_secs {
             kcfg.ticket_ttl = Duration::from_secs(secs);
         }
+        if let Some(every) = cfg.checkpoint_every {
+            kcfg.checkpoint_every = every;
+        }
         let verifier = Arc::new(MerkleVerifier::new());
         // In a group every keeper keeps the chain with its own key (the leader builds the
         // blocks); otherwise the sequencer produces and the others follow.
