@@ -371,6 +371,12 @@ pub async fn run(cmd: ClientCommand, global_config: Option<PathBuf>, style: Styl
                     style.size(report.uploaded_bytes),
                     report.chunks - report.uploaded_chunks
                 ));
+                if !report.shared.is_empty() {
+                    style.note(format_args!(
+                        "paid your share of {} storage orders of data stored already",
+                        report.shared.len()
+                    ));
+                }
                 style.note(format_args!(
                     "share: {} (whoever has it can read the object)",
                     report.object_ref

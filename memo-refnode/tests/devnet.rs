@@ -182,6 +182,24 @@ fn storage_is_ordered_challenged_and_paid_on_the_devnet_ledger() {
         "the refused put is not listed: {listed}"
     );
 
+    // A second owner of stored data pays its share: the unfunded key cannot claim Alice's
+    // file, and Bob, who stores the same bytes, uploads nothing and co-owns every order.
+    let paid = file.to_str().unwrap();
+    let out = net.memo("fresh", &["put", paid, "--name", "dedup"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("share"), "{err}");
+    assert_eq!(net.json("fresh", &["ls"]), serde_json::json!([]));
+    let bob_before = net.json("bob", &["account"])["balance"].as_u64().unwrap();
+    let second = net.json("bob", &["put", paid]);
+    assert_eq!(second["uploaded_chunks"], 0, "{second}");
+    assert_eq!(
+        second["shared"].as_array().unwrap().len(),
+        orders.len(),
+        "{second}"
+    );
+    let bob_after = net.json("bob", &["account"])["balance"].as_u64().unwrap();
+    assert!(bob_after < bob_before, "Bob paid his share");
+
     // One user's three processes put at once: they share one ledger nonce sequence, and every
     // exit code tells the truth (each put succeeds, is listed, and made its orders).
     let files: Vec<String> = (0..3u8)

@@ -823,10 +823,12 @@ impl Keeper {
             state.check(signed.signer, envelope, now)
         }
         .map_err(refused)?;
-        self.check_paid(signed.signer, envelope, &admission.possession)
+        // Possession first: a claim made with someone else's proofs is refused as such, at
+        // once, rather than after waiting for the ledger to show a payment.
+        self.verify_possession(&admission.possession)
             .await
             .map_err(refused)?;
-        self.verify_possession(admission.possession)
+        self.check_paid(signed.signer, envelope, &admission.possession)
             .await
             .map_err(refused)
     }
@@ -936,7 +938,7 @@ impl Keeper {
     /// Checks proofs of possession with the shards' holders: for each chunk, shards picked at
     /// random until two holders confirm (or every holder was asked); any proof that differs
     /// from its holder's is refused, and so is a chunk no holder could confirm.
-    async fn verify_possession(&self, checks: Vec<PossessionCheck>) -> Result<(), ObjectError> {
+    async fn verify_possession(&self, checks: &[PossessionCheck]) -> Result<(), ObjectError> {
         const CONFIRMATIONS: usize = 2;
         // Each check's shards in a random order, and how many holders confirmed so far.
         let mut order: Vec<(Vec<usize>, usize)> = checks
