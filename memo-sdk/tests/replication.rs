@@ -809,7 +809,16 @@ async fn the_ledger_on_the_group_survives_its_leader() {
             assert!(hashes.iter().all(|x| *x == hashes[0]), "block {h} differs");
         }
         // A keeper whose disk was wiped takes the chain from a snapshot (the group's log
-        // before it was purged) and then follows the blocks after it.
+        // before it was purged) and then follows the blocks after it. Snapshots and purges
+        // run in the background: wait until the others purged some of their logs, so that a
+        // snapshot can bring the wiped keeper up, whichever of the other two leads then.
+        for k in [leader, new_leader] {
+            let group = net.keeper(k).group.clone().unwrap();
+            let mut blocks = ledger(&net, k).subscribe();
+            while group.status().purged_index.is_none() {
+                let _ = within("a keeper purging its log", blocks.recv()).await;
+            }
+        }
         net.stop_keeper(survivor).await;
         std::fs::remove_dir_all(net.dir.path().join(format!("keeper-{survivor}"))).unwrap();
         net.restart_keeper(survivor).await;
