@@ -262,22 +262,29 @@ impl Orders {
     /// left running is paid for data nobody references, and its provider reclaims the shards
     /// when their ticket expires.
     pub async fn cancel(&self, ids: &[OrderId]) {
-        if ids.is_empty() {
-            return;
-        }
         let calls = ids
             .iter()
-            .map(|id| Call::Market(MarketCall::EndOrder { order: *id }))
+            .map(|id| (*id, Call::Market(MarketCall::EndOrder { order: *id })))
             .collect();
+        self.undo(calls, "end an unused order").await;
+    }
+
+    /// Sends `calls` (each about an order) for a put that did not go through, and logs those
+    /// that fail (`what` was tried). Best effort.
+    async fn undo(&self, calls: Vec<(OrderId, Call)>, what: &str) {
+        if calls.is_empty() {
+            return;
+        }
+        let (ids, calls): (Vec<OrderId>, Vec<Call>) = calls.into_iter().unzip();
         match self.tx.send_and_wait(calls, self.config.wait).await {
             Ok(rs) => {
                 for (id, r) in ids.iter().zip(rs) {
                     if let Err(e) = r {
-                        tracing::warn!(order = id, "could not end an unused order: {e}");
+                        tracing::warn!(order = id, "could not {what}: {e}");
                     }
                 }
             }
-            Err(e) => tracing::warn!(orders = ids.len(), "could not end unused orders: {e}"),
+            Err(e) => tracing::warn!(orders = ids.len(), "could not {what}: {e}"),
         }
     }
 }
@@ -363,30 +370,19 @@ impl Orders {
     /// Leaves shares this client took for a put that did not go through (best effort: the
     /// other owners refund them).
     pub async fn unshare(&self, shares: &Shares) {
-        if shares.is_empty() {
-            return;
-        }
         let user = self.tx.account();
         let calls = shares
             .iter()
             .map(|(order, shards)| {
-                Call::Market(MarketCall::Unshare {
+                let call = Call::Market(MarketCall::Unshare {
                     order: *order,
                     user,
                     shards: shards.clone(),
-                })
+                });
+                (*order, call)
             })
             .collect();
-        match self.tx.send_and_wait(calls, self.config.wait).await {
-            Ok(rs) => {
-                for ((order, _), r) in shares.iter().zip(rs) {
-                    if let Err(e) = r {
-                        tracing::warn!(order, "could not leave an unused share: {e}");
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(orders = shares.len(), "could not leave unused shares: {e}"),
-        }
+        self.undo(calls, "leave an unused share").await;
     }
 }
 

@@ -108,6 +108,9 @@ impl Drop for Pending<'_> {
     }
 }
 
+/// The op log from some position on, as the keeper applies it.
+type LogStream = futures::stream::BoxStream<'static, crate::replication::LogEntry>;
+
 /// The outcome of the operation at one log position: `Ok` or the refusal's text.
 type Outcome = Result<(), RemoteError>;
 
@@ -241,64 +244,20 @@ impl Keeper {
     /// the log stream to apply from there on (from 0 without one). A checkpoint that does not
     /// read, was built with other settings, or is not a prefix of this log is ignored with a
     /// warning naming the file.
-    async fn resume(&self) -> futures::stream::BoxStream<'static, crate::replication::LogEntry> {
+    async fn resume(&self) -> LogStream {
         let Some(c) = self.checkpoints.get() else {
             return self.log.follow(0);
         };
-        let path = c.path.clone();
-        let file = path.display().to_string();
-        let read = tokio::task::spawn_blocking(move || checkpoint::read(&path)).await;
-        let loaded = match read {
-            Ok(Ok(Some(loaded))) => loaded,
-            Ok(Ok(None)) => return self.log.follow(0),
-            Ok(Err(e)) => {
-                warn!(%file, "keeper checkpoint ignored, replaying the log from 0: {e}");
-                return self.log.follow(0);
-            }
-            Err(e) => {
-                warn!(%file, "keeper checkpoint ignored, replaying the log from 0: {e}");
+        let file = c.path.display().to_string();
+        let (loaded, entries) = match self.fitting_checkpoint(c).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return self.log.follow(0),
+            Err(why) => {
+                warn!(%file, "keeper checkpoint ignored, replaying the log from 0: {why}");
                 return self.log.follow(0);
             }
         };
         let header = loaded.header;
-        let keepers: BTreeSet<AccountId> = self.config.keepers.iter().copied().collect();
-        let len = self.log.known_len();
-        let unfit = if header.position == 0 {
-            Some("it is at position 0".to_string())
-        } else if header.default_quota != self.config.default_quota {
-            Some(format!(
-                "it was built with a default quota of {} bytes, this keeper's is {}",
-                header.default_quota, self.config.default_quota
-            ))
-        } else if *loaded.state.keepers() != keepers {
-            Some("it was built with another keeper set".into())
-        } else if len.is_none_or(|len| len < header.position) {
-            Some(format!(
-                "it is at position {} but the op log holds {} entries",
-                header.position,
-                len.map_or("an unknown number of".into(), |l| l.to_string())
-            ))
-        } else {
-            None
-        };
-        if let Some(why) = unfit {
-            warn!(%file, "keeper checkpoint ignored, replaying the log from 0: {why}");
-            return self.log.follow(0);
-        }
-        // The entry before the checkpoint must be the one it was taken after.
-        let mut entries = self.log.follow(header.position - 1);
-        match entries.next().await {
-            Some((pos, op)) if pos + 1 == header.position && op.digest() == header.last => {}
-            _ => {
-                warn!(
-                    %file,
-                    position = header.position,
-                    "keeper checkpoint ignored, replaying the log from 0: the op log's entry \
-                     before it is not the one it was taken after"
-                );
-                return self.log.follow(0);
-            }
-        }
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = loaded.state;
         *self.tip.lock().unwrap_or_else(|p| p.into_inner()) = (header.position, header.last);
         c.written.send_replace(header.position);
@@ -307,6 +266,56 @@ impl Keeper {
         self.applied.send_replace(header.position);
         info!(%file, position = header.position, "keeper state loaded from its checkpoint");
         entries
+    }
+
+    /// Reads `c`'s checkpoint and checks that it fits this keeper and its log: the checkpoint
+    /// and the log stream from its position on; `None` without a checkpoint; why it does not
+    /// fit otherwise.
+    async fn fitting_checkpoint(
+        &self,
+        c: &Checkpoints,
+    ) -> Result<Option<(checkpoint::Checkpoint, LogStream)>, String> {
+        let path = c.path.clone();
+        let Some(loaded) = tokio::task::spawn_blocking(move || checkpoint::read(&path))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let header = &loaded.header;
+        let keepers: BTreeSet<AccountId> = self.config.keepers.iter().copied().collect();
+        let len = self.log.known_len();
+        if header.position == 0 {
+            return Err("it is at position 0".into());
+        }
+        if header.default_quota != self.config.default_quota {
+            return Err(format!(
+                "it was built with a default quota of {} bytes, this keeper's is {}",
+                header.default_quota, self.config.default_quota
+            ));
+        }
+        if *loaded.state.keepers() != keepers {
+            return Err("it was built with another keeper set".into());
+        }
+        if len.is_none_or(|len| len < header.position) {
+            return Err(format!(
+                "it is at position {} but the op log holds {} entries",
+                header.position,
+                len.map_or("an unknown number of".into(), |l| l.to_string())
+            ));
+        }
+        // The entry before the checkpoint must be the one it was taken after.
+        let mut entries = self.log.follow(header.position - 1);
+        match entries.next().await {
+            Some((pos, op)) if pos + 1 == header.position && op.digest() == header.last => {
+                Ok(Some((loaded, entries)))
+            }
+            _ => Err(format!(
+                "the op log's entry before position {} is not the one it was taken after",
+                header.position
+            )),
+        }
     }
 
     /// Serializes the state under its lock; the bytes and the position, or `None` without a
