@@ -245,7 +245,7 @@ pub const OBJECTS_STATE_VERSION: u8 = 1;
 /// It serializes (with serde) to its whole state, everything [`Objects::apply_signed`]
 /// depends on, so that a deserialized copy applies later operations exactly as the original
 /// would ([`OBJECTS_STATE_VERSION`]). `==` compares whole states.
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Objects<S> {
     ownership: Ownership<S>,
     index: BTreeMap<(AccountId, ObjectId), ObjectRecord>,

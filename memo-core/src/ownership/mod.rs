@@ -149,7 +149,7 @@ pub enum Outcome {
 
 /// The ownership state machine (accounts and chunk registry) over a metadata store; it
 /// serializes to its store.
-#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Ownership<S> {
     store: S,

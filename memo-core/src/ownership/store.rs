@@ -121,6 +121,16 @@ pub struct MemoryMeta {
     state: Mutex<MemState>,
 }
 
+/// A copy of the whole store (a keeper copies its state under its lock and serializes the copy
+/// outside it).
+impl Clone for MemoryMeta {
+    fn clone(&self) -> Self {
+        Self {
+            state: Mutex::new(self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+        }
+    }
+}
+
 impl PartialEq for MemoryMeta {
     fn eq(&self, other: &Self) -> bool {
         if std::ptr::eq(self, other) {

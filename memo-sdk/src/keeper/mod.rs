@@ -318,10 +318,11 @@ impl Keeper {
         }
     }
 
-    /// Serializes the state under its lock; the bytes and the position, or `None` without a
-    /// checkpoint file, with nothing applied, or with nothing new since the last checkpoint.
-    /// Call from the log follower, or once it stopped: the state must be that of the tip.
-    fn checkpoint_bytes(&self) -> Option<(u64, Vec<u8>)> {
+    /// A copy of the state at the tip, taken under its lock, with its checkpoint header; `None`
+    /// without a checkpoint file, with nothing applied, or with nothing new since the last
+    /// checkpoint. Call from the log follower, or once it stopped: the state must be that of
+    /// the tip. The copy is serialized outside the lock ([`Self::write_checkpoint`]).
+    fn checkpoint_copy(&self) -> Option<(checkpoint::CheckpointHeader, Objects<MemoryMeta>)> {
         let c = self.checkpoints.get()?;
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (position, last) = *self.tip.lock().unwrap_or_else(|p| p.into_inner());
@@ -334,11 +335,31 @@ impl Keeper {
             last,
             default_quota: self.config.default_quota,
         };
-        Some((position, checkpoint::encode(&header, &state)))
+        Some((header, state.clone()))
+    }
+
+    /// Serializes a copy of the state and writes it as the checkpoint, on a blocking thread
+    /// (`background`: a periodic one, which clears [`Checkpoints::busy`] when done).
+    fn write_checkpoint(
+        c: &Checkpoints,
+        header: checkpoint::CheckpointHeader,
+        state: Objects<MemoryMeta>,
+        background: bool,
+    ) -> tokio::task::JoinHandle<()> {
+        let c = c.clone();
+        tokio::task::spawn_blocking(move || {
+            let bytes = checkpoint::encode(&header, &state);
+            drop(state);
+            c.write(header.position, &bytes);
+            if background {
+                c.busy.store(false, std::sync::atomic::Ordering::Release);
+            }
+        })
     }
 
     /// Starts writing a checkpoint of the state at the tip in the background, unless one is
-    /// being written: the state is serialized here, under its lock, and written outside it.
+    /// being written: the state is copied here, under its lock, and serialized and written
+    /// outside it.
     fn checkpoint_in_background(&self) {
         let Some(c) = self.checkpoints.get() else {
             return;
@@ -346,15 +367,12 @@ impl Keeper {
         if c.busy.swap(true, std::sync::atomic::Ordering::AcqRel) {
             return;
         }
-        let Some((position, bytes)) = self.checkpoint_bytes() else {
-            c.busy.store(false, std::sync::atomic::Ordering::Release);
-            return;
-        };
-        let c = c.clone();
-        tokio::task::spawn_blocking(move || {
-            c.write(position, &bytes);
-            c.busy.store(false, std::sync::atomic::Ordering::Release);
-        });
+        match self.checkpoint_copy() {
+            Some((header, state)) => {
+                Self::write_checkpoint(c, header, state, true);
+            }
+            None => c.busy.store(false, std::sync::atomic::Ordering::Release),
+        }
     }
 
     /// Writes a checkpoint of the state at the tip now, if there is anything new since the last
@@ -363,11 +381,11 @@ impl Keeper {
         let Some(c) = self.checkpoints.get() else {
             return;
         };
-        let Some((position, bytes)) = self.checkpoint_bytes() else {
-            return;
-        };
-        let c = c.clone();
-        let _ = tokio::task::spawn_blocking(move || c.write(position, &bytes)).await;
+        // Writes are serialized, and one at an older position than the last written is
+        // skipped (`Checkpoints::write`), so a periodic one still on its way does no harm.
+        if let Some((header, state)) = self.checkpoint_copy() {
+            let _ = Self::write_checkpoint(c, header, state, false).await;
+        }
     }
 
     /// Records why `chunk` could not be repaired (`None`: it was), for `stat`.
