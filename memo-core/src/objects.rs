@@ -601,7 +601,36 @@ impl<S: MetaStore> Objects<S> {
                     moves: moves.clone(),
                 }))
             }
+            KeeperOp::Evict { user, object } => {
+                // Every reference goes, as that many deletes would: the plans' releases and
+                // purges add up (only the last delete of a chunk's last reference purges it).
+                // A user without the object is refused by the first delete.
+                let mut all: Option<DeletePlan> = None;
+                while all.is_none() || self.index.contains_key(&(*user, *object)) {
+                    let Applied::Delete(plan) = self.delete(*user, object, None)? else {
+                        break;
+                    };
+                    match &mut all {
+                        None => all = Some(plan),
+                        Some(all) => {
+                            all.released.extend(plan.released);
+                            all.purged.extend(plan.purged);
+                            all.dereferenced = plan.dereferenced;
+                            all.usage = plan.usage;
+                        }
+                    }
+                }
+                all.map(Applied::Delete)
+                    .ok_or_else(|| ObjectError::Invalid("an eviction deleted nothing".into()))
+            }
         }
+    }
+
+    /// The chunks of `user`'s `object` (manifest included), if it holds that object.
+    pub fn object_chunks(&self, user: &AccountId, object: &ObjectId) -> Option<Vec<ChunkId>> {
+        self.index
+            .get(&(*user, *object))
+            .map(|r| r.chunks.iter().map(|c| c.id).collect())
     }
 
     /// The ownership state machine.

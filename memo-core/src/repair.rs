@@ -95,6 +95,15 @@ pub enum KeeperOp {
         /// One move per rebuilt shard.
         moves: Vec<Move>,
     },
+    /// `user`'s `object` is no longer paid for (its storage orders lapsed, and the grace after
+    /// the lapse ran out): every reference of `user` to it is dropped, as its deletes would;
+    /// chunks left without an owner are purged.
+    Evict {
+        /// The owner whose data is unpaid.
+        user: AccountId,
+        /// The object.
+        object: crate::id::ObjectId,
+    },
 }
 
 /// A client's report of a shard it could not read, sent to a keeper, which checks it before

@@ -519,7 +519,9 @@ pub async fn run(cmd: ClientCommand, global_config: Option<PathBuf>, style: Styl
                 if a.lapsed_orders > 0 {
                     eprintln!(
                         "warning: {} storage orders lapsed: your balance could not renew them, so \
-                         that data is no longer paid for; add funds and store it again",
+                         that data is no longer paid for, and the keepers delete it once the grace \
+                         period after the lapse ends (`lapse_grace_epochs`, 48 epochs by default); \
+                         get what you want to keep",
                         a.lapsed_orders
                     );
                 }

@@ -49,6 +49,7 @@ fn config(max_concurrent: usize, bytes_per_sec: Option<u64>) -> RepairConfig {
         audit_burst: 0,
         orphan_grace: None,
         sweep_every: 1,
+        lapse_grace: None,
     }
 }
 

@@ -456,6 +456,10 @@ pub struct RepairSettings {
     /// it (default 3600; 0 disables sweeps). Longer than any put takes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orphan_grace_secs: Option<u64>,
+    /// With a ledger: epochs after a user's storage order lapsed before its unpaid objects are
+    /// evicted (default 48; 0 keeps unpaid data). See [`RepairConfig::lapse_grace`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lapse_grace_epochs: Option<u64>,
 }
 
 impl Default for RepairSettings {
@@ -472,6 +476,7 @@ impl Default for RepairSettings {
             max_concurrent: None,
             audit_shards: None,
             orphan_grace_secs: None,
+            lapse_grace_epochs: None,
         }
     }
 }
@@ -518,6 +523,9 @@ impl RepairSettings {
         }
         if let Some(v) = self.orphan_grace_secs {
             c.orphan_grace = (v > 0).then(|| Duration::from_secs(v));
+        }
+        if let Some(v) = self.lapse_grace_epochs {
+            c.lapse_grace = (v > 0).then_some(v);
         }
         c
     }

@@ -480,6 +480,7 @@ pub fn simulation_repair_config(max_concurrent: usize) -> crate::keeper::repair:
         audit_burst: 64,
         orphan_grace: None,
         sweep_every: 1,
+        lapse_grace: None,
     }
 }
 

@@ -880,3 +880,57 @@ async fn a_second_owner_pays_its_share_and_is_refunded_when_it_leaves() {
     .await;
     assert!(balance(l, b) > b2, "the last owner was refunded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpaid_data_is_evicted_once_its_lapse_is_past_the_grace() {
+    use memo_core::contract::{Call, SettlementCall};
+    let mut with_carol = spec(4, 2, 1);
+    with_carol.0.users.push("carol".into());
+    let (mem, mut net) = start(&with_carol).await;
+    let mut config = common::fast_repair();
+    config.lapse_grace = Some(2);
+    let repairers = net.enable_repair(config).to_vec();
+    let l = ledger(&net);
+    let alice = net.user("alice").unwrap();
+    let kept = data(20_000, 20);
+    alice.put_bytes("kept", &kept).await.unwrap();
+    let held = shards_held(&net);
+    // Carol's orders run 2 epochs; then she spends her whole balance, so they cannot renew.
+    let key = memo_core::Keypair::from_seed("user-carol");
+    let mut carol = client_for(&mem, &net, key.clone());
+    let orders = memo_sdk::client::orders::OrderConfig {
+        duration: 2,
+        ..Default::default()
+    };
+    carol.set_ledger(l.ledger(), orders);
+    carol.put_bytes("x", &data(30_000, 21)).await.unwrap();
+    assert!(shards_held(&net) > held);
+    let all = balance(l, carol.account());
+    let spend = Call::Settlement(SettlementCall::Transfer {
+        to: alice.account(),
+        amount: all,
+    });
+    let sent = memo_sdk::ledger::tx::TxSender::new(key, l.ledger())
+        .send_and_wait(vec![spend], Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(sent[0].is_ok(), "{sent:?}");
+    // Her orders lapse; two epochs later the responsible keeper evicts her object and purges
+    // its shards. Alice's data stays.
+    until(l, "Carol's unpaid object is evicted and purged", || {
+        shards_held(&net) == held
+    })
+    .await;
+    assert!(carol.list().await.unwrap().is_empty());
+    let Answer::Lapsed(lapsed) = l.chain.query_now(&Query::Lapsed(carol.account())) else {
+        panic!()
+    };
+    let evicted_in = l.head().epoch;
+    assert!(!lapsed.is_empty());
+    assert!(
+        lapsed.iter().all(|(e, _, _)| *e + 2 <= evicted_in),
+        "evicted only after the grace: {lapsed:?} at {evicted_in}"
+    );
+    assert_eq!(repairers.iter().map(|r| r.stats().evicted).sum::<u64>(), 1);
+    assert_eq!(alice.get_bytes("kept").await.unwrap(), kept);
+}

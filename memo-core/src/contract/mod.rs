@@ -1815,6 +1815,22 @@ impl Contract {
                     .map(|(k, p)| (k.0, k.2, *p))
                     .collect(),
             ),
+            Query::LapsedBetween { from, to } => {
+                let mut users: Vec<AccountId> = if from <= to {
+                    self.lapsed
+                        .range(
+                            (*from, AccountId([0; 32]), 0)
+                                ..=(*to, AccountId([0xff; 32]), OrderId::MAX),
+                        )
+                        .map(|(k, _)| k.1)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                users.sort();
+                users.dedup();
+                Answer::LapsedUsers(users)
+            }
             Query::OrdersOf(a) => Answer::Orders(
                 self.orders()
                     .filter(|(_, o)| o.user == *a || o.provider == *a)

@@ -599,6 +599,14 @@ pub enum Query {
     /// A user's orders that lapsed (could not renew from its balance) in the last
     /// [`LAPSE_MEMORY`] epochs: the user's data there is unpaid.
     Lapsed(AccountId),
+    /// The users with an order that lapsed in epochs `from..=to` (each once, sorted): whose
+    /// data keepers check for being unpaid, and purge after a grace period.
+    LapsedBetween {
+        /// First epoch.
+        from: Epoch,
+        /// Last epoch.
+        to: Epoch,
+    },
     /// For each (provider, shard), the live orders committing that provider to that shard:
     /// how a keeper checks that a put is paid for. At most [`MAX_HOLDINGS_QUERY`] pairs are
     /// answered.
@@ -662,6 +670,8 @@ pub enum Answer {
     BeaconCommit(Option<(Epoch, [u8; 32])>),
     /// Lapsed orders: (the epoch it lapsed in, order id, provider).
     Lapsed(Vec<(Epoch, OrderId, AccountId)>),
+    /// Users with a lapse in the epochs asked ([`Query::LapsedBetween`]).
+    LapsedUsers(Vec<AccountId>),
     /// For each pair asked, the live orders holding it: (order, owner, first epoch not paid),
     /// one row per owner of the shard in that order (see [`MarketCall::Share`]).
     Holdings(Vec<Vec<(OrderId, AccountId, Epoch)>>),

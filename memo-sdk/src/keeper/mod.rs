@@ -1064,7 +1064,14 @@ impl Keeper {
             return refusal;
         }
         let digest = signed.digest();
-        let signer = signed.signer;
+        // Whose references a delete drops: its signer's, or an eviction's user's.
+        let owner = match &envelope.op {
+            memo_core::objects::ObjectOp::Keeper(memo_core::repair::KeeperOp::Evict {
+                user,
+                ..
+            }) => *user,
+            _ => signed.signer,
+        };
         let pos = match self.log.append(signed).await {
             Ok(p) => p,
             Err(e) => {
@@ -1092,7 +1099,7 @@ impl Keeper {
                     self.release(&plan.purged);
                     if let Some(ch) = self.challenger.get() {
                         let left = self.shards_left(&plan);
-                        ch.on_leave(signer, &left).await;
+                        ch.on_leave(owner, &left).await;
                         ch.on_purge(&plan.purged).await;
                     }
                 }

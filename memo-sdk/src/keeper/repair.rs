@@ -50,6 +50,7 @@ use crate::provider::client as provider_client;
 use crate::transport::rpc::{RpcError, call};
 use bytes::Bytes;
 use memo_core::codec::rebuild_shards;
+use memo_core::contract::{Answer, LAPSE_MEMORY, Query};
 use memo_core::id::{AccountId, ChunkId, ShardId};
 use memo_core::objects::ObjectOp;
 use memo_core::ownership::ShardHealth;
@@ -66,6 +67,10 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
+
+/// Epochs after a lapse before unpaid data is evicted, by default ([`RepairConfig::lapse_grace`]):
+/// two days of one-hour epochs.
+pub const DEFAULT_LAPSE_GRACE: u64 = 48;
 
 /// Most client reports a keeper queues between rounds; more are dropped.
 pub const MAX_QUEUED_REPORTS: usize = 4096;
@@ -107,6 +112,13 @@ pub struct RepairConfig {
     /// Rounds between two sweep steps; each step lists up to 4096 shards of each provider this
     /// keeper is responsible for (the XOR-closest keeper) and sweeps the unplaced ones.
     pub sweep_every: u64,
+    /// With a ledger: epochs after a user's storage order lapsed (its balance could not renew
+    /// it) before its unpaid objects are evicted ([`KeeperOp::Evict`]): each epoch, the objects
+    /// of users with a lapse from this many epochs ago back to [`LAPSE_MEMORY`] are checked,
+    /// and those with a chunk that no live order of theirs holds are evicted by the
+    /// responsible keeper (XOR-closest to the object). `None`: unpaid data is kept (neither
+    /// challenged nor repaired). Must be under [`LAPSE_MEMORY`] epochs to take effect.
+    pub lapse_grace: Option<u64>,
 }
 
 impl Default for RepairConfig {
@@ -137,6 +149,7 @@ impl RepairConfig {
             audit_burst: 16,
             orphan_grace: Some(Duration::from_secs(3600)),
             sweep_every: 16,
+            lapse_grace: Some(DEFAULT_LAPSE_GRACE),
             liveness: LivenessPolicy {
                 suspect_after: 2,
                 lost_after: 8,
@@ -175,6 +188,9 @@ pub struct RepairStats {
     pub audit_failures: u64,
     /// Orphan shards that providers deleted on this keeper's sweeps.
     pub orphans_swept: u64,
+    /// Unpaid objects this keeper evicted after their lapse's grace.
+    #[serde(default)]
+    pub evicted: u64,
     /// Repairs put off because no provider could take the rebuilt shards (too few healthy
     /// providers outside the chunk's holders): nothing was read for them.
     #[serde(default)]
@@ -198,6 +214,9 @@ struct Counters {
     audit_failures: AtomicU64,
     swept: AtomicU64,
     deferred: AtomicU64,
+    evicted: AtomicU64,
+    /// The ledger epoch whose lapses were last checked, plus one (0: none yet).
+    lapse_epoch: AtomicU64,
 }
 
 /// A chunk whose repair failed: how often in a row, and the round before which it is not
@@ -375,6 +394,7 @@ impl Repairer {
             audit_bytes: c.audit_bytes.load(Ordering::Relaxed),
             audit_failures: c.audit_failures.load(Ordering::Relaxed),
             orphans_swept: c.swept.load(Ordering::Relaxed),
+            evicted: c.evicted.load(Ordering::Relaxed),
             deferred: c.deferred.load(Ordering::Relaxed),
         }
     }
@@ -458,7 +478,102 @@ impl Repairer {
         self.sweep(now, &answered).await;
         self.check_reports().await;
         self.check_failed_proofs().await;
+        self.evict_unpaid(now).await;
         self.start_repairs(now);
+    }
+
+    /// Once per ledger epoch: evicts the objects whose payment lapsed more than
+    /// [`RepairConfig::lapse_grace`] epochs ago (see there) and that this keeper is
+    /// responsible for. A ledger that cannot be read evicts nothing.
+    async fn evict_unpaid(&self, now: u64) {
+        let (Some(c), Some(grace)) = (self.keeper.challenger(), self.config.lapse_grace) else {
+            return;
+        };
+        let Ok(head) = c.ledger().head().await else {
+            return;
+        };
+        let epoch = head.epoch;
+        if self.counters.lapse_epoch.swap(epoch + 1, Ordering::Relaxed) == epoch + 1 {
+            return;
+        }
+        let Some(to) = epoch.checked_sub(grace) else {
+            return;
+        };
+        let from = epoch.saturating_sub(LAPSE_MEMORY - 1);
+        let Ok(Answer::LapsedUsers(users)) =
+            c.ledger().query(Query::LapsedBetween { from, to }).await
+        else {
+            return;
+        };
+        for user in users {
+            for object in self.unpaid_objects(c.ledger().as_ref(), user, epoch).await {
+                let mut target = *user.as_bytes();
+                for (t, o) in target.iter_mut().zip(object.0) {
+                    *t ^= o;
+                }
+                if !self.my_turn(&target, now) {
+                    continue;
+                }
+                if self.append(KeeperOp::Evict { user, object }).await {
+                    self.counters.evicted.fetch_add(1, Ordering::Relaxed);
+                    info!(user = %user.label(), object = %object, "evicted an object whose storage orders lapsed");
+                }
+                self.settled(&target);
+            }
+        }
+    }
+
+    /// `user`'s objects with a chunk that no live order (paying past `epoch + 1`) of theirs
+    /// holds a placed shard of.
+    async fn unpaid_objects(
+        &self,
+        ledger: &dyn crate::ledger::Ledger,
+        user: AccountId,
+        epoch: u64,
+    ) -> Vec<memo_core::ObjectId> {
+        // Each object's chunks' placed shards, as (object index, chunk index) per pair.
+        let (objects, pairs, at) = {
+            let st = self.state();
+            let objects: Vec<memo_core::ObjectId> = st.list(&user).iter().map(|e| e.id).collect();
+            let mut pairs = Vec::new();
+            let mut at = Vec::new();
+            for (oi, o) in objects.iter().enumerate() {
+                for (ci, chunk) in st
+                    .object_chunks(&user, o)
+                    .unwrap_or_default()
+                    .iter()
+                    .enumerate()
+                {
+                    for pair in st.held_shards(chunk).unwrap_or_default() {
+                        pairs.push(pair);
+                        at.push((oi, ci));
+                    }
+                }
+            }
+            (objects, pairs, at)
+        };
+        let mut paid: BTreeSet<(usize, usize)> = BTreeSet::new();
+        let mut chunks: BTreeSet<(usize, usize)> = BTreeSet::new();
+        for (batch, at) in pairs
+            .chunks(memo_core::contract::MAX_HOLDINGS_QUERY)
+            .zip(at.chunks(memo_core::contract::MAX_HOLDINGS_QUERY))
+        {
+            let Ok(Answer::Holdings(rows)) = ledger.query(Query::Holdings(batch.to_vec())).await
+            else {
+                return Vec::new();
+            };
+            for (rows, at) in rows.iter().zip(at) {
+                chunks.insert(*at);
+                if rows
+                    .iter()
+                    .any(|(_, owner, end)| *owner == user && *end > epoch + 1)
+                {
+                    paid.insert(*at);
+                }
+            }
+        }
+        let unpaid: BTreeSet<usize> = chunks.difference(&paid).map(|(oi, _)| *oi).collect();
+        unpaid.into_iter().map(|oi| objects[oi]).collect()
     }
 
     /// Marks lost the shards whose storage proof the ledger failed (the keeper's challenger

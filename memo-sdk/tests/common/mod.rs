@@ -44,6 +44,7 @@ pub fn fast_repair() -> RepairConfig {
         audit_burst: 0,
         orphan_grace: None,
         sweep_every: 1,
+        lapse_grace: None,
     }
 }
 
