@@ -116,8 +116,9 @@ pub struct RepairConfig {
     /// it) before its unpaid objects are evicted ([`KeeperOp::Evict`]): each epoch, the objects
     /// of users with a lapse from this many epochs ago back to [`LAPSE_MEMORY`] are checked,
     /// and those with a chunk that no live order of theirs holds are evicted by the
-    /// responsible keeper (XOR-closest to the object). `None`: unpaid data is kept (neither
-    /// challenged nor repaired). Must be under [`LAPSE_MEMORY`] epochs to take effect.
+    /// responsible keeper (XOR-closest to the user and object; the next ones an epoch later
+    /// each, in case it is gone). `None`: unpaid data is kept (neither challenged nor
+    /// repaired). Must be under [`LAPSE_MEMORY`] epochs to take effect.
     pub lapse_grace: Option<u64>,
 }
 
@@ -478,14 +479,15 @@ impl Repairer {
         self.sweep(now, &answered).await;
         self.check_reports().await;
         self.check_failed_proofs().await;
-        self.evict_unpaid(now).await;
+        self.evict_unpaid().await;
         self.start_repairs(now);
     }
 
     /// Once per ledger epoch: evicts the objects whose payment lapsed more than
     /// [`RepairConfig::lapse_grace`] epochs ago (see there) and that this keeper is
-    /// responsible for. A ledger that cannot be read evicts nothing.
-    async fn evict_unpaid(&self, now: u64) {
+    /// responsible for: the XOR-closest keeper to (user, object) at the grace, the next ones an
+    /// epoch later each. A ledger that cannot be read evicts nothing.
+    async fn evict_unpaid(&self) {
         let (Some(c), Some(grace)) = (self.keeper.challenger(), self.config.lapse_grace) else {
             return;
         };
@@ -505,20 +507,33 @@ impl Repairer {
         else {
             return;
         };
+        let keepers = self.state().keepers().clone();
+        let me = self.keypair.account();
         for user in users {
+            // The user's earliest lapse still remembered.
+            let Ok(Answer::Lapsed(lapses)) = c.ledger().query(Query::Lapsed(user)).await else {
+                continue;
+            };
+            let Some(lapsed) = lapses.iter().map(|(e, _, _)| *e).min() else {
+                continue;
+            };
             for object in self.unpaid_objects(c.ledger().as_ref(), user, epoch).await {
                 let mut target = *user.as_bytes();
                 for (t, o) in target.iter_mut().zip(object.0) {
                     *t ^= o;
                 }
-                if !self.my_turn(&target, now) {
+                // The XOR-closest keeper evicts once the grace is over; each next one takes
+                // over an epoch later, in case those before it are gone.
+                let Some(r) = rank(&keepers, &me, &target) else {
+                    continue;
+                };
+                if lapsed + grace + r as u64 > epoch {
                     continue;
                 }
                 if self.append(KeeperOp::Evict { user, object }).await {
                     self.counters.evicted.fetch_add(1, Ordering::Relaxed);
                     info!(user = %user.label(), object = %object, "evicted an object whose storage orders lapsed");
                 }
-                self.settled(&target);
             }
         }
     }
