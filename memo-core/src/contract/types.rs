@@ -616,6 +616,15 @@ pub enum Query {
 /// How many epochs the ledger remembers a lapsed order ([`Query::Lapsed`]).
 pub const LAPSE_MEMORY: Epoch = 64;
 
+/// One row of an [`Answer::Holdings`] answer: (order, owner, first epoch not paid).
+pub type Holding = (OrderId, AccountId, Epoch);
+
+/// The rows of a holdings answer whose order pays past the epoch after `epoch`: an order a
+/// put can be admitted on (or a share taken in) in epoch `epoch`.
+pub fn live_holdings(rows: &[Holding], epoch: Epoch) -> impl Iterator<Item = &Holding> {
+    rows.iter().filter(move |(_, _, end)| *end > epoch + 1)
+}
+
 /// The most (provider, shard) pairs one [`Query::Holdings`] answers.
 pub const MAX_HOLDINGS_QUERY: usize = 65_536;
 
@@ -674,7 +683,7 @@ pub enum Answer {
     LapsedUsers(Vec<AccountId>),
     /// For each pair asked, the live orders holding it: (order, owner, first epoch not paid),
     /// one row per owner of the shard in that order (see [`MarketCall::Share`]).
-    Holdings(Vec<Vec<(OrderId, AccountId, Epoch)>>),
+    Holdings(Vec<Vec<Holding>>),
 }
 
 /// A provider's offer as listed by [`Query::Providers`].

@@ -317,8 +317,8 @@ impl Orders {
                 );
             };
             for ((provider, shard), rows) in batch.iter().zip(rows) {
-                let live: Vec<&(OrderId, AccountId, u64)> =
-                    rows.iter().filter(|(_, _, end)| *end > epoch + 1).collect();
+                let live: Vec<&memo_core::contract::Holding> =
+                    memo_core::contract::live_holdings(&rows, epoch).collect();
                 if live.iter().any(|(_, owner, _)| *owner == me) {
                     continue;
                 }

@@ -915,11 +915,8 @@ impl Keeper {
                 }
             };
             let live = |i: usize| {
-                holdings
-                    .get(i)
-                    .into_iter()
-                    .flatten()
-                    .filter(|(_, _, end)| *end > epoch + 1)
+                let rows = holdings.get(i).map_or(&[][..], Vec::as_slice);
+                memo_core::contract::live_holdings(rows, epoch)
             };
             let owns = |i: usize| live(i).any(|(_, owner, _)| *owner == signer);
             let shard_unpaid = |i: usize| {

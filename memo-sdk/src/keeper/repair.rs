@@ -579,9 +579,8 @@ impl Repairer {
             };
             for (rows, at) in rows.iter().zip(at) {
                 chunks.insert(*at);
-                if rows
-                    .iter()
-                    .any(|(_, owner, end)| *owner == user && *end > epoch + 1)
+                if memo_core::contract::live_holdings(rows, epoch)
+                    .any(|(_, owner, _)| *owner == user)
                 {
                     paid.insert(*at);
                 }
