@@ -13,13 +13,31 @@ use memo_sdk::local::{LocalSpec, memory_network};
 use memo_sdk::testkit::{held_shards as held, registered_shards as registered};
 use std::time::Duration;
 
+/// Polls `fut` for up to `n` steps (yielding to the network's tasks between them): its output
+/// if it finished within them.
+async fn steps_of<F: std::future::Future>(
+    mut fut: std::pin::Pin<&mut F>,
+    n: usize,
+) -> Option<F::Output> {
+    for _ in 0..n {
+        if let Some(r) = fut.as_mut().now_or_never() {
+            return Some(r);
+        }
+        tokio::task::yield_now().await;
+    }
+    None
+}
+
+/// Past every ticket's life, the reclaim grace and two reclaim rounds.
+fn reclaim_wait() -> Duration {
+    Duration::from_millis(memo_core::ticket::TICKET_TTL_MS)
+        + memo_sdk::provider::RECLAIM_GRACE
+        + 2 * memo_sdk::provider::RECLAIM_EVERY
+}
+
 #[test]
 fn a_put_killed_at_any_step_commits_or_leaves_nothing_past_the_reclaim() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = common::virtual_runtime();
     rt.block_on(async {
         let env = Env::simulated(20);
         let spec = LocalSpec {
@@ -35,14 +53,7 @@ fn a_put_killed_at_any_step_commits_or_leaves_nothing_past_the_reclaim() {
             let x = data(300_000, 60 + i as u8);
             // The client runs `n` steps of its put, then dies (its future is dropped).
             let mut put = Box::pin(alice.put_bytes(&name, &x));
-            let mut finished = None;
-            for _ in 0..n {
-                if let Some(r) = put.as_mut().now_or_never() {
-                    finished = Some(r);
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
+            let finished = steps_of(put.as_mut(), n).await;
             drop(put);
             // Let whatever the keepers had already taken finish.
             env.sleep(Duration::from_secs(1)).await;
@@ -73,10 +84,7 @@ fn a_put_killed_at_any_step_commits_or_leaves_nothing_past_the_reclaim() {
             held(&net) > registered(&net),
             "the killed puts left uploads behind"
         );
-        let wait = Duration::from_millis(memo_core::ticket::TICKET_TTL_MS)
-            + memo_sdk::provider::RECLAIM_GRACE
-            + 2 * memo_sdk::provider::RECLAIM_EVERY;
-        env.sleep(wait).await;
+        env.sleep(reclaim_wait()).await;
         assert_eq!(held(&net), registered(&net));
         for name in &committed {
             assert!(alice.get_bytes(name).await.is_ok());
@@ -90,11 +98,7 @@ fn a_put_killed_at_any_step_commits_or_leaves_nothing_past_the_reclaim() {
 /// provider serves again, and once the tickets expire no orphan is left anywhere.
 #[test]
 fn a_provider_restarted_at_any_step_of_a_put_loses_nothing_and_leaks_nothing() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = common::virtual_runtime();
     rt.block_on(async {
         let env = Env::simulated(21);
         let spec = LocalSpec {
@@ -115,14 +119,7 @@ fn a_provider_restarted_at_any_step_of_a_put_loses_nothing_and_leaks_nothing() {
                 let alice = net.user("alice").unwrap();
                 // The put runs `n` steps; then the provider dies, and the put goes on.
                 let mut put = Box::pin(alice.put_bytes(&name, &x));
-                let mut finished = None;
-                for _ in 0..n {
-                    if let Some(r) = put.as_mut().now_or_never() {
-                        finished = Some(r);
-                        break;
-                    }
-                    tokio::task::yield_now().await;
-                }
+                let finished = steps_of(put.as_mut(), n).await;
                 net.providers[which].stop();
                 mem.set_down(victim);
                 match finished {
@@ -154,10 +151,7 @@ fn a_provider_restarted_at_any_step_of_a_put_loses_nothing_and_leaks_nothing() {
             "restarts fell in the middle of puts: {interrupted}"
         );
         assert!(!stored.is_empty());
-        let wait = Duration::from_millis(memo_core::ticket::TICKET_TTL_MS)
-            + memo_sdk::provider::RECLAIM_GRACE
-            + 2 * memo_sdk::provider::RECLAIM_EVERY;
-        env.sleep(wait).await;
+        env.sleep(reclaim_wait()).await;
         assert_eq!(
             held(&net),
             registered(&net),

@@ -402,11 +402,7 @@ async fn providers_take_no_shard_without_a_valid_ticket() {
 /// shards stay. On virtual time: the minutes pass at once.
 #[test]
 fn shards_whose_tickets_expire_unused_are_reclaimed() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = common::virtual_runtime();
     rt.block_on(async {
         let env = memo_sdk::Env::simulated(18);
         let spec = LocalSpec {

@@ -11,6 +11,16 @@ use memo_sdk::local::LocalNetwork;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+/// A single-threaded runtime on virtual time: its clock jumps to the next timer whenever every
+/// task waits, so the minutes of tickets, graces and probes pass at once.
+pub fn virtual_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
 /// The default local network with small chunks: 64 KiB, k = 4, m = 2 (objects of a few hundred
 /// KiB span several chunks).
 pub fn spec() -> memo_sdk::local::LocalSpec {
