@@ -256,6 +256,14 @@ pub enum Request {
     /// ledger, so that a client that knows one keeper's address finds the rest. Answered
     /// with [`Response::Directory`].
     Directory,
+    /// Ledger: like [`Request::LedgerTxStatus`], answered once the transaction is included or
+    /// rejected, or after `within_ms` (the server may wait less), whichever comes first.
+    LedgerTxWait {
+        /// The transaction hash.
+        hash: [u8; 32],
+        /// The longest wait, in milliseconds.
+        within_ms: u32,
+    },
 }
 
 impl Request {
@@ -290,6 +298,7 @@ impl Request {
             Self::ProvePossession { .. } => "ProvePossession",
             Self::Registered { .. } => "Registered",
             Self::Withdraw { .. } => "Withdraw",
+            Self::LedgerTxWait { .. } => "LedgerTxWait",
         }
     }
 }

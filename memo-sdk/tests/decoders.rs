@@ -30,6 +30,7 @@ fn block() -> Vec<u8> {
         header: BlockHeader {
             chain: 1,
             height: 1,
+            tick: 1,
             parent: [0; 32],
             time_ms: 5,
             tx_root: tx_root(&txs),

@@ -1,6 +1,6 @@
 //! Why a transaction, a block or a genesis was refused.
 
-use super::types::{Amount, Epoch, Height, Module, ModuleAddress, OrderId, RoleKind};
+use super::types::{Amount, Epoch, Height, Module, ModuleAddress, OrderId, RoleKind, Tick};
 use crate::id::{AccountId, ShardId};
 
 /// Why a transaction was rejected. A rejected transaction changes nothing, not even the nonce.
@@ -206,6 +206,14 @@ pub enum BlockError {
         expected: Height,
         /// The height given.
         got: Height,
+    },
+    /// A block's tick must be its parent's or the next.
+    #[error("block tick {got} is neither its parent's ({parent}) nor the next")]
+    WrongTick {
+        /// The parent's tick.
+        parent: Tick,
+        /// The tick given.
+        got: Tick,
     },
     /// A block is already open.
     #[error("a block is already open")]

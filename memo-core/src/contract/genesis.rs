@@ -4,7 +4,7 @@
 //! chain = 7
 //!
 //! [params]
-//! epoch_blocks = 10          # blocks per epoch
+//! epoch_blocks = 10          # ticks (timed blocks) per epoch
 //! min_keeper_stake = 1000
 //! min_provider_stake = 1000
 //! notice_epochs = 2          # a leaving role ends this many epochs later
@@ -34,7 +34,8 @@ use std::collections::BTreeSet;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// Blocks per epoch (at least 1).
+    /// Ticks per epoch (at least 1): the blocks produced on the producer's timer, not those
+    /// produced early for waiting transactions (see [`super::Tick`]).
     pub epoch_blocks: u64,
     /// Minimum stake of a keeper.
     pub min_keeper_stake: Amount,

@@ -17,10 +17,12 @@
 //!
 //! # Blocks and epochs
 //!
-//! The caller drives blocks: [`Contract::begin_block`] (height and parent hash; no clock here),
-//! transactions, [`Contract::end_block`] (the state root), then [`Contract::commit_block`] or
-//! [`Contract::abort_block`]. Epoch `e` spans heights `e·epoch_blocks ..`; when a block opens a
-//! new epoch, the ledger first settles the previous one:
+//! The caller drives blocks: [`Contract::begin_block`] (height, [`Tick`] and parent hash; no
+//! clock here), transactions, [`Contract::end_block`] (the state root), then
+//! [`Contract::commit_block`] or [`Contract::abort_block`]. A block's tick is its parent's (a
+//! block produced early, for waiting transactions) or one more (a block on the producer's
+//! timer). Epoch `e` spans ticks `e·epoch_blocks ..`; when a block opens a new epoch, the
+//! ledger first settles the previous one:
 //!
 //! - an order's provider is paid `bytes × price` for the epoch only if its proof passed; the
 //!   user's keepers get `keeper_fee_bps` of it, split equally (their pay for coordinating);
@@ -80,6 +82,7 @@ pub trait ProofVerifier: Send + Sync {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 struct Globals {
     height: Height,
+    tick: Tick,
     epoch: Epoch,
     beacon: [u8; 32],
     next_order: OrderId,
@@ -170,6 +173,7 @@ impl Contract {
             modules: Module::ALL.map(|m| m.address(genesis.chain)),
             g: Globals {
                 height: 0,
+                tick: 0,
                 epoch: 0,
                 beacon,
                 next_order: 0,
@@ -260,6 +264,11 @@ impl Contract {
         self.g.height
     }
 
+    /// The tick of the last block begun.
+    pub fn tick(&self) -> Tick {
+        self.g.tick
+    }
+
     /// The current epoch.
     pub fn epoch(&self) -> Epoch {
         self.g.epoch
@@ -304,11 +313,23 @@ impl Contract {
 
     // ----- blocks -----
 
-    /// Opens block `height` (the next one) whose parent has hash `parent`. If it starts a new
-    /// epoch, the previous epoch is settled first. The ledger checks that blocks link up; the
-    /// state does not depend on `parent` (nor on anything else the block producer can vary
-    /// freely, so it cannot grind the challenge beacon).
+    /// Opens block `height` (the next one) whose parent has hash `parent`, one tick after its
+    /// parent (a block on the producer's timer; see [`Self::begin_block_at`]).
     pub fn begin_block(&mut self, height: Height, parent: [u8; 32]) -> Result<(), BlockError> {
+        self.begin_block_at(height, self.g.tick + 1, parent)
+    }
+
+    /// Opens block `height` (the next one) at `tick`, whose parent has hash `parent`. The tick
+    /// is the parent's (a block produced early, for waiting transactions) or one more. If it
+    /// starts a new epoch, the previous epoch is settled first. The ledger checks that blocks
+    /// link up; the state does not depend on `parent` (nor on anything else the block producer
+    /// can vary freely, so it cannot grind the challenge beacon).
+    pub fn begin_block_at(
+        &mut self,
+        height: Height,
+        tick: Tick,
+        parent: [u8; 32],
+    ) -> Result<(), BlockError> {
         let _ = parent;
         if self.open.is_some() {
             return Err(BlockError::AlreadyOpen);
@@ -320,12 +341,19 @@ impl Contract {
                 got: height,
             });
         }
+        if tick != self.g.tick && tick != self.g.tick + 1 {
+            return Err(BlockError::WrongTick {
+                parent: self.g.tick,
+                got: tick,
+            });
+        }
         self.open = Some(OpenBlock {
             globals: self.g.clone(),
             acc: self.acc.clone(),
         });
         self.g.height = height;
-        let new_epoch = height / self.params.epoch_blocks;
+        self.g.tick = tick;
+        let new_epoch = tick / self.params.epoch_blocks;
         if new_epoch != self.g.epoch {
             let old = self.g.epoch;
             self.settle_epoch(old);
@@ -377,9 +405,9 @@ impl Contract {
         }
     }
 
-    /// Applies a whole block: batch-verifies the signatures, applies every transaction (all
-    /// must be valid), checks the state root if one is claimed, and commits. On any failure
-    /// the state is left exactly as before.
+    /// Applies a whole block, one tick after its parent: batch-verifies the signatures,
+    /// applies every transaction (all must be valid), checks the state root if one is claimed,
+    /// and commits. On any failure the state is left exactly as before.
     pub fn apply_block(
         &mut self,
         height: Height,
@@ -400,14 +428,16 @@ impl Contract {
         txs: &[SignedTx],
         claimed_root: Option<[u8; 32]>,
     ) -> Result<[u8; 32], BlockError> {
-        self.execute_block_outcomes(height, parent, txs, claimed_root)
+        self.execute_block_outcomes(height, self.g.tick + 1, parent, txs, claimed_root)
             .map(|(root, _)| root)
     }
 
-    /// Like [`Self::execute_block`], also returning each transaction's outcome, in order.
+    /// Like [`Self::execute_block`] at `tick` (see [`Self::begin_block_at`]), also returning
+    /// each transaction's outcome, in order.
     pub fn execute_block_outcomes(
         &mut self,
         height: Height,
+        tick: Tick,
         parent: [u8; 32],
         txs: &[SignedTx],
         claimed_root: Option<[u8; 32]>,
@@ -422,7 +452,7 @@ impl Contract {
                 reason: Rejection::BadSignature,
             });
         }
-        self.begin_block(height, parent)?;
+        self.begin_block_at(height, tick, parent)?;
         let mut outcomes = Vec::with_capacity(txs.len());
         for (index, tx) in txs.iter().enumerate() {
             match self.apply_verified(tx) {

@@ -220,6 +220,50 @@ fn genesis_toml_round_trip_and_validation() {
 }
 
 #[test]
+fn early_blocks_share_their_parents_tick_and_epochs_count_ticks() {
+    let mut w = World::new(&["u"]);
+    // Block 1 (opened by World::new) is tick 1; epochs are 4 ticks.
+    assert_eq!((w.c.height(), w.c.tick(), w.c.epoch()), (1, 1, 0));
+    let early = |w: &mut World| {
+        let root = w.c.commit_block().unwrap();
+        w.parent = *blake3::hash(&root).as_bytes();
+        let (h, t) = (w.c.height() + 1, w.c.tick());
+        w.c.begin_block_at(h, t, w.parent).unwrap();
+    };
+    // Any number of early blocks leave the tick, and so the epoch, where they were.
+    for _ in 0..20 {
+        early(&mut w);
+    }
+    assert_eq!((w.c.height(), w.c.tick(), w.c.epoch()), (21, 1, 0));
+    w.next_block();
+    w.next_block();
+    early(&mut w);
+    assert_eq!((w.c.tick(), w.c.epoch()), (3, 0));
+    // The fourth tick opens epoch 1, whether or not early blocks came between.
+    w.next_block();
+    assert_eq!((w.c.height(), w.c.tick(), w.c.epoch()), (25, 4, 1));
+    // A tick may not go back nor skip ahead; the refusal changes nothing.
+    let root = w.c.commit_block().unwrap();
+    let before = w.c.state_root();
+    assert_eq!(root, before);
+    for bad in [3, 6] {
+        assert_eq!(
+            w.c.begin_block_at(26, bad, w.parent),
+            Err(BlockError::WrongTick {
+                parent: 4,
+                got: bad
+            })
+        );
+        assert_eq!(
+            (w.c.height(), w.c.tick(), w.c.state_root()),
+            (25, 4, before)
+        );
+    }
+    w.c.begin_block_at(26, 5, w.parent).unwrap();
+    assert_eq!((w.c.tick(), w.c.epoch()), (5, 1));
+}
+
+#[test]
 fn modules_have_fixed_addresses_and_reads_need_no_identity() {
     let w = World::new(&["a"]);
     let roles = w.c.module_address("roles").unwrap();

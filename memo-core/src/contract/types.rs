@@ -7,10 +7,15 @@ use std::fmt;
 
 /// An amount of the ledger's token (the smallest unit).
 pub type Amount = u64;
-/// An epoch number: `height / epoch_blocks`.
+/// An epoch number: `tick / epoch_blocks` (see [`Tick`]).
 pub type Epoch = u64;
 /// A block height. Genesis is height 0; the first block is height 1.
 pub type Height = u64;
+/// The ledger's clock, in block intervals. A block produced on the producer's timer advances
+/// it by one; a block produced early, because transactions were waiting, keeps its parent's
+/// tick. Epochs count ticks, so they keep their length however many blocks a busy ledger
+/// produces in between.
+pub type Tick = u64;
 /// A storage order's number, assigned by the ledger in creation order.
 pub type OrderId = u64;
 

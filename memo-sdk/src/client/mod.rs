@@ -467,6 +467,7 @@ impl Client {
     ) -> Result<PutReport, ClientError> {
         // The operation's nonce is chosen first: proofs of possession are bound to it.
         let nonce = self.config.env.next_u64();
+        let began = self.config.env.now();
         let uploads: Mutex<Uploads> = Mutex::new(Uploads::default());
         let all: Mutex<Vec<ChunkInfo>> = Mutex::new(Vec::new());
         // Every shard this put stored, to take back if it fails before its operation goes out.
@@ -510,6 +511,7 @@ impl Client {
             }
         };
         let chunks = all.into_inner().unwrap_or_else(|p| p.into_inner());
+        tracing::debug!(elapsed = ?self.config.env.now() - began, chunks = chunks.len(), "put: uploaded");
         let sealed = self.seal_entry(name, &obj);
         let mut up = uploads.into_inner().unwrap_or_else(|p| p.into_inner());
         // Uploads finish in any order; the operation lists them by chunk id (and receipts by
@@ -529,6 +531,7 @@ impl Client {
             },
             None => Vec::new(),
         };
+        tracing::debug!(elapsed = ?self.config.env.now() - began, orders = orders.len(), "put: ordered");
         // Chunks stored already are paid for too: this user co-owns their orders.
         let claimed: Vec<&ChunkInfo> = chunks
             .iter()
@@ -566,6 +569,7 @@ impl Client {
             }
             return Err(e);
         }
+        tracing::debug!(elapsed = ?self.config.env.now() - began, "put: submitted");
         let (uploaded_chunks, uploaded_bytes) = (up.chunks, up.bytes);
         Ok(PutReport {
             id: obj.id(),

@@ -17,6 +17,7 @@ use memo_core::codec::{
 use std::future::Future;
 use std::io;
 use std::ops::Range;
+use std::sync::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 fn join_error(e: tokio::task::JoinError) -> CodecError {
@@ -57,15 +58,16 @@ where
     let params = *encoder.params();
     let (k, m) = (params.data_shards as usize, params.parity_shards as usize);
     let chunk_size = params.chunk_size as usize;
-    let mut refs: Vec<ChunkRef> = Vec::new();
-    let mut done = 0u64;
+    // The data chunks' refs and bytes, in order, then the manifest's ref.
+    let refs: Mutex<(Vec<ChunkRef>, u64)> = Mutex::new((Vec::new(), 0));
+    let manifest_ref: Mutex<Option<ChunkRef>> = Mutex::new(None);
     let chunks = stream::try_unfold(reader, move |mut r| async move {
         let mut buf = Vec::with_capacity(encode_capacity(chunk_size, k, m));
         let n = read_chunk(&mut r, &mut buf, chunk_size).await?;
         Ok::<_, CodecError>((n > 0).then_some((buf, r)))
     });
     let domain_encoder = encoder.clone();
-    chunks
+    let data = chunks
         .map_ok(move |buf| {
             let enc = domain_encoder.clone();
             async move {
@@ -76,41 +78,60 @@ where
         })
         .try_buffered(par.window.max(1))
         .map_ok(|c: EncodedChunk| {
-            done += c.chunk.size as u64;
-            refs.push(c.chunk.clone());
+            let done = {
+                let mut r = refs.lock().unwrap_or_else(|p| p.into_inner());
+                r.1 += c.chunk.size as u64;
+                r.0.push(c.chunk.clone());
+                r.1
+            };
             progress(Progress { done, total });
+            c
+        });
+    // The manifest is encoded once the last data chunk is, and uploads alongside the data
+    // chunks still uploading (a small object's two chunks go at once, not one after the other).
+    let manifest = stream::once(async {
+        let (chunks, size) = std::mem::take(&mut *refs.lock().unwrap_or_else(|p| p.into_inner()));
+        // An empty input is an object too: a manifest with no chunks.
+        let manifest = Manifest {
+            size,
+            chunk_size: params.chunk_size,
+            chunks,
+        };
+        let bytes = manifest.to_bytes();
+        if bytes.len() > MAX_MANIFEST_BYTES as usize {
+            return Err(CodecError::InvalidParams(format!(
+                "object of {size} bytes needs a manifest over {MAX_MANIFEST_BYTES} bytes: use a larger chunk size"
+            )));
+        }
+        let enc = encoder.clone();
+        let chunk = run_blocking(move || {
+            let mut buf = Vec::with_capacity(encode_capacity(bytes.len(), k, m));
+            buf.extend_from_slice(&bytes);
+            encode_chunk_in_place(enc.domain(), buf, k, m)
+        })
+        .await
+        .map_err(join_error)??;
+        *manifest_ref.lock().unwrap_or_else(|p| p.into_inner()) = Some(chunk.chunk.clone());
+        Ok((chunk, size))
+    });
+    let mut size = 0;
+    data.map_ok(|c| (c, None))
+        .chain(manifest.map_ok(|(c, size)| (c, Some(size))))
+        .map_ok(|(c, manifest_of)| {
+            if let Some(s) = manifest_of {
+                size = s;
+            }
             let upload = sink(c);
             async move { upload.await.map_err(CodecError::Io) }
         })
         .try_buffer_unordered(uploads.max(1))
         .try_for_each(|()| async { Ok(()) })
         .await?;
-    // An empty input is an object too: a manifest with no chunks.
-    let manifest = Manifest {
-        size: done,
-        chunk_size: params.chunk_size,
-        chunks: refs,
-    };
-    let bytes = manifest.to_bytes();
-    if bytes.len() > MAX_MANIFEST_BYTES as usize {
-        return Err(CodecError::InvalidParams(format!(
-            "object of {done} bytes needs a manifest over {MAX_MANIFEST_BYTES} bytes: use a larger chunk size"
-        )));
-    }
-    let enc = encoder.clone();
-    let chunk = run_blocking(move || {
-        let mut buf = Vec::with_capacity(encode_capacity(bytes.len(), k, m));
-        buf.extend_from_slice(&bytes);
-        encode_chunk_in_place(enc.domain(), buf, k, m)
-    })
-    .await
-    .map_err(join_error)??;
-    let obj = ObjectRef {
-        manifest: chunk.chunk.clone(),
-        size: done,
-    };
-    sink(chunk).await?;
-    Ok(obj)
+    let manifest = manifest_ref
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .ok_or_else(|| CodecError::Io(io::Error::other("the manifest was not encoded")))?;
+    Ok(ObjectRef { manifest, size })
 }
 
 /// Where an async decoder gets shards: providers over the network, a local store, memory.

@@ -1,13 +1,13 @@
 //! Blocks: a header signed by the sequencer and the transactions.
 
 use memo_core::AccountId;
-use memo_core::contract::{Epoch, Height, SignedTx};
+use memo_core::contract::{Epoch, Height, SignedTx, Tick};
 use memo_core::identity::{self, Keypair, Signature};
 use memo_core::wire::{self, WireError};
 use serde::{Deserialize, Serialize};
 
 /// Format version of stored and sent blocks.
-const BLOCK_VERSION: u8 = 1;
+const BLOCK_VERSION: u8 = 2;
 /// Largest accepted encoded block.
 pub(crate) const MAX_BLOCK_BYTES: usize = 256 << 20;
 const HEADER_CONTEXT: &str = "memo/chain/block-header/v1";
@@ -19,6 +19,9 @@ pub struct BlockHeader {
     pub chain: u64,
     /// Height (block 1 follows genesis).
     pub height: Height,
+    /// The ledger's clock: the parent's tick for a block produced early (transactions were
+    /// waiting), one more for a block on the producer's timer. Epochs count ticks.
+    pub tick: Tick,
     /// Hash of the previous block (the genesis hash for block 1).
     pub parent: [u8; 32],
     /// Milliseconds since the Unix epoch, as the sequencer's caller supplied; never decreasing.
@@ -110,6 +113,8 @@ impl Block {
 pub struct Head {
     /// Height of the last committed block (0: genesis only).
     pub height: Height,
+    /// Its tick (see [`BlockHeader::tick`]).
+    pub tick: Tick,
     /// The epoch at that height.
     pub epoch: Epoch,
     /// Its hash (the genesis hash at height 0).

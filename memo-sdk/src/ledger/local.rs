@@ -59,6 +59,10 @@ struct Inner {
 pub struct LocalChain {
     inner: Mutex<Inner>,
     events: broadcast::Sender<Arc<Block>>,
+    /// Woken when a transaction is queued (see [`LocalChain::transactions_waiting`]).
+    queued: tokio::sync::Notify,
+    /// Woken when transactions may have been included or rejected.
+    settled: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for LocalChain {
@@ -174,6 +178,7 @@ impl LocalChain {
         }
         let head = Head {
             height: 0,
+            tick: 0,
             epoch: 0,
             hash: genesis_hash,
             state_root: contract.state_root(),
@@ -195,6 +200,8 @@ impl LocalChain {
         Ok(Self {
             inner: Mutex::new(inner),
             events,
+            queued: tokio::sync::Notify::new(),
+            settled: tokio::sync::Notify::new(),
         })
     }
 
@@ -223,6 +230,8 @@ impl LocalChain {
         }
         s.set_status(hash, TxStatus::Pending);
         s.mempool.push(tx);
+        drop(s);
+        self.queued.notify_waiters();
         Ok(hash)
     }
 
@@ -230,9 +239,38 @@ impl LocalChain {
     /// still advances height and epochs). `time_ms` is the caller's clock; a time before the
     /// head's is raised to it. Invalid transactions are left out and marked rejected.
     pub fn produce_block(&self, time_ms: u64) -> Result<Arc<Block>, LedgerError> {
-        let block = self.lock().produce(time_ms)?;
+        let block = self.lock().produce(time_ms, false);
+        self.settled.notify_waiters();
+        let block =
+            block?.ok_or_else(|| LedgerError::Storage("a timed block was not produced".into()))?;
         let _ = self.events.send(block.clone());
         Ok(block)
+    }
+
+    /// Produces a block early, at the head's tick, from the queued transactions: none if no
+    /// transaction waits or none of them can go in. Epochs count ticks, so early blocks
+    /// shorten a transaction's wait without shortening epochs.
+    pub fn produce_early_block(&self, time_ms: u64) -> Result<Option<Arc<Block>>, LedgerError> {
+        let block = self.lock().produce(time_ms, true);
+        self.settled.notify_waiters();
+        let block = block?;
+        if let Some(b) = &block {
+            let _ = self.events.send(b.clone());
+        }
+        Ok(block)
+    }
+
+    /// Returns once a transaction waits in the queue (at once if one does).
+    pub async fn transactions_waiting(&self) {
+        loop {
+            let notified = self.queued.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.lock().mempool.is_empty() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Builds the next block from the queued transactions without applying it (a group
@@ -240,7 +278,34 @@ impl LocalChain {
     /// imports it once the group committed it). Transactions that cannot go in are dropped and
     /// marked rejected; the others stay queued until a block including them is imported.
     pub fn build_block(&self, time_ms: u64) -> Result<Block, LedgerError> {
-        self.lock().build(time_ms)
+        let block = self.lock().build(time_ms, false);
+        self.settled.notify_waiters();
+        block?.ok_or_else(|| LedgerError::Storage("a timed block was not built".into()))
+    }
+
+    /// Like [`Self::build_block`], early (at the head's tick, see
+    /// [`Self::produce_early_block`]): none if no queued transaction can go in.
+    pub fn build_early_block(&self, time_ms: u64) -> Result<Option<Block>, LedgerError> {
+        let block = self.lock().build(time_ms, true);
+        self.settled.notify_waiters();
+        block
+    }
+
+    /// What became of `hash`, once it is included or rejected here or `within` has passed.
+    pub async fn await_status(&self, hash: &[u8; 32], within: std::time::Duration) -> TxStatus {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            let status = self.status_now(hash);
+            if status.is_final() {
+                return status;
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                return self.status_now(hash);
+            }
+        }
     }
 
     /// Whether `block` is already part of this chain (the same hash at its height).
@@ -258,6 +323,7 @@ impl LocalChain {
     pub fn import_block(&self, block: Block) -> Result<(), LedgerError> {
         let block = Arc::new(block);
         self.lock().import(&block, true)?;
+        self.settled.notify_waiters();
         let _ = self.events.send(block);
         Ok(())
     }
@@ -273,8 +339,9 @@ impl LocalChain {
         }
     }
 
-    /// Produces a block every `every`, stamped with `env`'s wall clock, until the chain is
-    /// dropped. Errors are logged and production continues.
+    /// Produces a block every `every`, and one early whenever transactions wait (one block at
+    /// a time), stamped with `env`'s wall clock, until the chain is dropped. Errors are logged
+    /// and production continues.
     pub fn spawn_producer(
         self: &Arc<Self>,
         env: crate::env::Env,
@@ -282,12 +349,24 @@ impl LocalChain {
     ) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut pacer = Pacer::new(every);
+            let mut early_ok = true;
             loop {
-                tick.tick().await;
                 let Some(chain) = weak.upgrade() else { break };
-                if let Err(e) = chain.produce_block(env.unix_ms()) {
+                let early = pacer.next(&chain, early_ok).await;
+                let made = if early {
+                    chain
+                        .produce_early_block(env.unix_ms())
+                        .map(|b| b.is_some())
+                } else {
+                    chain.produce_block(env.unix_ms()).map(|_| true)
+                };
+                if made == Ok(true) {
+                    pacer.produced();
+                }
+                // After a failure, wait for the timer rather than retry at once.
+                early_ok = made.is_ok();
+                if let Err(e) = made {
                     tracing::warn!(error = %e, "block production failed");
                 }
             }
@@ -400,6 +479,7 @@ impl Inner {
         }
         let (_, outcomes) = self.contract.execute_block_outcomes(
             h.height,
+            h.tick,
             h.parent,
             &block.txs,
             Some(h.state_root),
@@ -449,6 +529,7 @@ impl Inner {
     fn advance(&mut self, block: &Block) {
         self.head = Head {
             height: block.header.height,
+            tick: block.header.tick,
             epoch: self.contract.epoch(),
             hash: block.hash(),
             state_root: block.header.state_root,
@@ -459,15 +540,16 @@ impl Inner {
     /// Assembles the next block from the queue and leaves it open in the contract: the
     /// block, each included transaction's outcome, and the transactions left out (with why).
     /// The queue is emptied; on error it is restored and nothing changed.
-    fn assemble(&mut self, time_ms: u64) -> Result<Assembled, LedgerError> {
+    fn assemble(&mut self, time_ms: u64, early: bool) -> Result<Assembled, LedgerError> {
         let Some(key) = self.key.clone() else {
             return Err(LedgerError::NotSequencer);
         };
         let height = self.head.height + 1;
+        let tick = self.head.tick + u64::from(!early);
         let parent = self.head.hash;
         let mut candidates = std::mem::take(&mut self.mempool);
         let (txs, outcomes, mut rejected) = loop {
-            if let Err(e) = self.contract.begin_block(height, parent) {
+            if let Err(e) = self.contract.begin_block_at(height, tick, parent) {
                 self.mempool = candidates;
                 return Err(e.into());
             }
@@ -521,6 +603,7 @@ impl Inner {
         let header = BlockHeader {
             chain: self.chain,
             height,
+            tick,
             parent,
             time_ms: time_ms.max(self.head.time_ms),
             tx_root: tx_root_of(&digests),
@@ -536,12 +619,21 @@ impl Inner {
         })
     }
 
-    fn produce(&mut self, time_ms: u64) -> Result<Arc<Block>, LedgerError> {
+    /// The next block, timed or early; an early block only if some transaction goes in.
+    fn produce(&mut self, time_ms: u64, early: bool) -> Result<Option<Arc<Block>>, LedgerError> {
+        if early && self.mempool.is_empty() {
+            return Ok(None);
+        }
         let Assembled {
             block,
             outcomes,
             rejected,
-        } = self.assemble(time_ms)?;
+        } = self.assemble(time_ms, early)?;
+        if early && block.txs.is_empty() {
+            self.contract.abort_block();
+            self.reject(rejected);
+            return Ok(None);
+        }
         if let Err(e) = self.store(&block) {
             self.contract.abort_block();
             self.mempool = block.txs;
@@ -550,26 +642,86 @@ impl Inner {
         self.contract.commit_block()?;
         self.advance(&block);
         self.included(&block, outcomes);
+        self.reject(rejected);
+        Ok(Some(Arc::new(block)))
+    }
+
+    fn reject(&mut self, rejected: Vec<([u8; 32], Rejection)>) {
         for (h, r) in rejected {
             self.set_status(h, TxStatus::Rejected(r));
         }
-        Ok(Arc::new(block))
     }
 
-    fn build(&mut self, time_ms: u64) -> Result<Block, LedgerError> {
+    /// The next block, timed or early, built but not applied; an early block only if some
+    /// transaction goes in.
+    fn build(&mut self, time_ms: u64, early: bool) -> Result<Option<Block>, LedgerError> {
+        if early && self.mempool.is_empty() {
+            return Ok(None);
+        }
         let Assembled {
             block, rejected, ..
-        } = self.assemble(time_ms)?;
+        } = self.assemble(time_ms, early)?;
         self.contract.abort_block();
+        if early && block.txs.is_empty() {
+            self.reject(rejected);
+            return Ok(None);
+        }
         // The block's transactions wait in the queue until the block is imported (they go
         // into the next one the leader builds if the group never commits this one).
         let mut queue = block.txs.clone();
         queue.append(&mut self.mempool);
         self.mempool = queue;
-        for (h, r) in rejected {
-            self.set_status(h, TxStatus::Rejected(r));
+        self.reject(rejected);
+        Ok(Some(block))
+    }
+}
+
+/// When a producer makes its next block: every `every` on its timer, and early when
+/// transactions wait, but not sooner than a quarter of `every` after the last block, so that
+/// a burst of transactions shares blocks instead of paying a block (a replicated, fsync'd
+/// write on every keeper of a group) each.
+pub(crate) struct Pacer {
+    tick: tokio::time::Interval,
+    gap: std::time::Duration,
+    /// Runs out a gap after the last block.
+    since_last: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Pacer {
+    /// A pacer for blocks every `every`.
+    pub(crate) fn new(every: std::time::Duration) -> Self {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            tick,
+            gap: every / 4,
+            since_last: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
         }
-        Ok(block)
+    }
+
+    /// Waits for the next block: `false` when the timer says a timed block is due, `true`
+    /// when an early one may be built (only if `early_ok`, and only once transactions wait
+    /// in `chain`'s queue).
+    pub(crate) async fn next(&mut self, chain: &LocalChain, early_ok: bool) -> bool {
+        if !early_ok {
+            self.tick.tick().await;
+            return false;
+        }
+        tokio::select! {
+            biased;
+            _ = self.tick.tick() => return false,
+            _ = chain.transactions_waiting() => {}
+        }
+        tokio::select! {
+            biased;
+            _ = self.tick.tick() => false,
+            _ = self.since_last.as_mut() => true,
+        }
+    }
+
+    /// Records that a block was just made.
+    pub(crate) fn produced(&mut self) {
+        self.since_last = Box::pin(tokio::time::sleep(self.gap));
     }
 }
 
@@ -588,6 +740,14 @@ impl Ledger for LocalChain {
 
     async fn tx_status(&self, hash: [u8; 32]) -> Result<TxStatus, LedgerError> {
         Ok(self.status_now(&hash))
+    }
+
+    async fn await_tx(
+        &self,
+        hash: [u8; 32],
+        within: std::time::Duration,
+    ) -> Result<TxStatus, LedgerError> {
+        Ok(self.await_status(&hash, within).await)
     }
 
     async fn query(&self, query: Query) -> Result<Answer, LedgerError> {

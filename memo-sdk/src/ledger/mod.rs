@@ -15,6 +15,7 @@ mod remote;
 pub mod tx;
 
 pub use block::{Block, BlockHeader, Head, tx_root};
+pub(crate) use local::Pacer;
 pub use local::{ChainConfig, LocalChain};
 pub use remote::{ChainFollower, FollowStatus, LedgerService, RemoteLedger};
 
@@ -23,7 +24,11 @@ use memo_core::contract::{
     Answer, BlockError, GenesisError, Height, Outcome, Query, Rejection, SignedTx,
 };
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::broadcast;
+
+/// How often [`Ledger::await_tx`]'s default asks again when no block arrives.
+pub const STATUS_POLL: Duration = Duration::from_millis(50);
 
 /// What became of a submitted transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +49,13 @@ pub enum TxStatus {
     Rejected(Rejection),
     /// Not known (never submitted, or forgotten).
     Unknown,
+}
+
+impl TxStatus {
+    /// Whether this is final: included or rejected.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Included { .. } | Self::Rejected(_))
+    }
 }
 
 /// Why a ledger operation failed.
@@ -125,6 +137,26 @@ pub trait Ledger: Send + Sync {
     async fn submit(&self, tx: SignedTx) -> Result<[u8; 32], LedgerError>;
     /// What became of a submitted transaction.
     async fn tx_status(&self, hash: [u8; 32]) -> Result<TxStatus, LedgerError>;
+    /// What became of a submitted transaction, once it is included or rejected or `within`
+    /// has passed, whichever comes first. The default asks [`Ledger::tx_status`] at each new
+    /// block and every [`STATUS_POLL`]; backends that see their blocks answer at once.
+    async fn await_tx(&self, hash: [u8; 32], within: Duration) -> Result<TxStatus, LedgerError> {
+        let mut blocks = self.subscribe();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let status = self.tx_status(hash).await?;
+            if status.is_final() || tokio::time::Instant::now() >= deadline {
+                return Ok(status);
+            }
+            let poll = deadline.min(tokio::time::Instant::now() + STATUS_POLL);
+            tokio::select! {
+                r = blocks.recv() => if let Err(broadcast::error::RecvError::Closed) = r {
+                    tokio::time::sleep_until(poll).await;
+                },
+                _ = tokio::time::sleep_until(poll) => {}
+            }
+        }
+    }
     /// Reads the state after the head block.
     async fn query(&self, query: Query) -> Result<Answer, LedgerError>;
     /// The head block: height, epoch, hash and state root.

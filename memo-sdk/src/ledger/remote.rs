@@ -307,8 +307,12 @@ fn decode_status(bytes: &[u8]) -> Result<TxStatus, LedgerError> {
 // ---------------------------------------------------------------------------------------------
 // Serving.
 
+/// The longest a [`Request::LedgerTxWait`] is held (a longer wait is asked again).
+pub const MAX_TX_WAIT: Duration = Duration::from_secs(2);
+
 /// Serves a [`Ledger`] to other nodes: [`Request::LedgerSubmit`], [`Request::LedgerTxStatus`],
-/// [`Request::LedgerQuery`], [`Request::LedgerHead`] and [`Request::LedgerBlocks`].
+/// [`Request::LedgerTxWait`], [`Request::LedgerQuery`], [`Request::LedgerHead`] and
+/// [`Request::LedgerBlocks`].
 ///
 /// Anyone may call it: transactions carry their senders' signatures and reads need no
 /// identity. Served by the sequencer, it takes transactions; served by a follower, submits are
@@ -332,6 +336,10 @@ impl LedgerService {
             }
             Request::LedgerTxStatus { hash } => {
                 Response::LedgerTxStatus(encode_status(&self.ledger.tx_status(*hash).await?))
+            }
+            Request::LedgerTxWait { hash, within_ms } => {
+                let within = Duration::from_millis(u64::from(*within_ms)).min(MAX_TX_WAIT);
+                Response::LedgerTxStatus(encode_status(&self.ledger.await_tx(*hash, within).await?))
             }
             Request::LedgerQuery { query } => {
                 let q: Query = wire::decode(query, MAX_SMALL, "query")
@@ -384,6 +392,7 @@ impl Service for LedgerService {
         match req {
             Request::LedgerSubmit { .. }
             | Request::LedgerTxStatus { .. }
+            | Request::LedgerTxWait { .. }
             | Request::LedgerQuery { .. }
             | Request::LedgerHead
             | Request::LedgerBlocks { .. } => Some(
@@ -616,6 +625,17 @@ impl Ledger for RemoteLedger {
         match self.call(&Request::LedgerTxStatus { hash }).await? {
             Response::LedgerTxStatus(s) => decode_status(&s),
             other => Err(self.unexpected("LedgerTxStatus", &other)),
+        }
+    }
+
+    async fn await_tx(&self, hash: [u8; 32], within: Duration) -> Result<TxStatus, LedgerError> {
+        let within_ms = within.min(MAX_TX_WAIT).as_millis() as u32;
+        match self
+            .call(&Request::LedgerTxWait { hash, within_ms })
+            .await?
+        {
+            Response::LedgerTxStatus(s) => decode_status(&s),
+            other => Err(self.unexpected("LedgerTxWait", &other)),
         }
     }
 

@@ -357,3 +357,58 @@ async fn interval_producer_advances_the_chain() {
     assert!(included);
     assert!(s.head().await.unwrap().height >= 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_transaction_gets_an_early_block_that_leaves_the_epochs_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(seq(&db(&dir, "s")));
+    let hour = std::time::Duration::from_secs(3600);
+    let start = tokio::time::Instant::now();
+    let task = s.spawn_producer(crate::env::Env::simulated(1), hour);
+    // The timer's first block comes at once (tick 1); the next is an hour away.
+    let mut sub = s.subscribe();
+    let first = sub.recv().await.unwrap();
+    assert_eq!((first.header.height, first.header.tick), (1, 1));
+    let hash = s.submit(pay("a", 0, 1)).await.unwrap();
+    let block = sub.recv().await.unwrap();
+    // Early: at the parent's tick, a quarter of the timer's interval after the last block at
+    // the soonest, not on the timer.
+    assert_eq!((block.header.height, block.header.tick), (2, 1));
+    assert_eq!(
+        block.txs.iter().map(|t| t.digest()).collect::<Vec<_>>(),
+        [hash]
+    );
+    assert!(matches!(s.status_now(&hash), TxStatus::Included { .. }));
+    // A burst shares one early block.
+    let burst = [
+        s.submit(pay("a", 1, 1)).await.unwrap(),
+        s.submit(pay("a", 2, 1)).await.unwrap(),
+    ];
+    let block = sub.recv().await.unwrap();
+    assert_eq!((block.header.height, block.header.tick), (3, 1));
+    assert_eq!(
+        block.txs.iter().map(|t| t.digest()).collect::<Vec<_>>(),
+        burst
+    );
+    assert!(start.elapsed() < hour);
+    assert_eq!(s.head_now().epoch, 0);
+    // A transaction that cannot go in makes no block: it is rejected at once.
+    let replay = s.submit(pay("a", 0, 2)).await.unwrap();
+    assert!(matches!(
+        s.await_status(&replay, hour).await,
+        TxStatus::Rejected(_)
+    ));
+    assert_eq!(s.head_now().height, 3);
+    assert!(start.elapsed() < hour);
+    // The timer still advances the tick, and with it the epochs (3 ticks each).
+    for tick in 2..=3 {
+        let b = sub.recv().await.unwrap();
+        assert_eq!((b.header.tick, b.txs.len()), (tick, 0));
+    }
+    assert_eq!(s.head_now().epoch, 1);
+    task.abort();
+    // A follower verifies and imports early blocks like any other.
+    let f = follower(&db(&dir, "f"));
+    assert_eq!(f.sync_from(s.as_ref()).await.unwrap(), 5);
+    assert_eq!(f.head_now(), s.head_now());
+}

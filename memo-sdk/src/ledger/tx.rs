@@ -11,7 +11,6 @@ use memo_core::contract::{Answer, Call, Outcome, Query, Rejection, SignedTx, Tx}
 use memo_core::{AccountId, Keypair, Signed};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
 
 /// A ledger transaction could not be sent or did not get through.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,7 +37,10 @@ pub const NONCE_RETRIES: usize = 8;
 struct NonceState {
     chain: Option<u64>,
     next: u64,
-    pending: Vec<[u8; 32]>,
+    /// Transactions sent and not known to be settled: hash and nonce, in nonce order.
+    pending: Vec<([u8; 32], u64)>,
+    /// One past the highest nonce of a transaction of ours seen included.
+    used: u64,
 }
 
 /// Signs and submits one account's transactions.
@@ -95,16 +97,20 @@ impl TxSender {
         // concurrent senders of one account ask the ledger quadratically often.)
         let mut still = std::mem::take(&mut st.pending);
         let mut done = 0;
-        for h in &still {
-            if self.ledger.tx_status(*h).await? == TxStatus::Pending {
-                break;
+        for (h, nonce) in &still {
+            match self.ledger.tx_status(*h).await? {
+                TxStatus::Pending => break,
+                TxStatus::Included { .. } => st.used = st.used.max(nonce + 1),
+                _ => {}
             }
             done += 1;
         }
         still.drain(..done);
         if still.is_empty() {
+            // The ledger's next nonce, unless the copy asked has not yet applied a block that
+            // included one of ours (a keeper group's member may lag its leader by a block).
             st.next = match self.ledger.query(Query::Account(self.account())).await? {
-                Answer::Account(a) => a.nonce,
+                Answer::Account(a) => a.nonce.max(st.used),
                 other => return Err(TxError::Unexpected(format!("{other:?}"))),
             };
         }
@@ -113,7 +119,8 @@ impl TxSender {
         for call in calls {
             let tx: SignedTx = Signed::sign(&self.keypair, &Tx::new(chain, st.next, call));
             let hash = self.ledger.submit(tx.clone()).await?;
-            st.pending.push(hash);
+            let nonce = st.next;
+            st.pending.push((hash, nonce));
             st.next += 1;
             out.push(tx);
         }
@@ -243,45 +250,40 @@ async fn wait_for(
     txs: Option<&[SignedTx]>,
     timeout: Duration,
 ) -> Result<Vec<Result<Outcome, Rejection>>, TxError> {
-    let mut blocks = ledger.subscribe();
     let start = tokio::time::Instant::now();
     let deadline = start + timeout;
     let mut resent = start;
-    loop {
-        let mut done = Vec::with_capacity(hashes.len());
-        for (i, h) in hashes.iter().enumerate() {
-            match ledger.tx_status(*h).await? {
-                TxStatus::Included { outcome, .. } => done.push(Ok(outcome)),
-                TxStatus::Rejected(r) => done.push(Err(r)),
-                TxStatus::Unknown => {
-                    let now = tokio::time::Instant::now();
-                    if let Some(rest) = txs.and_then(|t| t.get(i..))
-                        && now >= resent + RESUBMIT_EVERY
-                    {
-                        tracing::debug!("the ledger lost a queued transaction; sending it again");
-                        // It and the ones after it, in nonce order (a copy of one still queued
-                        // or included changes nothing). A refusal shows in the next round.
-                        for tx in rest {
-                            let _ = ledger.submit(tx.clone()).await;
-                        }
-                        resent = now;
+    let mut done = Vec::with_capacity(hashes.len());
+    // In order: each wait returns as soon as its transaction is settled, so the whole wait is
+    // the slowest one's.
+    while let Some(h) = hashes.get(done.len()) {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(TxError::Timeout(timeout));
+        }
+        let within = (deadline - now).min(RESUBMIT_EVERY);
+        match ledger.await_tx(*h, within).await? {
+            TxStatus::Included { outcome, .. } => done.push(Ok(outcome)),
+            TxStatus::Rejected(r) => done.push(Err(r)),
+            TxStatus::Unknown => {
+                let now = tokio::time::Instant::now();
+                if let Some(rest) = txs.and_then(|t| t.get(done.len()..))
+                    && now >= resent + RESUBMIT_EVERY
+                {
+                    tracing::debug!("the ledger lost a queued transaction; sending it again");
+                    // It and the ones after it, in nonce order (a copy of one still queued
+                    // or included changes nothing). A refusal shows in the next round.
+                    for tx in rest {
+                        let _ = ledger.submit(tx.clone()).await;
                     }
-                    break;
+                    resent = now;
+                } else {
+                    // Not known yet (a ledger that answers at once): ask again shortly.
+                    tokio::time::sleep(crate::ledger::STATUS_POLL.min(deadline - now)).await;
                 }
-                _ => break,
             }
-        }
-        if done.len() == hashes.len() {
-            return Ok(done);
-        }
-        // Wake on the next block; poll now and then in case a notification was missed.
-        let tick = tokio::time::sleep(Duration::from_millis(50));
-        tokio::select! {
-            r = blocks.recv() => if let Err(RecvError::Closed) = r {
-                tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_millis(50))).await;
-            },
-            _ = tick => {}
-            _ = tokio::time::sleep_until(deadline) => return Err(TxError::Timeout(timeout)),
+            TxStatus::Pending => {}
         }
     }
+    Ok(done)
 }

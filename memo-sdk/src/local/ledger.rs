@@ -22,7 +22,7 @@ use crate::env::Env;
 use crate::keeper::Keeper;
 use crate::keeper::challenger::{Challenger, ChallengerConfig, EpochReport};
 use crate::ledger::tx::TxError;
-use crate::ledger::{Head, Ledger, LocalChain, TxStatus};
+use crate::ledger::{Head, Ledger, LocalChain, Pacer, TxStatus};
 use crate::local::LocalProvider;
 use crate::provider::prover::Prover;
 use memo_core::contract::{Amount, Call, Epoch, Genesis, Height, Params, RolesCall, SignedTx, Tx};
@@ -275,8 +275,9 @@ pub(crate) async fn attach<S: memo_core::ownership::ShardStore + 'static>(
     })
 }
 
-/// Produces a block every `every`; before the last block of an epoch, waits until every
-/// keeper has handled the head (bounded by `gate_timeout`).
+/// Produces a block every `every`, and one early whenever transactions wait; before the last
+/// timed block of an epoch, waits until every keeper has handled the head (bounded by
+/// `gate_timeout`).
 fn spawn_producer(
     env: Env,
     chain: Arc<LocalChain>,
@@ -286,17 +287,31 @@ fn spawn_producer(
     gate_timeout: Duration,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pacer = Pacer::new(every);
+        let mut early_ok = true;
         loop {
-            tick.tick().await;
-            let head = chain.head_now().height;
-            if (head + 2).is_multiple_of(epoch_blocks) {
-                for g in &mut gates {
-                    let _ = tokio::time::timeout(gate_timeout, g.wait_for(|h| *h >= head)).await;
+            let early = pacer.next(&chain, early_ok).await;
+            let made = if early {
+                chain
+                    .produce_early_block(env.unix_ms())
+                    .map(|b| b.is_some())
+            } else {
+                let head = chain.head_now();
+                if (head.tick + 2).is_multiple_of(epoch_blocks) {
+                    for g in &mut gates {
+                        let _ =
+                            tokio::time::timeout(gate_timeout, g.wait_for(|h| *h >= head.height))
+                                .await;
+                    }
                 }
+                chain.produce_block(env.unix_ms()).map(|_| true)
+            };
+            if made == Ok(true) {
+                pacer.produced();
             }
-            if let Err(e) = chain.produce_block(env.unix_ms()) {
+            // After a failure, wait for the timer rather than retry at once.
+            early_ok = made.is_ok();
+            if let Err(e) = made {
                 tracing::warn!(error = %e, "block production failed");
             }
         }

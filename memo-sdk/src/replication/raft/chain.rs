@@ -5,7 +5,7 @@
 
 use super::{Proposal, TypeConfig, account_of};
 use crate::env::Env;
-use crate::ledger::{Block, Head, Ledger, LedgerError, LocalChain, RemoteLedger, TxStatus};
+use crate::ledger::{Block, Head, Ledger, LedgerError, LocalChain, Pacer, RemoteLedger, TxStatus};
 use async_trait::async_trait;
 use memo_core::AccountId;
 use memo_core::contract::{Answer, Height, Query, SignedTx};
@@ -168,6 +168,25 @@ impl Ledger for GroupLedger {
         }
     }
 
+    /// Waits here while this keeper leads (its chain builds the blocks and rejects what
+    /// cannot go in), else with the leader, which alone learns of rejections.
+    async fn await_tx(&self, hash: [u8; 32], within: Duration) -> Result<TxStatus, LedgerError> {
+        let here = self.chain.status_now(&hash);
+        if here.is_final() {
+            return Ok(here);
+        }
+        match self.route_when_led().await {
+            Route::Leader(l) => match self.leader_ledger(l).await_tx(hash, within).await {
+                Ok(s) => Ok(s),
+                Err(e) => {
+                    debug!("transaction status from the leader: {e}");
+                    Ok(self.chain.status_now(&hash))
+                }
+            },
+            Route::Here | Route::Nobody => Ok(self.chain.await_status(&hash, within).await),
+        }
+    }
+
     async fn query(&self, query: Query) -> Result<Answer, LedgerError> {
         Ok(self.chain.query_now(&query))
     }
@@ -186,21 +205,24 @@ impl Ledger for GroupLedger {
 }
 
 /// While this keeper leads the group, builds a block from its queue every `every` (stamped
-/// with `env`'s wall clock) and proposes it to the group; one block is in flight at a time.
-/// Ends when the Raft node stops.
+/// with `env`'s wall clock), and one early whenever transactions wait, and proposes it to the
+/// group; one block is in flight at a time. Ends when the Raft node stops.
 pub(super) async fn produce_blocks(
     raft: Raft<TypeConfig>,
     chain: Arc<LocalChain>,
     env: Env,
     every: Duration,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pacer = Pacer::new(every);
     // The term in which this keeper's head is known to be the group's: blocks are built only
     // by the leader, one at a time, and each is applied here before its proposal returns.
     let mut caught_up: Option<u64> = None;
+    // Whether to build early blocks: only right after this keeper, as leader, got a block
+    // committed (so a follower, or a leader whose proposals fail, waits for the timer).
+    let mut early_ok = false;
     loop {
-        tick.tick().await;
+        let early = pacer.next(&chain, early_ok).await;
+        early_ok = false;
         let (state, term) = {
             let m = raft.metrics().borrow().clone();
             (m.state, m.current_term)
@@ -220,8 +242,17 @@ pub(super) async fn produce_blocks(
             }
             caught_up = Some(term);
         }
-        let block = match chain.build_block(env.unix_ms()) {
-            Ok(b) => b,
+        let built = if early {
+            chain.build_early_block(env.unix_ms())
+        } else {
+            chain.build_block(env.unix_ms()).map(Some)
+        };
+        let block = match built {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                early_ok = true;
+                continue;
+            }
             Err(e) => {
                 warn!(error = %e, "building a block failed");
                 continue;
@@ -233,7 +264,10 @@ pub(super) async fn produce_blocks(
                 caught_up = None;
                 warn!(height, "the group refused the block this keeper built")
             }
-            Ok(_) => {}
+            Ok(_) => {
+                pacer.produced();
+                early_ok = true;
+            }
             Err(e) => {
                 caught_up = None;
                 debug!(height, "block not committed: {e}")
