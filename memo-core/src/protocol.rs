@@ -20,6 +20,8 @@ pub const PROTOCOL_VERSION: u8 = 2;
 pub const MAX_CHUNKS_PER_REQUEST: usize = 4096;
 /// Most log entries or blocks one read request may ask for (and one response may carry).
 pub const MAX_ENTRIES_PER_READ: u32 = 4096;
+/// Most transactions in one [`Request::LedgerSubmitAll`].
+pub const MAX_TXS_PER_SUBMIT: usize = 1024;
 
 /// Where one chunk's shards live: `holders[i]` holds shard `i` (if anyone does).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,6 +266,13 @@ pub enum Request {
         /// The longest wait, in milliseconds.
         within_ms: u32,
     },
+    /// Ledger: queue transactions in this order (one sender's consecutive nonces, say), each
+    /// in canonical bytes, at most [`MAX_TXS_PER_SUBMIT`]. Answered with
+    /// [`Response::LedgerSubmittedAll`].
+    LedgerSubmitAll {
+        /// The encoded transactions.
+        txs: Vec<Vec<u8>>,
+    },
 }
 
 impl Request {
@@ -299,6 +308,7 @@ impl Request {
             Self::Registered { .. } => "Registered",
             Self::Withdraw { .. } => "Withdraw",
             Self::LedgerTxWait { .. } => "LedgerTxWait",
+            Self::LedgerSubmitAll { .. } => "LedgerSubmitAll",
         }
     }
 }
@@ -420,6 +430,8 @@ pub enum Response {
         /// the network has one.
         ledger: Option<AccountId>,
     },
+    /// The hashes of a [`Request::LedgerSubmitAll`]'s transactions, all queued, in order.
+    LedgerSubmittedAll(Vec<[u8; 32]>),
 }
 
 /// A node in a keeper's [`Response::Directory`].
@@ -579,6 +591,7 @@ impl Request {
             Request::Registered { shards } | Request::Withdraw { shards } => {
                 too_many(shards.len(), MAX_CHUNKS_PER_REQUEST)
             }
+            Request::LedgerSubmitAll { txs } => too_many(txs.len(), MAX_TXS_PER_SUBMIT),
             _ => false,
         };
         if bad {
@@ -631,6 +644,7 @@ impl Response {
             Response::ShardList(ids) => ids.len() > MAX_ENTRIES_PER_READ as usize,
             Response::Possession(p) => p.len() > MAX_CHUNKS_PER_REQUEST,
             Response::Registered(r) => r.len() > MAX_CHUNKS_PER_REQUEST,
+            Response::LedgerSubmittedAll(h) => h.len() > MAX_TXS_PER_SUBMIT,
             _ => false,
         };
         if bad {

@@ -451,6 +451,36 @@ pub async fn ledger_conformance(
         before + 8,
         "the replay moved nothing; the next transfer did"
     );
+    // Transactions submitted together are queued in order; each one's wait ends with it
+    // settled, long before its bound.
+    let batch: Vec<_> = (0..3).map(|i| pay(nonce + 2 + i, 10)).collect();
+    let hashes = match ledger.submit_all(batch.clone()).await {
+        Ok(h) => h,
+        Err(e) => panic!("submit_all of three valid transfers failed: {e}"),
+    };
+    let digests: Vec<[u8; 32]> = batch.iter().map(Signed::digest).collect();
+    assert_eq!(hashes, digests, "submit_all returns the hashes in order");
+    let mut at = Vec::new();
+    for h in hashes {
+        match ledger.await_tx(h, INCLUSION).await {
+            Ok(crate::ledger::TxStatus::Included { height, index, .. }) => at.push((height, index)),
+            other => panic!("await_tx of a submitted transfer answered {other:?}"),
+        }
+    }
+    assert!(at.is_sorted(), "included in nonce order: {at:?}");
+    assert_eq!(
+        account(ledger.as_ref(), payee).await.balance,
+        before + 38,
+        "all three transfers were applied"
+    );
+    // A transaction the ledger cannot take is settled as rejected, not left to time out.
+    match ledger.submit(pay(nonce, 99)).await {
+        Err(_) => {}
+        Ok(h) => match ledger.await_tx(h, INCLUSION).await {
+            Ok(crate::ledger::TxStatus::Rejected(_)) => {}
+            other => panic!("a replayed nonce awaited gave {other:?}"),
+        },
+    }
     // No block beyond the head.
     match ledger.block(u64::MAX).await {
         Ok(None) => {}

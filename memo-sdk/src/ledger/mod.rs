@@ -135,6 +135,16 @@ pub enum LedgerError {
 pub trait Ledger: Send + Sync {
     /// Queues a transaction for the next block; returns its hash (see [`Ledger::tx_status`]).
     async fn submit(&self, tx: SignedTx) -> Result<[u8; 32], LedgerError>;
+    /// Queues transactions in this order (one sender's consecutive nonces, say); returns
+    /// their hashes. On an error, the ones before the failing one may be queued. The default
+    /// submits one after another; a remote ledger sends them in one round trip.
+    async fn submit_all(&self, txs: Vec<SignedTx>) -> Result<Vec<[u8; 32]>, LedgerError> {
+        let mut hashes = Vec::with_capacity(txs.len());
+        for tx in txs {
+            hashes.push(self.submit(tx).await?);
+        }
+        Ok(hashes)
+    }
     /// What became of a submitted transaction.
     async fn tx_status(&self, hash: [u8; 32]) -> Result<TxStatus, LedgerError>;
     /// What became of a submitted transaction, once it is included or rejected or `within`

@@ -10,7 +10,9 @@ use crate::transport::rpc::{RpcError, call, unexpected};
 use async_trait::async_trait;
 use memo_core::contract::{Answer, Height, Outcome, Query, Rejection, SignedTx, Tx};
 use memo_core::identity::Signable;
-use memo_core::protocol::{ErrorCode, MAX_ENTRIES_PER_READ, RemoteError, Request, Response};
+use memo_core::protocol::{
+    ErrorCode, MAX_ENTRIES_PER_READ, MAX_TXS_PER_SUBMIT, RemoteError, Request, Response,
+};
 use memo_core::transport::{MAX_MESSAGE, Transport};
 use memo_core::{AccountId, wire};
 use std::collections::BTreeMap;
@@ -310,7 +312,8 @@ fn decode_status(bytes: &[u8]) -> Result<TxStatus, LedgerError> {
 /// The longest a [`Request::LedgerTxWait`] is held (a longer wait is asked again).
 pub const MAX_TX_WAIT: Duration = Duration::from_secs(2);
 
-/// Serves a [`Ledger`] to other nodes: [`Request::LedgerSubmit`], [`Request::LedgerTxStatus`],
+/// Serves a [`Ledger`] to other nodes: [`Request::LedgerSubmit`],
+/// [`Request::LedgerSubmitAll`], [`Request::LedgerTxStatus`],
 /// [`Request::LedgerTxWait`], [`Request::LedgerQuery`], [`Request::LedgerHead`] and
 /// [`Request::LedgerBlocks`].
 ///
@@ -336,6 +339,14 @@ impl LedgerService {
             }
             Request::LedgerTxStatus { hash } => {
                 Response::LedgerTxStatus(encode_status(&self.ledger.tx_status(*hash).await?))
+            }
+            Request::LedgerSubmitAll { txs } => {
+                let txs = txs
+                    .iter()
+                    .map(|tx| wire::decode(tx, MAX_TX_ENVELOPE, "transaction"))
+                    .collect::<Result<Vec<SignedTx>, _>>()
+                    .map_err(|e| LedgerError::Malformed(e.to_string()))?;
+                Response::LedgerSubmittedAll(self.ledger.submit_all(txs).await?)
             }
             Request::LedgerTxWait { hash, within_ms } => {
                 let within = Duration::from_millis(u64::from(*within_ms)).min(MAX_TX_WAIT);
@@ -393,6 +404,7 @@ impl Service for LedgerService {
             Request::LedgerSubmit { .. }
             | Request::LedgerTxStatus { .. }
             | Request::LedgerTxWait { .. }
+            | Request::LedgerSubmitAll { .. }
             | Request::LedgerQuery { .. }
             | Request::LedgerHead
             | Request::LedgerBlocks { .. } => Some(
@@ -619,6 +631,20 @@ impl Ledger for RemoteLedger {
             Response::LedgerSubmitted(h) => Ok(h),
             other => Err(self.unexpected("LedgerSubmit", &other)),
         }
+    }
+
+    async fn submit_all(&self, txs: Vec<SignedTx>) -> Result<Vec<[u8; 32]>, LedgerError> {
+        let mut hashes = Vec::with_capacity(txs.len());
+        for batch in txs.chunks(MAX_TXS_PER_SUBMIT) {
+            let req = Request::LedgerSubmitAll {
+                txs: batch.iter().map(wire::encode).collect(),
+            };
+            match self.call(&req).await? {
+                Response::LedgerSubmittedAll(h) if h.len() == batch.len() => hashes.extend(h),
+                other => return Err(self.unexpected("LedgerSubmitAll", &other)),
+            }
+        }
+        Ok(hashes)
     }
 
     async fn tx_status(&self, hash: [u8; 32]) -> Result<TxStatus, LedgerError> {

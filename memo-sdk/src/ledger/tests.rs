@@ -371,15 +371,14 @@ async fn a_waiting_transaction_gets_an_early_block_that_leaves_the_epochs_alone(
     assert_eq!((first.header.height, first.header.tick), (1, 1));
     let hash = s.submit(pay("a", 0, 1)).await.unwrap();
     let block = sub.recv().await.unwrap();
-    // Early: at the parent's tick, a quarter of the timer's interval after the last block at
-    // the soonest, not on the timer.
+    // Early: at the parent's tick, not on the timer.
     assert_eq!((block.header.height, block.header.tick), (2, 1));
     assert_eq!(
         block.txs.iter().map(|t| t.digest()).collect::<Vec<_>>(),
         [hash]
     );
     assert!(matches!(s.status_now(&hash), TxStatus::Included { .. }));
-    // A burst shares one early block.
+    // Transactions queued while no block is being made share one early block.
     let burst = [
         s.submit(pay("a", 1, 1)).await.unwrap(),
         s.submit(pay("a", 2, 1)).await.unwrap(),

@@ -78,9 +78,9 @@ impl TxSender {
         &self.ledger
     }
 
-    /// Signs `calls` with consecutive nonces and queues them, in order. Returns the signed
-    /// transactions (their [`Signed::digest`] is the hash to follow). Stops at the first
-    /// submission the ledger refuses; the ones before it stay queued.
+    /// Signs `calls` with consecutive nonces and queues them, in order, in one
+    /// [`Ledger::submit_all`]. Returns the signed transactions (their [`Signed::digest`] is
+    /// the hash to follow). If the ledger refuses one, the ones before it may stay queued.
     pub async fn send(&self, calls: Vec<Call>) -> Result<Vec<SignedTx>, TxError> {
         let mut st = self.state.lock().await;
         let chain = match st.chain {
@@ -115,15 +115,24 @@ impl TxSender {
             };
         }
         st.pending = still;
-        let mut out = Vec::with_capacity(calls.len());
-        for call in calls {
-            let tx: SignedTx = Signed::sign(&self.keypair, &Tx::new(chain, st.next, call));
-            let hash = self.ledger.submit(tx.clone()).await?;
-            let nonce = st.next;
-            st.pending.push((hash, nonce));
-            st.next += 1;
-            out.push(tx);
-        }
+        let first = st.next;
+        let out: Vec<SignedTx> = calls
+            .into_iter()
+            .zip(first..)
+            .map(|(call, nonce)| Signed::sign(&self.keypair, &Tx::new(chain, nonce, call)))
+            .collect();
+        // One round trip for them all. If it fails, some may be queued all the same: the
+        // next send asks the ledger for the nonce again, and a nonce taken twice is resent
+        // by [`Self::send_and_wait`].
+        let hashes = match self.ledger.submit_all(out.clone()).await {
+            Ok(h) => h,
+            Err(e) => {
+                st.pending.clear();
+                return Err(e.into());
+            }
+        };
+        st.pending.extend(hashes.into_iter().zip(first..));
+        st.next = first + out.len() as u64;
         Ok(out)
     }
 

@@ -292,9 +292,7 @@ fn spawn_producer(
         loop {
             let early = pacer.next(&chain, early_ok).await;
             let made = if early {
-                chain
-                    .produce_early_block(env.unix_ms())
-                    .map(|b| b.is_some())
+                chain.produce_early_block(env.unix_ms()).map(|_| ())
             } else {
                 let head = chain.head_now();
                 if (head.tick + 2).is_multiple_of(epoch_blocks) {
@@ -304,11 +302,8 @@ fn spawn_producer(
                                 .await;
                     }
                 }
-                chain.produce_block(env.unix_ms()).map(|_| true)
+                chain.produce_block(env.unix_ms()).map(|_| ())
             };
-            if made == Ok(true) {
-                pacer.produced();
-            }
             // After a failure, wait for the timer rather than retry at once.
             early_ok = made.is_ok();
             if let Err(e) = made {

@@ -123,13 +123,24 @@ fn no_leader() -> LedgerError {
 impl Ledger for GroupLedger {
     /// Queues `tx` with the leader: here when this keeper leads, else forwarded.
     async fn submit(&self, tx: SignedTx) -> Result<[u8; 32], LedgerError> {
+        let mut hashes = self.submit_all(vec![tx]).await?;
+        hashes
+            .pop()
+            .ok_or_else(|| LedgerError::Malformed("the leader returned no hash".into()))
+    }
+
+    /// Queues `txs`, in order, with the leader: here when this keeper leads, else forwarded
+    /// in one request.
+    async fn submit_all(&self, txs: Vec<SignedTx>) -> Result<Vec<[u8; 32]>, LedgerError> {
         // A leader that died since this keeper last heard of it: once more, with the next.
         for _ in 0..2 {
             match self.route_when_led().await {
-                Route::Here => return self.chain.submit_tx(tx),
-                Route::Leader(l) => match self.leader_ledger(l).submit(tx.clone()).await {
+                Route::Here => {
+                    return txs.into_iter().map(|tx| self.chain.submit_tx(tx)).collect();
+                }
+                Route::Leader(l) => match self.leader_ledger(l).submit_all(txs.clone()).await {
                     Err(LedgerError::Unreachable(e)) => {
-                        debug!("forwarding a transaction to the leader: {e}");
+                        debug!("forwarding transactions to the leader: {e}");
                         let _ = self
                             .raft
                             .wait(Some(LEADER_WAIT))
@@ -264,10 +275,7 @@ pub(super) async fn produce_blocks(
                 caught_up = None;
                 warn!(height, "the group refused the block this keeper built")
             }
-            Ok(_) => {
-                pacer.produced();
-                early_ok = true;
-            }
+            Ok(_) => early_ok = true,
             Err(e) => {
                 caught_up = None;
                 debug!(height, "block not committed: {e}")
