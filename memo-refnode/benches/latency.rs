@@ -8,6 +8,10 @@
 //! tahoe-lafs`): an introducer, 10 storage nodes and a client gateway on loopback, with k = 4,
 //! n = 6 like memo's, each command one `tahoe` process as a user runs it.
 //!
+//! Then, at the last block time, large objects (`MEMO_BENCH_BIG_MIB=1024`, MiB, comma-separated;
+//! empty for none): put and get through the CLI, and a get of the same object by an SDK client in
+//! this process (the devnet bench's get), against Tahoe-LAFS's put and get of the same size.
+//!
 //! `cargo bench -p memo-refnode --bench latency` (block times in ms: `MEMO_BENCH_BLOCK_MS=500,100`;
 //! small puts per block time: `MEMO_BENCH_PUTS=15`).
 
@@ -35,7 +39,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "| block | 1 KiB put: median (min–max) | put -r of {TREE} 1 KiB files | 64 MiB put | 64 MiB get |"
     );
     println!("| ---: | ---: | ---: | ---: | ---: |");
-    for block_ms in blocks {
+    let bigs: Vec<usize> = std::env::var("MEMO_BENCH_BIG_MIB")
+        .unwrap_or_else(|_| "1024".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    // Per large size: CLI put, CLI get and SDK get seconds.
+    let mut large: Vec<(usize, f64, f64, f64)> = Vec::new();
+    let last = blocks.len().saturating_sub(1);
+    for (round, block_ms) in blocks.into_iter().enumerate() {
         let ms = block_ms.to_string();
         let net = harness::Devnet::start_with(10, 3, &["--block-ms", &ms]);
         let dir = net.dir.path();
@@ -72,8 +84,61 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let out = dir.join("big.out");
         let get = run(&["get", "big", "-o", out.to_str().unwrap_or_default()])?;
         row(&format!("{block_ms} ms"), &small, tree_put, "", put, get);
+        if round == last {
+            for &mib in &bigs {
+                let f = dir.join(format!("big-{mib}.bin"));
+                std::fs::write(&f, random(mib << 20, 11 + mib as u64))?;
+                let name = format!("big-{mib}");
+                let put = run(&["put", f.to_str().unwrap_or_default(), "--name", &name])?;
+                std::fs::remove_file(&f)?;
+                let out = dir.join(format!("big-{mib}.out"));
+                let get = run(&["get", &name, "-o", out.to_str().unwrap_or_default()])?;
+                let got = std::fs::metadata(&out)?.len();
+                std::fs::remove_file(&out)?;
+                if got != (mib as u64) << 20 {
+                    return Err(format!("the CLI got {got} bytes of {mib} MiB").into());
+                }
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()?;
+                let sdk = rt.block_on(async {
+                    let (client, _) = common::client(&net, |_| {}).await?;
+                    let t = Instant::now();
+                    let n = client
+                        .get(&name, None, &mut tokio::io::sink(), &mut |_| {})
+                        .await?;
+                    let secs = t.elapsed().as_secs_f64();
+                    if n != (mib as u64) << 20 {
+                        return Err(format!("the SDK got {n} bytes of {mib} MiB").into());
+                    }
+                    Ok::<f64, Box<dyn std::error::Error>>(secs)
+                })?;
+                large.push((mib, put, get, sdk));
+            }
+        }
     }
-    tahoe(puts)?;
+    let tahoe_large = tahoe(puts, &bigs)?;
+    if !large.is_empty() {
+        println!();
+        println!(
+            "| object | memo CLI put | memo CLI get | memo SDK get (in-process, same devnet) | CLI get / SDK get | Tahoe put | Tahoe get |"
+        );
+        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        for (mib, put, get, sdk) in large {
+            let rate = |secs: f64| format!("{secs:.2} s ({:.0} MiB/s)", mib as f64 / secs);
+            let (tput, tget) = match tahoe_large.iter().find(|t| t.0 == mib) {
+                Some((_, p, g)) => (rate(*p), rate(*g)),
+                None => ("not measured".into(), "not measured".into()),
+            };
+            println!(
+                "| {mib} MiB | {} | {} | {} | {:.0}% | {tput} | {tget} |",
+                rate(put),
+                rate(get),
+                rate(sdk),
+                100.0 * sdk / get
+            );
+        }
+    }
     Ok(())
 }
 
@@ -145,14 +210,15 @@ fn start(exe: &Path, dir: &Path, grid: &mut Grid) -> Res<()> {
     Ok(())
 }
 
-/// The same rows against a Tahoe-LAFS grid on this machine, if `tahoe` is found.
-fn tahoe(puts: usize) -> Res<()> {
+/// The same rows against a Tahoe-LAFS grid on this machine, if `tahoe` is found; then a put
+/// and a get of each of `bigs` MiB, returned as (MiB, put seconds, get seconds).
+fn tahoe(puts: usize, bigs: &[usize]) -> Res<Vec<(usize, f64, f64)>> {
     let exe = PathBuf::from(std::env::var("MEMO_BENCH_TAHOE").unwrap_or_else(|_| "tahoe".into()));
     if Command::new(&exe).arg("--version").output().is_err() {
         println!(
             "(Tahoe-LAFS not measured: no `tahoe` command; set MEMO_BENCH_TAHOE or pip install tahoe-lafs)"
         );
-        return Ok(());
+        return Ok(Vec::new());
     }
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
@@ -247,6 +313,21 @@ fn tahoe(puts: usize) -> Res<()> {
         big_put,
         big_get,
     );
+    let mut large = Vec::new();
+    for &mib in bigs {
+        let f = dir.join(format!("big-{mib}.bin"));
+        std::fs::write(&f, random(mib << 20, 11 + mib as u64))?;
+        let (cap, put_secs) = put(&f)?;
+        std::fs::remove_file(&f)?;
+        let out = dir.join(format!("big-{mib}.out"));
+        let get_secs = tahoe_cmd(&exe, &["-d", &c, "get", &cap, &s(&out)])?.1;
+        let got = std::fs::metadata(&out)?.len();
+        std::fs::remove_file(&out)?;
+        if got != (mib as u64) << 20 {
+            return Err(format!("Tahoe returned {got} bytes of {mib} MiB").into());
+        }
+        large.push((mib, put_secs, get_secs));
+    }
     drop(grid);
-    Ok(())
+    Ok(large)
 }

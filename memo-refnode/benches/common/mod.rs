@@ -16,7 +16,6 @@ static ALLOC: memo_sdk::alloc::Allocator = memo_sdk::alloc::Allocator;
 
 /// Alice's client with her config's codec settings and ledger (every put pays for its storage
 /// before it is admitted, as a user's does); `tune` adjusts the rest.
-#[allow(dead_code)] // the latency bench drives the CLI instead
 pub async fn client(
     net: &Devnet,
     tune: impl FnOnce(&mut ClientConfig),
