@@ -181,8 +181,9 @@ pub async fn run(args: DemoArgs, json: bool) -> Result<()> {
     story.ok(
         "ledger",
         format!(
-            "local chain sequenced by keeper-0; every keeper and provider registered with a stake; {} blocks per epoch",
-            ledger_spec.epoch_blocks
+            "local chain sequenced by keeper-0; every keeper and provider registered with a stake; epochs of {} ticks of {} ms, early blocks for waiting transactions",
+            ledger_spec.epoch_blocks,
+            ledger_spec.block_interval.as_millis()
         ),
     );
     let (alice, bob, carol) = (
