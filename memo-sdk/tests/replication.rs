@@ -860,6 +860,23 @@ async fn the_ledger_on_the_group_survives_its_leader() {
     .await;
 }
 
+/// The group's ledger passes the ledger conformance suite through a follower (which forwards
+/// submissions and waits to the leader) and through the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_group_ledger_conforms_through_any_keeper() {
+    within("scenario", async {
+        let net = Net::start_in(Fabric::memory(), Mode::GroupChain).await;
+        let leader = net.leader().await;
+        let payee = Keypair::from_seed("payee").account();
+        for k in [(leader + 1) % 3, leader] {
+            let ledger = net.keeper(k).ledger.clone().unwrap();
+            memo_sdk::testkit::ledger_conformance(ledger, CHAIN, &Keypair::from_seed("a"), payee)
+                .await;
+        }
+    })
+    .await;
+}
+
 fn transfer(amount: u64) -> Call {
     Call::Settlement(SettlementCall::Transfer {
         to: Keypair::from_seed("b").account(),
