@@ -258,11 +258,12 @@ pub enum Request {
     /// ledger, so that a client that knows one keeper's address finds the rest. Answered
     /// with [`Response::Directory`].
     Directory,
-    /// Ledger: like [`Request::LedgerTxStatus`], answered once the transaction is included or
-    /// rejected, or after `within_ms` (the server may wait less), whichever comes first.
+    /// Ledger: the statuses of transactions (at most [`MAX_TXS_PER_SUBMIT`]), answered with
+    /// [`Response::LedgerTxStatuses`] once every one is included or rejected, or after
+    /// `within_ms` (the server may wait less), whichever comes first.
     LedgerTxWait {
-        /// The transaction hash.
-        hash: [u8; 32],
+        /// The transaction hashes.
+        hashes: Vec<[u8; 32]>,
         /// The longest wait, in milliseconds.
         within_ms: u32,
     },
@@ -432,6 +433,9 @@ pub enum Response {
     },
     /// The hashes of a [`Request::LedgerSubmitAll`]'s transactions, all queued, in order.
     LedgerSubmittedAll(Vec<[u8; 32]>),
+    /// The statuses for a [`Request::LedgerTxWait`], in order (the ledger's canonical
+    /// encoding).
+    LedgerTxStatuses(Vec<Vec<u8>>),
 }
 
 /// A node in a keeper's [`Response::Directory`].
@@ -592,6 +596,7 @@ impl Request {
                 too_many(shards.len(), MAX_CHUNKS_PER_REQUEST)
             }
             Request::LedgerSubmitAll { txs } => too_many(txs.len(), MAX_TXS_PER_SUBMIT),
+            Request::LedgerTxWait { hashes, .. } => too_many(hashes.len(), MAX_TXS_PER_SUBMIT),
             _ => false,
         };
         if bad {
@@ -645,6 +650,7 @@ impl Response {
             Response::Possession(p) => p.len() > MAX_CHUNKS_PER_REQUEST,
             Response::Registered(r) => r.len() > MAX_CHUNKS_PER_REQUEST,
             Response::LedgerSubmittedAll(h) => h.len() > MAX_TXS_PER_SUBMIT,
+            Response::LedgerTxStatuses(s) => s.len() > MAX_TXS_PER_SUBMIT,
             _ => false,
         };
         if bad {

@@ -461,11 +461,18 @@ pub async fn ledger_conformance(
     let digests: Vec<[u8; 32]> = batch.iter().map(Signed::digest).collect();
     assert_eq!(hashes, digests, "submit_all returns the hashes in order");
     let mut at = Vec::new();
-    for h in hashes {
-        match ledger.await_tx(h, INCLUSION).await {
-            Ok(crate::ledger::TxStatus::Included { height, index, .. }) => at.push((height, index)),
-            other => panic!("await_tx of a submitted transfer answered {other:?}"),
+    match ledger.await_txs(&hashes, INCLUSION).await {
+        Ok(statuses) => {
+            for s in statuses {
+                match s {
+                    crate::ledger::TxStatus::Included { height, index, .. } => {
+                        at.push((height, index))
+                    }
+                    other => panic!("await_txs of a submitted transfer answered {other:?}"),
+                }
+            }
         }
+        Err(e) => panic!("await_txs failed: {e}"),
     }
     assert!(at.is_sorted(), "included in nonce order: {at:?}");
     assert_eq!(
@@ -476,8 +483,8 @@ pub async fn ledger_conformance(
     // A transaction the ledger cannot take is settled as rejected, not left to time out.
     match ledger.submit(pay(nonce, 99)).await {
         Err(_) => {}
-        Ok(h) => match ledger.await_tx(h, INCLUSION).await {
-            Ok(crate::ledger::TxStatus::Rejected(_)) => {}
+        Ok(h) => match ledger.await_txs(&[h], INCLUSION).await.as_deref() {
+            Ok([crate::ledger::TxStatus::Rejected(_)]) => {}
             other => panic!("a replayed nonce awaited gave {other:?}"),
         },
     }

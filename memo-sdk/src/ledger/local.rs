@@ -291,19 +291,25 @@ impl LocalChain {
         block
     }
 
-    /// What became of `hash`, once it is included or rejected here or `within` has passed.
-    pub async fn await_status(&self, hash: &[u8; 32], within: std::time::Duration) -> TxStatus {
+    /// What became of `hashes`, once every one is included or rejected here or `within` has
+    /// passed; in order.
+    pub async fn await_statuses(
+        &self,
+        hashes: &[[u8; 32]],
+        within: std::time::Duration,
+    ) -> Vec<TxStatus> {
         let deadline = tokio::time::Instant::now() + within;
+        let now = |c: &Self| -> Vec<TxStatus> { hashes.iter().map(|h| c.status_now(h)).collect() };
         loop {
             let settled = self.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
-            let status = self.status_now(hash);
-            if status.is_final() {
-                return status;
+            let statuses = now(self);
+            if statuses.iter().all(TxStatus::is_final) {
+                return statuses;
             }
             if tokio::time::timeout_at(deadline, settled).await.is_err() {
-                return self.status_now(hash);
+                return now(self);
             }
         }
     }
@@ -723,12 +729,12 @@ impl Ledger for LocalChain {
         Ok(self.status_now(&hash))
     }
 
-    async fn await_tx(
+    async fn await_txs(
         &self,
-        hash: [u8; 32],
+        hashes: &[[u8; 32]],
         within: std::time::Duration,
-    ) -> Result<TxStatus, LedgerError> {
-        Ok(self.await_status(&hash, within).await)
+    ) -> Result<Vec<TxStatus>, LedgerError> {
+        Ok(self.await_statuses(hashes, within).await)
     }
 
     async fn query(&self, query: Query) -> Result<Answer, LedgerError> {

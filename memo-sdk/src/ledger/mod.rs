@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
-/// How often [`Ledger::await_tx`]'s default asks again when no block arrives.
+/// How often [`Ledger::await_txs`]'s default asks again when no block arrives.
 pub const STATUS_POLL: Duration = Duration::from_millis(50);
 
 /// What became of a submitted transaction.
@@ -147,16 +147,24 @@ pub trait Ledger: Send + Sync {
     }
     /// What became of a submitted transaction.
     async fn tx_status(&self, hash: [u8; 32]) -> Result<TxStatus, LedgerError>;
-    /// What became of a submitted transaction, once it is included or rejected or `within`
-    /// has passed, whichever comes first. The default asks [`Ledger::tx_status`] at each new
-    /// block and every [`STATUS_POLL`]; backends that see their blocks answer at once.
-    async fn await_tx(&self, hash: [u8; 32], within: Duration) -> Result<TxStatus, LedgerError> {
+    /// What became of submitted transactions, once every one is included or rejected or
+    /// `within` has passed, whichever comes first; in order. The default asks
+    /// [`Ledger::tx_status`] at each new block and every [`STATUS_POLL`]; backends that see
+    /// their blocks answer at once.
+    async fn await_txs(
+        &self,
+        hashes: &[[u8; 32]],
+        within: Duration,
+    ) -> Result<Vec<TxStatus>, LedgerError> {
         let mut blocks = self.subscribe();
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let status = self.tx_status(hash).await?;
-            if status.is_final() || tokio::time::Instant::now() >= deadline {
-                return Ok(status);
+            let mut statuses = Vec::with_capacity(hashes.len());
+            for h in hashes {
+                statuses.push(self.tx_status(*h).await?);
+            }
+            if statuses.iter().all(TxStatus::is_final) || tokio::time::Instant::now() >= deadline {
+                return Ok(statuses);
             }
             let poll = deadline.min(tokio::time::Instant::now() + STATUS_POLL);
             tokio::select! {

@@ -348,9 +348,10 @@ impl LedgerService {
                     .map_err(|e| LedgerError::Malformed(e.to_string()))?;
                 Response::LedgerSubmittedAll(self.ledger.submit_all(txs).await?)
             }
-            Request::LedgerTxWait { hash, within_ms } => {
+            Request::LedgerTxWait { hashes, within_ms } => {
                 let within = Duration::from_millis(u64::from(*within_ms)).min(MAX_TX_WAIT);
-                Response::LedgerTxStatus(encode_status(&self.ledger.await_tx(*hash, within).await?))
+                let statuses = self.ledger.await_txs(hashes, within).await?;
+                Response::LedgerTxStatuses(statuses.iter().map(encode_status).collect())
             }
             Request::LedgerQuery { query } => {
                 let q: Query = wire::decode(query, MAX_SMALL, "query")
@@ -654,15 +655,28 @@ impl Ledger for RemoteLedger {
         }
     }
 
-    async fn await_tx(&self, hash: [u8; 32], within: Duration) -> Result<TxStatus, LedgerError> {
+    async fn await_txs(
+        &self,
+        hashes: &[[u8; 32]],
+        within: Duration,
+    ) -> Result<Vec<TxStatus>, LedgerError> {
         let within_ms = within.min(MAX_TX_WAIT).as_millis() as u32;
-        match self
-            .call(&Request::LedgerTxWait { hash, within_ms })
-            .await?
-        {
-            Response::LedgerTxStatus(s) => decode_status(&s),
-            other => Err(self.unexpected("LedgerTxWait", &other)),
+        let mut statuses = Vec::with_capacity(hashes.len());
+        for batch in hashes.chunks(MAX_TXS_PER_SUBMIT) {
+            let req = Request::LedgerTxWait {
+                hashes: batch.to_vec(),
+                within_ms,
+            };
+            match self.call(&req).await? {
+                Response::LedgerTxStatuses(s) if s.len() == batch.len() => {
+                    for raw in s {
+                        statuses.push(decode_status(&raw)?);
+                    }
+                }
+                other => return Err(self.unexpected("LedgerTxWait", &other)),
+            }
         }
+        Ok(statuses)
     }
 
     async fn query(&self, query: Query) -> Result<Answer, LedgerError> {

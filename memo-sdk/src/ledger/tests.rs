@@ -394,8 +394,8 @@ async fn a_waiting_transaction_gets_an_early_block_that_leaves_the_epochs_alone(
     // A transaction that cannot go in makes no block: it is rejected at once.
     let replay = s.submit(pay("a", 0, 2)).await.unwrap();
     assert!(matches!(
-        s.await_status(&replay, hour).await,
-        TxStatus::Rejected(_)
+        s.await_statuses(&[replay], hour).await.as_slice(),
+        [TxStatus::Rejected(_)]
     ));
     assert_eq!(s.head_now().height, 3);
     assert!(start.elapsed() < hour);

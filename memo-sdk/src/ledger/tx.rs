@@ -262,37 +262,44 @@ async fn wait_for(
     let start = tokio::time::Instant::now();
     let deadline = start + timeout;
     let mut resent = start;
-    let mut done = Vec::with_capacity(hashes.len());
-    // In order: each wait returns as soon as its transaction is settled, so the whole wait is
-    // the slowest one's.
-    while let Some(h) = hashes.get(done.len()) {
+    let mut done: Vec<Option<Result<Outcome, Rejection>>> = vec![None; hashes.len()];
+    loop {
+        let todo: Vec<usize> = (0..hashes.len()).filter(|i| done[*i].is_none()).collect();
+        if todo.is_empty() {
+            return Ok(done.into_iter().flatten().collect());
+        }
         let now = tokio::time::Instant::now();
         if now >= deadline {
             return Err(TxError::Timeout(timeout));
         }
+        // One wait for all that are left: it returns once every one is settled.
+        let asked: Vec<[u8; 32]> = todo.iter().map(|i| hashes[*i]).collect();
         let within = (deadline - now).min(RESUBMIT_EVERY);
-        match ledger.await_tx(*h, within).await? {
-            TxStatus::Included { outcome, .. } => done.push(Ok(outcome)),
-            TxStatus::Rejected(r) => done.push(Err(r)),
-            TxStatus::Unknown => {
-                let now = tokio::time::Instant::now();
-                if let Some(rest) = txs.and_then(|t| t.get(done.len()..))
-                    && now >= resent + RESUBMIT_EVERY
-                {
-                    tracing::debug!("the ledger lost a queued transaction; sending it again");
-                    // It and the ones after it, in nonce order (a copy of one still queued
-                    // or included changes nothing). A refusal shows in the next round.
-                    for tx in rest {
-                        let _ = ledger.submit(tx.clone()).await;
-                    }
-                    resent = now;
-                } else {
-                    // Not known yet (a ledger that answers at once): ask again shortly.
-                    tokio::time::sleep(crate::ledger::STATUS_POLL.min(deadline - now)).await;
+        let statuses = ledger.await_txs(&asked, within).await?;
+        let mut lost = None;
+        for (i, status) in todo.into_iter().zip(statuses) {
+            match status {
+                TxStatus::Included { outcome, .. } => done[i] = Some(Ok(outcome)),
+                TxStatus::Rejected(r) => done[i] = Some(Err(r)),
+                TxStatus::Unknown => {
+                    lost.get_or_insert(i);
                 }
+                TxStatus::Pending => {}
             }
-            TxStatus::Pending => {}
+        }
+        let Some(first) = lost else { continue };
+        let now = tokio::time::Instant::now();
+        if let Some(rest) = txs.and_then(|t| t.get(first..))
+            && now >= resent + RESUBMIT_EVERY
+        {
+            tracing::debug!("the ledger lost a queued transaction; sending it again");
+            // It and the ones after it, in nonce order (a copy of one still queued or
+            // included changes nothing). A refusal shows in the next round.
+            let _ = ledger.submit_all(rest.to_vec()).await;
+            resent = now;
+        } else {
+            // Not known yet (a ledger that answers at once): ask again shortly.
+            tokio::time::sleep(crate::ledger::STATUS_POLL.min(deadline - now)).await;
         }
     }
-    Ok(done)
 }

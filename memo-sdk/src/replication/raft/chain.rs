@@ -181,20 +181,24 @@ impl Ledger for GroupLedger {
 
     /// Waits here while this keeper leads (its chain builds the blocks and rejects what
     /// cannot go in), else with the leader, which alone learns of rejections.
-    async fn await_tx(&self, hash: [u8; 32], within: Duration) -> Result<TxStatus, LedgerError> {
-        let here = self.chain.status_now(&hash);
-        if here.is_final() {
+    async fn await_txs(
+        &self,
+        hashes: &[[u8; 32]],
+        within: Duration,
+    ) -> Result<Vec<TxStatus>, LedgerError> {
+        let here: Vec<TxStatus> = hashes.iter().map(|h| self.chain.status_now(h)).collect();
+        if here.iter().all(TxStatus::is_final) {
             return Ok(here);
         }
         match self.route_when_led().await {
-            Route::Leader(l) => match self.leader_ledger(l).await_tx(hash, within).await {
+            Route::Leader(l) => match self.leader_ledger(l).await_txs(hashes, within).await {
                 Ok(s) => Ok(s),
                 Err(e) => {
-                    debug!("transaction status from the leader: {e}");
-                    Ok(self.chain.status_now(&hash))
+                    debug!("transaction statuses from the leader: {e}");
+                    Ok(hashes.iter().map(|h| self.chain.status_now(h)).collect())
                 }
             },
-            Route::Here | Route::Nobody => Ok(self.chain.await_status(&hash, within).await),
+            Route::Here | Route::Nobody => Ok(self.chain.await_statuses(hashes, within).await),
         }
     }
 
