@@ -17,7 +17,7 @@
 //! shards of an object's full chunks share a length, the last chunk's and the manifest's
 //! usually differ. Each order carries the provider's receipts for its shards (the contract
 //! checks them), is for `shards × shard_len` bytes at the provider's asking price (from its
-//! registration), for [`OrderConfig::duration`] epochs. Large groups are split at
+//! registration, read once per client), for [`OrderConfig::duration`] epochs. Large groups are split at
 //! [`OrderConfig::max_shards_per_order`] shards. All orders of a put go in one batch, so a put
 //! waits for one block.
 //!
@@ -146,6 +146,11 @@ pub struct Orders {
     tx: TxSender,
     config: OrderConfig,
     registered: AtomicBool,
+    /// Providers' asking prices as this client last read them from the ledger, reused by its
+    /// later puts (the files of one `put -r`, say). A price is set at registration; if a
+    /// provider registered again at a higher one, its order is refused, and the put reads the
+    /// prices again and orders once more.
+    prices: std::sync::Mutex<BTreeMap<AccountId, Amount>>,
 }
 
 impl Orders {
@@ -155,6 +160,7 @@ impl Orders {
             tx: TxSender::new(keypair, ledger),
             config,
             registered: AtomicBool::new(false),
+            prices: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -190,6 +196,37 @@ impl Orders {
         Ok(())
     }
 
+    /// The asking prices of `providers`: those this client knows, and the others read from
+    /// the ledger (all of them when `fresh`).
+    async fn prices(
+        &self,
+        providers: &std::collections::BTreeSet<AccountId>,
+        fresh: bool,
+    ) -> Result<BTreeMap<AccountId, Amount>, OrderError> {
+        let missing: Vec<AccountId> = {
+            let cache = self.prices.lock().unwrap_or_else(|e| e.into_inner());
+            providers
+                .iter()
+                .filter(|p| fresh || !cache.contains_key(p))
+                .copied()
+                .collect()
+        };
+        let asked = futures::future::join_all(missing.iter().map(|p| self.price(*p))).await;
+        let mut cache = self.prices.lock().unwrap_or_else(|e| e.into_inner());
+        for (p, price) in missing.into_iter().zip(asked) {
+            cache.insert(p, price?);
+        }
+        providers
+            .iter()
+            .map(|p| {
+                cache
+                    .get(p)
+                    .map(|price| (*p, *price))
+                    .ok_or(OrderError::UnknownProvider(*p))
+            })
+            .collect()
+    }
+
     async fn price(&self, provider: AccountId) -> Result<Amount, OrderError> {
         match self.ledger().query(Query::Role(provider)).await? {
             Answer::Role(Some(r)) => match r.info {
@@ -215,45 +252,51 @@ impl Orders {
         self.ensure_registered().await?;
         let providers: std::collections::BTreeSet<AccountId> =
             plans.iter().map(|p| p.provider).collect();
-        let asked = futures::future::join_all(providers.iter().map(|p| self.price(*p))).await;
-        let mut prices: BTreeMap<AccountId, Amount> = BTreeMap::new();
-        for (p, price) in providers.into_iter().zip(asked) {
-            prices.insert(p, price?);
-        }
-        let creates = plans
-            .iter()
-            .map(|p| {
-                Call::Market(MarketCall::CreateOrder {
-                    provider: p.provider,
-                    price: prices[&p.provider],
-                    duration: self.config.duration,
-                    receipts: p.receipts.clone(),
-                })
-            })
-            .collect();
-        let created = self.tx.send_and_wait(creates, self.config.wait).await?;
-        let mut ids = Vec::with_capacity(plans.len());
-        let mut refused = None;
-        for (p, r) in plans.iter().zip(created) {
-            match r {
-                Ok(Outcome::OrderCreated(id)) => ids.push(id),
-                Ok(other) => {
-                    refused.get_or_insert(TxError::Unexpected(format!("{other:?}")).into());
-                }
-                Err(reason) => {
-                    refused.get_or_insert(OrderError::Rejected {
-                        what: "order",
+        // Known prices first; if one was raised since, read them all again and order once more.
+        let mut fresh = false;
+        loop {
+            let prices = self.prices(&providers, fresh).await?;
+            let creates = plans
+                .iter()
+                .map(|p| {
+                    Call::Market(MarketCall::CreateOrder {
                         provider: p.provider,
-                        reason,
-                    });
+                        price: prices[&p.provider],
+                        duration: self.config.duration,
+                        receipts: p.receipts.clone(),
+                    })
+                })
+                .collect();
+            let created = self.tx.send_and_wait(creates, self.config.wait).await?;
+            let mut ids = Vec::with_capacity(plans.len());
+            let mut refused = None;
+            let mut stale = false;
+            for (p, r) in plans.iter().zip(created) {
+                match r {
+                    Ok(Outcome::OrderCreated(id)) => ids.push(id),
+                    Ok(other) => {
+                        refused.get_or_insert(TxError::Unexpected(format!("{other:?}")).into());
+                    }
+                    Err(reason) => {
+                        stale |= matches!(reason, Rejection::PriceBelowAsk { .. });
+                        refused.get_or_insert(OrderError::Rejected {
+                            what: "order",
+                            provider: p.provider,
+                            reason,
+                        });
+                    }
                 }
             }
-        }
-        match refused {
-            None => Ok(ids),
-            Some(e) => {
-                self.cancel(&ids).await;
-                Err(e)
+            match refused {
+                None => return Ok(ids),
+                Some(e) => {
+                    self.cancel(&ids).await;
+                    if stale && !fresh {
+                        fresh = true;
+                        continue;
+                    }
+                    return Err(e);
+                }
             }
         }
     }
