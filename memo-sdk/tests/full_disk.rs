@@ -108,10 +108,10 @@ async fn a_put_fails_for_lack_of_space_only_without_enough_providers_with_room()
     // Six providers for six shards a chunk: with one full, no placement works.
     let net = network(6, 0).await;
     let alice = net.user("alice").unwrap();
-    // One data chunk: no other chunk's upload is in flight when it fails (a chunk still in
-    // flight when a put fails is left to the providers' reclaim).
+    // Four data chunks and the manifest, uploading at once: when the first fails, the others
+    // in flight finish, and the failed put takes back all they stored.
     let err = alice
-        .put_bytes("x", &data(60_000, 51))
+        .put_bytes("x", &data(200_000, 51))
         .await
         .expect_err("no placement has room");
     let text = err.to_string();

@@ -115,18 +115,41 @@ where
         Ok((chunk, size))
     });
     let mut size = 0;
-    data.map_ok(|c| (c, None))
-        .chain(manifest.map_ok(|(c, size)| (c, Some(size))))
-        .map_ok(|(c, manifest_of)| {
-            if let Some(s) = manifest_of {
-                size = s;
+    // After the first failure no further chunk starts, but the uploads under way finish, so
+    // that whatever they stored is known to the sink's caller (a failed put takes it back).
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
+    let failed = {
+        let uploading = data
+            .map_ok(|c| (c, None))
+            .chain(manifest.map_ok(|(c, size)| (c, Some(size))))
+            .take_while(|_| futures::future::ready(!stopped()))
+            .map(|item| match item {
+                Ok((c, manifest_of)) => {
+                    if let Some(s) = manifest_of {
+                        size = s;
+                    }
+                    let upload = sink(c);
+                    futures::future::Either::Left(
+                        async move { upload.await.map_err(CodecError::Io) },
+                    )
+                }
+                Err(e) => futures::future::Either::Right(futures::future::ready(Err(e))),
+            })
+            .buffer_unordered(uploads.max(1));
+        let mut uploading = std::pin::pin!(uploading);
+        let mut failed = None;
+        while let Some(r) = uploading.next().await {
+            if let Err(e) = r {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                failed.get_or_insert(e);
             }
-            let upload = sink(c);
-            async move { upload.await.map_err(CodecError::Io) }
-        })
-        .try_buffer_unordered(uploads.max(1))
-        .try_for_each(|()| async { Ok(()) })
-        .await?;
+        }
+        failed
+    };
+    if let Some(e) = failed {
+        return Err(e);
+    }
     let manifest = manifest_ref
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
