@@ -1049,10 +1049,11 @@ impl Keeper {
                 "replayed: this operation is already being submitted",
             );
         };
-        // A put's admission reads the state (is a chunk stored, so that possession must be
-        // proven rather than receipts shown?): read it as of now, not as this keeper last
-        // applied it. Without a quorum the append below fails and says so.
-        if matches!(envelope.op, memo_core::objects::ObjectOp::Put { .. })
+        // A user's operation is admitted against the state (is a chunk stored, so that
+        // possession must be proven rather than receipts shown? was this nonce used, by a
+        // delete another keeper applied?): read it as of now, not as this keeper last applied
+        // it. Without a quorum the append below fails and says so.
+        if !matches!(envelope.op, memo_core::objects::ObjectOp::Keeper(_))
             && let Err(why) = self.caught_up().await
         {
             debug!("admitting without the group's confirmation: {why}");
