@@ -18,6 +18,7 @@ use std::future::Future;
 use std::io;
 use std::ops::Range;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 fn join_error(e: tokio::task::JoinError) -> CodecError {
@@ -117,8 +118,8 @@ where
     let mut size = 0;
     // After the first failure no further chunk starts, but the uploads under way finish, so
     // that whatever they stored is known to the sink's caller (a failed put takes it back).
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
+    let stop = AtomicBool::new(false);
+    let stopped = || stop.load(Ordering::Relaxed);
     let failed = {
         let uploading = data
             .map_ok(|c| (c, None))
@@ -141,7 +142,7 @@ where
         let mut failed = None;
         while let Some(r) = uploading.next().await {
             if let Err(e) = r {
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
                 failed.get_or_insert(e);
             }
         }

@@ -239,10 +239,13 @@ impl LocalChain {
     /// still advances height and epochs). `time_ms` is the caller's clock; a time before the
     /// head's is raised to it. Invalid transactions are left out and marked rejected.
     pub fn produce_block(&self, time_ms: u64) -> Result<Arc<Block>, LedgerError> {
-        let block = self.lock().produce(time_ms, false);
+        let block = {
+            let mut s = self.lock();
+            s.assemble(time_ms, false)
+                .and_then(|a| s.commit_assembled(a))
+        };
         self.settled.notify_waiters();
-        let block =
-            block?.ok_or_else(|| LedgerError::Storage("a timed block was not produced".into()))?;
+        let block = block?;
         let _ = self.events.send(block.clone());
         Ok(block)
     }
@@ -251,7 +254,13 @@ impl LocalChain {
     /// transaction waits or none of them can go in. Epochs count ticks, so early blocks
     /// shorten a transaction's wait without shortening epochs.
     pub fn produce_early_block(&self, time_ms: u64) -> Result<Option<Arc<Block>>, LedgerError> {
-        let block = self.lock().produce(time_ms, true);
+        let block = {
+            let mut s = self.lock();
+            match s.assemble_early(time_ms) {
+                Ok(Some(a)) => s.commit_assembled(a).map(Some),
+                other => other.map(|_| None),
+            }
+        };
         self.settled.notify_waiters();
         let block = block?;
         if let Some(b) = &block {
@@ -278,15 +287,22 @@ impl LocalChain {
     /// imports it once the group committed it). Transactions that cannot go in are dropped and
     /// marked rejected; the others stay queued until a block including them is imported.
     pub fn build_block(&self, time_ms: u64) -> Result<Block, LedgerError> {
-        let block = self.lock().build(time_ms, false);
+        let block = {
+            let mut s = self.lock();
+            s.assemble(time_ms, false).map(|a| s.requeue_built(a))
+        };
         self.settled.notify_waiters();
-        block?.ok_or_else(|| LedgerError::Storage("a timed block was not built".into()))
+        block
     }
 
     /// Like [`Self::build_block`], early (at the head's tick, see
     /// [`Self::produce_early_block`]): none if no queued transaction can go in.
     pub fn build_early_block(&self, time_ms: u64) -> Result<Option<Block>, LedgerError> {
-        let block = self.lock().build(time_ms, true);
+        let block = {
+            let mut s = self.lock();
+            s.assemble_early(time_ms)
+                .map(|a| a.map(|a| s.requeue_built(a)))
+        };
         self.settled.notify_waiters();
         block
     }
@@ -622,21 +638,28 @@ impl Inner {
         })
     }
 
-    /// The next block, timed or early; an early block only if some transaction goes in.
-    fn produce(&mut self, time_ms: u64, early: bool) -> Result<Option<Arc<Block>>, LedgerError> {
-        if early && self.mempool.is_empty() {
+    /// An early block, assembled and left open: none if no transaction waits or none of
+    /// them can go in (those are marked rejected).
+    fn assemble_early(&mut self, time_ms: u64) -> Result<Option<Assembled>, LedgerError> {
+        if self.mempool.is_empty() {
             return Ok(None);
         }
+        let assembled = self.assemble(time_ms, true)?;
+        if assembled.block.txs.is_empty() {
+            self.contract.abort_block();
+            self.reject(assembled.rejected);
+            return Ok(None);
+        }
+        Ok(Some(assembled))
+    }
+
+    /// Stores and commits an assembled block (a sequencer's path).
+    fn commit_assembled(&mut self, assembled: Assembled) -> Result<Arc<Block>, LedgerError> {
         let Assembled {
             block,
             outcomes,
             rejected,
-        } = self.assemble(time_ms, early)?;
-        if early && block.txs.is_empty() {
-            self.contract.abort_block();
-            self.reject(rejected);
-            return Ok(None);
-        }
+        } = assembled;
         if let Err(e) = self.store(&block) {
             self.contract.abort_block();
             self.mempool = block.txs;
@@ -646,7 +669,7 @@ impl Inner {
         self.advance(&block);
         self.included(&block, outcomes);
         self.reject(rejected);
-        Ok(Some(Arc::new(block)))
+        Ok(Arc::new(block))
     }
 
     fn reject(&mut self, rejected: Vec<([u8; 32], Rejection)>) {
@@ -655,27 +678,20 @@ impl Inner {
         }
     }
 
-    /// The next block, timed or early, built but not applied; an early block only if some
-    /// transaction goes in.
-    fn build(&mut self, time_ms: u64, early: bool) -> Result<Option<Block>, LedgerError> {
-        if early && self.mempool.is_empty() {
-            return Ok(None);
-        }
+    /// Undoes an assembled block and keeps its transactions queued (a group leader's path:
+    /// the block is proposed, and applied when the group committed it).
+    fn requeue_built(&mut self, assembled: Assembled) -> Block {
         let Assembled {
             block, rejected, ..
-        } = self.assemble(time_ms, early)?;
+        } = assembled;
         self.contract.abort_block();
-        if early && block.txs.is_empty() {
-            self.reject(rejected);
-            return Ok(None);
-        }
         // The block's transactions wait in the queue until the block is imported (they go
         // into the next one the leader builds if the group never commits this one).
         let mut queue = block.txs.clone();
         queue.append(&mut self.mempool);
         self.mempool = queue;
         self.reject(rejected);
-        Ok(Some(block))
+        block
     }
 }
 
